@@ -1,0 +1,123 @@
+/*
+ * postdoc/plugin.h - the whole contract between Postdoc and its plugins.
+ *
+ * A plugin is a shared object exporting one symbol, POSTDOC_PLUGIN_SYMBOL,
+ * of type `const struct postdoc_plugin`.  The core refuses it at load time
+ * when `abi` differs from POSTDOC_PLUGIN_ABI or `size` is smaller than the
+ * core's struct.  Hooks answer a verdict and may write a short text; the
+ * core, never the plugin, chooses the SMTP reply code and enhanced status
+ * code, and it strips the text to printable ASCII before it reaches a peer.
+ *
+ * Threads: connect/helo/mail_from/rcpt_to run on the event loop and must not
+ * block; message/attachment/stored run on intake worker threads, possibly
+ * several at once, so they must be thread-safe (keep per-call state on the
+ * stack or lock it).  All hook arguments are borrowed for the call only.
+ */
+#ifndef POSTDOC_PLUGIN_H
+#define POSTDOC_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libconfig.h>
+
+#define POSTDOC_PLUGIN_ABI 1
+#define POSTDOC_PLUGIN_SYMBOL "postdoc_plugin"
+#define POSTDOC_PLUGIN_TEXT_MAX 200
+
+enum postdoc_verdict {
+	POSTDOC_CONT = 0,	/* no opinion: next plugin, then the core */
+	POSTDOC_OK,		/* accept this step; skip later plugins */
+	POSTDOC_DENY,		/* permanent refusal (5xx) */
+	POSTDOC_DENYSOFT,	/* temporary refusal (4xx) */
+	POSTDOC_DISCONNECT	/* refuse and close the session (421) */
+};
+
+/* Where a hook writes its explanation; `text` is NUL-terminated. */
+struct postdoc_reply {
+	char text[POSTDOC_PLUGIN_TEXT_MAX];
+};
+
+struct postdoc_session_info {
+	const char *client_ip;
+	uint16_t client_port;
+	const char *helo;	/* NULL before HELO/EHLO */
+	int tls;		/* 1 once STARTTLS completed */
+	int lmtp;		/* 1 on the LMTP listener */
+};
+
+struct postdoc_rcpt_info {
+	const char *address;	/* normalised recipient address */
+	const char *account;	/* account (tenant) owning the dossier */
+	const char *dossier_ref;
+	int64_t dossier_id;
+};
+
+struct postdoc_message_info {
+	const char *queue_id;
+	const char *mail_from;
+	const char *message_id;	/* sanitised, may be "" */
+	const char *subject;	/* sanitised UTF-8, may be "" */
+	uint64_t size;		/* raw size in octets */
+	const char *account;	/* the delivery being decided */
+	const char *dossier_ref;
+	unsigned part_count;
+	unsigned attachment_count;
+};
+
+struct postdoc_attachment_info {
+	const char *account;
+	const char *dossier_ref;
+	const char *filename;		/* sanitised original name */
+	const char *declared_type;	/* from Content-Type, lower case */
+	const char *sniffed_type;	/* libmagic MIME type of the bytes */
+	uint64_t size;			/* decoded size */
+	const char *sha256;		/* hex */
+	const char *path;		/* read-only decoded bytes, for scanners */
+};
+
+struct postdoc_stored_info {
+	const char *queue_id;
+	const char *account;
+	const char *dossier_ref;
+	int64_t message_id;	/* row id in the store */
+	unsigned document_count;
+};
+
+struct postdoc_hooks {
+	enum postdoc_verdict (*connect)(void *state,
+	    const struct postdoc_session_info *s, struct postdoc_reply *r);
+	enum postdoc_verdict (*helo)(void *state,
+	    const struct postdoc_session_info *s, struct postdoc_reply *r);
+	enum postdoc_verdict (*mail_from)(void *state,
+	    const struct postdoc_session_info *s, const char *sender,
+	    struct postdoc_reply *r);
+	enum postdoc_verdict (*rcpt_to)(void *state,
+	    const struct postdoc_session_info *s, const char *sender,
+	    const struct postdoc_rcpt_info *rcpt, struct postdoc_reply *r);
+	/* After parsing, once per recipient dossier. */
+	enum postdoc_verdict (*message)(void *state,
+	    const struct postdoc_message_info *m, struct postdoc_reply *r);
+	/* Once per attachment per recipient dossier, before anything commits. */
+	enum postdoc_verdict (*attachment)(void *state,
+	    const struct postdoc_attachment_info *a, struct postdoc_reply *r);
+	/* After the commit; the verdict is ignored (the 250 is owed). */
+	void (*stored)(void *state, const struct postdoc_stored_info *st);
+};
+
+struct postdoc_plugin {
+	uint32_t abi;		/* POSTDOC_PLUGIN_ABI */
+	uint32_t size;		/* sizeof(struct postdoc_plugin) */
+	const char *name;
+	const char *version;
+	/*
+	 * Called once at load with the plugin's own settings group (may be
+	 * NULL).  Return 0 and set *state_r, or -1 with a message in err
+	 * (errlen bytes, NUL-terminated).
+	 */
+	int (*init)(const config_setting_t *settings, void **state_r,
+	    char *err, size_t errlen);
+	void (*deinit)(void *state);	/* in reverse load order */
+	struct postdoc_hooks hooks;
+};
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * blob.h - the content-addressed file store under var/blobs: raw messages
+ * and decoded documents, named by their sha256, never by anything a peer
+ * sent.  Writes go to a temp file, are fsync'd, renamed into place and the
+ * directory fsync'd, so a blob that exists is complete.
+ */
+#ifndef PD_BLOB_H
+#define PD_BLOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <openssl/evp.h>
+
+struct blob_store;
+
+int blob_store_open(const char *root, struct blob_store **bs_r, char *err);
+void blob_store_free(struct blob_store **bs);
+
+/* A blob being written: temp file + running sha256. */
+struct blob_writer {
+	int fd;
+	char tmp_path[4096];
+	uint64_t size;
+	EVP_MD_CTX *md;
+	int failed;		/* a write failed: commit will refuse */
+};
+
+int blob_writer_begin(struct blob_store *bs, struct blob_writer *w, char *err);
+int blob_writer_write(struct blob_writer *w, const void *buf, size_t len);
+/*
+ * Finish: fsync, compute the hex digest into sha_r (65 bytes), move into
+ * place (dedup: if the blob exists the temp is dropped), fsync the dir.
+ */
+int blob_writer_commit(struct blob_store *bs, struct blob_writer *w,
+    char sha_r[65], char *err);
+void blob_writer_abort(struct blob_writer *w);
+
+/* Store an existing file (moved in, not copied) whose digest is known. */
+int blob_adopt(struct blob_store *bs, const char *path, const char *sha,
+    char *err);
+/* Path of a blob, for reading: "<root>/ab/cd/<sha>". */
+void blob_path(const struct blob_store *bs, const char *sha, char *out,
+    size_t outlen);
+int blob_exists(const struct blob_store *bs, const char *sha);
+/* Delete a blob (used by the tests' cleanup and later by erase/purge). */
+int blob_remove(struct blob_store *bs, const char *sha);
+
+#endif

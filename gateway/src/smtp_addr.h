@@ -1,0 +1,49 @@
+/*
+ * smtp_addr.h - parsing of SMTP command arguments (RFC 5321 4.1.2):
+ * reverse-path / forward-path with ESMTP parameters, SIZE values, and the
+ * mapping of an intake address to a dossier token.  Pure functions.
+ */
+#ifndef PD_SMTP_ADDR_H
+#define PD_SMTP_ADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum addr_status {
+	ADDR_OK = 0,
+	ADDR_SYNTAX,		/* 501 5.5.2 / 5.1.3 */
+	ADDR_TOO_LONG,		/* 501 5.1.3: path > 256 or parts too long */
+	ADDR_BAD_PARAM,		/* 555 5.5.4 unknown parameter */
+	ADDR_BAD_SIZE		/* 501 5.5.4 malformed SIZE */
+};
+
+struct smtp_path {
+	char addr[257];		/* "local@domain" or "" for <> */
+	int null_path;		/* <> */
+	int has_size;
+	uint64_t size;		/* SIZE=, saturated at UINT64_MAX on overflow */
+	int size_overflow;
+	int body_8bit;		/* BODY=8BITMIME */
+	int smtputf8;		/* SMTPUTF8 */
+};
+
+/*
+ * Parse "FROM:<path> params" or "TO:<path> params" (the text after the
+ * verb).  `from` selects which keyword and which parameters are allowed.
+ * Source routes (<@a,@b:x@y>) are dropped (RFC 5321 4.1.2, C.).
+ */
+enum addr_status smtp_path_parse(const char *arg, int from,
+    struct smtp_path *p_r);
+
+/*
+ * If addr is "<token>@<intake_domain>" with a syntactically valid token
+ * (after case folding: "d-" then 8..64 of [a-z0-9]), write the folded
+ * local part into local_r and return 1; else 0.
+ */
+int smtp_addr_intake_local(const char *addr, const char *intake_domain,
+    char *local_r, size_t local_len);
+
+/* Domain of an address (after '@'), or "" */
+const char *smtp_addr_domain(const char *addr);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * util.h - small shared helpers: error buffers, logging, time, hex.
+ * Owns no state except the log level; never exits on peer input.
+ */
+#ifndef PD_UTIL_H
+#define PD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+/* Every `char *err` parameter points at a buffer of this size. */
+#define PD_ERRLEN 512
+
+void pd_err(char *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+enum pd_log_level { PD_LOG_ERR, PD_LOG_WARN, PD_LOG_INFO, PD_LOG_DEBUG };
+void pd_log_set_level(enum pd_log_level lvl);
+/* Logs to stderr; the message is escaped so peer bytes cannot forge lines. */
+void pd_log(enum pd_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define log_err(...) pd_log(PD_LOG_ERR, __VA_ARGS__)
+#define log_warn(...) pd_log(PD_LOG_WARN, __VA_ARGS__)
+#define log_info(...) pd_log(PD_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) pd_log(PD_LOG_DEBUG, __VA_ARGS__)
+
+/* Broken invariant of our own: log and abort. */
+void pd_fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copy printable ASCII of src into dst (size dstlen), others as '?'. */
+void pd_ascii_clean(char *dst, size_t dstlen, const char *src);
+
+int64_t pd_now(void);			/* seconds since the epoch */
+void pd_hex(char *out, const unsigned char *in, size_t n); /* 2n+1 bytes */
+/* Fill buf with n cryptographically random bytes; -1 on failure. */
+int pd_random(void *buf, size_t n);
+/* mkdir -p with mode; 0 on success */
+int pd_mkdirs(const char *path, unsigned mode);
+/* fsync a directory by path */
+int pd_fsync_dir(const char *path);
+
+#endif
