@@ -43,6 +43,8 @@ int blob_adopt(struct blob_store *bs, const char *path, const char *sha,
 void blob_path(const struct blob_store *bs, const char *sha, char *out,
     size_t outlen);
 int blob_exists(const struct blob_store *bs, const char *sha);
+/* 1 if sha is exactly 64 lowercase hex digits: the only names we store. */
+int blob_sha_valid(const char *sha);
 /* Delete a blob (used by the tests' cleanup and later by erase/purge). */
 int blob_remove(struct blob_store *bs, const char *sha);
 

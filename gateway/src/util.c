@@ -1,1 +1,296 @@
-/* placeholder: being written */
+/*
+ * util.c - the small helpers every module shares: error buffers, escaped
+ * logging, allocation that aborts on exhaustion, time, hex, randomness and
+ * directory durability.  Holds no state but the log level; never exits on
+ * anything a peer sent (only on our own broken invariants and OOM).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "util.h"
+
+/* Atomic because worker threads log while the main thread may reconfigure. */
+static _Atomic int pd_log_level = PD_LOG_INFO;
+
+/* Longest log line we emit; longer messages are cut, never split. */
+#define PD_LOG_MAX 4096
+
+void
+pd_err(char *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, PD_ERRLEN, fmt, ap);
+	va_end(ap);
+}
+
+void
+pd_log_set_level(enum pd_log_level lvl)
+{
+	atomic_store(&pd_log_level, (int)lvl);
+}
+
+static const char *
+pd_log_level_name(enum pd_log_level lvl)
+{
+	switch (lvl) {
+	case PD_LOG_ERR:
+		return "ERROR";
+	case PD_LOG_WARN:
+		return "WARN";
+	case PD_LOG_INFO:
+		return "INFO";
+	case PD_LOG_DEBUG:
+		return "DEBUG";
+	}
+	return "unknown";
+}
+
+/*
+ * Append msg to line escaping every control byte and every non-ASCII
+ * byte as \xNN: a peer who puts CR/LF or terminal escapes into a header
+ * we log must not be able to forge a log line or drive the operator's
+ * terminal.  Returns the new length; never exceeds cap - 2 so "\n" fits.
+ */
+static size_t
+pd_log_escape(char *line, size_t len, size_t cap, const char *msg)
+{
+	static const char hexd[] = "0123456789abcdef";
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)msg; *p != '\0'; p++) {
+		if (*p >= 0x20 && *p < 0x7f) {
+			if (len + 1 > cap - 2)
+				break;
+			line[len++] = (char)*p;
+			continue;
+		}
+		if (len + 4 > cap - 2)
+			break;
+		line[len++] = '\\';
+		line[len++] = 'x';
+		line[len++] = hexd[*p >> 4];
+		line[len++] = hexd[*p & 0x0f];
+	}
+	return len;
+}
+
+static void
+pd_vlog(enum pd_log_level lvl, const char *fmt, va_list ap)
+{
+	char msg[PD_LOG_MAX], line[PD_LOG_MAX];
+	int n;
+	size_t len;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = snprintf(line, sizeof(line), "postdoc[%ld]: %s: ",
+	    (long)getpid(), pd_log_level_name(lvl));
+	if (n < 0)
+		return;
+	len = pd_log_escape(line, (size_t)n, sizeof(line), msg);
+	line[len++] = '\n';
+	/* One write per line: concurrent threads never interleave. */
+	while (write(STDERR_FILENO, line, len) < 0 && errno == EINTR)
+		;
+}
+
+void
+pd_log(enum pd_log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if ((int)lvl > atomic_load(&pd_log_level))
+		return;
+	va_start(ap, fmt);
+	pd_vlog(lvl, fmt, ap);
+	va_end(ap);
+}
+
+void
+pd_fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pd_vlog(PD_LOG_ERR, fmt, ap);
+	va_end(ap);
+	abort();
+}
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n == 0 ? 1 : n);
+
+	if (p == NULL)
+		pd_fatal("out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n == 0 ? 1 : n, sz == 0 ? 1 : sz);
+
+	if (p == NULL)
+		pd_fatal("out of memory (%zu x %zu bytes)", n, sz);
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n == 0 ? 1 : n);
+
+	if (q == NULL)
+		pd_fatal("out of memory (%zu bytes)", n);
+	return q;
+}
+
+char *
+xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = xmalloc(len + 1);
+
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		pd_fatal("out of memory (asprintf)");
+	return s;
+}
+
+void
+pd_ascii_clean(char *dst, size_t dstlen, const char *src)
+{
+	size_t i;
+
+	if (dstlen == 0)
+		return;
+	for (i = 0; i + 1 < dstlen && src[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	dst[i] = '\0';
+}
+
+int64_t
+pd_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int64_t
+pd_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		pd_fatal("clock_gettime(CLOCK_MONOTONIC): %s", strerror(errno));
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+pd_hex(char *out, const unsigned char *in, size_t n)
+{
+	static const char hexd[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hexd[in[i] >> 4];
+		out[2 * i + 1] = hexd[in[i] & 0x0f];
+	}
+	out[2 * n] = '\0';
+}
+
+int
+pd_random(void *buf, size_t n)
+{
+	/* RAND_bytes takes an int; callers ask for tens of bytes, not GBs. */
+	if (n > (size_t)0x7fffffff)
+		return -1;
+	if (n == 0)
+		return 0;
+	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+}
+
+int
+pd_mkdirs(const char *path, unsigned mode)
+{
+	char buf[4096];
+	size_t len = strlen(path), i;
+	struct stat sb;
+
+	if (len == 0 || len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	/* Create each prefix in turn; an existing directory is fine. */
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		if (buf[i - 1] == '/')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+			return -1;
+		buf[i] = path[i];
+	}
+	/* EEXIST above may have been a file: the result must be a directory. */
+	if (stat(path, &sb) != 0)
+		return -1;
+	if (!S_ISDIR(sb.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}
+
+int
+pd_fsync_dir(const char *path)
+{
+	int fd, rc, saved;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}

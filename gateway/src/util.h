@@ -40,6 +40,7 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pd_ascii_clean(char *dst, size_t dstlen, const char *src);
 
 int64_t pd_now(void);			/* seconds since the epoch */
+int64_t pd_monotonic_ms(void);		/* CLOCK_MONOTONIC, milliseconds */
 void pd_hex(char *out, const unsigned char *in, size_t n); /* 2n+1 bytes */
 /* Fill buf with n cryptographically random bytes; -1 on failure. */
 int pd_random(void *buf, size_t n);
