@@ -1,1 +1,824 @@
-/* placeholder: being written */
+/*
+ * config.c - owns Postdoc's configuration: the one table declaring every
+ * parameter (group, key, type, default, bounds, help), loading a libconfig
+ * file over those defaults, and reporting every problem as "file:line: msg".
+ * It never prints, never exits, and never keeps a value it did not check.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PD_PLUGIN_DIR
+#define PD_PLUGIN_DIR "/usr/local/lib/postdoc"
+#endif
+
+enum cf_type { CF_STR, CF_INT, CF_BOOL };
+
+/* A value check beyond type and bounds; returns why it failed or NULL. */
+typedef const char *(*cf_check_fn)(const char *value);
+
+struct cf_param {
+	const char *group;
+	const char *key;
+	enum cf_type type;
+	size_t off;			/* offset in struct pd_config */
+	const char *def_s;		/* CF_STR default */
+	int64_t def_i;			/* CF_INT / CF_BOOL default */
+	int64_t min, max;		/* CF_INT bounds, inclusive */
+	const char *const *choices;	/* CF_STR enum, NULL-terminated */
+	cf_check_fn check;		/* CF_STR syntax check or NULL */
+	const char *help;
+};
+
+static const char *cf_check_listen(const char *v);
+static const char *cf_check_domain(const char *v);
+static const char *cf_check_nonempty(const char *v);
+
+static const char *const cf_log_levels[] =
+    { "err", "warn", "info", "debug", NULL };
+static const char *const cf_sync_modes[] = { "full", "normal", NULL };
+
+#define OFF(f) offsetof(struct pd_config, f)
+#define STR(g, k, f, d, chk, h) \
+	{ g, k, CF_STR, OFF(f), d, 0, 0, 0, NULL, chk, h }
+#define ENUM(g, k, f, d, ch, h) \
+	{ g, k, CF_STR, OFF(f), d, 0, 0, 0, ch, NULL, h }
+#define INT(g, k, f, d, lo, hi, h) \
+	{ g, k, CF_INT, OFF(f), NULL, d, lo, hi, NULL, NULL, h }
+
+/*
+ * Every parameter, declared once (the Postfix way).  Limits follow
+ * RFC 5321 4.5.3.1: the minimums are what the RFC requires us to accept,
+ * the maximums are what we can afford per connection.
+ */
+static const struct cf_param cf_params[] = {
+	STR("server", "hostname", hostname, "postdoc.localhost",
+	    cf_check_domain, "name in the greeting and Received: lines"),
+	STR("server", "smtp_listen", smtp_listen, "127.0.0.1:2525",
+	    cf_check_listen, "SMTP listener host:port, \"\" = off"),
+	STR("server", "lmtp_listen", lmtp_listen, "127.0.0.1:2424",
+	    cf_check_listen, "LMTP listener host:port, \"\" = off"),
+	STR("server", "tls_cert", tls_cert, "", NULL,
+	    "PEM certificate for STARTTLS (needs tls_key)"),
+	STR("server", "tls_key", tls_key, "", NULL,
+	    "PEM private key for STARTTLS (needs tls_cert)"),
+	INT("server", "workers", workers, 4, 1, 64,
+	    "worker threads for blocking work"),
+	STR("server", "plugin_dir", plugin_dir, PD_PLUGIN_DIR,
+	    cf_check_nonempty, "where plugins/<name>.so are found"),
+	ENUM("server", "log_level", log_level, "info", cf_log_levels,
+	    "err, warn, info or debug"),
+	STR("store", "var_dir", var_dir, "var", cf_check_nonempty,
+	    "root of the database, blobs and spool"),
+	STR("store", "db_path", db_path, "", NULL,
+	    "SQLite database; \"\" = <var_dir>/postdoc.db"),
+	ENUM("store", "sync", sync_mode, "full", cf_sync_modes,
+	    "SQLite synchronous mode: full or normal"),
+	STR("intake", "domain", intake_domain, "dossiers.localhost",
+	    cf_check_domain, "domain of dossier addresses"),
+	INT("limits", "line_max", line_max, 512, 512, 65536,
+	    "command line octets incl. CRLF (RFC 5321 4.5.3.1.4)"),
+	INT("limits", "data_line_max", data_line_max, 998, 998, 16777216,
+	    "text line octets excl. CRLF (RFC 5321 4.5.3.1.6)"),
+	INT("limits", "rcpt_max", rcpt_max, 100, 1, 10000,
+	    "recipients per message (RFC 5321 4.5.3.1.8)"),
+	INT("limits", "message_size_max", message_size_max, 26214400,
+	    1024, INT64_C(2147483648), "message octets (RFC 1870 SIZE)"),
+	INT("limits", "mime_depth_max", mime_depth_max, 32, 1, 256,
+	    "MIME nesting depth"),
+	INT("limits", "mime_parts_max", mime_parts_max, 1000, 1, 100000,
+	    "MIME parts per message"),
+	INT("limits", "attachments_max", attachments_max, 200, 1, 10000,
+	    "attachments stored per message"),
+	INT("limits", "header_count_max", header_count_max, 1000, 10, 100000,
+	    "header fields per part"),
+	INT("limits", "header_size_max", header_size_max, 65536, 1024,
+	    16777216, "octets of one unfolded header field"),
+	INT("limits", "header_block_max", header_block_max, 1048576, 4096,
+	    67108864, "octets of one header block"),
+	INT("limits", "filename_max", filename_max, 255, 32, 255,
+	    "octets of a stored attachment name"),
+	INT("limits", "error_limit", error_limit, 20, 1, 1000,
+	    "protocol errors before disconnect"),
+	INT("limits", "rcpt_reject_limit", rcpt_reject_limit, 100, 1, 100000,
+	    "rejected recipients before disconnect"),
+	INT("limits", "command_timeout", command_timeout, 300, 1, 3600,
+	    "seconds to wait for a command (RFC 5321 4.5.3.2.7)"),
+	INT("limits", "data_timeout", data_timeout, 180, 1, 3600,
+	    "seconds to wait for a DATA block (RFC 5321 4.5.3.2.5)"),
+	INT("limits", "session_timeout", session_timeout, 1800, 10, 86400,
+	    "seconds a connection may last"),
+	INT("limits", "connections_max", connections_max, 500, 1, 100000,
+	    "concurrent connections"),
+	INT("limits", "connections_per_ip_max", connections_per_ip_max, 50,
+	    1, 100000, "concurrent connections per client address"),
+	INT("limits", "message_time_max", message_time_max, 60, 1, 3600,
+	    "seconds to parse and store one message"),
+	INT("limits", "greet_pause_ms", greet_pause_ms, 0, 0, 30000,
+	    "milliseconds before the greeting (early-talker check)"),
+};
+#define CF_NPARAMS (sizeof(cf_params) / sizeof(cf_params[0]))
+
+static const char *const cf_groups[] =
+    { "server", "store", "intake", "limits", NULL };
+
+/* Error sink: every problem is appended, the buffer is never overrun. */
+struct cf_errs {
+	char *buf;
+	size_t len, used;
+	int count;
+	const char *file;		/* default file name for messages */
+};
+
+/* Load state: where each parameter was set (0 = default). */
+struct cf_load {
+	struct pd_config *cfg;
+	struct cf_errs *errs;
+	const config_setting_t *set[CF_NPARAMS];
+};
+
+static void cf_verr(struct cf_errs *e, const char *file, int line,
+    const char *fmt, va_list ap)
+{
+	char msg[512];
+	int n;
+
+	e->count++;
+	if (e->buf == NULL || e->len == 0 || e->used >= e->len - 1)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (file == NULL)
+		file = e->file;
+	if (line > 0)
+		n = snprintf(e->buf + e->used, e->len - e->used, "%s:%d: %s\n",
+		    file, line, msg);
+	else
+		n = snprintf(e->buf + e->used, e->len - e->used, "%s: %s\n",
+		    file, msg);
+	/* snprintf truncated and terminated: the buffer is simply full */
+	if (n < 0 || (size_t)n >= e->len - e->used)
+		e->used = e->len - 1;
+	else
+		e->used += (size_t)n;
+}
+
+static void cf_err(struct cf_errs *e, const char *file, int line,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void cf_err(struct cf_errs *e, const char *file, int line,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cf_verr(e, file, line, fmt, ap);
+	va_end(ap);
+}
+
+/* Report a problem at a setting's own file:line (may be an @include). */
+static void cf_serr(struct cf_errs *e, const config_setting_t *s,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void cf_serr(struct cf_errs *e, const config_setting_t *s,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cf_verr(e, config_setting_source_file(s),
+	    (int)config_setting_source_line(s), fmt, ap);
+	va_end(ap);
+}
+
+/* Out of memory while configuring is not survivable: fail loudly. */
+static char *cf_strdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		abort();
+	return d;
+}
+
+/* Copy v for an error message: printable ASCII only, bounded. */
+static const char *cf_quote(char *buf, size_t len, const char *v)
+{
+	size_t i;
+
+	for (i = 0; v[i] != '\0' && i + 4 < len; i++)
+		buf[i] = (v[i] >= 0x20 && v[i] < 0x7f) ? v[i] : '?';
+	if (v[i] != '\0' && i >= 3) {
+		memcpy(buf + i - 3, "...", 3);
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+static const char *cf_type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP:	return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:	return "an integer";
+	case CONFIG_TYPE_FLOAT:	return "a float";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL:	return "a boolean";
+	case CONFIG_TYPE_ARRAY:	return "an array";
+	case CONFIG_TYPE_LIST:	return "a list";
+	default:		return "nothing";
+	}
+}
+
+static int cf_type_ok(enum cf_type want, int type)
+{
+	switch (want) {
+	case CF_STR:	return type == CONFIG_TYPE_STRING;
+	case CF_INT:	return type == CONFIG_TYPE_INT ||
+			    type == CONFIG_TYPE_INT64;
+	case CF_BOOL:	return type == CONFIG_TYPE_BOOL;
+	}
+	return 0;
+}
+
+static const char *cf_want_name(enum cf_type want)
+{
+	return want == CF_STR ? "a string" :
+	    want == CF_INT ? "an integer" : "a boolean";
+}
+
+/* Port 1..65535 as plain decimal digits, nothing else. */
+static int cf_port_ok(const char *p)
+{
+	long port = 0;
+
+	if (*p == '\0' || strlen(p) > 5)
+		return 0;
+	for (; *p != '\0'; p++) {
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		port = port * 10 + (*p - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
+/* "host:port", "[v6]:port" or "" (listener disabled). */
+static const char *cf_check_listen(const char *v)
+{
+	const char *colon, *p;
+
+	if (*v == '\0')
+		return NULL;
+	if (*v == '[') {
+		colon = strchr(v, ']');
+		if (colon == NULL || colon == v + 1 || colon[1] != ':')
+			return "is not host:port or [ipv6]:port";
+		colon++;
+	} else {
+		colon = strchr(v, ':');
+		if (colon == NULL || colon == v || strchr(colon + 1, ':'))
+			return "is not host:port (IPv6 as [addr]:port)";
+	}
+	for (p = v; p < colon; p++)
+		if (!isgraph((unsigned char)*p))
+			return "has a space or control character in the host";
+	if (!cf_port_ok(colon + 1))
+		return "needs a port 1..65535";
+	return NULL;
+}
+
+/* Dot-separated labels of [A-Za-z0-9-] (RFC 5321 4.1.2 Domain). */
+static const char *cf_check_domain(const char *v)
+{
+	size_t label = 0, total = 0;
+
+	for (; *v != '\0'; v++, total++) {
+		if (*v == '.') {
+			if (label == 0)
+				return "has an empty label";
+			label = 0;
+		} else if (isalnum((unsigned char)*v) || *v == '-') {
+			if (++label > 63)
+				return "has a label over 63 octets";
+		} else {
+			return "is not a domain name ([A-Za-z0-9-] labels)";
+		}
+	}
+	if (total == 0 || label == 0)
+		return "is not a domain name (empty or trailing dot)";
+	if (total > 255)
+		return "is longer than 255 octets";
+	return NULL;
+}
+
+static const char *cf_check_nonempty(const char *v)
+{
+	return *v == '\0' ? "must not be empty" : NULL;
+}
+
+static char **cf_str_field(struct pd_config *cfg, const struct cf_param *p)
+{
+	return (char **)(void *)((char *)cfg + p->off);
+}
+
+static int64_t *cf_int_field(struct pd_config *cfg, const struct cf_param *p)
+{
+	return (int64_t *)(void *)((char *)cfg + p->off);
+}
+
+static void cf_set_defaults(struct pd_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < CF_NPARAMS; i++) {
+		const struct cf_param *p = &cf_params[i];
+
+		if (p->type == CF_STR)
+			*cf_str_field(cfg, p) = cf_strdup(p->def_s);
+		else
+			*cf_int_field(cfg, p) = p->def_i;
+	}
+}
+
+static const struct cf_param *cf_find(const char *group, const char *key,
+    size_t *idx_r)
+{
+	size_t i;
+
+	for (i = 0; i < CF_NPARAMS; i++) {
+		if (strcmp(cf_params[i].group, group) == 0 &&
+		    strcmp(cf_params[i].key, key) == 0) {
+			*idx_r = i;
+			return &cf_params[i];
+		}
+	}
+	return NULL;
+}
+
+/* Check a string against the param's enum or syntax check. */
+static int cf_check_str(struct cf_errs *e, const config_setting_t *s,
+    const struct cf_param *p, const char *v)
+{
+	const char *why = NULL;
+	char q[80];
+	size_t i;
+
+	if (p->choices != NULL) {
+		for (i = 0; p->choices[i] != NULL; i++)
+			if (strcmp(p->choices[i], v) == 0)
+				return 0;
+		why = p->choices == cf_log_levels ?
+		    "is not one of err, warn, info, debug" :
+		    "is not one of full, normal";
+	} else if (p->check != NULL) {
+		why = p->check(v);
+	}
+	if (why == NULL)
+		return 0;
+	cf_serr(e, s, "%s.%s = \"%s\" %s", p->group, p->key,
+	    cf_quote(q, sizeof(q), v), why);
+	return -1;
+}
+
+/*
+ * libconfig 1.5 reads an integer without the L suffix with atoi(), so
+ * 4294968320 silently becomes 1024.  Re-read the literal from the source
+ * line and refuse a value that did not survive, rather than run with a
+ * limit nobody wrote.  Returns 0 if it could not tell (e.g. no file).
+ */
+static int cf_int_wrapped(const config_setting_t *s, long long *lit_r)
+{
+	const char *file = config_setting_source_file(s), *p;
+	unsigned line = config_setting_source_line(s), n = 0;
+	char buf[1024], *end;
+	size_t klen = strlen(config_setting_name(s));
+	FILE *f;
+
+	if (config_setting_type(s) != CONFIG_TYPE_INT || file == NULL ||
+	    (f = fopen(file, "r")) == NULL)
+		return 0;
+	while (fgets(buf, sizeof(buf), f) != NULL && ++n < line)
+		;
+	fclose(f);
+	if (n != line)
+		return 0;
+	for (p = buf; (p = strstr(p, config_setting_name(s))) != NULL; p++) {
+		const char *q = p + klen + strspn(p + klen, " \t");
+
+		if ((*q != '=' && *q != ':') || (p > buf &&
+		    (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+			continue;
+		q += 1 + strspn(q + 1, " \t");
+		errno = 0;
+		*lit_r = strtoll(q, &end, (q[0] == '0' && (q[1] == 'x' ||
+		    q[1] == 'X')) || ((q[0] == '-' || q[0] == '+') &&
+		    q[1] == '0' && (q[2] == 'x' || q[2] == 'X')) ? 16 : 10);
+		if (end == q)
+			return 0;
+		return errno == ERANGE ||
+		    *lit_r != (long long)config_setting_get_int(s);
+	}
+	return 0;
+}
+
+/* Store one setting into cfg if its type, bounds and syntax are right. */
+static void cf_apply(struct cf_load *ld, const config_setting_t *s,
+    const struct cf_param *p)
+{
+	int type = config_setting_type(s);
+	long long lit;
+	int64_t v;
+
+	if (!cf_type_ok(p->type, type)) {
+		cf_serr(ld->errs, s, "%s.%s: expected %s, got %s", p->group,
+		    p->key, cf_want_name(p->type), cf_type_name(type));
+		return;
+	}
+	if (p->type == CF_STR) {
+		const char *sv = config_setting_get_string(s);
+
+		if (cf_check_str(ld->errs, s, p, sv) < 0)
+			return;
+		free(*cf_str_field(ld->cfg, p));
+		*cf_str_field(ld->cfg, p) = cf_strdup(sv);
+		return;
+	}
+	if (p->type == CF_BOOL) {
+		*cf_int_field(ld->cfg, p) = config_setting_get_bool(s) != 0;
+		return;
+	}
+	if (cf_int_wrapped(s, &lit)) {
+		cf_serr(ld->errs, s, "%s.%s = %lld does not fit in 32 bits; "
+		    "write it as %lldL", p->group, p->key, lit, lit);
+		return;
+	}
+	v = config_setting_get_int64(s);
+	if (v < p->min || v > p->max) {
+		cf_serr(ld->errs, s, "%s.%s = %" PRId64 " is out of range %"
+		    PRId64 "..%" PRId64, p->group, p->key, v, p->min, p->max);
+		return;
+	}
+	*cf_int_field(ld->cfg, p) = v;
+}
+
+static void cf_load_group(struct cf_load *ld, const config_setting_t *g)
+{
+	const char *gname = config_setting_name(g);
+	const struct cf_param *p;
+	int i, n = config_setting_length(g);
+	size_t idx;
+
+	for (i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(g, i);
+		const char *key = config_setting_name(s);
+
+		p = cf_find(gname, key, &idx);
+		if (p == NULL) {
+			cf_serr(ld->errs, s, "unknown key '%s.%s'", gname, key);
+			continue;
+		}
+		ld->set[idx] = s;
+		cf_apply(ld, s, p);
+	}
+}
+
+/* A plugin name becomes a file name: keep it to [a-z0-9_]{1,64}. */
+static int cf_plugin_name_ok(const char *name)
+{
+	size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+	return n > 0 && n <= 64 && name[n] == '\0';
+}
+
+/* Fetch plugins[i].key as a string, reporting a wrong type. */
+static const char *cf_plugin_str(struct cf_errs *e,
+    const config_setting_t *s, int i)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		cf_serr(e, s, "plugins[%d].%s: expected a string, got %s", i,
+		    config_setting_name(s), cf_type_name(config_setting_type(s)));
+		return NULL;
+	}
+	return config_setting_get_string(s);
+}
+
+/* Walk one plugin entry's keys; NULL name means "missing". */
+static void cf_plugin_keys(struct cf_errs *e, const config_setting_t *ent,
+    int i, const char **name_r, const char **path_r,
+    const config_setting_t **settings_r)
+{
+	int k, n = config_setting_length(ent);
+
+	for (k = 0; k < n; k++) {
+		const config_setting_t *s = config_setting_get_elem(ent, k);
+		const char *key = config_setting_name(s);
+
+		if (strcmp(key, "name") == 0)
+			*name_r = cf_plugin_str(e, s, i);
+		else if (strcmp(key, "path") == 0)
+			*path_r = cf_plugin_str(e, s, i);
+		else if (strcmp(key, "settings") != 0)
+			cf_serr(e, s, "unknown key 'plugins[%d].%s'", i, key);
+		else if (config_setting_is_group(s))
+			*settings_r = s; /* its contents are the plugin's */
+		else
+			cf_serr(e, s, "plugins[%d].settings: expected a group, "
+			    "got %s", i, cf_type_name(config_setting_type(s)));
+	}
+}
+
+static int cf_plugin_dup(const struct pd_config *cfg, const char *name)
+{
+	int i;
+
+	for (i = 0; i < cfg->plugin_count; i++)
+		if (strcmp(cfg->plugins[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+static void cf_load_plugin(struct cf_load *ld, const config_setting_t *ent,
+    int i)
+{
+	const char *name = NULL, *path = NULL;
+	const config_setting_t *settings = NULL;
+	struct pd_plugin_conf *pc;
+	char q[80];
+
+	if (!config_setting_is_group(ent)) {
+		cf_serr(ld->errs, ent, "plugins[%d]: expected a group, got %s",
+		    i, cf_type_name(config_setting_type(ent)));
+		return;
+	}
+	cf_plugin_keys(ld->errs, ent, i, &name, &path, &settings);
+	if (config_setting_get_member(ent, "name") == NULL)
+		cf_serr(ld->errs, ent, "plugins[%d]: 'name' is required", i);
+	if (name != NULL && !cf_plugin_name_ok(name)) {
+		cf_serr(ld->errs, ent, "plugins[%d].name = \"%s\" is not "
+		    "[a-z0-9_]{1,64}", i, cf_quote(q, sizeof(q), name));
+		name = NULL;
+	}
+	if (path != NULL && *path == '\0') {
+		cf_serr(ld->errs, ent, "plugins[%d].path must not be empty", i);
+		name = NULL;
+	}
+	if (name != NULL && cf_plugin_dup(ld->cfg, name)) {
+		cf_serr(ld->errs, ent, "plugins[%d]: plugin '%s' is listed "
+		    "twice", i, name);
+		name = NULL;
+	}
+	if (name == NULL)
+		return;
+	pc = &ld->cfg->plugins[ld->cfg->plugin_count++];
+	pc->name = cf_strdup(name);
+	pc->path = path != NULL ? cf_strdup(path) : NULL;
+	pc->settings = settings;
+}
+
+static void cf_load_plugins(struct cf_load *ld, const config_setting_t *l)
+{
+	int i, n;
+
+	if (!config_setting_is_list(l)) {
+		cf_serr(ld->errs, l, "plugins: expected a list ( {...}, ... ), "
+		    "got %s", cf_type_name(config_setting_type(l)));
+		return;
+	}
+	n = config_setting_length(l);
+	if (n > PD_MAX_PLUGINS) {
+		cf_serr(ld->errs, l, "plugins: %d entries, at most %d allowed",
+		    n, PD_MAX_PLUGINS);
+		n = PD_MAX_PLUGINS;
+	}
+	for (i = 0; i < n; i++)
+		cf_load_plugin(ld, config_setting_get_elem(l, i), i);
+}
+
+static int cf_known_group(const char *name)
+{
+	int i;
+
+	for (i = 0; cf_groups[i] != NULL; i++)
+		if (strcmp(cf_groups[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static void cf_load_root(struct cf_load *ld, const config_setting_t *root)
+{
+	int i, n = config_setting_length(root);
+
+	for (i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(root, i);
+		const char *name = config_setting_name(s);
+
+		if (strcmp(name, "plugins") == 0) {
+			cf_load_plugins(ld, s);
+		} else if (!cf_known_group(name)) {
+			cf_serr(ld->errs, s, "unknown group '%s'", name);
+		} else if (!config_setting_is_group(s)) {
+			cf_serr(ld->errs, s, "%s: expected a group, got %s",
+			    name, cf_type_name(config_setting_type(s)));
+		} else {
+			cf_load_group(ld, s);
+		}
+	}
+}
+
+/* Where a parameter came from, for cross-checks: its line or its group's. */
+static const config_setting_t *cf_where(const struct cf_load *ld,
+    const char *group, const char *key)
+{
+	size_t idx;
+
+	if (cf_find(group, key, &idx) == NULL)
+		return NULL;
+	return ld->set[idx];
+}
+
+/* STARTTLS needs both halves (RFC 3207); one alone is a typo. */
+static void cf_check_tls(struct cf_load *ld)
+{
+	const struct pd_config *cfg = ld->cfg;
+	const config_setting_t *s;
+	int cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0';
+
+	if (cert == key)
+		return;
+	s = cf_where(ld, "server", cert ? "tls_cert" : "tls_key");
+	cf_err(ld->errs, s ? config_setting_source_file(s) : NULL,
+	    s ? (int)config_setting_source_line(s) : 0,
+	    "server.%s is set but server.%s is not",
+	    cert ? "tls_cert" : "tls_key", cert ? "tls_key" : "tls_cert");
+}
+
+static void cf_finish(struct pd_config *cfg)
+{
+	size_t n;
+
+	if (cfg->db_path[0] != '\0')
+		return;
+	n = strlen(cfg->var_dir) + sizeof("/postdoc.db");
+	free(cfg->db_path);
+	cfg->db_path = malloc(n);
+	if (cfg->db_path == NULL)
+		abort();
+	snprintf(cfg->db_path, n, "%s/postdoc.db", cfg->var_dir);
+}
+
+/* @include resolves against the include dir: make it the file's own. */
+static void cf_set_include_dir(config_t *lc, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+
+	if (slash == NULL) {
+		config_set_include_dir(lc, ".");
+		return;
+	}
+	dir = slash == path ? cf_strdup("/") : strndup(path, slash - path);
+	if (dir == NULL)
+		abort();
+	config_set_include_dir(lc, dir);	/* libconfig copies it */
+	free(dir);
+}
+
+static int cf_read(struct pd_config *cfg, const char *path,
+    struct cf_errs *e)
+{
+	const char *file;
+
+	cf_set_include_dir(&cfg->lc, path);
+	if (config_read_file(&cfg->lc, path) == CONFIG_TRUE)
+		return 0;
+	if (config_error_type(&cfg->lc) == CONFIG_ERR_FILE_IO &&
+	    config_error_line(&cfg->lc) == 0) {
+		cf_err(e, path, 0, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	file = config_error_file(&cfg->lc);
+	cf_err(e, file != NULL ? file : path, config_error_line(&cfg->lc),
+	    "%s", config_error_text(&cfg->lc));
+	return -1;
+}
+
+int config_load(const char *path, struct pd_config **cfg_r,
+    char *err, size_t errlen)
+{
+	struct cf_errs errs = { err, errlen, 0, 0, path ? path : "(defaults)" };
+	struct cf_load ld;
+	struct pd_config *cfg;
+
+	*cfg_r = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL)
+		abort();
+	config_init(&cfg->lc);
+	cfg->lc_loaded = 1;
+	cf_set_defaults(cfg);
+	memset(&ld, 0, sizeof(ld));
+	ld.cfg = cfg;
+	ld.errs = &errs;
+	if (path != NULL) {
+		cfg->file = cf_strdup(path);
+		if (cf_read(cfg, path, &errs) == 0)
+			cf_load_root(&ld, config_root_setting(&cfg->lc));
+	}
+	cf_check_tls(&ld);
+	if (errs.count > 0) {
+		config_free(&cfg);
+		return -1;
+	}
+	cf_finish(cfg);
+	*cfg_r = cfg;
+	return 0;
+}
+
+void config_free(struct pd_config **cfgp)
+{
+	struct pd_config *cfg = *cfgp;
+	size_t i;
+	int k;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < CF_NPARAMS; i++)
+		if (cf_params[i].type == CF_STR)
+			free(*cf_str_field(cfg, &cf_params[i]));
+	for (k = 0; k < cfg->plugin_count; k++) {
+		free(cfg->plugins[k].name);
+		free(cfg->plugins[k].path);
+	}
+	if (cfg->lc_loaded)
+		config_destroy(&cfg->lc);
+	free(cfg->file);
+	free(cfg);
+	*cfgp = NULL;
+}
+
+/* Strings are written as libconfig would read them back. */
+static void cf_dump_esc(FILE *out, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		unsigned char c = (unsigned char)*v;
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(out, "\\x%02x", c);
+		else
+			fputc(c, out);
+	}
+}
+
+static void cf_dump_str(FILE *out, const char *name, const char *v)
+{
+	fprintf(out, "%s = \"", name);
+	cf_dump_esc(out, v);
+	fputs("\"\n", out);
+}
+
+void config_dump(const struct pd_config *cfg, FILE *out)
+{
+	struct pd_config *c = (struct pd_config *)cfg; /* field access only */
+	char name[96];
+	size_t i;
+	int k;
+
+	for (i = 0; i < CF_NPARAMS; i++) {
+		const struct cf_param *p = &cf_params[i];
+
+		snprintf(name, sizeof(name), "%s.%s", p->group, p->key);
+		if (p->type == CF_STR)
+			cf_dump_str(out, name, *cf_str_field(c, p));
+		else if (p->type == CF_BOOL)
+			fprintf(out, "%s = %s\n", name,
+			    *cf_int_field(c, p) ? "true" : "false");
+		else
+			fprintf(out, "%s = %" PRId64 "\n", name,
+			    *cf_int_field(c, p));
+	}
+	for (k = 0; k < cfg->plugin_count; k++) {
+		const struct pd_plugin_conf *pc = &cfg->plugins[k];
+
+		snprintf(name, sizeof(name), "plugins[%d].name", k);
+		cf_dump_str(out, name, pc->name);
+		snprintf(name, sizeof(name), "plugins[%d].path", k);
+		if (pc->path != NULL) {
+			cf_dump_str(out, name, pc->path);
+		} else {
+			fprintf(out, "%s = \"", name);
+			cf_dump_esc(out, cfg->plugin_dir);
+			fprintf(out, "/%s.so\"\n", pc->name);
+		}
+		fprintf(out, "plugins[%d].settings = %s\n", k,
+		    pc->settings != NULL ? "{ ... }" : "none");
+	}
+}
