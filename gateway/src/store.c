@@ -1,1 +1,1236 @@
-/* placeholder: being written */
+/*
+ * store.c - the SQLite backend behind store.h: connection setup (WAL,
+ * synchronous, foreign keys), versioned migrations, and every query
+ * Postdoc runs.  Data only ever reaches SQL as bound parameters; SQL text
+ * is built solely from the constants in this file.  Tenant data is read
+ * and written scoped by account.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "util.h"
+
+/* Single-row statements, prepared once per connection and reused. */
+enum store_stmt_id {
+	S_ACCOUNT_ADD,
+	S_ACCOUNT_GET,
+	S_CONTACT_ADD,
+	S_CONTACT_GET,
+	S_DOSSIER_ADD,
+	S_DOSSIER_GET,
+	S_DOSSIER_BY_REF,
+	S_DOSSIER_BY_LOCAL,
+	S_DOSSIER_CLOSE,
+	S_MESSAGE_DUP,
+	S_MESSAGE_ADD,
+	S_MESSAGE_GET,
+	S_DOCUMENT_DUP,
+	S_DOCUMENT_ADD,
+	S_DOCUMENT_GET,
+	S_EVENT_ADD,
+	S_COUNT
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+};
+
+#define ACCOUNT_COLS "SELECT id, name, sender_policy, created FROM accounts "
+
+#define DOSSIER_COLS \
+	"SELECT d.id, d.account_id, a.name, a.sender_policy, d.ref, " \
+	"c.email, d.intake_local, d.status, d.created, " \
+	"COALESCE(d.closed, 0) FROM dossiers d " \
+	"JOIN accounts a ON a.id = d.account_id " \
+	"JOIN contacts c ON c.id = d.contact_id "
+
+#define DOC_COLS \
+	"SELECT d.id, d.dossier_id, COALESCE(d.message_id, 0), d.filename, " \
+	"d.stored_name, d.declared_type, d.sniffed_type, d.size, d.sha256, " \
+	"COALESCE(m.received, d.created) FROM documents d " \
+	"LEFT JOIN messages m ON m.id = d.message_id "
+
+#define MSG_COLS \
+	"SELECT id, queue_id, mail_from, rcpt_to, client_ip, helo, tls, " \
+	"lmtp, message_id, subject, size, sha256, parse_status, anomalies, " \
+	"received FROM messages "
+
+static const char *const store_sql[S_COUNT] = {
+	[S_ACCOUNT_ADD] = "INSERT INTO accounts (name, sender_policy, created)"
+	    " VALUES (?1, ?2, ?3)",
+	[S_ACCOUNT_GET] = ACCOUNT_COLS "WHERE name = ?1",
+	[S_CONTACT_ADD] = "INSERT OR IGNORE INTO contacts"
+	    " (account_id, email, created) VALUES (?1, ?2, ?3)",
+	[S_CONTACT_GET] = "SELECT id FROM contacts"
+	    " WHERE account_id = ?1 AND email = ?2",
+	[S_DOSSIER_ADD] = "INSERT INTO dossiers (account_id, contact_id, ref,"
+	    " intake_local, status, created)"
+	    " VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
+	[S_DOSSIER_GET] = DOSSIER_COLS
+	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
+	[S_DOSSIER_BY_REF] = DOSSIER_COLS
+	    "WHERE d.account_id = ?1 AND d.ref = ?2",
+	[S_DOSSIER_BY_LOCAL] = DOSSIER_COLS "WHERE d.intake_local = ?1",
+	[S_DOSSIER_CLOSE] = "UPDATE dossiers SET status = 'closed',"
+	    " closed = ?3 WHERE id = ?1 AND account_id = ?2"
+	    " AND status = 'open'",
+	[S_MESSAGE_DUP] = "SELECT id FROM messages WHERE dossier_id = ?1"
+	    " AND sha256 = ?2 ORDER BY id LIMIT 1",
+	[S_MESSAGE_ADD] = "INSERT INTO messages (account_id, dossier_id,"
+	    " queue_id, mail_from, rcpt_to, helo, client_ip, tls, lmtp,"
+	    " message_id, subject, from_header, size, sha256, parse_status,"
+	    " anomalies, received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+	    " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+	[S_MESSAGE_GET] = MSG_COLS
+	    "WHERE id = ?1 AND (?2 = 0 OR account_id = ?2)",
+	[S_DOCUMENT_DUP] = "SELECT id FROM documents WHERE dossier_id = ?1"
+	    " AND sha256 = ?2",
+	[S_DOCUMENT_ADD] = "INSERT INTO documents (account_id, dossier_id,"
+	    " message_id, filename, stored_name, declared_type, sniffed_type,"
+	    " size, sha256, part_path, created) VALUES (?1, ?2, ?3, ?4, ?5,"
+	    " ?6, ?7, ?8, ?9, ?10, ?11)",
+	[S_DOCUMENT_GET] = DOC_COLS
+	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
+	[S_EVENT_ADD] = "INSERT INTO events (account_id, dossier_id, at,"
+	    " kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+};
+
+/*
+ * Migrations: entry N brings the schema from version N-1 to N.  Never
+ * edit a shipped entry; append a new one and bump STORE_SCHEMA_VERSION.
+ * Composite foreign keys on (dossier_id, account_id) make it impossible
+ * for a row to name another tenant's dossier, whatever a caller passes.
+ */
+static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
+	[1] =
+	"CREATE TABLE accounts ("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" sender_policy TEXT NOT NULL DEFAULT 'any',"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE contacts ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" email TEXT NOT NULL,"
+	" name TEXT,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (account_id, email),"
+	" UNIQUE (id, account_id));"
+	"CREATE TABLE dossiers ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" contact_id INTEGER NOT NULL,"
+	" ref TEXT NOT NULL,"
+	" intake_local TEXT NOT NULL UNIQUE,"
+	" status TEXT NOT NULL DEFAULT 'open'"
+	"  CHECK (status IN ('open', 'closed')),"
+	" created INTEGER NOT NULL,"
+	" closed INTEGER,"
+	" UNIQUE (account_id, ref),"
+	" UNIQUE (id, account_id),"
+	" FOREIGN KEY (contact_id, account_id)"
+	"  REFERENCES contacts(id, account_id));"
+	"CREATE INDEX dossiers_account_status ON dossiers (account_id, status);"
+	"CREATE TABLE messages ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" dossier_id INTEGER NOT NULL,"
+	" queue_id TEXT NOT NULL DEFAULT '',"
+	" mail_from TEXT NOT NULL DEFAULT '',"
+	" rcpt_to TEXT NOT NULL DEFAULT '',"
+	" helo TEXT, client_ip TEXT,"
+	" tls INTEGER NOT NULL DEFAULT 0,"
+	" lmtp INTEGER NOT NULL DEFAULT 0,"
+	" message_id TEXT, subject TEXT, from_header TEXT,"
+	" size INTEGER NOT NULL,"
+	" sha256 TEXT NOT NULL,"
+	" parse_status TEXT NOT NULL DEFAULT 'ok',"
+	" anomalies TEXT NOT NULL DEFAULT '',"
+	" received INTEGER NOT NULL,"
+	" FOREIGN KEY (dossier_id, account_id)"
+	"  REFERENCES dossiers(id, account_id));"
+	"CREATE INDEX messages_dossier_sha ON messages (dossier_id, sha256);"
+	"CREATE INDEX messages_account ON messages (account_id);"
+	"CREATE TABLE documents ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" dossier_id INTEGER NOT NULL,"
+	" message_id INTEGER REFERENCES messages(id),"
+	" filename TEXT NOT NULL DEFAULT '',"
+	" stored_name TEXT NOT NULL DEFAULT '',"
+	" declared_type TEXT, sniffed_type TEXT,"
+	" size INTEGER NOT NULL,"
+	" sha256 TEXT NOT NULL,"
+	" part_path TEXT,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (dossier_id, sha256),"
+	" FOREIGN KEY (dossier_id, account_id)"
+	"  REFERENCES dossiers(id, account_id));"
+	"CREATE INDEX documents_message ON documents (message_id);"
+	"CREATE INDEX documents_account ON documents (account_id);"
+	"CREATE TABLE events ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER REFERENCES accounts(id),"
+	" dossier_id INTEGER REFERENCES dossiers(id),"
+	" at INTEGER NOT NULL,"
+	" kind TEXT NOT NULL,"
+	" detail TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX events_dossier ON events (dossier_id, at);",
+};
+
+/* ---- small helpers ---- */
+
+static int
+store_fail(struct store *st, char *err, const char *what)
+{
+	pd_err(err, "%s: %s", what, sqlite3_errmsg(st->db));
+	return -1;
+}
+
+/* Copy a text column into a fixed buffer, cut at a UTF-8 boundary. */
+static void
+store_col_copy(char *dst, size_t dstlen, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	size_t n;
+
+	if (t == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	n = (size_t)sqlite3_column_bytes(s, col);
+	if (n >= dstlen) {
+		n = dstlen - 1;
+		while (n > 0 && (t[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(dst, t, n);
+	dst[n] = '\0';
+}
+
+#define COPY_COL(field, s, col) \
+	store_col_copy((field), sizeof(field), (s), (col))
+
+static int
+store_bind_text(sqlite3_stmt *s, int idx, const char *v)
+{
+	if (v == NULL)
+		return sqlite3_bind_null(s, idx);
+	return sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT);
+}
+
+/* Ids of 0 mean "none" to callers; in SQL that is NULL. */
+static int
+store_bind_id(sqlite3_stmt *s, int idx, int64_t id)
+{
+	if (id == 0)
+		return sqlite3_bind_null(s, idx);
+	return sqlite3_bind_int64(s, idx, id);
+}
+
+/* The cached statement for id, reset and with no bindings. */
+static sqlite3_stmt *
+store_stmt(struct store *st, enum store_stmt_id id, char *err)
+{
+	sqlite3_stmt *s = st->stmt[id];
+
+	if (s == NULL) {
+		if (sqlite3_prepare_v2(st->db, store_sql[id], -1, &s,
+		    NULL) != SQLITE_OK) {
+			store_fail(st, err, "prepare");
+			return NULL;
+		}
+		st->stmt[id] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Prepare a one-off statement (lists: callbacks may re-enter the store). */
+static sqlite3_stmt *
+store_stmt_once(struct store *st, const char *sql, char *err)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		store_fail(st, err, "prepare");
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * Step a statement that returns no rows (or whose rows we ignore) and
+ * reset it, so no cached statement holds a WAL read snapshot open.
+ */
+static int
+store_exec_stmt(struct store *st, sqlite3_stmt *s, char *err,
+    const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		pd_err(err, "%s: %s", what, sqlite3_errmsg(st->db));
+		sqlite3_reset(s);
+		return -1;
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* Run a single-id lookup: 1 found (*id_r set), 0 not found, -1 error. */
+static int
+store_lookup_id(struct store *st, sqlite3_stmt *s, int64_t *id_r, char *err,
+    const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW) {
+		if (id_r != NULL)
+			*id_r = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		return 1;
+	}
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return 0;
+	}
+	pd_err(err, "%s: %s", what, sqlite3_errmsg(st->db));
+	sqlite3_reset(s);
+	return -1;
+}
+
+static int
+store_exec(struct store *st, const char *sql, char *err, const char *what)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		pd_err(err, "%s: %s", what, msg != NULL ? msg :
+		    sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+store_lower(char *dst, size_t dstlen, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < dstlen && src[i] != '\0'; i++) {
+		char c = src[i];
+
+		dst[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	dst[i] = '\0';
+}
+
+/* ---- connection and migrations ---- */
+
+static int
+store_pragma_int(struct store *st, const char *sql, int *v_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, sql, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*v_r = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return store_fail(st, err, sql);
+	return 0;
+}
+
+/* WAL lets readers (CLI, RCPT lookups) run while intake writes. */
+static int
+store_set_wal(struct store *st, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, "PRAGMA journal_mode=WAL", err);
+	char mode[16] = "";
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		COPY_COL(mode, s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return store_fail(st, err, "PRAGMA journal_mode");
+	if (strcmp(mode, "wal") != 0) {
+		pd_err(err, "PRAGMA journal_mode: got \"%s\", need wal", mode);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+store_configure(struct store *st, const char *sync_mode, char *err)
+{
+	const char *sync = "PRAGMA synchronous=FULL";
+
+	/* NORMAL in WAL mode can lose the last commits on power loss, so it
+	 * is only used when the operator asked for it explicitly. */
+	if (sync_mode != NULL && strcmp(sync_mode, "normal") == 0)
+		sync = "PRAGMA synchronous=NORMAL";
+	sqlite3_extended_result_codes(st->db, 1);
+	if (sqlite3_busy_timeout(st->db, 10000) != SQLITE_OK)
+		return store_fail(st, err, "busy_timeout");
+	if (store_exec(st, "PRAGMA busy_timeout=10000", err, "busy_timeout")
+	    != 0 || store_set_wal(st, err) != 0 ||
+	    store_exec(st, sync, err, "PRAGMA synchronous") != 0 ||
+	    store_exec(st, "PRAGMA foreign_keys=ON", err,
+	    "PRAGMA foreign_keys") != 0)
+		return -1;
+	return 0;
+}
+
+/* Apply migration v inside the caller's transaction. */
+static int
+store_migrate_one(struct store *st, int v, char *err)
+{
+	char sql[64], what[64];
+
+	snprintf(what, sizeof(what), "migration %d", v);
+	if (store_exec(st, store_migrations[v], err, what) != 0)
+		return -1;
+	/* The version is our own integer, not data: PRAGMA cannot bind. */
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+	return store_exec(st, sql, err, what);
+}
+
+/*
+ * Bring the schema up to STORE_SCHEMA_VERSION.  The version is re-read
+ * after BEGIN IMMEDIATE so several connections opening at once (worker
+ * threads at start) migrate exactly once: the others wait on the write
+ * lock and then find nothing left to do.
+ */
+static int
+store_migrate(struct store *st, char *err)
+{
+	int v;
+
+	if (store_exec(st, "BEGIN IMMEDIATE", err, "migrations: begin") != 0)
+		return -1;
+	if (store_pragma_int(st, "PRAGMA user_version", &v, err) != 0)
+		goto fail;
+	if (v > STORE_SCHEMA_VERSION) {
+		pd_err(err, "database schema version %d is newer than this "
+		    "postdoc (%d)", v, STORE_SCHEMA_VERSION);
+		goto fail;
+	}
+	for (v = v + 1; v <= STORE_SCHEMA_VERSION; v++)
+		if (store_migrate_one(st, v, err) != 0)
+			goto fail;
+	if (store_exec(st, "COMMIT", err, "migrations: commit") != 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int
+store_make_parent(const char *db_path, char *err)
+{
+	char dir[4096];
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", db_path) >= (int)sizeof(dir)) {
+		pd_err(err, "database path too long");
+		return -1;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (pd_mkdirs(dir, 0750) != 0) {
+		pd_err(err, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_open(const char *db_path, const char *sync_mode, struct store **st_r,
+    char *err)
+{
+	struct store *st;
+	int rc;
+
+	*st_r = NULL;
+	if (store_make_parent(db_path, err) != 0)
+		return -1;
+	st = xcalloc(1, sizeof(*st));
+	/* One connection per thread: SQLite's own mutexes are not needed. */
+	rc = sqlite3_open_v2(db_path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		pd_err(err, "%s: %s", db_path, st->db != NULL ?
+		    sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		store_close(&st);
+		return -1;
+	}
+	if (store_configure(st, sync_mode, err) != 0 ||
+	    store_migrate(st, err) != 0) {
+		store_close(&st);
+		return -1;
+	}
+	*st_r = st;
+	return 0;
+}
+
+void
+store_close(struct store **stp)
+{
+	struct store *st;
+	int i;
+
+	if (stp == NULL || *stp == NULL)
+		return;
+	st = *stp;
+	for (i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	free(st);
+	*stp = NULL;
+}
+
+int
+store_schema_version(struct store *st)
+{
+	int v = -1;
+
+	if (store_pragma_int(st, "PRAGMA user_version", &v, NULL) != 0)
+		return -1;
+	return v;
+}
+
+/* ---- transactions ---- */
+
+int
+store_begin(struct store *st, char *err)
+{
+	/* IMMEDIATE takes the write lock now, so a delivery never fails
+	 * half-way with SQLITE_BUSY on its first write. */
+	return store_exec(st, "BEGIN IMMEDIATE", err, "begin");
+}
+
+int
+store_commit(struct store *st, char *err)
+{
+	return store_exec(st, "COMMIT", err, "commit");
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/*
+ * Multi-statement operations (dossier create, close) run in a savepoint:
+ * atomic on their own, and nested correctly inside a caller's BEGIN.
+ */
+static int
+store_sp_begin(struct store *st, char *err)
+{
+	return store_exec(st, "SAVEPOINT store_op", err, "savepoint");
+}
+
+static int
+store_sp_end(struct store *st, int ok, char *err)
+{
+	if (ok)
+		return store_exec(st, "RELEASE store_op", err, "release");
+	sqlite3_exec(st->db, "ROLLBACK TO store_op; RELEASE store_op",
+	    NULL, NULL, NULL);
+	return -1;
+}
+
+/* ---- accounts ---- */
+
+int
+store_account_add(struct store *st, const char *name,
+    const char *sender_policy, int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_ACCOUNT_ADD, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (store_bind_text(s, 1, name) || store_bind_text(s, 2,
+	    sender_policy != NULL ? sender_policy : "any") ||
+	    sqlite3_bind_int64(s, 3, pd_now()))
+		return store_fail(st, err, "account add: bind");
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		pd_err(err, "account \"%s\" already exists", name);
+		return -1;
+	}
+	if (rc != SQLITE_DONE)
+		return store_fail(st, err, "account add");
+	if (id_r != NULL)
+		*id_r = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+static void
+store_account_row(sqlite3_stmt *s, struct store_account *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = sqlite3_column_int64(s, 0);
+	COPY_COL(a->name, s, 1);
+	COPY_COL(a->sender_policy, s, 2);
+	a->created = sqlite3_column_int64(s, 3);
+}
+
+int
+store_account_get(struct store *st, const char *name,
+    struct store_account *a_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_ACCOUNT_GET, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (store_bind_text(s, 1, name))
+		return store_fail(st, err, "account get: bind");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		store_account_row(s, a_r);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store_fail(st, err, "account get");
+}
+
+int
+store_account_list(struct store *st, store_account_cb cb, void *ctx,
+    char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, ACCOUNT_COLS "ORDER BY name",
+	    err);
+	struct store_account a;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_account_row(s, &a);
+		if (cb(&a, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		store_fail(st, err, "account list");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- dossiers ---- */
+
+/* 128 random bits as 26 chars of RFC 4648 base32, lower case: "d-..." */
+static int
+store_gen_local(char *out, size_t outlen, char *err)
+{
+	static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+	unsigned char rnd[16];
+	unsigned bits = 0, acc = 0;
+	size_t i, o = 2;
+
+	if (outlen < 29 || pd_random(rnd, sizeof(rnd)) != 0) {
+		pd_err(err, "dossier create: no random bytes for an address");
+		return -1;
+	}
+	out[0] = 'd';
+	out[1] = '-';
+	for (i = 0; i < sizeof(rnd); i++) {
+		acc = (acc << 8) | rnd[i];
+		bits += 8;
+		while (bits >= 5) {
+			out[o++] = b32[(acc >> (bits - 5)) & 31];
+			bits -= 5;
+		}
+	}
+	if (bits > 0)
+		out[o++] = b32[(acc << (5 - bits)) & 31];
+	out[o] = '\0';
+	return 0;
+}
+
+/* Find or create the contact row for (account, lower-cased email). */
+static int
+store_contact_id(struct store *st, int64_t account_id, const char *email,
+    int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_CONTACT_ADD, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) ||
+	    store_bind_text(s, 2, email) || sqlite3_bind_int64(s, 3, pd_now()))
+		return store_fail(st, err, "contact add: bind");
+	if (store_exec_stmt(st, s, err, "contact add") != 0)
+		return -1;
+	if ((s = store_stmt(st, S_CONTACT_GET, err)) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) || store_bind_text(s, 2, email))
+		return store_fail(st, err, "contact get: bind");
+	rc = store_lookup_id(st, s, id_r, err, "contact get");
+	if (rc == 0)
+		pd_err(err, "contact get: row vanished");
+	return rc == 1 ? 0 : -1;
+}
+
+/* Turn a UNIQUE failure on dossiers into a message an operator can act on. */
+static int
+store_dossier_insert_error(struct store *st, int rc, const char *ref,
+    const char *local, char *err)
+{
+	const char *msg = sqlite3_errmsg(st->db);
+
+	if ((rc & 0xff) == SQLITE_CONSTRAINT &&
+	    strstr(msg, "intake_local") != NULL)
+		pd_err(err, "intake address \"%s\" is already in use", local);
+	else if ((rc & 0xff) == SQLITE_CONSTRAINT &&
+	    strstr(msg, "dossiers.ref") != NULL)
+		pd_err(err, "dossier ref \"%s\" already exists in this account",
+		    ref);
+	else if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		pd_err(err, "dossier create: no such account (%s)", msg);
+	else
+		pd_err(err, "dossier create: %s", msg);
+	return -1;
+}
+
+static int
+store_dossier_insert(struct store *st, int64_t account_id, int64_t contact_id,
+    const char *ref, const char *local, int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_ADD, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) ||
+	    sqlite3_bind_int64(s, 2, contact_id) ||
+	    store_bind_text(s, 3, ref) || store_bind_text(s, 4, local) ||
+	    sqlite3_bind_int64(s, 5, pd_now()))
+		return store_fail(st, err, "dossier create: bind");
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_dossier_insert_error(st, rc, ref, local, err);
+	*id_r = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+static int
+store_dossier_create_sp(struct store *st, int64_t account_id,
+    const char *email, const char *ref, const char *local, int64_t *id_r,
+    char *err)
+{
+	int64_t contact_id;
+	char detail[1024];
+
+	if (store_contact_id(st, account_id, email, &contact_id, err) != 0 ||
+	    store_dossier_insert(st, account_id, contact_id, ref, local, id_r,
+	    err) != 0)
+		return -1;
+	snprintf(detail, sizeof(detail), "ref %s, contact %s, address %s",
+	    ref, email, local);
+	return store_event_add(st, account_id, *id_r, "dossier.created",
+	    detail, err);
+}
+
+int
+store_dossier_create(struct store *st, int64_t account_id,
+    const char *contact, const char *ref, const char *intake_local,
+    int64_t *id_r, char *err)
+{
+	char email[256], local[80];
+	int64_t id = 0;
+	int rc;
+
+	if (contact == NULL || ref == NULL || account_id <= 0) {
+		pd_err(err, "dossier create: account, contact and ref needed");
+		return -1;
+	}
+	store_lower(email, sizeof(email), contact);
+	if (intake_local != NULL)
+		store_lower(local, sizeof(local), intake_local);
+	else if (store_gen_local(local, sizeof(local), err) != 0)
+		return -1;
+	if (store_sp_begin(st, err) != 0)
+		return -1;
+	rc = store_dossier_create_sp(st, account_id, email, ref, local, &id,
+	    err);
+	if (store_sp_end(st, rc == 0, err) != 0)
+		return -1;
+	if (id_r != NULL)
+		*id_r = id;
+	return 0;
+}
+
+static void
+store_dossier_row(sqlite3_stmt *s, struct store_dossier *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->id = sqlite3_column_int64(s, 0);
+	d->account_id = sqlite3_column_int64(s, 1);
+	COPY_COL(d->account, s, 2);
+	COPY_COL(d->sender_policy, s, 3);
+	COPY_COL(d->ref, s, 4);
+	COPY_COL(d->contact, s, 5);
+	COPY_COL(d->intake_local, s, 6);
+	COPY_COL(d->status, s, 7);
+	d->created = sqlite3_column_int64(s, 8);
+	d->closed = sqlite3_column_int64(s, 9);
+}
+
+/* Step a bound dossier query: 1 found, 0 not found, -1 error. */
+static int
+store_dossier_fetch(struct store *st, sqlite3_stmt *s,
+    struct store_dossier *d_r, char *err)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		store_dossier_row(s, d_r);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store_fail(st, err, "dossier lookup");
+}
+
+int
+store_dossier_get(struct store *st, int64_t account_id, int64_t id,
+    struct store_dossier *d_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_GET, err);
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2, account_id))
+		return store_fail(st, err, "dossier get: bind");
+	return store_dossier_fetch(st, s, d_r, err);
+}
+
+int
+store_dossier_by_ref(struct store *st, int64_t account_id, const char *ref,
+    struct store_dossier *d_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_BY_REF, err);
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) || store_bind_text(s, 2, ref))
+		return store_fail(st, err, "dossier by ref: bind");
+	return store_dossier_fetch(st, s, d_r, err);
+}
+
+int
+store_dossier_by_local(struct store *st, const char *intake_local,
+    struct store_dossier *d_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_BY_LOCAL, err);
+	char local[80];
+
+	if (s == NULL)
+		return -1;
+	/* Addresses are stored lower-case; RCPT may arrive in any case. */
+	if (strlen(intake_local) >= sizeof(local))
+		return 0;
+	store_lower(local, sizeof(local), intake_local);
+	if (store_bind_text(s, 1, local))
+		return store_fail(st, err, "dossier by local: bind");
+	return store_dossier_fetch(st, s, d_r, err);
+}
+
+static int
+store_dossier_close_sp(struct store *st, int64_t account_id, int64_t id,
+    char *err)
+{
+	sqlite3_stmt *s;
+	struct store_dossier d;
+	int rc;
+
+	/* 0 means "any" for reads only; a write must name its tenant. */
+	if (account_id <= 0) {
+		pd_err(err, "dossier close: no account given");
+		return -1;
+	}
+	if ((s = store_stmt(st, S_DOSSIER_CLOSE, err)) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2,
+	    account_id) || sqlite3_bind_int64(s, 3, pd_now()))
+		return store_fail(st, err, "dossier close: bind");
+	if (store_exec_stmt(st, s, err, "dossier close") != 0)
+		return -1;
+	if (sqlite3_changes(st->db) == 1)
+		return store_event_add(st, account_id, id, "dossier.closed",
+		    "", err);
+	/* Nothing changed: closing twice is fine, a missing id is not. */
+	rc = store_dossier_get(st, account_id, id, &d, err);
+	if (rc == 0)
+		pd_err(err, "dossier %lld not found", (long long)id);
+	return rc == 1 ? 0 : -1;
+}
+
+int
+store_dossier_close(struct store *st, int64_t account_id, int64_t id,
+    char *err)
+{
+	int rc;
+
+	if (store_sp_begin(st, err) != 0)
+		return -1;
+	rc = store_dossier_close_sp(st, account_id, id, err);
+	return store_sp_end(st, rc == 0, err);
+}
+
+int
+store_dossier_list(struct store *st, int64_t account_id, const char *status,
+    store_dossier_cb cb, void *ctx, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, DOSSIER_COLS
+	    "WHERE d.account_id = ?1 AND (?2 IS NULL OR d.status = ?2) "
+	    "ORDER BY d.id", err);
+	struct store_dossier d;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) ||
+	    store_bind_text(s, 2, status)) {
+		sqlite3_finalize(s);
+		return store_fail(st, err, "dossier list: bind");
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_dossier_row(s, &d);
+		if (cb(&d, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		store_fail(st, err, "dossier list");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- intake: messages, documents, events ---- */
+
+static int
+store_find_dup(struct store *st, enum store_stmt_id id, int64_t dossier_id,
+    const char *sha256, int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, id, err);
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, dossier_id) ||
+	    store_bind_text(s, 2, sha256))
+		return store_fail(st, err, "find duplicate: bind");
+	return store_lookup_id(st, s, id_r, err, "find duplicate");
+}
+
+int
+store_message_find_dup(struct store *st, int64_t dossier_id,
+    const char *sha256, int64_t *id_r, char *err)
+{
+	return store_find_dup(st, S_MESSAGE_DUP, dossier_id, sha256, id_r,
+	    err);
+}
+
+int
+store_document_find_dup(struct store *st, int64_t dossier_id,
+    const char *sha256, int64_t *id_r, char *err)
+{
+	return store_find_dup(st, S_DOCUMENT_DUP, dossier_id, sha256, id_r,
+	    err);
+}
+
+static int
+store_message_bind(sqlite3_stmt *s, const struct store_message *m)
+{
+	return sqlite3_bind_int64(s, 1, m->account_id) ||
+	    sqlite3_bind_int64(s, 2, m->dossier_id) ||
+	    store_bind_text(s, 3, m->queue_id ? m->queue_id : "") ||
+	    store_bind_text(s, 4, m->mail_from ? m->mail_from : "") ||
+	    store_bind_text(s, 5, m->rcpt_to ? m->rcpt_to : "") ||
+	    store_bind_text(s, 6, m->helo) ||
+	    store_bind_text(s, 7, m->client_ip) ||
+	    sqlite3_bind_int(s, 8, m->tls != 0) ||
+	    sqlite3_bind_int(s, 9, m->lmtp != 0) ||
+	    store_bind_text(s, 10, m->message_id) ||
+	    store_bind_text(s, 11, m->subject) ||
+	    store_bind_text(s, 12, m->from_header) ||
+	    sqlite3_bind_int64(s, 13, (sqlite3_int64)m->size) ||
+	    store_bind_text(s, 14, m->sha256) ||
+	    store_bind_text(s, 15, m->parse_status ? m->parse_status : "ok") ||
+	    store_bind_text(s, 16, m->anomalies ? m->anomalies : "") ||
+	    sqlite3_bind_int64(s, 17, m->received ? m->received : pd_now());
+}
+
+int
+store_message_add(struct store *st, const struct store_message *m,
+    int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_MESSAGE_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	if (store_message_bind(s, m) != 0)
+		return store_fail(st, err, "message add: bind");
+	if (store_exec_stmt(st, s, err, "message add") != 0)
+		return -1;
+	if (id_r != NULL)
+		*id_r = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+static int
+store_document_bind(sqlite3_stmt *s, const struct store_document *d)
+{
+	return sqlite3_bind_int64(s, 1, d->account_id) ||
+	    sqlite3_bind_int64(s, 2, d->dossier_id) ||
+	    store_bind_id(s, 3, d->message_id) ||
+	    store_bind_text(s, 4, d->filename ? d->filename : "") ||
+	    store_bind_text(s, 5, d->stored_name ? d->stored_name : "") ||
+	    store_bind_text(s, 6, d->declared_type) ||
+	    store_bind_text(s, 7, d->sniffed_type) ||
+	    sqlite3_bind_int64(s, 8, (sqlite3_int64)d->size) ||
+	    store_bind_text(s, 9, d->sha256) ||
+	    store_bind_text(s, 10, d->part_path) ||
+	    sqlite3_bind_int64(s, 11, pd_now());
+}
+
+int
+store_document_add(struct store *st, const struct store_document *d,
+    int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	if (store_document_bind(s, d) != 0)
+		return store_fail(st, err, "document add: bind");
+	if (store_exec_stmt(st, s, err, "document add") != 0)
+		return -1;
+	if (id_r != NULL)
+		*id_r = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+int
+store_event_add(struct store *st, int64_t account_id, int64_t dossier_id,
+    const char *kind, const char *detail, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_EVENT_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	if (store_bind_id(s, 1, account_id) || store_bind_id(s, 2, dossier_id)
+	    || sqlite3_bind_int64(s, 3, pd_now()) ||
+	    store_bind_text(s, 4, kind) ||
+	    store_bind_text(s, 5, detail ? detail : ""))
+		return store_fail(st, err, "event add: bind");
+	return store_exec_stmt(st, s, err, "event add");
+}
+
+/* ---- reading back ---- */
+
+static void
+store_doc_row(sqlite3_stmt *s, struct store_doc_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(s, 0);
+	r->dossier_id = sqlite3_column_int64(s, 1);
+	r->message_id = sqlite3_column_int64(s, 2);
+	COPY_COL(r->filename, s, 3);
+	COPY_COL(r->stored_name, s, 4);
+	COPY_COL(r->declared_type, s, 5);
+	COPY_COL(r->sniffed_type, s, 6);
+	r->size = (uint64_t)sqlite3_column_int64(s, 7);
+	COPY_COL(r->sha256, s, 8);
+	r->received = sqlite3_column_int64(s, 9);
+}
+
+static void
+store_msg_row(sqlite3_stmt *s, struct store_msg_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(s, 0);
+	COPY_COL(r->queue_id, s, 1);
+	COPY_COL(r->mail_from, s, 2);
+	COPY_COL(r->rcpt_to, s, 3);
+	COPY_COL(r->client_ip, s, 4);
+	COPY_COL(r->helo, s, 5);
+	r->tls = sqlite3_column_int(s, 6);
+	r->lmtp = sqlite3_column_int(s, 7);
+	COPY_COL(r->message_id, s, 8);
+	COPY_COL(r->subject, s, 9);
+	r->size = (uint64_t)sqlite3_column_int64(s, 10);
+	COPY_COL(r->sha256, s, 11);
+	COPY_COL(r->parse_status, s, 12);
+	COPY_COL(r->anomalies, s, 13);
+	r->received = sqlite3_column_int64(s, 14);
+}
+
+static void
+store_event_row(sqlite3_stmt *s, struct store_event_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(s, 0);
+	r->at = sqlite3_column_int64(s, 1);
+	COPY_COL(r->kind, s, 2);
+	COPY_COL(r->detail, s, 3);
+}
+
+/* The three per-dossier lists differ only in SQL and row type. */
+enum store_list_kind { L_DOC, L_MSG, L_EVENT };
+
+static int
+store_list_emit(sqlite3_stmt *s, enum store_list_kind k, void *cb,
+    void *ctx)
+{
+	struct store_doc_row dr;
+	struct store_msg_row mr;
+	struct store_event_row er;
+
+	switch (k) {
+	case L_DOC:
+		store_doc_row(s, &dr);
+		return ((store_doc_cb)cb)(&dr, ctx);
+	case L_MSG:
+		store_msg_row(s, &mr);
+		return ((store_msg_cb)cb)(&mr, ctx);
+	case L_EVENT:
+		store_event_row(s, &er);
+		return ((store_event_cb)cb)(&er, ctx);
+	}
+	pd_fatal("store_list_emit: bad kind %d", (int)k);
+}
+
+static int
+store_list(struct store *st, enum store_list_kind k, int64_t account_id,
+    int64_t dossier_id, void *cb, void *ctx, char *err)
+{
+	static const char *const sql[] = {
+		[L_DOC] = DOC_COLS "WHERE d.dossier_id = ?1 AND "
+		    "d.account_id = ?2 ORDER BY d.id",
+		[L_MSG] = MSG_COLS "WHERE dossier_id = ?1 AND account_id = ?2 "
+		    "ORDER BY id",
+		[L_EVENT] = "SELECT id, at, kind, detail FROM events "
+		    "WHERE dossier_id = ?1 AND account_id = ?2 ORDER BY at, id",
+	};
+	sqlite3_stmt *s = store_stmt_once(st, sql[k], err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, dossier_id) ||
+	    sqlite3_bind_int64(s, 2, account_id)) {
+		sqlite3_finalize(s);
+		return store_fail(st, err, "list: bind");
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (store_list_emit(s, k, cb, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	if (rc != SQLITE_DONE)
+		store_fail(st, err, "list");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_document_list(struct store *st, int64_t account_id, int64_t dossier_id,
+    store_doc_cb cb, void *ctx, char *err)
+{
+	return store_list(st, L_DOC, account_id, dossier_id, (void *)cb, ctx,
+	    err);
+}
+
+int
+store_message_list(struct store *st, int64_t account_id, int64_t dossier_id,
+    store_msg_cb cb, void *ctx, char *err)
+{
+	return store_list(st, L_MSG, account_id, dossier_id, (void *)cb, ctx,
+	    err);
+}
+
+int
+store_event_list(struct store *st, int64_t account_id, int64_t dossier_id,
+    store_event_cb cb, void *ctx, char *err)
+{
+	return store_list(st, L_EVENT, account_id, dossier_id, (void *)cb, ctx,
+	    err);
+}
+
+int
+store_document_get(struct store *st, int64_t account_id, int64_t id,
+    struct store_doc_row *r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_GET, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2, account_id))
+		return store_fail(st, err, "document get: bind");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		store_doc_row(s, r);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store_fail(st, err, "document get");
+}
+
+int
+store_message_get(struct store *st, int64_t account_id, int64_t id,
+    struct store_msg_row *r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_MESSAGE_GET, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2, account_id))
+		return store_fail(st, err, "message get: bind");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		store_msg_row(s, r);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store_fail(st, err, "message get");
+}

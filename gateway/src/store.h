@@ -166,7 +166,11 @@ int store_message_list(struct store *st, int64_t account_id,
     int64_t dossier_id, store_msg_cb cb, void *ctx, char *err);
 int store_event_list(struct store *st, int64_t account_id,
     int64_t dossier_id, store_event_cb cb, void *ctx, char *err);
+/* account_id 0 = any (operator CLI); 1 found, 0 not found, -1 error. */
 int store_document_get(struct store *st, int64_t account_id, int64_t id,
     struct store_doc_row *r, char *err);
+/* A message's row (its raw blob is r->sha256); account_id 0 = any. */
+int store_message_get(struct store *st, int64_t account_id, int64_t id,
+    struct store_msg_row *r, char *err);
 
 #endif
