@@ -1,1 +1,234 @@
-/* placeholder: being written */
+/*
+ * plugin_host.c - loads plugins with dlopen, refuses any whose ABI or
+ * descriptor size does not match this core, and runs the hook chains.
+ * The first verdict other than CONT ends a chain (Haraka's contract).
+ * Plugin text is cleaned to printable ASCII here, before any session sees
+ * it, so a plugin cannot inject a reply line or a header.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "plugin_host.h"
+#include "util.h"
+
+struct loaded_plugin {
+	void *dl;
+	const struct postdoc_plugin *desc;
+	void *state;
+};
+
+struct plugin_host {
+	int count;
+	struct loaded_plugin p[PD_MAX_PLUGINS];
+};
+
+static int
+plugin_valid_name(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+			return 0;
+	return i > 0 && i < 64;
+}
+
+static int
+plugin_load_one(const struct pd_config *cfg, const struct pd_plugin_conf *pc,
+    struct loaded_plugin *lp, char *err)
+{
+	char path[4096], perr[PD_ERRLEN];
+	const struct postdoc_plugin *d;
+
+	if (!plugin_valid_name(pc->name)) {
+		pd_err(err, "plugin name '%s' is not [a-z0-9_]+", pc->name);
+		return -1;
+	}
+	if (pc->path != NULL && pc->path[0] != '\0')
+		snprintf(path, sizeof(path), "%s", pc->path);
+	else
+		snprintf(path, sizeof(path), "%s/%s.so", cfg->plugin_dir,
+		    pc->name);
+	lp->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (lp->dl == NULL) {
+		pd_err(err, "plugin %s: cannot load %s: %s", pc->name, path,
+		    dlerror());
+		return -1;
+	}
+	d = dlsym(lp->dl, POSTDOC_PLUGIN_SYMBOL);
+	if (d == NULL) {
+		pd_err(err, "plugin %s: %s exports no '%s' descriptor",
+		    pc->name, path, POSTDOC_PLUGIN_SYMBOL);
+		return -1;
+	}
+	if (d->abi != POSTDOC_PLUGIN_ABI || d->size < sizeof(*d)) {
+		pd_err(err, "plugin %s: ABI %u (descriptor %u bytes), this "
+		    "postdoc needs ABI %u (%zu bytes): rebuild the plugin",
+		    pc->name, d->abi, d->size, POSTDOC_PLUGIN_ABI, sizeof(*d));
+		return -1;
+	}
+	lp->desc = d;
+	perr[0] = '\0';
+	if (d->init != NULL &&
+	    d->init(pc->settings, &lp->state, perr, sizeof(perr)) != 0) {
+		lp->desc = NULL;	/* not initialised: no deinit */
+		pd_err(err, "plugin %s: init failed: %s", pc->name,
+		    perr[0] != '\0' ? perr : "(no reason given)");
+		return -1;
+	}
+	return 0;
+}
+
+int
+plugin_host_load(const struct pd_config *cfg, struct plugin_host **ph_r,
+    char *err)
+{
+	struct plugin_host *ph = xcalloc(1, sizeof(*ph));
+	int i;
+
+	for (i = 0; i < cfg->plugin_count; i++) {
+		if (plugin_load_one(cfg, &cfg->plugins[i], &ph->p[i], err)
+		    != 0) {
+			ph->count = i + 1;
+			plugin_host_free(&ph);
+			return -1;
+		}
+		ph->count = i + 1;
+		log_info("plugin %s %s loaded", ph->p[i].desc->name,
+		    ph->p[i].desc->version != NULL ? ph->p[i].desc->version :
+		    "");
+	}
+	*ph_r = ph;
+	return 0;
+}
+
+void
+plugin_host_free(struct plugin_host **php)
+{
+	struct plugin_host *ph = *php;
+	int i;
+
+	if (ph == NULL)
+		return;
+	for (i = ph->count - 1; i >= 0; i--) {
+		if (ph->p[i].desc != NULL && ph->p[i].desc->deinit != NULL)
+			ph->p[i].desc->deinit(ph->p[i].state);
+		if (ph->p[i].dl != NULL)
+			dlclose(ph->p[i].dl);
+	}
+	free(ph);
+	*php = NULL;
+}
+
+int
+plugin_host_count(const struct plugin_host *ph)
+{
+	return ph == NULL ? 0 : ph->count;
+}
+
+/* Record a deciding verdict with its cleaned text. */
+static int
+plugin_decide(const struct loaded_plugin *lp, enum postdoc_verdict v,
+    const struct postdoc_reply *r, struct plugin_outcome *o)
+{
+	char clean[POSTDOC_PLUGIN_TEXT_MAX];
+
+	if (v == POSTDOC_CONT)
+		return 0;
+	if (v > POSTDOC_DISCONNECT) {
+		/* An unknown verdict is a plugin bug: fail soft, not open. */
+		log_err("plugin %s returned unknown verdict %d",
+		    lp->desc->name, (int)v);
+		v = POSTDOC_DENYSOFT;
+	}
+	o->verdict = v;
+	pd_ascii_clean(clean, sizeof(clean), r->text);
+	if (clean[0] == '\0')
+		snprintf(o->text, sizeof(o->text), "refused by %s",
+		    lp->desc->name);
+	else
+		snprintf(o->text, sizeof(o->text), "%s", clean);
+	return 1;
+}
+
+/*
+ * The chain walk, written once: CALL is the hook invocation for plugin lp
+ * with reply r; plugins without the hook are skipped.
+ */
+#define PLUGIN_CHAIN(ph, o, hook, CALL) do {				\
+	int i_;								\
+	(o)->verdict = POSTDOC_CONT;					\
+	(o)->text[0] = '\0';						\
+	for (i_ = 0; (ph) != NULL && i_ < (ph)->count; i_++) {		\
+		const struct loaded_plugin *lp = &(ph)->p[i_];		\
+		struct postdoc_reply r = { { 0 } };			\
+		if (lp->desc == NULL || lp->desc->hooks.hook == NULL)	\
+			continue;					\
+		if (plugin_decide(lp, (CALL), &r, (o)))			\
+			break;						\
+	}								\
+} while (0)
+
+void
+plugin_run_connect(struct plugin_host *ph,
+    const struct postdoc_session_info *s, struct plugin_outcome *o)
+{
+	PLUGIN_CHAIN(ph, o, connect, lp->desc->hooks.connect(lp->state, s,
+	    &r));
+}
+
+void
+plugin_run_helo(struct plugin_host *ph, const struct postdoc_session_info *s,
+    struct plugin_outcome *o)
+{
+	PLUGIN_CHAIN(ph, o, helo, lp->desc->hooks.helo(lp->state, s, &r));
+}
+
+void
+plugin_run_mail_from(struct plugin_host *ph,
+    const struct postdoc_session_info *s, const char *sender,
+    struct plugin_outcome *o)
+{
+	PLUGIN_CHAIN(ph, o, mail_from, lp->desc->hooks.mail_from(lp->state, s,
+	    sender, &r));
+}
+
+void
+plugin_run_rcpt_to(struct plugin_host *ph,
+    const struct postdoc_session_info *s, const char *sender,
+    const struct postdoc_rcpt_info *rc, struct plugin_outcome *o)
+{
+	PLUGIN_CHAIN(ph, o, rcpt_to, lp->desc->hooks.rcpt_to(lp->state, s,
+	    sender, rc, &r));
+}
+
+void
+plugin_run_message(struct plugin_host *ph,
+    const struct postdoc_message_info *m, struct plugin_outcome *o)
+{
+	PLUGIN_CHAIN(ph, o, message, lp->desc->hooks.message(lp->state, m,
+	    &r));
+}
+
+void
+plugin_run_attachment(struct plugin_host *ph,
+    const struct postdoc_attachment_info *a, struct plugin_outcome *o)
+{
+	PLUGIN_CHAIN(ph, o, attachment, lp->desc->hooks.attachment(lp->state,
+	    a, &r));
+}
+
+void
+plugin_run_stored(struct plugin_host *ph, const struct postdoc_stored_info *st)
+{
+	int i;
+
+	for (i = 0; ph != NULL && i < ph->count; i++)
+		if (ph->p[i].desc != NULL &&
+		    ph->p[i].desc->hooks.stored != NULL)
+			ph->p[i].desc->hooks.stored(ph->p[i].state, st);
+}

@@ -1,1 +1,273 @@
-/* placeholder: being written */
+/*
+ * smtp_server.c - `postdoc serve`: sets up the event loop, the store, the
+ * plugins, the TLS context and the intake workers, binds the SMTP and LMTP
+ * listeners and runs until SIGTERM/SIGINT.  On stop it lets messages in
+ * flight finish (their 250 is owed) before it closes sessions.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "intake.h"
+#include "plugin_host.h"
+#include "smtp_server.h"
+#include "smtp_session.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+struct listener {
+	struct smtp_server_ctx *srv;
+	struct evconnlistener *l;
+	int lmtp;
+};
+
+static void
+server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *li = arg;
+
+	smtp_session_start(li->srv, fd, sa, salen, li->lmtp);
+}
+
+static void
+server_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	/* EMFILE and friends: log and keep listening. */
+	log_err("accept: %s", evutil_socket_error_to_string(
+	    EVUTIL_SOCKET_ERROR()));
+}
+
+static int
+server_listen(struct smtp_server_ctx *srv, struct listener *li,
+    const char *addr, int lmtp, char *err)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+
+	li->srv = srv;
+	li->lmtp = lmtp;
+	if (addr == NULL || addr[0] == '\0')
+		return 0;	/* listener disabled */
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen)
+	    != 0) {
+		pd_err(err, "cannot parse listen address '%s'", addr);
+		return -1;
+	}
+	li->l = evconnlistener_new_bind(srv->base, server_accept_cb, li,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+	    511, (struct sockaddr *)&ss, sslen);
+	if (li->l == NULL) {
+		pd_err(err, "cannot listen on %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(li->l, server_accept_error_cb);
+	return 0;
+}
+
+static SSL_CTX *
+server_tls_ctx(const struct pd_config *cfg, char *err)
+{
+	SSL_CTX *ctx;
+	char e[256];
+
+	if (cfg->tls_cert == NULL || cfg->tls_cert[0] == '\0')
+		return NULL;
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL)
+		goto fail;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM)
+	    != 1 || SSL_CTX_check_private_key(ctx) != 1)
+		goto fail;
+	return ctx;
+fail:
+	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+	pd_err(err, "TLS certificate %s / key %s: %s", cfg->tls_cert,
+	    cfg->tls_key, e);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/*
+ * Spool files left by a crash belong to messages that were never
+ * acknowledged: the client still holds them and will retry.
+ */
+static int
+server_spool_prepare(struct smtp_server_ctx *srv, char *err)
+{
+	DIR *dir;
+	struct dirent *de;
+	char path[4096 + 512];
+
+	snprintf(srv->spool_dir, sizeof(srv->spool_dir), "%s/spool",
+	    srv->cfg->var_dir);
+	if (pd_mkdirs(srv->spool_dir, 0700) != 0) {
+		pd_err(err, "cannot create %s: %s", srv->spool_dir,
+		    strerror(errno));
+		return -1;
+	}
+	if ((dir = opendir(srv->spool_dir)) == NULL) {
+		pd_err(err, "cannot open %s: %s", srv->spool_dir,
+		    strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", srv->spool_dir,
+		    de->d_name);
+		if (unlink(path) == 0)
+			log_info("removed unacknowledged spool file %s", path);
+	}
+	closedir(dir);
+	return 0;
+}
+
+static void *
+server_worker_init(void *arg)
+{
+	struct smtp_server_ctx *srv = arg;
+	struct intake_ctx *ictx = NULL;
+	char err[PD_ERRLEN];
+
+	if (intake_ctx_new(srv->cfg, srv->plugins, &ictx, err) != 0) {
+		log_err("intake worker: %s", err);
+		return NULL;
+	}
+	return ictx;
+}
+
+static void
+server_worker_fini(void *tctx)
+{
+	struct intake_ctx *ictx = tctx;
+
+	intake_ctx_free(&ictx);
+}
+
+static void
+server_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct event_base *base = arg;
+
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopbreak(base);
+}
+
+static enum pd_log_level
+server_log_level(const char *s)
+{
+	if (strcmp(s, "err") == 0)
+		return PD_LOG_ERR;
+	if (strcmp(s, "warn") == 0)
+		return PD_LOG_WARN;
+	if (strcmp(s, "debug") == 0)
+		return PD_LOG_DEBUG;
+	return PD_LOG_INFO;
+}
+
+/* Let in-flight intake jobs finish and answer before sessions close. */
+static void
+server_drain(struct smtp_server_ctx *srv)
+{
+	int64_t until = pd_monotonic_ms() + 1000 * (srv->cfg->message_time_max
+	    + 5);
+
+	while (worker_pool_pending(srv->workers) > 0 &&
+	    pd_monotonic_ms() < until)
+		event_base_loop(srv->base, EVLOOP_ONCE);
+}
+
+static int
+server_setup(struct smtp_server_ctx *srv, char *err)
+{
+	const struct pd_config *cfg = srv->cfg;
+
+	if (server_spool_prepare(srv, err) != 0)
+		return -1;
+	if (store_open(cfg->db_path, cfg->sync_mode, &srv->store, err) != 0)
+		return -1;
+	if (plugin_host_load(cfg, &srv->plugins, err) != 0)
+		return -1;
+	srv->ssl_ctx = server_tls_ctx(cfg, err);
+	if (srv->ssl_ctx == NULL && cfg->tls_cert != NULL &&
+	    cfg->tls_cert[0] != '\0')
+		return -1;
+	srv->workers = worker_pool_new(srv->base, (int)cfg->workers,
+	    server_worker_init, server_worker_fini, srv);
+	return 0;
+}
+
+static void
+server_teardown(struct smtp_server_ctx *srv)
+{
+	if (srv->workers != NULL) {
+		server_drain(srv);
+		smtp_session_close_all(srv);
+		worker_pool_free(&srv->workers);
+	} else
+		smtp_session_close_all(srv);
+	plugin_host_free(&srv->plugins);
+	store_close(&srv->store);
+	SSL_CTX_free(srv->ssl_ctx);
+}
+
+int
+server_run(struct pd_config *cfg, char *err)
+{
+	struct smtp_server_ctx srv;
+	struct listener smtp = { 0 }, lmtp = { 0 };
+	struct event *sigterm, *sigint;
+	int rc = -1;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = cfg;
+	pd_log_set_level(server_log_level(cfg->log_level));
+	evthread_use_pthreads();
+	signal(SIGPIPE, SIG_IGN);
+	srv.base = event_base_new();
+	if (srv.base == NULL) {
+		pd_err(err, "event_base_new failed");
+		return -1;
+	}
+	sigterm = evsignal_new(srv.base, SIGTERM, server_signal_cb, srv.base);
+	sigint = evsignal_new(srv.base, SIGINT, server_signal_cb, srv.base);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	if (server_setup(&srv, err) != 0 ||
+	    server_listen(&srv, &smtp, cfg->smtp_listen, 0, err) != 0 ||
+	    server_listen(&srv, &lmtp, cfg->lmtp_listen, 1, err) != 0)
+		goto out;
+	log_info("postdoc ready: smtp=%s lmtp=%s starttls=%s store=%s",
+	    cfg->smtp_listen[0] ? cfg->smtp_listen : "off",
+	    cfg->lmtp_listen[0] ? cfg->lmtp_listen : "off",
+	    srv.ssl_ctx != NULL ? "yes" : "no", cfg->db_path);
+	event_base_dispatch(srv.base);
+	rc = 0;
+out:
+	if (smtp.l != NULL)
+		evconnlistener_free(smtp.l);
+	if (lmtp.l != NULL)
+		evconnlistener_free(lmtp.l);
+	server_teardown(&srv);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(srv.base);
+	log_info("postdoc stopped (%llu messages accepted)",
+	    (unsigned long long)srv.nmessages);
+	return rc;
+}

@@ -1,0 +1,42 @@
+/*
+ * smtp_session.h - one SMTP or LMTP conversation: the command table, the
+ * DATA stream (dot-unstuffing, bare CR/LF detection, size and line limits,
+ * spooling) and the hand-off of a complete message to an intake worker.
+ * The listener, the shared server state and the limits live in
+ * smtp_server.c; this module never blocks the loop on disk or SQL writes.
+ */
+#ifndef PD_SMTP_SESSION_H
+#define PD_SMTP_SESSION_H
+
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+struct pd_config;
+struct store;
+struct plugin_host;
+struct worker_pool;
+struct smtp_session;
+
+/* State shared by every session of one server; owned by smtp_server.c. */
+struct smtp_server_ctx {
+	const struct pd_config *cfg;
+	struct event_base *base;
+	struct store *store;		/* loop-side connection: RCPT lookups */
+	struct plugin_host *plugins;
+	struct worker_pool *workers;
+	SSL_CTX *ssl_ctx;		/* NULL: no STARTTLS */
+	char spool_dir[4096];
+	struct smtp_session *sessions;	/* all live sessions */
+	int nsessions;
+	uint64_t nmessages;		/* accepted, for the log */
+};
+
+/* Take ownership of an accepted socket. */
+void smtp_session_start(struct smtp_server_ctx *srv, evutil_socket_t fd,
+    const struct sockaddr *sa, int salen, int lmtp);
+/* Server shutdown: close every session (421) and free them. */
+void smtp_session_close_all(struct smtp_server_ctx *srv);
+
+#endif
