@@ -51,7 +51,7 @@ struct intake_doc {
 	char sha[65];
 	char stored_name[40];
 	uint64_t size;
-	int64_t row_id;			/* per recipient; 0 = duplicate */
+	int64_t row_id;			/* per recipient; -1 = duplicate */
 	int writing;			/* w owns a temp file */
 	struct blob_writer w;
 };
@@ -355,9 +355,10 @@ intake_walk(struct intake_msg *m, GMimeObject *obj, int64_t depth,
 	return 0;
 }
 
-/* A token of a media type, lower-cased; anything else is dropped. */
+/* A media type token (RFC 2045 section 5.1), lower-cased; anything
+ * else is dropped.  slash: keep '/' (a whole "type/subtype"). */
 static void
-intake_type_token(char *out, size_t outlen, const char *in)
+intake_type_token(char *out, size_t outlen, const char *in, int slash)
 {
 	size_t o = 0;
 
@@ -367,7 +368,8 @@ intake_type_token(char *out, size_t outlen, const char *in)
 		if (c >= 'A' && c <= 'Z')
 			c = (char)(c - 'A' + 'a');
 		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    strchr("!#$&^_.+-", c) != NULL)
+		    (c != '\0' && strchr("!#$&^_.+-", c) != NULL) ||
+		    (slash && c == '/'))
 			out[o++] = c;
 	}
 	out[o] = '\0';
@@ -380,9 +382,9 @@ intake_declared_type(GMimeObject *o, char *out, size_t outlen)
 	char type[60], sub[60];
 
 	intake_type_token(type, sizeof(type), ct != NULL ?
-	    g_mime_content_type_get_media_type(ct) : NULL);
+	    g_mime_content_type_get_media_type(ct) : NULL, 0);
 	intake_type_token(sub, sizeof(sub), ct != NULL ?
-	    g_mime_content_type_get_media_subtype(ct) : NULL);
+	    g_mime_content_type_get_media_subtype(ct) : NULL, 0);
 	if (type[0] == '\0' || sub[0] == '\0')
 		snprintf(out, outlen, "application/octet-stream");
 	else
@@ -521,7 +523,7 @@ intake_decode(struct intake_msg *m, struct intake_doc *d, unsigned ordinal)
 	d->size = d->w.size;
 	mt = magic_buffer(c->magic, c->sniff, sniffed);
 	intake_type_token(d->sniffed, sizeof(d->sniffed), mt != NULL &&
-	    strchr(mt, '/') != NULL ? mt : "application/octet-stream");
+	    strchr(mt, '/') != NULL ? mt : "application/octet-stream", 1);
 	/* Server-generated: digest prefix and ordinal, nothing from mail. */
 	snprintf(d->stored_name, sizeof(d->stored_name), "%.16s-%u", d->sha,
 	    ordinal);
@@ -684,34 +686,49 @@ intake_ask_plugins(struct intake_msg *m, const struct intake_rcpt *rc,
 
 /* ---- durability ------------------------------------------------------- */
 
+/*
+ * The store keeps one document per (dossier, sha256): bytes the dossier
+ * already holds, from an earlier message or an earlier part of this one
+ * (m29: four empty files), are recorded as an event, never dropped
+ * silently and never stored twice.
+ */
+static int
+intake_doc_dup(struct intake_msg *m, const struct intake_rcpt *rc,
+    const struct intake_doc *d, char *err)
+{
+	char detail[256];
+	int64_t id;
+	int r;
+
+	r = store_document_find_dup(m->ctx->st, rc->dossier_id, d->sha, &id,
+	    err);
+	if (r != 1)
+		return r;
+	snprintf(detail, sizeof(detail), "sha256=%s document=%lld part=%s",
+	    d->sha, (long long)id, d->path);
+	if (store_event_add(m->ctx->st, rc->account_id, rc->dossier_id,
+	    "document.duplicate", detail, err) != 0)
+		return -1;
+	return 1;
+}
+
 static int
 intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
     int64_t msg_id, unsigned *added_r, char *err)
 {
-	struct store *st = m->ctx->st;
 	struct store_document sd;
-	char detail[160];
 	unsigned i;
-	int64_t id;
 	int r;
 
 	*added_r = 0;
 	for (i = 0; i < m->ndocs; i++) {
 		struct intake_doc *d = &m->docs[i];
 
-		d->row_id = 0;
-		r = store_document_find_dup(st, rc->dossier_id, d->sha, &id,
-		    err);
-		if (r < 0)
+		d->row_id = -1;
+		if ((r = intake_doc_dup(m, rc, d, err)) < 0)
 			return -1;
-		if (r == 1) {
-			snprintf(detail, sizeof(detail), "sha256=%s document=%lld",
-			    d->sha, (long long)id);
-			if (store_event_add(st, rc->account_id, rc->dossier_id,
-			    "document.duplicate", detail, err) != 0)
-				return -1;
+		if (r == 1)
 			continue;
-		}
 		memset(&sd, 0, sizeof(sd));
 		sd.account_id = rc->account_id;
 		sd.dossier_id = rc->dossier_id;
@@ -723,7 +740,7 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 		sd.size = d->size;
 		sd.sha256 = d->sha;
 		sd.part_path = d->path;
-		if (store_document_add(st, &sd, &d->row_id, err) != 0)
+		if (store_document_add(m->ctx->st, &sd, &d->row_id, err) != 0)
 			return -1;
 		(*added_r)++;
 	}
@@ -743,8 +760,8 @@ intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
 	    "message.received", detail, err) != 0)
 		return -1;
 	for (i = 0; i < m->ndocs; i++) {
-		if (m->docs[i].row_id == 0)
-			continue;
+		if (m->docs[i].row_id <= 0)
+			continue;	/* a duplicate */
 		snprintf(detail, sizeof(detail), "document=%lld stored_name=%s",
 		    (long long)m->docs[i].row_id, m->docs[i].stored_name);
 		if (store_event_add(m->ctx->st, rc->account_id,
