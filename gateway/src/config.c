@@ -134,6 +134,7 @@ struct cf_errs {
 	size_t len, used;
 	int count;
 	const char *file;		/* default file name for messages */
+	const char *incdir;		/* where @include names resolve */
 };
 
 /* Load state: where each parameter was set (0 = default). */
@@ -143,29 +144,43 @@ struct cf_load {
 	const config_setting_t *set[CF_NPARAMS];
 };
 
+/* Append to the error buffer; once it is full, everything else is cut. */
+static void cf_append(struct cf_errs *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void cf_append(struct cf_errs *e, const char *fmt, ...)
+{
+	size_t room = e->len - e->used;
+	va_list ap;
+	int n;
+
+	if (e->buf == NULL || e->len == 0 || e->used >= e->len - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(e->buf + e->used, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room)
+		e->used = e->len - 1;	/* truncated, still terminated */
+	else
+		e->used += (size_t)n;
+}
+
 static void cf_verr(struct cf_errs *e, const char *file, int line,
     const char *fmt, va_list ap)
 {
 	char msg[512];
-	int n;
 
 	e->count++;
-	if (e->buf == NULL || e->len == 0 || e->used >= e->len - 1)
-		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (file == NULL)
 		file = e->file;
+	/* libconfig names an @include'd file as written: show where it is */
+	if (file[0] != '/' && strcmp(file, e->file) != 0 && e->incdir != NULL)
+		cf_append(e, "%s/", e->incdir);
 	if (line > 0)
-		n = snprintf(e->buf + e->used, e->len - e->used, "%s:%d: %s\n",
-		    file, line, msg);
+		cf_append(e, "%s:%d: %s\n", file, line, msg);
 	else
-		n = snprintf(e->buf + e->used, e->len - e->used, "%s: %s\n",
-		    file, msg);
-	/* snprintf truncated and terminated: the buffer is simply full */
-	if (n < 0 || (size_t)n >= e->len - e->used)
-		e->used = e->len - 1;
-	else
-		e->used += (size_t)n;
+		cf_append(e, "%s: %s\n", file, msg);
 }
 
 static void cf_err(struct cf_errs *e, const char *file, int line,
@@ -365,16 +380,17 @@ static int cf_check_str(struct cf_errs *e, const config_setting_t *s,
     const struct cf_param *p, const char *v)
 {
 	const char *why = NULL;
-	char q[80];
+	char q[80], list[128] = "is not one of ";
 	size_t i;
 
 	if (p->choices != NULL) {
-		for (i = 0; p->choices[i] != NULL; i++)
+		for (i = 0; p->choices[i] != NULL; i++) {
 			if (strcmp(p->choices[i], v) == 0)
 				return 0;
-		why = p->choices == cf_log_levels ?
-		    "is not one of err, warn, info, debug" :
-		    "is not one of full, normal";
+			snprintf(list + strlen(list), sizeof(list) -
+			    strlen(list), "%s%s", i ? ", " : "", p->choices[i]);
+		}
+		why = list;
 	} else if (p->check != NULL) {
 		why = p->check(v);
 	}
@@ -694,6 +710,7 @@ static int cf_read(struct pd_config *cfg, const char *path,
 	const char *file;
 
 	cf_set_include_dir(&cfg->lc, path);
+	e->incdir = config_get_include_dir(&cfg->lc);
 	if (config_read_file(&cfg->lc, path) == CONFIG_TRUE)
 		return 0;
 	if (config_error_type(&cfg->lc) == CONFIG_ERR_FILE_IO &&
@@ -710,7 +727,8 @@ static int cf_read(struct pd_config *cfg, const char *path,
 int config_load(const char *path, struct pd_config **cfg_r,
     char *err, size_t errlen)
 {
-	struct cf_errs errs = { err, errlen, 0, 0, path ? path : "(defaults)" };
+	struct cf_errs errs = { err, errlen, 0, 0, path ? path : "(defaults)",
+	    NULL };
 	struct cf_load ld;
 	struct pd_config *cfg;
 

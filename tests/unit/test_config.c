@@ -1,1 +1,391 @@
-/* placeholder */
+/*
+ * test_config.c - tests of config.c: embedded defaults, overrides from a
+ * file, every kind of error reported as "file:line: message" (all of them
+ * at once), @include relative to the file, and conf/postdoc.conf itself.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* By path: the build tree's autoconf config.h would shadow "config.h". */
+#include "../../gateway/src/config.h"
+
+#ifndef TOP_SRCDIR
+#define TOP_SRCDIR "."
+#endif
+
+static char tmpdir[] = "/tmp/test_config.XXXXXX";
+static char files[8][256];
+static int nfiles;
+
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/test_config.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	nfiles = 0;
+}
+
+static void teardown(void)
+{
+	while (nfiles > 0)
+		unlink(files[--nfiles]);
+	rmdir(tmpdir);
+}
+
+/* Write `text` to tmpdir/name; returns the path (valid until teardown). */
+static const char *write_file(const char *name, const char *text)
+{
+	char *path;
+	FILE *f;
+
+	ck_assert_int_lt(nfiles, 8);
+	path = files[nfiles++];
+	snprintf(path, sizeof(files[0]), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	return path;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+START_TEST(test_defaults)
+{
+	struct pd_config *cfg = NULL;
+	char err[512] = "junk";
+
+	ck_assert_int_eq(config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_ptr_null(cfg->file);
+	ck_assert_str_eq(cfg->hostname, "postdoc.localhost");
+	ck_assert_str_eq(cfg->smtp_listen, "127.0.0.1:2525");
+	ck_assert_str_eq(cfg->lmtp_listen, "127.0.0.1:2424");
+	ck_assert_str_eq(cfg->tls_cert, "");
+	ck_assert_str_eq(cfg->tls_key, "");
+	ck_assert_int_eq(cfg->workers, 4);
+	ck_assert_str_eq(cfg->plugin_dir, PD_PLUGIN_DIR);
+	ck_assert_str_eq(cfg->log_level, "info");
+	ck_assert_str_eq(cfg->var_dir, "var");
+	ck_assert_str_eq(cfg->db_path, "var/postdoc.db");
+	ck_assert_str_eq(cfg->sync_mode, "full");
+	ck_assert_str_eq(cfg->intake_domain, "dossiers.localhost");
+	ck_assert_int_eq(cfg->line_max, 512);
+	ck_assert_int_eq(cfg->data_line_max, 998);
+	ck_assert_int_eq(cfg->rcpt_max, 100);
+	ck_assert_int_eq(cfg->message_size_max, 26214400);
+	ck_assert_int_eq(cfg->mime_depth_max, 32);
+	ck_assert_int_eq(cfg->header_block_max, 1048576);
+	ck_assert_int_eq(cfg->filename_max, 255);
+	ck_assert_int_eq(cfg->session_timeout, 1800);
+	ck_assert_int_eq(cfg->greet_pause_ms, 0);
+	ck_assert_int_eq(cfg->plugin_count, 0);
+	config_free(&cfg);
+	ck_assert_ptr_null(cfg);
+	config_free(&cfg);		/* freeing NULL is harmless */
+}
+END_TEST
+
+static const char good_conf[] =
+    "# comment\n"
+    "server = {\n"
+    "  hostname = \"mx.example.org\";\n"
+    "  smtp_listen = \"[::1]:25\";\n"
+    "  lmtp_listen = \"\";\n"
+    "  tls_cert = \"/etc/ssl/c.pem\"; tls_key = \"/etc/ssl/k.pem\";\n"
+    "  workers = 64;\n"
+    "  log_level = \"debug\";\n"
+    "};\n"
+    "store = { var_dir = \"/srv/pd\"; sync = \"normal\"; };\n"
+    "intake = { domain = \"in.example.org\"; };\n"
+    "limits = {\n"
+    "  rcpt_max = 10000;\n"
+    "  message_size_max = 2147483648L;\n"
+    "  line_max = 0x1000;\n"
+    "  greet_pause_ms = 30000;\n"
+    "};\n"
+    "plugins = (\n"
+    "  { name = \"filetype\"; settings = { allow = [ \"a/b\" ]; x = 1; }; },\n"
+    "  { name = \"virus_scan2\"; path = \"/opt/vs.so\"; }\n"
+    ");\n";
+
+START_TEST(test_good_file)
+{
+	const char *path = write_file("good.conf", good_conf);
+	struct pd_config *cfg = NULL;
+	char err[512];
+
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s",
+	    err);
+	ck_assert_str_eq(cfg->file, path);
+	ck_assert_str_eq(cfg->hostname, "mx.example.org");
+	ck_assert_str_eq(cfg->smtp_listen, "[::1]:25");
+	ck_assert_str_eq(cfg->lmtp_listen, "");
+	ck_assert_str_eq(cfg->tls_key, "/etc/ssl/k.pem");
+	ck_assert_int_eq(cfg->workers, 64);
+	ck_assert_str_eq(cfg->log_level, "debug");
+	ck_assert_str_eq(cfg->db_path, "/srv/pd/postdoc.db");
+	ck_assert_str_eq(cfg->sync_mode, "normal");
+	ck_assert_str_eq(cfg->intake_domain, "in.example.org");
+	ck_assert_int_eq(cfg->rcpt_max, 10000);
+	ck_assert_int_eq(cfg->message_size_max, INT64_C(2147483648));
+	ck_assert_int_eq(cfg->line_max, 4096);
+	ck_assert_int_eq(cfg->greet_pause_ms, 30000);
+	ck_assert_int_eq(cfg->data_line_max, 998);	/* untouched default */
+	ck_assert_int_eq(cfg->plugin_count, 2);
+	ck_assert_str_eq(cfg->plugins[0].name, "filetype");
+	ck_assert_ptr_null(cfg->plugins[0].path);
+	ck_assert_ptr_nonnull(cfg->plugins[0].settings);
+	ck_assert_ptr_nonnull(config_setting_get_member(
+	    cfg->plugins[0].settings, "allow"));
+	ck_assert_str_eq(cfg->plugins[1].name, "virus_scan2");
+	ck_assert_str_eq(cfg->plugins[1].path, "/opt/vs.so");
+	ck_assert_ptr_null(cfg->plugins[1].settings);
+	config_free(&cfg);
+}
+END_TEST
+
+/* A bad file and the exact lines expected, each after "path:". */
+struct bad_row {
+	const char *text;
+	const char *want[3];
+};
+
+static const struct bad_row bad_rows[] = {
+	{ "server = {\n  hostname = \"x\";\n  workers = = 2;\n};\n",
+	  { "3: syntax error" } },
+	{ "limits = {\n  rcpt_max = 10;\n  foo = 1;\n};\n",
+	  { "3: unknown key 'limits.foo'" } },
+	{ "limits = {\n  rcpt_max = \"many\";\n};\n",
+	  { "2: limits.rcpt_max: expected an integer, got a string" } },
+	{ "server = { hostname = 5; };\n",
+	  { "1: server.hostname: expected a string, got an integer" } },
+	{ "\n\nlimits = { rcpt_max = 0; };\n",
+	  { "3: limits.rcpt_max = 0 is out of range 1..10000" } },
+	{ "limits = {\n  message_size_max = 4294968320;\n};\n",
+	  { "2: limits.message_size_max = 4294968320 does not fit in "
+	    "32 bits; write it as 4294968320L" } },
+	{ "limits = {\n  rcpt_max = 0;\n  line_max = 100000;\n};\n",
+	  { "2: limits.rcpt_max = 0 is out of range 1..10000",
+	    "3: limits.line_max = 100000 is out of range 512..65536" } },
+	{ "server = {\n  workers = 0;\n  bogus = true;\n};\nfoo = { };\n",
+	  { "2: server.workers = 0 is out of range 1..64",
+	    "3: unknown key 'server.bogus'",
+	    "5: unknown group 'foo'" } },
+	{ "server = {\n  tls_cert = \"/c.pem\";\n};\n",
+	  { "2: server.tls_cert is set but server.tls_key is not" } },
+	{ "server = {\n\n  tls_key = \"/k.pem\";\n};\n",
+	  { "3: server.tls_key is set but server.tls_cert is not" } },
+	{ "server = {\n  smtp_listen = \"localhost\";\n};\n",
+	  { "2: server.smtp_listen = \"localhost\" is not host:port "
+	    "(IPv6 as [addr]:port)" } },
+	{ "server = {\n  lmtp_listen = \"127.0.0.1:65536\";\n};\n",
+	  { "2: server.lmtp_listen = \"127.0.0.1:65536\" needs a port "
+	    "1..65535" } },
+	{ "server = {\n  smtp_listen = \"::1:25\";\n};\n",
+	  { "2: server.smtp_listen = \"::1:25\" is not host:port "
+	    "(IPv6 as [addr]:port)" } },
+	{ "server = { log_level = \"loud\"; };\n",
+	  { "1: server.log_level = \"loud\" is not one of err, warn, "
+	    "info, debug" } },
+	{ "store = { sync = \"off\"; };\n",
+	  { "1: store.sync = \"off\" is not one of full, normal" } },
+	{ "plugins = (\n  { path = \"x.so\"; },\n  { name = \"../x\"; }\n);\n",
+	  { "2: plugins[0]: 'name' is required",
+	    "3: plugins[1].name = \"../x\" is not [a-z0-9_]{1,64}" } },
+	{ "plugins = (\n  { name = \"a\"; },\n  { name = \"a\"; color = 1; }\n"
+	  ");\n",
+	  { "3: unknown key 'plugins[1].color'",
+	    "3: plugins[1]: plugin 'a' is listed twice" } },
+	{ "plugins = { name = \"a\"; };\n",
+	  { "1: plugins: expected a list ( {...}, ... ), got a group" } },
+	{ "limits = 5;\n",
+	  { "1: limits: expected a group, got an integer" } },
+};
+#define NBAD (int)(sizeof(bad_rows) / sizeof(bad_rows[0]))
+
+START_TEST(test_bad_file)
+{
+	const struct bad_row *r = &bad_rows[_i];
+	const char *path = write_file("bad.conf", r->text);
+	struct pd_config *cfg = (struct pd_config *)&cfg;
+	char err[2048], want[512];
+	int k;
+
+	ck_assert_int_eq(config_load(path, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_null(cfg);
+	for (k = 0; k < 3 && r->want[k] != NULL; k++) {
+		snprintf(want, sizeof(want), "%s:%s\n", path, r->want[k]);
+		ck_assert_msg(strstr(err, want) != NULL,
+		    "row %d: want \"%s\" in:\n%s", _i, want, err);
+	}
+	ck_assert_msg(count_lines(err) == k, "row %d: %d lines, want %d:\n%s",
+	    _i, count_lines(err), k, err);
+}
+END_TEST
+
+START_TEST(test_too_many_plugins)
+{
+	char text[2048] = "plugins = (\n";
+	struct pd_config *cfg;
+	char err[512];
+	int i;
+
+	for (i = 0; i <= PD_MAX_PLUGINS; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "%s{ name = \"p%d\"; }\n", i ? "," : "", i);
+	strcat(text, ");\n");
+	ck_assert_int_eq(config_load(write_file("many.conf", text), &cfg,
+	    err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ": plugins: 17 entries, at most "
+	    "16 allowed\n"));
+}
+END_TEST
+
+/* @include is relative to the including file's directory. */
+START_TEST(test_include)
+{
+	const char *inc = write_file("limits.inc",
+	    "limits = {\n  rcpt_max = 7;\n  data_timeout = 0;\n};\n");
+	const char *main_conf = write_file("main.conf",
+	    "@include \"limits.inc\"\n");
+	struct pd_config *cfg;
+	char err[512], want[512];
+
+	ck_assert_int_eq(chdir("/"), 0);	/* not relative to the cwd */
+	ck_assert_int_eq(config_load(main_conf, &cfg, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:3: limits.data_timeout = 0 is out "
+	    "of range 1..3600\n", inc);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+	ck_assert_ptr_nonnull(strstr(err, inc));
+	inc = write_file("limits.inc", "limits = { rcpt_max = 7; };\n");
+	ck_assert_msg(config_load(main_conf, &cfg, err, sizeof(err)) == 0,
+	    "%s", err);
+	ck_assert_int_eq(cfg->rcpt_max, 7);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	struct pd_config *cfg;
+	char err[512];
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/nope.conf", tmpdir);
+	ck_assert_int_eq(config_load(path, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, path));
+	ck_assert_ptr_nonnull(strstr(err, "cannot read"));
+}
+END_TEST
+
+/* A small error buffer truncates, never overflows, always terminates. */
+START_TEST(test_err_truncation)
+{
+	const char *path = write_file("many.conf", "limits = { a = 1; b = 2; "
+	    "c = 3; d = 4; e = 5; f = 6; };\n");
+	struct pd_config *cfg;
+	char err[40];
+	int i;
+
+	memset(err, 'X', sizeof(err));
+	ck_assert_int_eq(config_load(path, &cfg, err, sizeof(err) - 8), -1);
+	ck_assert_uint_lt(strlen(err), sizeof(err) - 8);
+	for (i = (int)sizeof(err) - 8; i < (int)sizeof(err); i++)
+		ck_assert_int_eq(err[i], 'X');
+	ck_assert_int_eq(config_load(path, &cfg, NULL, 0), -1);
+}
+END_TEST
+
+START_TEST(test_dump)
+{
+	struct pd_config *cfg;
+	char err[512], *buf = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	ck_assert_int_eq(config_load(write_file("good.conf", good_conf), &cfg,
+	    err, sizeof(err)), 0);
+	out = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(out);
+	config_dump(cfg, out);
+	fclose(out);
+	ck_assert_ptr_nonnull(strstr(buf, "server.hostname = "
+	    "\"mx.example.org\"\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "store.db_path = "
+	    "\"/srv/pd/postdoc.db\"\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "store.sync = \"normal\"\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "limits.message_size_max = "
+	    "2147483648\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "limits.data_line_max = 998\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "plugins[1].path = "
+	    "\"/opt/vs.so\"\n"));
+	/* 32 parameters, and 3 lines per plugin */
+	ck_assert_int_eq(count_lines(buf), 32 + 2 * 3);
+	free(buf);
+	config_free(&cfg);
+}
+END_TEST
+
+/* The shipped configuration must load clean and keep octet-stream out. */
+START_TEST(test_shipped_conf)
+{
+	struct pd_config *cfg;
+	const config_setting_t *allow;
+	char err[1024];
+	int i;
+
+	ck_assert_msg(config_load(TOP_SRCDIR "/conf/postdoc.conf", &cfg, err,
+	    sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg->plugin_dir, "plugins/.libs");
+	ck_assert_int_eq(cfg->rcpt_max, 100);
+	ck_assert_int_eq(cfg->plugin_count, 1);
+	ck_assert_str_eq(cfg->plugins[0].name, "filetype");
+	allow = config_setting_get_member(cfg->plugins[0].settings, "allow");
+	ck_assert_ptr_nonnull(allow);
+	ck_assert_int_ge(config_setting_length(allow), 10);
+	for (i = 0; i < config_setting_length(allow); i++)
+		ck_assert_str_ne(config_setting_get_string_elem(allow, i),
+		    "application/octet-stream");
+	config_free(&cfg);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_good_file);
+	tcase_add_loop_test(tc, test_bad_file, 0, NBAD);
+	tcase_add_test(tc, test_too_many_plugins);
+	tcase_add_test(tc, test_include);
+	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_err_truncation);
+	tcase_add_test(tc, test_dump);
+	tcase_add_test(tc, test_shipped_conf);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
