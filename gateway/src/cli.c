@@ -1,1 +1,1237 @@
-/* placeholder: being written */
+/*
+ * cli.c - the `postdoc` command line: option parsing, a table of operator
+ * commands (serve, check-config, account, dossier, document, message) and
+ * their text/JSON output.  It owns no data: rows come from store.c, files
+ * from blob.c, settings from config.c.  Errors surface here, once, on
+ * stderr; exit 0 = ok, 1 = failure, 2 = usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "blob.h"
+#include "cli.h"
+#include "config.h"
+#include "sanitize.h"
+#include "smtp_server.h"
+#include "store.h"
+#include "util.h"
+
+#define CLI_DEFAULT_CONFIG "conf/postdoc.conf"
+#define CLI_OK 0
+#define CLI_ERR 1
+#define CLI_USAGE 2
+#define CLI_MAX_POS 4
+
+/* Per-command options; --config, --json and --help are global. */
+enum cli_opt_id {
+	OPT_ACCOUNT, OPT_CONTACT, OPT_REF, OPT_ADDRESS, OPT_STATUS,
+	OPT_OUTPUT, OPT_POLICY, OPT_VERBOSE, OPT_COUNT
+};
+#define B(o) (1u << (o))
+
+static const struct cli_opt {
+	const char *name, *alias;
+	enum cli_opt_id id;
+	int has_value;
+} cli_opts[] = {
+	{ "--account", NULL, OPT_ACCOUNT, 1 },
+	{ "--contact", NULL, OPT_CONTACT, 1 },
+	{ "--ref", NULL, OPT_REF, 1 },
+	{ "--address", NULL, OPT_ADDRESS, 1 },
+	{ "--status", NULL, OPT_STATUS, 1 },
+	{ "--output", "-o", OPT_OUTPUT, 1 },
+	{ "--sender-policy", NULL, OPT_POLICY, 1 },
+	{ "--verbose", "-v", OPT_VERBOSE, 0 },
+};
+
+struct cli {
+	const char *config;		/* --config, or NULL */
+	int json;
+	int help;
+	unsigned seen;			/* B(opt) of options given */
+	const char *val[OPT_COUNT];
+	int npos;
+	const char *pos[CLI_MAX_POS];
+	struct pd_config *cfg;
+	struct store *st;
+	struct blob_store *bs;
+	char err[PD_ERRLEN];
+};
+
+struct cli_cmd {
+	const char *group, *verb;	/* verb NULL: one-word command */
+	int nargs;			/* positional args after the verb */
+	unsigned allowed, required;
+	int need_store;
+	int (*run)(struct cli *c);
+	const char *synopsis;
+};
+
+static const char *cli_safe(const char *s);
+static int cli_serve(struct cli *c);
+static int cli_check_config(struct cli *c);
+static int cli_account_add(struct cli *c);
+static int cli_account_list(struct cli *c);
+static int cli_dossier_create(struct cli *c);
+static int cli_dossier_list(struct cli *c);
+static int cli_dossier_show(struct cli *c);
+static int cli_dossier_close(struct cli *c);
+static int cli_document_get(struct cli *c);
+static int cli_message_get(struct cli *c);
+
+static const struct cli_cmd cli_cmds[] = {
+	{ "serve", NULL, 0, 0, 0, 0, cli_serve,
+	    "serve" },
+	{ "check-config", NULL, 0, B(OPT_VERBOSE), 0, 0, cli_check_config,
+	    "check-config [-v]" },
+	{ "account", "add", 1, B(OPT_POLICY), 0, 1, cli_account_add,
+	    "account add NAME [--sender-policy any|contact|domains:D1,D2]" },
+	{ "account", "list", 0, 0, 0, 1, cli_account_list,
+	    "account list [--json]" },
+	{ "dossier", "create", 0,
+	    B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF) | B(OPT_ADDRESS),
+	    B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF), 1, cli_dossier_create,
+	    "dossier create --account NAME --contact EMAIL --ref REF "
+	    "[--address LOCAL@DOMAIN] [--json]" },
+	{ "dossier", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, 1,
+	    cli_dossier_list,
+	    "dossier list [--account NAME] [--status open|closed] [--json]" },
+	{ "dossier", "show", 1, B(OPT_ACCOUNT), 0, 1, cli_dossier_show,
+	    "dossier show ID|ADDRESS [--account NAME] [--json]" },
+	{ "dossier", "close", 1, B(OPT_ACCOUNT), 0, 1, cli_dossier_close,
+	    "dossier close ID|ADDRESS [--account NAME]" },
+	{ "document", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
+	    1, cli_document_get, "document get ID [--account NAME] -o FILE|-" },
+	{ "message", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
+	    1, cli_message_get, "message get ID [--account NAME] -o FILE|-" },
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- usage and argument parsing ---- */
+
+static void
+cli_usage(FILE *out)
+{
+	size_t i;
+
+	fputs("usage: postdoc [--config FILE] [--json] COMMAND ...\n\n"
+	    "commands:\n", out);
+	for (i = 0; i < NELEM(cli_cmds); i++)
+		fprintf(out, "  postdoc %s\n", cli_cmds[i].synopsis);
+	fputs("  postdoc help\n\n"
+	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
+	    "if that file is absent).\n"
+	    "exit status: 0 ok, 1 failure, 2 usage error\n", out);
+}
+
+static int cli_usage_err(struct cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+cli_usage_err(struct cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return CLI_USAGE;
+}
+
+static const struct cli_opt *
+cli_find_opt(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(cli_opts); i++) {
+		const struct cli_opt *o = &cli_opts[i];
+
+		if ((strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+		    || (o->alias != NULL && strlen(o->alias) == len &&
+		    strncmp(o->alias, name, len) == 0))
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * One option at argv[*i] ("--name value" or "--name=value").  Global
+ * options are handled here so they may appear anywhere on the line.
+ */
+static int
+cli_parse_opt(struct cli *c, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i], *eq = strchr(a, '=');
+	size_t len = eq != NULL ? (size_t)(eq - a) : strlen(a);
+	const struct cli_opt *o;
+	const char *v = eq != NULL ? eq + 1 : NULL;
+
+	if (strcmp(a, "--json") == 0) {
+		c->json = 1;
+		return 0;
+	}
+	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+		c->help = 1;
+		return 0;
+	}
+	o = cli_find_opt(a, len);
+	if (o == NULL && !(len == 8 && strncmp(a, "--config", 8) == 0))
+		return cli_usage_err(c, "unknown option %s", a);
+	if (o != NULL && !o->has_value) {
+		if (v != NULL)
+			return cli_usage_err(c, "option %s takes no value", a);
+		c->seen |= B(o->id);
+		return 0;
+	}
+	if (v == NULL) {
+		if (*i + 1 >= argc)
+			return cli_usage_err(c, "option %s needs a value", a);
+		v = argv[++*i];
+	}
+	if (o == NULL)
+		c->config = v;
+	else {
+		c->seen |= B(o->id);
+		c->val[o->id] = v;
+	}
+	return 0;
+}
+
+static int
+cli_parse(struct cli *c, int argc, char **argv)
+{
+	int i, rc, opts_done = 0;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!opts_done && strcmp(a, "--") == 0) {
+			opts_done = 1;
+			continue;
+		}
+		if (!opts_done && a[0] == '-' && a[1] != '\0') {
+			if ((rc = cli_parse_opt(c, argc, argv, &i)) != 0)
+				return rc;
+			continue;
+		}
+		if (c->npos == CLI_MAX_POS)
+			return cli_usage_err(c, "unexpected argument %s", a);
+		c->pos[c->npos++] = a;
+	}
+	return 0;
+}
+
+static const char *
+cli_opt_name(enum cli_opt_id id)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(cli_opts); i++)
+		if (cli_opts[i].id == id)
+			return cli_opts[i].name;
+	return "?";
+}
+
+/* Find the command and check its arguments against the table. */
+static int
+cli_pick(struct cli *c, const struct cli_cmd **cmd_r)
+{
+	const struct cli_cmd *cmd = NULL;
+	size_t i;
+	int words, o, group = 0;
+
+	for (i = 0; i < NELEM(cli_cmds) && cmd == NULL; i++) {
+		const struct cli_cmd *k = &cli_cmds[i];
+
+		if (strcmp(k->group, c->pos[0]) != 0)
+			continue;
+		group = 1;
+		if (k->verb == NULL ||
+		    (c->npos > 1 && strcmp(k->verb, c->pos[1]) == 0))
+			cmd = k;
+	}
+	if (cmd == NULL && !group)
+		return cli_usage_err(c, "unknown command \"%s\"",
+		    cli_safe(c->pos[0]));
+	if (cmd == NULL)
+		return cli_usage_err(c, "unknown %s subcommand \"%s\"",
+		    c->pos[0], c->npos > 1 ? cli_safe(c->pos[1]) : "");
+	words = cmd->verb != NULL ? 2 : 1;
+	if (c->npos != words + cmd->nargs)
+		return cli_usage_err(c, "usage: postdoc %s", cmd->synopsis);
+	for (o = 0; o < OPT_COUNT; o++) {
+		if ((c->seen & B(o)) && !(cmd->allowed & B(o)))
+			return cli_usage_err(c, "option %s is not valid here",
+			    cli_opt_name((enum cli_opt_id)o));
+		if ((cmd->required & B(o)) && !(c->seen & B(o)))
+			return cli_usage_err(c, "option %s is required",
+			    cli_opt_name((enum cli_opt_id)o));
+	}
+	*cmd_r = cmd;
+	return 0;
+}
+
+/* ---- environment: configuration, store, blobs ---- */
+
+static int
+cli_load_config(struct cli *c)
+{
+	const char *path = c->config;
+	char errbuf[8192];
+
+	/* Only the implicit default may be absent; an explicit file must be
+	 * there, or the operator would silently run on defaults. */
+	if (path == NULL && access(CLI_DEFAULT_CONFIG, F_OK) == 0)
+		path = CLI_DEFAULT_CONFIG;
+	if (config_load(path, &c->cfg, errbuf, sizeof(errbuf)) != 0) {
+		size_t n = strlen(errbuf);
+
+		/* config.c's text is already "file:line: message" lines. */
+		fputs(n > 0 ? errbuf : "configuration could not be loaded",
+		    stderr);
+		if (n == 0 || errbuf[n - 1] != '\n')
+			fputc('\n', stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cli_open_store(struct cli *c)
+{
+	char db[4096], blobs[4096];
+	const struct pd_config *cfg = c->cfg;
+
+	if (cfg->db_path != NULL && cfg->db_path[0] != '\0')
+		snprintf(db, sizeof(db), "%s", cfg->db_path);
+	else
+		snprintf(db, sizeof(db), "%s/postdoc.db", cfg->var_dir);
+	snprintf(blobs, sizeof(blobs), "%s/blobs", cfg->var_dir);
+	if (store_open(db, cfg->sync_mode, &c->st, c->err) != 0)
+		return -1;
+	if (blob_store_open(blobs, &c->bs, c->err) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+cli_cleanup(struct cli *c)
+{
+	blob_store_free(&c->bs);
+	store_close(&c->st);
+	config_free(&c->cfg);
+}
+
+/* ---- output helpers ---- */
+
+/*
+ * Strings from the store came from peers (subjects, filenames, event
+ * details): for a terminal, controls and C1 (U+0080..U+009F) become '?'
+ * so a crafted subject cannot drive the operator's terminal.  Rotating
+ * static buffers: the CLI is single-threaded, and no one printf uses more
+ * than CLI_SAFE_BUFS results.
+ */
+#define CLI_SAFE_BUFS 8
+static const char *
+cli_safe(const char *s)
+{
+	static char bufs[CLI_SAFE_BUFS][2048];
+	static unsigned next;
+	char *b = bufs[next++ % CLI_SAFE_BUFS];
+	size_t i, o = 0;
+
+	if (!sanitize_utf8_valid(s, strlen(s))) {
+		pd_ascii_clean(b, sizeof(bufs[0]), s);
+		return b;
+	}
+	for (i = 0; s[i] != '\0' && o + 1 < sizeof(bufs[0]); i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((unsigned char)s[i] == 0xc2 &&
+		    ((unsigned char)s[i + 1] & 0xe0) == 0x80) {
+			b[o++] = '?';
+			i++;
+			continue;
+		}
+		b[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+	}
+	b[o] = '\0';
+	return b;
+}
+
+static const char *
+cli_time(int64_t t)
+{
+	static char bufs[4][32];
+	static unsigned next;
+	char *b = bufs[next++ % 4];
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL)
+		return "-";
+	strftime(b, sizeof(bufs[0]), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return b;
+}
+
+/* A JSON string; bytes that are not UTF-8 are shown as '?'. */
+static json_t *
+cli_jstr(const char *s)
+{
+	json_t *j;
+	char *tmp;
+
+	if (s == NULL)
+		return json_null();
+	if (sanitize_utf8_valid(s, strlen(s)) && (j = json_string(s)) != NULL)
+		return j;
+	tmp = xmalloc(strlen(s) + 1);
+	pd_ascii_clean(tmp, strlen(s) + 1, s);
+	j = json_string(tmp);
+	free(tmp);
+	return j != NULL ? j : json_null();
+}
+
+static json_t *
+cli_jtime(int64_t t)
+{
+	return t == 0 ? json_null() : json_integer(t);
+}
+
+static void
+cli_jset(json_t *o, const char *key, json_t *v)
+{
+	if (json_object_set_new(o, key, v != NULL ? v : json_null()) != 0)
+		pd_fatal("json_object_set_new(%s) failed", key);
+}
+
+static void
+cli_json_print(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2));
+	fputc('\n', stdout);
+	json_decref(j);
+}
+
+static void
+cli_address(const struct cli *c, const struct store_dossier *d, char *out,
+    size_t outlen)
+{
+	snprintf(out, outlen, "%s@%s", d->intake_local, c->cfg->intake_domain);
+}
+
+static json_t *
+cli_dossier_json(const struct cli *c, const struct store_dossier *d)
+{
+	json_t *o = json_object();
+	char addr[512];
+
+	cli_address(c, d, addr, sizeof(addr));
+	cli_jset(o, "id", json_integer(d->id));
+	cli_jset(o, "account", cli_jstr(d->account));
+	cli_jset(o, "ref", cli_jstr(d->ref));
+	cli_jset(o, "contact", cli_jstr(d->contact));
+	cli_jset(o, "address", cli_jstr(addr));
+	cli_jset(o, "status", cli_jstr(d->status));
+	cli_jset(o, "created", cli_jtime(d->created));
+	cli_jset(o, "closed", cli_jtime(d->closed));
+	return o;
+}
+
+/* ---- validation of operator input ---- */
+
+static int
+cli_valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 63 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* A DNS name: dot-separated labels of [A-Za-z0-9-], no edge hyphens. */
+static int
+cli_valid_domain(const char *s, size_t n)
+{
+	size_t i, label = 0;
+
+	if (n == 0 || n > 253 || s[n - 1] == '.')
+		return 0;
+	for (i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (ch == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || (ch == '-' && label > 0)))
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return s[n - 1] != '-';
+}
+
+/* "any", "contact" or "domains:a.example,b.example" (lower-cased). */
+static int
+cli_valid_policy(const char *p, char *out, size_t outlen)
+{
+	const char *d, *comma;
+
+	if (strcmp(p, "any") == 0 || strcmp(p, "contact") == 0) {
+		snprintf(out, outlen, "%s", p);
+		return 1;
+	}
+	if (strncmp(p, "domains:", 8) != 0 || strlen(p) >= outlen)
+		return 0;
+	for (d = p + 8;; d = comma + 1) {
+		comma = strchr(d, ',');
+		if (!cli_valid_domain(d, comma ? (size_t)(comma - d) :
+		    strlen(d)))
+			return 0;
+		if (comma == NULL)
+			break;
+	}
+	for (d = p; *d != '\0'; d++)
+		*out++ = (*d >= 'A' && *d <= 'Z') ? (char)(*d + 32) : *d;
+	*out = '\0';
+	return 1;
+}
+
+/* A plain addr-spec: printable local part, DNS domain, RFC 5321 sizes. */
+static int
+cli_valid_email(const char *s)
+{
+	const char *at = strrchr(s, '@');
+	size_t i, n = strlen(s);
+
+	if (at == NULL || at == s || at - s > 64 || n > 254)
+		return 0;
+	for (i = 0; s + i < at; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f || strchr("<>(),;:\\\"[]@",
+		    s[i]) != NULL)
+			return 0;
+	return cli_valid_domain(at + 1, strlen(at + 1));
+}
+
+static int
+cli_valid_ref(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 127 || !sanitize_utf8_valid(s, n))
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/*
+ * --address LOCAL@DOMAIN: the domain must be ours and the local part
+ * ^d-[a-z0-9]{8,64}$ once lower-cased, the shape routing expects.
+ */
+static int
+cli_parse_address(const struct cli *c, const char *addr, char *local,
+    size_t locallen)
+{
+	const char *at = strrchr(addr, '@');
+	size_t n, i;
+
+	if (at == NULL || strcasecmp(at + 1, c->cfg->intake_domain) != 0)
+		return 0;
+	n = (size_t)(at - addr);
+	if (n < 10 || n > 66 || n >= locallen)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char ch = addr[i];
+
+		local[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+	}
+	local[n] = '\0';
+	if (strncmp(local, "d-", 2) != 0)
+		return 0;
+	return strspn(local + 2, "abcdefghijklmnopqrstuvwxyz0123456789") ==
+	    n - 2;
+}
+
+static int
+cli_parse_id(const char *s, int64_t *id_r)
+{
+	char *end;
+	long long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return 0;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return 0;
+	*id_r = (int64_t)v;
+	return 1;
+}
+
+/* ---- commands: serve, check-config ---- */
+
+static enum pd_log_level
+cli_log_level(const char *name)
+{
+	if (name == NULL)
+		return PD_LOG_INFO;
+	if (strcmp(name, "err") == 0)
+		return PD_LOG_ERR;
+	if (strcmp(name, "warn") == 0)
+		return PD_LOG_WARN;
+	if (strcmp(name, "debug") == 0)
+		return PD_LOG_DEBUG;
+	return PD_LOG_INFO;
+}
+
+static int
+cli_serve(struct cli *c)
+{
+	pd_log_set_level(cli_log_level(c->cfg->log_level));
+	if (server_run(c->cfg, c->err) != 0) {
+		if (c->err[0] == '\0')
+			snprintf(c->err, sizeof(c->err), "server failed");
+		return CLI_ERR;
+	}
+	return CLI_OK;
+}
+
+static int
+cli_check_config(struct cli *c)
+{
+	printf("config OK: %s\n", c->cfg->file != NULL ? c->cfg->file :
+	    "(embedded defaults)");
+	if (c->seen & B(OPT_VERBOSE))
+		config_dump(c->cfg, stdout);
+	return CLI_OK;
+}
+
+/* ---- commands: account ---- */
+
+static int
+cli_account_add(struct cli *c)
+{
+	const char *name = c->pos[2];
+	const char *policy = c->val[OPT_POLICY] ? c->val[OPT_POLICY] : "any";
+	char norm[512];
+	int64_t id;
+
+	if (!cli_valid_name(name))
+		return cli_usage_err(c, "invalid account name \"%s\" "
+		    "(1-63 of A-Z a-z 0-9 _ . -)", cli_safe(name));
+	if (!cli_valid_policy(policy, norm, sizeof(norm)))
+		return cli_usage_err(c, "invalid sender policy \"%s\" (any, "
+		    "contact or domains:a.example,b.example)", cli_safe(policy));
+	if (store_account_add(c->st, name, norm, &id, c->err) != 0)
+		return CLI_ERR;
+	if (c->json) {
+		json_t *o = json_object();
+
+		cli_jset(o, "id", json_integer(id));
+		cli_jset(o, "name", cli_jstr(name));
+		cli_jset(o, "sender_policy", cli_jstr(norm));
+		cli_json_print(o);
+	} else
+		printf("account %s added (sender policy %s)\n", name, norm);
+	return CLI_OK;
+}
+
+static int
+cli_account_row_cb(const struct store_account *a, void *ctx)
+{
+	json_t *arr = ctx, *o;
+
+	if (arr == NULL) {
+		printf("%s\t%s\n", cli_safe(a->name), cli_safe(a->sender_policy));
+		return 0;
+	}
+	o = json_object();
+	cli_jset(o, "id", json_integer(a->id));
+	cli_jset(o, "name", cli_jstr(a->name));
+	cli_jset(o, "sender_policy", cli_jstr(a->sender_policy));
+	cli_jset(o, "created", cli_jtime(a->created));
+	json_array_append_new(arr, o);
+	return 0;
+}
+
+static int
+cli_account_list(struct cli *c)
+{
+	json_t *arr = c->json ? json_array() : NULL;
+
+	if (store_account_list(c->st, cli_account_row_cb, arr, c->err) != 0) {
+		json_decref(arr);
+		return CLI_ERR;
+	}
+	if (arr != NULL)
+		cli_json_print(arr);
+	return CLI_OK;
+}
+
+/* --account NAME, if given: 1 and *id_r set; 0 absent; -1 unknown name. */
+static int
+cli_account_scope(struct cli *c, int64_t *id_r)
+{
+	struct store_account a;
+	const char *name = c->val[OPT_ACCOUNT];
+	int rc;
+
+	*id_r = 0;
+	if (name == NULL)
+		return 0;
+	rc = store_account_get(c->st, name, &a, c->err);
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err), "account \"%s\" not found",
+		    cli_safe(name));
+	if (rc != 1)
+		return -1;
+	*id_r = a.id;
+	return 1;
+}
+
+/* ---- commands: dossier ---- */
+
+static int
+cli_dossier_create_args(struct cli *c, char *local, size_t locallen)
+{
+	const char *addr = c->val[OPT_ADDRESS];
+
+	if (!cli_valid_email(c->val[OPT_CONTACT]))
+		return cli_usage_err(c, "invalid contact address \"%s\"",
+		    cli_safe(c->val[OPT_CONTACT]));
+	if (!cli_valid_ref(c->val[OPT_REF]))
+		return cli_usage_err(c, "invalid ref \"%s\" (1-127 bytes of "
+		    "UTF-8 text, no control characters)",
+		    cli_safe(c->val[OPT_REF]));
+	local[0] = '\0';
+	if (addr != NULL && !cli_parse_address(c, addr, local, locallen)) {
+		char dom[300];
+
+		snprintf(dom, sizeof(dom), "d-<8-64 of a-z0-9>@%s",
+		    c->cfg->intake_domain);
+		snprintf(c->err, sizeof(c->err), "invalid --address \"%s\": "
+		    "must look like %s", cli_safe(addr), dom);
+		return CLI_USAGE;
+	}
+	return 0;
+}
+
+static int
+cli_dossier_create(struct cli *c)
+{
+	struct store_dossier d;
+	char local[80], addr[512];
+	int64_t acct, id;
+	int rc;
+
+	if ((rc = cli_dossier_create_args(c, local, sizeof(local))) != 0)
+		return rc;
+	if (cli_account_scope(c, &acct) != 1)
+		return CLI_ERR;
+	if (store_dossier_create(c->st, acct, c->val[OPT_CONTACT],
+	    c->val[OPT_REF], local[0] ? local : NULL, &id, c->err) != 0)
+		return CLI_ERR;
+	if (store_dossier_get(c->st, acct, id, &d, c->err) != 1) {
+		if (c->err[0] == '\0')
+			snprintf(c->err, sizeof(c->err), "dossier vanished");
+		return CLI_ERR;
+	}
+	if (c->json) {
+		json_t *o = cli_dossier_json(c, &d);
+
+		json_object_del(o, "created");
+		json_object_del(o, "closed");
+		cli_json_print(o);
+		return CLI_OK;
+	}
+	cli_address(c, &d, addr, sizeof(addr));
+	printf("%s\n", addr);
+	return CLI_OK;
+}
+
+struct cli_list_ctx {
+	struct cli *c;
+	const char *status;
+	json_t *arr;			/* NULL: text output */
+	int failed;
+};
+
+static int
+cli_dossier_row_cb(const struct store_dossier *d, void *ctx)
+{
+	struct cli_list_ctx *l = ctx;
+	char addr[512];
+
+	if (l->arr != NULL) {
+		json_array_append_new(l->arr, cli_dossier_json(l->c, d));
+		return 0;
+	}
+	cli_address(l->c, d, addr, sizeof(addr));
+	printf("%" PRId64 "\t%s\t%s\t%s\t%s\t%s\n", d->id, cli_safe(d->account),
+	    cli_safe(d->ref), d->status, cli_safe(addr), cli_safe(d->contact));
+	return 0;
+}
+
+/* Without --account, every account in turn: reads stay tenant-scoped. */
+static int
+cli_dossier_list_account_cb(const struct store_account *a, void *ctx)
+{
+	struct cli_list_ctx *l = ctx;
+
+	if (store_dossier_list(l->c->st, a->id, l->status, cli_dossier_row_cb,
+	    l, l->c->err) != 0) {
+		l->failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+cli_dossier_list(struct cli *c)
+{
+	struct cli_list_ctx l = { c, c->val[OPT_STATUS], NULL, 0 };
+	struct store_account a = { 0 };
+	int64_t acct;
+	int rc;
+
+	if (l.status != NULL && strcmp(l.status, "open") != 0 &&
+	    strcmp(l.status, "closed") != 0)
+		return cli_usage_err(c, "invalid --status \"%s\" (open or "
+		    "closed)", cli_safe(l.status));
+	if ((rc = cli_account_scope(c, &acct)) < 0)
+		return CLI_ERR;
+	l.arr = c->json ? json_array() : NULL;
+	a.id = acct;
+	if (rc == 1)
+		cli_dossier_list_account_cb(&a, &l);
+	else if (store_account_list(c->st, cli_dossier_list_account_cb, &l,
+	    c->err) != 0)
+		l.failed = 1;
+	if (l.failed) {
+		json_decref(l.arr);
+		return CLI_ERR;
+	}
+	if (l.arr != NULL)
+		cli_json_print(l.arr);
+	return CLI_OK;
+}
+
+/*
+ * The dossier named by ID (a number) or by its intake address / local
+ * part, within --account if given.  1 found, 0 not (err set), -1 error.
+ */
+static int
+cli_find_dossier(struct cli *c, const char *spec, struct store_dossier *d)
+{
+	int64_t acct, id;
+	char local[80];
+	const char *at = strrchr(spec, '@');
+	int rc;
+
+	if (cli_account_scope(c, &acct) < 0)
+		return -1;
+	if (cli_parse_id(spec, &id))
+		rc = store_dossier_get(c->st, acct, id, d, c->err);
+	else if (at != NULL && cli_parse_address(c, spec, local,
+	    sizeof(local)))
+		rc = store_dossier_by_local(c->st, local, d, c->err);
+	else if (at == NULL && strncmp(spec, "d-", 2) == 0)
+		rc = store_dossier_by_local(c->st, spec, d, c->err);
+	else
+		rc = 0;
+	/* The routing lookup is store-wide; --account still scopes it. */
+	if (rc == 1 && acct != 0 && d->account_id != acct)
+		rc = 0;
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err), "dossier %s not found%s%s",
+		    cli_safe(spec), acct ? " in account " : "",
+		    acct ? cli_safe(c->val[OPT_ACCOUNT]) : "");
+	return rc;
+}
+
+struct cli_show_ctx {
+	json_t *arr;			/* NULL: text output */
+	int n;
+};
+
+static int
+cli_show_doc_cb(const struct store_doc_row *r, void *ctx)
+{
+	struct cli_show_ctx *s = ctx;
+	json_t *o;
+
+	s->n++;
+	if (s->arr == NULL) {
+		printf("  #%" PRId64 "  %s  (%s, %" PRIu64 " bytes)  message #%"
+		    PRId64 "  %s\n      sha256 %s  stored as %s  declared %s\n",
+		    r->id, cli_safe(r->filename), cli_safe(r->sniffed_type),
+		    r->size, r->message_id, cli_time(r->received), r->sha256,
+		    cli_safe(r->stored_name), cli_safe(r->declared_type));
+		return 0;
+	}
+	o = json_object();
+	cli_jset(o, "id", json_integer(r->id));
+	cli_jset(o, "filename", cli_jstr(r->filename));
+	cli_jset(o, "stored_name", cli_jstr(r->stored_name));
+	cli_jset(o, "declared_type", cli_jstr(r->declared_type));
+	cli_jset(o, "sniffed_type", cli_jstr(r->sniffed_type));
+	cli_jset(o, "size", json_integer((json_int_t)r->size));
+	cli_jset(o, "sha256", cli_jstr(r->sha256));
+	cli_jset(o, "message_id", r->message_id ?
+	    json_integer(r->message_id) : json_null());
+	cli_jset(o, "received", cli_jtime(r->received));
+	json_array_append_new(s->arr, o);
+	return 0;
+}
+
+static void
+cli_show_msg_text(const struct store_msg_row *r)
+{
+	/* Split so no printf needs more cli_safe buffers than it has. */
+	printf("  #%" PRId64 "  %s  %s%s  from <%s> to <%s>\n"
+	    "      client %s  helo %s  queue %s\n",
+	    r->id, cli_time(r->received), r->lmtp ? "lmtp" : "smtp",
+	    r->tls ? "+tls" : "", cli_safe(r->mail_from), cli_safe(r->rcpt_to),
+	    cli_safe(r->client_ip), cli_safe(r->helo), cli_safe(r->queue_id));
+	printf("      subject: %s\n"
+	    "      message-id: %s  size %" PRIu64 "  parse %s%s%s\n"
+	    "      sha256 %s\n",
+	    cli_safe(r->subject), cli_safe(r->message_id), r->size,
+	    cli_safe(r->parse_status), r->anomalies[0] ? "  anomalies " : "",
+	    cli_safe(r->anomalies), r->sha256);
+}
+
+static int
+cli_show_msg_cb(const struct store_msg_row *r, void *ctx)
+{
+	struct cli_show_ctx *s = ctx;
+	json_t *o;
+
+	s->n++;
+	if (s->arr == NULL) {
+		cli_show_msg_text(r);
+		return 0;
+	}
+	o = json_object();
+	cli_jset(o, "id", json_integer(r->id));
+	cli_jset(o, "queue_id", cli_jstr(r->queue_id));
+	cli_jset(o, "mail_from", cli_jstr(r->mail_from));
+	cli_jset(o, "rcpt_to", cli_jstr(r->rcpt_to));
+	cli_jset(o, "client_ip", cli_jstr(r->client_ip));
+	cli_jset(o, "helo", cli_jstr(r->helo));
+	cli_jset(o, "tls", json_boolean(r->tls));
+	cli_jset(o, "lmtp", json_boolean(r->lmtp));
+	cli_jset(o, "message_id", cli_jstr(r->message_id));
+	cli_jset(o, "subject", cli_jstr(r->subject));
+	cli_jset(o, "size", json_integer((json_int_t)r->size));
+	cli_jset(o, "sha256", cli_jstr(r->sha256));
+	cli_jset(o, "parse_status", cli_jstr(r->parse_status));
+	cli_jset(o, "anomalies", cli_jstr(r->anomalies));
+	cli_jset(o, "received", cli_jtime(r->received));
+	json_array_append_new(s->arr, o);
+	return 0;
+}
+
+static int
+cli_show_event_cb(const struct store_event_row *r, void *ctx)
+{
+	struct cli_show_ctx *s = ctx;
+	json_t *o;
+
+	s->n++;
+	if (s->arr == NULL) {
+		printf("  %s  %s  %s\n", cli_time(r->at), cli_safe(r->kind),
+		    cli_safe(r->detail));
+		return 0;
+	}
+	o = json_object();
+	cli_jset(o, "at", cli_jtime(r->at));
+	cli_jset(o, "kind", cli_jstr(r->kind));
+	cli_jset(o, "detail", cli_jstr(r->detail));
+	json_array_append_new(s->arr, o);
+	return 0;
+}
+
+static void
+cli_show_header(const struct cli *c, const struct store_dossier *d)
+{
+	char addr[512];
+
+	cli_address(c, d, addr, sizeof(addr));
+	printf("Dossier %" PRId64 "\n  account:  %s\n  ref:      %s\n"
+	    "  contact:  %s\n  address:  %s\n  status:   %s\n"
+	    "  created:  %s\n  closed:   %s\n", d->id, cli_safe(d->account),
+	    cli_safe(d->ref), cli_safe(d->contact), cli_safe(addr), d->status,
+	    cli_time(d->created), cli_time(d->closed));
+}
+
+/* Run one section: a heading in text mode, an array in JSON mode. */
+static int
+cli_show_section(struct cli *c, json_t *obj, const char *key,
+    const char *title, const struct store_dossier *d, int which)
+{
+	struct cli_show_ctx s = { c->json ? json_array() : NULL, 0 };
+	int rc;
+
+	if (s.arr == NULL)
+		printf("\n%s:\n", title);
+	if (which == 0)
+		rc = store_document_list(c->st, d->account_id, d->id,
+		    cli_show_doc_cb, &s, c->err);
+	else if (which == 1)
+		rc = store_message_list(c->st, d->account_id, d->id,
+		    cli_show_msg_cb, &s, c->err);
+	else
+		rc = store_event_list(c->st, d->account_id, d->id,
+		    cli_show_event_cb, &s, c->err);
+	if (s.arr != NULL)
+		cli_jset(obj, key, s.arr);
+	else if (rc == 0 && s.n == 0)
+		printf("  (none)\n");
+	return rc;
+}
+
+static int
+cli_dossier_show(struct cli *c)
+{
+	struct store_dossier d;
+	json_t *obj = NULL;
+
+	if (cli_find_dossier(c, c->pos[2], &d) != 1)
+		return CLI_ERR;
+	if (c->json)
+		obj = cli_dossier_json(c, &d);
+	else
+		cli_show_header(c, &d);
+	if (cli_show_section(c, obj, "documents", "Documents", &d, 0) != 0 ||
+	    cli_show_section(c, obj, "messages", "Messages", &d, 1) != 0 ||
+	    cli_show_section(c, obj, "events", "History", &d, 2) != 0) {
+		json_decref(obj);
+		return CLI_ERR;
+	}
+	if (obj != NULL)
+		cli_json_print(obj);
+	return CLI_OK;
+}
+
+static int
+cli_dossier_close(struct cli *c)
+{
+	struct store_dossier d;
+	int was_closed;
+
+	if (cli_find_dossier(c, c->pos[2], &d) != 1)
+		return CLI_ERR;
+	was_closed = strcmp(d.status, "closed") == 0;
+	if (store_dossier_close(c->st, d.account_id, d.id, c->err) != 0 ||
+	    store_dossier_get(c->st, d.account_id, d.id, &d, c->err) != 1)
+		return CLI_ERR;
+	if (c->json)
+		cli_json_print(cli_dossier_json(c, &d));
+	else
+		printf("dossier %" PRId64 " (%s) %s\n", d.id, cli_safe(d.ref),
+		    was_closed ? "was already closed" : "closed");
+	return CLI_OK;
+}
+
+/* ---- commands: document get, message get ---- */
+
+static int
+cli_write_all(int fd, const unsigned char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Copy blob `in` to `out`, hashing on the way: a blob whose bytes no
+ * longer match its name is reported, never handed out as if intact.
+ */
+static int
+cli_copy_verified(struct cli *c, int in, int out, const char *sha)
+{
+	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	ssize_t n;
+	int rc = -1;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		goto end;
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || EVP_DigestUpdate(ctx, buf, (size_t)n) != 1 ||
+		    cli_write_all(out, buf, (size_t)n) != 0) {
+			snprintf(c->err, sizeof(c->err), "copy failed: %s",
+			    strerror(errno));
+			goto end;
+		}
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
+		goto end;
+	pd_hex(hex, md, mdlen);
+	if (strcmp(hex, sha) != 0) {
+		snprintf(c->err, sizeof(c->err), "blob %s is corrupt (its "
+		    "content hashes to %s)", sha, hex);
+		goto end;
+	}
+	rc = 0;
+end:
+	if (rc != 0 && c->err[0] == '\0')
+		snprintf(c->err, sizeof(c->err), "sha256 failed");
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+static int
+cli_get_blob(struct cli *c, const char *sha, const char *what)
+{
+	const char *dest = c->val[OPT_OUTPUT];
+	char path[4096];
+	int in, out, rc;
+
+	blob_path(c->bs, sha, path, sizeof(path));
+	in = path[0] ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (in < 0) {
+		snprintf(c->err, sizeof(c->err), "%s: blob %s is missing from "
+		    "the store", what, sha);
+		return CLI_ERR;
+	}
+	out = strcmp(dest, "-") == 0 ? STDOUT_FILENO : open(dest,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (out < 0) {
+		snprintf(c->err, sizeof(c->err), "%s: %s", dest,
+		    strerror(errno));
+		close(in);
+		return CLI_ERR;
+	}
+	rc = cli_copy_verified(c, in, out, sha);
+	close(in);
+	if (out != STDOUT_FILENO && close(out) != 0 && rc == 0) {
+		snprintf(c->err, sizeof(c->err), "%s: %s", dest,
+		    strerror(errno));
+		rc = -1;
+	}
+	if (rc != 0 && out != STDOUT_FILENO)
+		unlink(dest);	/* never leave a partial copy behind */
+	return rc == 0 ? CLI_OK : CLI_ERR;
+}
+
+/* Shared by `document get` and `message get`: which = 0 doc, 1 message. */
+static int
+cli_get_common(struct cli *c, int which)
+{
+	const char *what = which == 0 ? "document" : "message";
+	struct store_doc_row dr;
+	struct store_msg_row mr;
+	char label[64];
+	int64_t acct, id;
+	int rc;
+
+	if (!cli_parse_id(c->pos[2], &id))
+		return cli_usage_err(c, "invalid id \"%s\"", cli_safe(c->pos[2]));
+	if (cli_account_scope(c, &acct) < 0)
+		return CLI_ERR;
+	rc = which == 0 ? store_document_get(c->st, acct, id, &dr, c->err) :
+	    store_message_get(c->st, acct, id, &mr, c->err);
+	snprintf(label, sizeof(label), "%s %" PRId64, what, id);
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err), "%s not found%s%s", label,
+		    acct ? " in account " : "",
+		    acct ? cli_safe(c->val[OPT_ACCOUNT]) : "");
+	if (rc != 1)
+		return CLI_ERR;
+	return cli_get_blob(c, which == 0 ? dr.sha256 : mr.sha256, label);
+}
+
+static int
+cli_document_get(struct cli *c)
+{
+	return cli_get_common(c, 0);
+}
+
+static int
+cli_message_get(struct cli *c)
+{
+	return cli_get_common(c, 1);
+}
+
+/* ---- entry point ---- */
+
+static int
+cli_run(struct cli *c, const struct cli_cmd *cmd)
+{
+	int rc;
+
+	if (cli_load_config(c) != 0)
+		return CLI_ERR;		/* already reported, file:line */
+	if (cmd->need_store && cli_open_store(c) != 0)
+		return CLI_ERR;
+	rc = cmd->run(c);
+	/* A full disk or closed pipe on stdout is a failure, not success. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (rc == CLI_OK)
+			snprintf(c->err, sizeof(c->err), "writing output: %s",
+			    strerror(errno));
+		rc = CLI_ERR;
+	}
+	return rc;
+}
+
+int
+cli_main(int argc, char **argv)
+{
+	struct cli c;
+	const struct cli_cmd *cmd = NULL;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	rc = cli_parse(&c, argc, argv);
+	if (rc == 0 && (c.help || (c.npos > 0 &&
+	    strcmp(c.pos[0], "help") == 0))) {
+		cli_usage(stdout);
+		return CLI_OK;
+	}
+	if (rc == 0 && c.npos == 0) {
+		cli_usage(stderr);
+		return CLI_USAGE;
+	}
+	if (rc == 0)
+		rc = cli_pick(&c, &cmd);
+	if (rc == 0)
+		rc = cli_run(&c, cmd);
+	cli_cleanup(&c);
+	if (rc != CLI_OK && c.err[0] != '\0')
+		fprintf(stderr, "postdoc: %s\n", c.err);
+	if (rc == CLI_USAGE)
+		fputs("try 'postdoc help'\n", stderr);
+	return rc;
+}
