@@ -775,6 +775,12 @@ store_dossier_create(struct store *st, int64_t account_id,
 		pd_err(err, "dossier create: account, contact and ref needed");
 		return -1;
 	}
+	/* Refuse rather than truncate: a cut address is a different one. */
+	if (strlen(contact) >= sizeof(email) || (intake_local != NULL &&
+	    strlen(intake_local) >= sizeof(local))) {
+		pd_err(err, "dossier create: contact or address too long");
+		return -1;
+	}
 	store_lower(email, sizeof(email), contact);
 	if (intake_local != NULL)
 		store_lower(local, sizeof(local), intake_local);

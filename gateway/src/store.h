@@ -85,6 +85,8 @@ int store_account_add(struct store *st, const char *name,
     const char *sender_policy, int64_t *id_r, char *err);
 int store_account_get(struct store *st, const char *name,
     struct store_account *a_r, char *err);
+/* List callbacks return nonzero to stop early (the list still returns 0);
+ * they may call other store functions on the same connection. */
 typedef int (*store_account_cb)(const struct store_account *a, void *ctx);
 int store_account_list(struct store *st, store_account_cb cb, void *ctx,
     char *err);
@@ -97,9 +99,12 @@ int store_dossier_get(struct store *st, int64_t account_id, int64_t id,
     struct store_dossier *d_r, char *err);	/* account_id 0 = any */
 int store_dossier_by_ref(struct store *st, int64_t account_id,
     const char *ref, struct store_dossier *d_r, char *err);
-/* Routing lookup at RCPT: the intake local part is unique store-wide. */
+/* Routing lookup at RCPT: the intake local part is unique store-wide
+ * (matched case-insensitively: locals are stored lower-case). */
 int store_dossier_by_local(struct store *st, const char *intake_local,
     struct store_dossier *d_r, char *err);
+/* account_id must be the owner (no "any"); closing twice returns 0.
+ * Adds a "dossier.closed" event, as create adds "dossier.created". */
 int store_dossier_close(struct store *st, int64_t account_id, int64_t id,
     char *err);
 typedef int (*store_dossier_cb)(const struct store_dossier *d, void *ctx);
