@@ -687,21 +687,20 @@ intake_ask_plugins(struct intake_msg *m, const struct intake_rcpt *rc,
 /* ---- durability ------------------------------------------------------- */
 
 /*
- * The store keeps one document per (dossier, sha256): bytes the dossier
- * already holds, from an earlier message or an earlier part of this one
- * (m29: four empty files), are recorded as an event, never dropped
- * silently and never stored twice.
+ * Bytes an earlier message already brought into the dossier are recorded
+ * as an event, not stored twice; every part of this message is kept (m29:
+ * four empty files are four documents).
  */
 static int
 intake_doc_dup(struct intake_msg *m, const struct intake_rcpt *rc,
-    const struct intake_doc *d, char *err)
+    const struct intake_doc *d, int64_t msg_id, char *err)
 {
 	char detail[256];
 	int64_t id;
 	int r;
 
-	r = store_document_find_dup(m->ctx->st, rc->dossier_id, d->sha, &id,
-	    err);
+	r = store_document_find_dup(m->ctx->st, rc->dossier_id, msg_id, d->sha,
+	    &id, err);
 	if (r != 1)
 		return r;
 	snprintf(detail, sizeof(detail), "sha256=%s document=%lld part=%s",
@@ -725,7 +724,7 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 		struct intake_doc *d = &m->docs[i];
 
 		d->row_id = -1;
-		if ((r = intake_doc_dup(m, rc, d, err)) < 0)
+		if ((r = intake_doc_dup(m, rc, d, msg_id, err)) < 0)
 			return -1;
 		if (r == 1)
 			continue;

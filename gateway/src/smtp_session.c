@@ -132,7 +132,8 @@ smtp_reply(struct smtp_session *s, int code, const char *enh,
 	va_end(ap);
 	evbuffer_add_printf(bufferevent_get_output(s->bev), "%d %s%s%s\r\n",
 	    code, enh, enh[0] != '\0' ? " " : "", text);
-	log_debug("%s: > %d %s %s", s->client_ip, code, enh, text);
+	log_debug("%s: > %d %s%s%s", s->client_ip, code, enh,
+	    enh[0] != '\0' ? " " : "", text);
 }
 
 static void

@@ -90,7 +90,7 @@ static const char *const store_sql[S_COUNT] = {
 	[S_MESSAGE_GET] = MSG_COLS
 	    "WHERE id = ?1 AND (?2 = 0 OR account_id = ?2)",
 	[S_DOCUMENT_DUP] = "SELECT id FROM documents WHERE dossier_id = ?1"
-	    " AND sha256 = ?2",
+	    " AND sha256 = ?2 AND message_id <> ?3 LIMIT 1",
 	[S_DOCUMENT_ADD] = "INSERT INTO documents (account_id, dossier_id,"
 	    " message_id, filename, stored_name, declared_type, sniffed_type,"
 	    " size, sha256, part_path, created) VALUES (?1, ?2, ?3, ?4, ?5,"
@@ -169,9 +169,10 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	" sha256 TEXT NOT NULL,"
 	" part_path TEXT,"
 	" created INTEGER NOT NULL,"
-	" UNIQUE (dossier_id, sha256),"
+	" UNIQUE (message_id, part_path),"
 	" FOREIGN KEY (dossier_id, account_id)"
 	"  REFERENCES dossiers(id, account_id));"
+	"CREATE INDEX documents_dossier_sha ON documents (dossier_id, sha256);"
 	"CREATE INDEX documents_message ON documents (message_id);"
 	"CREATE INDEX documents_account ON documents (account_id);"
 	"CREATE TABLE events ("
@@ -970,12 +971,24 @@ store_message_find_dup(struct store *st, int64_t dossier_id,
 	    err);
 }
 
+/*
+ * A document is a duplicate when an earlier message already brought the
+ * same bytes into the dossier; parts of one message are all kept (m29:
+ * four empty attachments are four documents).
+ */
 int
 store_document_find_dup(struct store *st, int64_t dossier_id,
-    const char *sha256, int64_t *id_r, char *err)
+    int64_t message_id, const char *sha256, int64_t *id_r, char *err)
 {
-	return store_find_dup(st, S_DOCUMENT_DUP, dossier_id, sha256, id_r,
-	    err);
+	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_DUP, err);
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, dossier_id) ||
+	    store_bind_text(s, 2, sha256) ||
+	    sqlite3_bind_int64(s, 3, message_id))
+		return store_fail(st, err, "find duplicate: bind");
+	return store_lookup_id(st, s, id_r, err, "find duplicate");
 }
 
 static int

@@ -118,9 +118,10 @@ int store_message_find_dup(struct store *st, int64_t dossier_id,
     const char *sha256, int64_t *id_r, char *err);
 int store_message_add(struct store *st, const struct store_message *m,
     int64_t *id_r, char *err);
-/* Returns 1 when the dossier already holds a document with this sha256. */
+/* Returns 1 when a message other than message_id already brought a
+ * document with this sha256 into the dossier. */
 int store_document_find_dup(struct store *st, int64_t dossier_id,
-    const char *sha256, int64_t *id_r, char *err);
+    int64_t message_id, const char *sha256, int64_t *id_r, char *err);
 int store_document_add(struct store *st, const struct store_document *d,
     int64_t *id_r, char *err);
 int store_event_add(struct store *st, int64_t account_id, int64_t dossier_id,

@@ -268,9 +268,14 @@ START_TEST(test_message_document)
 	    .declared_type = "application/pdf", .sniffed_type = "application/pdf",
 	    .size = 3, .sha256 = SHA_ABC, .part_path = "2" };
 	ck_assert_msg(store_document_add(st, &doc, &did, err) == 0, "%s", err);
-	ck_assert_int_eq(store_document_find_dup(st, dos, SHA_ABC, &dup, err), 1);
+	/* the message's own parts are not duplicates of each other... */
+	ck_assert_int_eq(store_document_find_dup(st, dos, mid, SHA_ABC, &dup,
+	    err), 0);
+	/* ...but a later message bringing the same bytes is */
+	ck_assert_int_eq(store_document_find_dup(st, dos, mid + 1000, SHA_ABC,
+	    &dup, err), 1);
 	ck_assert_int_eq(dup, did);
-	/* UNIQUE(dossier_id, sha256): the same document is stored once */
+	/* UNIQUE(message_id, part_path): one row per part */
 	ck_assert_int_eq(store_document_add(st, &doc, NULL, err), -1);
 	ck_assert_msg(store_commit(st, err) == 0, "%s", err);
 
