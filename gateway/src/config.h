@@ -1,0 +1,78 @@
+/*
+ * config.h - Postdoc's configuration: every parameter declared once with a
+ * default and bounds (config.c's table), loaded from a libconfig file.
+ * Errors name file:line; unknown keys and type errors are errors too.
+ */
+#ifndef PD_CONFIG_H
+#define PD_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <libconfig.h>
+
+#define PD_MAX_PLUGINS 16
+
+struct pd_plugin_conf {
+	char *name;			/* plugin name, e.g. "filetype" */
+	char *path;			/* .so path; NULL = plugin_dir/name.so */
+	const config_setting_t *settings; /* its "settings" group or NULL */
+};
+
+struct pd_config {
+	char *file;			/* path read, or NULL for defaults */
+	/* server */
+	char *hostname;
+	char *smtp_listen;		/* "host:port" or "" to disable */
+	char *lmtp_listen;
+	char *tls_cert;			/* STARTTLS offered only if both set */
+	char *tls_key;
+	int64_t workers;
+	char *plugin_dir;
+	char *log_level;
+	/* store */
+	char *var_dir;			/* var/ root: db, blobs, spool */
+	char *db_path;			/* default var_dir/postdoc.db */
+	char *sync_mode;		/* "full" or "normal" */
+	/* intake */
+	char *intake_domain;
+	/* limits (see config.c for defaults and bounds) */
+	int64_t line_max;
+	int64_t data_line_max;
+	int64_t rcpt_max;
+	int64_t message_size_max;
+	int64_t mime_depth_max;
+	int64_t mime_parts_max;
+	int64_t attachments_max;
+	int64_t header_count_max;
+	int64_t header_size_max;
+	int64_t header_block_max;
+	int64_t filename_max;
+	int64_t error_limit;
+	int64_t rcpt_reject_limit;
+	int64_t command_timeout;
+	int64_t data_timeout;
+	int64_t session_timeout;
+	int64_t connections_max;
+	int64_t connections_per_ip_max;
+	int64_t message_time_max;
+	int64_t greet_pause_ms;
+	/* plugins, in order */
+	int plugin_count;
+	struct pd_plugin_conf plugins[PD_MAX_PLUGINS];
+	/* private */
+	config_t lc;
+	int lc_loaded;
+};
+
+/*
+ * Load `path` (NULL: embedded defaults only).  On failure returns -1 and
+ * writes every problem, one per line "file:line: message", into err
+ * (errlen bytes).
+ */
+int config_load(const char *path, struct pd_config **cfg_r,
+    char *err, size_t errlen);
+void config_free(struct pd_config **cfg);
+/* Writes the effective configuration, for `postdoc check-config -v`. */
+void config_dump(const struct pd_config *cfg, FILE *out);
+
+#endif
