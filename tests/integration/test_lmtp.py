@@ -1,0 +1,106 @@
+"""
+LMTP (RFC 2033) on its own port, driven by Python's smtplib.LMTP: after
+DATA there is one reply per accepted recipient, in RCPT order, so one
+dossier can take a message another one's account refuses.
+"""
+import email.policy
+import smtplib
+from email.message import EmailMessage
+
+import pytest
+
+import postdoc_harness as H
+from postdoc_harness import T
+
+SENDER = "alice@sender.example"
+
+
+@pytest.fixture(scope="module")
+def srv(servers):
+    s = servers()
+    s.add_account("OPEN", "any")
+    s.add_account("STRICT", "any")
+    return s
+
+
+def message(to, name, data, subtype):
+    msg = EmailMessage()
+    msg["From"] = SENDER
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = "lmtp " + name
+    msg.set_content("see attached\n")
+    maintype, sub = subtype.split("/")
+    msg.add_attachment(data, maintype=maintype, subtype=sub, filename=name)
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def lmtp_deliver(srv, rcpts, raw):
+    """Returns the list of per-recipient (code, text) replies to DATA."""
+    with smtplib.LMTP("127.0.0.1", srv.lmtp_port, timeout=T(30)) as s:
+        code, resp = s.ehlo("client.test")   # LMTP.ehlo sends LHLO
+        assert code == 250, resp
+        assert s.mail(SENDER)[0] == 250
+        for r in rcpts:
+            code, resp = s.rcpt(r)
+            assert code == 250, (r, code, resp)
+        replies = [s.data(raw)]
+        for _ in rcpts[1:]:
+            replies.append(s.getreply())
+        assert s.noop()[0] == 250   # nothing left unread: counts matched
+        return [(c, t.decode("utf-8", "replace")) for c, t in replies]
+
+
+def test_lmtp_per_recipient_replies(srv):
+    open_addr = srv.create_dossier("OPEN", contact=SENDER)
+    strict_addr = srv.create_dossier("STRICT", contact=SENDER)
+    png = H.make_png("lmtp")
+    raw = message([open_addr, strict_addr], "pic.png", png, "image/png")
+    replies = lmtp_deliver(srv, [open_addr, strict_addr], raw)
+    assert len(replies) == 2
+    (c1, t1), (c2, t2) = replies
+    assert c1 == 250, t1
+    assert c2 == 554 and t2.startswith("5.7.1"), (c2, t2)
+    assert "pic.png" in t2
+    d = srv.show(open_addr)
+    assert len(d["messages"]) == 1
+    m = d["messages"][0]
+    assert m["lmtp"] and m["rcpt_to"] == open_addr
+    assert srv.message_get(m["id"]) == raw
+    docs = {x["filename"]: x for x in d["documents"]}
+    assert srv.document_get(docs["pic.png"]["id"]) == png
+    s = srv.show(strict_addr)
+    assert s["messages"] == [] and s["documents"] == []
+
+
+def test_lmtp_reply_order_follows_rcpt_order(srv):
+    strict_addr = srv.create_dossier("STRICT", contact=SENDER)
+    open_addr = srv.create_dossier("OPEN", contact=SENDER)
+    png = H.make_png("order")
+    raw = message([strict_addr, open_addr], "order.png", png, "image/png")
+    (c1, t1), (c2, t2) = lmtp_deliver(srv, [strict_addr, open_addr], raw)
+    assert c1 == 554 and t1.startswith("5.7.1"), (c1, t1)
+    assert c2 == 250, t2
+    assert len(srv.show(open_addr)["messages"]) == 1
+    assert srv.show(strict_addr)["messages"] == []
+
+
+def test_lmtp_both_accept_a_pdf(srv):
+    a = srv.create_dossier("OPEN", contact=SENDER)
+    b = srv.create_dossier("STRICT", contact=SENDER)
+    pdf = H.make_pdf("lmtp-both")
+    raw = message([a, b], "both.pdf", pdf, "application/pdf")
+    replies = lmtp_deliver(srv, [a, b], raw)
+    assert [c for c, _ in replies] == [250, 250], replies
+    for addr in (a, b):
+        d = srv.show(addr)
+        docs = {x["filename"]: x for x in d["documents"]}
+        assert srv.document_get(docs["both.pdf"]["id"]) == pdf
+
+
+def test_lmtp_unknown_recipient_and_lhlo(srv):
+    with H.Conn(srv.lmtp_port) as c:
+        r = c.cmd("LHLO client.test")
+        assert r.code == 250, r
+        assert c.cmd("MAIL FROM:<%s>" % SENDER).code == 250
+        r = c.cmd("RCPT TO:<d-aaaaaaaaaaaaaaaaaaaaaaaaaa@dossiers.example>")
+        assert (r.code, r.enhanced) == (550, "5.1.1"), r
