@@ -829,9 +829,10 @@ smtp_process_commands(struct smtp_session *s)
 		r = smtp_read_line(s, in, &len);
 		if (r == 0)
 			return;
-		if (r < 0)
-			continue;
-		smtp_dispatch(s, smtp_linebuf);
+		if (r > 0)
+			smtp_dispatch(s, smtp_linebuf);
+		/* A complete line, even a refused one, restarts the clock;
+		 * bytes trickling in without one do not (slowloris). */
 		if (s->state == SS_CMD)
 			smtp_timer_arm(s, s->srv->cfg->command_timeout);
 	}
@@ -1167,13 +1168,22 @@ smtp_process_data(struct smtp_session *s)
 
 /* ---- libevent callbacks ---- */
 
+/* Run the input through whichever machine the state selects, again
+ * after each switch: commands pipelined behind a refused DATA, or data
+ * right behind the DATA command, are already in the buffer. */
 static void
 smtp_process(struct smtp_session *s)
 {
-	if (s->state == SS_CMD)
-		smtp_process_commands(s);
-	if (s->state == SS_DATA)
-		smtp_process_data(s);
+	enum sess_state prev;
+
+	do {
+		prev = s->state;
+		if (s->state == SS_CMD)
+			smtp_process_commands(s);
+		else if (s->state == SS_DATA)
+			smtp_process_data(s);
+	} while (s->state != prev &&
+	    (s->state == SS_CMD || s->state == SS_DATA));
 }
 
 static void
