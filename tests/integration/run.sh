@@ -12,9 +12,9 @@ srcdir=${POSTDOC_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 : "${POSTDOC_PLUGIN_DIR:=$(dirname "$POSTDOC_BIN")/plugins/.libs}"
 export POSTDOC_BIN POSTDOC_PLUGIN_DIR POSTDOC_SRCDIR="$srcdir"
 
-# Results for scripts/test.sh's summary; beside run.log in the build tree.
-mkdir -p "$builddir/tests/integration"
-junit=${POSTDOC_JUNIT:-$builddir/tests/integration/pytest-junit.xml}
+# Results for scripts/test.sh's summary (tests/tmp/ is git-ignored).
+mkdir -p "$builddir/tests/tmp"
+junit=${POSTDOC_JUNIT:-$builddir/tests/tmp/pytest-junit.xml}
 rm -f "$junit"
 
 # Keep the source tree clean (it may be read-only under distcheck).
