@@ -4,7 +4,6 @@
  * listeners and runs until SIGTERM/SIGINT.  On stop it lets messages in
  * flight finish (their 250 is owed) before it closes sessions.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,37 +102,33 @@ fail:
 }
 
 /*
- * Spool files left by a crash belong to messages that were never
- * acknowledged: the client still holds them and will retry.
+ * Spool files and half-written blobs left by a crash belong to messages
+ * that were never acknowledged: the client still holds them and will
+ * retry.  Only this process writes there, so at start they can all go.
  */
 static int
 server_spool_prepare(struct smtp_server_ctx *srv, char *err)
 {
-	DIR *dir;
-	struct dirent *de;
-	char path[4096 + 512];
+	char tmp[4096 + 16];
+	int n;
 
 	snprintf(srv->spool_dir, sizeof(srv->spool_dir), "%s/spool",
 	    srv->cfg->var_dir);
+	snprintf(tmp, sizeof(tmp), "%s/blobs/tmp", srv->cfg->var_dir);
 	if (pd_mkdirs(srv->spool_dir, 0700) != 0) {
 		pd_err(err, "cannot create %s: %s", srv->spool_dir,
 		    strerror(errno));
 		return -1;
 	}
-	if ((dir = opendir(srv->spool_dir)) == NULL) {
-		pd_err(err, "cannot open %s: %s", srv->spool_dir,
+	if ((n = pd_dir_clear(srv->spool_dir)) < 0) {
+		pd_err(err, "cannot read %s: %s", srv->spool_dir,
 		    strerror(errno));
 		return -1;
 	}
-	while ((de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", srv->spool_dir,
-		    de->d_name);
-		if (unlink(path) == 0)
-			log_info("removed unacknowledged spool file %s", path);
-	}
-	closedir(dir);
+	if (n > 0)
+		log_info("removed %d unacknowledged spool file(s)", n);
+	if ((n = pd_dir_clear(tmp)) > 0)
+		log_info("removed %d unfinished blob(s) from %s", n, tmp);
 	return 0;
 }
 

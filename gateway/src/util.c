@@ -4,6 +4,7 @@
  * directory durability.  Holds no state but the log level; never exits on
  * anything a peer sent (only on our own broken invariants and OOM).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -293,4 +294,25 @@ pd_fsync_dir(const char *path)
 	close(fd);
 	errno = saved;
 	return rc;
+}
+
+int
+pd_dir_clear(const char *dir)
+{
+	struct dirent *de;
+	char path[4096 + 512];
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }

@@ -46,6 +46,9 @@ void pd_hex(char *out, const unsigned char *in, size_t n); /* 2n+1 bytes */
 int pd_random(void *buf, size_t n);
 /* mkdir -p with mode; 0 on success */
 int pd_mkdirs(const char *path, unsigned mode);
+/* Remove the regular files directly inside dir (not subdirectories);
+ * returns how many, or -1 if dir cannot be read. */
+int pd_dir_clear(const char *dir);
 /* fsync a directory by path */
 int pd_fsync_dir(const char *path);
 
