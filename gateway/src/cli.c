@@ -587,24 +587,9 @@ cli_parse_id(const char *s, int64_t *id_r)
 
 /* ---- commands: serve, check-config ---- */
 
-static enum pd_log_level
-cli_log_level(const char *name)
-{
-	if (name == NULL)
-		return PD_LOG_INFO;
-	if (strcmp(name, "err") == 0)
-		return PD_LOG_ERR;
-	if (strcmp(name, "warn") == 0)
-		return PD_LOG_WARN;
-	if (strcmp(name, "debug") == 0)
-		return PD_LOG_DEBUG;
-	return PD_LOG_INFO;
-}
-
 static int
 cli_serve(struct cli *c)
 {
-	pd_log_set_level(cli_log_level(c->cfg->log_level));
 	if (server_run(c->cfg, c->err) != 0) {
 		if (c->err[0] == '\0')
 			snprintf(c->err, sizeof(c->err), "server failed");
