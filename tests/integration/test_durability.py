@@ -23,9 +23,10 @@ RUN_SECONDS = 3.0
 
 
 class Sender(threading.Thread):
-    def __init__(self, srv, addr, n, stop):
+    def __init__(self, srv, addr, n, stop, killing):
         super().__init__(daemon=True)
         self.srv, self.addr, self.n, self.stop = srv, addr, n, stop
+        self.killing = killing
         self.acked = []		# (queue_id, attachment sha256, raw sha256)
         self.errors = []
 
@@ -74,7 +75,7 @@ class Sender(threading.Thread):
             except (OSError, smtplib.SMTPException) as e:
                 # The server was killed under us: whatever did not get
                 # its 250 is the sender's responsibility, not ours.
-                if not self.stop.is_set() and self.srv.running():
+                if not self.killing.is_set():
                     self.errors.append("client error while the server "
                                        "ran: %r" % (e,))
                 return
@@ -85,11 +86,12 @@ def crashed(servers):
     srv = servers()
     srv.add_account("DUR", "any")
     addr = srv.create_dossier("DUR", contact=SENDER)
-    stop = threading.Event()
-    senders = [Sender(srv, addr, n, stop) for n in range(THREADS)]
+    stop, killing = threading.Event(), threading.Event()
+    senders = [Sender(srv, addr, n, stop, killing) for n in range(THREADS)]
     for t in senders:
         t.start()
     time.sleep(RUN_SECONDS * (2 if H.SLOW else 1))
+    killing.set()                   # from now on, disconnects are expected
     srv.kill()                      # SIGKILL: no chance to clean up
     stop.set()
     for t in senders:
