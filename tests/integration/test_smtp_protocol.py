@@ -353,3 +353,36 @@ def test_queued_reply_names_the_stored_queue_id(srv):
     qid = H.queue_id(r.text)
     msgs, _ = stored(srv, addr)
     assert [m["queue_id"] for m in msgs] == [qid]
+
+
+def test_slowloris_is_cut_off_and_does_not_starve_others(srv):
+    """A client trickling one byte every 0.3 s never completes a line: it
+    gets 421 4.4.2 after command_timeout (the clock is not reset by each
+    byte), and meanwhile another client is served normally."""
+    import threading
+    slow = H.Conn(srv.smtp_port)
+    stop = threading.Event()
+
+    def trickle():
+        for b in b"EHLO slowly.trickling.example" * 10:
+            if stop.is_set() or not slow.send(bytes([b])):
+                return
+            time.sleep(0.3)
+    t = threading.Thread(target=trickle, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    try:
+        time.sleep(0.5)
+        with H.Conn(srv.smtp_port) as c:
+            assert c.cmd("EHLO other.test").code == 250
+            assert c.cmd("NOOP").code == 250
+            assert c.cmd("QUIT").code == 221
+        limit = srv.limits["command_timeout"]
+        r = slow.reply(limit + T(3))
+        assert r is not None and (r.code, r.enhanced) == (421, "4.4.2"), r
+        assert slow.wait_closed(T(3))
+        assert time.monotonic() - t0 < limit + T(2.5)
+    finally:
+        stop.set()
+        t.join()
+        slow.close()
