@@ -33,7 +33,7 @@ Postdoc is starting on $listen with the dossier $addr
 (account DEMO, contact $contact).  Send it a first message from another
 terminal:
 
-  swaks --server $listen --from $contact --to $addr --attach-type text/plain --attach @README
+  swaks --server $listen --from $contact --to $addr --attach-type text/plain --attach-name README --attach @README
 
 Then look at what was filed:
 
