@@ -367,8 +367,12 @@ class Server:
         if self.proc is None:
             return self.problems
         if self.proc.poll() is not None:
-            self.problems.append("server died on its own (exit status %s)"
-                                 % self.proc.returncode)
+            why = ""
+            if "signal 15" in self.log_text():
+                why = ("; its log shows a SIGTERM the tests did not send: "
+                       "something outside the suite killed it")
+            self.problems.append("server died on its own (exit status %s%s)"
+                                 % (self.proc.returncode, why))
         else:
             self.proc.send_signal(signal.SIGTERM)
             try:
