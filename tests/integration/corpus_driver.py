@@ -271,8 +271,6 @@ class Session:
         if not alt.seq[0].matches(replies[0]):
             self.fail("step %d: first reply %s, expected %s"
                       % (step, replies[0], alt.seq[0]))
-        if replies[0].code == 250 and n > 1:
-            pass  # chunk accepted as data: later lines are commands again
         return replies
 
     def _rcpt_fanout(self, step, lines, timeout):
@@ -394,8 +392,11 @@ class Session:
         elif kinds & {"per_line", "each_then_421"}:
             alt = alts[0]
             replies = self._per_line(alt, i, len(lines), timeout)
-        elif kinds == {"bad_commands"} or "bad_commands" in kinds:
-            alt = [a for a in alts if a.kind == "bad_commands"][0]
+        elif "bad_commands" in kinds:
+            # "250 | 502 (then bytes are bad commands)": the first reply is
+            # any of the alternatives', then one reply per further line.
+            codes = tuple(c for a in alts for s in a.seq for c in s.codes)
+            alt = Alt("bad_commands", [Spec(codes)], text=st["expect"])
             replies = self._bad_commands(alt, i, len(lines), timeout)
         elif "starttls" in kinds:
             replies = self._starttls(i, timeout)
