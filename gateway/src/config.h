@@ -11,6 +11,17 @@
 #include <libconfig.h>
 
 #define PD_MAX_PLUGINS 16
+#define PD_MAX_ACCOUNTS 64
+
+/* An account's identity for outbound mail (config `accounts` list). */
+struct pd_account_conf {
+	char *name;		/* as in `postdoc account add` */
+	char *legal_name;	/* sender's legal identity, for footers */
+	char *legal_address;
+	char *locale;		/* default template locale, or NULL */
+	char *from_name;	/* From: display name, or NULL */
+	char *from_addr;	/* From: address, or NULL (outbound.from_addr) */
+};
 
 struct pd_plugin_conf {
 	char *name;			/* plugin name, e.g. "filetype" */
@@ -56,6 +67,26 @@ struct pd_config {
 	int64_t connections_per_ip_max;
 	int64_t message_time_max;
 	int64_t greet_pause_ms;
+	/* outbound */
+	char *transport;		/* plugin that delivers ("file") */
+	char *from_name;		/* default From: display name */
+	char *from_addr;		/* default From: address */
+	char *bounce_domain;		/* VERP: b-<token>@bounce_domain */
+	char *template_dir;
+	char *default_locale;
+	int64_t rate;			/* messages per second, all domains */
+	int64_t domain_concurrency;	/* sessions per recipient domain */
+	int64_t delivery_threads;
+	int64_t batch_max;		/* messages per transport session */
+	int64_t retry_base;		/* first retry delay, seconds; doubles */
+	int64_t retry_max_age;		/* then bounced as undeliverable */
+	int64_t queue_interval_ms;	/* how often the runner looks */
+	char *reminder_days;		/* "3,7": days after the invitation */
+	int64_t suppression_days;	/* hard bounce keeps an address out */
+	int receipts;			/* acknowledge intake to the sender */
+	/* accounts' outbound identity */
+	int account_count;
+	struct pd_account_conf accounts[PD_MAX_ACCOUNTS];
 	/* plugins, in order */
 	int plugin_count;
 	struct pd_plugin_conf plugins[PD_MAX_PLUGINS];
@@ -73,6 +104,9 @@ int config_load(const char *path, struct pd_config **cfg_r,
     char *err, size_t errlen);
 void config_free(struct pd_config **cfg);
 /* Writes the effective configuration, for `postdoc check-config -v`. */
+/* The identity configured for account `name`, or NULL. */
+const struct pd_account_conf *config_account(const struct pd_config *cfg,
+    const char *name);
 void config_dump(const struct pd_config *cfg, FILE *out);
 
 #endif

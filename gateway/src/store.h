@@ -33,6 +33,8 @@ struct store_dossier {
 	char status[8];			/* "open" / "closed" */
 	int64_t created;
 	int64_t closed;
+	char requested[2048];		/* JSON array of document names, or "" */
+	char due[16];			/* "YYYY-MM-DD" or "" */
 };
 
 struct store_message {
@@ -178,5 +180,72 @@ int store_document_get(struct store *st, int64_t account_id, int64_t id,
 /* A message's row (its raw blob is r->sha256); account_id 0 = any. */
 int store_message_get(struct store *st, int64_t account_id, int64_t id,
     struct store_msg_row *r, char *err);
+
+/* ---- schema v2: outbound queue, suppressions, document requests ---- */
+
+/* What an invitation asked for; requested_json is a JSON array of
+ * strings, due "YYYY-MM-DD" or "". */
+int store_dossier_set_request(struct store *st, int64_t account_id,
+    int64_t dossier_id, const char *requested_json, const char *due,
+    char *err);
+int store_document_count_since(struct store *st, int64_t dossier_id,
+    int64_t since, int64_t *n_r, char *err);
+
+struct store_outbound {
+	int64_t id;
+	int64_t account_id;
+	int64_t dossier_id;		/* 0: none */
+	char account[64];
+	char kind[32];
+	char rcpt[320];
+	char rcpt_domain[256];
+	char mail_from[320];		/* VERP address */
+	char verp_token[64];
+	char message_id[256];
+	char from_domain[256];
+	char sha256[65];		/* the queued message blob */
+	uint64_t size;
+	char state[16];	/* queued sending sent deferred bounced failed */
+	int attempts;
+	int64_t next_attempt;
+	int64_t created;
+	int64_t updated;
+	int last_code;
+	char last_enhanced[12];
+	char last_text[256];
+};
+
+int store_outbound_add(struct store *st, const struct store_outbound *o,
+    int64_t *id_r, char *err);
+int store_outbound_get(struct store *st, int64_t account_id, int64_t id,
+    struct store_outbound *o_r, char *err);	/* account_id 0 = any */
+int store_outbound_by_verp(struct store *st, const char *token,
+    struct store_outbound *o_r, char *err);
+/* Atomically move up to `max` due rows (queued/deferred with
+ * next_attempt <= now) to "sending" and return them through cb. */
+typedef int (*store_outbound_cb)(const struct store_outbound *o, void *ctx);
+int store_outbound_claim(struct store *st, int64_t now, int max,
+    store_outbound_cb cb, void *ctx, char *err);
+/* Record an attempt's outcome: state, reply and the next attempt time. */
+int store_outbound_update(struct store *st, int64_t id, const char *state,
+    int code, const char *enhanced, const char *text, int64_t next_attempt,
+    char *err);
+/* Rows left "sending" by a crash go back to "deferred" (due now). */
+int store_outbound_recover(struct store *st, int64_t now, int *n_r,
+    char *err);
+int store_outbound_list(struct store *st, int64_t account_id,
+    int64_t dossier_id, const char *state, store_outbound_cb cb, void *ctx,
+    char *err);			/* 0 = any account / any dossier / state */
+/* Count rows of a kind for a dossier, with the first and last creation. */
+int store_outbound_count(struct store *st, int64_t dossier_id,
+    const char *kind, int64_t *n_r, int64_t *first_r, int64_t *last_r,
+    char *err);
+
+/* Suppression list, per account; email compared lower-cased. */
+int store_suppression_add(struct store *st, int64_t account_id,
+    const char *email, const char *reason, int64_t expires, char *err);
+/* 1 if suppressed now (an unexpired entry), 0 if not. */
+int store_suppressed(struct store *st, int64_t account_id,
+    const char *email, int64_t now, char *err);
 
 #endif

@@ -11,7 +11,12 @@
  * Threads: connect/helo/mail_from/rcpt_to run on the event loop and must not
  * block; message/attachment/stored run on intake worker threads, possibly
  * several at once, so they must be thread-safe (keep per-call state on the
- * stack or lock it).  All hook arguments are borrowed for the call only.
+ * stack or lock it).  outbound runs on the thread that queues a message
+ * (a CLI command or a worker); deliver runs on outbound delivery threads,
+ * may block (it talks to a relay) and must bound every wait.  All hook
+ * arguments are borrowed for the call only.
+ *
+ * ABI history: 1 intake hooks; 2 adds outbound and deliver.
  */
 #ifndef POSTDOC_PLUGIN_H
 #define POSTDOC_PLUGIN_H
@@ -20,7 +25,7 @@
 #include <stdint.h>
 #include <libconfig.h>
 
-#define POSTDOC_PLUGIN_ABI 1
+#define POSTDOC_PLUGIN_ABI 2
 #define POSTDOC_PLUGIN_SYMBOL "postdoc_plugin"
 #define POSTDOC_PLUGIN_TEXT_MAX 200
 
@@ -83,6 +88,27 @@ struct postdoc_stored_info {
 	unsigned document_count;
 };
 
+/* One outbound message, complete and CRLF-canonical, in a file. */
+struct postdoc_outbound_info {
+	int64_t id;		/* outbound queue row */
+	const char *account;
+	const char *kind;	/* "invitation", "reminder", "receipt", ... */
+	const char *mail_from;	/* envelope sender: the VERP bounce address */
+	const char *rcpt;	/* envelope recipient (one per message) */
+	const char *from_domain; /* domain of the From: header (DKIM d=) */
+	const char *path;	/* the message as it will be sent */
+	uint64_t size;
+};
+
+/* What a transport reports for one message.  code: the relay's reply
+ * (250 sent, 4xx deferred, 5xx bounced), or 0 for a local failure
+ * (connection, TLS, AUTH: deferred and retried). */
+struct postdoc_delivery {
+	int code;
+	char enhanced[12];
+	char text[POSTDOC_PLUGIN_TEXT_MAX];
+};
+
 struct postdoc_hooks {
 	enum postdoc_verdict (*connect)(void *state,
 	    const struct postdoc_session_info *s, struct postdoc_reply *r);
@@ -102,6 +128,23 @@ struct postdoc_hooks {
 	    const struct postdoc_attachment_info *a, struct postdoc_reply *r);
 	/* After the commit; the verdict is ignored (the 250 is owed). */
 	void (*stored)(void *state, const struct postdoc_stored_info *st);
+	/*
+	 * Before an outbound message is queued.  A plugin may write header
+	 * fields to put in front of the message into `prepend` (at most
+	 * prepend_len bytes, each line CRLF-terminated, continuation lines
+	 * starting with a space or tab: DKIM-Signature), or refuse it.  The
+	 * core checks the syntax of what is prepended.
+	 */
+	enum postdoc_verdict (*outbound)(void *state,
+	    const struct postdoc_outbound_info *m, char *prepend,
+	    size_t prepend_len, struct postdoc_reply *r);
+	/*
+	 * Transports only (the plugin named by outbound.transport): deliver
+	 * n messages, all for recipients in one domain, in one session if
+	 * the transport has sessions, and fill results[i] for each.
+	 */
+	void (*deliver)(void *state, const struct postdoc_outbound_info *msgs,
+	    size_t n, struct postdoc_delivery *results);
 };
 
 struct postdoc_plugin {

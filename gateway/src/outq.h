@@ -1,0 +1,70 @@
+/*
+ * outq.h - the durable outbound queue.  A message is queued as a complete,
+ * signed file (stored as a blob) plus a row in the store; delivery threads
+ * hand due messages to the transport plugin and record each outcome:
+ * queued -> sending -> sent | deferred (retried with exponential backoff
+ * until outbound.retry_max_age) | bounced | failed.  A row still "sending"
+ * after a crash is retried (never recorded as sent, so never sent twice
+ * knowingly).  Suppressions are checked when a message leaves the queue,
+ * not only when it is queued.
+ */
+#ifndef PD_OUTQ_H
+#define PD_OUTQ_H
+
+#include <stdint.h>
+
+struct pd_config;
+struct plugin_host;
+struct store;
+struct outq_ctx;
+struct outq_runner;
+
+struct outq_item {
+	int64_t account_id;
+	const char *account;		/* name, for plugins */
+	int64_t dossier_id;		/* 0: none */
+	const char *kind;		/* "invitation", "reminder", "receipt" */
+	const char *rcpt;		/* validated by outmsg_addr_valid */
+	const char *from_domain;	/* DKIM d= */
+	const char *msg_path;		/* built by outmsg_build; consumed */
+	const char *message_id;
+};
+
+struct outq_stats {
+	unsigned sent, deferred, bounced, failed;
+};
+
+/* Opens its own store connection and blob store: one per thread. */
+int outq_ctx_new(const struct pd_config *cfg, struct plugin_host *ph,
+    struct outq_ctx **q_r, char *err);
+void outq_ctx_free(struct outq_ctx **q);
+
+/*
+ * Queue a message: makes the VERP envelope sender
+ * b-<token>@<outbound.bounce_domain>, runs the plugins' outbound hooks
+ * (DKIM signs here), checks the result is CRLF-canonical, stores it as a
+ * blob and inserts the row, in that order.  The recipient must not be
+ * suppressed for the account (refused with a message otherwise).
+ */
+int outq_enqueue(struct outq_ctx *q, const struct outq_item *it,
+    int64_t *id_r, char *err);
+
+/* Deliver every due message once, blocking (CLI: `queue run`, `invite`). */
+int outq_run_once(struct outq_ctx *q, struct outq_stats *st, char *err);
+
+/*
+ * A DSN or a 5xx for the message whose VERP token this is: mark it
+ * bounced with the status; a permanent failure (5.x.x) puts the address
+ * on the account's suppression list for outbound.suppression_days.
+ * Returns 1 if the token named a message, 0 if not.
+ */
+int outq_bounce(struct store *st, const struct pd_config *cfg,
+    const char *verp_token, int code, const char *enhanced,
+    const char *text, char *err);
+
+/* The runner of `postdoc serve`: its own threads, polling the store. */
+int outq_runner_start(const struct pd_config *cfg, struct plugin_host *ph,
+    struct outq_runner **r_r, char *err);
+void outq_runner_stop(struct outq_runner **r);	/* lets deliveries finish */
+
+#endif
