@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "plugin_host.h"
@@ -37,6 +38,30 @@ plugin_valid_name(const char *name)
 	return i > 0 && i < 64;
 }
 
+/*
+ * Run from a build tree (the README's quick start, the tests), the
+ * plugins sit in plugins/.libs beside the binary, not in the installed
+ * plugin_dir: look there when plugin_dir has no such file.
+ */
+static void
+plugin_build_tree_path(const char *name, char *path, size_t len)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+	char alt[4096 + 128];
+
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) == NULL)
+		return;
+	*slash = '\0';
+	snprintf(alt, sizeof(alt), "%s/plugins/.libs/%s.so", exe, name);
+	if (access(alt, F_OK) == 0 && strlen(alt) < len)
+		memcpy(path, alt, strlen(alt) + 1);
+}
+
 static int
 plugin_load_one(const struct pd_config *cfg, const struct pd_plugin_conf *pc,
     struct loaded_plugin *lp, char *err)
@@ -53,6 +78,9 @@ plugin_load_one(const struct pd_config *cfg, const struct pd_plugin_conf *pc,
 	else
 		snprintf(path, sizeof(path), "%s/%s.so", cfg->plugin_dir,
 		    pc->name);
+	if ((pc->path == NULL || pc->path[0] == '\0') &&
+	    access(path, F_OK) != 0)
+		plugin_build_tree_path(pc->name, path, sizeof(path));
 	lp->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (lp->dl == NULL) {
 		pd_err(err, "plugin %s: cannot load %s: %s", pc->name, path,
@@ -231,4 +259,94 @@ plugin_run_stored(struct plugin_host *ph, const struct postdoc_stored_info *st)
 		if (ph->p[i].desc != NULL &&
 		    ph->p[i].desc->hooks.stored != NULL)
 			ph->p[i].desc->hooks.stored(ph->p[i].state, st);
+}
+
+int
+plugin_run_outbound(struct plugin_host *ph,
+    const struct postdoc_outbound_info *m, char *prepend, size_t prepend_len,
+    struct plugin_outcome *o)
+{
+	size_t used = 0;
+	int i;
+
+	o->verdict = POSTDOC_CONT;
+	o->text[0] = '\0';
+	if (prepend_len > 0)
+		prepend[0] = '\0';
+	for (i = 0; ph != NULL && i < ph->count; i++) {
+		const struct loaded_plugin *lp = &ph->p[i];
+		struct postdoc_reply r = { { 0 } };
+		enum postdoc_verdict v;
+
+		if (lp->desc == NULL || lp->desc->hooks.outbound == NULL)
+			continue;
+		prepend[used] = '\0';
+		v = lp->desc->hooks.outbound(lp->state, m, prepend + used,
+		    prepend_len - used, &r);
+		/* A plugin must leave a terminated string inside its room. */
+		if (memchr(prepend + used, '\0', prepend_len - used) == NULL) {
+			prepend[used] = '\0';
+			v = POSTDOC_DENYSOFT;
+			snprintf(r.text, sizeof(r.text), "%s: header too long",
+			    lp->desc->name);
+		}
+		if (v == POSTDOC_DENY || v == POSTDOC_DENYSOFT ||
+		    v == POSTDOC_DISCONNECT) {
+			prepend[used] = '\0';
+			plugin_decide(lp, v == POSTDOC_DENY ? v :
+			    POSTDOC_DENYSOFT, &r, o);
+			return -1;
+		}
+		used += strlen(prepend + used);
+	}
+	return 0;
+}
+
+const struct postdoc_plugin *
+plugin_find(struct plugin_host *ph, const char *name, void **state_r)
+{
+	int i;
+
+	for (i = 0; ph != NULL && i < ph->count; i++)
+		if (ph->p[i].desc != NULL &&
+		    strcmp(ph->p[i].desc->name, name) == 0) {
+			if (state_r != NULL)
+				*state_r = ph->p[i].state;
+			return ph->p[i].desc;
+		}
+	return NULL;
+}
+
+void
+plugin_deliver(struct plugin_host *ph, const char *transport,
+    const struct postdoc_outbound_info *msgs, size_t n,
+    struct postdoc_delivery *results)
+{
+	void *state = NULL;
+	const struct postdoc_plugin *p = plugin_find(ph, transport, &state);
+	size_t i;
+
+	if (p != NULL && p->hooks.deliver != NULL) {
+		memset(results, 0, n * sizeof(*results));
+		p->hooks.deliver(state, msgs, n, results);
+		for (i = 0; i < n; i++) {
+			char clean[sizeof(results[i].text)];
+
+			/* Relay text reaches our store and logs: ASCII only. */
+			pd_ascii_clean(clean, sizeof(clean), results[i].text);
+			memcpy(results[i].text, clean, sizeof(clean));
+			pd_ascii_clean(clean, sizeof(results[i].enhanced),
+			    results[i].enhanced);
+			memcpy(results[i].enhanced, clean,
+			    sizeof(results[i].enhanced));
+		}
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		results[i].code = 0;
+		snprintf(results[i].enhanced, sizeof(results[i].enhanced),
+		    "4.3.0");
+		snprintf(results[i].text, sizeof(results[i].text),
+		    "no transport plugin '%s' loaded", transport);
+	}
 }

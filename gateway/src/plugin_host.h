@@ -40,4 +40,21 @@ void plugin_run_attachment(struct plugin_host *ph,
 void plugin_run_stored(struct plugin_host *ph,
     const struct postdoc_stored_info *st);
 
+/*
+ * Outbound: every plugin's outbound hook in order, their header lines
+ * concatenated into prepend (NUL-terminated); DENY or DENYSOFT stops the
+ * chain.  A plugin that would overflow prepend_len gets DENYSOFT.
+ */
+int plugin_run_outbound(struct plugin_host *ph,
+    const struct postdoc_outbound_info *m, char *prepend, size_t prepend_len,
+    struct plugin_outcome *o);
+/* The loaded plugin called `name` (and its state), or NULL. */
+const struct postdoc_plugin *plugin_find(struct plugin_host *ph,
+    const char *name, void **state_r);
+/* Hand n messages to the transport plugin `transport`; without such a
+ * plugin (or hook) every result is code 0 with the reason. */
+void plugin_deliver(struct plugin_host *ph, const char *transport,
+    const struct postdoc_outbound_info *msgs, size_t n,
+    struct postdoc_delivery *results);
+
 #endif
