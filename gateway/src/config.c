@@ -39,6 +39,10 @@ struct cf_param {
 static const char *cf_check_listen(const char *v);
 static const char *cf_check_domain(const char *v);
 static const char *cf_check_nonempty(const char *v);
+static const char *cf_check_domain_or_empty(const char *v);
+static const char *cf_check_addr_or_empty(const char *v);
+static const char *cf_check_days(const char *v);
+static const char *cf_check_name(const char *v);
 
 static const char *const cf_log_levels[] =
     { "err", "warn", "info", "debug", NULL };
@@ -51,6 +55,8 @@ static const char *const cf_sync_modes[] = { "full", "normal", NULL };
 	{ g, k, CF_STR, OFF(f), d, 0, 0, 0, ch, NULL, h }
 #define INT(g, k, f, d, lo, hi, h) \
 	{ g, k, CF_INT, OFF(f), NULL, d, lo, hi, NULL, NULL, h }
+#define BOOL(g, k, f, d, h) \
+	{ g, k, CF_BOOL, OFF(f), NULL, d, 0, 1, NULL, NULL, h }
 
 /*
  * Every parameter, declared once (the Postfix way).  Limits follow
@@ -122,11 +128,44 @@ static const struct cf_param cf_params[] = {
 	    "seconds to parse and store one message"),
 	INT("limits", "greet_pause_ms", greet_pause_ms, 0, 0, 30000,
 	    "milliseconds before the greeting (early-talker check)"),
+	STR("outbound", "transport", transport, "file", cf_check_name,
+	    "plugin that delivers outbound mail (file, smtp)"),
+	STR("outbound", "from_name", from_name, "Postdoc", NULL,
+	    "default From: display name"),
+	STR("outbound", "from_addr", from_addr, "", cf_check_addr_or_empty,
+	    "default From: address; \"\" = postdoc@<intake domain>"),
+	STR("outbound", "bounce_domain", bounce_domain, "",
+	    cf_check_domain_or_empty,
+	    "VERP bounce addresses b-<token>@here; \"\" = intake domain"),
+	STR("outbound", "template_dir", template_dir, "templates",
+	    cf_check_nonempty, "templates/<name>/<locale>/*.mustache"),
+	STR("outbound", "default_locale", default_locale, "en",
+	    cf_check_name, "locale when neither asked nor the account's"),
+	INT("outbound", "rate", rate, 10, 0, 100000,
+	    "messages per second, all domains; 0 = unlimited"),
+	INT("outbound", "domain_concurrency", domain_concurrency, 2, 1, 100,
+	    "transport sessions at once per recipient domain"),
+	INT("outbound", "delivery_threads", delivery_threads, 2, 1, 64,
+	    "threads delivering outbound mail"),
+	INT("outbound", "batch_max", batch_max, 20, 1, 1000,
+	    "messages per transport session"),
+	INT("outbound", "retry_base", retry_base, 300, 1, 86400,
+	    "seconds before the first retry; doubles each time"),
+	INT("outbound", "retry_max_age", retry_max_age, 432000, 60, 2592000,
+	    "seconds after which a deferred message is given up"),
+	INT("outbound", "queue_interval_ms", queue_interval_ms, 1000, 50,
+	    60000, "how often the queue runner looks for due mail"),
+	STR("outbound", "reminder_days", reminder_days, "3,7", cf_check_days,
+	    "days after an invitation to remind, \"\" = never"),
+	INT("outbound", "suppression_days", suppression_days, 180, 1, 3650,
+	    "days a hard-bounced address stays suppressed"),
+	BOOL("outbound", "receipts", receipts, 1,
+	    "acknowledge filed documents to a sender the policy vouches for"),
 };
 #define CF_NPARAMS (sizeof(cf_params) / sizeof(cf_params[0]))
 
 static const char *const cf_groups[] =
-    { "server", "store", "intake", "limits", NULL };
+    { "server", "store", "intake", "limits", "outbound", NULL };
 
 /* Error sink: every problem is appended, the buffer is never overrun. */
 struct cf_errs {
@@ -142,6 +181,7 @@ struct cf_load {
 	struct pd_config *cfg;
 	struct cf_errs *errs;
 	const config_setting_t *set[CF_NPARAMS];
+	int plugins_set;		/* the file has a plugins list */
 };
 
 /* Append to the error buffer; once it is full, everything else is cut. */
@@ -334,6 +374,59 @@ static const char *cf_check_domain(const char *v)
 static const char *cf_check_nonempty(const char *v)
 {
 	return *v == '\0' ? "must not be empty" : NULL;
+}
+
+static const char *cf_check_domain_or_empty(const char *v)
+{
+	return v[0] == '\0' ? NULL : cf_check_domain(v);
+}
+
+/* A plain local@domain, ASCII; the message builder re-checks it. */
+static const char *cf_check_addr_or_empty(const char *v)
+{
+	const char *at = strrchr(v, '@');
+	size_t i;
+
+	if (v[0] == '\0')
+		return NULL;
+	if (at == NULL || at == v || at - v > 64)
+		return "is not an address local@domain";
+	for (i = 0; v + i < at; i++)
+		if (!isalnum((unsigned char)v[i]) &&
+		    strchr("!#$%&'*+-/=?^_`{|}~.", v[i]) == NULL)
+			return "has a character not allowed in a local part";
+	return cf_check_domain(at + 1);
+}
+
+/* "3,7": increasing days, each 1..365; "" for none. */
+static const char *cf_check_days(const char *v)
+{
+	long prev = 0, d;
+	char *end;
+
+	while (*v != '\0') {
+		if (!isdigit((unsigned char)*v))
+			return "is not a comma-separated list of days";
+		d = strtol(v, &end, 10);
+		if (d < 1 || d > 365 || d <= prev)
+			return "needs increasing days between 1 and 365";
+		prev = d;
+		v = end;
+		if (*v == ',')
+			v++;
+		else if (*v != '\0')
+			return "is not a comma-separated list of days";
+	}
+	return NULL;
+}
+
+/* Names that become file or directory names: [a-z0-9_-]{1,32}. */
+static const char *cf_check_name(const char *v)
+{
+	size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+
+	return n > 0 && n <= 32 && v[n] == '\0' ? NULL :
+	    "is not [a-z0-9_-]{1,32}";
 }
 
 static char **cf_str_field(struct pd_config *cfg, const struct cf_param *p)
@@ -615,6 +708,95 @@ static void cf_load_plugins(struct cf_load *ld, const config_setting_t *l)
 		cf_load_plugin(ld, config_setting_get_elem(l, i), i);
 }
 
+/* accounts = ( { name = "ACME"; legal_name = "..."; ... } ): outbound
+ * identity per account; every key is an optional string but name. */
+static const char *const cf_account_keys[] = { "name", "legal_name",
+    "legal_address", "locale", "from_name", "from_addr", NULL };
+
+static char **cf_account_field(struct pd_account_conf *a, int k)
+{
+	char **f[] = { &a->name, &a->legal_name, &a->legal_address,
+	    &a->locale, &a->from_name, &a->from_addr };
+
+	return f[k];
+}
+
+static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
+    int i)
+{
+	struct pd_account_conf *a = &ld->cfg->accounts[ld->cfg->account_count];
+	int k, j, n = config_setting_length(ent);
+	const char *why;
+
+	if (!config_setting_is_group(ent)) {
+		cf_serr(ld->errs, ent, "accounts[%d]: expected a group", i);
+		return;
+	}
+	for (j = 0; j < n; j++) {
+		const config_setting_t *s = config_setting_get_elem(ent, j);
+
+		for (k = 0; cf_account_keys[k] != NULL; k++)
+			if (strcmp(config_setting_name(s), cf_account_keys[k])
+			    == 0)
+				break;
+		if (cf_account_keys[k] == NULL)
+			cf_serr(ld->errs, s, "unknown key 'accounts[%d].%s'", i,
+			    config_setting_name(s));
+		else if (config_setting_type(s) != CONFIG_TYPE_STRING)
+			cf_serr(ld->errs, s, "accounts[%d].%s: expected a "
+			    "string, got %s", i, cf_account_keys[k],
+			    cf_type_name(config_setting_type(s)));
+		else if ((k == 3 && (why = cf_check_name(
+		    config_setting_get_string(s))) != NULL) ||
+		    (k == 5 && (why = cf_check_addr_or_empty(
+		    config_setting_get_string(s))) != NULL))
+			cf_serr(ld->errs, s, "accounts[%d].%s %s", i,
+			    cf_account_keys[k], why);
+		else
+			*cf_account_field(a, k) =
+			    cf_strdup(config_setting_get_string(s));
+	}
+	if (a->name == NULL || a->name[0] == '\0') {
+		cf_serr(ld->errs, ent, "accounts[%d]: 'name' is required", i);
+		for (k = 0; cf_account_keys[k] != NULL; k++) {
+			free(*cf_account_field(a, k));
+			*cf_account_field(a, k) = NULL;
+		}
+		return;
+	}
+	ld->cfg->account_count++;
+}
+
+static void cf_load_accounts(struct cf_load *ld, const config_setting_t *l)
+{
+	int i, n;
+
+	if (!config_setting_is_list(l)) {
+		cf_serr(ld->errs, l, "accounts: expected a list ( {...}, ... ), "
+		    "got %s", cf_type_name(config_setting_type(l)));
+		return;
+	}
+	n = config_setting_length(l);
+	if (n > PD_MAX_ACCOUNTS) {
+		cf_serr(ld->errs, l, "accounts: %d entries, at most %d allowed",
+		    n, PD_MAX_ACCOUNTS);
+		n = PD_MAX_ACCOUNTS;
+	}
+	for (i = 0; i < n; i++)
+		cf_load_account(ld, config_setting_get_elem(l, i), i);
+}
+
+const struct pd_account_conf *config_account(const struct pd_config *cfg,
+    const char *name)
+{
+	int i;
+
+	for (i = 0; name != NULL && i < cfg->account_count; i++)
+		if (strcmp(cfg->accounts[i].name, name) == 0)
+			return &cfg->accounts[i];
+	return NULL;
+}
+
 static int cf_known_group(const char *name)
 {
 	int i;
@@ -634,7 +816,10 @@ static void cf_load_root(struct cf_load *ld, const config_setting_t *root)
 		const char *name = config_setting_name(s);
 
 		if (strcmp(name, "plugins") == 0) {
+			ld->plugins_set = 1;
 			cf_load_plugins(ld, s);
+		} else if (strcmp(name, "accounts") == 0) {
+			cf_load_accounts(ld, s);
 		} else if (!cf_known_group(name)) {
 			cf_serr(ld->errs, s, "unknown group '%s'", name);
 		} else if (!config_setting_is_group(s)) {
@@ -673,18 +858,46 @@ static void cf_check_tls(struct cf_load *ld)
 	    cert ? "tls_cert" : "tls_key", cert ? "tls_key" : "tls_cert");
 }
 
-static void cf_finish(struct pd_config *cfg)
+/* Replace an empty string parameter by a value made from others. */
+static void cf_derive(char **field, const char *a, const char *b)
 {
 	size_t n;
 
-	if (cfg->db_path[0] != '\0')
+	if ((*field)[0] != '\0')
 		return;
-	n = strlen(cfg->var_dir) + sizeof("/postdoc.db");
-	free(cfg->db_path);
-	cfg->db_path = malloc(n);
-	if (cfg->db_path == NULL)
+	n = strlen(a) + strlen(b) + 1;
+	free(*field);
+	*field = malloc(n);
+	if (*field == NULL)
 		abort();
-	snprintf(cfg->db_path, n, "%s/postdoc.db", cfg->var_dir);
+	snprintf(*field, n, "%s%s", a, b);
+}
+
+/*
+ * Without a plugins list the embedded defaults deliver: the file
+ * transport (no relay to set up) and DKIM signing with a key made on
+ * first use.
+ */
+static void cf_default_plugins(struct cf_load *ld)
+{
+	static const char *const names[] = { "file", "dkim" };
+	size_t i;
+
+	if (ld->plugins_set)
+		return;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		ld->cfg->plugins[ld->cfg->plugin_count++].name =
+		    cf_strdup(names[i]);
+}
+
+static void cf_finish(struct cf_load *ld)
+{
+	struct pd_config *cfg = ld->cfg;
+
+	cf_derive(&cfg->db_path, cfg->var_dir, "/postdoc.db");
+	cf_derive(&cfg->bounce_domain, cfg->intake_domain, "");
+	cf_derive(&cfg->from_addr, "postdoc@", cfg->intake_domain);
+	cf_default_plugins(ld);
 }
 
 /* @include resolves against the include dir: make it the file's own. */
@@ -754,7 +967,7 @@ int config_load(const char *path, struct pd_config **cfg_r,
 		config_free(&cfg);
 		return -1;
 	}
-	cf_finish(cfg);
+	cf_finish(&ld);
 	*cfg_r = cfg;
 	return 0;
 }
@@ -773,6 +986,12 @@ void config_free(struct pd_config **cfgp)
 	for (k = 0; k < cfg->plugin_count; k++) {
 		free(cfg->plugins[k].name);
 		free(cfg->plugins[k].path);
+	}
+	for (k = 0; k < cfg->account_count; k++) {
+		int f;
+
+		for (f = 0; cf_account_keys[f] != NULL; f++)
+			free(*cf_account_field(&cfg->accounts[k], f));
 	}
 	if (cfg->lc_loaded)
 		config_destroy(&cfg->lc);
@@ -838,5 +1057,17 @@ void config_dump(const struct pd_config *cfg, FILE *out)
 		}
 		fprintf(out, "plugins[%d].settings = %s\n", k,
 		    pc->settings != NULL ? "{ ... }" : "none");
+	}
+	for (k = 0; k < cfg->account_count; k++) {
+		int f;
+
+		for (f = 0; cf_account_keys[f] != NULL; f++) {
+			const char *v = *cf_account_field(&c->accounts[k], f);
+
+			snprintf(name, sizeof(name), "accounts[%d].%s", k,
+			    cf_account_keys[f]);
+			if (v != NULL)
+				cf_dump_str(out, name, v);
+		}
 	}
 }

@@ -83,7 +83,7 @@ struct pd_config {
 	int64_t queue_interval_ms;	/* how often the runner looks */
 	char *reminder_days;		/* "3,7": days after the invitation */
 	int64_t suppression_days;	/* hard bounce keeps an address out */
-	int receipts;			/* acknowledge intake to the sender */
+	int64_t receipts;		/* bool: acknowledge intake to the sender */
 	/* accounts' outbound identity */
 	int account_count;
 	struct pd_account_conf accounts[PD_MAX_ACCOUNTS];

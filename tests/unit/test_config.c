@@ -88,7 +88,16 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg->filename_max, 255);
 	ck_assert_int_eq(cfg->session_timeout, 1800);
 	ck_assert_int_eq(cfg->greet_pause_ms, 0);
-	ck_assert_int_eq(cfg->plugin_count, 0);
+	/* without a plugins list: the file transport and DKIM signing */
+	ck_assert_int_eq(cfg->plugin_count, 2);
+	ck_assert_str_eq(cfg->plugins[0].name, "file");
+	ck_assert_str_eq(cfg->plugins[1].name, "dkim");
+	ck_assert_str_eq(cfg->transport, "file");
+	/* derived from the intake domain */
+	ck_assert_str_eq(cfg->bounce_domain, "dossiers.localhost");
+	ck_assert_str_eq(cfg->from_addr, "postdoc@dossiers.localhost");
+	ck_assert_str_eq(cfg->reminder_days, "3,7");
+	ck_assert_int_eq(cfg->receipts, 1);
 	config_free(&cfg);
 	ck_assert_ptr_null(cfg);
 	config_free(&cfg);		/* freeing NULL is harmless */
@@ -329,10 +338,46 @@ START_TEST(test_dump)
 	ck_assert_ptr_nonnull(strstr(buf, "limits.data_line_max = 998\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "plugins[1].path = "
 	    "\"/opt/vs.so\"\n"));
-	/* 32 parameters, and 3 lines per plugin */
-	ck_assert_int_eq(count_lines(buf), 32 + 2 * 3);
+	/* 48 parameters, and 3 lines per plugin */
+	ck_assert_int_eq(count_lines(buf), 48 + 2 * 3);
 	free(buf);
 	config_free(&cfg);
+}
+END_TEST
+
+/* accounts: identity per account, checked like everything else */
+START_TEST(test_accounts)
+{
+	struct pd_config *cfg = NULL;
+	const struct pd_account_conf *a;
+	char err[4096];
+
+	ck_assert_int_eq(config_load(write_file("acc.conf",
+	    "accounts = ( { name = \"ACME\"; legal_name = \"ACME SAS\";\n"
+	    "  locale = \"fr\"; from_addr = \"docs@acme.example\"; } );\n"
+	    "outbound = { reminder_days = \"2,5,9\"; rate = 0; };\n"),
+	    &cfg, err, sizeof(err)), 0);
+	a = config_account(cfg, "ACME");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_str_eq(a->legal_name, "ACME SAS");
+	ck_assert_str_eq(a->locale, "fr");
+	ck_assert_str_eq(a->from_addr, "docs@acme.example");
+	ck_assert_ptr_null(a->from_name);
+	ck_assert_ptr_null(config_account(cfg, "OTHER"));
+	ck_assert_str_eq(cfg->reminder_days, "2,5,9");
+	config_free(&cfg);
+	ck_assert_int_eq(config_load(write_file("acc2.conf",
+	    "accounts = ( { legal_name = \"x\"; },\n"
+	    "  { name = \"B\"; colour = \"red\"; locale = \"../fr\"; } );\n"
+	    "outbound = { reminder_days = \"7,3\"; transport = \"a/b\"; };\n"),
+	    &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:1: accounts[0]: 'name' "
+	    "is required"));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:2: unknown key "
+	    "'accounts[1].colour'"));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:2: accounts[1].locale"));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: outbound.reminder_days"));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: outbound.transport"));
 }
 END_TEST
 
@@ -374,6 +419,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_err_truncation);
 	tcase_add_test(tc, test_dump);
+	tcase_add_test(tc, test_accounts);
 	tcase_add_test(tc, test_shipped_conf);
 	suite_add_tcase(s, tc);
 	return s;
