@@ -393,8 +393,11 @@ START_TEST(test_shipped_conf)
 	    sizeof(err)) == 0, "%s", err);
 	ck_assert_str_eq(cfg->plugin_dir, "plugins/.libs");
 	ck_assert_int_eq(cfg->rcpt_max, 100);
-	ck_assert_int_eq(cfg->plugin_count, 1);
+	ck_assert_int_eq(cfg->plugin_count, 3);
 	ck_assert_str_eq(cfg->plugins[0].name, "filetype");
+	ck_assert_str_eq(cfg->plugins[1].name, "file");
+	ck_assert_str_eq(cfg->plugins[2].name, "dkim");
+	ck_assert_str_eq(cfg->transport, "file");
 	allow = config_setting_get_member(cfg->plugins[0].settings, "allow");
 	ck_assert_ptr_nonnull(allow);
 	ck_assert_int_ge(config_setting_length(allow), 10);
