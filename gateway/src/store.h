@@ -9,11 +9,12 @@
 #ifndef PD_STORE_H
 #define PD_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store_account {
 	int64_t id;
@@ -247,5 +248,9 @@ int store_suppression_add(struct store *st, int64_t account_id,
 /* 1 if suppressed now (an unexpired entry), 0 if not. */
 int store_suppressed(struct store *st, int64_t account_id,
     const char *email, int64_t now, char *err);
+/* The same, with the entry's reason and expiry for a refusal message. */
+int store_suppression_get(struct store *st, int64_t account_id,
+    const char *email, int64_t now, char *reason_r, size_t reason_len,
+    int64_t *expires_r, char *err);
 
 #endif

@@ -1,10 +1,14 @@
 /*
  * test_store.c - unit tests for store.c (schema, migrations, accounts,
- * dossiers, tenant isolation, intake rows, events) and blob.c (writer,
- * dedup, adopt, digest validation).  Each test gets a fresh mkdtemp dir.
+ * dossiers, tenant isolation, intake rows, events; v2: document requests,
+ * the outbound queue and its claim across processes, suppressions) and
+ * blob.c (writer, dedup, adopt, digest validation).  Each test gets a
+ * fresh mkdtemp dir.
  */
 #include <check.h>
 #include <ftw.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +351,431 @@ START_TEST(test_events)
 }
 END_TEST
 
+
+/* ---- schema v2 ---- */
+
+/*
+ * Migration 1 exactly as shipped, so a database written by the previous
+ * postdoc can be built here and opened by this one.
+ */
+static const char v1_sql[] =
+	"CREATE TABLE accounts (id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE, sender_policy TEXT NOT NULL DEFAULT 'any',"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE contacts (id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" email TEXT NOT NULL, name TEXT, created INTEGER NOT NULL,"
+	" UNIQUE (account_id, email), UNIQUE (id, account_id));"
+	"CREATE TABLE dossiers (id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" contact_id INTEGER NOT NULL, ref TEXT NOT NULL,"
+	" intake_local TEXT NOT NULL UNIQUE,"
+	" status TEXT NOT NULL DEFAULT 'open'"
+	"  CHECK (status IN ('open', 'closed')),"
+	" created INTEGER NOT NULL, closed INTEGER,"
+	" UNIQUE (account_id, ref), UNIQUE (id, account_id),"
+	" FOREIGN KEY (contact_id, account_id)"
+	"  REFERENCES contacts(id, account_id));"
+	"CREATE INDEX dossiers_account_status ON dossiers (account_id, status);"
+	"CREATE TABLE messages (id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL, dossier_id INTEGER NOT NULL,"
+	" queue_id TEXT NOT NULL DEFAULT '', mail_from TEXT NOT NULL DEFAULT '',"
+	" rcpt_to TEXT NOT NULL DEFAULT '', helo TEXT, client_ip TEXT,"
+	" tls INTEGER NOT NULL DEFAULT 0, lmtp INTEGER NOT NULL DEFAULT 0,"
+	" message_id TEXT, subject TEXT, from_header TEXT,"
+	" size INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+	" parse_status TEXT NOT NULL DEFAULT 'ok',"
+	" anomalies TEXT NOT NULL DEFAULT '', received INTEGER NOT NULL,"
+	" FOREIGN KEY (dossier_id, account_id)"
+	"  REFERENCES dossiers(id, account_id));"
+	"CREATE INDEX messages_dossier_sha ON messages (dossier_id, sha256);"
+	"CREATE INDEX messages_account ON messages (account_id);"
+	"CREATE TABLE documents (id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL, dossier_id INTEGER NOT NULL,"
+	" message_id INTEGER REFERENCES messages(id),"
+	" filename TEXT NOT NULL DEFAULT '', stored_name TEXT NOT NULL DEFAULT '',"
+	" declared_type TEXT, sniffed_type TEXT, size INTEGER NOT NULL,"
+	" sha256 TEXT NOT NULL, part_path TEXT, created INTEGER NOT NULL,"
+	" UNIQUE (message_id, part_path),"
+	" FOREIGN KEY (dossier_id, account_id)"
+	"  REFERENCES dossiers(id, account_id));"
+	"CREATE INDEX documents_dossier_sha ON documents (dossier_id, sha256);"
+	"CREATE INDEX documents_message ON documents (message_id);"
+	"CREATE INDEX documents_account ON documents (account_id);"
+	"CREATE TABLE events (id INTEGER PRIMARY KEY,"
+	" account_id INTEGER REFERENCES accounts(id),"
+	" dossier_id INTEGER REFERENCES dossiers(id),"
+	" at INTEGER NOT NULL, kind TEXT NOT NULL,"
+	" detail TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX events_dossier ON events (dossier_id, at);"
+	"INSERT INTO accounts VALUES (1, 'acme', 'contact', 100);"
+	"INSERT INTO contacts VALUES (1, 1, 'client@example.org', NULL, 100);"
+	"INSERT INTO dossiers VALUES (1, 1, 1, 'OLD-1', 'd-old', 'open', 100,"
+	" NULL);"
+	"INSERT INTO messages (id, account_id, dossier_id, size, sha256,"
+	" received) VALUES (1, 1, 1, 3, '" SHA_ABC "', 100);"
+	"PRAGMA user_version = 1;";
+
+START_TEST(test_migrate_v1_to_v2)
+{
+	char path[600];
+	sqlite3 *db;
+	struct store *old;
+	struct store_dossier d;
+	struct store_msg_row mr;
+	struct store_account a;
+
+	snprintf(path, sizeof(path), "%s/v1.db", tmpdir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, v1_sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_msg(store_open(path, "full", &old, err) == 0, "%s", err);
+	ck_assert_int_eq(store_schema_version(old), 2);
+	ck_assert_int_eq(store_account_get(old, "acme", &a, err), 1);
+	ck_assert_str_eq(a.sender_policy, "contact");
+	ck_assert_int_eq(store_dossier_by_local(old, "d-old", &d, err), 1);
+	ck_assert_str_eq(d.ref, "OLD-1");
+	ck_assert_str_eq(d.contact, "client@example.org");
+	ck_assert_str_eq(d.requested, "");
+	ck_assert_str_eq(d.due, "");
+	ck_assert_int_eq(store_message_get(old, 1, 1, &mr, err), 1);
+	ck_assert_str_eq(mr.sha256, SHA_ABC);
+	/* the new tables work on the migrated file */
+	ck_assert_msg(store_dossier_set_request(old, 1, 1, "[\"ID\"]",
+	    "2030-01-31", err) == 0, "%s", err);
+	ck_assert_int_eq(store_suppression_add(old, 1, "x@example.org", "t",
+	    pd_now() + 60, err), 0);
+	store_close(&old);
+	/* and re-opening migrates nothing twice */
+	ck_assert_msg(store_open(path, "full", &old, err) == 0, "%s", err);
+	ck_assert_int_eq(store_dossier_get(old, 1, 1, &d, err), 1);
+	ck_assert_str_eq(d.requested, "[\"ID\"]");
+	ck_assert_str_eq(d.due, "2030-01-31");
+	ck_assert_int_eq(store_suppressed(old, 1, "X@example.org", pd_now(),
+	    err), 1);
+	store_close(&old);
+}
+END_TEST
+
+START_TEST(test_dossier_request)
+{
+	int64_t acct = add_account("acme"), other = add_account("other");
+	int64_t dos = add_dossier(acct, "R", NULL), n = -1;
+	struct store_dossier d;
+	char big[3000];
+
+	ck_assert_msg(store_dossier_set_request(st, acct, dos,
+	    "[\"passport\",\"payslip\"]", "2031-12-01", err) == 0, "%s", err);
+	ck_assert_int_eq(store_dossier_get(st, acct, dos, &d, err), 1);
+	ck_assert_str_eq(d.requested, "[\"passport\",\"payslip\"]");
+	ck_assert_str_eq(d.due, "2031-12-01");
+	/* another tenant cannot touch it; bad shapes are refused */
+	ck_assert_int_eq(store_dossier_set_request(st, other, dos, "[]", "",
+	    err), -1);
+	ck_assert_int_eq(store_dossier_set_request(st, acct, dos, "[]",
+	    "31/12/2031", err), -1);
+	ck_assert_int_eq(store_dossier_set_request(st, acct, dos, "x", "",
+	    err), -1);
+	memset(big, 'a', sizeof(big) - 1);
+	big[0] = '[';
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(store_dossier_set_request(st, acct, dos, big, "",
+	    err), -1);
+	ck_assert_int_eq(store_dossier_set_request(st, acct, dos, "", "",
+	    err), 0);
+	ck_assert_int_eq(store_dossier_get(st, acct, dos, &d, err), 1);
+	ck_assert_str_eq(d.requested, "");
+	/* documents counted from a moment on */
+	ck_assert_int_eq(store_document_count_since(st, dos, 0, &n, err), 0);
+	ck_assert_int_eq(n, 0);
+	{
+		int64_t mid = add_message(acct, dos, SHA_A);
+		struct store_document doc = { .account_id = acct,
+		    .dossier_id = dos, .message_id = mid, .size = 3,
+		    .sha256 = SHA_ABC, .part_path = "2" };
+
+		ck_assert_int_eq(store_document_add(st, &doc, NULL, err), 0);
+	}
+	ck_assert_int_eq(store_document_count_since(st, dos, 0, &n, err), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(store_document_count_since(st, dos, pd_now() + 10, &n,
+	    err), 0);
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+static int64_t
+add_outbound(int64_t acct, int64_t dossier, const char *token,
+    const char *rcpt, int64_t next_attempt)
+{
+	struct store_outbound o;
+	int64_t id = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.account_id = acct;
+	o.dossier_id = dossier;
+	snprintf(o.kind, sizeof(o.kind), "invitation");
+	snprintf(o.rcpt, sizeof(o.rcpt), "%s", rcpt);
+	snprintf(o.rcpt_domain, sizeof(o.rcpt_domain), "%s",
+	    strchr(rcpt, '@') + 1);
+	snprintf(o.mail_from, sizeof(o.mail_from), "b-%s@bounce.example",
+	    token);
+	snprintf(o.verp_token, sizeof(o.verp_token), "%s", token);
+	snprintf(o.message_id, sizeof(o.message_id), "<%s@x>", token);
+	snprintf(o.from_domain, sizeof(o.from_domain), "acme.example");
+	snprintf(o.sha256, sizeof(o.sha256), "%s", SHA_ABC);
+	o.size = 3;
+	snprintf(o.state, sizeof(o.state), "queued");
+	o.next_attempt = next_attempt;
+	ck_assert_msg(store_outbound_add(st, &o, &id, err) == 0, "%s", err);
+	ck_assert_int_gt(id, 0);
+	return id;
+}
+
+START_TEST(test_outbound_rows)
+{
+	int64_t acct = add_account("acme"), other = add_account("other");
+	int64_t dos = add_dossier(acct, "R", NULL), id, id2, n, first, last;
+	struct store_outbound o;
+	int cnt = 0;
+
+	id = add_outbound(acct, dos, "tok1", "Client@Example.org", 10);
+	id2 = add_outbound(acct, 0, "tok2", "b@example.net", 10);
+	ck_assert_int_eq(store_outbound_get(st, acct, id, &o, err), 1);
+	ck_assert_str_eq(o.account, "acme");
+	ck_assert_str_eq(o.state, "queued");
+	ck_assert_int_eq(o.attempts, 0);
+	ck_assert_int_eq(o.dossier_id, dos);
+	ck_assert_str_eq(o.sha256, SHA_ABC);
+	ck_assert_int_eq(store_outbound_get(st, other, id, &o, err), 0);
+	ck_assert_int_eq(store_outbound_get(st, 0, id2, &o, err), 1);
+	ck_assert_int_eq(o.dossier_id, 0);
+	ck_assert_int_eq(store_outbound_by_verp(st, "TOK1", &o, err), 1);
+	ck_assert_int_eq(o.id, id);
+	ck_assert_int_eq(store_outbound_by_verp(st, "nope", &o, err), 0);
+	/* the VERP token is unique; another tenant's dossier is refused */
+	ck_assert_int_eq(store_outbound_add(st, &o, NULL, err), -1);
+	snprintf(o.verp_token, sizeof(o.verp_token), "tok3");
+	o.account_id = other;
+	ck_assert_int_eq(store_outbound_add(st, &o, NULL, err), -1);
+	ck_assert_msg(store_outbound_update(st, id, "deferred", 451, "4.4.1",
+	    "try\r\nlater", 99, err) == 0, "%s", err);
+	ck_assert_int_eq(store_outbound_get(st, acct, id, &o, err), 1);
+	ck_assert_str_eq(o.state, "deferred");
+	ck_assert_int_eq(o.last_code, 451);
+	ck_assert_str_eq(o.last_enhanced, "4.4.1");
+	ck_assert_str_eq(o.last_text, "try??later");
+	ck_assert_int_eq(o.next_attempt, 99);
+	/* the CHECK keeps states to the six known ones */
+	ck_assert_int_eq(store_outbound_update(st, id, "lost", 0, "", "", 0,
+	    err), -1);
+	ck_assert_int_eq(store_outbound_update(st, id + 99, "sent", 250, "",
+	    "", 0, err), -1);
+	ck_assert_int_eq(store_outbound_list(st, acct, 0, NULL,
+	    (store_outbound_cb)count_cb, &cnt, err), 0);
+	ck_assert_int_eq(cnt, 2);
+	cnt = 0;
+	ck_assert_int_eq(store_outbound_list(st, acct, dos, "deferred",
+	    (store_outbound_cb)count_cb, &cnt, err), 0);
+	ck_assert_int_eq(cnt, 1);
+	cnt = 0;
+	ck_assert_int_eq(store_outbound_list(st, other, 0, NULL,
+	    (store_outbound_cb)count_cb, &cnt, err), 0);
+	ck_assert_int_eq(cnt, 0);
+	ck_assert_int_eq(store_outbound_count(st, dos, "invitation", &n,
+	    &first, &last, err), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_gt(first, 0);
+	ck_assert_int_eq(first, last);
+	ck_assert_int_eq(store_outbound_count(st, dos, "reminder", &n,
+	    &first, &last, err), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(first, 0);
+}
+END_TEST
+
+struct claim_ctx {
+	int n;
+	int64_t ids[64];
+	int attempts[64];
+};
+
+static int
+claim_cb(const struct store_outbound *o, void *ctx)
+{
+	struct claim_ctx *c = ctx;
+
+	ck_assert_str_eq(o->state, "sending");
+	if (c->n < 64) {
+		c->attempts[c->n] = o->attempts;
+		c->ids[c->n] = o->id;
+	}
+	c->n++;
+	return 0;
+}
+
+START_TEST(test_outbound_claim)
+{
+	int64_t acct = add_account("acme");
+	int64_t a = add_outbound(acct, 0, "t1", "a@x.example", 30);
+	int64_t b = add_outbound(acct, 0, "t2", "b@x.example", 10);
+	int64_t c = add_outbound(acct, 0, "t3", "c@x.example", 500);
+	struct claim_ctx cc = { 0 };
+	struct store_outbound o;
+	int n = -1;
+
+	/* due rows only, oldest next_attempt first, at most max */
+	ck_assert_int_eq(store_outbound_claim(st, 100, 1, claim_cb, &cc, err),
+	    0);
+	ck_assert_int_eq(cc.n, 1);
+	ck_assert_int_eq(cc.ids[0], b);
+	ck_assert_int_eq(cc.attempts[0], 1);
+	memset(&cc, 0, sizeof(cc));
+	ck_assert_int_eq(store_outbound_claim(st, 100, 10, claim_cb, &cc, err),
+	    0);
+	ck_assert_int_eq(cc.n, 1);
+	ck_assert_int_eq(cc.ids[0], a);
+	memset(&cc, 0, sizeof(cc));
+	ck_assert_int_eq(store_outbound_claim(st, 100, 10, claim_cb, &cc, err),
+	    0);
+	ck_assert_int_eq(cc.n, 0);
+	ck_assert_int_eq(store_outbound_get(st, acct, c, &o, err), 1);
+	ck_assert_str_eq(o.state, "queued");
+	/* a crash leaves a and b "sending": recovery makes them due now */
+	ck_assert_int_eq(store_outbound_recover(st, 200, &n, err), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(store_outbound_get(st, acct, a, &o, err), 1);
+	ck_assert_str_eq(o.state, "deferred");
+	ck_assert_int_eq(o.next_attempt, 200);
+	memset(&cc, 0, sizeof(cc));
+	ck_assert_int_eq(store_outbound_claim(st, 200, 10, claim_cb, &cc, err),
+	    0);
+	ck_assert_int_eq(cc.n, 2);
+	ck_assert_int_eq(cc.attempts[0], 2);
+	/* final states are never claimed again */
+	ck_assert_int_eq(store_outbound_update(st, a, "sent", 250, "2.0.0",
+	    "ok", 0, err), 0);
+	ck_assert_int_eq(store_outbound_update(st, b, "bounced", 550, "5.1.1",
+	    "no", 0, err), 0);
+	ck_assert_int_eq(store_outbound_recover(st, 900, &n, err), 0);
+	ck_assert_int_eq(n, 0);
+	memset(&cc, 0, sizeof(cc));
+	ck_assert_int_eq(store_outbound_claim(st, 900, 10, claim_cb, &cc, err),
+	    0);
+	ck_assert_int_eq(cc.n, 1);
+	ck_assert_int_eq(cc.ids[0], c);
+}
+END_TEST
+
+/* Child: claim in small bites until nothing is due; write ids to fd. */
+struct child_ctx {
+	int fd;
+	int got;
+};
+
+static int
+claim_child_cb(const struct store_outbound *o, void *ctx)
+{
+	struct child_ctx *c = ctx;
+	int64_t id = o->id;
+
+	c->got++;
+	return write(c->fd, &id, sizeof(id)) == (ssize_t)sizeof(id) ? 0 : 1;
+}
+
+static void
+claim_child(int fd)
+{
+	struct child_ctx c = { .fd = fd };
+	struct store *cst;
+	char cerr[PD_ERRLEN];
+
+	if (store_open(dbpath, "full", &cst, cerr) != 0)
+		_exit(2);
+	do {
+		c.got = 0;
+		if (store_outbound_claim(cst, pd_now(), 3, claim_child_cb, &c,
+		    cerr) != 0)
+			_exit(3);
+	} while (c.got > 0);
+	store_close(&cst);
+	_exit(0);
+}
+
+/* Four processes claiming at once: every row goes to exactly one. */
+START_TEST(test_outbound_claim_processes)
+{
+	enum { ROWS = 120, KIDS = 4 };
+	int64_t acct = add_account("acme"), id;
+	int seen[ROWS + 1] = { 0 };
+	int pfd[2], i, status;
+	char tok[32];
+	pid_t kids[KIDS];
+
+	for (i = 0; i < ROWS; i++) {
+		snprintf(tok, sizeof(tok), "tok%d", i);
+		add_outbound(acct, 0, tok, "a@x.example", 0);
+	}
+	ck_assert_int_eq(pipe(pfd), 0);
+	for (i = 0; i < KIDS; i++) {
+		kids[i] = fork();
+		ck_assert_int_ge(kids[i], 0);
+		if (kids[i] == 0) {
+			close(pfd[0]);
+			claim_child(pfd[1]);
+		}
+	}
+	close(pfd[1]);
+	while (read(pfd[0], &id, sizeof(id)) == (ssize_t)sizeof(id)) {
+		ck_assert(id >= 1 && id <= ROWS);
+		seen[id]++;
+	}
+	close(pfd[0]);
+	for (i = 0; i < KIDS; i++) {
+		ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "child %d status %d", i, status);
+	}
+	for (i = 1; i <= ROWS; i++)
+		ck_assert_msg(seen[i] == 1, "row %d claimed %d times", i,
+		    seen[i]);
+}
+END_TEST
+
+START_TEST(test_suppressions)
+{
+	int64_t acct = add_account("acme"), other = add_account("other");
+	char reason[256];
+	int64_t expires = 0, now = pd_now();
+
+	ck_assert_int_eq(store_suppressed(st, acct, "a@x.example", now, err),
+	    0);
+	ck_assert_msg(store_suppression_add(st, acct, "A@X.example",
+	    "5xx at delivery: 5.1.1 no such user", now + 100, err) == 0, "%s",
+	    err);
+	ck_assert_int_eq(store_suppressed(st, acct, "a@x.EXAMPLE", now, err),
+	    1);
+	ck_assert_int_eq(store_suppressed(st, other, "a@x.example", now, err),
+	    0);
+	ck_assert_int_eq(store_suppression_get(st, acct, "a@x.example", now,
+	    reason, sizeof(reason), &expires, err), 1);
+	ck_assert_str_eq(reason, "5xx at delivery: 5.1.1 no such user");
+	ck_assert_int_eq(expires, now + 100);
+	/* expired entries no longer count */
+	ck_assert_int_eq(store_suppressed(st, acct, "a@x.example", now + 100,
+	    err), 0);
+	/* adding again refreshes reason and expiry instead of failing */
+	ck_assert_int_eq(store_suppression_add(st, acct, "a@x.example",
+	    "dsn 5.2.2", now + 500, err), 0);
+	ck_assert_int_eq(store_suppression_get(st, acct, "a@x.example",
+	    now + 100, reason, sizeof(reason), &expires, err), 1);
+	ck_assert_str_eq(reason, "dsn 5.2.2");
+	ck_assert_int_eq(expires, now + 500);
+	ck_assert_int_eq(store_suppression_add(st, 0, "a@x.example", "", 1,
+	    err), -1);
+}
+END_TEST
+
 /* ---- blobs ---- */
 
 static void
@@ -506,6 +935,12 @@ store_suite(void)
 	tcase_add_test(tc, test_message_document);
 	tcase_add_test(tc, test_rollback);
 	tcase_add_test(tc, test_events);
+	tcase_add_test(tc, test_migrate_v1_to_v2);
+	tcase_add_test(tc, test_dossier_request);
+	tcase_add_test(tc, test_outbound_rows);
+	tcase_add_test(tc, test_outbound_claim);
+	tcase_add_test(tc, test_outbound_claim_processes);
+	tcase_add_test(tc, test_suppressions);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(tb, setup, teardown);
 	tcase_add_test(tb, test_blob_write);
