@@ -21,6 +21,9 @@
 #include "blob.h"
 #include "cli.h"
 #include "config.h"
+#include "notify.h"
+#include "outq.h"
+#include "plugin_host.h"
 #include "sanitize.h"
 #include "smtp_server.h"
 #include "store.h"
@@ -35,7 +38,9 @@
 /* Per-command options; --config, --json and --help are global. */
 enum cli_opt_id {
 	OPT_ACCOUNT, OPT_CONTACT, OPT_REF, OPT_ADDRESS, OPT_STATUS,
-	OPT_OUTPUT, OPT_POLICY, OPT_VERBOSE, OPT_COUNT
+	OPT_OUTPUT, OPT_POLICY, OPT_VERBOSE, OPT_TEMPLATE, OPT_LOCALE,
+	OPT_DOCUMENTS, OPT_DUE, OPT_NO_SEND, OPT_NOW, OPT_DATA, OPT_TO,
+	OPT_COUNT
 };
 #define B(o) (1u << (o))
 
@@ -52,6 +57,14 @@ static const struct cli_opt {
 	{ "--output", "-o", OPT_OUTPUT, 1 },
 	{ "--sender-policy", NULL, OPT_POLICY, 1 },
 	{ "--verbose", "-v", OPT_VERBOSE, 0 },
+	{ "--template", NULL, OPT_TEMPLATE, 1 },
+	{ "--locale", NULL, OPT_LOCALE, 1 },
+	{ "--documents", NULL, OPT_DOCUMENTS, 1 },
+	{ "--due", NULL, OPT_DUE, 1 },
+	{ "--no-send", NULL, OPT_NO_SEND, 0 },
+	{ "--now", NULL, OPT_NOW, 1 },
+	{ "--data", NULL, OPT_DATA, 1 },
+	{ "--to", NULL, OPT_TO, 1 },
 };
 
 struct cli {
@@ -65,6 +78,8 @@ struct cli {
 	struct pd_config *cfg;
 	struct store *st;
 	struct blob_store *bs;
+	struct plugin_host *ph;		/* outbound commands only */
+	struct outq_ctx *q;
 	char err[PD_ERRLEN];
 };
 
@@ -72,7 +87,7 @@ struct cli_cmd {
 	const char *group, *verb;	/* verb NULL: one-word command */
 	int nargs;			/* positional args after the verb */
 	unsigned allowed, required;
-	int need_store;
+	int need_store;			/* 2: also plugins and the queue */
 	int (*run)(struct cli *c);
 	const char *synopsis;
 };
@@ -88,6 +103,11 @@ static int cli_dossier_show(struct cli *c);
 static int cli_dossier_close(struct cli *c);
 static int cli_document_get(struct cli *c);
 static int cli_message_get(struct cli *c);
+static int cli_invite(struct cli *c);
+static int cli_remind(struct cli *c);
+static int cli_queue_run(struct cli *c);
+static int cli_queue_list(struct cli *c);
+static int cli_template_render(struct cli *c);
 
 static const struct cli_cmd cli_cmds[] = {
 	{ "serve", NULL, 0, 0, 0, 0, cli_serve,
@@ -114,6 +134,22 @@ static const struct cli_cmd cli_cmds[] = {
 	    1, cli_document_get, "document get ID [--account NAME] -o FILE|-" },
 	{ "message", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
 	    1, cli_message_get, "message get ID [--account NAME] -o FILE|-" },
+	{ "invite", NULL, 1, B(OPT_ACCOUNT) | B(OPT_TEMPLATE) | B(OPT_LOCALE) |
+	    B(OPT_DOCUMENTS) | B(OPT_DUE) | B(OPT_NO_SEND), 0, 2, cli_invite,
+	    "invite DOSSIER [--account NAME] [--template invitation] "
+	    "[--locale fr] [--documents \"ID card,Proof of address\"] "
+	    "[--due YYYY-MM-DD] [--no-send] [--json]" },
+	{ "remind", NULL, 0, B(OPT_NOW) | B(OPT_NO_SEND), 0, 2, cli_remind,
+	    "remind [--now YYYY-MM-DD|EPOCH] [--no-send]" },
+	{ "queue", "run", 0, 0, 0, 2, cli_queue_run,
+	    "queue run [--json]" },
+	{ "queue", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, 1,
+	    cli_queue_list,
+	    "queue list [--account NAME] [--status STATE] [--json]" },
+	{ "template", "render", 1, B(OPT_LOCALE) | B(OPT_ACCOUNT) |
+	    B(OPT_DATA) | B(OPT_TO), B(OPT_DATA), 0, cli_template_render,
+	    "template render NAME --data FILE.json [--locale fr] "
+	    "[--account NAME] [--to ADDRESS]" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -325,9 +361,20 @@ cli_open_store(struct cli *c)
 	return 0;
 }
 
+/* Outbound commands queue (DKIM signs) and deliver: plugins and queue. */
+static int
+cli_open_outbound(struct cli *c)
+{
+	if (plugin_host_load(c->cfg, &c->ph, c->err) != 0)
+		return -1;
+	return outq_ctx_new(c->cfg, c->ph, &c->q, c->err);
+}
+
 static void
 cli_cleanup(struct cli *c)
 {
+	outq_ctx_free(&c->q);
+	plugin_host_free(&c->ph);
 	blob_store_free(&c->bs);
 	store_close(&c->st);
 	config_free(&c->cfg);
@@ -1171,6 +1218,227 @@ cli_message_get(struct cli *c)
 
 /* ---- entry point ---- */
 
+/* ---- outbound: invite, remind, queue, template ---- */
+
+static json_t *
+cli_outbound_json(const struct store_outbound *o)
+{
+	json_t *j = json_object();
+
+	cli_jset(j, "id", json_integer(o->id));
+	cli_jset(j, "account", cli_jstr(o->account));
+	cli_jset(j, "dossier_id", o->dossier_id ? json_integer(o->dossier_id) :
+	    json_null());
+	cli_jset(j, "kind", cli_jstr(o->kind));
+	cli_jset(j, "rcpt", cli_jstr(o->rcpt));
+	cli_jset(j, "mail_from", cli_jstr(o->mail_from));
+	cli_jset(j, "message_id", cli_jstr(o->message_id));
+	cli_jset(j, "sha256", cli_jstr(o->sha256));
+	cli_jset(j, "size", json_integer((json_int_t)o->size));
+	cli_jset(j, "state", cli_jstr(o->state));
+	cli_jset(j, "attempts", json_integer(o->attempts));
+	cli_jset(j, "next_attempt", cli_jtime(o->next_attempt));
+	cli_jset(j, "created", cli_jtime(o->created));
+	cli_jset(j, "updated", cli_jtime(o->updated));
+	cli_jset(j, "last_code", json_integer(o->last_code));
+	cli_jset(j, "last_enhanced", cli_jstr(o->last_enhanced));
+	cli_jset(j, "last_text", cli_jstr(o->last_text));
+	return j;
+}
+
+static void
+cli_outbound_text(const struct store_outbound *o)
+{
+	printf("%lld\t%s\t%s\t%s\t%s\t%d %s %s\n", (long long)o->id,
+	    cli_safe(o->kind), cli_safe(o->rcpt), cli_safe(o->state),
+	    cli_time(o->updated), o->last_code, cli_safe(o->last_enhanced),
+	    cli_safe(o->last_text));
+}
+
+static int
+cli_print_outbound(struct cli *c, int64_t id)
+{
+	struct store_outbound o;
+
+	if (store_outbound_get(c->st, 0, id, &o, c->err) != 1) {
+		if (c->err[0] == '\0')
+			snprintf(c->err, sizeof(c->err), "outbound %lld "
+			    "vanished", (long long)id);
+		return CLI_ERR;
+	}
+	if (c->json)
+		cli_json_print(cli_outbound_json(&o));
+	else
+		cli_outbound_text(&o);
+	return CLI_OK;
+}
+
+/* Deliver what is due now, unless --no-send: the queue is the record. */
+static int
+cli_deliver_now(struct cli *c)
+{
+	struct outq_stats st;
+
+	memset(&st, 0, sizeof(st));
+	if (c->seen & B(OPT_NO_SEND))
+		return 0;
+	return outq_run_once(c->q, &st, c->err);
+}
+
+static int
+cli_invite(struct cli *c)
+{
+	struct notify_env env = { c->cfg, c->st, c->q };
+	struct notify_invite_req req = { c->val[OPT_TEMPLATE],
+	    c->val[OPT_LOCALE], c->val[OPT_DOCUMENTS], c->val[OPT_DUE] };
+	struct store_dossier d;
+	int64_t id = 0;
+
+	if (cli_find_dossier(c, c->pos[1], &d) != 1)
+		return CLI_ERR;
+	if (notify_invite(&env, &d, &req, &id, c->err) != 0 ||
+	    cli_deliver_now(c) != 0)
+		return CLI_ERR;
+	return cli_print_outbound(c, id);
+}
+
+/* --now: an epoch or a YYYY-MM-DD day (midnight UTC), for schedules. */
+static int
+cli_parse_now(const char *s, int64_t *now_r)
+{
+	struct tm tm;
+	const char *end;
+
+	if (s == NULL) {
+		*now_r = pd_now();
+		return 0;
+	}
+	if (cli_parse_id(s, now_r))
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	*now_r = (int64_t)timegm(&tm);
+	return 0;
+}
+
+static int
+cli_remind(struct cli *c)
+{
+	struct notify_env env = { c->cfg, c->st, c->q };
+	unsigned n = 0;
+	int64_t now;
+
+	if (cli_parse_now(c->val[OPT_NOW], &now) != 0)
+		return cli_usage_err(c, "--now takes YYYY-MM-DD or an epoch");
+	if (notify_reminders(&env, now, &n, c->err) != 0 ||
+	    cli_deliver_now(c) != 0)
+		return CLI_ERR;
+	if (c->json)
+		cli_json_print(json_pack("{s:i}", "queued", (int)n));
+	else
+		printf("%u reminder%s queued\n", n, n == 1 ? "" : "s");
+	return CLI_OK;
+}
+
+static int
+cli_queue_run(struct cli *c)
+{
+	struct outq_stats st;
+
+	memset(&st, 0, sizeof(st));
+	if (outq_run_once(c->q, &st, c->err) != 0)
+		return CLI_ERR;
+	if (c->json)
+		cli_json_print(json_pack("{s:i, s:i, s:i, s:i}", "sent",
+		    (int)st.sent, "deferred", (int)st.deferred, "bounced",
+		    (int)st.bounced, "failed", (int)st.failed));
+	else
+		printf("sent %u, deferred %u, bounced %u, failed %u\n",
+		    st.sent, st.deferred, st.bounced, st.failed);
+	return CLI_OK;
+}
+
+static int
+cli_queue_row_cb(const struct store_outbound *o, void *ctx)
+{
+	json_t *arr = ctx;
+
+	if (arr != NULL)
+		json_array_append_new(arr, cli_outbound_json(o));
+	else
+		cli_outbound_text(o);
+	return 0;
+}
+
+static int
+cli_queue_list(struct cli *c)
+{
+	json_t *arr = c->json ? json_array() : NULL;
+	int64_t acct;
+
+	if (cli_account_scope(c, &acct) < 0 ||
+	    store_outbound_list(c->st, acct, 0, c->val[OPT_STATUS],
+	    cli_queue_row_cb, arr, c->err) != 0) {
+		json_decref(arr);
+		return CLI_ERR;
+	}
+	if (arr != NULL)
+		cli_json_print(arr);
+	return CLI_OK;
+}
+
+static int
+cli_cat(struct cli *c, const char *path)
+{
+	char buf[65536];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL) {
+		snprintf(c->err, sizeof(c->err), "%s: %s", path,
+		    strerror(errno));
+		return CLI_ERR;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stdout);
+	fclose(f);
+	return CLI_OK;
+}
+
+/* The message exactly as it would be queued (before DKIM signing). */
+static int
+cli_template_render(struct cli *c)
+{
+	char dir[] = "/tmp/postdoc-preview-XXXXXX", path[64];
+	json_error_t je;
+	json_t *data = json_load_file(c->val[OPT_DATA], 0, &je);
+	int rc = CLI_ERR;
+
+	if (data == NULL || !json_is_object(data)) {
+		snprintf(c->err, sizeof(c->err), "%s:%d: %s", c->val[OPT_DATA],
+		    je.line, data == NULL ? je.text : "not a JSON object");
+		json_decref(data);
+		return CLI_ERR;
+	}
+	if (mkdtemp(dir) == NULL) {
+		snprintf(c->err, sizeof(c->err), "mkdtemp: %s",
+		    strerror(errno));
+		json_decref(data);
+		return CLI_ERR;
+	}
+	snprintf(path, sizeof(path), "%s/preview.eml", dir);
+	if (notify_preview(c->cfg, c->pos[2], c->val[OPT_LOCALE],
+	    c->val[OPT_ACCOUNT] ? c->val[OPT_ACCOUNT] : "", data,
+	    c->val[OPT_TO], path, c->err) == 0)
+		rc = cli_cat(c, path);
+	unlink(path);
+	rmdir(dir);
+	json_decref(data);
+	return rc;
+}
+
 static int
 cli_run(struct cli *c, const struct cli_cmd *cmd)
 {
@@ -1179,6 +1447,8 @@ cli_run(struct cli *c, const struct cli_cmd *cmd)
 	if (cli_load_config(c) != 0)
 		return CLI_ERR;		/* already reported, file:line */
 	if (cmd->need_store && cli_open_store(c) != 0)
+		return CLI_ERR;
+	if (cmd->need_store == 2 && cli_open_outbound(c) != 0)
 		return CLI_ERR;
 	rc = cmd->run(c);
 	/* A full disk or closed pipe on stdout is a failure, not success. */

@@ -22,7 +22,10 @@
 
 #include "blob.h"
 #include "config.h"
+#include "dsn.h"
 #include "intake.h"
+#include "notify.h"
+#include "outq.h"
 #include "plugin_host.h"
 #include "sanitize.h"
 #include "store.h"
@@ -38,6 +41,7 @@ struct intake_ctx {
 	struct store *st;
 	struct blob_store *bs;
 	magic_t magic;			/* libmagic is not thread-safe */
+	struct outq_ctx *q;		/* receipts; opened on first use */
 	unsigned char *buf;		/* decode chunks */
 	unsigned char *sniff;		/* first INTAKE_BUF decoded bytes */
 };
@@ -161,6 +165,7 @@ intake_ctx_free(struct intake_ctx **ctx)
 		return;
 	if (c->magic != NULL)
 		magic_close(c->magic);
+	outq_ctx_free(&c->q);
 	blob_store_free(&c->bs);
 	store_close(&c->st);
 	free(c->buf);
@@ -914,6 +919,74 @@ intake_decide(struct intake_msg *m, char *ok, struct intake_result *res)
 	return any;
 }
 
+/* ---- bounce reports and receipts ---------------------------------------- */
+
+/*
+ * A transaction to VERP addresses (smtp_session keeps them apart from
+ * dossier mail): read the DSN and let the queue record the bounce.  What
+ * is not a DSN (an auto-reply to the envelope sender) is acknowledged
+ * and dropped: nobody asked us to keep it, and it is not a document.
+ */
+static void
+intake_bounces(struct intake_msg *m, struct intake_result *res)
+{
+	const struct intake_job *job = m->job;
+	struct dsn_report r;
+	char err[PD_ERRLEN];
+	size_t i, n = job->lmtp ? job->rcpt_count : 1;
+	int dsn = dsn_parse(m->msg, &r);
+
+	for (i = 0; i < job->rcpt_count; i++) {
+		if (!dsn)
+			log_info("intake %s: mail to bounce address %s is not "
+			    "a delivery status notification; dropped",
+			    job->queue_id, job->rcpts[i].address);
+		else if (strcasecmp(r.action, "failed") != 0)
+			log_info("intake %s: DSN action %s for %s: noted",
+			    job->queue_id, r.action, job->rcpts[i].address);
+		else if (outq_bounce(m->ctx->st, m->ctx->cfg,
+		    job->rcpts[i].verp_token, r.code, r.status, r.diagnostic,
+		    err) < 0) {
+			intake_local_error(m, "bounce", err);
+			return;
+		}
+	}
+	for (i = 0; i < n; i++)
+		intake_reply(&res[i], 250, "2.0.0", "Ok: bounce report %s",
+		    dsn ? "recorded" : "ignored");
+}
+
+/* After the commit: a receipt to a sender the policy vouches for.  Its
+ * failure is logged, never turned into a refusal of what is stored. */
+static void
+intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc)
+{
+	struct intake_ctx *c = m->ctx;
+	struct notify_env env;
+	struct store_dossier d;
+	char err[PD_ERRLEN];
+	json_t *got;
+	unsigned i;
+
+	if (!c->cfg->receipts || m->ndocs == 0 || m->job->mail_from[0] == '\0')
+		return;
+	if (c->q == NULL && outq_ctx_new(c->cfg, c->ph, &c->q, err) != 0) {
+		log_warn("receipt for %s: %s", m->job->queue_id, err);
+		return;
+	}
+	if (store_dossier_get(c->st, rc->account_id, rc->dossier_id, &d, err)
+	    != 1)
+		return;
+	got = json_array();
+	for (i = 0; i < m->ndocs; i++)
+		json_array_append_new(got, json_pack("{s:s, s:I}", "filename",
+		    m->docs[i].filename, "size", (json_int_t)m->docs[i].size));
+	env = (struct notify_env){ c->cfg, c->st, c->q };
+	if (notify_receipt(&env, &d, m->job->mail_from, got, err) < 0)
+		log_warn("receipt for %s: %s", m->job->queue_id, err);
+	json_decref(got);
+}
+
 static void
 intake_success(struct intake_msg *m, const char *ok, const int64_t *ids,
     const unsigned *added, struct intake_result *res)
@@ -932,8 +1005,11 @@ intake_success(struct intake_msg *m, const char *ok, const int64_t *ids,
 			intake_reply(&res[i], 250, "2.0.0",
 			    "%s delivered to dossier %s", job->queue_id,
 			    job->rcpts[i].dossier_ref);
-		if (ids[i] == 0 || m->ctx->ph == NULL)
+		if (ids[i] == 0)
 			continue;	/* duplicate: nothing new stored */
+		intake_receipt(m, &job->rcpts[i]);
+		if (m->ctx->ph == NULL)
+			continue;
 		si.queue_id = job->queue_id;
 		si.account = job->rcpts[i].account;
 		si.dossier_ref = job->rcpts[i].dossier_ref;
@@ -989,7 +1065,10 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 		intake_reply(&m.fail, 503, "5.5.1", "no valid recipients");
 	else if (job->size == 0)	/* m56; RFC 5322 needs a header */
 		intake_reply(&m.fail, 554, "5.6.0", "empty message");
-	else if (intake_parse(&m) == 0 && intake_decide(&m, ok, results)) {
+	else if (job->rcpts[0].verp_token != NULL) {
+		if (intake_parse(&m) == 0)
+			intake_bounces(&m, results);
+	} else if (intake_parse(&m) == 0 && intake_decide(&m, ok, results)) {
 		if (intake_store(&m, ok, ids, added) == 0)
 			intake_success(&m, ok, ids, added, results);
 		else

@@ -22,6 +22,8 @@ struct intake_rcpt {
 	int64_t account_id;
 	const char *account;
 	const char *dossier_ref;
+	const char *verp_token;	/* a bounce report for this outbound
+				 * message (dossier_id may be 0), or NULL */
 };
 
 struct intake_job {

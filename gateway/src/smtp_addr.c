@@ -415,11 +415,13 @@ static unsigned char ap_lower(unsigned char ch)
 }
 
 /* The token is a database key and a directory name: whitelist only. */
-static int ap_token_ok(const char *s, size_t n)
+/* "<prefix>" then min..max of [a-z0-9]: dossier and VERP tokens. */
+static int ap_token_ok(const char *s, size_t n, char prefix, size_t min,
+    size_t max)
 {
 	size_t i;
 
-	if (n < 2 + 8 || n > 2 + 64 || s[0] != 'd' || s[1] != '-')
+	if (n < 2 + min || n > 2 + max || s[0] != prefix || s[1] != '-')
 		return 0;
 	for (i = 2; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
@@ -428,31 +430,54 @@ static int ap_token_ok(const char *s, size_t n)
 	return 1;
 }
 
+/* Lower-case addr and split it at the last '@' when the domain is
+ * `domain`; the local part's length, or -1. */
+static long ap_local_in(const char *addr, const char *domain, char *buf,
+    size_t buflen)
+{
+	size_t n, i, dlen;
+	const char *at;
+
+	if (addr == NULL || domain == NULL || (n = strlen(addr)) >= buflen)
+		return -1;
+	for (i = 0; i <= n; i++)
+		buf[i] = (char)ap_lower((unsigned char)addr[i]);
+	if ((at = strrchr(buf, '@')) == NULL)
+		return -1;
+	dlen = strlen(domain);
+	if (strlen(at + 1) != dlen)
+		return -1;
+	for (i = 0; i < dlen; i++)
+		if (at[1 + i] != (char)ap_lower((unsigned char)domain[i]))
+			return -1;
+	return (long)(at - buf);
+}
+
 int smtp_addr_intake_local(const char *addr, const char *intake_domain,
     char *local_r, size_t local_len)
 {
 	char buf[sizeof(((struct smtp_path *)0)->addr)];
-	size_t n, i, dlen;
-	const char *at;
+	long n = ap_local_in(addr, intake_domain, buf, sizeof(buf));
 
-	if (addr == NULL || intake_domain == NULL ||
-	    (n = strlen(addr)) >= sizeof(buf))
+	if (n < 0 || !ap_token_ok(buf, (size_t)n, 'd', 8, 64) ||
+	    (size_t)n >= local_len)
 		return 0;
-	for (i = 0; i <= n; i++)
-		buf[i] = (char)ap_lower((unsigned char)addr[i]);
-	if ((at = strrchr(buf, '@')) == NULL)
-		return 0;
-	dlen = strlen(intake_domain);
-	if (strlen(at + 1) != dlen)
-		return 0;
-	for (i = 0; i < dlen; i++)
-		if (at[1 + i] != (char)ap_lower((unsigned char)intake_domain[i]))
-			return 0;
-	n = (size_t)(at - buf);
-	if (!ap_token_ok(buf, n) || n >= local_len)
-		return 0;
-	memcpy(local_r, buf, n);
+	memcpy(local_r, buf, (size_t)n);
 	local_r[n] = '\0';
+	return 1;
+}
+
+int smtp_addr_bounce_token(const char *addr, const char *bounce_domain,
+    char *token_r, size_t token_len)
+{
+	char buf[sizeof(((struct smtp_path *)0)->addr)];
+	long n = ap_local_in(addr, bounce_domain, buf, sizeof(buf));
+
+	if (n < 0 || !ap_token_ok(buf, (size_t)n, 'b', 16, 64) ||
+	    (size_t)n - 2 >= token_len)
+		return 0;
+	memcpy(token_r, buf + 2, (size_t)n - 2);
+	token_r[n - 2] = '\0';
 	return 1;
 }
 

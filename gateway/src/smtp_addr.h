@@ -43,6 +43,14 @@ enum addr_status smtp_path_parse(const char *arg, int from,
 int smtp_addr_intake_local(const char *addr, const char *intake_domain,
     char *local_r, size_t local_len);
 
+/*
+ * If addr is a VERP bounce address "b-<token>@<bounce_domain>" (token:
+ * 16..64 of [a-z0-9] after case folding), write the token (without "b-")
+ * into token_r and return 1; else 0.
+ */
+int smtp_addr_bounce_token(const char *addr, const char *bounce_domain,
+    char *token_r, size_t token_len);
+
 /* Domain of an address (after '@'), or "" */
 const char *smtp_addr_domain(const char *addr);
 

@@ -19,6 +19,8 @@
 
 #include "config.h"
 #include "intake.h"
+#include "notify.h"
+#include "outq.h"
 #include "plugin_host.h"
 #include "smtp_server.h"
 #include "smtp_session.h"
@@ -154,6 +156,39 @@ server_worker_fini(void *tctx)
 	intake_ctx_free(&ictx);
 }
 
+/* ---- reminders: a worker job once a minute ---- */
+
+#define SERVER_REMIND_SECONDS 60
+
+/* Worker thread: its own store and queue handles, for this run only. */
+static void
+server_remind_run(void *tctx, void *arg)
+{
+	struct smtp_server_ctx *srv = arg;
+	struct notify_env env = { srv->cfg, NULL, NULL };
+	char err[PD_ERRLEN];
+	unsigned n = 0;
+
+	if (store_open(srv->cfg->db_path, srv->cfg->sync_mode, &env.st, err)
+	    != 0 || outq_ctx_new(srv->cfg, srv->plugins, &env.q, err) != 0 ||
+	    notify_reminders(&env, pd_now(), &n, err) != 0)
+		log_err("reminders: %s", err);
+	else if (n > 0)
+		log_info("reminders: %u queued", n);
+	outq_ctx_free(&env.q);
+	store_close(&env.st);
+}
+
+static void
+server_remind_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_server_ctx *srv = arg;
+	struct timeval tv = { SERVER_REMIND_SECONDS, 0 };
+
+	worker_submit(srv->workers, server_remind_run, NULL, srv);
+	evtimer_add(srv->remind_ev, &tv);
+}
+
 static void
 server_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -204,12 +239,22 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 		return -1;
 	srv->workers = worker_pool_new(srv->base, (int)cfg->workers,
 	    server_worker_init, server_worker_fini, srv);
+	if (plugin_find(srv->plugins, cfg->transport, NULL) == NULL)
+		log_warn("outbound.transport '%s' is not a loaded plugin: "
+		    "outbound mail stays queued", cfg->transport);
+	if (outq_runner_start(cfg, srv->plugins, &srv->outq, err) != 0)
+		return -1;
+	srv->remind_ev = evtimer_new(srv->base, server_remind_cb, srv);
+	server_remind_cb(-1, 0, srv);
 	return 0;
 }
 
 static void
 server_teardown(struct smtp_server_ctx *srv)
 {
+	if (srv->remind_ev != NULL)
+		event_free(srv->remind_ev);
+	outq_runner_stop(&srv->outq);
 	if (srv->workers != NULL) {
 		server_drain(srv);
 		smtp_session_close_all(srv);

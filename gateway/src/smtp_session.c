@@ -47,6 +47,7 @@ enum sess_state {
 
 struct sess_rcpt {
 	char addr[257];
+	char verp[72];			/* bounce report for this token, or "" */
 	int64_t dossier_id;
 	int64_t account_id;
 	char account[64];
@@ -494,14 +495,14 @@ smtp_rcpt_dossier(struct smtp_session *s, const char *addr,
 
 static void
 smtp_rcpt_add(struct smtp_session *s, const char *addr,
-    const struct store_dossier *d)
+    const struct store_dossier *d, const char *verp)
 {
 	struct sess_rcpt *r;
 	size_t i;
 
 	/* SMTP owes one reply per message: a repeated dossier is one
 	 * delivery.  LMTP owes one reply per RCPT, so it keeps them all. */
-	for (i = 0; !s->lmtp && i < s->nrcpt; i++)
+	for (i = 0; !s->lmtp && verp == NULL && i < s->nrcpt; i++)
 		if (s->rcpts[i].dossier_id == d->id)
 			return;
 	if (s->nrcpt == s->rcpt_cap) {
@@ -510,10 +511,53 @@ smtp_rcpt_add(struct smtp_session *s, const char *addr,
 	}
 	r = &s->rcpts[s->nrcpt++];
 	snprintf(r->addr, sizeof(r->addr), "%s", addr);
+	snprintf(r->verp, sizeof(r->verp), "%s", verp != NULL ? verp : "");
 	r->dossier_id = d->id;
 	r->account_id = d->account_id;
 	snprintf(r->account, sizeof(r->account), "%s", d->account);
 	snprintf(r->ref, sizeof(r->ref), "%s", d->ref);
+}
+
+/*
+ * Bounce reports arrive at b-<token>@<bounce domain> (VERP): accepted
+ * only for a token we issued, whatever the sender (DSNs come from <>).
+ * A transaction holds either bounce reports or dossier mail, so each
+ * gets its own handling; the other kind is told to come back (452,
+ * RFC 5321 4.5.3.1.10).  Returns 1 if addr was a bounce address.
+ */
+static int
+smtp_rcpt_bounce(struct smtp_session *s, const char *addr)
+{
+	struct store_outbound o;
+	struct store_dossier d;
+	char token[72], err[PD_ERRLEN];
+	int found;
+
+	if (!smtp_addr_bounce_token(addr, s->srv->cfg->bounce_domain, token,
+	    sizeof(token)))
+		return 0;
+	if (s->nrcpt > 0 && s->rcpts[0].verp[0] == '\0') {
+		smtp_reply(s, 452, "4.5.3", "Error: send bounce reports in "
+		    "a transaction of their own");
+		return 1;
+	}
+	found = store_outbound_by_verp(s->srv->store, token, &o, err);
+	if (found < 0) {
+		log_err("rcpt lookup: %s", err);
+		smtp_reply(s, 451, "4.3.0", "Error: temporary lookup failure");
+		return 1;
+	}
+	if (found == 0) {
+		smtp_rcpt_unknown(s);
+		return 1;
+	}
+	memset(&d, 0, sizeof(d));
+	d.id = o.dossier_id;
+	d.account_id = o.account_id;
+	snprintf(d.account, sizeof(d.account), "%s", o.account);
+	smtp_rcpt_add(s, addr, &d, token);
+	smtp_reply(s, 250, "2.1.5", "Ok");
+	return 1;
 }
 
 static void
@@ -526,6 +570,13 @@ smtp_do_rcpt(struct smtp_session *s, const char *arg)
 	struct smtp_path p;
 
 	smtp_path_parse(arg, 0, &p);
+	if (smtp_rcpt_bounce(s, p.addr))
+		return;
+	if (s->nrcpt > 0 && s->rcpts[0].verp[0] != '\0') {
+		smtp_reply(s, 452, "4.5.3", "Error: send dossier mail in a "
+		    "transaction of its own");
+		return;
+	}
 	if (smtp_rcpt_dossier(s, p.addr, &d) != 0)
 		return;
 	if (!smtp_sender_allowed(d.sender_policy, s->mail_from, d.contact)) {
@@ -541,7 +592,7 @@ smtp_do_rcpt(struct smtp_session *s, const char *arg)
 	plugin_run_rcpt_to(s->srv->plugins, &info, s->mail_from, &ri, &o);
 	if (smtp_plugin_refused(s, &o))
 		return;
-	smtp_rcpt_add(s, p.addr, &d);
+	smtp_rcpt_add(s, p.addr, &d, NULL);
 	smtp_reply(s, 250, "2.1.5", "Ok");
 }
 
@@ -996,6 +1047,8 @@ smtp_task_new(struct smtp_session *s)
 		t->rcpts[i].account_id = t->rcopy[i].account_id;
 		t->rcpts[i].account = t->rcopy[i].account;
 		t->rcpts[i].dossier_ref = t->rcopy[i].ref;
+		t->rcpts[i].verp_token = t->rcopy[i].verp[0] != '\0' ?
+		    t->rcopy[i].verp : NULL;
 	}
 	t->job = (struct intake_job){
 		.queue_id = t->queue_id, .helo = t->helo,

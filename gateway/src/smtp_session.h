@@ -17,6 +17,7 @@ struct pd_config;
 struct store;
 struct plugin_host;
 struct worker_pool;
+struct outq_runner;
 struct smtp_session;
 
 /* State shared by every session of one server; owned by smtp_server.c. */
@@ -26,6 +27,8 @@ struct smtp_server_ctx {
 	struct store *store;		/* loop-side connection: RCPT lookups */
 	struct plugin_host *plugins;
 	struct worker_pool *workers;
+	struct outq_runner *outq;	/* outbound delivery threads */
+	struct event *remind_ev;	/* periodic reminder check */
 	SSL_CTX *ssl_ctx;		/* NULL: no STARTTLS */
 	char spool_dir[4096];
 	struct smtp_session *sessions;	/* all live sessions */
