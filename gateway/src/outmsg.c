@@ -301,7 +301,7 @@ outmsg_check_spec(const struct outmsg_spec *spec, char *err)
 		return pd_err(err, "a text body is required"), -1;
 	for (i = 0; i < spec->n_extra; i++) {
 		const struct outmsg_header *h = &spec->extra[i];
-		char shown[OUTMSG_HNAME_MAX + 1];
+		char shown[OUTMSG_HNAME_MAX + 32];	/* shows overlong names */
 
 		pd_ascii_clean(shown, sizeof(shown), h->name ? h->name : "");
 		if (h->name == NULL || !outmsg_header_name_ok(h->name))
