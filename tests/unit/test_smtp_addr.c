@@ -279,6 +279,36 @@ START_TEST(test_intake_small_buffer)
 }
 END_TEST
 
+/* VERP bounce addresses: b-<token>@<bounce domain>, case-folded. */
+static const struct {
+	const char *addr;
+	int ok;
+	const char *token;
+} bounce_rows[] = {
+	{ "b-abcdefghijklmnopqrstuvwxyz@dossiers.example", 1,
+	    "abcdefghijklmnopqrstuvwxyz" },
+	{ "B-ABCDEFGHIJKLMNOPQRSTUVWXYZ@Dossiers.Example", 1,
+	    "abcdefghijklmnopqrstuvwxyz" },
+	{ "b-short@dossiers.example", 0, NULL },
+	{ "b-abcdefghijklmnopqrstuvwxyz@other.example", 0, NULL },
+	{ "b-abcdefghijklmnop/../qrstuvwx@dossiers.example", 0, NULL },
+	{ "d-abcdefghijklmnopqrstuvwxyz@dossiers.example", 0, NULL },
+	{ "b-abcdefghijklmnopqrstuvwxyz+x@dossiers.example", 0, NULL },
+	{ "\"b-abcdefghijklmnopqrstuvwxyz\"@dossiers.example", 0, NULL },
+};
+
+START_TEST(test_bounce_token)
+{
+	char tok[72];
+	int ok = smtp_addr_bounce_token(bounce_rows[_i].addr,
+	    "dossiers.example", tok, sizeof(tok));
+
+	ck_assert_msg(ok == bounce_rows[_i].ok, "%s", bounce_rows[_i].addr);
+	if (ok)
+		ck_assert_str_eq(tok, bounce_rows[_i].token);
+}
+END_TEST
+
 START_TEST(test_domain)
 {
 	ck_assert_str_eq(smtp_addr_domain("a@b.example"), "b.example");
@@ -325,6 +355,8 @@ static Suite *smtp_addr_suite(void)
 	tcase_add_loop_test(tc, test_intake, 0, NINTAKE);
 	tcase_add_test(tc, test_intake_small_buffer);
 	tcase_add_test(tc, test_domain);
+	tcase_add_loop_test(tc, test_bounce_token, 0,
+	    (int)(sizeof(bounce_rows) / sizeof(bounce_rows[0])));
 	tcase_add_test(tc, test_corpus_30_pipeline);
 	suite_add_tcase(s, tc);
 	return s;
