@@ -2,15 +2,19 @@
  * test_mustache.c - mustache.c against the official Mustache spec (one
  * Check test per spec file, every case in it) and our own table: escaping,
  * values that look like templates or formats, numbers, and syntax errors
- * that must name their line.  A missing spec directory is a SKIP, not a pass.
+ * that must name their line.  Then tmpl.c: every shipped template in every
+ * locale with hostile data, locale fallback, refused names, and errors that
+ * name the file.  A missing spec directory is a SKIP, not a pass.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "mustache.h"
+#include "tmpl.h"
 #include "util.h"
 
 static const char *spec_files[] = {
@@ -191,6 +195,187 @@ START_TEST(test_bounds)
 }
 END_TEST
 
+/* ---- tmpl.c ---- */
+
+static const char *tmpl_data_json =
+    "{\"account\":{\"name\":\"Martin & Fils\",\"legal_name\":\"Martin & "
+    "Fils SAS\",\"legal_address\":\"12 rue de la Paix, 75002 Paris\","
+    "\"from_name\":\"Claire\",\"from_addr\":\"c@martin.example\"},"
+    "\"contact\":{\"name\":\"<script>alert(1)</script> \\\"q\\\"\","
+    "\"email\":\"j@example.org\"},"
+    "\"dossier\":{\"ref\":\"D-42\",\"address\":\"d-7f3a@in.example\","
+    "\"due\":\"2026-12-15\",\"has_due\":true,\"documents\":[{\"name\":"
+    "\"<b>ID</b>\"}],\"has_documents\":true},"
+    "\"receipt\":{\"received\":[{\"filename\":\"a&b.pdf\",\"size_human\":"
+    "\"1.2 MB\",\"received_at\":\"2026-11-26 10:40\"}],\"count\":1},"
+    "\"reminder\":{\"number\":2,\"days_since_invitation\":9},"
+    "\"now\":\"2026-11-26\"}";
+
+static const char *shipped[] = { "invitation", "reminder", "receipt" };
+
+/* Every shipped template, fr and en: renders, keeps the legal identity,
+ * escapes data in HTML and leaves it alone in text. */
+START_TEST(test_tmpl_shipped)
+{
+	const char *locale = _i % 2 ? "en" : "fr";
+	struct tmpl_output o;
+	char err[PD_ERRLEN] = "";
+	json_t *data = json_loads(tmpl_data_json, 0, NULL);
+
+	ck_assert_msg(data != NULL, "test data");
+	ck_assert_msg(tmpl_render(TOP_SRCDIR "/templates", shipped[_i / 2],
+	    locale, NULL, data, &o, err) == 0, "%s/%s: %s", shipped[_i / 2],
+	    locale, err);
+	ck_assert_str_eq(o.locale, locale);
+	ck_assert_msg(strstr(o.subject, "D-42") && !strpbrk(o.subject, "\r\n"),
+	    "subject [%s]", o.subject);
+	ck_assert_msg(strstr(o.text, "Martin & Fils SAS\n12 rue de la Paix"),
+	    "text lacks the legal identity:\n%s", o.text);
+	ck_assert_msg(strstr(o.text, "d-7f3a@in.example") &&
+	    strstr(o.text, "<script>alert(1)</script> \"q\"") &&
+	    !strchr(o.text, '\r') && !strstr(o.text, "&amp;"),
+	    "text:\n%s", o.text);
+	ck_assert_msg(o.html != NULL, "no html");
+	ck_assert_msg(!strstr(o.html, "<script") && !strstr(o.html, "<b>") &&
+	    strstr(o.html, "&lt;script&gt;alert(1)&lt;/script&gt; &quot;q") &&
+	    strstr(o.html, "Martin &amp; Fils SAS"), "html:\n%s", o.html);
+	tmpl_output_free(&o);
+	json_decref(data);
+}
+END_TEST
+
+struct locale_case {
+	const char *locale, *account_locale, *want;
+};
+
+static const struct locale_case locale_cases[] = {
+	{ "fr", "en", "fr" }, { "de", "fr", "fr" }, { "de", NULL, "en" },
+	{ NULL, NULL, "en" }, { NULL, "fr", "fr" }, { "de", "it", "en" },
+};
+
+START_TEST(test_tmpl_locale)
+{
+	const struct locale_case *c = &locale_cases[_i];
+	struct tmpl_output o;
+	char err[PD_ERRLEN] = "";
+	json_t *data = json_loads(tmpl_data_json, 0, NULL);
+
+	ck_assert_msg(tmpl_render(TOP_SRCDIR "/templates", "invitation",
+	    c->locale, c->account_locale, data, &o, err) == 0, "%s", err);
+	ck_assert_str_eq(o.locale, c->want);
+	tmpl_output_free(&o);
+	json_decref(data);
+}
+END_TEST
+
+struct refuse_case {
+	const char *name, *locale, *account_locale, *err;
+};
+
+static const struct refuse_case refuse_cases[] = {
+	{ "../invitation", "fr", NULL, "template name '../invitation' refused" },
+	{ "", "fr", NULL, "refused" },
+	{ "Invitation", "fr", NULL, "refused" },
+	{ "invitation", "../fr", NULL, "locale '../fr' refused" },
+	{ "invitation", "fr/..", NULL, "refused" },
+	{ "invitation", "fr", "..", "locale '..' refused" },
+	{ "invitation", "a23456789012345678", NULL, "refused" },
+	{ "nosuch", "fr", NULL, "nosuch: no such template" },
+};
+
+START_TEST(test_tmpl_refused)
+{
+	const struct refuse_case *c = &refuse_cases[_i];
+	struct tmpl_output o;
+	char err[PD_ERRLEN] = "";
+	json_t *data = json_object();
+
+	ck_assert_int_eq(tmpl_render(TOP_SRCDIR "/templates", c->name,
+	    c->locale, c->account_locale, data, &o, err), -1);
+	ck_assert_msg(strstr(err, c->err) != NULL, "[%s] not in [%s]",
+	    c->err, err);
+	ck_assert_msg(o.subject == NULL && o.text == NULL && o.html == NULL,
+	    "output left behind");
+	json_decref(data);
+}
+END_TEST
+
+static char tmpdir[64];
+
+static void
+put_file(const char *rel, const char *text)
+{
+	char path[256], *slash;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	ck_assert_int_eq(pd_mkdirs(path, 0700), 0);
+	*slash = '/';
+	f = fopen(path, "w");
+	ck_assert_msg(f != NULL, "%s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+struct file_case {
+	const char *subject, *text;	/* t/xx/{subject,text}.mustache */
+	const char *want_subject, *want_text;	/* NULL: an error... */
+	const char *err;	/* ...containing this */
+};
+
+static const struct file_case file_cases[] = {
+	{ " \tHi\t\t{{& x}} \r\n", "a\r\nb\rc\n{{> p}}",
+	  "Hi a bc d", "a\nb\nc\nlocal\n", NULL },
+	{ "{{& y}}", "t", "z", "t", NULL },	/* y is "z\u0085\u2028" */
+	{ "s", "1\n2\n{{#x}}", NULL, NULL, "t/xx/text.mustache: line 3: "
+	  "section 'x' is never closed" },
+	{ "s", "{{> bad}}", NULL, NULL, "partials/bad.mustache: line 2: "
+	  "unclosed tag (included from" },
+	{ "s", "{{> none}}", NULL, NULL, "partial 'none' not found" },
+	{ "s", "{{> ../x}}", NULL, NULL, "partial name '../x' is not" },
+	{ "s", "caf\xe9", NULL, NULL, "t/xx/text.mustache: not valid UTF-8" },
+	{ "{{& e}}", "t", NULL, NULL, "renders an empty subject" },
+	{ "s", NULL, NULL, NULL, "t/xx/text.mustache: missing" },
+};
+
+/* Templates written to a temporary directory: normalisation and errors. */
+START_TEST(test_tmpl_files)
+{
+	const struct file_case *c = &file_cases[_i];
+	struct tmpl_output o;
+	char err[PD_ERRLEN] = "", cmd[128];
+	json_t *data = json_pack("{s:s,s:s,s:s}", "x", "a\r\nb\001c\x7f d",
+	    "y", "z\xc2\x85\xe2\x80\xa8", "e", " \t ");
+	int rc;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_tmpl.XXXXXX");
+	ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp");
+	put_file("t/xx/subject.mustache", c->subject);
+	if (c->text)
+		put_file("t/xx/text.mustache", c->text);
+	put_file("t/xx/p.mustache", "local\n");
+	put_file("partials/xx/p.mustache", "by locale\n");
+	put_file("partials/p.mustache", "shared\n");
+	put_file("partials/bad.mustache", "x\n{{oops\n");
+	rc = tmpl_render(tmpdir, "t", "xx", NULL, data, &o, err);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+	if (c->want_subject) {
+		ck_assert_msg(rc == 0, "case %d: %s", _i, err);
+		ck_assert_str_eq(o.subject, c->want_subject);
+		ck_assert_str_eq(o.text, c->want_text);
+		ck_assert_msg(o.html == NULL, "html without html.mustache");
+		tmpl_output_free(&o);
+	} else {
+		ck_assert_msg(rc == -1 && strstr(err, c->err), "case %d: "
+		    "[%s] not in [%s]", _i, c->err, err);
+	}
+	json_decref(data);
+}
+END_TEST
+
 /* $POSTDOC_SHARED, else the shared directory beside the checkout. */
 static int
 find_spec_dir(void)
@@ -214,6 +399,15 @@ main(void)
 	tcase_add_loop_test(tc, test_render_table, 0,
 	    sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(tc, test_bounds);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("tmpl");
+	tcase_add_loop_test(tc, test_tmpl_shipped, 0, 2 * 3);
+	tcase_add_loop_test(tc, test_tmpl_locale, 0,
+	    sizeof(locale_cases) / sizeof(locale_cases[0]));
+	tcase_add_loop_test(tc, test_tmpl_refused, 0,
+	    sizeof(refuse_cases) / sizeof(refuse_cases[0]));
+	tcase_add_loop_test(tc, test_tmpl_files, 0,
+	    sizeof(file_cases) / sizeof(file_cases[0]));
 	suite_add_tcase(s, tc);
 	if (have_spec) {
 		TCase *spec = tcase_create("spec");
