@@ -26,6 +26,8 @@
 struct tmpl_ctx {
 	const char *dir, *name, *locale;
 	char err[PD_ERRLEN];	/* the first partial that went wrong */
+	char path[PATH_MAX];	/* scratch: keeps the callback's frame small,
+				 * since partials nest 32 deep */
 	struct {		/* name -> file of the partials loaded */
 		char name[TMPL_NAME_MAX + 1];
 		char path[PATH_MAX];
@@ -159,11 +161,22 @@ tmpl_remember(struct tmpl_ctx *c, const char *name, const char *path)
  * partial is an error here: the footer carries the sender's legal
  * identity and must not silently vanish.
  */
+static int
+tmpl_partial_path(struct tmpl_ctx *c, int i, const char *file, char *err)
+{
+	if (i == 0)
+		return tmpl_path(c->path, c->dir, c->name, c->locale, file, err);
+	if (i == 1)
+		return tmpl_path(c->path, c->dir, "partials", c->locale, file,
+		    err);
+	return tmpl_path(c->path, c->dir, "partials", file, NULL, err);
+}
+
 static char *
 tmpl_partial_cb(const char *pname, void *arg)
 {
 	struct tmpl_ctx *c = arg;
-	char path[3][PATH_MAX], file[TMPL_NAME_MAX + 16], err[PD_ERRLEN];
+	char file[TMPL_NAME_MAX + 16], err[PD_ERRLEN];
 	char *text;
 	int i, rc;
 
@@ -175,24 +188,20 @@ tmpl_partial_cb(const char *pname, void *arg)
 		return NULL;
 	}
 	snprintf(file, sizeof(file), "%s.mustache", pname);
-	if (tmpl_path(path[0], c->dir, c->name, c->locale, file, err) < 0 ||
-	    tmpl_path(path[1], c->dir, "partials", c->locale, file, err) < 0 ||
-	    tmpl_path(path[2], c->dir, "partials", file, NULL, err) < 0) {
-		pd_err(c->err, "%s", err);
-		return NULL;
-	}
 	for (i = 0; i < 3; i++) {
-		if ((rc = tmpl_read(path[i], &text, err)) < 0) {
+		if (tmpl_partial_path(c, i, file, err) < 0 ||
+		    (rc = tmpl_read(c->path, &text, err)) < 0) {
 			pd_err(c->err, "%s", err);
 			return NULL;
 		}
 		if (rc == 0) {
-			tmpl_remember(c, pname, path[i]);
+			tmpl_remember(c, pname, c->path);
 			return text;
 		}
 	}
-	pd_err(c->err, "partial '%s' not found (looked for %s, %s and %s)",
-	    pname, path[0], path[1], path[2]);
+	pd_err(c->err, "partial '%s' not found in %s/%s/%s/, %s/partials/%s/ "
+	    "or %s/partials/", pname, c->dir, c->name, c->locale, c->dir,
+	    c->locale, c->dir);
 	return NULL;
 }
 
