@@ -244,6 +244,47 @@ START_TEST(test_tmpl_shipped)
 }
 END_TEST
 
+/* The escaping rule of templates/README.md, enforced: HTML files never
+ * insert a raw value; text files never HTML-escape one. */
+START_TEST(test_tmpl_escaping_rule)
+{
+	static const struct {
+		const char *dir, *file;	/* dir NULL: partials/<file> */
+		int html;
+	} files[] = {
+		{ "invitation", "html", 1 }, { "reminder", "html", 1 },
+		{ "receipt", "html", 1 }, { "partials", "header_html", 1 },
+		{ "partials", "footer_html", 1 }, { NULL, "footer_html", 1 },
+		{ "invitation", "text", 0 }, { "invitation", "subject", 0 },
+		{ "reminder", "text", 0 }, { "reminder", "subject", 0 },
+		{ "receipt", "text", 0 }, { "receipt", "subject", 0 },
+		{ "partials", "header", 0 }, { "partials", "footer", 0 },
+		{ NULL, "footer", 0 },
+	};
+	const char *locale = _i ? "en" : "fr", *p;
+	char path[512], buf[8192];
+	size_t i, n;
+	FILE *f;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i].dir != NULL)
+			snprintf(path, sizeof(path), "%s/templates/%s/%s/%s"
+			    ".mustache", TOP_SRCDIR, files[i].dir, locale,
+			    files[i].file);
+		else
+			snprintf(path, sizeof(path), "%s/templates/partials/"
+			    "%s.mustache", TOP_SRCDIR, files[i].file);
+		ck_assert_msg((f = fopen(path, "r")) != NULL, "%s", path);
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		for (p = buf; (p = strstr(p, "{{")) != NULL; p += 2)
+			ck_assert_msg(files[i].html ? !strchr("{&", p[2]) :
+			    strchr("&#^/>!", p[2]) != NULL, "%s: %.20s", path, p);
+	}
+}
+END_TEST
+
 struct locale_case {
 	const char *locale, *account_locale, *want;
 };
@@ -402,6 +443,7 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("tmpl");
 	tcase_add_loop_test(tc, test_tmpl_shipped, 0, 2 * 3);
+	tcase_add_loop_test(tc, test_tmpl_escaping_rule, 0, 2);
 	tcase_add_loop_test(tc, test_tmpl_locale, 0,
 	    sizeof(locale_cases) / sizeof(locale_cases[0]));
 	tcase_add_loop_test(tc, test_tmpl_refused, 0,
