@@ -276,6 +276,27 @@ dk_write_all(int fd, const char *buf, size_t n)
 	return 0;
 }
 
+/* mkdir -p, private: the directory holds private keys. */
+static int
+dk_mkdirs(const char *dir)
+{
+	char path[4096], *p;
+
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* A new file that nobody else can have opened: O_EXCL, no symlink. */
 static int
 dk_write_new(const char *path, const char *buf, size_t n, mode_t mode)
@@ -394,7 +415,7 @@ dk_key_create(const struct dk_state *st, const char *path,
 	size_t pemlen = 0;
 	int rc = -1, won;
 
-	if (mkdir(st->key_dir, 0700) != 0 && errno != EEXIST) {
+	if (dk_mkdirs(st->key_dir) != 0) {
 		dk_err(err, errlen, "dkim: cannot create %s: %s",
 		    st->key_dir, strerror(errno));
 		return -1;

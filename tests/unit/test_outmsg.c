@@ -959,7 +959,8 @@ START_TEST(test_dkim_threads)
 	DIR *d;
 	struct dirent *de;
 
-	snprintf(dir, sizeof(dir), "%s/dkim-t-%ld", tmp_dir, (long)getpid());
+	/* key_dir's parents are made too */
+	snprintf(dir, sizeof(dir), "%s/var-%ld/dkim", tmp_dir, (long)getpid());
 	snprintf(cfg, sizeof(cfg), "settings = { key_dir = \"%s\"; };", dir);
 	dk_load(&dp, cfg);
 	for (i = 0; i < 6; i++) {
