@@ -408,6 +408,8 @@ notify_receipt(const struct notify_env *env, const struct store_dossier *d,
 	struct notify_msg nm;
 	json_t *data, *list = json_array(), *v;
 	char size[32], today[16];
+	int64_t have = 0;
+	json_int_t asked;
 	size_t i;
 	int rc;
 
@@ -428,8 +430,18 @@ notify_receipt(const struct notify_env *env, const struct store_dossier *d,
 	}
 	nm = (struct notify_msg){ "receipt", NULL, "receipt", sender, NULL };
 	data = notify_data(env->cfg, d, &id, pd_now());
-	json_object_set_new(data, "receipt", json_pack("{s:o, s:I}",
-	    "received", list, "count", (json_int_t)json_array_size(received)));
+	/* Which file answers which request is unknowable: compare counts. */
+	if (store_document_count_since(env->st, d->id, 0, &have, err) != 0) {
+		json_decref(data);
+		json_decref(list);
+		return -1;
+	}
+	asked = (json_int_t)json_array_size(json_object_get(json_object_get(
+	    data, "dossier"), "documents"));
+	json_object_set_new(data, "receipt", json_pack("{s:o, s:I, s:b, s:b}",
+	    "received", list, "count", (json_int_t)json_array_size(received),
+	    "pending", asked > 0 && have < asked,
+	    "complete", asked > 0 && have >= asked));
 	rc = notify_send(env, d, &nm, data, NULL, err);
 	json_decref(data);
 	return rc == 0 ? 1 : -1;
