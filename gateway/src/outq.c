@@ -867,8 +867,9 @@ struct outq_runner {
 	struct plugin_host *ph;
 	pthread_mutex_t mu;
 	pthread_cond_t work;	/* a batch queued, a domain slot freed, stop */
-	pthread_cond_t tick;	/* the scheduler's sleep, cut short by stop */
+	pthread_cond_t tick;	/* the scheduler's sleep, cut short by kick */
 	int stopping;
+	int kick;		/* workers drained the list: claim again now */
 	struct outq_batch *head, *tail;	/* claimed, not started */
 	size_t pending;			/* rows in that list */
 	struct outq_domain *domains;
@@ -956,6 +957,11 @@ outq_worker_main(void *arg)
 		outq_domain_slot(r, b->rows[0].rcpt_domain)->inflight--;
 		outq_batch_free(b);
 		pthread_cond_broadcast(&r->work);
+		/* Nothing left to start: do not idle until the next tick. */
+		if (r->head == NULL) {
+			r->kick = 1;
+			pthread_cond_signal(&r->tick);
+		}
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
@@ -1042,9 +1048,10 @@ outq_sched_main(void *arg)
 		outq_sched_tick(r);
 		pthread_mutex_lock(&r->mu);
 		outq_deadline(&ts, r->cfg->queue_interval_ms);
-		while (!r->stopping &&
-		    pthread_cond_timedwait(&r->tick, &r->mu, &ts) == 0)
+		while (!r->stopping && !r->kick &&
+		    pthread_cond_timedwait(&r->tick, &r->mu, &ts) != ETIMEDOUT)
 			;
+		r->kick = 0;
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;

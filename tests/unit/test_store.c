@@ -1,9 +1,10 @@
 /*
  * test_store.c - unit tests for store.c (schema, migrations, accounts,
  * dossiers, tenant isolation, intake rows, events; v2: document requests,
- * the outbound queue and its claim across processes, suppressions) and
- * blob.c (writer, dedup, adopt, digest validation).  Each test gets a
- * fresh mkdtemp dir.
+ * the outbound queue and its claim across processes, suppressions),
+ * blob.c (writer, dedup, adopt, digest validation) and outq.c over them
+ * (queueing, bounces, delivery and the runner through the real `file`
+ * plugin when the build tree has it).  Each test gets a fresh mkdtemp dir.
  */
 #include <check.h>
 #include <ftw.h>
@@ -16,6 +17,9 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "config.h"
+#include "outq.h"
+#include "plugin_host.h"
 #include "store.h"
 #include "util.h"
 
@@ -776,6 +780,349 @@ START_TEST(test_suppressions)
 }
 END_TEST
 
+
+/* ---- outq over the store ---- */
+
+static char plugin_so[4096];	/* absolute, found before any chdir */
+
+static struct pd_config *
+outq_cfg(int with_file_plugin)
+{
+	struct pd_config *cfg;
+	char e[PD_ERRLEN];
+	int k;
+
+	ck_assert_msg(config_load(NULL, &cfg, e, sizeof(e)) == 0, "%s", e);
+	free(cfg->var_dir);
+	cfg->var_dir = xasprintf("%s/var", tmpdir);
+	free(cfg->db_path);
+	cfg->db_path = xstrdup(dbpath);
+	free(cfg->bounce_domain);
+	cfg->bounce_domain = xstrdup("bounce.example");
+	free(cfg->transport);
+	cfg->transport = xstrdup("file");
+	for (k = 0; k < cfg->plugin_count; k++) {
+		free(cfg->plugins[k].name);
+		free(cfg->plugins[k].path);
+	}
+	cfg->plugin_count = 0;
+	if (with_file_plugin) {
+		cfg->plugin_count = 1;
+		cfg->plugins[0].name = xstrdup("file");
+		cfg->plugins[0].path = xstrdup(plugin_so);
+		cfg->plugins[0].settings = NULL;	/* dir = var/outbox */
+	}
+	cfg->rate = 0;
+	cfg->batch_max = 3;
+	cfg->delivery_threads = 3;
+	cfg->domain_concurrency = 1;
+	cfg->retry_base = 300;
+	cfg->retry_max_age = 86400;
+	cfg->queue_interval_ms = 50;
+	cfg->suppression_days = 10;
+	return cfg;
+}
+
+static void
+write_msg(const char *path, const char *body)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "From: a@acme.example\r\nTo: c@example.org\r\n"
+	    "Subject: x\r\n\r\n%s\r\n", body);
+	fclose(f);
+}
+
+static int64_t
+enqueue(struct outq_ctx *q, int64_t acct, int64_t dos, const char *rcpt,
+    const char *body, int expect_ok)
+{
+	char msg[600];
+	int64_t id = 0;
+	struct outq_item it = { .account_id = acct, .account = "acme",
+	    .dossier_id = dos, .kind = "invitation", .rcpt = rcpt,
+	    .from_domain = "acme.example", .msg_path = msg,
+	    .message_id = "<m@acme.example>" };
+	int rc;
+
+	snprintf(msg, sizeof(msg), "%s/msg.eml", tmpdir);
+	write_msg(msg, body);
+	rc = outq_enqueue(q, &it, &id, err);
+	/* consumed either way */
+	ck_assert_int_eq(access(msg, F_OK), -1);
+	if (expect_ok)
+		ck_assert_msg(rc == 0 && id > 0, "%s", err);
+	else
+		ck_assert_int_eq(rc, -1);
+	return id;
+}
+
+static int
+is_verp(const char *mail_from, const char *token)
+{
+	size_t i;
+
+	if (strlen(token) != 26 || strncmp(mail_from, "b-", 2) != 0 ||
+	    strncmp(mail_from + 2, token, 26) != 0 ||
+	    strcmp(mail_from + 28, "@bounce.example") != 0)
+		return 0;
+	for (i = 0; i < 26; i++)
+		if (!((token[i] >= 'a' && token[i] <= 'z') ||
+		    (token[i] >= '2' && token[i] <= '7')))
+			return 0;
+	return 1;
+}
+
+START_TEST(test_outq_enqueue)
+{
+	struct pd_config *cfg = outq_cfg(0);
+	int64_t acct = add_account("acme");
+	int64_t dos = add_dossier(acct, "R", NULL), id;
+	struct outq_ctx *q;
+	struct store_outbound o;
+	struct blob_store *bs;
+	struct ev_ctx c = { 0 };
+	struct outq_stats sts;
+	char path[4096], buf[256] = "", msg[600];
+	FILE *f;
+
+	ck_assert_msg(outq_ctx_new(cfg, NULL, &q, err) == 0, "%s", err);
+	id = enqueue(q, acct, dos, "Client@Example.ORG", "hello", 1);
+	ck_assert_int_eq(store_outbound_get(st, acct, id, &o, err), 1);
+	ck_assert_str_eq(o.state, "queued");
+	ck_assert_str_eq(o.kind, "invitation");
+	ck_assert_str_eq(o.rcpt_domain, "example.org");
+	ck_assert_msg(is_verp(o.mail_from, o.verp_token), "bad VERP %s",
+	    o.mail_from);
+	ck_assert_int_le(o.next_attempt, pd_now());
+	/* the blob is the message, byte for byte */
+	ck_assert_msg(blob_store_open(blobroot, &bs, err) == 0, "%s", err);
+	blob_path(bs, o.sha256, path, sizeof(path));
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(buf, 1, sizeof(buf) - 1, f), o.size);
+	fclose(f);
+	ck_assert_str_eq(buf, "From: a@acme.example\r\nTo: c@example.org\r\n"
+	    "Subject: x\r\n\r\nhello\r\n");
+	blob_store_free(&bs);
+	ck_assert_int_eq(store_event_list(st, acct, dos, ev_cb, &c, err), 0);
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_str_eq(c.kinds[1], "outbound.queued");
+	/* a suppressed recipient is refused, with the reason and the date */
+	ck_assert_int_eq(store_suppression_add(st, acct, "gone@example.org",
+	    "5xx at delivery: 5.1.1 no such user", pd_now() + 86400, err), 0);
+	enqueue(q, acct, 0, "GONE@example.org", "x", 0);
+	ck_assert_msg(strstr(err, "recipient GONE@example.org is suppressed "
+	    "until 2") != NULL && strstr(err, ": 5xx at delivery: 5.1.1 no "
+	    "such user") != NULL, "%s", err);
+	/* a message with a bare LF is not queued */
+	snprintf(msg, sizeof(msg), "%s/msg.eml", tmpdir);
+	f = fopen(msg, "w");
+	fputs("Subject: x\r\n\r\nbare\nLF\r\n", f);
+	fclose(f);
+	{
+		struct outq_item it = { .account_id = acct, .account = "acme",
+		    .kind = "receipt", .rcpt = "c@example.org",
+		    .msg_path = msg };
+
+		ck_assert_int_eq(outq_enqueue(q, &it, NULL, err), -1);
+		ck_assert_ptr_nonnull(strstr(err, "CRLF"));
+	}
+	/* no transport loaded: nothing is claimed */
+	ck_assert_int_eq(outq_run_once(q, &sts, err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not a loaded plugin"));
+	ck_assert_int_eq(store_outbound_get(st, acct, id, &o, err), 1);
+	ck_assert_str_eq(o.state, "queued");
+	outq_ctx_free(&q);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_outq_bounce)
+{
+	struct pd_config *cfg = outq_cfg(0);
+	int64_t acct = add_account("acme");
+	int64_t dos = add_dossier(acct, "R", NULL), a, b;
+	struct outq_ctx *q;
+	struct store_outbound o;
+	struct ev_ctx c = { 0 };
+	char tok[64];
+
+	ck_assert_msg(outq_ctx_new(cfg, NULL, &q, err) == 0, "%s", err);
+	a = enqueue(q, acct, dos, "a@example.org", "a", 1);
+	b = enqueue(q, acct, 0, "b@example.org", "b", 1);
+	ck_assert_int_eq(store_outbound_update(st, a, "sent", 250, "2.0.0",
+	    "ok", 0, err), 0);
+	ck_assert_int_eq(store_outbound_get(st, acct, a, &o, err), 1);
+	snprintf(tok, sizeof(tok), "%s", o.verp_token);
+	/* a DSN after the relay accepted: bounced, and the address is out */
+	ck_assert_int_eq(outq_bounce(st, cfg, tok, 550, "5.1.1",
+	    "user unknown", err), 1);
+	ck_assert_int_eq(store_outbound_get(st, acct, a, &o, err), 1);
+	ck_assert_str_eq(o.state, "bounced");
+	ck_assert_int_eq(o.last_code, 550);
+	ck_assert_str_eq(o.last_enhanced, "5.1.1");
+	ck_assert_int_eq(store_suppressed(st, acct, "A@example.org", pd_now(),
+	    err), 1);
+	ck_assert_int_eq(store_suppressed(st, acct, "a@example.org",
+	    pd_now() + 11 * 86400, err), 0);
+	ck_assert_int_eq(store_event_list(st, acct, dos, ev_cb, &c, err), 0);
+	ck_assert_str_eq(c.kinds[c.n - 1], "outbound.bounced");
+	/* a transient DSN marks the row but suppresses nobody */
+	ck_assert_int_eq(store_outbound_get(st, acct, b, &o, err), 1);
+	ck_assert_int_eq(outq_bounce(st, cfg, o.verp_token, 450, "4.2.2",
+	    "mailbox full", err), 1);
+	ck_assert_int_eq(store_outbound_get(st, acct, b, &o, err), 1);
+	ck_assert_str_eq(o.state, "bounced");
+	ck_assert_int_eq(store_suppressed(st, acct, "b@example.org", pd_now(),
+	    err), 0);
+	ck_assert_int_eq(outq_bounce(st, cfg, "nosuchtoken", 550, "5.1.1", "",
+	    err), 0);
+	/* and the hard-bounced address is refused from now on */
+	enqueue(q, acct, dos, "a@example.org", "again", 0);
+	outq_ctx_free(&q);
+	config_free(&cfg);
+}
+END_TEST
+
+static int
+file_bytes_eq(const char *a, const char *b)
+{
+	char cmd[9000];
+
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", a, b);
+	return system(cmd) == 0;
+}
+
+/* The file transport: sent rows are files, identical to the blob. */
+START_TEST(test_outq_deliver_file)
+{
+	struct pd_config *cfg;
+	struct plugin_host *ph;
+	struct outq_ctx *q;
+	struct outq_stats sts;
+	struct store_outbound o;
+	struct blob_store *bs;
+	int64_t acct, dos, ids[5], gone, late;
+	char eml[4096], blob[4096], outbox[600];
+	int i;
+
+	if (plugin_so[0] == '\0')
+		return;		/* no build tree: covered by integration */
+	ck_assert_int_eq(chdir(tmpdir), 0);
+	cfg = outq_cfg(1);
+	ck_assert_msg(plugin_host_load(cfg, &ph, err) == 0, "%s", err);
+	ck_assert_msg(outq_ctx_new(cfg, ph, &q, err) == 0, "%s", err);
+	acct = add_account("acme");
+	dos = add_dossier(acct, "R", NULL);
+	for (i = 0; i < 5; i++) {
+		char rcpt[64], body[32];
+
+		snprintf(rcpt, sizeof(rcpt), "u%d@d%d.example", i, i % 2);
+		snprintf(body, sizeof(body), "body %d", i);
+		ids[i] = enqueue(q, acct, dos, rcpt, body, 1);
+	}
+	gone = enqueue(q, acct, dos, "gone@d0.example", "g", 1);
+	/* suppressed after queueing: checked again at delivery */
+	ck_assert_int_eq(store_suppression_add(st, acct, "gone@d0.example",
+	    "test", pd_now() + 60, err), 0);
+	ck_assert_msg(outq_run_once(q, &sts, err) == 0, "%s", err);
+	ck_assert_uint_eq(sts.sent, 5);
+	ck_assert_uint_eq(sts.failed, 1);
+	ck_assert_msg(blob_store_open(blobroot, &bs, err) == 0, "%s", err);
+	for (i = 0; i < 5; i++) {
+		ck_assert_int_eq(store_outbound_get(st, acct, ids[i], &o, err),
+		    1);
+		ck_assert_str_eq(o.state, "sent");
+		ck_assert_int_eq(o.attempts, 1);
+		ck_assert_int_eq(o.last_code, 250);
+		snprintf(eml, sizeof(eml), "%s/var/outbox/%lld-u%d@d%d.example"
+		    ".eml", tmpdir, (long long)ids[i], i, i % 2);
+		blob_path(bs, o.sha256, blob, sizeof(blob));
+		ck_assert_msg(file_bytes_eq(eml, blob), "%s differs", eml);
+		eml[strlen(eml) - 3] = '\0';
+		strcat(eml, "json");
+		ck_assert_int_eq(access(eml, F_OK), 0);
+	}
+	blob_store_free(&bs);
+	ck_assert_int_eq(store_outbound_get(st, acct, gone, &o, err), 1);
+	ck_assert_str_eq(o.state, "failed");
+	ck_assert_str_eq(o.last_text, "suppressed");
+	/* a local failure (the outbox is gone) defers with backoff... */
+	snprintf(outbox, sizeof(outbox), "%s/var/outbox", tmpdir);
+	nftw(outbox, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	late = enqueue(q, acct, dos, "late@d1.example", "l", 1);
+	ck_assert_msg(outq_run_once(q, &sts, err) == 0, "%s", err);
+	ck_assert_uint_eq(sts.deferred, 1);
+	ck_assert_int_eq(store_outbound_get(st, acct, late, &o, err), 1);
+	ck_assert_str_eq(o.state, "deferred");
+	ck_assert_int_eq(o.last_code, 0);
+	ck_assert_int_ge(o.next_attempt, o.updated + 300);
+	ck_assert_int_le(o.next_attempt, o.updated + 301);
+	/* ...not due again yet, then past retry_max_age it bounces */
+	ck_assert_msg(outq_run_once(q, &sts, err) == 0, "%s", err);
+	ck_assert_uint_eq(sts.deferred + sts.bounced, 0);
+	ck_assert_int_eq(store_outbound_update(st, late, "deferred", 0, "",
+	    "x", 0, err), 0);
+	cfg->retry_max_age = -1;
+	ck_assert_msg(outq_run_once(q, &sts, err) == 0, "%s", err);
+	ck_assert_uint_eq(sts.bounced, 1);
+	ck_assert_int_eq(store_outbound_get(st, acct, late, &o, err), 1);
+	ck_assert_str_eq(o.state, "bounced");
+	ck_assert_msg(strncmp(o.last_text, "undeliverable after 2 attempts",
+	    30) == 0, "%s", o.last_text);
+	/* an undeliverable message does not suppress the address */
+	ck_assert_int_eq(store_suppressed(st, acct, "late@d1.example",
+	    pd_now(), err), 0);
+	outq_ctx_free(&q);
+	plugin_host_free(&ph);
+	config_free(&cfg);
+}
+END_TEST
+
+/* The runner's threads deliver everything and stop cleanly. */
+START_TEST(test_outq_runner)
+{
+	struct pd_config *cfg;
+	struct plugin_host *ph;
+	struct outq_ctx *q;
+	struct outq_runner *r;
+	int64_t acct;
+	int i, sent = 0, busy = 0;
+
+	if (plugin_so[0] == '\0')
+		return;
+	ck_assert_int_eq(chdir(tmpdir), 0);
+	cfg = outq_cfg(1);
+	ck_assert_msg(plugin_host_load(cfg, &ph, err) == 0, "%s", err);
+	ck_assert_msg(outq_ctx_new(cfg, ph, &q, err) == 0, "%s", err);
+	acct = add_account("acme");
+	for (i = 0; i < 40; i++) {
+		char rcpt[64];
+
+		snprintf(rcpt, sizeof(rcpt), "u%d@d%d.example", i, i % 4);
+		enqueue(q, acct, 0, rcpt, "b", 1);
+	}
+	ck_assert_msg(outq_runner_start(cfg, ph, &r, err) == 0, "%s", err);
+	for (i = 0; i < 200 && sent < 40; i++) {
+		usleep(50 * 1000);
+		sent = 0;
+		ck_assert_int_eq(store_outbound_list(st, acct, 0, "sent",
+		    (store_outbound_cb)count_cb, &sent, err), 0);
+	}
+	outq_runner_stop(&r);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(sent, 40);
+	ck_assert_int_eq(store_outbound_list(st, 0, 0, "sending",
+	    (store_outbound_cb)count_cb, &busy, err), 0);
+	ck_assert_int_eq(busy, 0);
+	outq_ctx_free(&q);
+	plugin_host_free(&ph);
+	config_free(&cfg);
+}
+END_TEST
+
 /* ---- blobs ---- */
 
 static void
@@ -941,6 +1288,10 @@ store_suite(void)
 	tcase_add_test(tc, test_outbound_claim);
 	tcase_add_test(tc, test_outbound_claim_processes);
 	tcase_add_test(tc, test_suppressions);
+	tcase_add_test(tc, test_outq_enqueue);
+	tcase_add_test(tc, test_outq_bounce);
+	tcase_add_test(tc, test_outq_deliver_file);
+	tcase_add_test(tc, test_outq_runner);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(tb, setup, teardown);
 	tcase_add_test(tb, test_blob_write);
@@ -958,6 +1309,11 @@ main(void)
 {
 	SRunner *sr = srunner_create(store_suite());
 	int failed;
+
+	/* make check runs us from the build tree, where libtool leaves the
+	 * plugin; elsewhere the delivery tests have nothing to load. */
+	if (realpath("plugins/.libs/file.so", plugin_so) == NULL)
+		plugin_so[0] = '\0';
 
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
