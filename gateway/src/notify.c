@@ -131,6 +131,26 @@ struct notify_msg {
 	const char *reply_to;		/* NULL: none */
 };
 
+#ifndef PD_TEMPLATE_DIR
+#define PD_TEMPLATE_DIR "/usr/local/share/postdoc/templates"
+#endif
+
+/*
+ * The configured template directory; when that relative path is not
+ * there (a command run outside the checkout), the one beside the binary
+ * in a build tree, then the installed one.
+ */
+static const char *
+notify_template_dir(const struct pd_config *cfg, char *buf, size_t len)
+{
+	if (cfg->template_dir[0] == '/' || access(cfg->template_dir, F_OK) == 0)
+		return cfg->template_dir;
+	if (pd_beside_exe(cfg->template_dir, buf, len))
+		return buf;
+	return access(PD_TEMPLATE_DIR, F_OK) == 0 ? PD_TEMPLATE_DIR :
+	    cfg->template_dir;
+}
+
 /* Render, build, queue. */
 static int
 notify_send(const struct notify_env *env, const struct store_dossier *d,
@@ -142,12 +162,12 @@ notify_send(const struct notify_env *env, const struct store_dossier *d,
 	struct outmsg_header auto_sub = { "Auto-Submitted", "auto-generated" };
 	struct outmsg_spec spec;
 	struct outq_item it;
-	char path[4200], msgid[256];
+	char path[4200], msgid[256], tdir[4096];
 	int rc = -1;
 
 	memset(&out, 0, sizeof(out));
 	notify_identity(cfg, d->account, &id);
-	if (tmpl_render(cfg->template_dir, nm->tmpl, nm->locale, id.locale,
+	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)), nm->tmpl, nm->locale, id.locale,
 	    data, &out, err) != 0)
 		return -1;
 	memset(&spec, 0, sizeof(spec));
@@ -459,7 +479,7 @@ notify_preview(const struct pd_config *cfg, const char *tmpl,
 	struct outmsg_header auto_sub = { "Auto-Submitted", "auto-generated" };
 	struct outmsg_spec spec;
 	const char *reply_to;
-	char msgid[256];
+	char msgid[256], tdir[4096];
 	int rc;
 
 	memset(&out, 0, sizeof(out));
@@ -472,8 +492,8 @@ notify_preview(const struct pd_config *cfg, const char *tmpl,
 		    "data");
 		return -1;
 	}
-	if (tmpl_render(cfg->template_dir, tmpl, locale, id.locale, data, &out,
-	    err) != 0)
+	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)), tmpl,
+	    locale, id.locale, data, &out, err) != 0)
 		return -1;
 	reply_to = json_string_value(json_object_get(json_object_get(data,
 	    "dossier"), "address"));

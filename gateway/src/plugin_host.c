@@ -46,19 +46,10 @@ plugin_valid_name(const char *name)
 static void
 plugin_build_tree_path(const char *name, char *path, size_t len)
 {
-	char exe[4096];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	char *slash;
-	char alt[4096 + 128];
+	char rel[128], alt[4096];
 
-	if (n <= 0)
-		return;
-	exe[n] = '\0';
-	if ((slash = strrchr(exe, '/')) == NULL)
-		return;
-	*slash = '\0';
-	snprintf(alt, sizeof(alt), "%s/plugins/.libs/%s.so", exe, name);
-	if (access(alt, F_OK) == 0 && strlen(alt) < len)
+	snprintf(rel, sizeof(rel), "plugins/.libs/%s.so", name);
+	if (pd_beside_exe(rel, alt, sizeof(alt)) && strlen(alt) < len)
 		memcpy(path, alt, strlen(alt) + 1);
 }
 

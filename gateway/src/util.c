@@ -316,3 +316,21 @@ pd_dir_clear(const char *dir)
 	closedir(d);
 	return n;
 }
+
+int
+pd_beside_exe(const char *rel, char *out, size_t outlen)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+	int len;
+
+	if (n <= 0)
+		return 0;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) == NULL)
+		return 0;
+	*slash = '\0';
+	len = snprintf(out, outlen, "%s/%s", exe, rel);
+	return len > 0 && (size_t)len < outlen && access(out, F_OK) == 0;
+}

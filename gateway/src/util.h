@@ -49,6 +49,12 @@ int pd_mkdirs(const char *path, unsigned mode);
 /* Remove the regular files directly inside dir (not subdirectories);
  * returns how many, or -1 if dir cannot be read. */
 int pd_dir_clear(const char *dir);
+/*
+ * A relative resource path (templates, plugins) as seen from a build
+ * tree: "<directory of the running binary>/<rel>" if that exists.
+ * Returns 1 and fills out, or 0.
+ */
+int pd_beside_exe(const char *rel, char *out, size_t outlen);
 /* fsync a directory by path */
 int pd_fsync_dir(const char *path);
 
