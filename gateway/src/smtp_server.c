@@ -239,10 +239,12 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 		return -1;
 	srv->workers = worker_pool_new(srv->base, (int)cfg->workers,
 	    server_worker_init, server_worker_fini, srv);
+	/* Intake does not depend on outbound: without the transport, mail
+	 * waits in the queue and intake goes on. */
 	if (plugin_find(srv->plugins, cfg->transport, NULL) == NULL)
 		log_warn("outbound.transport '%s' is not a loaded plugin: "
 		    "outbound mail stays queued", cfg->transport);
-	if (outq_runner_start(cfg, srv->plugins, &srv->outq, err) != 0)
+	else if (outq_runner_start(cfg, srv->plugins, &srv->outq, err) != 0)
 		return -1;
 	srv->remind_ev = evtimer_new(srv->base, server_remind_cb, srv);
 	server_remind_cb(-1, 0, srv);
