@@ -57,6 +57,7 @@ enum smtp_auth_state { SMTP_AUTH_NONE, SMTP_AUTH_PENDING, SMTP_AUTH_OK,
 /* One deliver call: lives on the delivering thread's stack. */
 struct smtp_run {
 	const struct smtp_state *st;
+	int greeted;		/* the relay said something */
 	int tls_ok;
 	int tls_missing;
 	char tls_error[SMTP_ERR_LEN];
@@ -358,8 +359,12 @@ smtp_init_tls(struct smtp_state *st, const config_setting_t *s, char *err,
 	if (smtp_cfg_string(s, "ca_file", "", &cafile, err, errlen) ||
 	    smtp_cfg_string(s, "ca_dir", "", &cadir, err, errlen))
 		return -1;
+	/* TLS 1.2 at most: with 1.3 the relay's post-handshake tickets make
+	 * libESMTP 1.1 drop the session after the second EHLO now and then
+	 * (seen against aiosmtpd, about one session in thirty). */
 	if ((st->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    !SSL_CTX_set_min_proto_version(st->ctx, TLS1_2_VERSION)) {
+	    !SSL_CTX_set_min_proto_version(st->ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(st->ctx, TLS1_2_VERSION)) {
 		snprintf(err, errlen, "cannot create a TLS context");
 		return -1;
 	}
@@ -690,6 +695,7 @@ smtp_monitor_line(struct smtp_run *run, const char *l)
 		run->auth_offered = 1;
 	if (l[3] == '-')
 		return;		/* not the last line of a reply */
+	run->greeted = 1;
 	smtp_copy_clean(run->last_reply, sizeof(run->last_reply), l);
 	if (run->auth != SMTP_AUTH_PENDING)
 		return;
@@ -914,6 +920,8 @@ smtp_session_failure(const struct smtp_run *run, char *buf, size_t len)
 		snprintf(buf, len, "%s", run->tls_error);
 	else if (smtp_verify_error[0] != '\0')
 		snprintf(buf, len, "%s", smtp_verify_error);
+	else if (!run->greeted)
+		return 0;	/* never reached it: the connection error says */
 	else if (run->tls_missing)
 		snprintf(buf, len, "STARTTLS required but not offered by %s",
 		    st->hostport);
@@ -933,6 +941,27 @@ smtp_session_failure(const struct smtp_run *run, char *buf, size_t len)
 	return 1;
 }
 
+/* Relays often lead their text with an enhanced code without announcing
+ * ENHANCEDSTATUSCODES, and libESMTP then leaves it there: lift it out. */
+static void
+smtp_enhanced_from_text(struct postdoc_delivery *res)
+{
+	int c, sub, det, used = 0;
+	char *t = res->text;
+
+	if (res->enhanced[0] != '\0' || t[0] < '2' || t[0] > '5')
+		return;
+	if (sscanf(t, "%1d.%3d.%3d%n", &c, &sub, &det, &used) != 3 ||
+	    used == 0 || (t[used] != ' ' && t[used] != '\0') ||
+	    c != res->code / 100 || sub < 0 || det < 0 || sub > 999 ||
+	    det > 999 || c < 2 || c > 5)
+		return;
+	snprintf(res->enhanced, sizeof(res->enhanced), "%d.%d.%d", c, sub,
+	    det);
+	used += (t[used] == ' ');
+	memmove(t, t + used, strlen(t + used) + 1);
+}
+
 static int
 smtp_status_fill(struct postdoc_delivery *res, const smtp_status_t *s)
 {
@@ -947,6 +976,7 @@ smtp_status_fill(struct postdoc_delivery *res, const smtp_status_t *s)
 		    s->enh_class, s->enh_subject, s->enh_detail);
 	smtp_copy_clean(res->text, sizeof(res->text),
 	    s->text != NULL ? s->text : "");
+	smtp_enhanced_from_text(res);
 	return 1;
 }
 
