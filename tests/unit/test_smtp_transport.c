@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,13 @@ peer_start(struct peer *p, const char *kind, const char *const *extra)
 	ck_assert_int_gt(p->port, 0);
 }
 
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *f)
+{
+	return remove(path) == 0 ? 0 : 0;	/* best effort */
+}
+
+/* Stop the peer and remove its directory (messages, dumps, keys). */
 static void
 peer_stop(struct peer *p)
 {
@@ -107,6 +115,7 @@ peer_stop(struct peer *p)
 		waitpid(p->pid, NULL, 0);
 		p->pid = 0;
 	}
+	nftw(p->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void *
