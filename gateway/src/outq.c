@@ -659,6 +659,8 @@ outq_split(const struct pd_config *cfg, struct outq_rows *r,
 	size_t max = cfg->batch_max > 0 ? (size_t)cfg->batch_max : 1;
 	size_t i = 0, j;
 
+	if (r->n == 0)
+		return;		/* qsort(NULL, 0) is undefined behaviour */
 	qsort(r->v, r->n, sizeof(*r->v), outq_row_cmp);
 	while (i < r->n) {
 		for (j = i + 1; j < r->n && j - i < max &&
