@@ -108,6 +108,7 @@ static int cli_remind(struct cli *c);
 static int cli_queue_run(struct cli *c);
 static int cli_queue_list(struct cli *c);
 static int cli_template_render(struct cli *c);
+static int cli_mailbox_check(struct cli *c);
 
 static const struct cli_cmd cli_cmds[] = {
 	{ "serve", NULL, 0, 0, 0, 0, cli_serve,
@@ -150,6 +151,8 @@ static const struct cli_cmd cli_cmds[] = {
 	    B(OPT_DATA) | B(OPT_TO), B(OPT_DATA), 0, cli_template_render,
 	    "template render NAME --data FILE.json [--locale fr] "
 	    "[--account NAME] [--to ADDRESS]" },
+	{ "mailbox", "check", 1, 0, 0, 0, cli_mailbox_check,
+	    "mailbox check NAME" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -1437,6 +1440,19 @@ cli_template_render(struct cli *c)
 	rmdir(dir);
 	json_decref(data);
 	return rc;
+}
+
+/* The mailbox plugin connects and reports; it changes nothing there. */
+static int
+cli_mailbox_check(struct cli *c)
+{
+	const char *argv[] = { "check", c->pos[2] };
+	int rc;
+
+	if (plugin_host_load(c->cfg, &c->ph, c->err) != 0)
+		return CLI_ERR;
+	rc = plugin_command(c->ph, "mailbox", 2, argv, stdout, c->err);
+	return rc == 0 ? CLI_OK : rc == -2 ? CLI_USAGE : CLI_ERR;
 }
 
 static int

@@ -19,6 +19,7 @@ struct loaded_plugin {
 	void *dl;
 	const struct postdoc_plugin *desc;
 	void *state;
+	int started;		/* start() returned 0: stop() is owed */
 };
 
 struct plugin_host {
@@ -133,6 +134,7 @@ plugin_host_free(struct plugin_host **php)
 
 	if (ph == NULL)
 		return;
+	plugin_host_stop(ph);	/* threads end before their code unloads */
 	for (i = ph->count - 1; i >= 0; i--) {
 		if (ph->p[i].desc != NULL && ph->p[i].desc->deinit != NULL)
 			ph->p[i].desc->deinit(ph->p[i].state);
@@ -340,4 +342,65 @@ plugin_deliver(struct plugin_host *ph, const char *transport,
 		snprintf(results[i].text, sizeof(results[i].text),
 		    "no transport plugin '%s' loaded", transport);
 	}
+}
+
+int
+plugin_host_start(struct plugin_host *ph, const struct postdoc_host *host,
+    char *err)
+{
+	char perr[PD_ERRLEN];
+	int i;
+
+	for (i = 0; ph != NULL && i < ph->count; i++) {
+		struct loaded_plugin *lp = &ph->p[i];
+
+		if (lp->desc == NULL || lp->desc->start == NULL)
+			continue;
+		perr[0] = '\0';
+		if (lp->desc->start(lp->state, host, perr, sizeof(perr)) != 0) {
+			pd_err(err, "plugin %s: start failed: %s",
+			    lp->desc->name, perr[0] != '\0' ? perr :
+			    "(no reason given)");
+			plugin_host_stop(ph);
+			return -1;
+		}
+		lp->started = 1;
+	}
+	return 0;
+}
+
+void
+plugin_host_stop(struct plugin_host *ph)
+{
+	int i;
+
+	for (i = ph == NULL ? -1 : ph->count - 1; i >= 0; i--) {
+		struct loaded_plugin *lp = &ph->p[i];
+
+		if (!lp->started)
+			continue;
+		lp->started = 0;
+		if (lp->desc->stop != NULL)
+			lp->desc->stop(lp->state);
+	}
+}
+
+int
+plugin_command(struct plugin_host *ph, const char *name, int argc,
+    const char *const *argv, FILE *out, char *err)
+{
+	void *state = NULL;
+	const struct postdoc_plugin *p = plugin_find(ph, name, &state);
+	int rc;
+
+	if (p == NULL || p->command == NULL) {
+		pd_err(err, "no loaded plugin '%s' with commands (add it to "
+		    "the plugins list)", name);
+		return -1;
+	}
+	err[0] = '\0';
+	rc = p->command(state, argc, argv, out, err, PD_ERRLEN);
+	if (rc != 0 && err[0] == '\0')
+		pd_err(err, "%s: command failed", name);
+	return rc;
 }

@@ -6,6 +6,8 @@
 #ifndef PD_PLUGIN_HOST_H
 #define PD_PLUGIN_HOST_H
 
+#include <stdio.h>
+
 #include "postdoc/plugin.h"
 
 struct pd_config;
@@ -56,5 +58,15 @@ const struct postdoc_plugin *plugin_find(struct plugin_host *ph,
 void plugin_deliver(struct plugin_host *ph, const char *transport,
     const struct postdoc_outbound_info *msgs, size_t n,
     struct postdoc_delivery *results);
+
+/* serve: start every plugin that has a start() (host borrowed until
+ * plugin_host_stop), in load order; -1 with err if one refuses. */
+int plugin_host_start(struct plugin_host *ph, const struct postdoc_host *host,
+    char *err);
+/* stop() the started plugins in reverse order; idempotent. */
+void plugin_host_stop(struct plugin_host *ph);
+/* CLI: run plugin `name`'s command(); -1 with err if it has none. */
+int plugin_command(struct plugin_host *ph, const char *name, int argc,
+    const char *const *argv, FILE *out, char *err);
 
 #endif

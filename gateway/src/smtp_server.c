@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "intake.h"
+#include "mailhost.h"
 #include "notify.h"
 #include "outq.h"
 #include "plugin_host.h"
@@ -248,12 +249,19 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 		return -1;
 	srv->remind_ev = evtimer_new(srv->base, server_remind_cb, srv);
 	server_remind_cb(-1, 0, srv);
+	/* Pollers (mailbox) file on their own threads through mailhost. */
+	if (mailhost_new(cfg, srv->plugins, &srv->mailhost, err) != 0 ||
+	    plugin_host_start(srv->plugins, mailhost_api(srv->mailhost), err)
+	    != 0)
+		return -1;
 	return 0;
 }
 
 static void
 server_teardown(struct smtp_server_ctx *srv)
 {
+	plugin_host_stop(srv->plugins);	/* pollers first: they file */
+	mailhost_free(&srv->mailhost);
 	if (srv->remind_ev != NULL)
 		event_free(srv->remind_ev);
 	outq_runner_stop(&srv->outq);

@@ -29,6 +29,7 @@ struct smtp_server_ctx {
 	struct worker_pool *workers;
 	struct outq_runner *outq;	/* outbound delivery threads */
 	struct event *remind_ev;	/* periodic reminder check */
+	struct mailhost *mailhost;	/* poller plugins' intake (ABI 3) */
 	SSL_CTX *ssl_ctx;		/* NULL: no STARTTLS */
 	char spool_dir[4096];
 	struct smtp_session *sessions;	/* all live sessions */

@@ -16,16 +16,25 @@
  * may block (it talks to a relay) and must bound every wait.  All hook
  * arguments are borrowed for the call only.
  *
- * ABI history: 1 intake hooks; 2 adds outbound and deliver.
+ * Pollers (ABI 3): a plugin that fetches mail itself (the mailbox plugin)
+ * gets a `struct postdoc_host` in start() and runs its own threads until
+ * stop(); host->submit files one fetched message through the same intake
+ * pipeline as SMTP, synchronously, on the calling thread.  command() runs
+ * an operator subcommand (`postdoc mailbox check NAME`) in the CLI, where
+ * no host is given.
+ *
+ * ABI history: 1 intake hooks; 2 adds outbound and deliver; 3 adds the
+ * host API (submit, log) and the start, stop and command entry points.
  */
 #ifndef POSTDOC_PLUGIN_H
 #define POSTDOC_PLUGIN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <libconfig.h>
 
-#define POSTDOC_PLUGIN_ABI 2
+#define POSTDOC_PLUGIN_ABI 3
 #define POSTDOC_PLUGIN_SYMBOL "postdoc_plugin"
 #define POSTDOC_PLUGIN_TEXT_MAX 200
 
@@ -109,6 +118,46 @@ struct postdoc_delivery {
 	char text[POSTDOC_PLUGIN_TEXT_MAX];
 };
 
+/*
+ * One message a poller fetched, for host->submit.  The core copies `path`
+ * into its spool (the plugin keeps and removes its own file) and routes it
+ * by the first of Delivered-To, X-Original-To, To, Cc that names an open
+ * dossier of the intake domain, else by default_dossier.
+ */
+struct postdoc_submit {
+	const char *path;		/* the raw message, as fetched */
+	const char *source;		/* "imap:docs", "pop3:docs" */
+	const char *peer;		/* the server it came from */
+	int tls;			/* 1 if fetched over verified TLS */
+	const char *default_dossier;	/* intake address, or "" / NULL */
+};
+
+/*
+ * submit's answer (in a struct postdoc_delivery): 250 filed (stored, or a
+ * duplicate of what the dossier already holds: safe to move or delete on
+ * the server); 550 with enhanced "5.1.1" when no open dossier matched;
+ * another 5xx when intake refused the message; 4xx to try again later.
+ */
+#define POSTDOC_SUBMIT_NO_DOSSIER "5.1.1"
+
+enum postdoc_log_level {
+	POSTDOC_LOG_ERR = 0, POSTDOC_LOG_WARN, POSTDOC_LOG_INFO,
+	POSTDOC_LOG_DEBUG
+};
+
+/* What the core hands to a poller's start(); valid until stop returns. */
+struct postdoc_host {
+	uint32_t abi;			/* POSTDOC_PLUGIN_ABI */
+	void *ctx;
+	/* Any thread; blocks until the message is filed or refused.  Keeps
+	 * per-thread intake resources, released when the thread exits. */
+	void (*submit)(void *ctx, const struct postdoc_submit *msg,
+	    struct postdoc_delivery *result);
+	/* The core's log (escaped, leveled); any thread. */
+	void (*log)(void *ctx, enum postdoc_log_level level, const char *fmt,
+	    ...) __attribute__((format(printf, 3, 4)));
+};
+
 struct postdoc_hooks {
 	enum postdoc_verdict (*connect)(void *state,
 	    const struct postdoc_session_info *s, struct postdoc_reply *r);
@@ -161,6 +210,21 @@ struct postdoc_plugin {
 	    char *err, size_t errlen);
 	void (*deinit)(void *state);	/* in reverse load order */
 	struct postdoc_hooks hooks;
+	/*
+	 * `postdoc serve` only: start after every plugin is loaded and the
+	 * intake workers run (return 0, or -1 with err: serve does not
+	 * start); stop before unloading, in reverse order, and must return
+	 * promptly (join the plugin's threads, bounding every wait).
+	 */
+	int (*start)(void *state, const struct postdoc_host *host, char *err,
+	    size_t errlen);
+	void (*stop)(void *state);
+	/*
+	 * `postdoc <plugin name> ARGS...` in the CLI: print to out and return
+	 * 0; -1 with err on failure; -2 with the usage in err.
+	 */
+	int (*command)(void *state, int argc, const char *const *argv,
+	    FILE *out, char *err, size_t errlen);
 };
 
 #endif
