@@ -21,6 +21,7 @@
 #include "blob.h"
 #include "cli.h"
 #include "config.h"
+#include "consent_cli.h"
 #include "notify.h"
 #include "outq.h"
 #include "plugin_host.h"
@@ -168,6 +169,7 @@ cli_usage(FILE *out)
 	    "commands:\n", out);
 	for (i = 0; i < NELEM(cli_cmds); i++)
 		fprintf(out, "  postdoc %s\n", cli_cmds[i].synopsis);
+	consent_cli_usage(out);
 	fputs("  postdoc help\n\n"
 	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
 	    "if that file is absent).\n"
@@ -1484,6 +1486,9 @@ cli_main(int argc, char **argv)
 	const struct cli_cmd *cmd = NULL;
 	int rc;
 
+	/* The consent ledger and campaigns have their own table. */
+	if (consent_cli_handles(argc, argv))
+		return consent_cli_main(argc, argv);
 	memset(&c, 0, sizeof(c));
 	rc = cli_parse(&c, argc, argv);
 	if (rc == 0 && (c.help || (c.npos > 0 &&

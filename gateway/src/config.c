@@ -43,6 +43,7 @@ static const char *cf_check_domain_or_empty(const char *v);
 static const char *cf_check_addr_or_empty(const char *v);
 static const char *cf_check_days(const char *v);
 static const char *cf_check_name(const char *v);
+static const char *cf_check_url(const char *v);
 
 static const char *const cf_log_levels[] =
     { "err", "warn", "info", "debug", NULL };
@@ -161,11 +162,24 @@ static const struct cf_param cf_params[] = {
 	    "days a hard-bounced address stays suppressed"),
 	BOOL("outbound", "receipts", receipts, 1,
 	    "acknowledge filed documents to a sender the policy vouches for"),
+	/* Off unless configured (conf/postdoc.conf: 127.0.0.1:8025): a
+	 * second `serve` on the same host must not fight for the port. */
+	STR("web", "listen", web_listen, "", cf_check_listen,
+	    "HTTP listener (unsubscribe, preferences) host:port, \"\" = off"),
+	STR("web", "base_url", web_base_url, "http://127.0.0.1:8025",
+	    cf_check_url, "public base of the links in mail (no trailing /)"),
+	STR("web", "list_domain", web_list_domain, "",
+	    cf_check_domain_or_empty,
+	    "mailto:u-<token>@here; \"\" = intake domain"),
+	INT("web", "unsub_key_id", web_unsub_kid, 1, 0, 255,
+	    "current key var/keys/unsub-<id>.key; older ones stay valid"),
+	INT("web", "bad_token_limit", web_bad_token_limit, 60, 1, 1000000,
+	    "unknown tokens per client IP per minute, then 429"),
 };
 #define CF_NPARAMS (sizeof(cf_params) / sizeof(cf_params[0]))
 
 static const char *const cf_groups[] =
-    { "server", "store", "intake", "limits", "outbound", NULL };
+    { "server", "store", "intake", "limits", "outbound", "web", NULL };
 
 /* Error sink: every problem is appended, the buffer is never overrun. */
 struct cf_errs {
@@ -427,6 +441,22 @@ static const char *cf_check_name(const char *v)
 
 	return n > 0 && n <= 32 && v[n] == '\0' ? NULL :
 	    "is not [a-z0-9_-]{1,32}";
+}
+
+/* A base URL goes into headers and HTML: http(s)://, then printable
+ * ASCII without quotes, spaces, '<' '>' or a trailing '/'. */
+static const char *cf_check_url(const char *v)
+{
+	size_t i, n = strlen(v);
+
+	if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0)
+		return "must start with https:// or http://";
+	for (i = 0; i < n; i++)
+		if (v[i] <= 0x20 || v[i] >= 0x7f || strchr("\"'<>\\`", v[i]))
+			return "contains a character not allowed in a URL";
+	if (n > 200 || v[n - 1] == '/')
+		return "must be at most 200 characters, without a trailing /";
+	return NULL;
 }
 
 static char **cf_str_field(struct pd_config *cfg, const struct cf_param *p)

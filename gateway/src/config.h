@@ -84,6 +84,12 @@ struct pd_config {
 	char *reminder_days;		/* "3,7": days after the invitation */
 	int64_t suppression_days;	/* hard bounce keeps an address out */
 	int64_t receipts;		/* bool: acknowledge intake to the sender */
+	/* web: one-click unsubscribe, preferences, double opt-in */
+	char *web_listen;		/* "host:port" or "" to disable */
+	char *web_base_url;		/* public https://host of the links */
+	char *web_list_domain;		/* mailto:u-<token>@here; "" = intake */
+	int64_t web_unsub_kid;		/* current var/keys/unsub-<kid>.key */
+	int64_t web_bad_token_limit;	/* unknown tokens per IP per minute */
 	/* accounts' outbound identity */
 	int account_count;
 	struct pd_account_conf accounts[PD_MAX_ACCOUNTS];

@@ -22,6 +22,7 @@
 
 #include "blob.h"
 #include "config.h"
+#include "consent.h"
 #include "dsn.h"
 #include "intake.h"
 #include "notify.h"
@@ -956,6 +957,27 @@ intake_bounces(struct intake_msg *m, struct intake_result *res)
 		    dsn ? "recorded" : "ignored");
 }
 
+/*
+ * Mail to u-<token>@<list domain> (RFC 2369): the token withdraws its
+ * purpose; the message itself is not kept and nobody is answered.
+ */
+static void
+intake_unsubscribes(struct intake_msg *m, struct intake_result *res)
+{
+	const struct intake_job *job = m->job;
+	char err[PD_ERRLEN];
+	size_t i, n = job->lmtp ? job->rcpt_count : 1;
+
+	for (i = 0; i < job->rcpt_count; i++)
+		if (consent_unsub_mail(m->ctx->cfg, m->ctx->st,
+		    job->rcpts[i].verp_token + 2, job->client_ip, err) < 0) {
+			intake_local_error(m, "unsubscribe", err);
+			return;
+		}
+	for (i = 0; i < n; i++)
+		intake_reply(&res[i], 250, "2.0.0", "Ok: unsubscribed");
+}
+
 /* After the commit: a receipt to a sender the policy vouches for.  Its
  * failure is logged, never turned into a refusal of what is stored. */
 static void
@@ -1065,6 +1087,9 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 		intake_reply(&m.fail, 503, "5.5.1", "no valid recipients");
 	else if (job->size == 0)	/* m56; RFC 5322 needs a header */
 		intake_reply(&m.fail, 554, "5.6.0", "empty message");
+	else if (job->rcpts[0].verp_token != NULL &&
+	    strncmp(job->rcpts[0].verp_token, "u-", 2) == 0)
+		intake_unsubscribes(&m, results);
 	else if (job->rcpts[0].verp_token != NULL) {
 		if (intake_parse(&m) == 0)
 			intake_bounces(&m, results);

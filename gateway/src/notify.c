@@ -507,3 +507,43 @@ notify_preview(const struct pd_config *cfg, const char *tmpl,
 	tmpl_output_free(&out);
 	return rc;
 }
+
+/* ---- mail that is not about a dossier (newsletters, notices) ---- */
+
+int
+notify_build_mail(const struct pd_config *cfg, const struct notify_mail *m,
+    struct notify_built *b, char *err)
+{
+	struct notify_identity id;
+	struct tmpl_output out;
+	struct outmsg_spec spec;
+	char tdir[4096];
+	json_t *data = json_deep_copy(m->data);
+	int rc = -1;
+
+	memset(&out, 0, sizeof(out));
+	memset(b, 0, sizeof(*b));
+	notify_identity(cfg, m->account, &id);
+	json_object_set_new(data, "account", notify_account_json(m->account,
+	    &id));
+	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)), m->tmpl,
+	    m->locale, id.locale, data, &out, err) != 0)
+		goto out;
+	spec = (struct outmsg_spec){ .from_name = id.from_name,
+	    .from_addr = id.from_addr, .to_name = "", .to_addr = m->to,
+	    .reply_to = NULL, .subject = out.subject, .text = out.text,
+	    .html = out.html, .msgid_domain = notify_domain(id.from_addr),
+	    .extra = m->extra, .n_extra = m->n_extra };
+	snprintf(b->from_domain, sizeof(b->from_domain), "%s",
+	    notify_domain(id.from_addr));
+	if (notify_tmp_path(cfg, b->path, sizeof(b->path), err) == 0 &&
+	    outmsg_build(&spec, b->path, b->message_id,
+	    sizeof(b->message_id), err) == 0)
+		rc = 0;
+	else if (b->path[0] != '\0')
+		unlink(b->path);
+out:
+	tmpl_output_free(&out);
+	json_decref(data);
+	return rc;
+}

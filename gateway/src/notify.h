@@ -61,4 +61,29 @@ int notify_preview(const struct pd_config *cfg, const char *tmpl,
     const char *locale, const char *account, json_t *data, const char *to,
     const char *path, char *err);
 
+/*
+ * Mail not tied to a dossier (newsletters, notices, consent requests):
+ * render `tmpl` with data (plus "account", the account's identity) and
+ * build it with the extra headers into a spool file.  The caller queues
+ * it (outq_enqueue, which consumes the file) and may first record the
+ * Message-ID.
+ */
+struct outmsg_header;
+struct notify_mail {
+	const char *account;
+	const char *tmpl;
+	const char *locale;		/* NULL: account default, then "en" */
+	const char *to;
+	json_t *data;			/* borrowed */
+	const struct outmsg_header *extra;
+	size_t n_extra;
+};
+struct notify_built {
+	char path[4200];
+	char message_id[256];
+	char from_domain[256];
+};
+int notify_build_mail(const struct pd_config *cfg, const struct notify_mail *m,
+    struct notify_built *b, char *err);
+
 #endif

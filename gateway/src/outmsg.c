@@ -425,6 +425,46 @@ outmsg_make_msgid(const char *domain, char *out, size_t outlen)
 	return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
+
+/*
+ * Extra headers are already printable ASCII.  Set as raw values, folded
+ * only after ", " (RFC 5322 2.2.3), so GMime never RFC 2047-encodes a
+ * long word: an encoded "<mailto:...>" in List-Unsubscribe (RFC 2369)
+ * would be no URI at all.  Each piece is at most OUTMSG_HVALUE_MAX.
+ */
+static void
+outmsg_append_extra(GMimeMessage *msg, const struct outmsg_header *h)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	GMimeHeader *hdr;
+	GString *raw = g_string_new(" ");
+	size_t col = strlen(h->name) + 2, n;
+	const char *p = h->value;
+
+	while (*p != '\0') {
+		const char *sep = strstr(p, ", ");
+
+		n = sep != NULL ? (size_t)(sep - p) + 1 : strlen(p);
+		if (p != h->value) {
+			/* the space after the comma, or a fold instead */
+			g_string_append(raw, col + 1 + n > 78 ? "\n " : " ");
+			col = col + 1 + n > 78 ? 1 : col + 1;
+		}
+		g_string_append_len(raw, p, (gssize)n);
+		col += n;
+		p += n;
+		if (*p == ' ')
+			p++;
+	}
+	g_string_append_c(raw, '\n');
+	g_mime_object_append_header(GMIME_OBJECT(msg), h->name, h->value,
+	    NULL);
+	hdr = g_mime_header_list_get_header_at(hl,
+	    g_mime_header_list_get_count(hl) - 1);
+	g_mime_header_set_raw_value(hdr, raw->str);
+	g_string_free(raw, TRUE);
+}
+
 static GMimeMessage *
 outmsg_message(const struct outmsg_spec *spec, const char *msgid)
 {
@@ -447,8 +487,7 @@ outmsg_message(const struct outmsg_spec *spec, const char *msgid)
 	g_mime_object_set_header(GMIME_OBJECT(msg), "MIME-Version", "1.0",
 	    NULL);
 	for (i = 0; i < spec->n_extra; i++)
-		g_mime_object_append_header(GMIME_OBJECT(msg),
-		    spec->extra[i].name, spec->extra[i].value, NULL);
+		outmsg_append_extra(msg, &spec->extra[i]);
 	g_mime_message_set_mime_part(msg, body);
 	g_object_unref(body);
 	g_date_time_unref(now);

@@ -565,7 +565,7 @@ static int
 outq_precheck(struct outq_ctx *q, const struct store_outbound *o,
     struct outq_stats *stats)
 {
-	char err[PD_ERRLEN];
+	char err[PD_ERRLEN], why[128];
 	int rc = store_suppressed(q->st, o->account_id, o->rcpt, pd_now(),
 	    err);
 
@@ -575,6 +575,17 @@ outq_precheck(struct outq_ctx *q, const struct store_outbound *o,
 	}
 	if (rc == 1) {
 		outq_fail_row(q, o, "failed", "suppressed", stats);
+		return 0;
+	}
+	/* Marketing: consent, age attestation and bounces are checked
+	 * again as the message leaves, so a withdrawal beats the queue. */
+	if (strcmp(o->kind, "newsletter") == 0 &&
+	    (rc = store_marketing_ok_msgid(q->st, o->account_id,
+	    o->message_id, pd_now(), why, sizeof(why), err)) != 1) {
+		if (rc < 0)
+			outq_fail_row(q, o, "deferred", err, stats);
+		else
+			outq_fail_row(q, o, "failed", why, stats);
 		return 0;
 	}
 	if (!blob_exists(q->bs, o->sha256)) {

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "http.h"
 #include "intake.h"
 #include "mailhost.h"
 #include "notify.h"
@@ -223,6 +224,9 @@ server_drain(struct smtp_server_ctx *srv)
 		event_base_loop(srv->base, EVLOOP_ONCE);
 }
 
+/* The web endpoint: one per process, like the signal handlers. */
+static struct http_server *server_http;
+
 static int
 server_setup(struct smtp_server_ctx *srv, char *err)
 {
@@ -249,6 +253,9 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 		return -1;
 	srv->remind_ev = evtimer_new(srv->base, server_remind_cb, srv);
 	server_remind_cb(-1, 0, srv);
+	/* Unsubscribe and preferences: MHD's own thread, its own store. */
+	if (http_start(cfg, &server_http, err) != 0)
+		return -1;
 	/* Pollers (mailbox) file on their own threads through mailhost. */
 	if (mailhost_new(cfg, srv->plugins, &srv->mailhost, err) != 0 ||
 	    plugin_host_start(srv->plugins, mailhost_api(srv->mailhost), err)
@@ -260,6 +267,7 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 static void
 server_teardown(struct smtp_server_ctx *srv)
 {
+	http_stop(&server_http);	/* no more clicks while stopping */
 	plugin_host_stop(srv->plugins);	/* pollers first: they file */
 	mailhost_free(&srv->mailhost);
 	if (srv->remind_ev != NULL)

@@ -29,6 +29,7 @@
 #include "smtp_addr.h"
 #include "smtp_session.h"
 #include "store.h"
+#include "unsub.h"
 #include "util.h"
 #include "worker.h"
 
@@ -536,7 +537,8 @@ smtp_rcpt_bounce(struct smtp_session *s, const char *addr)
 	if (!smtp_addr_bounce_token(addr, s->srv->cfg->bounce_domain, token,
 	    sizeof(token)))
 		return 0;
-	if (s->nrcpt > 0 && s->rcpts[0].verp[0] == '\0') {
+	if (s->nrcpt > 0 && (s->rcpts[0].verp[0] == '\0' ||
+	    strncmp(s->rcpts[0].verp, "u-", 2) == 0)) {
 		smtp_reply(s, 452, "4.5.3", "Error: send bounce reports in "
 		    "a transaction of their own");
 		return 1;
@@ -560,6 +562,49 @@ smtp_rcpt_bounce(struct smtp_session *s, const char *addr)
 	return 1;
 }
 
+/*
+ * Unsubscribe by mail (RFC 2369 mailto:): u-<token>@<list domain> is
+ * accepted only for a valid token, in a transaction of its own like
+ * bounce reports; the token authenticates, never the sender.  The rcpt
+ * carries "u-<token>" where a bounce carries its VERP token.
+ */
+static int
+smtp_rcpt_unsub(struct smtp_session *s, const char *addr)
+{
+	struct store_contact c;
+	struct store_dossier d;
+	struct unsub_token t;
+	char token[UNSUB_TOKEN_MAX], verp[72], err[PD_ERRLEN];
+	int found = 0;
+
+	if (!unsub_addr_token(addr, unsub_list_domain(s->srv->cfg), token,
+	    sizeof(token)))
+		return 0;
+	if (s->nrcpt > 0 && strncmp(s->rcpts[0].verp, "u-", 2) != 0) {
+		smtp_reply(s, 452, "4.5.3", "Error: send unsubscribe requests "
+		    "in a transaction of their own");
+		return 1;
+	}
+	if (unsub_token_parse(token, &t) &&
+	    (found = store_contact_by_id(s->srv->store, t.id, &c, err)) < 0) {
+		log_err("rcpt lookup: %s", err);
+		smtp_reply(s, 451, "4.3.0", "Error: temporary lookup failure");
+		return 1;
+	}
+	if (!unsub_token_check(s->srv->cfg, UNSUB_T_UNSUB, found == 1 ?
+	    c.account_id : 0, &t) || found != 1) {
+		smtp_rcpt_unknown(s);
+		return 1;
+	}
+	memset(&d, 0, sizeof(d));
+	d.account_id = c.account_id;
+	snprintf(d.account, sizeof(d.account), "%s", c.account);
+	snprintf(verp, sizeof(verp), "u-%s", token);
+	smtp_rcpt_add(s, addr, &d, verp);
+	smtp_reply(s, 250, "2.1.5", "Ok");
+	return 1;
+}
+
 static void
 smtp_do_rcpt(struct smtp_session *s, const char *arg)
 {
@@ -571,6 +616,8 @@ smtp_do_rcpt(struct smtp_session *s, const char *arg)
 
 	smtp_path_parse(arg, 0, &p);
 	if (smtp_rcpt_bounce(s, p.addr))
+		return;
+	if (smtp_rcpt_unsub(s, p.addr))
 		return;
 	if (s->nrcpt > 0 && s->rcpts[0].verp[0] != '\0') {
 		smtp_reply(s, 452, "4.5.3", "Error: send dossier mail in a "

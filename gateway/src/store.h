@@ -253,4 +253,160 @@ int store_suppression_get(struct store *st, int64_t account_id,
     const char *email, int64_t now, char *reason_r, size_t reason_len,
     int64_t *expires_r, char *err);
 
+/* ---- schema v3: consent ledger, campaigns ---- */
+
+/* Purposes of an account ("newsletter"); names are [a-z0-9_-]. */
+int store_purpose_add(struct store *st, int64_t account_id, const char *name,
+    int64_t *id_r, char *err);
+int store_purpose_get(struct store *st, int64_t account_id, const char *name,
+    int64_t *id_r, char *err);
+int store_purpose_name(struct store *st, int64_t account_id, int64_t id,
+    char *name_r, size_t len, char *err);
+typedef int (*store_purpose_cb)(int64_t id, const char *name, void *ctx);
+int store_purpose_list(struct store *st, int64_t account_id,
+    store_purpose_cb cb, void *ctx, char *err);
+
+struct store_contact {
+	int64_t id;
+	int64_t account_id;
+	char account[64];
+	char email[320];
+	char adult[8];			/* yes / no / unknown */
+	int64_t adult_at;
+	char adult_by[64];
+};
+/* email must already be lower-cased and valid. */
+int store_contact_ensure(struct store *st, int64_t account_id,
+    const char *email, int64_t *id_r, char *err);
+int store_contact_find(struct store *st, int64_t account_id,
+    const char *email, struct store_contact *c_r, char *err);
+/* By id alone (a token names a contact): 1 found, 0 not. */
+int store_contact_by_id(struct store *st, int64_t id,
+    struct store_contact *c_r, char *err);
+int store_contact_attest(struct store *st, int64_t account_id,
+    int64_t contact_id, const char *adult, const char *by, char *err);
+typedef int (*store_contact_cb)(const struct store_contact *c, void *ctx);
+int store_contact_list(struct store *st, int64_t account_id,
+    store_contact_cb cb, void *ctx, char *err);
+/* 1 if any message to email bounced for the account (hard or expired). */
+int store_contact_bounced(struct store *st, int64_t account_id,
+    const char *email, char *err);
+
+/* Consent texts: stored once per account and sha256; returns the id. */
+int store_consent_text_put(struct store *st, int64_t account_id,
+    const char *sha256, const char *body, int64_t *id_r, char *err);
+
+struct store_consent_rec {
+	int64_t id;
+	int64_t contact_id;
+	int64_t purpose_id;
+	char purpose[64];
+	char action[12];		/* grant / withdraw */
+	char basis[24];
+	char source[16];
+	char method[64];
+	int64_t at;
+	char ip[64];
+	char user_agent[256];
+	char operator_[64];
+	int64_t text_id;		/* 0: none */
+	char text_sha256[65];
+	char *text;			/* list only: borrowed for the callback */
+};
+/* Append a record (text fields are cleaned to printable ASCII). */
+int store_consent_add(struct store *st, int64_t account_id,
+    const struct store_consent_rec *r, int64_t *id_r, char *err);
+/* The latest action for (contact, purpose) into action_r: 1, or 0. */
+int store_consent_latest(struct store *st, int64_t contact_id,
+    int64_t purpose_id, char *action_r, size_t len, char *err);
+typedef int (*store_consent_cb)(const struct store_consent_rec *r, void *ctx);
+int store_consent_list(struct store *st, int64_t account_id,
+    int64_t contact_id, store_consent_cb cb, void *ctx, char *err);
+
+struct store_consent_req {
+	int64_t id;
+	int64_t account_id;
+	int64_t contact_id;
+	int64_t purpose_id;
+	int64_t text_id;
+	int64_t created;
+	int64_t confirmed;		/* 0: not yet */
+};
+int store_consent_req_add(struct store *st, const struct store_consent_req *r,
+    int64_t *id_r, char *err);
+int store_consent_req_get(struct store *st, int64_t id,
+    struct store_consent_req *r_r, char *err);
+/* 1 if this call confirmed it, 0 if it already was. */
+int store_consent_req_confirm(struct store *st, int64_t id, int64_t now,
+    char *err);
+
+/*
+ * Marketing eligibility of (contact, purpose) now: adult attested, the
+ * latest record a grant, not suppressed, never bounced.  1 eligible, 0 not
+ * (reason_r says why), -1 error.
+ */
+int store_marketing_ok(struct store *st, int64_t account_id,
+    int64_t contact_id, int64_t purpose_id, int64_t now, char *reason_r,
+    size_t reason_len, char *err);
+/* The same for a queued newsletter, found by its Message-ID; a message
+ * no campaign recipient names is not eligible. */
+int store_marketing_ok_msgid(struct store *st, int64_t account_id,
+    const char *message_id, int64_t now, char *reason_r, size_t reason_len,
+    char *err);
+
+struct store_campaign {
+	int64_t id;
+	int64_t account_id;
+	char account[64];
+	int64_t purpose_id;
+	char purpose[64];
+	char tmpl[40];
+	char subject[512];
+	char locale[16];
+	char state[12];			/* draft / sending / queued */
+	int64_t created;
+	int64_t started;
+	int64_t finished;
+};
+int store_campaign_add(struct store *st, const struct store_campaign *c,
+    int64_t *id_r, char *err);
+int store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
+    char *err);
+/*
+ * A draft campaign becomes "sending": its audience (eligible contacts at
+ * this moment) is written as one "pending" recipient row each, in the
+ * same transaction.  n_r: recipients (0 if it was not a draft).
+ */
+int store_campaign_start(struct store *st, int64_t id, int64_t now,
+    int64_t *n_r, char *err);
+int store_campaign_finish(struct store *st, int64_t id, int64_t now,
+    char *err);
+
+struct store_campaign_rcpt {
+	int64_t id;
+	int64_t contact_id;
+	char email[320];
+	char state[12];		/* pending queuing queued skipped */
+	char message_id[256];
+	int64_t outbound_id;
+	char detail[256];
+};
+typedef int (*store_campaign_rcpt_cb)(const struct store_campaign_rcpt *r,
+    void *ctx);
+/* Up to max rows not yet settled (pending, queuing) after id after_id. */
+int store_campaign_rcpt_next(struct store *st, int64_t campaign_id,
+    int64_t after_id, int max, store_campaign_rcpt_cb cb, void *ctx,
+    char *err);
+int store_campaign_rcpt_set(struct store *st, int64_t id, const char *state,
+    const char *message_id, int64_t outbound_id, const char *detail,
+    char *err);
+/* The outbound row carrying message_id for the account: 1, or 0. */
+int store_outbound_by_msgid(struct store *st, int64_t account_id,
+    const char *message_id, int64_t *id_r, char *err);
+/* Counts for `campaign show`: recipients by state, then their outbound
+ * rows by state ("r.pending", "o.sent"...), through cb(name, n). */
+typedef int (*store_count_cb)(const char *name, int64_t n, void *ctx);
+int store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
+    void *ctx, char *err);
+
 #endif

@@ -1,0 +1,292 @@
+/*
+ * campaign.c - sending a newsletter to its audience and a notice to an
+ * account's contacts: per recipient, re-check eligibility, render with
+ * the recipient's unsubscribe link, put List-Unsubscribe and
+ * List-Unsubscribe-Post (RFC 2369, RFC 8058) in the headers DKIM signs,
+ * record the Message-ID, queue.  Never delivers: the queue does.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "campaign.h"
+#include "config.h"
+#include "notify.h"
+#include "outmsg.h"
+#include "outq.h"
+#include "store.h"
+#include "unsub.h"
+#include "util.h"
+
+#define CAMPAIGN_PAGE 256
+
+int
+campaign_create(struct store *st, int64_t account_id, int64_t purpose_id,
+    const char *tmpl, const char *subject, const char *locale,
+    int64_t *id_r, char *err)
+{
+	struct store_campaign c;
+	char *clean = outmsg_clean_text(subject, 400);
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.account_id = account_id;
+	c.purpose_id = purpose_id;
+	snprintf(c.tmpl, sizeof(c.tmpl), "%s", tmpl);
+	snprintf(c.subject, sizeof(c.subject), "%s", clean);
+	snprintf(c.locale, sizeof(c.locale), "%s", locale != NULL ? locale :
+	    "");
+	free(clean);
+	if (c.subject[0] == '\0') {
+		pd_err(err, "a campaign needs a subject");
+		return -1;
+	}
+	rc = store_campaign_add(st, &c, id_r, err);
+	return rc;
+}
+
+struct campaign_run {
+	const struct pd_config *cfg;
+	struct store *st;
+	struct outq_ctx *q;
+	const struct store_campaign *c;
+	struct campaign_stats *stats;
+	campaign_progress_fn progress;
+	void *pctx;
+	int64_t done;
+	int64_t last_id;
+	int failed;
+	char *err;
+};
+
+/* Build the newsletter for one recipient into b. */
+static int
+campaign_build(struct campaign_run *r, const struct store_campaign_rcpt *rc,
+    struct notify_built *b)
+{
+	const struct pd_config *cfg = r->cfg;
+	char tok[UNSUB_TOKEN_MAX], tok32[UNSUB_TOKEN_MAX], url[512], lu[700];
+	struct outmsg_header hdr[2];
+	struct notify_mail m;
+	json_t *data;
+	int ret;
+
+	if (unsub_token_make(cfg, UNSUB_T_UNSUB, r->c->account_id,
+	    rc->contact_id, r->c->purpose_id, tok, tok32, r->err) != 0)
+		return -1;
+	snprintf(url, sizeof(url), "%s/u/%s", cfg->web_base_url, tok);
+	/* Exactly one https (or http) URI, then the mailto (RFC 8058 3.1). */
+	snprintf(lu, sizeof(lu), "<%s>, <mailto:u-%s@%s>", url, tok32,
+	    unsub_list_domain(cfg));
+	hdr[0] = (struct outmsg_header){ "List-Unsubscribe", lu };
+	hdr[1] = (struct outmsg_header){ "List-Unsubscribe-Post",
+	    "List-Unsubscribe=One-Click" };
+	data = json_pack("{s:{s:s}, s:{s:s}, s:{s:I, s:s}, s:s}",
+	    "contact", "email", rc->email, "purpose", "name", r->c->purpose,
+	    "campaign", "id", (json_int_t)r->c->id, "subject", r->c->subject,
+	    "unsubscribe_url", url);
+	m = (struct notify_mail){ .account = r->c->account,
+	    .tmpl = r->c->tmpl, .locale = r->c->locale[0] ? r->c->locale : NULL,
+	    .to = rc->email, .data = data, .extra = hdr, .n_extra = 2 };
+	ret = notify_build_mail(cfg, &m, b, r->err);
+	json_decref(data);
+	return ret;
+}
+
+/* pending/queuing -> queued (or skipped), exactly once. */
+static int
+campaign_one(struct campaign_run *r, const struct store_campaign_rcpt *rc)
+{
+	struct notify_built b;
+	struct outq_item it;
+	char why[128];
+	int64_t oid = 0;
+	int ok;
+
+	/* A run killed between recording the Message-ID and queueing: the
+	 * outbound row tells whether the queueing happened. */
+	if (strcmp(rc->state, "queuing") == 0 && rc->message_id[0] != '\0') {
+		ok = store_outbound_by_msgid(r->st, r->c->account_id,
+		    rc->message_id, &oid, r->err);
+		if (ok < 0)
+			return -1;
+		if (ok == 1) {
+			r->stats->resumed++;
+			return store_campaign_rcpt_set(r->st, rc->id, "queued",
+			    rc->message_id, oid, "", r->err);
+		}
+	}
+	ok = store_marketing_ok(r->st, r->c->account_id, rc->contact_id,
+	    r->c->purpose_id, pd_now(), why, sizeof(why), r->err);
+	if (ok < 0)
+		return -1;
+	if (ok == 0) {
+		r->stats->skipped++;
+		return store_campaign_rcpt_set(r->st, rc->id, "skipped", NULL, 0,
+		    why, r->err);
+	}
+	if (campaign_build(r, rc, &b) != 0)
+		return -1;
+	if (store_campaign_rcpt_set(r->st, rc->id, "queuing", b.message_id, 0,
+	    "", r->err) != 0) {
+		unlink(b.path);
+		return -1;
+	}
+	it = (struct outq_item){ .account_id = r->c->account_id,
+	    .account = r->c->account, .dossier_id = 0, .kind = "newsletter",
+	    .rcpt = rc->email, .from_domain = b.from_domain,
+	    .msg_path = b.path, .message_id = b.message_id };
+	if (outq_enqueue(r->q, &it, &oid, r->err) != 0)
+		return -1;
+	r->stats->queued++;
+	return store_campaign_rcpt_set(r->st, rc->id, "queued", b.message_id,
+	    oid, "", r->err);
+}
+
+static int
+campaign_rcpt_cb(const struct store_campaign_rcpt *rc, void *ctx)
+{
+	struct campaign_run *r = ctx;
+
+	r->last_id = rc->id;
+	if (campaign_one(r, rc) != 0) {
+		r->failed = 1;
+		return 1;
+	}
+	r->done++;
+	if (r->progress != NULL)
+		r->progress(r->done, r->stats->total, r->pctx);
+	return 0;
+}
+
+static int
+campaign_count_cb(const char *name, int64_t n, void *ctx)
+{
+	int64_t *v = ctx;
+
+	if (strncmp(name, "r.", 2) == 0) {
+		v[0] += n;
+		if (strcmp(name, "r.pending") != 0 &&
+		    strcmp(name, "r.queuing") != 0)
+			v[1] += n;
+	}
+	return 0;
+}
+
+int
+campaign_send(const struct pd_config *cfg, struct store *st,
+    struct outq_ctx *q, int64_t id, campaign_progress_fn progress,
+    void *ctx, struct campaign_stats *stats, char *err)
+{
+	struct store_campaign c;
+	struct campaign_run r;
+	int64_t n = 0, counts[2] = { 0, 0 };
+	int rc;
+
+	memset(stats, 0, sizeof(*stats));
+	if ((rc = store_campaign_get(st, id, &c, err)) != 1) {
+		if (rc == 0)
+			pd_err(err, "no campaign %lld", (long long)id);
+		return -1;
+	}
+	if (strcmp(c.state, "draft") == 0 &&
+	    (store_campaign_start(st, id, pd_now(), &n, err) != 0 ||
+	    store_campaign_get(st, id, &c, err) != 1))
+		return -1;
+	if (store_campaign_counts(st, id, campaign_count_cb, counts, err) != 0)
+		return -1;
+	stats->total = counts[0];
+	memset(&r, 0, sizeof(r));
+	r = (struct campaign_run){ .cfg = cfg, .st = st, .q = q, .c = &c,
+	    .stats = stats, .progress = progress, .pctx = ctx,
+	    .done = counts[1], .err = err };
+	for (;;) {
+		rc = store_campaign_rcpt_next(st, id, r.last_id, CAMPAIGN_PAGE,
+		    campaign_rcpt_cb, &r, err);
+		if (rc < 0 || r.failed)
+			return -1;
+		if (rc == 0)
+			break;
+	}
+	if (progress != NULL && r.done == 0)
+		progress(0, stats->total, ctx);
+	return store_campaign_finish(st, id, pd_now(), err);
+}
+
+/* ---- notices ---- */
+
+struct campaign_notice_run {
+	const struct pd_config *cfg;
+	struct outq_ctx *q;
+	struct store *st;
+	const char *account;
+	int64_t account_id;
+	const char *tmpl;
+	const char *locale;
+	struct campaign_stats *stats;
+	char *err;
+	int failed;
+};
+
+static int
+campaign_notice_cb(const struct store_contact *c, void *ctx)
+{
+	struct campaign_notice_run *n = ctx;
+	struct outmsg_header auto_sub = { "Auto-Submitted", "auto-generated" };
+	struct notify_mail m;
+	struct notify_built b;
+	struct outq_item it;
+	json_t *data;
+	int s, bo, rc;
+
+	n->stats->total++;
+	s = store_suppressed(n->st, n->account_id, c->email, pd_now(), n->err);
+	bo = s == 0 ? store_contact_bounced(n->st, n->account_id, c->email,
+	    n->err) : 0;
+	if (s < 0 || bo < 0) {
+		n->failed = 1;
+		return 1;
+	}
+	if (s == 1 || bo == 1 || !outmsg_addr_valid(c->email, 0)) {
+		n->stats->skipped++;
+		return 0;
+	}
+	data = json_pack("{s:{s:s}}", "contact", "email", c->email);
+	m = (struct notify_mail){ .account = n->account, .tmpl = n->tmpl,
+	    .locale = n->locale, .to = c->email, .data = data,
+	    .extra = &auto_sub, .n_extra = 1 };
+	rc = notify_build_mail(n->cfg, &m, &b, n->err);
+	json_decref(data);
+	if (rc == 0) {
+		it = (struct outq_item){ .account_id = n->account_id,
+		    .account = n->account, .kind = "notice", .rcpt = c->email,
+		    .from_domain = b.from_domain, .msg_path = b.path,
+		    .message_id = b.message_id };
+		rc = outq_enqueue(n->q, &it, NULL, n->err);
+	}
+	if (rc != 0) {
+		n->failed = 1;
+		return 1;
+	}
+	n->stats->queued++;
+	return 0;
+}
+
+int
+campaign_notice(const struct pd_config *cfg, struct store *st,
+    struct outq_ctx *q, const char *account, int64_t account_id,
+    const char *tmpl, const char *locale, struct campaign_stats *stats,
+    char *err)
+{
+	struct campaign_notice_run n = { cfg, q, st, account, account_id, tmpl,
+	    locale, stats, err, 0 };
+
+	memset(stats, 0, sizeof(*stats));
+	if (store_contact_list(st, account_id, campaign_notice_cb, &n, err) != 0
+	    || n.failed)
+		return -1;
+	return 0;
+}

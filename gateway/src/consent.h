@@ -1,0 +1,80 @@
+/*
+ * consent.h - the consent ledger's rules: purposes per account, records
+ * that are only ever appended (grant / withdraw, with basis, source,
+ * method, time, IP, user agent, operator and the exact text shown), a
+ * contact's status derived from its latest record, age attestation,
+ * CSV import and double opt-in requests.  Withdrawing is never refused
+ * and never recorded twice in a row; SQL lives in store.c.
+ */
+#ifndef PD_CONSENT_H
+#define PD_CONSENT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct pd_config;
+struct store;
+struct outq_ctx;
+
+struct consent_act {
+	const char *action;	/* "grant" / "withdraw" */
+	const char *basis;	/* consent, contract, legitimate_interest */
+	const char *source;	/* form api import double_opt_in one_click
+				 * mailto admin */
+	const char *method;	/* e.g. "rfc8058-one-click", or NULL */
+	const char *ip;
+	const char *user_agent;
+	const char *operator_;
+	int64_t text_id;	/* 0: none */
+};
+
+/* 1 if v is one of the words the ledger accepts for that field. */
+int consent_basis_valid(const char *v);
+int consent_source_valid(const char *v);
+/* An address as the ledger keys it: valid, lower-cased into out. */
+int consent_email_norm(const char *in, char *out, size_t outlen);
+
+/*
+ * Append a record for (contact, purpose) in its own transaction, unless
+ * it would repeat the current status (a withdrawal when not granted, a
+ * grant when granted).  Returns 1 recorded, 0 nothing to do, -1 error.
+ */
+int consent_apply(struct store *st, int64_t account_id, int64_t contact_id,
+    int64_t purpose_id, const struct consent_act *a, char *err);
+
+/* Read a consent text file (UTF-8, <= 64 KiB) and store it once. */
+int consent_text_load(struct store *st, int64_t account_id, const char *path,
+    int64_t *id_r, char *err);
+
+struct consent_import_stats {
+	unsigned rows, imported, unchanged, bad;
+};
+/*
+ * Import "email[,adult]" rows (a first line starting "email" is a
+ * header) as grants for the purpose; rows with a bad address are
+ * reported on report, one line each with the line number, and skipped.
+ */
+int consent_import(struct store *st, int64_t account_id, int64_t purpose_id,
+    const char *path, const struct consent_act *a, FILE *report,
+    struct consent_import_stats *stats, char *err);
+
+/*
+ * Double opt-in: record a request and queue the confirmation mail
+ * (template consent-request) with a link to <base_url>/c/<token>.
+ */
+int consent_request(const struct pd_config *cfg, struct store *st,
+    struct outq_ctx *q, const char *account, int64_t account_id,
+    const char *email, const char *purpose, int64_t purpose_id,
+    int64_t text_id, int64_t *outbound_id_r, char *err);
+
+/* Confirmation requests older than this are refused (a stale link). */
+#define CONSENT_REQUEST_TTL (7 * 86400)
+
+/*
+ * A mail to u-<token>@<list domain> (intake, worker thread): withdraw the
+ * token's purpose.  1 done (or already so), 0 token not valid, -1 error.
+ */
+int consent_unsub_mail(const struct pd_config *cfg, struct store *st,
+    const char *token, const char *client_ip, char *err);
+
+#endif

@@ -1,0 +1,831 @@
+/*
+ * consent_cli.c - the operator commands of the consent ledger and of
+ * campaigns (purpose, consent, contact, campaign, notice), as a table
+ * like cli.c's.  It owns no data and no rules: the ledger is consent.c,
+ * sending is campaign.c, SQL is store.c.  Exit 0 ok, 1 error, 2 usage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "campaign.h"
+#include "config.h"
+#include "consent.h"
+#include "consent_cli.h"
+#include "outq.h"
+#include "plugin_host.h"
+#include "store.h"
+#include "util.h"
+
+#define CC_DEFAULT_CONFIG "conf/postdoc.conf"
+#define CC_OK 0
+#define CC_ERR 1
+#define CC_USAGE 2
+#define CC_MAX_POS 4
+
+enum cc_opt {
+	CO_ACCOUNT, CO_PURPOSE, CO_BASIS, CO_SOURCE, CO_TEXT, CO_METHOD,
+	CO_ADULT, CO_TEMPLATE, CO_SUBJECT, CO_LOCALE, CO_DAYS, CO_REASON,
+	CO_NO_SEND, CO_COUNT
+};
+
+static const struct {
+	const char *name;
+	int has_value;
+} cc_opts[CO_COUNT] = {
+	[CO_ACCOUNT] = { "--account", 1 }, [CO_PURPOSE] = { "--purpose", 1 },
+	[CO_BASIS] = { "--basis", 1 }, [CO_SOURCE] = { "--source", 1 },
+	[CO_TEXT] = { "--text-file", 1 }, [CO_METHOD] = { "--method", 1 },
+	[CO_ADULT] = { "--adult", 1 }, [CO_TEMPLATE] = { "--template", 1 },
+	[CO_SUBJECT] = { "--subject", 1 }, [CO_LOCALE] = { "--locale", 1 },
+	[CO_DAYS] = { "--days", 1 }, [CO_REASON] = { "--reason", 1 },
+	[CO_NO_SEND] = { "--no-send", 0 },
+};
+
+struct cc {
+	const char *config;
+	int json;
+	unsigned seen;
+	const char *val[CO_COUNT];
+	int npos;
+	const char *pos[CC_MAX_POS];
+	struct pd_config *cfg;
+	struct store *st;
+	struct plugin_host *ph;
+	struct outq_ctx *q;
+	int64_t account_id;
+	char operator_[64];
+	char err[PD_ERRLEN];
+};
+
+#define O(x) (1u << (x))
+
+struct cc_cmd {
+	const char *group, *verb;
+	int nargs;
+	unsigned allowed, required;
+	int outbound;		/* needs plugins and the queue */
+	int (*run)(struct cc *c);
+	const char *synopsis;
+};
+
+static int cc_purpose_add(struct cc *c);
+static int cc_purpose_list(struct cc *c);
+static int cc_consent_change(struct cc *c);
+static int cc_consent_show(struct cc *c);
+static int cc_consent_import(struct cc *c);
+static int cc_consent_request(struct cc *c);
+static int cc_contact_attest(struct cc *c);
+static int cc_contact_suppress(struct cc *c);
+static int cc_campaign_create(struct cc *c);
+static int cc_campaign_send(struct cc *c);
+static int cc_campaign_show(struct cc *c);
+static int cc_notice_send(struct cc *c);
+
+#define CC_LEDGER O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_BASIS) | \
+	O(CO_SOURCE) | O(CO_TEXT) | O(CO_METHOD)
+
+static const struct cc_cmd cc_cmds[] = {
+	{ "purpose", "add", 2, 0, 0, 0, cc_purpose_add,
+	    "purpose add ACCOUNT NAME" },
+	{ "purpose", "list", 1, 0, 0, 0, cc_purpose_list,
+	    "purpose list ACCOUNT [--json]" },
+	{ "consent", "grant", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE), 0,
+	    cc_consent_change, "consent grant EMAIL --account A --purpose P "
+	    "[--basis consent|contract|legitimate_interest] [--source admin] "
+	    "[--text-file F]" },
+	{ "consent", "withdraw", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE),
+	    0, cc_consent_change, "consent withdraw EMAIL --account A "
+	    "--purpose P [--source admin]" },
+	{ "consent", "show", 1, O(CO_ACCOUNT), O(CO_ACCOUNT), 0,
+	    cc_consent_show, "consent show EMAIL --account A [--json]" },
+	{ "consent", "import", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE) |
+	    O(CO_TEXT), 0, cc_consent_import, "consent import FILE.csv "
+	    "--account A --purpose P --text-file F [--source import]" },
+	{ "consent", "request", 1, O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_TEXT) |
+	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_PURPOSE), 1,
+	    cc_consent_request, "consent request EMAIL --account A --purpose P "
+	    "[--text-file F] [--no-send]" },
+	{ "contact", "attest", 1, O(CO_ACCOUNT) | O(CO_ADULT), O(CO_ACCOUNT) |
+	    O(CO_ADULT), 0, cc_contact_attest,
+	    "contact attest EMAIL --account A --adult yes|no|unknown" },
+	{ "contact", "suppress", 1, O(CO_ACCOUNT) | O(CO_DAYS) | O(CO_REASON),
+	    O(CO_ACCOUNT), 0, cc_contact_suppress, "contact suppress EMAIL "
+	    "--account A [--days N] [--reason TEXT]" },
+	{ "campaign", "create", 0, O(CO_ACCOUNT) | O(CO_PURPOSE) |
+	    O(CO_TEMPLATE) | O(CO_SUBJECT) | O(CO_LOCALE), O(CO_ACCOUNT) |
+	    O(CO_PURPOSE) | O(CO_SUBJECT), 0, cc_campaign_create,
+	    "campaign create --account A --purpose P [--template newsletter] "
+	    "--subject TEXT [--locale fr] [--json]" },
+	{ "campaign", "send", 1, O(CO_NO_SEND), 0, 1, cc_campaign_send,
+	    "campaign send ID [--no-send]" },
+	{ "campaign", "show", 1, 0, 0, 0, cc_campaign_show,
+	    "campaign show ID [--json]" },
+	{ "notice", "send", 0, O(CO_ACCOUNT) | O(CO_TEMPLATE) | O(CO_LOCALE) |
+	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_TEMPLATE), 1, cc_notice_send,
+	    "notice send --account A --template privacy-notice [--locale fr] "
+	    "[--no-send]" },
+};
+#define CC_NCMDS (sizeof(cc_cmds) / sizeof(cc_cmds[0]))
+
+void
+consent_cli_usage(FILE *out)
+{
+	size_t i;
+
+	for (i = 0; i < CC_NCMDS; i++)
+		fprintf(out, "  postdoc %s\n", cc_cmds[i].synopsis);
+}
+
+/* ---- parsing ---- */
+
+static int cc_usage(struct cc *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+cc_usage(struct cc *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return CC_USAGE;
+}
+
+static int
+cc_opt_find(const char *a, size_t len)
+{
+	int i;
+
+	for (i = 0; i < CO_COUNT; i++)
+		if (strlen(cc_opts[i].name) == len &&
+		    strncmp(cc_opts[i].name, a, len) == 0)
+			return i;
+	return -1;
+}
+
+static int
+cc_parse(struct cc *c, int argc, char **argv)
+{
+	int i, o;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *eq = strchr(a, '='), *v;
+		size_t len = eq != NULL ? (size_t)(eq - a) : strlen(a);
+
+		if (a[0] != '-' || a[1] == '\0') {
+			if (c->npos == CC_MAX_POS)
+				return cc_usage(c, "unexpected argument %s", a);
+			c->pos[c->npos++] = a;
+			continue;
+		}
+		if (strcmp(a, "--json") == 0) {
+			c->json = 1;
+			continue;
+		}
+		o = cc_opt_find(a, len);
+		if (o < 0 && !(len == 8 && strncmp(a, "--config", 8) == 0))
+			return cc_usage(c, "unknown option %s", a);
+		if (o >= 0 && !cc_opts[o].has_value) {
+			c->seen |= O(o);
+			continue;
+		}
+		v = eq != NULL ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		if (v == NULL)
+			return cc_usage(c, "option %s needs a value", a);
+		if (o < 0)
+			c->config = v;
+		else {
+			c->seen |= O(o);
+			c->val[o] = v;
+		}
+	}
+	return 0;
+}
+
+/* The group word, skipping options (and the values of those taking one). */
+static const char *
+cc_group(int argc, char **argv)
+{
+	int i, o;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		size_t len = strcspn(a, "=");
+
+		if (a[0] != '-' || a[1] == '\0')
+			return a;
+		if (strcmp(a, "--json") == 0 || a[len] == '=')
+			continue;
+		o = cc_opt_find(a, len);
+		if ((o >= 0 && cc_opts[o].has_value) ||
+		    strcmp(a, "--config") == 0)
+			i++;
+		else if (o < 0 && strncmp(a, "--", 2) != 0)
+			return NULL;
+	}
+	return NULL;
+}
+
+int
+consent_cli_handles(int argc, char **argv)
+{
+	const char *g = cc_group(argc, argv);
+	size_t i;
+
+	for (i = 0; g != NULL && i < CC_NCMDS; i++)
+		if (strcmp(cc_cmds[i].group, g) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+cc_pick(struct cc *c, const struct cc_cmd **cmd_r)
+{
+	size_t i;
+	int o;
+
+	for (i = 0; i < CC_NCMDS; i++) {
+		const struct cc_cmd *k = &cc_cmds[i];
+
+		if (c->npos < 2 || strcmp(k->group, c->pos[0]) != 0 ||
+		    strcmp(k->verb, c->pos[1]) != 0)
+			continue;
+		if (c->npos != 2 + k->nargs)
+			return cc_usage(c, "usage: postdoc %s", k->synopsis);
+		for (o = 0; o < CO_COUNT; o++) {
+			if ((c->seen & O(o)) && !(k->allowed & O(o)))
+				return cc_usage(c, "option %s is not valid "
+				    "here", cc_opts[o].name);
+			if ((k->required & O(o)) && !(c->seen & O(o)))
+				return cc_usage(c, "option %s is required",
+				    cc_opts[o].name);
+		}
+		*cmd_r = k;
+		return 0;
+	}
+	return cc_usage(c, "unknown %s subcommand", c->pos[0]);
+}
+
+/* ---- environment ---- */
+
+static int
+cc_open(struct cc *c, const struct cc_cmd *cmd)
+{
+	const char *path = c->config;
+	char errbuf[8192];
+	struct passwd *pw = getpwuid(getuid());
+	const char *who = getenv("SUDO_USER");
+
+	if (path == NULL && access(CC_DEFAULT_CONFIG, F_OK) == 0)
+		path = CC_DEFAULT_CONFIG;
+	if (config_load(path, &c->cfg, errbuf, sizeof(errbuf)) != 0) {
+		fputs(errbuf[0] != '\0' ? errbuf : "configuration could not be "
+		    "loaded\n", stderr);
+		return -1;
+	}
+	/* Who did it, for the ledger's admin records. */
+	pd_ascii_clean(c->operator_, sizeof(c->operator_), who != NULL ? who :
+	    pw != NULL ? pw->pw_name : "?");
+	if (store_open(c->cfg->db_path, c->cfg->sync_mode, &c->st, c->err)
+	    != 0)
+		return -1;
+	if (cmd->outbound && (plugin_host_load(c->cfg, &c->ph, c->err) != 0 ||
+	    outq_ctx_new(c->cfg, c->ph, &c->q, c->err) != 0))
+		return -1;
+	return 0;
+}
+
+static int
+cc_account(struct cc *c, const char *name)
+{
+	struct store_account a;
+	int rc = store_account_get(c->st, name, &a, c->err);
+
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err), "no account \"%.64s\"", name);
+	if (rc != 1)
+		return -1;
+	c->account_id = a.id;
+	return 0;
+}
+
+static int
+cc_purpose(struct cc *c, int64_t *id_r)
+{
+	int rc = store_purpose_get(c->st, c->account_id, c->val[CO_PURPOSE],
+	    id_r, c->err);
+
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err), "no purpose \"%.64s\" in "
+		    "account %s (postdoc purpose add)", c->val[CO_PURPOSE],
+		    c->val[CO_ACCOUNT]);
+	return rc == 1 ? 0 : -1;
+}
+
+static int
+cc_email(struct cc *c, const char *in, char *out, size_t len)
+{
+	if (consent_email_norm(in, out, len))
+		return 0;
+	snprintf(c->err, sizeof(c->err), "not a valid address: %.100s", in);
+	return -1;
+}
+
+static int
+cc_deliver(struct cc *c)
+{
+	struct outq_stats s;
+
+	if (c->seen & O(CO_NO_SEND))
+		return 0;
+	if (outq_run_once(c->q, &s, c->err) != 0)
+		return -1;
+	if (!c->json)
+		printf("delivered: %u sent, %u deferred, %u bounced, %u failed\n",
+		    s.sent, s.deferred, s.bounced, s.failed);
+	return 0;
+}
+
+static int
+cc_name_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+
+	return n > 0 && n <= 32 && s[n] == '\0';
+}
+
+/* ---- purposes ---- */
+
+static int
+cc_purpose_add(struct cc *c)
+{
+	int64_t id;
+
+	if (!cc_name_ok(c->pos[3]))
+		return cc_usage(c, "a purpose name is [a-z0-9_-]{1,32}: %s",
+		    c->pos[3]);
+	if (cc_account(c, c->pos[2]) != 0 ||
+	    store_purpose_add(c->st, c->account_id, c->pos[3], &id, c->err)
+	    != 0)
+		return CC_ERR;
+	if (c->json)
+		printf("{\"id\": %" PRId64 ", \"name\": \"%s\"}\n", id,
+		    c->pos[3]);
+	else
+		printf("purpose %s added to %s (id %" PRId64 ")\n", c->pos[3],
+		    c->pos[2], id);
+	return CC_OK;
+}
+
+static int
+cc_purpose_row(int64_t id, const char *name, void *ctx)
+{
+	json_t *arr = ctx;
+
+	if (arr != NULL)
+		json_array_append_new(arr, json_pack("{s:I, s:s}", "id",
+		    (json_int_t)id, "name", name));
+	else
+		printf("%" PRId64 "\t%s\n", id, name);
+	return 0;
+}
+
+static int
+cc_purpose_list(struct cc *c)
+{
+	json_t *arr = c->json ? json_array() : NULL;
+	int rc;
+
+	if (cc_account(c, c->pos[2]) != 0)
+		return CC_ERR;
+	rc = store_purpose_list(c->st, c->account_id, cc_purpose_row, arr,
+	    c->err);
+	if (arr != NULL) {
+		json_dumpf(arr, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(arr);
+	}
+	return rc == 0 ? CC_OK : CC_ERR;
+}
+
+/* ---- ledger ---- */
+
+static int
+cc_act(struct cc *c, struct consent_act *a, const char *action,
+    const char *def_source)
+{
+	memset(a, 0, sizeof(*a));
+	a->action = action;
+	a->basis = c->val[CO_BASIS] != NULL ? c->val[CO_BASIS] : "consent";
+	a->source = c->val[CO_SOURCE] != NULL ? c->val[CO_SOURCE] : def_source;
+	a->method = c->val[CO_METHOD];
+	a->operator_ = c->operator_;
+	if (!consent_basis_valid(a->basis))
+		return cc_usage(c, "--basis is consent, contract or "
+		    "legitimate_interest, not %s", a->basis);
+	if (!consent_source_valid(a->source))
+		return cc_usage(c, "--source is form, api, import, "
+		    "double_opt_in, one_click, mailto or admin, not %s",
+		    a->source);
+	if (c->val[CO_TEXT] != NULL && consent_text_load(c->st,
+	    c->account_id, c->val[CO_TEXT], &a->text_id, c->err) != 0)
+		return CC_ERR;
+	return 0;
+}
+
+static int
+cc_consent_change(struct cc *c)
+{
+	struct consent_act a;
+	char email[320];
+	int64_t pid, cid;
+	int rc;
+
+	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 || cc_purpose(c, &pid) != 0
+	    || cc_email(c, c->pos[2], email, sizeof(email)) != 0)
+		return CC_ERR;
+	if ((rc = cc_act(c, &a, c->pos[1], "admin")) != 0)
+		return rc;
+	if (store_contact_ensure(c->st, c->account_id, email, &cid, c->err)
+	    != 0 || (rc = consent_apply(c->st, c->account_id, cid, pid, &a,
+	    c->err)) < 0)
+		return CC_ERR;
+	printf("%s %s %s%s\n", email, strcmp(a.action, "grant") == 0 ?
+	    "granted" : "withdrew", c->val[CO_PURPOSE], rc == 0 ?
+	    " (unchanged: already so)" : "");
+	return CC_OK;
+}
+
+struct cc_show {
+	json_t *records;
+	json_t *status;
+};
+
+static int
+cc_show_row(const struct store_consent_rec *r, void *ctx)
+{
+	struct cc_show *s = ctx;
+	char when[32];
+	time_t t = (time_t)r->at;
+	struct tm tm;
+
+	json_object_set_new(s->status, r->purpose, json_string(
+	    strcmp(r->action, "grant") == 0 ? "granted" : "withdrawn"));
+	if (s->records != NULL) {
+		json_array_append_new(s->records, json_pack("{s:I, s:s, s:s,"
+		    " s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:o}", "id",
+		    (json_int_t)r->id, "purpose", r->purpose, "action",
+		    r->action, "basis", r->basis, "source", r->source,
+		    "method", r->method, "at", (json_int_t)r->at, "ip", r->ip,
+		    "user_agent", r->user_agent, "operator", r->operator_,
+		    "text", r->text_id == 0 ? json_null() : json_pack(
+		    "{s:I, s:s, s:s?}", "id", (json_int_t)r->text_id, "sha256",
+		    r->text_sha256, "body", r->text)));
+		return 0;
+	}
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("  %s  %-8s %-16s %-8s basis=%s source=%s method=%s ip=%s "
+	    "operator=%s", when, r->action, r->purpose, "", r->basis,
+	    r->source, r->method[0] ? r->method : "-", r->ip[0] ? r->ip : "-",
+	    r->operator_[0] ? r->operator_ : "-");
+	if (r->text_id != 0)
+		printf(" text=%" PRId64 " sha256=%s", r->text_id,
+		    r->text_sha256);
+	putchar('\n');
+	return 0;
+}
+
+static int
+cc_consent_show(struct cc *c)
+{
+	struct store_contact ct;
+	struct cc_show s = { NULL, json_object() };
+	char email[320];
+	int rc;
+
+	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    cc_email(c, c->pos[2], email, sizeof(email)) != 0)
+		goto err;
+	rc = store_contact_find(c->st, c->account_id, email, &ct, c->err);
+	if (rc != 1) {
+		if (rc == 0)
+			snprintf(c->err, sizeof(c->err), "no contact %s in %s",
+			    email, c->val[CO_ACCOUNT]);
+		goto err;
+	}
+	if (c->json)
+		s.records = json_array();
+	else
+		printf("%s (account %s) adult=%s\nhistory:\n", ct.email,
+		    ct.account, ct.adult);
+	if (store_consent_list(c->st, c->account_id, ct.id, cc_show_row, &s,
+	    c->err) != 0)
+		goto err;
+	if (c->json) {
+		json_t *j = json_pack("{s:s, s:s, s:{s:s, s:I, s:s}, s:O, s:O}",
+		    "email", ct.email, "account", ct.account, "adult", "value",
+		    ct.adult, "at", (json_int_t)ct.adult_at, "by", ct.adult_by,
+		    "status", s.status, "records", s.records);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(j);
+	} else {
+		const char *k;
+		json_t *v;
+
+		printf("status:\n");
+		json_object_foreach(s.status, k, v)
+			printf("  %s: %s\n", k, json_string_value(v));
+	}
+	json_decref(s.records);
+	json_decref(s.status);
+	return CC_OK;
+err:
+	json_decref(s.records);
+	json_decref(s.status);
+	return CC_ERR;
+}
+
+static int
+cc_consent_import(struct cc *c)
+{
+	struct consent_import_stats s;
+	struct consent_act a;
+	int64_t pid;
+	int rc;
+
+	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 || cc_purpose(c, &pid) != 0)
+		return CC_ERR;
+	if ((rc = cc_act(c, &a, "grant", "import")) != 0)
+		return rc;
+	if (consent_import(c->st, c->account_id, pid, c->pos[2], &a, stderr,
+	    &s, c->err) != 0)
+		return CC_ERR;
+	if (c->json)
+		printf("{\"rows\": %u, \"imported\": %u, \"unchanged\": %u, "
+		    "\"bad\": %u}\n", s.rows, s.imported, s.unchanged, s.bad);
+	else
+		printf("%u rows: %u imported, %u already granted, %u bad\n",
+		    s.rows, s.imported, s.unchanged, s.bad);
+	return CC_OK;
+}
+
+static int
+cc_consent_request(struct cc *c)
+{
+	char email[320];
+	int64_t pid, tid = 0, oid = 0;
+
+	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 || cc_purpose(c, &pid) != 0
+	    || cc_email(c, c->pos[2], email, sizeof(email)) != 0)
+		return CC_ERR;
+	if (c->val[CO_TEXT] != NULL && consent_text_load(c->st, c->account_id,
+	    c->val[CO_TEXT], &tid, c->err) != 0)
+		return CC_ERR;
+	if (consent_request(c->cfg, c->st, c->q, c->val[CO_ACCOUNT],
+	    c->account_id, email, c->val[CO_PURPOSE], pid, tid, &oid, c->err)
+	    != 0)
+		return CC_ERR;
+	printf("confirmation request queued for %s (outbound %" PRId64 ")\n",
+	    email, oid);
+	return cc_deliver(c) == 0 ? CC_OK : CC_ERR;
+}
+
+static int
+cc_contact_attest(struct cc *c)
+{
+	const char *v = c->val[CO_ADULT];
+	char email[320];
+	int64_t cid;
+
+	if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0 &&
+	    strcmp(v, "unknown") != 0)
+		return cc_usage(c, "--adult is yes, no or unknown, not %s", v);
+	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    cc_email(c, c->pos[2], email, sizeof(email)) != 0 ||
+	    store_contact_ensure(c->st, c->account_id, email, &cid, c->err)
+	    != 0 || store_contact_attest(c->st, c->account_id, cid, v,
+	    c->operator_, c->err) != 0)
+		return CC_ERR;
+	printf("%s adult=%s\n", email, v);
+	return CC_OK;
+}
+
+static int
+cc_contact_suppress(struct cc *c)
+{
+	char email[320], *end;
+	long days = c->val[CO_DAYS] != NULL ? strtol(c->val[CO_DAYS], &end,
+	    10) : (long)c->cfg->suppression_days;
+
+	if (c->val[CO_DAYS] != NULL && (*end != '\0' || days < 1 ||
+	    days > 36500))
+		return cc_usage(c, "--days is 1..36500, not %s",
+		    c->val[CO_DAYS]);
+	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    cc_email(c, c->pos[2], email, sizeof(email)) != 0 ||
+	    store_suppression_add(c->st, c->account_id, email,
+	    c->val[CO_REASON] != NULL ? c->val[CO_REASON] : "operator",
+	    pd_now() + (int64_t)days * 86400, c->err) != 0)
+		return CC_ERR;
+	printf("%s suppressed for %ld days\n", email, days);
+	return CC_OK;
+}
+
+/* ---- campaigns ---- */
+
+static int
+cc_campaign_create(struct cc *c)
+{
+	const char *tmpl = c->val[CO_TEMPLATE] ? c->val[CO_TEMPLATE] :
+	    "newsletter";
+	int64_t pid, id;
+
+	if (!cc_name_ok(tmpl) || (c->val[CO_LOCALE] != NULL &&
+	    !cc_name_ok(c->val[CO_LOCALE])))
+		return cc_usage(c, "template and locale names are "
+		    "[a-z0-9_-]{1,32}");
+	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 || cc_purpose(c, &pid) != 0
+	    || campaign_create(c->st, c->account_id, pid, tmpl,
+	    c->val[CO_SUBJECT], c->val[CO_LOCALE], &id, c->err) != 0)
+		return CC_ERR;
+	if (c->json)
+		printf("{\"id\": %" PRId64 "}\n", id);
+	else
+		printf("campaign %" PRId64 " created (draft)\n", id);
+	return CC_OK;
+}
+
+static int
+cc_id(struct cc *c, const char *s, int64_t *id_r)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return cc_usage(c, "not an id: %s", s);
+	*id_r = v;
+	return 0;
+}
+
+/* A bar on a terminal; on a pipe, a line at every tenth. */
+static void
+cc_progress(int64_t done, int64_t total, void *ctx)
+{
+	int *tty = ctx, w = 40, i, fill;
+
+	if (*tty) {
+		fill = total > 0 ? (int)(done * w / total) : w;
+		fputs("\rqueueing [", stderr);
+		for (i = 0; i < w; i++)
+			fputc(i < fill ? '#' : '.', stderr);
+		fprintf(stderr, "] %" PRId64 "/%" PRId64, done, total);
+		if (done >= total)
+			fputc('\n', stderr);
+		fflush(stderr);
+	} else if (total == 0 || done == total || (total >= 10 &&
+	    done % (total / 10) == 0)) {
+		printf("queued %" PRId64 "/%" PRId64 "\n", done, total);
+		fflush(stdout);
+	}
+}
+
+static int
+cc_campaign_send(struct cc *c)
+{
+	struct campaign_stats s;
+	int64_t id;
+	int rc, tty = isatty(STDERR_FILENO) && !c->json;
+
+	if ((rc = cc_id(c, c->pos[2], &id)) != 0)
+		return rc;
+	if (campaign_send(c->cfg, c->st, c->q, id, cc_progress, &tty, &s,
+	    c->err) != 0)
+		return CC_ERR;
+	printf("campaign %" PRId64 ": %" PRId64 " recipients, %" PRId64
+	    " queued now, %" PRId64 " skipped (no longer eligible), %" PRId64
+	    " found queued\n", id, s.total, s.queued, s.skipped, s.resumed);
+	fflush(stdout);
+	return cc_deliver(c) == 0 ? CC_OK : CC_ERR;
+}
+
+static int
+cc_count_cb(const char *name, int64_t n, void *ctx)
+{
+	json_t *j = ctx;
+	json_t *grp = json_object_get(j, name[0] == 'r' ? "recipients" :
+	    "messages");
+
+	json_object_set_new(grp, name + 2, json_integer(n));
+	return 0;
+}
+
+static int
+cc_campaign_show(struct cc *c)
+{
+	struct store_campaign k;
+	int64_t id;
+	json_t *j;
+	int rc;
+
+	if ((rc = cc_id(c, c->pos[2], &id)) != 0)
+		return rc;
+	if ((rc = store_campaign_get(c->st, id, &k, c->err)) != 1) {
+		if (rc == 0)
+			snprintf(c->err, sizeof(c->err), "no campaign %lld",
+			    (long long)id);
+		return CC_ERR;
+	}
+	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I,"
+	    " s:{}, s:{}}", "id", (json_int_t)k.id, "account", k.account,
+	    "purpose", k.purpose, "template", k.tmpl, "subject", k.subject,
+	    "locale", k.locale, "state", k.state, "created",
+	    (json_int_t)k.created, "started", (json_int_t)k.started,
+	    "finished", (json_int_t)k.finished, "recipients", "messages");
+	if (store_campaign_counts(c->st, id, cc_count_cb, j, c->err) != 0) {
+		json_decref(j);
+		return CC_ERR;
+	}
+	if (c->json) {
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else {
+		const char *key;
+		json_t *v;
+
+		printf("campaign %" PRId64 " (%s/%s) template=%s state=%s\n"
+		    "subject: %s\nrecipients:", k.id, k.account, k.purpose,
+		    k.tmpl, k.state, k.subject);
+		json_object_foreach(json_object_get(j, "recipients"), key, v)
+			printf(" %s=%" JSON_INTEGER_FORMAT, key,
+			    json_integer_value(v));
+		printf("\nmessages:");
+		json_object_foreach(json_object_get(j, "messages"), key, v)
+			printf(" %s=%" JSON_INTEGER_FORMAT, key,
+			    json_integer_value(v));
+		putchar('\n');
+	}
+	json_decref(j);
+	return CC_OK;
+}
+
+static int
+cc_notice_send(struct cc *c)
+{
+	struct campaign_stats s;
+
+	if (!cc_name_ok(c->val[CO_TEMPLATE]))
+		return cc_usage(c, "not a template name: %s",
+		    c->val[CO_TEMPLATE]);
+	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    campaign_notice(c->cfg, c->st, c->q, c->val[CO_ACCOUNT],
+	    c->account_id, c->val[CO_TEMPLATE], c->val[CO_LOCALE], &s, c->err)
+	    != 0)
+		return CC_ERR;
+	printf("notice %s: %" PRId64 " contacts, %" PRId64 " queued, %" PRId64
+	    " skipped (suppressed or bounced)\n", c->val[CO_TEMPLATE],
+	    s.total, s.queued, s.skipped);
+	return cc_deliver(c) == 0 ? CC_OK : CC_ERR;
+}
+
+/* ---- entry ---- */
+
+int
+consent_cli_main(int argc, char **argv)
+{
+	struct cc c;
+	const struct cc_cmd *cmd = NULL;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	rc = cc_parse(&c, argc, argv);
+	if (rc == 0)
+		rc = cc_pick(&c, &cmd);
+	if (rc == 0)
+		rc = cc_open(&c, cmd) != 0 ? CC_ERR : cmd->run(&c);
+	if (fflush(stdout) != 0 && rc == CC_OK)
+		rc = CC_ERR;
+	outq_ctx_free(&c.q);
+	plugin_host_free(&c.ph);
+	store_close(&c.st);
+	config_free(&c.cfg);
+	if (rc != CC_OK && c.err[0] != '\0')
+		fprintf(stderr, "postdoc: %s\n", c.err);
+	if (rc == CC_USAGE)
+		fputs("try 'postdoc help'\n", stderr);
+	return rc;
+}

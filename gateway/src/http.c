@@ -1,0 +1,678 @@
+/*
+ * http.c - the web endpoint: routes, pages and POST handling for
+ * unsubscribe, preferences and opt-in confirmation over libmicrohttpd.
+ * Every token is checked by unsub.c; an unknown, forged or malformed
+ * token gets the same 404 body, and an IP that sends too many of them
+ * gets 429 for a minute.  No cookies, no redirects, no authentication
+ * headers read: the token in the URL is the whole context (RFC 8058 3.2).
+ * Never builds SQL or paths from the request; peer bytes are logged
+ * escaped (pd_log).
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "config.h"
+#include "consent.h"
+#include "http.h"
+#include "store.h"
+#include "unsub.h"
+#include "util.h"
+
+#define HTTP_BODY_MAX 65536	/* POST bodies are read and dropped past */
+#define HTTP_FIELD_MAX 256
+#define HTTP_RATE_SLOTS 1024
+#define HTTP_PAGE_MAX 32768
+
+static const char http_not_found[] = "Not found\n";
+
+struct http_rate {
+	char ip[64];
+	int64_t window;		/* minute */
+	int64_t bad;
+};
+
+struct http_server {
+	const struct pd_config *cfg;
+	struct MHD_Daemon *d;
+	struct store *st;	/* used only by MHD's one polling thread */
+	pthread_mutex_t mu;	/* rate table and store, to be safe */
+	struct http_rate rate[HTTP_RATE_SLOTS];
+};
+
+/* One request, across MHD's calls for its body. */
+struct http_req {
+	struct MHD_PostProcessor *pp;
+	size_t body;
+	int too_big;
+	char purpose[HTTP_FIELD_MAX];
+	char action[HTTP_FIELD_MAX];
+	char csrf[HTTP_FIELD_MAX];
+	char lu[HTTP_FIELD_MAX];	/* List-Unsubscribe=... if sent */
+};
+
+/* What a request is about, once its token checked out. */
+struct http_subject {
+	enum unsub_type type;
+	char token[UNSUB_TOKEN_MAX];
+	struct store_contact c;
+	int64_t purpose_id;
+	char purpose[64];
+	struct store_consent_req req;	/* confirm tokens */
+};
+
+/* ---- small output helpers ---- */
+
+struct http_buf {
+	char b[HTTP_PAGE_MAX];
+	size_t n;
+};
+
+static void http_printf(struct http_buf *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+http_printf(struct http_buf *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->n >= sizeof(o->b) - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->b + o->n, sizeof(o->b) - o->n, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->n += (size_t)n < sizeof(o->b) - o->n ? (size_t)n :
+		    sizeof(o->b) - o->n - 1;
+}
+
+/* HTML-escape s into o (names come from the store, never raw). */
+static void
+http_esc(struct http_buf *o, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '<': http_printf(o, "&lt;"); break;
+		case '>': http_printf(o, "&gt;"); break;
+		case '&': http_printf(o, "&amp;"); break;
+		case '"': http_printf(o, "&quot;"); break;
+		case '\'': http_printf(o, "&#39;"); break;
+		default: http_printf(o, "%c", *s);
+		}
+	}
+}
+
+static enum MHD_Result
+http_send(struct MHD_Connection *con, unsigned status, const char *ctype,
+    const char *body, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len,
+	    (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", ctype);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, "Content-Security-Policy",
+	    "default-src 'none'; style-src 'unsafe-inline'; "
+	    "form-action 'self'; frame-ancestors 'none'");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, "Allow", "GET, HEAD, POST");
+	ret = MHD_queue_response(con, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+http_text(struct MHD_Connection *con, unsigned status, const char *text)
+{
+	return http_send(con, status, "text/plain; charset=utf-8", text,
+	    strlen(text));
+}
+
+static void
+http_client_ip(struct MHD_Connection *con, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+	snprintf(out, len, "?");
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)
+		    sa)->sin_addr, out, (socklen_t)len);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
+/* French if the first language the client prefers is French. */
+static int
+http_french(struct MHD_Connection *con)
+{
+	const char *al = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_ACCEPT_LANGUAGE);
+
+	while (al != NULL && (*al == ' ' || *al == '\t'))
+		al++;
+	return al != NULL && strncasecmp(al, "fr", 2) == 0;
+}
+
+/* ---- per-IP limit on bad tokens (U10) ---- */
+
+static struct http_rate *
+http_rate_slot(struct http_server *h, const char *ip)
+{
+	unsigned hsh = 5381;
+	const char *p;
+
+	for (p = ip; *p != '\0'; p++)
+		hsh = hsh * 33 + (unsigned char)*p;
+	return &h->rate[hsh % HTTP_RATE_SLOTS];
+}
+
+static int
+http_rate_blocked(struct http_server *h, const char *ip)
+{
+	struct http_rate *r = http_rate_slot(h, ip);
+	int64_t minute = pd_now() / 60;
+
+	return strcmp(r->ip, ip) == 0 && r->window == minute &&
+	    r->bad >= h->cfg->web_bad_token_limit;
+}
+
+static void
+http_rate_bad(struct http_server *h, const char *ip)
+{
+	struct http_rate *r = http_rate_slot(h, ip);
+	int64_t minute = pd_now() / 60;
+
+	if (strcmp(r->ip, ip) != 0 || r->window != minute) {
+		snprintf(r->ip, sizeof(r->ip), "%s", ip);
+		r->window = minute;
+		r->bad = 0;
+	}
+	r->bad++;
+}
+
+/* ---- tokens ---- */
+
+/*
+ * Resolve a token of `type` to its contact and purpose.  Every failure
+ * (shape, key, MAC, unknown row, other tenant) is the same 0, and the
+ * MAC is always computed once.
+ */
+static int
+http_resolve(struct http_server *h, enum unsub_type type, const char *tok,
+    struct http_subject *s)
+{
+	struct unsub_token t;
+	char err[PD_ERRLEN];
+	int64_t account = 0, contact = 0;
+	int found = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (!unsub_token_parse(tok, &t))
+		return 0;
+	if (type == UNSUB_T_CONFIRM) {
+		found = store_consent_req_get(h->st, t.id, &s->req, err) == 1 &&
+		    s->req.purpose_id == t.purpose_id;
+		account = found ? s->req.account_id : 0;
+		contact = s->req.contact_id;
+	} else {
+		contact = t.id;
+		found = 1;
+	}
+	found = found && store_contact_by_id(h->st, contact, &s->c, err) == 1;
+	if (type == UNSUB_T_UNSUB)
+		account = found ? s->c.account_id : 0;
+	if (!unsub_token_check(h->cfg, type, account, &t) || !found ||
+	    s->c.account_id != account)
+		return 0;
+	if (store_purpose_name(h->st, account, t.purpose_id, s->purpose,
+	    sizeof(s->purpose), err) != 1)
+		return 0;
+	s->type = type;
+	s->purpose_id = t.purpose_id;
+	unsub_token_b64(&t, s->token);
+	return 1;
+}
+
+/* ---- pages ---- */
+
+static void
+http_page_head(struct http_buf *o, int fr, const char *title)
+{
+	http_printf(o, "<!DOCTYPE html>\n<html lang=\"%s\"><head>"
+	    "<meta charset=\"utf-8\"><meta name=\"viewport\" content=\""
+	    "width=device-width, initial-scale=1\"><title>", fr ? "fr" : "en");
+	http_esc(o, title);
+	http_printf(o, "</title></head><body style=\"font-family:Arial,"
+	    "sans-serif;max-width:560px;margin:40px auto;padding:0 16px;"
+	    "color:#1f2328\">\n");
+}
+
+struct http_prefs {
+	struct http_server *h;
+	const struct http_subject *s;
+	struct http_buf *o;
+	int fr;
+};
+
+static int
+http_prefs_row_cb(int64_t id, const char *name, void *ctx)
+{
+	struct http_prefs *p = ctx;
+	char action[12] = "", err[PD_ERRLEN], csrf[UNSUB_CSRF_MAX];
+	int on = store_consent_latest(p->h->st, p->s->c.id, id, action,
+	    sizeof(action), err) == 1 && strcmp(action, "grant") == 0;
+
+	if (unsub_csrf_make(p->h->cfg, p->s->token, name, pd_now(), csrf) != 0)
+		return 1;
+	http_printf(p->o, "<li><form method=\"post\" action=\"/prefs/%s\">"
+	    "<strong>", p->s->token);
+	http_esc(p->o, name);
+	http_printf(p->o, "</strong>: <span class=\"status\">%s</span> "
+	    "<input type=\"hidden\" name=\"purpose\" value=\"", on ?
+	    (p->fr ? "abonn&eacute;" : "subscribed") :
+	    (p->fr ? "non abonn&eacute;" : "not subscribed"));
+	http_esc(p->o, name);
+	http_printf(p->o, "\"><input type=\"hidden\" name=\"action\" "
+	    "value=\"%s\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+	    "<button type=\"submit\">%s</button></form></li>\n",
+	    on ? "withdraw" : "grant", csrf, on ?
+	    (p->fr ? "Se d&eacute;sabonner" : "Unsubscribe") :
+	    (p->fr ? "S'abonner" : "Subscribe"));
+	return 0;
+}
+
+static enum MHD_Result
+http_unsub_page(struct http_server *h, struct MHD_Connection *con,
+    const struct http_subject *s)
+{
+	static struct http_buf o;	/* one polling thread: not reentrant */
+	struct http_prefs p = { h, s, &o, http_french(con) };
+	char err[PD_ERRLEN];
+
+	o.n = 0;
+	http_page_head(&o, p.fr, p.fr ? "D\xc3\xa9sabonnement" : "Unsubscribe");
+	http_printf(&o, "<h1>%s</h1>\n<p>", p.fr ? "D&eacute;sabonnement" :
+	    "Unsubscribe");
+	http_esc(&o, s->c.email);
+	http_printf(&o, " &mdash; %s <strong>", p.fr ? "liste" : "list");
+	http_esc(&o, s->purpose);
+	http_printf(&o, "</strong> (");
+	http_esc(&o, s->c.account);
+	http_printf(&o, ")</p>\n<form method=\"post\" action=\"/u/%s\">"
+	    "<input type=\"hidden\" name=\"List-Unsubscribe\" value=\""
+	    "One-Click\"><button id=\"unsubscribe\" type=\"submit\">%s"
+	    "</button></form>\n<h2>%s</h2>\n<ul>\n", s->token,
+	    p.fr ? "Me d&eacute;sabonner" : "Unsubscribe me",
+	    p.fr ? "Vos pr&eacute;f&eacute;rences" : "Your preferences");
+	if (store_purpose_list(h->st, s->c.account_id, http_prefs_row_cb, &p,
+	    err) != 0)
+		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Temporarily unavailable\n");
+	http_printf(&o, "</ul>\n</body></html>\n");
+	return http_send(con, MHD_HTTP_OK, "text/html; charset=utf-8", o.b,
+	    o.n);
+}
+
+static enum MHD_Result
+http_confirm_page(struct MHD_Connection *con, const struct http_subject *s)
+{
+	static struct http_buf o;
+	int fr = http_french(con);
+
+	o.n = 0;
+	http_page_head(&o, fr, fr ? "Confirmation" : "Confirm");
+	http_printf(&o, "<h1>%s</h1>\n<p>", fr ? "Confirmer l'abonnement" :
+	    "Confirm your subscription");
+	http_esc(&o, s->c.email);
+	http_printf(&o, " &mdash; <strong>");
+	http_esc(&o, s->purpose);
+	http_printf(&o, "</strong> (");
+	http_esc(&o, s->c.account);
+	http_printf(&o, ")</p>\n<form method=\"post\" action=\"/c/%s\">"
+	    "<button id=\"confirm\" type=\"submit\">%s</button></form>\n"
+	    "</body></html>\n", s->token, fr ? "Je confirme" : "Confirm");
+	return http_send(con, MHD_HTTP_OK, "text/html; charset=utf-8", o.b,
+	    o.n);
+}
+
+/* ---- actions ---- */
+
+static enum MHD_Result
+http_do_unsub(struct http_server *h, struct MHD_Connection *con,
+    const struct http_subject *s, const char *ip)
+{
+	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_USER_AGENT);
+	struct consent_act a = { .action = "withdraw", .basis = "consent",
+	    .source = "one_click", .method = "rfc8058-one-click", .ip = ip,
+	    .user_agent = ua, .operator_ = "" };
+	char err[PD_ERRLEN], msg[256];
+	int rc = consent_apply(h->st, s->c.account_id, s->c.id, s->purpose_id,
+	    &a, err);
+
+	if (rc < 0) {
+		log_err("http: unsubscribe contact %lld: %s",
+		    (long long)s->c.id, err);
+		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Temporarily unavailable, please try again\n");
+	}
+	/* Replays are answered the same but logged once (U09). */
+	if (rc == 1)
+		log_info("http: contact %lld withdrew %s (one-click, %s)",
+		    (long long)s->c.id, s->purpose, ip);
+	snprintf(msg, sizeof(msg), "Unsubscribed: you will receive no more "
+	    "\"%s\" mail.\n", s->purpose);
+	return http_text(con, MHD_HTTP_OK, msg);
+}
+
+static enum MHD_Result
+http_do_prefs(struct http_server *h, struct MHD_Connection *con,
+    const struct http_subject *s, const struct http_req *rq, const char *ip)
+{
+	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_USER_AGENT);
+	struct consent_act a = { .basis = "consent", .source = "form",
+	    .method = "preference-centre", .ip = ip, .user_agent = ua };
+	char err[PD_ERRLEN];
+	int64_t pid;
+	int rc;
+
+	/* U16: changing preferences, above all subscribing, needs the
+	 * CSRF field of a page we served for this token and purpose. */
+	if (!unsub_csrf_check(h->cfg, s->token, rq->purpose, rq->csrf,
+	    pd_now()) || (strcmp(rq->action, "grant") != 0 &&
+	    strcmp(rq->action, "withdraw") != 0))
+		return http_text(con, MHD_HTTP_FORBIDDEN,
+		    "Forbidden: reload the preferences page\n");
+	if (store_purpose_get(h->st, s->c.account_id, rq->purpose, &pid,
+	    err) != 1)
+		return http_text(con, MHD_HTTP_FORBIDDEN, "Forbidden\n");
+	a.action = rq->action;
+	rc = consent_apply(h->st, s->c.account_id, s->c.id, pid, &a, err);
+	if (rc < 0) {
+		log_err("http: preferences of contact %lld: %s",
+		    (long long)s->c.id, err);
+		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Temporarily unavailable\n");
+	}
+	if (rc == 1)
+		log_info("http: contact %lld %s %s (preferences, %s)",
+		    (long long)s->c.id, rq->action, rq->purpose, ip);
+	return http_text(con, MHD_HTTP_OK, "Preferences saved.\n");
+}
+
+static enum MHD_Result
+http_do_confirm(struct http_server *h, struct MHD_Connection *con,
+    const struct http_subject *s, const char *ip)
+{
+	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_USER_AGENT);
+	struct consent_act a = { .action = "grant", .basis = "consent",
+	    .source = "double_opt_in", .method = "double-opt-in-confirm",
+	    .ip = ip, .user_agent = ua, .text_id = s->req.text_id };
+	char err[PD_ERRLEN];
+	int rc;
+
+	if (pd_now() - s->req.created > CONSENT_REQUEST_TTL)
+		return http_text(con, MHD_HTTP_GONE,
+		    "This confirmation link has expired.\n");
+	/* An old link clicked again after a withdrawal grants nothing. */
+	rc = store_consent_req_confirm(h->st, s->req.id, pd_now(), err);
+	if (rc == 1)
+		rc = consent_apply(h->st, s->c.account_id, s->c.id,
+		    s->purpose_id, &a, err);
+	if (rc < 0) {
+		log_err("http: confirm request %lld: %s", (long long)s->req.id,
+		    err);
+		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Temporarily unavailable\n");
+	}
+	if (rc == 1)
+		log_info("http: contact %lld confirmed %s (double opt-in, %s)",
+		    (long long)s->c.id, s->purpose, ip);
+	return http_text(con, MHD_HTTP_OK, "Subscription confirmed.\n");
+}
+
+/* ---- routing ---- */
+
+static enum MHD_Result
+http_post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *filename, const char *content_type,
+    const char *transfer_encoding, const char *data, uint64_t off,
+    size_t size)
+{
+	struct http_req *rq = cls;
+	char *dst = NULL;
+	size_t have;
+
+	if (strcmp(key, "purpose") == 0)
+		dst = rq->purpose;
+	else if (strcmp(key, "action") == 0)
+		dst = rq->action;
+	else if (strcmp(key, "csrf") == 0)
+		dst = rq->csrf;
+	else if (strcmp(key, "List-Unsubscribe") == 0)
+		dst = rq->lu;
+	if (dst == NULL || size == 0)
+		return MHD_YES;
+	have = strlen(dst);
+	if (off != have || have + size >= HTTP_FIELD_MAX)
+		return MHD_YES;	/* too long: left incomplete, refused later */
+	memcpy(dst + have, data, size);
+	dst[have + size] = '\0';
+	return MHD_YES;
+}
+
+static enum MHD_Result
+http_route(struct http_server *h, struct MHD_Connection *con,
+    const char *url, const char *method, struct http_req *rq)
+{
+	struct http_subject s;
+	char ip[64];
+	const char *tok = NULL;
+	enum unsub_type type = UNSUB_T_UNSUB;
+	int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0, prefs = 0;
+
+	if (strncmp(url, "/u/", 3) == 0)
+		tok = url + 3;
+	else if (strncmp(url, "/prefs/", 7) == 0) {
+		tok = url + 7;
+		prefs = 1;
+	} else if (strncmp(url, "/c/", 3) == 0) {
+		tok = url + 3;
+		type = UNSUB_T_CONFIRM;
+	}
+	if (tok == NULL)
+		return http_text(con, MHD_HTTP_NOT_FOUND, http_not_found);
+	if (!post && strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return http_text(con, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "Method not allowed\n");
+	if (rq->too_big)
+		return http_text(con, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "Request body too large\n");
+	http_client_ip(con, ip, sizeof(ip));
+	if (http_rate_blocked(h, ip))
+		return http_text(con, MHD_HTTP_TOO_MANY_REQUESTS,
+		    "Too many requests\n");
+	if (!http_resolve(h, type, tok, &s)) {
+		http_rate_bad(h, ip);
+		/* pd_log escapes: %00, CR LF and the like stay visible. */
+		log_info("http: %s %.*s: unknown token (%s)", method, 200,
+		    url, ip);
+		return http_text(con, MHD_HTTP_NOT_FOUND, http_not_found);
+	}
+	if (!post)
+		return prefs ? http_unsub_page(h, con, &s) :
+		    type == UNSUB_T_CONFIRM ? http_confirm_page(con, &s) :
+		    http_unsub_page(h, con, &s);
+	if (prefs)
+		return http_do_prefs(h, con, &s, rq, ip);
+	if (type == UNSUB_T_CONFIRM)
+		return http_do_confirm(h, con, &s, ip);
+	/* RFC 8058: the body should say List-Unsubscribe=One-Click; we
+	 * accept the valid token alone (U11), the body is only noted. */
+	return http_do_unsub(h, con, &s, ip);
+}
+
+static enum MHD_Result
+http_access_cb(void *cls, struct MHD_Connection *con, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *h = cls;
+	struct http_req *rq = *con_cls;
+	enum MHD_Result ret;
+
+	if (rq == NULL) {
+		rq = xcalloc(1, sizeof(*rq));
+		if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+			rq->pp = MHD_create_post_processor(con, 4096,
+			    http_post_iter, rq);
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		rq->body += *upload_data_size;
+		if (rq->body > HTTP_BODY_MAX)
+			rq->too_big = 1;
+		else if (rq->pp != NULL)
+			MHD_post_process(rq->pp, upload_data,
+			    *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&h->mu);
+	ret = http_route(h, con, url, method, rq);
+	pthread_mutex_unlock(&h->mu);
+	return ret;
+}
+
+static void
+http_done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_req *rq = *con_cls;
+
+	if (rq == NULL)
+		return;
+	if (rq->pp != NULL)
+		MHD_destroy_post_processor(rq->pp);
+	free(rq);
+	*con_cls = NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int
+http_addr(const char *listen, struct sockaddr_storage *ss, char *err)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	struct addrinfo hints, *ai = NULL;
+	size_t n;
+
+	if (colon == NULL || (n = (size_t)(colon - listen)) >= sizeof(host)) {
+		pd_err(err, "web.listen \"%s\" is not host:port", listen);
+		return -1;
+	}
+	memcpy(host, listen, n);
+	host[n] = '\0';
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
+		pd_err(err, "web.listen \"%s\": not a numeric address", listen);
+		return -1;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+int
+http_start(const struct pd_config *cfg, struct http_server **h_r, char *err)
+{
+	struct http_server *h;
+	struct sockaddr_storage ss;
+	char kerr[PD_ERRLEN], b[UNSUB_TOKEN_MAX];
+
+	*h_r = NULL;
+	if (cfg->web_listen == NULL || cfg->web_listen[0] == '\0')
+		return 0;
+	memset(&ss, 0, sizeof(ss));
+	if (http_addr(cfg->web_listen, &ss, err) != 0)
+		return -1;
+	/* Make the current key now, not on the first click. */
+	if (unsub_token_make(cfg, UNSUB_T_UNSUB, 1, 1, 1, b, NULL, kerr) != 0) {
+		pd_err(err, "web: %s", kerr);
+		return -1;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->cfg = cfg;
+	pthread_mutex_init(&h->mu, NULL);
+	if (store_open(cfg->db_path, cfg->sync_mode, &h->st, err) != 0) {
+		http_stop(&h);
+		return -1;
+	}
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_EPOLL | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	    0, NULL, NULL, http_access_cb, h,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_done_cb, h,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)32,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+	    MHD_OPTION_END);
+	if (h->d == NULL) {
+		pd_err(err, "web: cannot listen on %s", cfg->web_listen);
+		http_stop(&h);
+		return -1;
+	}
+	log_info("web: listening on %s (links: %s)", cfg->web_listen,
+	    cfg->web_base_url);
+	*h_r = h;
+	return 0;
+}
+
+void
+http_stop(struct http_server **hp)
+{
+	struct http_server *h;
+
+	if (hp == NULL || *hp == NULL)
+		return;
+	h = *hp;
+	if (h->d != NULL)
+		MHD_stop_daemon(h->d);
+	store_close(&h->st);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+	*hp = NULL;
+}
