@@ -364,6 +364,30 @@ mailhost_spool(struct mailhost_msg *m, struct postdoc_delivery *r)
 
 /* ---- submit ---- */
 
+/*
+ * The account's sender policy, as SMTP applies it at RCPT, on the
+ * envelope sender the mailbox's MTA recorded (Return-Path): a dossier
+ * whose policy refuses the sender is dropped, like a refused RCPT.
+ */
+static int
+mailhost_policy(struct mailhost_msg *m, struct postdoc_delivery *r)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < m->nd; i++)
+		if (smtp_addr_sender_allowed(m->d[i].sender_policy,
+		    m->mail_from, m->d[i].contact))
+			m->d[k++] = m->d[i];
+	if (k == 0) {
+		mailhost_reply(r, 550, "5.7.1", "sender <%s> may not file into "
+		    "this dossier", m->mail_from);
+		m->nd = 0;
+		return -1;
+	}
+	m->nd = k;
+	return 0;
+}
+
 /* Route; on failure fills r and returns -1 (the spool file is left). */
 static int
 mailhost_pick(struct mailhost_msg *m, struct postdoc_delivery *r)
@@ -393,7 +417,7 @@ mailhost_pick(struct mailhost_msg *m, struct postdoc_delivery *r)
 	}
 	log_debug("%s: %s routed by %s", m->queue_id, m->in->source,
 	    field >= 0 ? mailhost_fields[field] : "default_dossier");
-	return 0;
+	return mailhost_policy(m, r);
 }
 
 static void

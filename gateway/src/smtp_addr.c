@@ -487,3 +487,25 @@ const char *smtp_addr_domain(const char *addr)
 
 	return at != NULL ? at + 1 : "";
 }
+
+int smtp_addr_sender_allowed(const char *policy, const char *sender,
+    const char *contact)
+{
+	const char *dom = smtp_addr_domain(sender), *p;
+	size_t dl = strlen(dom), n;
+
+	if (strcmp(policy, "any") == 0 || policy[0] == '\0')
+		return 1;
+	if (sender[0] == '\0')
+		return 0;	/* the null sender is nobody's contact */
+	if (strcmp(policy, "contact") == 0)
+		return strcasecmp(sender, contact) == 0;
+	if (strncmp(policy, "domains:", 8) != 0 || dl == 0)
+		return 0;
+	for (p = policy + 8; *p != '\0'; p += n + (p[n] == ',')) {
+		n = strcspn(p, ",");
+		if (n == dl && strncasecmp(p, dom, dl) == 0)
+			return 1;
+	}
+	return 0;
+}

@@ -51,6 +51,14 @@ int smtp_addr_intake_local(const char *addr, const char *intake_domain,
 int smtp_addr_bounce_token(const char *addr, const char *bounce_domain,
     char *token_r, size_t token_len);
 
+/*
+ * An account's sender policy ("any", "contact", "domains:a.example,b")
+ * applied to an envelope sender ("" = the null sender) and the dossier's
+ * contact.  Returns 1 if the sender may file.
+ */
+int smtp_addr_sender_allowed(const char *policy, const char *sender,
+    const char *contact);
+
 /* Domain of an address (after '@'), or "" */
 const char *smtp_addr_domain(const char *addr);
 

@@ -167,6 +167,22 @@ def test_closed_dossier_is_unmatched(srv, dove):
     assert wait_for(lambda: dove.count("docs", "Unmatched") == 2, T(10))
 
 
+def test_sender_policy_applies_to_return_path(srv, dove):
+    srv.add_account("STRICTC", "contact")
+    d = srv.create_dossier("STRICTC", contact="claire@client.example")
+    bad, _ = message(d, "policy-bad",
+                     extra={"Return-Path": "<mallory@evil.example>"})
+    good, pdf = message(d, "policy-good",
+                        extra={"Return-Path": "<claire@client.example>"})
+    dove.deliver("docs", bad)
+    dove.deliver("docs", good)
+    got = wait_docs(srv, d, 1)
+    assert [srv.document_get(x["id"]) for x in got] == [pdf]
+    assert wait_for(lambda: dove.count("docs", "Unmatched") == 3, T(10))
+    assert "refused (550 5.7.1 sender <mallory@evil.example>" in \
+        srv.log_text()
+
+
 def test_pop3_files_and_deletes(srv, dove):
     a = srv.create_dossier("ACME")
     data, pdf = message(a, "pop3")
