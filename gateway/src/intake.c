@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "blob.h"
+#include "commit.h"
 #include "config.h"
 #include "consent.h"
 #include "dsn.h"
@@ -41,6 +42,7 @@ struct intake_ctx {
 	struct plugin_host *ph;
 	struct store *st;
 	struct blob_store *bs;
+	struct committer *commit;	/* the process's group commit */
 	magic_t magic;			/* libmagic is not thread-safe */
 	struct outq_ctx *q;		/* receipts; opened on first use */
 	unsigned char *buf;		/* decode chunks */
@@ -75,6 +77,7 @@ enum {
 struct intake_msg {
 	struct intake_ctx *ctx;
 	const struct intake_job *job;
+	struct store *st;		/* rows go here (the committer's) */
 	int fd;
 	GMimeStream *stream;
 	GMimeParser *parser;
@@ -144,6 +147,9 @@ intake_ctx_new(const struct pd_config *cfg, struct plugin_host *ph,
 	snprintf(root, sizeof(root), "%s/blobs", cfg->var_dir);
 	if (blob_store_open(root, &c->bs, err) != 0)
 		goto fail;
+	if (commit_acquire(cfg->db_path, cfg->sync_mode, &c->commit, err)
+	    != 0)
+		goto fail;
 	c->magic = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
 	if (c->magic == NULL || magic_load(c->magic, NULL) != 0) {
 		pd_err(err, "libmagic: %s", c->magic != NULL ?
@@ -167,6 +173,7 @@ intake_ctx_free(struct intake_ctx **ctx)
 	if (c->magic != NULL)
 		magic_close(c->magic);
 	outq_ctx_free(&c->q);
+	commit_release(&c->commit);
 	blob_store_free(&c->bs);
 	store_close(&c->st);
 	free(c->buf);
@@ -705,13 +712,13 @@ intake_doc_dup(struct intake_msg *m, const struct intake_rcpt *rc,
 	int64_t id;
 	int r;
 
-	r = store_document_find_dup(m->ctx->st, rc->dossier_id, msg_id, d->sha,
+	r = store_document_find_dup(m->st, rc->dossier_id, msg_id, d->sha,
 	    &id, err);
 	if (r != 1)
 		return r;
 	snprintf(detail, sizeof(detail), "sha256=%s document=%lld part=%s",
 	    d->sha, (long long)id, d->path);
-	if (store_event_add(m->ctx->st, rc->account_id, rc->dossier_id,
+	if (store_event_add(m->st, rc->account_id, rc->dossier_id,
 	    "document.duplicate", detail, err) != 0)
 		return -1;
 	return 1;
@@ -745,7 +752,7 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 		sd.size = d->size;
 		sd.sha256 = d->sha;
 		sd.part_path = d->path;
-		if (store_document_add(m->ctx->st, &sd, &d->row_id, err) != 0)
+		if (store_document_add(m->st, &sd, &d->row_id, err) != 0)
 			return -1;
 		(*added_r)++;
 	}
@@ -761,7 +768,7 @@ intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
 
 	snprintf(detail, sizeof(detail), "queue_id=%s documents=%u",
 	    m->job->queue_id, added);
-	if (store_event_add(m->ctx->st, rc->account_id, rc->dossier_id,
+	if (store_event_add(m->st, rc->account_id, rc->dossier_id,
 	    "message.received", detail, err) != 0)
 		return -1;
 	for (i = 0; i < m->ndocs; i++) {
@@ -769,7 +776,7 @@ intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
 			continue;	/* a duplicate */
 		snprintf(detail, sizeof(detail), "document=%lld stored_name=%s",
 		    (long long)m->docs[i].row_id, m->docs[i].stored_name);
-		if (store_event_add(m->ctx->st, rc->account_id,
+		if (store_event_add(m->st, rc->account_id,
 		    rc->dossier_id, "document.received", detail, err) != 0)
 			return -1;
 	}
@@ -789,7 +796,7 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 
 	*id_r = 0;
 	*added_r = 0;
-	r = store_message_find_dup(m->ctx->st, rc->dossier_id, job->sha256,
+	r = store_message_find_dup(m->st, rc->dossier_id, job->sha256,
 	    &id, err);
 	if (r < 0)
 		return -1;
@@ -797,7 +804,7 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 		/* Same bytes again (a client retrying after a lost 250). */
 		snprintf(detail, sizeof(detail), "queue_id=%s message=%lld",
 		    job->queue_id, (long long)id);
-		return store_event_add(m->ctx->st, rc->account_id,
+		return store_event_add(m->st, rc->account_id,
 		    rc->dossier_id, "message.duplicate", detail, err);
 	}
 	memset(&sm, 0, sizeof(sm));
@@ -818,18 +825,43 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 	sm.parse_status = m->parse_status;
 	sm.anomalies = m->anomaly_text;
 	sm.received = pd_now();
-	if (store_message_add(m->ctx->st, &sm, id_r, err) != 0 ||
+	if (store_message_add(m->st, &sm, id_r, err) != 0 ||
 	    intake_store_docs(m, rc, *id_r, added_r, err) != 0 ||
 	    intake_store_events(m, rc, *added_r, err) != 0)
 		return -1;
 	return 0;
 }
 
+/* One delivery's rows, run by the committer inside its batch. */
+struct intake_rows {
+	struct intake_msg *m;
+	const char *ok;
+	int64_t *ids;
+	unsigned *added;
+};
+
+static int
+intake_rows_cb(struct store *st, void *arg, char *err)
+{
+	struct intake_rows *r = arg;
+	struct intake_msg *m = r->m;
+	size_t i;
+
+	m->st = st;
+	for (i = 0; i < m->job->rcpt_count; i++)
+		if (r->ok[i] && intake_store_rcpt(m, &m->job->rcpts[i],
+		    &r->ids[i], &r->added[i], err) != 0)
+			return -1;
+	return 0;
+}
+
 /*
- * Blobs first (each fsync'd and renamed, dir fsync'd), then the rows that
- * name them in one transaction: a crash leaves at worst an orphan blob,
- * never a row without its bytes (G2).  Blobs already placed are not
- * removed on failure: the store is content-addressed and another
+ * Blobs first (each fsync'd, renamed, its directory fsync'd: here, so the
+ * workers' fsyncs overlap; done by the committer one after another they
+ * were its bottleneck), then the rows that name them, in one transaction
+ * with the rest of the committer's batch.  A crash leaves at worst an
+ * orphan blob, never a row without its bytes (G2).  Blobs already placed
+ * are not removed on failure: the store is content-addressed and another
  * message may share them.
  */
 static int
@@ -837,36 +869,34 @@ intake_store(struct intake_msg *m, const char *ok, int64_t *ids,
     unsigned *added)
 {
 	struct intake_ctx *c = m->ctx;
+	struct intake_rows rows = { m, ok, ids, added };
+	struct commit_item it;
 	char err[PD_ERRLEN], sha[65];
 	size_t i;
+	int rc = -1;
 
+	memset(&it, 0, sizeof(it));
 	for (i = 0; i < m->ndocs; i++) {
 		m->docs[i].writing = 0;	/* commit finishes the writer */
 		if (blob_writer_commit(c->bs, &m->docs[i].w, sha, err) != 0)
-			goto fail_blob;
+			goto out;
 		if (strcmp(sha, m->docs[i].sha) != 0)
 			pd_fatal("intake: blob digest changed at commit");
 	}
 	if (blob_adopt(c->bs, m->job->spool_path, m->job->sha256, err) != 0)
-		goto fail_blob;
+		goto out;
 	m->spool_gone = 1;
-	if (store_begin(c->st, err) != 0)
-		goto fail_blob;
-	for (i = 0; i < m->job->rcpt_count; i++) {
-		if (ok[i] && intake_store_rcpt(m, &m->job->rcpts[i], &ids[i],
-		    &added[i], err) != 0) {
-			store_rollback(c->st);
-			goto fail_blob;
-		}
-	}
-	if (store_commit(c->st, err) != 0) {
-		store_rollback(c->st);
-		goto fail_blob;
-	}
-	return 0;
-fail_blob:
-	intake_local_error(m, "store", err);
-	return -1;
+	it.rows = intake_rows_cb;
+	it.arg = &rows;
+	if (commit_wait(c->commit, &it) != 0)
+		snprintf(err, sizeof(err), "%s", it.err);
+	else
+		rc = 0;
+	m->st = c->st;
+out:
+	if (rc != 0)
+		intake_local_error(m, "store", err);
+	return rc;
 }
 
 /* ---- the job ---------------------------------------------------------- */
@@ -1082,6 +1112,7 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 	memset(&m, 0, sizeof(m));
 	m.ctx = ctx;
 	m.job = job;
+	m.st = ctx->st;
 	m.fd = -1;
 	if (job->rcpt_count == 0)
 		intake_reply(&m.fail, 503, "5.5.1", "no valid recipients");

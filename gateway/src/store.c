@@ -736,6 +736,24 @@ store_rollback(struct store *st)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* One delivery inside a group commit's transaction: its rows stand or
+ * fall together without taking the rest of the batch with them. */
+int
+store_delivery_begin(struct store *st, char *err)
+{
+	return store_exec(st, "SAVEPOINT delivery", err, "savepoint");
+}
+
+int
+store_delivery_end(struct store *st, int ok, char *err)
+{
+	if (ok)
+		return store_exec(st, "RELEASE delivery", err, "release");
+	sqlite3_exec(st->db, "ROLLBACK TO delivery; RELEASE delivery",
+	    NULL, NULL, NULL);
+	return 0;
+}
+
 /*
  * Multi-statement operations (dossier create, close) run in a savepoint:
  * atomic on their own, and nested correctly inside a caller's BEGIN.

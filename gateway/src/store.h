@@ -82,6 +82,9 @@ int store_schema_version(struct store *st);
 int store_begin(struct store *st, char *err);	/* BEGIN IMMEDIATE */
 int store_commit(struct store *st, char *err);
 void store_rollback(struct store *st);
+/* A savepoint per delivery in a batch; ok == 0 rolls it back. */
+int store_delivery_begin(struct store *st, char *err);
+int store_delivery_end(struct store *st, int ok, char *err);
 
 /* accounts */
 int store_account_add(struct store *st, const char *name,
