@@ -46,7 +46,7 @@
 #define MB_STR 256
 #define MB_PATH 4096
 #define MB_NET_TIMEOUT 30		/* seconds, every libetpan wait */
-#define MB_IDLE_MAX 300			/* re-issue IDLE (RFC 2177: < 29 min) */
+#define MB_IDLE_MAX 300			/* longest IDLE (RFC 2177: < 29 min) */
 #define MB_BACKOFF_MAX 300
 #define MB_UIDL_MAX 70			/* RFC 1939 section 7 */
 
@@ -917,7 +917,12 @@ mb_imap_select(struct mailbox *m, mailimap *imap, int readonly)
 static int
 mb_imap_idle(struct mailbox *m, mailimap *imap)
 {
-	int64_t left = MB_IDLE_MAX * 1000;
+	/* A notification can hide where poll() cannot see it (read along
+	 * with the continuation into libetpan's buffer, or inside a TLS
+	 * record): leave IDLE at least every poll interval (30 s .. 5 min)
+	 * so a missed one costs no more than polling would. */
+	int64_t left = 1000 * (int64_t)(m->poll_interval < 30 ? 30 :
+	    m->poll_interval > MB_IDLE_MAX ? MB_IDLE_MAX : m->poll_interval);
 	struct pollfd pfd;
 
 	mailimap_idle_set_delay(imap, MB_IDLE_MAX);
@@ -928,6 +933,8 @@ mb_imap_idle(struct mailbox *m, mailimap *imap)
 	}
 	pfd.fd = mailimap_idle_get_fd(imap);
 	pfd.events = POLLIN;
+	if (imap->imap_stream->read_buffer_len > 0)
+		left = 0;	/* the server already spoke */
 	while (left > 0 && !atomic_load(&m->pl->stopping)) {
 		pfd.revents = 0;
 		if (poll(&pfd, 1, 200) != 0)
