@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_int.h"
 #include "util.h"
 
 /* Single-row statements, prepared once per connection and reused. */
@@ -377,6 +378,41 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	"CREATE INDEX campaign_recipients_msgid ON campaign_recipients"
 	" (message_id);"
 	"CREATE INDEX outbound_rcpt ON outbound (account_id, rcpt COLLATE NOCASE);",
+	/*
+	 * v4: privacy rights (privacy.c): the audit trail, erasure records,
+	 * keyed hashes of erased addresses (marketing never reaches them
+	 * again), and an erasure's consent records may be deleted - only
+	 * those of a contact listed in privacy_erasing by the same
+	 * transaction; any other DELETE is still refused.
+	 */
+	[4] =
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" account TEXT NOT NULL DEFAULT '',"
+	" subject_hash TEXT NOT NULL DEFAULT '',"
+	" detail TEXT NOT NULL DEFAULT '');"
+	"CREATE TABLE erasures ("
+	" id INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" account TEXT NOT NULL DEFAULT '',"
+	" subject_hash TEXT NOT NULL,"
+	" detail TEXT NOT NULL DEFAULT '');"
+	"CREATE TABLE erased_subjects ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL DEFAULT 0,"
+	" hash TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (hash, account_id));"
+	"CREATE TABLE privacy_erasing (contact_id INTEGER PRIMARY KEY);"
+	"DROP TRIGGER consent_records_no_delete;"
+	"CREATE TRIGGER consent_records_no_delete BEFORE DELETE ON"
+	" consent_records WHEN OLD.contact_id NOT IN"
+	" (SELECT contact_id FROM privacy_erasing) BEGIN SELECT RAISE(ABORT,"
+	" 'consent records are append-only'); END;",
 };
 
 /* ---- small helpers ---- */
@@ -2616,4 +2652,11 @@ store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
 		}
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign counts");
+}
+
+/* For store_privacy.c (store_int.h): the same connection, same thread. */
+sqlite3 *
+store_sqlite(struct store *st)
+{
+	return st->db;
 }
