@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "outq.h"
 #include "plugin_host.h"
+#include "privacy_cli.h"
 #include "sanitize.h"
 #include "smtp_server.h"
 #include "store.h"
@@ -170,6 +171,7 @@ cli_usage(FILE *out)
 	for (i = 0; i < NELEM(cli_cmds); i++)
 		fprintf(out, "  postdoc %s\n", cli_cmds[i].synopsis);
 	consent_cli_usage(out);
+	privacy_cli_usage(out);
 	fputs("  postdoc help\n\n"
 	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
 	    "if that file is absent).\n"
@@ -1489,6 +1491,9 @@ cli_main(int argc, char **argv)
 	/* The consent ledger and campaigns have their own table. */
 	if (consent_cli_handles(argc, argv))
 		return consent_cli_main(argc, argv);
+	/* Data subjects' rights, retention and the audit trail too. */
+	if (privacy_cli_handles(argc, argv))
+		return privacy_cli_main(argc, argv);
 	memset(&c, 0, sizeof(c));
 	rc = cli_parse(&c, argc, argv);
 	if (rc == 0 && (c.help || (c.npos > 0 &&

@@ -175,11 +175,27 @@ static const struct cf_param cf_params[] = {
 	    "current key var/keys/unsub-<id>.key; older ones stay valid"),
 	INT("web", "bad_token_limit", web_bad_token_limit, 60, 1, 1000000,
 	    "unknown tokens per client IP per minute, then 429"),
+	/* Retention (privacy.c): 0 keeps a class forever. */
+	INT("privacy", "raw_messages_days", keep_raw_messages, 0, 0, 36500,
+	    "days raw received messages (.eml) are kept, 0 = forever"),
+	INT("privacy", "documents_days", keep_documents, 0, 0, 36500,
+	    "days documents are kept after their dossier closed, 0 = forever"),
+	INT("privacy", "outbound_bodies_days", keep_outbound_bodies, 0, 0,
+	    36500, "days sent messages' bodies are kept, 0 = forever"),
+	INT("privacy", "history_days", keep_history, 0, 0, 36500,
+	    "days history events are kept, 0 = forever"),
+	INT("privacy", "logs_days", keep_logs, 0, 0, 36500,
+	    "days files in log_dir are kept, 0 = forever"),
+	STR("privacy", "log_dir", log_dir, "", NULL,
+	    "log files the retention purge ages out, \"\" = var_dir/log"),
+	INT("privacy", "purge_interval", purge_interval, 3600, 60, 604800,
+	    "seconds between the retention purges `serve` runs"),
 };
 #define CF_NPARAMS (sizeof(cf_params) / sizeof(cf_params[0]))
 
 static const char *const cf_groups[] =
-    { "server", "store", "intake", "limits", "outbound", "web", NULL };
+    { "server", "store", "intake", "limits", "outbound", "web", "privacy",
+    NULL };
 
 /* Error sink: every problem is appended, the buffer is never overrun. */
 struct cf_errs {
@@ -605,6 +621,50 @@ static void cf_apply(struct cf_load *ld, const config_setting_t *s,
 	*cf_int_field(ld->cfg, p) = v;
 }
 
+/* privacy.holds = ( { account = "ACME"; years = 10; class = "all"; } ) */
+static void cf_load_hold(struct cf_load *ld, const config_setting_t *ent,
+    int i)
+{
+	static const char *const classes[] = { "all", "dossiers", "outbound",
+	    "consent", NULL };
+	struct pd_hold *h = &ld->cfg->holds[ld->cfg->hold_count];
+	const char *acct = NULL, *cls = "all";
+	int years = 0, k;
+
+	if (!config_setting_is_group(ent) ||
+	    !config_setting_lookup_string(ent, "account", &acct) ||
+	    !config_setting_lookup_int(ent, "years", &years)) {
+		cf_serr(ld->errs, ent, "privacy.holds[%d]: expected { account = "
+		    "\"NAME\"; years = N; [class = \"...\";] }", i);
+		return;
+	}
+	config_setting_lookup_string(ent, "class", &cls);
+	for (k = 0; classes[k] != NULL && strcmp(classes[k], cls) != 0; k++)
+		;
+	if (classes[k] == NULL || years < 1 || years > 100 ||
+	    config_setting_length(ent) > 3) {
+		cf_serr(ld->errs, ent, "privacy.holds[%d]: years 1..100, class "
+		    "all|dossiers|outbound|consent, no other keys", i);
+		return;
+	}
+	h->account = cf_strdup(acct);
+	h->cls = cf_strdup(cls);
+	h->years = years;
+	ld->cfg->hold_count++;
+}
+
+static void cf_load_holds(struct cf_load *ld, const config_setting_t *l)
+{
+	int i, n = config_setting_length(l);
+
+	if (!config_setting_is_list(l)) {
+		cf_serr(ld->errs, l, "privacy.holds: expected a list ( {...} )");
+		return;
+	}
+	for (i = 0; i < n && ld->cfg->hold_count < PD_MAX_HOLDS; i++)
+		cf_load_hold(ld, config_setting_get_elem(l, i), i);
+}
+
 static void cf_load_group(struct cf_load *ld, const config_setting_t *g)
 {
 	const char *gname = config_setting_name(g);
@@ -616,6 +676,11 @@ static void cf_load_group(struct cf_load *ld, const config_setting_t *g)
 		const config_setting_t *s = config_setting_get_elem(g, i);
 		const char *key = config_setting_name(s);
 
+		if (strcmp(gname, "privacy") == 0 &&
+		    strcmp(key, "holds") == 0) {
+			cf_load_holds(ld, s);
+			continue;
+		}
 		p = cf_find(gname, key, &idx);
 		if (p == NULL) {
 			cf_serr(ld->errs, s, "unknown key '%s.%s'", gname, key);
@@ -1022,6 +1087,10 @@ void config_free(struct pd_config **cfgp)
 
 		for (f = 0; cf_account_keys[f] != NULL; f++)
 			free(*cf_account_field(&cfg->accounts[k], f));
+	}
+	for (k = 0; k < cfg->hold_count; k++) {
+		free(cfg->holds[k].account);
+		free(cfg->holds[k].cls);
 	}
 	if (cfg->lc_loaded)
 		config_destroy(&cfg->lc);

@@ -23,6 +23,15 @@ struct pd_account_conf {
 	char *from_addr;	/* From: address, or NULL (outbound.from_addr) */
 };
 
+/* A legal hold (config privacy.holds): the account's data of a class
+ * ("all", "dossiers", "outbound", "consent") is kept `years` years. */
+struct pd_hold {
+	char *account;
+	char *cls;
+	int64_t years;
+};
+#define PD_MAX_HOLDS 32
+
 struct pd_plugin_conf {
 	char *name;			/* plugin name, e.g. "filetype" */
 	char *path;			/* .so path; NULL = plugin_dir/name.so */
@@ -90,6 +99,16 @@ struct pd_config {
 	char *web_list_domain;		/* mailto:u-<token>@here; "" = intake */
 	int64_t web_unsub_kid;		/* current var/keys/unsub-<kid>.key */
 	int64_t web_bad_token_limit;	/* unknown tokens per IP per minute */
+	/* privacy: retention per data class, in days (0 = keep), holds */
+	int64_t keep_raw_messages;
+	int64_t keep_documents;		/* after the dossier closed */
+	int64_t keep_outbound_bodies;
+	int64_t keep_history;
+	int64_t keep_logs;
+	char *log_dir;			/* "" = var_dir/log */
+	int64_t purge_interval;		/* seconds between serve's purges */
+	int hold_count;
+	struct pd_hold holds[PD_MAX_HOLDS];
 	/* accounts' outbound identity */
 	int account_count;
 	struct pd_account_conf accounts[PD_MAX_ACCOUNTS];

@@ -1,0 +1,519 @@
+/*
+ * privacy_cli.c - the operator commands of data subjects' rights and
+ * retention (subject export|erase|rectify, purge, audit list), as a table
+ * like cli.c's.  It owns no rules (privacy.c) and no SQL (store_privacy.c).
+ * Exit 0 ok, 1 error or not found, 2 usage.
+ */
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "blob.h"
+#include "config.h"
+#include "privacy.h"
+#include "privacy_cli.h"
+#include "store.h"
+#include "store_privacy.h"
+#include "util.h"
+
+#define PC_DEFAULT_CONFIG "conf/postdoc.conf"
+#define PC_OK 0
+#define PC_ERR 1
+#define PC_USAGE 2
+#define PC_MAX_POS 4
+
+enum pc_opt {
+	PO_ACCOUNT, PO_OPERATOR, PO_OUTPUT, PO_NAME, PO_NEW_EMAIL, PO_MINOR,
+	PO_DRY_RUN, PO_NOW, PO_MINORS, PO_COUNT
+};
+
+static const struct {
+	const char *name, *alias;
+	int has_value;
+} pc_opts[PO_COUNT] = {
+	[PO_ACCOUNT] = { "--account", NULL, 1 },
+	[PO_OPERATOR] = { "--operator", NULL, 1 },
+	[PO_OUTPUT] = { "--output", "-o", 1 },
+	[PO_NAME] = { "--name", NULL, 1 },
+	[PO_NEW_EMAIL] = { "--new-email", NULL, 1 },
+	[PO_MINOR] = { "--minor", NULL, 0 },
+	[PO_DRY_RUN] = { "--dry-run", NULL, 0 },
+	[PO_NOW] = { "--now", NULL, 1 },
+	[PO_MINORS] = { "--minors", NULL, 0 },
+};
+
+struct pc {
+	const char *config;
+	int json;
+	unsigned seen;
+	const char *val[PO_COUNT];
+	int npos;
+	const char *pos[PC_MAX_POS];
+	struct pd_config *cfg;
+	struct store *st;
+	struct blob_store *bs;
+	int64_t account_id;
+	char actor[64];
+	char err[PD_ERRLEN];
+};
+
+#define P(x) (1u << (x))
+
+struct pc_cmd {
+	const char *group, *verb;	/* verb NULL: one word */
+	int nargs;
+	unsigned allowed, required;
+	int (*run)(struct pc *c);
+	const char *synopsis;
+};
+
+static int pc_export(struct pc *c);
+static int pc_erase(struct pc *c);
+static int pc_rectify(struct pc *c);
+static int pc_purge(struct pc *c);
+static int pc_audit_list(struct pc *c);
+
+static const struct pc_cmd pc_cmds[] = {
+	{ "subject", "export", 1, P(PO_ACCOUNT) | P(PO_OPERATOR) |
+	    P(PO_OUTPUT), P(PO_OUTPUT), pc_export,
+	    "subject export EMAIL [--account A] [--operator NAME] -o FILE.tar"
+	    "   (access, portability)" },
+	{ "subject", "erase", 1, P(PO_ACCOUNT) | P(PO_OPERATOR) | P(PO_MINOR),
+	    0, pc_erase, "subject erase EMAIL [--account A] [--operator NAME] "
+	    "[--minor]   (erasure, objection: never marketed again)" },
+	{ "subject", "rectify", 1, P(PO_ACCOUNT) | P(PO_OPERATOR) |
+	    P(PO_NAME) | P(PO_NEW_EMAIL), 0, pc_rectify,
+	    "subject rectify EMAIL [--account A] [--name NAME] "
+	    "[--new-email EMAIL] [--operator NAME]" },
+	{ "purge", NULL, 0, P(PO_DRY_RUN) | P(PO_NOW) | P(PO_MINORS) |
+	    P(PO_OPERATOR), 0, pc_purge,
+	    "purge [--dry-run] [--now YYYY-MM-DD] [--minors]   (retention)" },
+	{ "audit", "list", 0, 0, 0, pc_audit_list,
+	    "audit list [--json]   (exports, erasures, rectifications, "
+	    "consent changes, purges)" },
+};
+#define PC_NCMDS (sizeof(pc_cmds) / sizeof(pc_cmds[0]))
+
+void
+privacy_cli_usage(FILE *out)
+{
+	size_t i;
+
+	for (i = 0; i < PC_NCMDS; i++)
+		fprintf(out, "  postdoc %s\n", pc_cmds[i].synopsis);
+}
+
+/* ---- parsing ---- */
+
+static int pc_usage(struct pc *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+pc_usage(struct pc *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return PC_USAGE;
+}
+
+static int
+pc_opt_find(const char *a, size_t len)
+{
+	int i;
+
+	for (i = 0; i < PO_COUNT; i++)
+		if ((strlen(pc_opts[i].name) == len &&
+		    strncmp(pc_opts[i].name, a, len) == 0) ||
+		    (pc_opts[i].alias != NULL && strlen(pc_opts[i].alias) ==
+		    len && strncmp(pc_opts[i].alias, a, len) == 0))
+			return i;
+	return -1;
+}
+
+static int
+pc_parse(struct pc *c, int argc, char **argv)
+{
+	int i, o;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *eq = strchr(a, '='), *v;
+		size_t len = eq != NULL ? (size_t)(eq - a) : strlen(a);
+
+		if (a[0] != '-' || a[1] == '\0') {
+			if (c->npos == PC_MAX_POS)
+				return pc_usage(c, "unexpected argument %s", a);
+			c->pos[c->npos++] = a;
+			continue;
+		}
+		if (strcmp(a, "--json") == 0) {
+			c->json = 1;
+			continue;
+		}
+		o = pc_opt_find(a, len);
+		if (o < 0 && !(len == 8 && strncmp(a, "--config", 8) == 0))
+			return pc_usage(c, "unknown option %s", a);
+		if (o >= 0 && !pc_opts[o].has_value) {
+			c->seen |= P(o);
+			continue;
+		}
+		v = eq != NULL ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		if (v == NULL)
+			return pc_usage(c, "option %s needs a value", a);
+		if (o < 0)
+			c->config = v;
+		else {
+			c->seen |= P(o);
+			c->val[o] = v;
+		}
+	}
+	return 0;
+}
+
+/* The group word, skipping options (and the values of those taking one). */
+static const char *
+pc_group(int argc, char **argv)
+{
+	int i, o;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		size_t len = strcspn(a, "=");
+
+		if (a[0] != '-' || a[1] == '\0')
+			return a;
+		if (strcmp(a, "--json") == 0 || a[len] == '=')
+			continue;
+		o = pc_opt_find(a, len);
+		if ((o >= 0 && pc_opts[o].has_value) ||
+		    strcmp(a, "--config") == 0)
+			i++;
+	}
+	return NULL;
+}
+
+int
+privacy_cli_handles(int argc, char **argv)
+{
+	const char *g = pc_group(argc, argv);
+	size_t i;
+
+	for (i = 0; g != NULL && i < PC_NCMDS; i++)
+		if (strcmp(pc_cmds[i].group, g) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+pc_pick(struct pc *c, const struct pc_cmd **cmd_r)
+{
+	size_t i;
+	int o, words;
+
+	for (i = 0; i < PC_NCMDS; i++) {
+		const struct pc_cmd *k = &pc_cmds[i];
+
+		if (c->npos < 1 || strcmp(k->group, c->pos[0]) != 0)
+			continue;
+		if (k->verb != NULL && (c->npos < 2 ||
+		    strcmp(k->verb, c->pos[1]) != 0))
+			continue;
+		words = k->verb != NULL ? 2 : 1;
+		if (c->npos != words + k->nargs)
+			return pc_usage(c, "usage: postdoc %s", k->synopsis);
+		for (o = 0; o < PO_COUNT; o++) {
+			if ((c->seen & P(o)) && !(k->allowed & P(o)))
+				return pc_usage(c, "option %s is not valid "
+				    "here", pc_opts[o].name);
+			if ((k->required & P(o)) && !(c->seen & P(o)))
+				return pc_usage(c, "option %s is required",
+				    pc_opts[o].name);
+		}
+		*cmd_r = k;
+		return 0;
+	}
+	return pc_usage(c, "unknown %s subcommand", c->pos[0]);
+}
+
+/* ---- environment ---- */
+
+static int
+pc_open(struct pc *c)
+{
+	const char *path = c->config, *who = c->val[PO_OPERATOR];
+	char errbuf[8192], blobs[4200];
+	struct passwd *pw = getpwuid(getuid());
+
+	if (path == NULL && access(PC_DEFAULT_CONFIG, F_OK) == 0)
+		path = PC_DEFAULT_CONFIG;
+	if (config_load(path, &c->cfg, errbuf, sizeof(errbuf)) != 0) {
+		fputs(errbuf[0] != '\0' ? errbuf : "configuration could not be "
+		    "loaded\n", stderr);
+		return -1;
+	}
+	/* Who did it: --operator, else the human behind sudo, else us. */
+	if (who == NULL)
+		who = getenv("SUDO_USER");
+	if (who == NULL)
+		who = getenv("USER");
+	if (who == NULL)
+		who = pw != NULL ? pw->pw_name : "?";
+	pd_ascii_clean(c->actor, sizeof(c->actor), who);
+	snprintf(blobs, sizeof(blobs), "%s/blobs", c->cfg->var_dir);
+	if (store_open(c->cfg->db_path, c->cfg->sync_mode, &c->st, c->err)
+	    != 0 || blob_store_open(blobs, &c->bs, c->err) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+pc_account(struct pc *c)
+{
+	struct store_account a;
+	int rc;
+
+	c->account_id = 0;
+	if (c->val[PO_ACCOUNT] == NULL)
+		return 0;
+	rc = store_account_get(c->st, c->val[PO_ACCOUNT], &a, c->err);
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err), "not found: no account "
+		    "\"%.64s\"", c->val[PO_ACCOUNT]);
+	if (rc != 1)
+		return -1;
+	c->account_id = a.id;
+	return 0;
+}
+
+static int
+pc_email_ok(struct pc *c, const char *s)
+{
+	size_t n = strlen(s);
+	const char *at = strchr(s, '@');
+
+	if (n == 0 || n > 254 || at == NULL || at == s || at[1] == '\0' ||
+	    strchr(at + 1, '@') != NULL || strpbrk(s, " \t\r\n<>\"") != NULL) {
+		snprintf(c->err, sizeof(c->err), "not a valid address: %.100s",
+		    s);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+pc_env(struct pc *c, struct privacy_env *env)
+{
+	env->cfg = c->cfg;
+	env->st = c->st;
+	env->bs = c->bs;
+	env->actor = c->actor;
+}
+
+/* The report as JSON, or one "key: value" line per entry. */
+static void
+pc_report(struct pc *c, const char *head, json_t *rep)
+{
+	const char *k;
+	json_t *v;
+
+	if (c->json) {
+		json_dumpf(rep, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+		return;
+	}
+	printf("%s\n", head);
+	json_object_foreach(rep, k, v) {
+		char *s = json_is_string(v) ? NULL : json_dumps(v,
+		    JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+
+		printf("  %s: %s\n", k, s != NULL ? s : json_string_value(v));
+		free(s);
+	}
+}
+
+/* ---- commands ---- */
+
+static int
+pc_subject_common(struct pc *c, struct privacy_env *env)
+{
+	if (!pc_email_ok(c, c->pos[2]) || pc_account(c) != 0)
+		return -1;
+	pc_env(c, env);
+	return 0;
+}
+
+static int
+pc_export(struct pc *c)
+{
+	struct privacy_env env;
+	json_t *rep = NULL;
+
+	if (pc_subject_common(c, &env) != 0 || privacy_export(&env,
+	    c->account_id, c->val[PO_ACCOUNT], c->pos[2], c->val[PO_OUTPUT],
+	    &rep, c->err) != 0)
+		return PC_ERR;
+	pc_report(c, "exported to archive:", rep);
+	json_decref(rep);
+	return PC_OK;
+}
+
+static int
+pc_erase(struct pc *c)
+{
+	struct privacy_env env;
+	json_t *rep = NULL;
+	int rc;
+
+	if (pc_subject_common(c, &env) != 0)
+		return PC_ERR;
+	rc = privacy_erase(&env, c->account_id, c->val[PO_ACCOUNT], c->pos[2],
+	    (c->seen & P(PO_MINOR)) ? "minor" : "request", &rep, c->err);
+	if (rc != 0)
+		return PC_ERR;
+	pc_report(c, "erased (held data, if any, is listed under held):",
+	    rep);
+	json_decref(rep);
+	return PC_OK;
+}
+
+static int
+pc_rectify(struct pc *c)
+{
+	struct privacy_env env;
+	json_t *rep = NULL;
+
+	if (!(c->seen & (P(PO_NAME) | P(PO_NEW_EMAIL))))
+		return pc_usage(c, "rectify needs --name or --new-email");
+	if (pc_subject_common(c, &env) != 0 || (c->val[PO_NEW_EMAIL] != NULL
+	    && !pc_email_ok(c, c->val[PO_NEW_EMAIL])))
+		return PC_ERR;
+	if (privacy_rectify(&env, c->account_id, c->val[PO_ACCOUNT],
+	    c->pos[2], c->val[PO_NAME], c->val[PO_NEW_EMAIL], &rep, c->err)
+	    != 0)
+		return PC_ERR;
+	pc_report(c, "rectified:", rep);
+	json_decref(rep);
+	return PC_OK;
+}
+
+/* "YYYY-MM-DD" (midnight UTC) or seconds since the epoch. */
+static int
+pc_now(const char *s, int64_t *now_r)
+{
+	struct tm tm;
+	char *end;
+	long long v;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (end != NULL && *end == '\0') {
+		*now_r = (int64_t)timegm(&tm);
+		return 0;
+	}
+	v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v <= 0)
+		return -1;
+	*now_r = v;
+	return 0;
+}
+
+static int
+pc_purge(struct pc *c)
+{
+	struct privacy_env env;
+	json_t *rep = NULL;
+	int64_t now = pd_now();
+
+	if (c->val[PO_NOW] != NULL && pc_now(c->val[PO_NOW], &now) != 0)
+		return pc_usage(c, "--now wants YYYY-MM-DD or epoch seconds");
+	pc_env(c, &env);
+	if (privacy_purge(&env, now, (c->seen & P(PO_DRY_RUN)) != 0,
+	    (c->seen & P(PO_MINORS)) != 0, 1, &rep, c->err) != 0)
+		return PC_ERR;
+	pc_report(c, (c->seen & P(PO_DRY_RUN)) ? "would purge:" : "purged:",
+	    rep);
+	json_decref(rep);
+	return PC_OK;
+}
+
+struct pc_audit {
+	json_t *arr;
+};
+
+static int
+pc_audit_row(const struct store_audit_row *r, void *ctx)
+{
+	struct pc_audit *a = ctx;
+	char when[32];
+	time_t t = (time_t)r->at;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (a->arr != NULL) {
+		json_t *d = json_loads(r->detail, 0, NULL);
+
+		json_array_append_new(a->arr, json_pack("{s:I, s:s, s:I, s:s,"
+		    " s:s, s:s, s:s, s:o}", "id", (json_int_t)r->id, "time",
+		    when, "at", (json_int_t)r->at, "actor", r->actor, "action",
+		    r->action, "account", r->account, "subject_hash",
+		    r->subject_hash, "detail", d != NULL ? d :
+		    json_string(r->detail)));
+	} else {
+		char safe[2048];
+
+		pd_ascii_clean(safe, sizeof(safe), r->detail);
+		printf("%" PRId64 "\t%s\t%s\t%s\t%s\t%.16s\t%s\n", r->id, when,
+		    r->actor, r->action, r->account[0] ? r->account : "-",
+		    r->subject_hash[0] ? r->subject_hash : "-", safe);
+	}
+	return 0;
+}
+
+static int
+pc_audit_list(struct pc *c)
+{
+	struct pc_audit a = { c->json ? json_array() : NULL };
+	int rc = store_audit_list(c->st, pc_audit_row, &a, c->err);
+
+	if (a.arr != NULL) {
+		json_dumpf(a.arr, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(a.arr);
+	}
+	return rc == 0 ? PC_OK : PC_ERR;
+}
+
+int
+privacy_cli_main(int argc, char **argv)
+{
+	struct pc c;
+	const struct pc_cmd *cmd = NULL;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	rc = pc_parse(&c, argc, argv);
+	if (rc == 0)
+		rc = pc_pick(&c, &cmd);
+	if (rc == 0)
+		rc = pc_open(&c) != 0 ? PC_ERR : cmd->run(&c);
+	if (fflush(stdout) != 0 && rc == PC_OK)
+		rc = PC_ERR;
+	blob_store_free(&c.bs);
+	store_close(&c.st);
+	config_free(&c.cfg);
+	if (rc != PC_OK && c.err[0] != '\0')
+		fprintf(stderr, "postdoc: %s\n", c.err);
+	if (rc == PC_USAGE)
+		fputs("try 'postdoc help'\n", stderr);
+	return rc;
+}

@@ -1,0 +1,737 @@
+/*
+ * store_privacy.c - the SQL behind store_privacy.h: a data subject's rows
+ * (found by address, scoped by account), their erasure under legal holds,
+ * rectification, retention purges, the audit trail and the keyed hashes
+ * of erased addresses.  Like store.c, data reaches SQL only as bound
+ * parameters; SQL text is built solely from the constants in this file.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store_int.h"
+#include "store_privacy.h"
+#include "util.h"
+
+const char *const store_erase_names[STORE_ERASE_NCOUNTS] = {
+	"documents", "messages", "events", "outbound", "campaign_recipients",
+	"consent_records", "consent_requests", "dossiers", "suppressions",
+	"contacts", "blobs",
+};
+
+/* ---- helpers ---- */
+
+static int
+sp_fail(struct store *st, char *err, const char *what)
+{
+	pd_err(err, "%s: %s", what, sqlite3_errmsg(store_sqlite(st)));
+	return -1;
+}
+
+/*
+ * Prepare sql and bind by a format: 'i' int64, 't' text (NULL binds
+ * NULL).  Parameters the statement does not use are skipped.
+ */
+static sqlite3_stmt *
+sp_prep(struct store *st, const char *sql, char *err, const char *fmt, ...)
+{
+	sqlite3 *db = store_sqlite(st);
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	int i, n, rc = SQLITE_OK;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		sp_fail(st, err, "prepare");
+		return NULL;
+	}
+	n = sqlite3_bind_parameter_count(s);
+	va_start(ap, fmt);
+	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
+		if (fmt[i] == 'i') {
+			int64_t v = va_arg(ap, int64_t);
+
+			if (i < n)
+				rc = sqlite3_bind_int64(s, i + 1, v);
+		} else {
+			const char *v = va_arg(ap, const char *);
+
+			if (i < n)
+				rc = v == NULL ? sqlite3_bind_null(s, i + 1) :
+				    sqlite3_bind_text(s, i + 1, v, -1,
+				    SQLITE_TRANSIENT);
+		}
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		sp_fail(st, err, "bind");
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Run to completion; changes_r (may be NULL): rows changed. */
+static int
+sp_run(struct store *st, sqlite3_stmt *s, int64_t *changes_r, char *err,
+    const char *what)
+{
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return sp_fail(st, err, what);
+	if (changes_r != NULL)
+		*changes_r = sqlite3_changes(store_sqlite(st));
+	return 0;
+}
+
+/* First column of the first row: 1 found, 0 none, -1 error. */
+static int
+sp_int(struct store *st, sqlite3_stmt *s, int64_t *v_r, char *err,
+    const char *what)
+{
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && v_r != NULL)
+		*v_r = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return sp_fail(st, err, what);
+}
+
+static int
+sp_exec(struct store *st, const char *sql, char *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(store_sqlite(st), sql, NULL, NULL, &msg) !=
+	    SQLITE_OK) {
+		pd_err(err, "%s", msg != NULL ? msg : "sqlite error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Each row as an object keyed by column name, appended to arr. */
+static int
+sp_rows_json(struct store *st, sqlite3_stmt *s, json_t *arr, char *err)
+{
+	int rc, i, n;
+
+	if (s == NULL)
+		return -1;
+	n = sqlite3_column_count(s);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *o = json_object();
+
+		for (i = 0; i < n; i++) {
+			const char *k = sqlite3_column_name(s, i);
+			json_t *v;
+
+			switch (sqlite3_column_type(s, i)) {
+			case SQLITE_INTEGER:
+				v = json_integer(sqlite3_column_int64(s, i));
+				break;
+			case SQLITE_NULL:
+				v = json_null();
+				break;
+			default:
+				v = json_stringn((const char *)
+				    sqlite3_column_text(s, i),
+				    (size_t)sqlite3_column_bytes(s, i));
+				if (v == NULL)	/* not UTF-8: keep it visible */
+					v = json_string("(invalid UTF-8)");
+			}
+			json_object_set_new(o, k, v);
+		}
+		json_array_append_new(arr, o);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return sp_fail(st, err, "export");
+	return 0;
+}
+
+/* ---- export ---- */
+
+/* ?1 account (0 = any), ?2 lower-cased address. */
+#define SUBJ \
+	"WITH subj AS (SELECT id FROM contacts WHERE lower(email) = ?2" \
+	" AND (?1 = 0 OR account_id = ?1))," \
+	" dos AS (SELECT id FROM dossiers WHERE contact_id IN" \
+	" (SELECT id FROM subj))," \
+	" msgs AS (SELECT id FROM messages WHERE dossier_id IN" \
+	" (SELECT id FROM dos) OR ((?1 = 0 OR account_id = ?1) AND" \
+	" (lower(mail_from) = ?2 OR" \
+	" instr(lower(COALESCE(from_header, '')), ?2) > 0))) "
+
+static const struct {
+	const char *name, *sql;
+} sp_export[] = {
+	{ "contacts", SUBJ "SELECT c.id, a.name AS account, c.email, c.name,"
+	    " c.created, c.adult, c.adult_at, c.adult_by FROM contacts c"
+	    " JOIN accounts a ON a.id = c.account_id"
+	    " WHERE c.id IN (SELECT id FROM subj) ORDER BY c.id" },
+	{ "dossiers", SUBJ "SELECT d.id, a.name AS account, d.ref,"
+	    " d.intake_local, d.status, d.created, d.closed, d.requested,"
+	    " d.due FROM dossiers d JOIN accounts a ON a.id = d.account_id"
+	    " WHERE d.id IN (SELECT id FROM dos) ORDER BY d.id" },
+	{ "messages", SUBJ "SELECT id, dossier_id, queue_id, mail_from,"
+	    " rcpt_to, helo, client_ip, tls, lmtp, message_id, subject,"
+	    " from_header, size, sha256, parse_status, anomalies, received"
+	    " FROM messages WHERE id IN (SELECT id FROM msgs) ORDER BY id" },
+	{ "documents", SUBJ "SELECT id, dossier_id, message_id, filename,"
+	    " stored_name, declared_type, sniffed_type, size, sha256,"
+	    " part_path, created FROM documents WHERE dossier_id IN"
+	    " (SELECT id FROM dos) OR message_id IN (SELECT id FROM msgs)"
+	    " ORDER BY id" },
+	{ "consent_records", SUBJ "SELECT r.id, r.contact_id, p.name AS"
+	    " purpose, r.action, r.basis, r.source, r.method, r.at, r.ip,"
+	    " r.user_agent, r.operator, t.sha256 AS text_sha256, t.body AS"
+	    " text FROM consent_records r JOIN purposes p ON p.id ="
+	    " r.purpose_id LEFT JOIN consent_texts t ON t.id = r.text_id"
+	    " WHERE r.contact_id IN (SELECT id FROM subj) ORDER BY r.id" },
+	{ "consent_requests", SUBJ "SELECT q.id, q.contact_id, p.name AS"
+	    " purpose, q.created, q.confirmed, t.body AS text FROM"
+	    " consent_requests q JOIN purposes p ON p.id = q.purpose_id"
+	    " LEFT JOIN consent_texts t ON t.id = q.text_id"
+	    " WHERE q.contact_id IN (SELECT id FROM subj) ORDER BY q.id" },
+	{ "campaign_recipients", SUBJ "SELECT r.id, r.campaign_id,"
+	    " c.subject AS campaign_subject, r.email, r.state, r.message_id,"
+	    " r.outbound_id, r.detail FROM campaign_recipients r"
+	    " JOIN campaigns c ON c.id = r.campaign_id"
+	    " WHERE r.contact_id IN (SELECT id FROM subj) ORDER BY r.id" },
+	{ "outbound", SUBJ "SELECT o.id, a.name AS account, o.dossier_id,"
+	    " o.kind, o.rcpt, o.mail_from, o.message_id, o.sha256, o.size,"
+	    " o.state, o.attempts, o.created, o.updated, o.last_code,"
+	    " o.last_enhanced, o.last_text FROM outbound o"
+	    " JOIN accounts a ON a.id = o.account_id"
+	    " WHERE ((?1 = 0 OR o.account_id = ?1) AND lower(o.rcpt) = ?2)"
+	    " OR o.dossier_id IN (SELECT id FROM dos) ORDER BY o.id" },
+	{ "events", SUBJ "SELECT id, dossier_id, at, kind, detail FROM events"
+	    " WHERE dossier_id IN (SELECT id FROM dos) OR"
+	    " ((?1 = 0 OR account_id = ?1) AND instr(lower(detail), ?2) > 0)"
+	    " ORDER BY id" },
+	{ "suppressions", SUBJ "SELECT s.id, a.name AS account, s.email,"
+	    " s.reason, s.created, s.expires FROM suppressions s"
+	    " JOIN accounts a ON a.id = s.account_id"
+	    " WHERE (?1 = 0 OR s.account_id = ?1) AND lower(s.email) = ?2"
+	    " ORDER BY s.id" },
+};
+#define SP_NEXPORT (sizeof(sp_export) / sizeof(sp_export[0]))
+
+int
+store_subject_export(struct store *st, int64_t account_id, const char *email,
+    json_t **doc_r, char *err)
+{
+	json_t *doc = json_object();
+	size_t i;
+
+	*doc_r = NULL;
+	for (i = 0; i < SP_NEXPORT; i++) {
+		json_t *arr = json_array();
+
+		json_object_set_new(doc, sp_export[i].name, arr);
+		if (sp_rows_json(st, sp_prep(st, sp_export[i].sql, err, "it",
+		    account_id, email), arr, err) != 0) {
+			json_decref(doc);
+			return -1;
+		}
+	}
+	*doc_r = doc;
+	return 0;
+}
+
+int
+store_subject_accounts(struct store *st, int64_t account_id,
+    const char *email, store_subject_acct_cb cb, void *ctx, char *err)
+{
+	sqlite3_stmt *s = sp_prep(st, "SELECT a.id, a.name FROM accounts a"
+	    " WHERE (?1 = 0 OR a.id = ?1) AND (EXISTS (SELECT 1 FROM contacts"
+	    " c WHERE c.account_id = a.id AND lower(c.email) = ?2) OR EXISTS"
+	    " (SELECT 1 FROM outbound o WHERE o.account_id = a.id AND"
+	    " lower(o.rcpt) = ?2) OR EXISTS (SELECT 1 FROM messages m WHERE"
+	    " m.account_id = a.id AND (lower(m.mail_from) = ?2 OR"
+	    " instr(lower(COALESCE(m.from_header, '')), ?2) > 0)) OR EXISTS"
+	    " (SELECT 1 FROM suppressions x WHERE x.account_id = a.id AND"
+	    " lower(x.email) = ?2)) ORDER BY a.id", err, "it", account_id,
+	    email);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb(sqlite3_column_int64(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : sp_fail(st, err, "subject accounts");
+}
+
+/* ---- erasure ---- */
+
+/*
+ * ?1 account, ?2 address, ?3 dossier hold cutoff, ?4 outbound hold
+ * cutoff, ?5 consent hold cutoff (0: no hold).  The temp tables name the
+ * rows to go, so counting, collecting blob hashes and deleting all see
+ * the same set.
+ */
+#define HELD_D "(?3 > 0 AND (closed IS NULL OR closed >= ?3))"
+#define CONSENT_HELD(c) \
+	"(?5 > 0 AND EXISTS (SELECT 1 FROM consent_records r WHERE" \
+	" r.contact_id = " c " AND r.at >= ?5))"
+
+static const char *const sp_erase_setup[] = {
+	"CREATE TEMP TABLE IF NOT EXISTS pe_c (id INTEGER PRIMARY KEY)",
+	"CREATE TEMP TABLE IF NOT EXISTS pe_cc (id INTEGER PRIMARY KEY)",
+	"CREATE TEMP TABLE IF NOT EXISTS pe_d (id INTEGER PRIMARY KEY)",
+	"CREATE TEMP TABLE IF NOT EXISTS pe_h (id INTEGER PRIMARY KEY)",
+	"CREATE TEMP TABLE IF NOT EXISTS pe_m (id INTEGER PRIMARY KEY)",
+	"CREATE TEMP TABLE IF NOT EXISTS pe_doc (id INTEGER PRIMARY KEY)",
+	"CREATE TEMP TABLE IF NOT EXISTS pe_o (id INTEGER PRIMARY KEY)",
+	"DELETE FROM temp.pe_c", "DELETE FROM temp.pe_cc",
+	"DELETE FROM temp.pe_d", "DELETE FROM temp.pe_h",
+	"DELETE FROM temp.pe_m", "DELETE FROM temp.pe_doc",
+	"DELETE FROM temp.pe_o",
+	"INSERT INTO temp.pe_c SELECT id FROM contacts WHERE account_id = ?1"
+	" AND lower(email) = ?2",
+	/* contacts whose consent ledger goes (no hold keeps it) */
+	"INSERT INTO temp.pe_cc SELECT id FROM temp.pe_c WHERE NOT "
+	CONSENT_HELD("temp.pe_c.id"),
+	"INSERT INTO temp.pe_h SELECT id FROM dossiers WHERE account_id = ?1"
+	" AND " HELD_D,
+	"INSERT INTO temp.pe_d SELECT id FROM dossiers WHERE account_id = ?1"
+	" AND contact_id IN (SELECT id FROM temp.pe_c)"
+	" AND id NOT IN (SELECT id FROM temp.pe_h)",
+	"INSERT INTO temp.pe_m SELECT id FROM messages WHERE account_id = ?1"
+	" AND (dossier_id IN (SELECT id FROM temp.pe_d) OR"
+	" ((lower(mail_from) = ?2 OR"
+	" instr(lower(COALESCE(from_header, '')), ?2) > 0)"
+	" AND dossier_id NOT IN (SELECT id FROM temp.pe_h)))",
+	"INSERT INTO temp.pe_doc SELECT id FROM documents WHERE account_id = ?1"
+	" AND (dossier_id IN (SELECT id FROM temp.pe_d) OR"
+	" message_id IN (SELECT id FROM temp.pe_m))",
+	"INSERT INTO temp.pe_o SELECT id FROM outbound WHERE account_id = ?1"
+	" AND (dossier_id IN (SELECT id FROM temp.pe_d) OR"
+	" (lower(rcpt) = ?2 AND NOT (?4 > 0 AND created >= ?4)"
+	" AND (dossier_id IS NULL OR"
+	" dossier_id NOT IN (SELECT id FROM temp.pe_h))))",
+};
+
+/* In store_erase_names order (but "blobs", counted by the caller). */
+static const char *const sp_erase_del[STORE_ERASE_NCOUNTS - 1] = {
+	"DELETE FROM documents WHERE id IN (SELECT id FROM temp.pe_doc)",
+	"DELETE FROM messages WHERE id IN (SELECT id FROM temp.pe_m)",
+	"DELETE FROM events WHERE account_id = ?1 AND (dossier_id IN"
+	" (SELECT id FROM temp.pe_d) OR ((dossier_id IS NULL OR dossier_id"
+	" NOT IN (SELECT id FROM temp.pe_h)) AND (instr(lower(detail), ?2)"
+	" > 0 OR EXISTS (SELECT 1 FROM contacts c WHERE c.id IN (SELECT id"
+	" FROM temp.pe_c) AND COALESCE(c.name, '') <> '' AND"
+	" instr(lower(detail), lower(c.name)) > 0))))",
+	"DELETE FROM outbound WHERE id IN (SELECT id FROM temp.pe_o)",
+	"DELETE FROM campaign_recipients WHERE contact_id IN"
+	" (SELECT id FROM temp.pe_cc)",
+	/* The append-only trigger lets through privacy_erasing's rows. */
+	"DELETE FROM consent_records WHERE contact_id IN"
+	" (SELECT contact_id FROM privacy_erasing)",
+	"DELETE FROM consent_requests WHERE contact_id IN"
+	" (SELECT id FROM temp.pe_cc)",
+	"DELETE FROM dossiers WHERE id IN (SELECT id FROM temp.pe_d)",
+	"DELETE FROM suppressions WHERE account_id = ?1 AND lower(email) = ?2",
+	"DELETE FROM contacts WHERE id IN (SELECT id FROM temp.pe_c) AND"
+	" NOT EXISTS (SELECT 1 FROM dossiers d WHERE d.contact_id ="
+	" contacts.id) AND NOT EXISTS (SELECT 1 FROM consent_records r WHERE"
+	" r.contact_id = contacts.id) AND NOT EXISTS (SELECT 1 FROM"
+	" consent_requests q WHERE q.contact_id = contacts.id) AND NOT EXISTS"
+	" (SELECT 1 FROM campaign_recipients x WHERE x.contact_id ="
+	" contacts.id)",
+};
+
+static int
+sp_erase_held(struct store *st, const struct store_erase_holds *h,
+    int64_t account_id, const char *email, struct store_erase_counts *c,
+    char *err)
+{
+	if (sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM dossiers WHERE"
+	    " contact_id IN (SELECT id FROM temp.pe_c) AND id IN"
+	    " (SELECT id FROM temp.pe_h)", err, ""), &c->held_dossiers, err,
+	    "held dossiers") < 0)
+		return -1;
+	if (sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM outbound WHERE"
+	    " account_id = ?1 AND lower(rcpt) = ?2 AND id NOT IN"
+	    " (SELECT id FROM temp.pe_o)", err, "it", account_id, email),
+	    &c->held_outbound, err, "held outbound") < 0)
+		return -1;
+	(void)h;
+	return sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM consent_records"
+	    " WHERE contact_id IN (SELECT id FROM temp.pe_c) AND contact_id"
+	    " NOT IN (SELECT id FROM temp.pe_cc)", err, ""),
+	    &c->held_consent, err, "held consent") < 0 ? -1 : 0;
+}
+
+static int
+sp_erase_blobs(struct store *st, store_sha_cb cb, void *ctx, char *err)
+{
+	sqlite3_stmt *s = sp_prep(st, "SELECT sha256 FROM messages WHERE id IN"
+	    " (SELECT id FROM temp.pe_m) UNION SELECT sha256 FROM documents"
+	    " WHERE id IN (SELECT id FROM temp.pe_doc) UNION SELECT sha256"
+	    " FROM outbound WHERE id IN (SELECT id FROM temp.pe_o)", err, "");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *sha = (const char *)sqlite3_column_text(s, 0);
+
+		if (sha != NULL && sha[0] != '\0' && cb != NULL)
+			cb(sha, ctx);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : sp_fail(st, err, "erase blobs");
+}
+
+int
+store_subject_erase(struct store *st, int64_t account_id, const char *email,
+    const struct store_erase_holds *h, struct store_erase_counts *c,
+    store_sha_cb blob_cb, void *ctx, char *err)
+{
+	int64_t before = 0, n;
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < sizeof(sp_erase_setup) / sizeof(sp_erase_setup[0]);
+	    i++)
+		if (sp_run(st, sp_prep(st, sp_erase_setup[i], err, "itiii",
+		    account_id, email, h->dossiers, h->outbound, h->consent),
+		    NULL, err, "erase: select") != 0)
+			return -1;
+	if (sp_erase_held(st, h, account_id, email, c, err) != 0 ||
+	    sp_erase_blobs(st, blob_cb, ctx, err) != 0)
+		return -1;
+	if (sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM temp.pe_c", err, ""),
+	    &before, err, "erase: contacts") < 0)
+		return -1;
+	if (sp_exec(st, "INSERT INTO privacy_erasing SELECT id FROM"
+	    " temp.pe_cc", err) != 0)
+		return -1;
+	for (i = 0; i < STORE_ERASE_NCOUNTS - 1; i++) {
+		if (sp_run(st, sp_prep(st, sp_erase_del[i], err, "it",
+		    account_id, email), &n, err, store_erase_names[i]) != 0)
+			return -1;
+		c->n[i] = n;
+	}
+	if (sp_exec(st, "DELETE FROM privacy_erasing", err) != 0)
+		return -1;
+	c->contact_kept = before > c->n[9];
+	return 0;
+}
+
+int
+store_subject_rectify(struct store *st, int64_t account_id, const char *email,
+    const char *name, const char *new_email, int *n_r, char *err)
+{
+	int64_t n = 0;
+	sqlite3_stmt *s = sp_prep(st, "UPDATE contacts SET name ="
+	    " COALESCE(?3, name), email = COALESCE(?4, email) WHERE"
+	    " (?1 = 0 OR account_id = ?1) AND lower(email) = ?2", err, "itt",
+	    account_id, email, name);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (new_email != NULL)
+		sqlite3_bind_text(s, 4, new_email, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, 4);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		pd_err(err, "%s is already a contact of that account",
+		    new_email != NULL ? new_email : "?");
+		return -1;
+	}
+	if (rc != SQLITE_DONE)
+		return sp_fail(st, err, "rectify");
+	n = sqlite3_changes(store_sqlite(st));
+	if (new_email != NULL && n > 0 && sp_run(st, sp_prep(st,
+	    "UPDATE campaign_recipients SET email = ?3 WHERE state IN"
+	    " ('pending', 'queuing') AND contact_id IN (SELECT id FROM"
+	    " contacts WHERE (?1 = 0 OR account_id = ?1) AND email = ?3)",
+	    err, "itt", account_id, email, new_email), NULL, err,
+	    "rectify campaigns") != 0)
+		return -1;
+	*n_r = (int)n;
+	return 0;
+}
+
+int
+store_blob_referenced(struct store *st, const char *sha, char *err)
+{
+	return sp_int(st, sp_prep(st, "SELECT 1 WHERE EXISTS (SELECT 1 FROM"
+	    " messages WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM documents"
+	    " WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM outbound WHERE"
+	    " sha256 = ?1)", err, "t", sha), NULL, err, "blob references");
+}
+
+int
+store_secure_delete(struct store *st, char *err)
+{
+	return sp_exec(st, "PRAGMA secure_delete = ON", err);
+}
+
+/* wal_checkpoint answers (busy, log frames, checkpointed frames). */
+static int
+sp_checkpoint(struct store *st, int *busy_r, char *err)
+{
+	sqlite3_stmt *s = sp_prep(st, "PRAGMA wal_checkpoint(TRUNCATE)", err,
+	    "");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	*busy_r = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 1;
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : sp_fail(st, err, "wal_checkpoint");
+}
+
+/*
+ * Free pages were zeroed by secure_delete, but the WAL still holds the
+ * old pages until a checkpoint, and VACUUM rewrites the file without the
+ * free list.  A reader in another process can hold the checkpoint back:
+ * retry for a few seconds, then report it.
+ */
+int
+store_compact(struct store *st, int vacuum, char *err)
+{
+	int busy = 1, tries;
+
+	if (sp_checkpoint(st, &busy, err) != 0 ||
+	    (vacuum && sp_exec(st, "VACUUM", err) != 0))
+		return -1;
+	for (tries = 0; tries < 50; tries++) {
+		if (sp_checkpoint(st, &busy, err) != 0)
+			return -1;
+		if (!busy)
+			return 0;
+		usleep(100000);
+	}
+	pd_err(err, "the WAL could not be truncated (a reader is active): "
+	    "run `postdoc purge` again when idle");
+	return 1;
+}
+
+/* ---- retention ---- */
+
+static const struct {
+	const char *cls;
+	const char *select;	/* ids into temp.pp */
+	const char *shas;	/* blob hashes of temp.pp's rows */
+	const char *apply;
+} sp_purge[] = {
+	{ "raw_messages",
+	  "INSERT INTO temp.pp SELECT id FROM messages WHERE"
+	  " (?1 = 0 OR account_id = ?1) AND received < ?2 AND sha256 <> ''"
+	  " AND dossier_id NOT IN (SELECT id FROM dossiers WHERE " HELD_D ")",
+	  "SELECT sha256 FROM messages WHERE id IN (SELECT id FROM temp.pp)",
+	  "UPDATE messages SET sha256 = '' WHERE id IN"
+	  " (SELECT id FROM temp.pp)" },
+	{ "documents",
+	  "INSERT INTO temp.pp SELECT id FROM documents WHERE"
+	  " (?1 = 0 OR account_id = ?1) AND dossier_id IN (SELECT id FROM"
+	  " dossiers WHERE status = 'closed' AND closed < ?2 AND NOT " HELD_D
+	  ")",
+	  "SELECT sha256 FROM documents WHERE id IN (SELECT id FROM temp.pp)"
+	  " UNION SELECT m.sha256 FROM messages m JOIN documents d ON"
+	  " d.message_id = m.id WHERE d.id IN (SELECT id FROM temp.pp)",
+	  /* the raw message carries the same bytes: it goes too */
+	  "UPDATE messages SET sha256 = '' WHERE id IN (SELECT message_id"
+	  " FROM documents WHERE id IN (SELECT id FROM temp.pp));"
+	  "DELETE FROM documents WHERE id IN (SELECT id FROM temp.pp)" },
+	{ "outbound_bodies",
+	  "INSERT INTO temp.pp SELECT id FROM outbound WHERE"
+	  " (?1 = 0 OR account_id = ?1) AND created < ?2 AND sha256 <> ''"
+	  " AND state IN ('sent', 'bounced', 'failed')",
+	  "SELECT sha256 FROM outbound WHERE id IN (SELECT id FROM temp.pp)",
+	  "UPDATE outbound SET sha256 = '' WHERE id IN"
+	  " (SELECT id FROM temp.pp)" },
+	{ "history",
+	  "INSERT INTO temp.pp SELECT id FROM events WHERE"
+	  " (?1 = 0 OR account_id = ?1) AND at < ?2 AND (dossier_id IS NULL"
+	  " OR dossier_id NOT IN (SELECT id FROM dossiers WHERE " HELD_D "))",
+	  NULL,
+	  "DELETE FROM events WHERE id IN (SELECT id FROM temp.pp)" },
+};
+
+int
+store_purge_class(struct store *st, int64_t account_id, const char *cls,
+    int64_t cutoff, const struct store_erase_holds *h, int dry_run,
+    int64_t *n_r, store_sha_cb blob_cb, void *ctx, char *err)
+{
+	size_t i;
+	sqlite3_stmt *s;
+	int rc;
+
+	for (i = 0; i < sizeof(sp_purge) / sizeof(sp_purge[0]); i++)
+		if (strcmp(sp_purge[i].cls, cls) == 0)
+			break;
+	if (i == sizeof(sp_purge) / sizeof(sp_purge[0])) {
+		pd_err(err, "unknown data class %s", cls);
+		return -1;
+	}
+	if (sp_exec(st, "CREATE TEMP TABLE IF NOT EXISTS pp (id INTEGER"
+	    " PRIMARY KEY); DELETE FROM temp.pp", err) != 0 ||
+	    sp_run(st, sp_prep(st, sp_purge[i].select, err, "iii", account_id,
+	    cutoff, h->dossiers), NULL, err, cls) != 0 ||
+	    sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM temp.pp", err, ""),
+	    n_r, err, cls) < 0)
+		return -1;
+	if (dry_run)
+		return 0;
+	if (sp_purge[i].shas != NULL) {
+		if ((s = sp_prep(st, sp_purge[i].shas, err, "")) == NULL)
+			return -1;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			const char *sha = (const char *)
+			    sqlite3_column_text(s, 0);
+
+			if (sha != NULL && sha[0] != '\0' && blob_cb != NULL)
+				blob_cb(sha, ctx);
+		}
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE)
+			return sp_fail(st, err, cls);
+	}
+	return sp_exec(st, sp_purge[i].apply, err);
+}
+
+int
+store_minors(struct store *st, int64_t account_id, store_minor_cb cb,
+    void *ctx, char *err)
+{
+	sqlite3_stmt *s = sp_prep(st, "SELECT account_id, email FROM contacts"
+	    " WHERE adult = 'no' AND (?1 = 0 OR account_id = ?1) ORDER BY id",
+	    err, "i", account_id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb(sqlite3_column_int64(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : sp_fail(st, err, "minors");
+}
+
+/* ---- erased addresses, erasure records, audit ---- */
+
+int
+store_erased_add(struct store *st, int64_t account_id, const char *hash,
+    char *err)
+{
+	return sp_run(st, sp_prep(st, "INSERT OR IGNORE INTO erased_subjects"
+	    " (account_id, hash, created) VALUES (?1, ?2, ?3)", err, "iti",
+	    account_id, hash, pd_now()), NULL, err, "erased subject");
+}
+
+int
+store_erased_has(struct store *st, int64_t account_id, const char *hash,
+    char *err)
+{
+	return sp_int(st, sp_prep(st, "SELECT 1 FROM erased_subjects WHERE"
+	    " (account_id = 0 OR account_id = ?1) AND hash = ?2 LIMIT 1", err,
+	    "it", account_id, hash), NULL, err, "erased subject");
+}
+
+int
+store_erasure_add(struct store *st, const char *actor, const char *account,
+    const char *hash, const char *detail, char *err)
+{
+	return sp_run(st, sp_prep(st, "INSERT INTO erasures (at, actor,"
+	    " account, subject_hash, detail) VALUES (?1, ?2, ?3, ?4, ?5)", err,
+	    "itttt", pd_now(), actor, account, hash, detail), NULL, err,
+	    "erasure record");
+}
+
+int
+store_audit_add(struct store *st, const char *actor, const char *action,
+    const char *account, const char *subject_hash, const char *detail,
+    char *err)
+{
+	return sp_run(st, sp_prep(st, "INSERT INTO audit (at, actor, action,"
+	    " account, subject_hash, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	    err, "ittttt", pd_now(), actor, action, account != NULL ? account :
+	    "", subject_hash != NULL ? subject_hash : "", detail != NULL ?
+	    detail : ""), NULL, err, "audit");
+}
+
+static void
+sp_copy(char *dst, size_t len, sqlite3_stmt *s, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(s, col);
+
+	snprintf(dst, len, "%s", t != NULL ? t : "");
+}
+
+static int
+sp_audit_rows(struct store *st, const char *sql, store_audit_cb cb,
+    void *ctx, char *err)
+{
+	sqlite3_stmt *s = sp_prep(st, sql, err, "");
+	struct store_audit_row r;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.id = sqlite3_column_int64(s, 0);
+		r.at = sqlite3_column_int64(s, 1);
+		sp_copy(r.actor, sizeof(r.actor), s, 2);
+		sp_copy(r.action, sizeof(r.action), s, 3);
+		sp_copy(r.account, sizeof(r.account), s, 4);
+		sp_copy(r.subject_hash, sizeof(r.subject_hash), s, 5);
+		sp_copy(r.detail, sizeof(r.detail), s, 6);
+		if (cb(&r, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : sp_fail(st, err, "audit list");
+}
+
+int
+store_audit_list(struct store *st, store_audit_cb cb, void *ctx, char *err)
+{
+	return sp_audit_rows(st, "SELECT id, at, actor, action, account,"
+	    " subject_hash, detail FROM audit ORDER BY id", cb, ctx, err);
+}
+
+int
+store_erasure_list(struct store *st, store_erasure_cb cb, void *ctx,
+    char *err)
+{
+	return sp_audit_rows(st, "SELECT id, at, actor, 'erasure', account,"
+	    " subject_hash, detail FROM erasures ORDER BY id", cb, ctx, err);
+}
