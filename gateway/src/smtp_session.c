@@ -432,30 +432,6 @@ smtp_check_rcpt(struct smtp_session *s, const char *arg)
 	return 0;
 }
 
-/* Account sender policy: "any", "contact", or "domains:a.example,b". */
-static int
-smtp_sender_allowed(const char *policy, const char *sender,
-    const char *contact)
-{
-	const char *dom = smtp_addr_domain(sender), *p;
-	size_t dl = strlen(dom), n;
-
-	if (strcmp(policy, "any") == 0 || policy[0] == '\0')
-		return 1;
-	if (sender[0] == '\0')
-		return 0;	/* the null sender is nobody's contact */
-	if (strcmp(policy, "contact") == 0)
-		return strcasecmp(sender, contact) == 0;
-	if (strncmp(policy, "domains:", 8) != 0 || dl == 0)
-		return 0;
-	for (p = policy + 8; *p != '\0'; p += n + (p[n] == ',')) {
-		n = strcspn(p, ",");
-		if (n == dl && strncasecmp(p, dom, dl) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 static void
 smtp_rcpt_unknown(struct smtp_session *s)
 {
@@ -626,7 +602,8 @@ smtp_do_rcpt(struct smtp_session *s, const char *arg)
 	}
 	if (smtp_rcpt_dossier(s, p.addr, &d) != 0)
 		return;
-	if (!smtp_sender_allowed(d.sender_policy, s->mail_from, d.contact)) {
+	if (!smtp_addr_sender_allowed(d.sender_policy, s->mail_from,
+	    d.contact)) {
 		smtp_reply(s, 550, "5.7.1", "Error: sender <%s> may not file "
 		    "into this dossier", s->mail_from);
 		return;
