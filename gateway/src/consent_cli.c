@@ -22,6 +22,7 @@
 #include "consent_cli.h"
 #include "outq.h"
 #include "plugin_host.h"
+#include "privacy.h"
 #include "store.h"
 #include "util.h"
 
@@ -443,6 +444,23 @@ cc_act(struct cc *c, struct consent_act *a, const char *action,
 	return 0;
 }
 
+/* An operator's change, on the audit trail (privacy.c). */
+static int
+cc_audit(struct cc *c, const char *action, const char *email,
+    const char *what)
+{
+	struct privacy_env env = { c->cfg, c->st, NULL, c->operator_ };
+	json_t *d = json_pack("{s:s, s:s?}", "change", what, "purpose",
+	    c->val[CO_PURPOSE]);
+	char *js = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc = privacy_audit(&env, action, c->val[CO_ACCOUNT], email,
+	    js != NULL ? js : "", c->err);
+
+	free(js);
+	json_decref(d);
+	return rc;
+}
+
 static int
 cc_consent_change(struct cc *c)
 {
@@ -459,6 +477,8 @@ cc_consent_change(struct cc *c)
 	if (store_contact_ensure(c->st, c->account_id, email, &cid, c->err)
 	    != 0 || (rc = consent_apply(c->st, c->account_id, cid, pid, &a,
 	    c->err)) < 0)
+		return CC_ERR;
+	if (rc > 0 && cc_audit(c, "consent.change", email, a.action) != 0)
 		return CC_ERR;
 	printf("%s %s %s%s\n", email, strcmp(a.action, "grant") == 0 ?
 	    "granted" : "withdrew", c->val[CO_PURPOSE], rc == 0 ?
@@ -617,7 +637,8 @@ cc_contact_attest(struct cc *c)
 	    cc_email(c, c->pos[2], email, sizeof(email)) != 0 ||
 	    store_contact_ensure(c->st, c->account_id, email, &cid, c->err)
 	    != 0 || store_contact_attest(c->st, c->account_id, cid, v,
-	    c->operator_, c->err) != 0)
+	    c->operator_, c->err) != 0 ||
+	    cc_audit(c, "contact.attest", email, v) != 0)
 		return CC_ERR;
 	printf("%s adult=%s\n", email, v);
 	return CC_OK;

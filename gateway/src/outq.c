@@ -19,6 +19,7 @@
 #include "blob.h"
 #include "config.h"
 #include "outq.h"
+#include "privacy.h"
 #include "plugin_host.h"
 #include "store.h"
 #include "util.h"
@@ -575,6 +576,15 @@ outq_precheck(struct outq_ctx *q, const struct store_outbound *o,
 	}
 	if (rc == 1) {
 		outq_fail_row(q, o, "failed", "suppressed", stats);
+		return 0;
+	}
+	/* An erased address (privacy.c: only its keyed hash is left) gets
+	 * nothing that is not about one of its dossiers: no marketing. */
+	if (o->dossier_id == 0 &&
+	    (rc = privacy_erased(q->cfg, q->st, o->account_id, o->rcpt, err))
+	    != 0) {
+		outq_fail_row(q, o, rc < 0 ? "deferred" : "failed", rc < 0 ?
+		    err : "erased subject", stats);
 		return 0;
 	}
 	/* Marketing: consent, age attestation and bounces are checked

@@ -24,6 +24,7 @@
 #include "notify.h"
 #include "outq.h"
 #include "plugin_host.h"
+#include "privacy.h"
 #include "smtp_server.h"
 #include "smtp_session.h"
 #include "store.h"
@@ -181,13 +182,47 @@ server_remind_run(void *tctx, void *arg)
 	store_close(&env.st);
 }
 
+/*
+ * Retention (privacy.c) rides on the same minute timer, every
+ * privacy.purge_interval, when a class has an age.  No VACUUM here: it
+ * would stall intake; `postdoc purge` does that.
+ */
+static int64_t server_purge_last;
+
+static void
+server_purge_run(void *tctx, void *arg)
+{
+	struct smtp_server_ctx *srv = arg;
+	struct privacy_env env = { srv->cfg, NULL, NULL, "postdoc-serve" };
+	char err[PD_ERRLEN], blobs[4200];
+	json_t *rep = NULL;
+
+	snprintf(blobs, sizeof(blobs), "%s/blobs", srv->cfg->var_dir);
+	if (store_open(srv->cfg->db_path, srv->cfg->sync_mode, &env.st, err)
+	    != 0 || blob_store_open(blobs, &env.bs, err) != 0 ||
+	    privacy_purge(&env, pd_now(), 0, 0, 0, &rep, err) != 0)
+		log_err("retention purge: %s", err);
+	else
+		log_info("retention purge: done");
+	json_decref(rep);
+	blob_store_free(&env.bs);
+	store_close(&env.st);
+}
+
 static void
 server_remind_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_server_ctx *srv = arg;
 	struct timeval tv = { SERVER_REMIND_SECONDS, 0 };
+	const struct pd_config *c = srv->cfg;
 
 	worker_submit(srv->workers, server_remind_run, NULL, srv);
+	if ((c->keep_raw_messages || c->keep_documents ||
+	    c->keep_outbound_bodies || c->keep_history || c->keep_logs) &&
+	    pd_now() - server_purge_last >= c->purge_interval) {
+		server_purge_last = pd_now();
+		worker_submit(srv->workers, server_purge_run, NULL, srv);
+	}
 	evtimer_add(srv->remind_ev, &tv);
 }
 
