@@ -720,9 +720,10 @@ privacy_purge_acct_cb(const struct store_account *a, void *arg)
 		if (strcmp(privacy_classes[i].hold, "outbound") == 0 &&
 		    h.outbound > 0 && h.outbound < cut)
 			cut = h.outbound;
+		/* A dry run applies too, and privacy_purge_tx rolls back:
+		 * that is how it knows which blobs would be left unnamed. */
 		if (store_purge_class(p->env->st, a->id, privacy_classes[i].cls,
-		    cut, &h, p->dry_run, &n, privacy_sha_cb, &p->shas,
-		    p->err) != 0)
+		    cut, &h, 0, &n, privacy_sha_cb, &p->shas, p->err) != 0)
 			return -1;
 		v = json_object_get(p->classes, privacy_classes[i].cls);
 		json_object_set_new(p->classes, privacy_classes[i].cls,
