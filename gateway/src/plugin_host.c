@@ -73,7 +73,11 @@ plugin_load_one(const struct pd_config *cfg, const struct pd_plugin_conf *pc,
 	if ((pc->path == NULL || pc->path[0] == '\0') &&
 	    access(path, F_OK) != 0)
 		plugin_build_tree_path(pc->name, path, sizeof(path));
-	lp->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	/* NODELETE: libraries a plugin pulls in (libESMTP, OpenSSL, GnuTLS)
+	 * keep process-wide state and exit handlers; unmapping them at
+	 * dlclose leaves dangling handlers and makes what their globals
+	 * still hold look leaked. */
+	lp->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (lp->dl == NULL) {
 		pd_err(err, "plugin %s: cannot load %s: %s", pc->name, path,
 		    dlerror());
