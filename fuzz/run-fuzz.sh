@@ -10,7 +10,7 @@ srcdir=$(cd "$(dirname "$0")/.." && pwd)
 shared=${POSTDOC_SHARED:-$srcdir/../shared}
 work=$srcdir/fuzz/corpus-work
 secs=${FUZZ_SECONDS:-120}
-targets=${*:-"fuzz_smtp_path fuzz_mustache fuzz_config fuzz_intake"}
+targets=${*:-"fuzz_smtp_path fuzz_mustache fuzz_config fuzz_intake fuzz_smtp_session"}
 mkdir -p "$work/crashes"
 seed() {	# target -> seed dir
 	d=$work/$1; mkdir -p "$d"
@@ -23,6 +23,8 @@ seed() {	# target -> seed dir
 	fuzz_mustache) cp -n "$srcdir"/templates/*/*/*.mustache "$d"/ 2>/dev/null
 		printf '%s' '{{#list}}{{x}}{{/list}}{{^none}}{{>self}}{{/none}}{{=<% %>=}}<%name%>' > "$d/s1" ;;
 	fuzz_config) cp -n "$srcdir"/conf/*.conf "$d"/ 2>/dev/null ;;
+	fuzz_smtp_session) cp -n "$shared"/corpus/smtp/*.bin "$d"/ 2>/dev/null
+		cp -n "$srcdir"/tests/regress/smtp/*.bin "$d"/ 2>/dev/null ;;
 	esac
 	echo "$d"
 }
