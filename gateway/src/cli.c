@@ -20,6 +20,7 @@
 
 #include "blob.h"
 #include "cli.h"
+#include "cli_args.h"
 #include "config.h"
 #include "consent_cli.h"
 #include "notify.h"
@@ -46,27 +47,23 @@ enum cli_opt_id {
 };
 #define B(o) (1u << (o))
 
-static const struct cli_opt {
-	const char *name, *alias;
-	enum cli_opt_id id;
-	int has_value;
-} cli_opts[] = {
-	{ "--account", NULL, OPT_ACCOUNT, 1 },
-	{ "--contact", NULL, OPT_CONTACT, 1 },
-	{ "--ref", NULL, OPT_REF, 1 },
-	{ "--address", NULL, OPT_ADDRESS, 1 },
-	{ "--status", NULL, OPT_STATUS, 1 },
-	{ "--output", "-o", OPT_OUTPUT, 1 },
-	{ "--sender-policy", NULL, OPT_POLICY, 1 },
-	{ "--verbose", "-v", OPT_VERBOSE, 0 },
-	{ "--template", NULL, OPT_TEMPLATE, 1 },
-	{ "--locale", NULL, OPT_LOCALE, 1 },
-	{ "--documents", NULL, OPT_DOCUMENTS, 1 },
-	{ "--due", NULL, OPT_DUE, 1 },
-	{ "--no-send", NULL, OPT_NO_SEND, 0 },
-	{ "--now", NULL, OPT_NOW, 1 },
-	{ "--data", NULL, OPT_DATA, 1 },
-	{ "--to", NULL, OPT_TO, 1 },
+static const struct cli_optdef cli_opts[OPT_COUNT] = {
+	[OPT_ACCOUNT] = { "--account", NULL, 1 },
+	[OPT_CONTACT] = { "--contact", NULL, 1 },
+	[OPT_REF] = { "--ref", NULL, 1 },
+	[OPT_ADDRESS] = { "--address", NULL, 1 },
+	[OPT_STATUS] = { "--status", NULL, 1 },
+	[OPT_OUTPUT] = { "--output", "-o", 1 },
+	[OPT_POLICY] = { "--sender-policy", NULL, 1 },
+	[OPT_VERBOSE] = { "--verbose", "-v", 0 },
+	[OPT_TEMPLATE] = { "--template", NULL, 1 },
+	[OPT_LOCALE] = { "--locale", NULL, 1 },
+	[OPT_DOCUMENTS] = { "--documents", NULL, 1 },
+	[OPT_DUE] = { "--due", NULL, 1 },
+	[OPT_NO_SEND] = { "--no-send", NULL, 0 },
+	[OPT_NOW] = { "--now", NULL, 1 },
+	[OPT_DATA] = { "--data", NULL, 1 },
+	[OPT_TO] = { "--to", NULL, 1 },
 };
 
 struct cli {
@@ -192,98 +189,22 @@ cli_usage_err(struct cli *c, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
-static const struct cli_opt *
-cli_find_opt(const char *name, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < NELEM(cli_opts); i++) {
-		const struct cli_opt *o = &cli_opts[i];
-
-		if ((strlen(o->name) == len && strncmp(o->name, name, len) == 0)
-		    || (o->alias != NULL && strlen(o->alias) == len &&
-		    strncmp(o->alias, name, len) == 0))
-			return o;
-	}
-	return NULL;
-}
-
-/*
- * One option at argv[*i] ("--name value" or "--name=value").  Global
- * options are handled here so they may appear anywhere on the line.
- */
-static int
-cli_parse_opt(struct cli *c, int argc, char **argv, int *i)
-{
-	const char *a = argv[*i], *eq = strchr(a, '=');
-	size_t len = eq != NULL ? (size_t)(eq - a) : strlen(a);
-	const struct cli_opt *o;
-	const char *v = eq != NULL ? eq + 1 : NULL;
-
-	if (strcmp(a, "--json") == 0) {
-		c->json = 1;
-		return 0;
-	}
-	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-		c->help = 1;
-		return 0;
-	}
-	o = cli_find_opt(a, len);
-	if (o == NULL && !(len == 8 && strncmp(a, "--config", 8) == 0))
-		return cli_usage_err(c, "unknown option %s", a);
-	if (o != NULL && !o->has_value) {
-		if (v != NULL)
-			return cli_usage_err(c, "option %s takes no value", a);
-		c->seen |= B(o->id);
-		return 0;
-	}
-	if (v == NULL) {
-		if (*i + 1 >= argc)
-			return cli_usage_err(c, "option %s needs a value", a);
-		v = argv[++*i];
-	}
-	if (o == NULL)
-		c->config = v;
-	else {
-		c->seen |= B(o->id);
-		c->val[o->id] = v;
-	}
-	return 0;
-}
-
 static int
 cli_parse(struct cli *c, int argc, char **argv)
 {
-	int i, rc, opts_done = 0;
+	struct cli_args_out out = { &c->config, &c->json, &c->seen, c->val,
+	    &c->npos, c->pos, CLI_MAX_POS, &c->help };
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (!opts_done && strcmp(a, "--") == 0) {
-			opts_done = 1;
-			continue;
-		}
-		if (!opts_done && a[0] == '-' && a[1] != '\0') {
-			if ((rc = cli_parse_opt(c, argc, argv, &i)) != 0)
-				return rc;
-			continue;
-		}
-		if (c->npos == CLI_MAX_POS)
-			return cli_usage_err(c, "unexpected argument %s", a);
-		c->pos[c->npos++] = a;
-	}
+	if (cli_args_parse(cli_opts, OPT_COUNT, argc, argv, &out, c->err,
+	    sizeof(c->err)) != 0)
+		return CLI_USAGE;
 	return 0;
 }
 
 static const char *
 cli_opt_name(enum cli_opt_id id)
 {
-	size_t i;
-
-	for (i = 0; i < NELEM(cli_opts); i++)
-		if (cli_opts[i].id == id)
-			return cli_opts[i].name;
-	return "?";
+	return cli_opts[id].name;
 }
 
 /* Find the command and check its arguments against the table. */

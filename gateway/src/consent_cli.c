@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "campaign.h"
+#include "cli_args.h"
 #include "config.h"
 #include "consent.h"
 #include "consent_cli.h"
@@ -38,17 +39,14 @@ enum cc_opt {
 	CO_NO_SEND, CO_COUNT
 };
 
-static const struct {
-	const char *name;
-	int has_value;
-} cc_opts[CO_COUNT] = {
-	[CO_ACCOUNT] = { "--account", 1 }, [CO_PURPOSE] = { "--purpose", 1 },
-	[CO_BASIS] = { "--basis", 1 }, [CO_SOURCE] = { "--source", 1 },
-	[CO_TEXT] = { "--text-file", 1 }, [CO_METHOD] = { "--method", 1 },
-	[CO_ADULT] = { "--adult", 1 }, [CO_TEMPLATE] = { "--template", 1 },
-	[CO_SUBJECT] = { "--subject", 1 }, [CO_LOCALE] = { "--locale", 1 },
-	[CO_DAYS] = { "--days", 1 }, [CO_REASON] = { "--reason", 1 },
-	[CO_NO_SEND] = { "--no-send", 0 },
+static const struct cli_optdef cc_opts[CO_COUNT] = {
+	[CO_ACCOUNT] = { "--account", NULL, 1 }, [CO_PURPOSE] = { "--purpose", NULL, 1 },
+	[CO_BASIS] = { "--basis", NULL, 1 }, [CO_SOURCE] = { "--source", NULL, 1 },
+	[CO_TEXT] = { "--text-file", NULL, 1 }, [CO_METHOD] = { "--method", NULL, 1 },
+	[CO_ADULT] = { "--adult", NULL, 1 }, [CO_TEMPLATE] = { "--template", NULL, 1 },
+	[CO_SUBJECT] = { "--subject", NULL, 1 }, [CO_LOCALE] = { "--locale", NULL, 1 },
+	[CO_DAYS] = { "--days", NULL, 1 }, [CO_REASON] = { "--reason", NULL, 1 },
+	[CO_NO_SEND] = { "--no-send", NULL, 0 },
 };
 
 struct cc {
@@ -163,84 +161,21 @@ cc_usage(struct cc *c, const char *fmt, ...)
 }
 
 static int
-cc_opt_find(const char *a, size_t len)
-{
-	int i;
-
-	for (i = 0; i < CO_COUNT; i++)
-		if (strlen(cc_opts[i].name) == len &&
-		    strncmp(cc_opts[i].name, a, len) == 0)
-			return i;
-	return -1;
-}
-
-static int
 cc_parse(struct cc *c, int argc, char **argv)
 {
-	int i, o;
+	struct cli_args_out out = { &c->config, &c->json, &c->seen, c->val,
+	    &c->npos, c->pos, CC_MAX_POS, NULL };
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *eq = strchr(a, '='), *v;
-		size_t len = eq != NULL ? (size_t)(eq - a) : strlen(a);
-
-		if (a[0] != '-' || a[1] == '\0') {
-			if (c->npos == CC_MAX_POS)
-				return cc_usage(c, "unexpected argument %s", a);
-			c->pos[c->npos++] = a;
-			continue;
-		}
-		if (strcmp(a, "--json") == 0) {
-			c->json = 1;
-			continue;
-		}
-		o = cc_opt_find(a, len);
-		if (o < 0 && !(len == 8 && strncmp(a, "--config", 8) == 0))
-			return cc_usage(c, "unknown option %s", a);
-		if (o >= 0 && !cc_opts[o].has_value) {
-			c->seen |= O(o);
-			continue;
-		}
-		v = eq != NULL ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-		if (v == NULL)
-			return cc_usage(c, "option %s needs a value", a);
-		if (o < 0)
-			c->config = v;
-		else {
-			c->seen |= O(o);
-			c->val[o] = v;
-		}
-	}
+	if (cli_args_parse(cc_opts, CO_COUNT, argc, argv, &out, c->err,
+	    sizeof(c->err)) != 0)
+		return CC_USAGE;
 	return 0;
-}
-
-/* The group word, skipping options (and the values of those taking one). */
-static const char *
-cc_group(int argc, char **argv)
-{
-	int i, o;
-
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		size_t len = strcspn(a, "=");
-
-		if (a[0] != '-' || a[1] == '\0')
-			return a;
-		if (strcmp(a, "--json") == 0 || a[len] == '=')
-			continue;
-		o = cc_opt_find(a, len);
-		if ((o >= 0 && cc_opts[o].has_value) ||
-		    strcmp(a, "--config") == 0)
-			i++;
-		else if (o < 0 && strncmp(a, "--", 2) != 0)
-			return NULL;
-	}
-	return NULL;
 }
 
 int
 consent_cli_handles(int argc, char **argv)
 {
-	const char *g = cc_group(argc, argv);
+	const char *g = cli_args_group(cc_opts, CO_COUNT, argc, argv);
 	size_t i;
 
 	for (i = 0; g != NULL && i < CC_NCMDS; i++)

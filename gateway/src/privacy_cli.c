@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "blob.h"
+#include "cli_args.h"
 #include "config.h"
 #include "privacy.h"
 #include "privacy_cli.h"
@@ -34,10 +35,7 @@ enum pc_opt {
 	PO_DRY_RUN, PO_NOW, PO_MINORS, PO_COUNT
 };
 
-static const struct {
-	const char *name, *alias;
-	int has_value;
-} pc_opts[PO_COUNT] = {
+static const struct cli_optdef pc_opts[PO_COUNT] = {
 	[PO_ACCOUNT] = { "--account", NULL, 1 },
 	[PO_OPERATOR] = { "--operator", NULL, 1 },
 	[PO_OUTPUT] = { "--output", "-o", 1 },
@@ -127,84 +125,21 @@ pc_usage(struct pc *c, const char *fmt, ...)
 }
 
 static int
-pc_opt_find(const char *a, size_t len)
-{
-	int i;
-
-	for (i = 0; i < PO_COUNT; i++)
-		if ((strlen(pc_opts[i].name) == len &&
-		    strncmp(pc_opts[i].name, a, len) == 0) ||
-		    (pc_opts[i].alias != NULL && strlen(pc_opts[i].alias) ==
-		    len && strncmp(pc_opts[i].alias, a, len) == 0))
-			return i;
-	return -1;
-}
-
-static int
 pc_parse(struct pc *c, int argc, char **argv)
 {
-	int i, o;
+	struct cli_args_out out = { &c->config, &c->json, &c->seen, c->val,
+	    &c->npos, c->pos, PC_MAX_POS, NULL };
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *eq = strchr(a, '='), *v;
-		size_t len = eq != NULL ? (size_t)(eq - a) : strlen(a);
-
-		if (a[0] != '-' || a[1] == '\0') {
-			if (c->npos == PC_MAX_POS)
-				return pc_usage(c, "unexpected argument %s", a);
-			c->pos[c->npos++] = a;
-			continue;
-		}
-		if (strcmp(a, "--json") == 0) {
-			c->json = 1;
-			continue;
-		}
-		o = pc_opt_find(a, len);
-		if (o < 0 && !(len == 8 && strncmp(a, "--config", 8) == 0))
-			return pc_usage(c, "unknown option %s", a);
-		if (o >= 0 && !pc_opts[o].has_value) {
-			c->seen |= P(o);
-			continue;
-		}
-		v = eq != NULL ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-		if (v == NULL)
-			return pc_usage(c, "option %s needs a value", a);
-		if (o < 0)
-			c->config = v;
-		else {
-			c->seen |= P(o);
-			c->val[o] = v;
-		}
-	}
+	if (cli_args_parse(pc_opts, PO_COUNT, argc, argv, &out, c->err,
+	    sizeof(c->err)) != 0)
+		return PC_USAGE;
 	return 0;
-}
-
-/* The group word, skipping options (and the values of those taking one). */
-static const char *
-pc_group(int argc, char **argv)
-{
-	int i, o;
-
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		size_t len = strcspn(a, "=");
-
-		if (a[0] != '-' || a[1] == '\0')
-			return a;
-		if (strcmp(a, "--json") == 0 || a[len] == '=')
-			continue;
-		o = pc_opt_find(a, len);
-		if ((o >= 0 && pc_opts[o].has_value) ||
-		    strcmp(a, "--config") == 0)
-			i++;
-	}
-	return NULL;
 }
 
 int
 privacy_cli_handles(int argc, char **argv)
 {
-	const char *g = pc_group(argc, argv);
+	const char *g = cli_args_group(pc_opts, PO_COUNT, argc, argv);
 	size_t i;
 
 	for (i = 0; g != NULL && i < PC_NCMDS; i++)
