@@ -218,11 +218,13 @@ blob_mkdir_level(const char *dir, const char *parent, char *err)
  * Move a complete, fsync'd file at src into its place for sha: create the
  * fan-out, drop src if the blob is already there (same digest, same
  * bytes), otherwise rename, then fsync the fan-out dir so the name is
- * durable before any row that names the blob is committed.
+ * durable before any row that names the blob is committed.  A batch
+ * caller (sync_dir 0) fsyncs the dir itself, once, through
+ * blob_sync_dir, before its rows commit.
  */
 static int
 blob_place(struct blob_store *bs, const char *src, const char *sha,
-    char *err)
+    int sync_dir, char *err)
 {
 	char d1[BLOB_PATH_MAX], d2[BLOB_PATH_MAX], final[BLOB_PATH_MAX];
 	struct stat sb;
@@ -246,7 +248,7 @@ blob_place(struct blob_store *bs, const char *src, const char *sha,
 		    strerror(errno));
 		return -1;
 	}
-	if (pd_fsync_dir(d2) != 0) {
+	if (sync_dir && pd_fsync_dir(d2) != 0) {
 		pd_err(err, "blob store: fsync %s: %s", d2, strerror(errno));
 		return -1;
 	}
@@ -254,8 +256,21 @@ blob_place(struct blob_store *bs, const char *src, const char *sha,
 }
 
 int
-blob_writer_commit(struct blob_store *bs, struct blob_writer *w,
-    char sha_r[65], char *err)
+blob_sync_dir(struct blob_store *bs, const char *sha, char *err)
+{
+	char d2[BLOB_PATH_MAX];
+
+	snprintf(d2, sizeof(d2), "%s/%.2s/%.2s", bs->root, sha, sha + 2);
+	if (pd_fsync_dir(d2) != 0) {
+		pd_err(err, "blob store: fsync %s: %s", d2, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+blob_writer_finish(struct blob_store *bs, struct blob_writer *w,
+    char sha_r[65], int sync_dir, char *err)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -282,7 +297,7 @@ blob_writer_commit(struct blob_store *bs, struct blob_writer *w,
 		goto fail;
 	}
 	pd_hex(sha_r, md, mdlen);
-	if (blob_place(bs, w->tmp_path, sha_r, err) != 0)
+	if (blob_place(bs, w->tmp_path, sha_r, sync_dir, err) != 0)
 		goto fail;
 	w->tmp_path[0] = '\0';	/* moved or dropped: nothing to unlink */
 	blob_writer_abort(w);
@@ -291,6 +306,20 @@ fail:
 	sha_r[0] = '\0';
 	blob_writer_abort(w);
 	return -1;
+}
+
+int
+blob_writer_commit(struct blob_store *bs, struct blob_writer *w,
+    char sha_r[65], char *err)
+{
+	return blob_writer_finish(bs, w, sha_r, 1, err);
+}
+
+int
+blob_writer_commit_nodirsync(struct blob_store *bs, struct blob_writer *w,
+    char sha_r[65], char *err)
+{
+	return blob_writer_finish(bs, w, sha_r, 0, err);
 }
 
 int
@@ -314,5 +343,5 @@ blob_adopt(struct blob_store *bs, const char *path, const char *sha,
 	close(fd);
 	if (rc != 0)
 		return -1;
-	return blob_place(bs, path, sha, err);
+	return blob_place(bs, path, sha, 1, err);
 }

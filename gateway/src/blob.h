@@ -34,6 +34,14 @@ int blob_writer_write(struct blob_writer *w, const void *buf, size_t len);
  */
 int blob_writer_commit(struct blob_store *bs, struct blob_writer *w,
     char sha_r[65], char *err);
+/*
+ * The same without the fan-out dir's fsync: for batches, which must call
+ * blob_sync_dir for each blob's dir (once per distinct dir) before any
+ * row naming one of them commits.
+ */
+int blob_writer_commit_nodirsync(struct blob_store *bs,
+    struct blob_writer *w, char sha_r[65], char *err);
+int blob_sync_dir(struct blob_store *bs, const char *sha, char *err);
 void blob_writer_abort(struct blob_writer *w);
 
 /* Store an existing file (moved in, not copied) whose digest is known. */

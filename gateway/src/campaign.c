@@ -22,6 +22,13 @@
 #include "util.h"
 
 #define CAMPAIGN_PAGE 256
+/*
+ * Recipients queued per transaction: one WAL commit and one fsync per
+ * fan-out dir per batch instead of three commits and a dir fsync per
+ * recipient.  A crash loses at most the batch being built; its rows are
+ * still pending and are queued again on resume.
+ */
+#define CAMPAIGN_BATCH 64
 
 int
 campaign_create(struct store *st, int64_t account_id, int64_t purpose_id,
@@ -60,6 +67,11 @@ struct campaign_run {
 	int64_t last_id;
 	int failed;
 	char *err;
+	struct campaign_pend {		/* added to q's batch, not committed */
+		int64_t rcpt_id;
+		char message_id[256];
+	} pend[CAMPAIGN_BATCH];
+	size_t npend;
 };
 
 /* Build the newsletter for one recipient into b. */
@@ -96,7 +108,40 @@ campaign_build(struct campaign_run *r, const struct store_campaign_rcpt *rc,
 	return ret;
 }
 
-/* pending/queuing -> queued (or skipped), exactly once. */
+/* Inside the batch's transaction: the recipient and its row together. */
+static int
+campaign_queued_cb(struct store *st, size_t i, int64_t oid, void *ctx,
+    char *err)
+{
+	struct campaign_run *r = ctx;
+
+	if (i >= r->npend) {
+		pd_err(err, "campaign: batch row %zu of %zu", i, r->npend);
+		return -1;
+	}
+	return store_campaign_rcpt_set(st, r->pend[i].rcpt_id, "queued",
+	    r->pend[i].message_id, oid, "", err);
+}
+
+static int
+campaign_flush(struct campaign_run *r, char *err)
+{
+	size_t n = r->npend;
+	int rc = outq_enqueue_commit(r->q, campaign_queued_cb, r, err);
+
+	r->npend = 0;
+	if (rc != 0)
+		return -1;
+	r->stats->queued += n;
+	return 0;
+}
+
+/*
+ * pending/queuing -> queued (or skipped), exactly once.  A queued
+ * recipient's state changes in the transaction that inserts its row
+ * (campaign_flush), so there is no window where one is true without the
+ * other; "queuing" rows are left only by runs of older versions.
+ */
 static int
 campaign_one(struct campaign_run *r, const struct store_campaign_rcpt *rc)
 {
@@ -130,20 +175,19 @@ campaign_one(struct campaign_run *r, const struct store_campaign_rcpt *rc)
 	}
 	if (campaign_build(r, rc, &b) != 0)
 		return -1;
-	if (store_campaign_rcpt_set(r->st, rc->id, "queuing", b.message_id, 0,
-	    "", r->err) != 0) {
-		unlink(b.path);
-		return -1;
-	}
 	it = (struct outq_item){ .account_id = r->c->account_id,
 	    .account = r->c->account, .dossier_id = 0, .kind = "newsletter",
 	    .rcpt = rc->email, .from_domain = b.from_domain,
 	    .msg_path = b.path, .message_id = b.message_id };
-	if (outq_enqueue(r->q, &it, &oid, r->err) != 0)
+	if (outq_enqueue_add(r->q, &it, r->err) != 0)
 		return -1;
-	r->stats->queued++;
-	return store_campaign_rcpt_set(r->st, rc->id, "queued", b.message_id,
-	    oid, "", r->err);
+	r->pend[r->npend].rcpt_id = rc->id;
+	snprintf(r->pend[r->npend].message_id,
+	    sizeof(r->pend[r->npend].message_id), "%s", b.message_id);
+	r->npend++;
+	if (r->npend == CAMPAIGN_BATCH)
+		return campaign_flush(r, r->err);
+	return 0;
 }
 
 static int
@@ -206,11 +250,21 @@ campaign_send(const struct pd_config *cfg, struct store *st,
 	for (;;) {
 		rc = store_campaign_rcpt_next(st, id, r.last_id, CAMPAIGN_PAGE,
 		    campaign_rcpt_cb, &r, err);
-		if (rc < 0 || r.failed)
+		if (rc < 0 || r.failed) {
+			/* Keep what was built before the failure; err stays
+			 * the first failure's. */
+			char err2[PD_ERRLEN];
+
+			if (campaign_flush(&r, err2) != 0)
+				log_warn("campaign %lld: %s", (long long)id,
+				    err2);
 			return -1;
+		}
 		if (rc == 0)
 			break;
 	}
+	if (campaign_flush(&r, err) != 0)
+		return -1;
 	if (progress != NULL && r.done == 0)
 		progress(0, stats->total, ctx);
 	return store_campaign_finish(st, id, pd_now(), err);

@@ -1,9 +1,10 @@
 /*
  * outmsg.c - builds one outbound message with GMime and writes it to a
- * file, CRLF-canonical and fsync'd.  Owns address validation and the
- * cleaning of display names and subjects.  Never builds a header by string
- * concatenation: addresses, names and the subject go through GMime, which
- * quotes and RFC 2047-encodes them, so data can never become syntax.
+ * file, CRLF-canonical (a temporary: outq makes it durable as a blob).
+ * Owns address validation and the cleaning of display names and subjects.
+ * Never builds a header by string concatenation: addresses, names and the
+ * subject go through GMime, which quotes and RFC 2047-encodes them, so
+ * data can never become syntax.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -495,8 +496,11 @@ outmsg_message(const struct outmsg_spec *spec, const char *msgid)
 	return msg;
 }
 
-/* Write with CRLF line ends (RFC 5321 2.3.8) and fsync before returning:
- * a queued message must survive a crash. */
+/* Write with CRLF line ends (RFC 5321 2.3.8).  No fsync (and so no
+ * g_mime_stream_flush, which is fsync on a GMimeStreamFs, unbuffered):
+ * the file is a temporary that outq copies into a blob (fsync'd there)
+ * and unlinks, or a preview; syncing it cost two disk flushes per queued
+ * message. */
 static int
 outmsg_write(GMimeMessage *msg, int fd, const char *path, char *err)
 {
@@ -508,11 +512,8 @@ outmsg_write(GMimeMessage *msg, int fd, const char *path, char *err)
 	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(st), FALSE);
 	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
 	w = g_mime_object_write_to_stream(GMIME_OBJECT(msg), fo, st);
-	if (w < 0 || g_mime_stream_flush(st) != 0) {
+	if (w < 0) {
 		pd_err(err, "cannot write %s: %s", path, strerror(errno));
-		rc = -1;
-	} else if (fsync(fd) != 0) {
-		pd_err(err, "cannot fsync %s: %s", path, strerror(errno));
 		rc = -1;
 	}
 	g_object_unref(st);

@@ -46,7 +46,7 @@ int outmsg_addr_valid(const char *addr, int smtputf8);
 char *outmsg_clean_text(const char *in, size_t maxlen);
 
 /*
- * Write the message to path (created, mode 0640, fsync'd) and return its
+ * Write the message to path (created, mode 0640, not fsync'd) and return its
  * Message-ID (without <>) in msgid_r.  Returns 0, or -1 with err
  * (PD_ERRLEN) saying which field was refused.
  */

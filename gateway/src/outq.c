@@ -35,6 +35,8 @@ struct outq_ctx {
 	struct plugin_host *ph;
 	struct store *st;
 	struct blob_store *bs;
+	struct store_outbound *pend;	/* outq_enqueue_add: blobs placed, */
+	size_t npend, cappend;		/* rows not yet inserted */
 };
 
 /* What one attempt (or a DSN) did to a row. */
@@ -94,6 +96,7 @@ outq_ctx_free(struct outq_ctx **qp)
 	q = *qp;
 	store_close(&q->st);
 	blob_store_free(&q->bs);
+	free(q->pend);
 	free(q);
 	*qp = NULL;
 }
@@ -242,7 +245,8 @@ outq_crlf_scan(struct outq_crlf *c, const char *buf, size_t n)
 /* Stream prepend + message file into a blob; never whole in memory. */
 static int
 outq_write_blob(struct outq_ctx *q, const char *prepend, size_t plen,
-    const char *msg_path, char sha_r[65], uint64_t *size_r, char *err)
+    const char *msg_path, int sync_dir, char sha_r[65], uint64_t *size_r,
+    char *err)
 {
 	struct blob_writer w;
 	struct outq_crlf c = { 0, 0 };
@@ -280,6 +284,8 @@ outq_write_blob(struct outq_ctx *q, const char *prepend, size_t plen,
 		return -1;
 	}
 	*size_r = w.size;
+	if (!sync_dir)
+		return blob_writer_commit_nodirsync(q->bs, &w, sha_r, err);
 	return blob_writer_commit(q->bs, &w, sha_r, err);
 }
 
@@ -346,35 +352,43 @@ outq_hooks(struct outq_ctx *q, const struct store_outbound *o,
 	    err);
 }
 
+/* The row and its "outbound.queued" event, inside the caller's BEGIN. */
+static int
+outq_insert_row(struct outq_ctx *q, const struct store_outbound *o,
+    int64_t *id_r, char *err)
+{
+	char detail[512];
+
+	if (store_outbound_add(q->st, o, id_r, err) != 0)
+		return -1;
+	snprintf(detail, sizeof(detail), "id=%lld kind=%s rcpt=%s",
+	    (long long)*id_r, o->kind, o->rcpt);
+	if (o->dossier_id != 0 && store_event_add(q->st, o->account_id,
+	    o->dossier_id, "outbound.queued", detail, err) != 0)
+		return -1;
+	return 0;
+}
+
 /* The row and its "outbound.queued" event commit together. */
 static int
 outq_insert(struct outq_ctx *q, const struct store_outbound *o,
     int64_t *id_r, char *err)
 {
-	char detail[512];
-
 	if (store_begin(q->st, err) != 0)
 		return -1;
-	if (store_outbound_add(q->st, o, id_r, err) != 0)
-		goto fail;
-	snprintf(detail, sizeof(detail), "id=%lld kind=%s rcpt=%s",
-	    (long long)*id_r, o->kind, o->rcpt);
-	if (o->dossier_id != 0 && store_event_add(q->st, o->account_id,
-	    o->dossier_id, "outbound.queued", detail, err) != 0)
-		goto fail;
-	if (store_commit(q->st, err) != 0)
-		goto fail;
+	if (outq_insert_row(q, o, id_r, err) != 0 ||
+	    store_commit(q->st, err) != 0) {
+		store_rollback(q->st);
+		return -1;
+	}
 	return 0;
-fail:
-	store_rollback(q->st);
-	return -1;
 }
 
+/* Everything before the row: checks, VERP token, hooks, blob. */
 static int
-outq_enqueue_file(struct outq_ctx *q, const struct outq_item *it,
-    int64_t *id_r, char *err)
+outq_prepare(struct outq_ctx *q, const struct outq_item *it, int sync_dir,
+    struct store_outbound *o, char *err)
 {
-	struct store_outbound o;
 	char token[27], *prepend;
 	int rc = -1;
 
@@ -390,17 +404,28 @@ outq_enqueue_file(struct outq_ctx *q, const struct outq_item *it,
 	}
 	if (outq_check_suppressed(q->st, it->account_id, it->rcpt, err) != 0 ||
 	    outq_token(token, err) != 0 ||
-	    outq_row_fill(&o, it, q->cfg->bounce_domain, token, err) != 0)
+	    outq_row_fill(o, it, q->cfg->bounce_domain, token, err) != 0)
 		return -1;
 	prepend = xmalloc(OUTQ_PREPEND_MAX);
-	if (outq_hooks(q, &o, it, prepend, err) == 0 &&
+	if (outq_hooks(q, o, it, prepend, err) == 0 &&
 	    outq_write_blob(q, prepend, strlen(prepend), it->msg_path,
-	    o.sha256, &o.size, err) == 0) {
-		o.next_attempt = pd_now();
-		rc = outq_insert(q, &o, id_r, err);
+	    sync_dir, o->sha256, &o->size, err) == 0) {
+		o->next_attempt = pd_now();
+		rc = 0;
 	}
 	free(prepend);
 	return rc;
+}
+
+static int
+outq_enqueue_file(struct outq_ctx *q, const struct outq_item *it,
+    int64_t *id_r, char *err)
+{
+	struct store_outbound o;
+
+	if (outq_prepare(q, it, 1, &o, err) != 0)
+		return -1;
+	return outq_insert(q, &o, id_r, err);
 }
 
 /*
@@ -424,6 +449,90 @@ outq_enqueue(struct outq_ctx *q, const struct outq_item *it, int64_t *id_r,
 			*id_r = id;
 	}
 	return rc;
+}
+
+/* ---- queueing in batches ---- */
+
+/*
+ * A batch costs one WAL commit and one fsync per distinct fan-out dir
+ * instead of a commit and a dir fsync per message.  Each blob's file is
+ * fsync'd when added; its dir entry only at commit, before the rows that
+ * name it: a blob is durable before its row, as in outq_enqueue.  A
+ * crash before the commit leaves blobs no row names (as a crash between
+ * blob and row always could) and no rows.
+ */
+int
+outq_enqueue_add(struct outq_ctx *q, const struct outq_item *it, char *err)
+{
+	struct store_outbound o;
+	int rc = outq_prepare(q, it, 0, &o, err);
+
+	if (it->msg_path != NULL && unlink(it->msg_path) != 0 && rc == 0)
+		log_warn("outbound: cannot remove %s: %s", it->msg_path,
+		    strerror(errno));
+	if (rc != 0)
+		return -1;
+	if (q->npend == q->cappend) {
+		q->cappend = q->cappend ? q->cappend * 2 : 64;
+		q->pend = xrealloc(q->pend, q->cappend * sizeof(*q->pend));
+	}
+	q->pend[q->npend++] = o;
+	return 0;
+}
+
+size_t
+outq_enqueue_pending(const struct outq_ctx *q)
+{
+	return q->npend;
+}
+
+/* Each distinct fan-out dir once; pend is short, so a quadratic scan. */
+static int
+outq_sync_dirs(struct outq_ctx *q, char *err)
+{
+	size_t i, j;
+
+	for (i = 0; i < q->npend; i++) {
+		for (j = 0; j < i; j++)
+			if (memcmp(q->pend[i].sha256, q->pend[j].sha256, 4) == 0)
+				break;
+		if (j == i && blob_sync_dir(q->bs, q->pend[i].sha256, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+outq_enqueue_commit(struct outq_ctx *q, outq_queued_fn fn, void *ctx,
+    char *err)
+{
+	size_t i;
+	int64_t id = 0;
+
+	if (q->npend == 0)
+		return 0;
+	if (outq_sync_dirs(q, err) != 0 || store_begin(q->st, err) != 0)
+		goto fail;
+	for (i = 0; i < q->npend; i++)
+		if (outq_insert_row(q, &q->pend[i], &id, err) != 0 ||
+		    (fn != NULL && fn(q->st, i, id, ctx, err) != 0))
+			goto fail;
+	if (store_commit(q->st, err) != 0)
+		goto fail;
+	log_info("outbound: %zu messages queued (ids up to %lld)", q->npend,
+	    (long long)id);
+	q->npend = 0;
+	return 0;
+fail:
+	store_rollback(q->st);
+	q->npend = 0;
+	return -1;
+}
+
+void
+outq_enqueue_abort(struct outq_ctx *q)
+{
+	q->npend = 0;
 }
 
 /* ---- outcomes ---- */

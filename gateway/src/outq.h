@@ -49,6 +49,25 @@ void outq_ctx_free(struct outq_ctx **q);
 int outq_enqueue(struct outq_ctx *q, const struct outq_item *it,
     int64_t *id_r, char *err);
 
+/*
+ * The same in batches (campaigns): add does everything but the row (the
+ * blob's file is fsync'd, its directory not yet); commit fsyncs each
+ * fan-out directory once, then inserts every added row in ONE
+ * transaction, calling fn(st, i, id) for the i-th added message inside
+ * it so the caller's own state changes commit with the rows.  Until
+ * commit returns 0 nothing of the batch is queued.  add consumes
+ * msg_path like outq_enqueue; abort forgets the added rows (their blobs
+ * stay, unnamed, as after a crash).
+ */
+typedef int (*outq_queued_fn)(struct store *st, size_t i, int64_t id,
+    void *ctx, char *err);
+int outq_enqueue_add(struct outq_ctx *q, const struct outq_item *it,
+    char *err);
+size_t outq_enqueue_pending(const struct outq_ctx *q);
+int outq_enqueue_commit(struct outq_ctx *q, outq_queued_fn fn, void *ctx,
+    char *err);
+void outq_enqueue_abort(struct outq_ctx *q);
+
 /* Deliver every due message once, blocking (CLI: `queue run`, `invite`). */
 int outq_run_once(struct outq_ctx *q, struct outq_stats *st, char *err);
 
