@@ -81,6 +81,8 @@ static const struct cf_param cf_params[] = {
 	    cf_check_nonempty, "where plugins/<name>.so are found"),
 	ENUM("server", "log_level", log_level, "info", cf_log_levels,
 	    "err, warn, info or debug"),
+	STR("server", "user", user, "", NULL,
+	    "serve started as root drops to this user after binding"),
 	STR("store", "var_dir", var_dir, "var", cf_check_nonempty,
 	    "root of the database, blobs and spool"),
 	STR("store", "db_path", db_path, "", NULL,

@@ -49,6 +49,7 @@ struct pd_config {
 	int64_t workers;
 	char *plugin_dir;
 	char *log_level;
+	char *user;			/* serve as root: drop to it; "" = stay */
 	/* store */
 	char *var_dir;			/* var/ root: db, blobs, spool */
 	char *db_path;			/* default var_dir/postdoc.db */

@@ -5,6 +5,8 @@
  * flight finish (their 250 is owed) before it closes sessions.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,6 +321,44 @@ server_teardown(struct smtp_server_ctx *srv)
 	SSL_CTX_free(srv->ssl_ctx);
 }
 
+/*
+ * Root is needed only to bind (port 25): give it up for good before the
+ * store, the plugins or any thread exist, so every file serve creates
+ * belongs to server.user and no plugin ever runs as root.
+ */
+static int
+server_drop_privileges(const struct pd_config *cfg, char *err)
+{
+	struct passwd *pw;
+
+	if (cfg->user == NULL || cfg->user[0] == '\0')
+		return 0;
+	errno = 0;
+	if ((pw = getpwnam(cfg->user)) == NULL) {
+		pd_err(err, "server.user: no user '%s'%s%s", cfg->user,
+		    errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
+		return -1;
+	}
+	if (geteuid() != 0) {
+		if (geteuid() == pw->pw_uid)
+			return 0;
+		pd_err(err, "server.user is '%s': start postdoc serve as root "
+		    "or as that user", cfg->user);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		pd_err(err, "cannot become %s: %s", cfg->user, strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && setuid(0) == 0)
+		pd_fatal("could become root again after dropping to %s",
+		    cfg->user);
+	log_info("running as %s (uid %u, gid %u)", cfg->user,
+	    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+	return 0;
+}
+
 int
 server_run(struct pd_config *cfg, char *err)
 {
@@ -341,9 +381,12 @@ server_run(struct pd_config *cfg, char *err)
 	sigint = evsignal_new(srv.base, SIGINT, server_signal_cb, srv.base);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
-	if (server_setup(&srv, err) != 0 ||
-	    server_listen(&srv, &smtp, cfg->smtp_listen, 0, err) != 0 ||
-	    server_listen(&srv, &lmtp, cfg->lmtp_listen, 1, err) != 0)
+	/* Bind first (the loop does not accept before dispatch), then drop
+	 * root, then open everything else. */
+	if (server_listen(&srv, &smtp, cfg->smtp_listen, 0, err) != 0 ||
+	    server_listen(&srv, &lmtp, cfg->lmtp_listen, 1, err) != 0 ||
+	    server_drop_privileges(cfg, err) != 0 ||
+	    server_setup(&srv, err) != 0)
 		goto out;
 	log_info("postdoc ready: smtp=%s lmtp=%s starttls=%s store=%s",
 	    cfg->smtp_listen[0] ? cfg->smtp_listen : "off",

@@ -1,0 +1,74 @@
+"""
+Started as root with server.user set, `postdoc serve` binds its ports,
+then runs as that user for good: /proc/PID/status shows the user's uid
+and gid (real, effective, saved, fs), and mail is still filed (the store
+it opens after the drop is the user's).  A missing user is refused at
+start.  Runs only as root, with a `nobody` user.
+"""
+import os
+import pwd
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import postdoc_harness as H
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="needs root to drop privileges")
+
+SENDER = "alice@sender.example"
+
+
+def _nobody():
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+
+
+@pytest.fixture
+def root_dir():
+    # Not under pytest's tmp (mode 0700, root's): nobody must reach var.
+    d = Path(tempfile.mkdtemp(prefix="postdoc-privdrop-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _ids(pid, field):
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith(field + ":"):
+            return [int(x) for x in line.split()[1:]]
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def test_serve_as_root_drops_to_user(root_dir):
+    nobody = _nobody()
+    srv = H.Server(root_dir / "srv", server={"user": "nobody"},
+                   name="privdrop")
+    srv.var.mkdir(parents=True)
+    os.chown(srv.var, nobody.pw_uid, nobody.pw_gid)
+    srv.start()
+    try:
+        assert _ids(srv.pid, "Uid") == [nobody.pw_uid] * 4
+        assert _ids(srv.pid, "Gid") == [nobody.pw_gid] * 4
+        srv.add_account("PRIV")
+        addr = srv.create_dossier("PRIV", contact=SENDER)
+        data = (b"From: " + SENDER.encode() + b"\r\nTo: " + addr.encode()
+                + b"\r\nSubject: priv\r\n\r\nhello\r\n")
+        r, c = H.send_raw_message(srv.smtp_port, SENDER, [addr], data)
+        c.close()
+        assert r.code == 250, r
+        assert "running as nobody" in srv.log_text()
+    finally:
+        srv.stop_and_check()
+
+
+def test_unknown_user_is_refused(root_dir):
+    srv = H.Server(root_dir / "srv2", server={"user": "no-such-user-pd"},
+                   name="privdrop-bad")
+    with pytest.raises(H.ServerError) as e:
+        srv.start()
+    assert "no-such-user-pd" in str(e.value)
