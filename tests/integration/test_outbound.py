@@ -83,8 +83,19 @@ def dns_for(srv):
     return dnsfunc
 
 
+def settled(srv, o, timeout=None):
+    """The outbound row once delivery is over: serve's runner may have
+    claimed it before the CLI's own attempt, then it is still "sending"
+    when `invite` returns."""
+    deadline = time.time() + T(timeout or 10)
+    while o["state"] in ("queued", "sending") and time.time() < deadline:
+        time.sleep(0.05)
+        o = {r["id"]: r for r in srv.cli_json("queue", "list")}[o["id"]]
+    return o
+
+
 def invite(srv, dossier, *extra):
-    return srv.cli_json("invite", dossier, *extra)
+    return settled(srv, srv.cli_json("invite", dossier, *extra))
 
 
 def parse(path):
