@@ -382,8 +382,12 @@ server_run(struct pd_config *cfg, char *err)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	/* Bind first (the loop does not accept before dispatch), then drop
-	 * root, then open everything else. */
-	if (server_listen(&srv, &smtp, cfg->smtp_listen, 0, err) != 0 ||
+	 * root, then open everything else.  A user that does not exist is
+	 * refused before any port is bound. */
+	if ((cfg->user != NULL && cfg->user[0] != '\0' &&
+	    getpwnam(cfg->user) == NULL &&
+	    server_drop_privileges(cfg, err) != 0) ||
+	    server_listen(&srv, &smtp, cfg->smtp_listen, 0, err) != 0 ||
 	    server_listen(&srv, &lmtp, cfg->lmtp_listen, 1, err) != 0 ||
 	    server_drop_privileges(cfg, err) != 0 ||
 	    server_setup(&srv, err) != 0)

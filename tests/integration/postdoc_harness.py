@@ -307,6 +307,7 @@ class Server:
         log.write(("\n==== %s: %s\n" % (time.strftime("%H:%M:%S"),
                                          " ".join(cmd))).encode())
         log.flush()
+        start_at = log.tell()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=log,
                                      cwd=str(self.root),
@@ -324,7 +325,9 @@ class Server:
                 raise ServerError("postdoc serve exited with %s before "
                                   "listening; its stderr:\n%s"
                                   % (rc, self.log_tail()))
-            if all(_port_open(p) for p in ports):
+            # The ports are bound (and connectable) before the store and
+            # workers exist (root binds, then drops): wait for "ready".
+            if all(_port_open(p) for p in ports) and self._ready(start_at):
                 break
             if time.monotonic() > deadline:
                 self.kill()
@@ -337,6 +340,14 @@ class Server:
         self._watchdog.daemon = True
         self._watchdog.start()
         return self
+
+    def _ready(self, offset):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return b"postdoc ready" in f.read()
+        except OSError:
+            return False
 
     def _watchdog_fire(self):
         if self.running():
