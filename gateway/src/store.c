@@ -2004,7 +2004,7 @@ store_cx(struct store *st, const char *sql, char *err, const char *fmt, ...)
 }
 
 /* Run to completion; 0 or -1.  changes_r: rows changed. */
-static int
+int
 store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r, char *err,
     const char *what)
 {
@@ -2023,7 +2023,7 @@ store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r, char *err,
 }
 
 /* First column of the first row as an int64: 1 found, 0 none, -1. */
-static int
+int
 store_cx_int(struct store *st, sqlite3_stmt *s, int64_t *v_r, char *err,
     const char *what)
 {

@@ -12,4 +12,13 @@
 
 sqlite3 *store_sqlite(struct store *st);
 
+/* Step a one-off statement to completion and finalize it; 0 or -1 with
+ * err naming `what`.  changes_r (may be NULL): rows changed. */
+int store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r,
+    char *err, const char *what);
+/* Step a one-off statement once and finalize it: its first column as an
+ * int64 in *v_r (may be NULL); 1 found, 0 no row, -1 error. */
+int store_cx_int(struct store *st, sqlite3_stmt *s, int64_t *v_r, char *err,
+    const char *what);
+
 #endif

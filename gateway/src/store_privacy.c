@@ -79,38 +79,13 @@ static int
 sp_run(struct store *st, sqlite3_stmt *s, int64_t *changes_r, char *err,
     const char *what)
 {
-	int rc;
+	int n = 0;
 
-	if (s == NULL)
+	if (store_cx_exec(st, s, &n, err, what) != 0)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		;
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return sp_fail(st, err, what);
 	if (changes_r != NULL)
-		*changes_r = sqlite3_changes(store_sqlite(st));
+		*changes_r = n;
 	return 0;
-}
-
-/* First column of the first row: 1 found, 0 none, -1 error. */
-static int
-sp_int(struct store *st, sqlite3_stmt *s, int64_t *v_r, char *err,
-    const char *what)
-{
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && v_r != NULL)
-		*v_r = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return sp_fail(st, err, what);
 }
 
 static int
@@ -369,18 +344,18 @@ sp_erase_held(struct store *st, const struct store_erase_holds *h,
     int64_t account_id, const char *email, struct store_erase_counts *c,
     char *err)
 {
-	if (sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM dossiers WHERE"
+	if (store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM dossiers WHERE"
 	    " contact_id IN (SELECT id FROM temp.pe_c) AND id IN"
 	    " (SELECT id FROM temp.pe_h)", err, ""), &c->held_dossiers, err,
 	    "held dossiers") < 0)
 		return -1;
-	if (sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM outbound WHERE"
+	if (store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM outbound WHERE"
 	    " account_id = ?1 AND lower(rcpt) = ?2 AND id NOT IN"
 	    " (SELECT id FROM temp.pe_o)", err, "it", account_id, email),
 	    &c->held_outbound, err, "held outbound") < 0)
 		return -1;
 	(void)h;
-	return sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM consent_records"
+	return store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM consent_records"
 	    " WHERE contact_id IN (SELECT id FROM temp.pe_c) AND contact_id"
 	    " NOT IN (SELECT id FROM temp.pe_cc)", err, ""),
 	    &c->held_consent, err, "held consent") < 0 ? -1 : 0;
@@ -425,7 +400,7 @@ store_subject_erase(struct store *st, int64_t account_id, const char *email,
 	if (sp_erase_held(st, h, account_id, email, c, err) != 0 ||
 	    sp_erase_blobs(st, blob_cb, ctx, err) != 0)
 		return -1;
-	if (sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM temp.pe_c", err, ""),
+	if (store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM temp.pe_c", err, ""),
 	    &before, err, "erase: contacts") < 0)
 		return -1;
 	if (sp_exec(st, "INSERT INTO privacy_erasing SELECT id FROM"
@@ -484,7 +459,7 @@ store_subject_rectify(struct store *st, int64_t account_id, const char *email,
 int
 store_blob_referenced(struct store *st, const char *sha, char *err)
 {
-	return sp_int(st, sp_prep(st, "SELECT 1 WHERE EXISTS (SELECT 1 FROM"
+	return store_cx_int(st, sp_prep(st, "SELECT 1 WHERE EXISTS (SELECT 1 FROM"
 	    " messages WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM documents"
 	    " WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM outbound WHERE"
 	    " sha256 = ?1)", err, "t", sha), NULL, err, "blob references");
@@ -600,7 +575,7 @@ store_purge_class(struct store *st, int64_t account_id, const char *cls,
 	    " PRIMARY KEY); DELETE FROM temp.pp", err) != 0 ||
 	    sp_run(st, sp_prep(st, sp_purge[i].select, err, "iii", account_id,
 	    cutoff, h->dossiers), NULL, err, cls) != 0 ||
-	    sp_int(st, sp_prep(st, "SELECT COUNT(*) FROM temp.pp", err, ""),
+	    store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM temp.pp", err, ""),
 	    n_r, err, cls) < 0)
 		return -1;
 	if (dry_run)
@@ -658,7 +633,7 @@ int
 store_erased_has(struct store *st, int64_t account_id, const char *hash,
     char *err)
 {
-	return sp_int(st, sp_prep(st, "SELECT 1 FROM erased_subjects WHERE"
+	return store_cx_int(st, sp_prep(st, "SELECT 1 FROM erased_subjects WHERE"
 	    " (account_id = 0 OR account_id = ?1) AND hash = ?2 LIMIT 1", err,
 	    "it", account_id, hash), NULL, err, "erased subject");
 }
