@@ -48,6 +48,7 @@ static const char *cf_check_url(const char *v);
 static const char *const cf_log_levels[] =
     { "err", "warn", "info", "debug", NULL };
 static const char *const cf_sync_modes[] = { "full", "normal", NULL };
+static const char *const cf_log_outputs[] = { "stderr", "syslog", NULL };
 
 #define OFF(f) offsetof(struct pd_config, f)
 #define STR(g, k, f, d, chk, h) \
@@ -83,6 +84,8 @@ static const struct cf_param cf_params[] = {
 	    "err, warn, info or debug"),
 	STR("server", "user", user, "", NULL,
 	    "serve started as root drops to this user after binding"),
+	ENUM("server", "log", log_output, "stderr", cf_log_outputs,
+	    "stderr, or syslog (facility mail)"),
 	STR("store", "var_dir", var_dir, "var", cf_check_nonempty,
 	    "root of the database, blobs and spool"),
 	STR("store", "db_path", db_path, "", NULL,
@@ -192,12 +195,30 @@ static const struct cf_param cf_params[] = {
 	    "log files the retention purge ages out, \"\" = var_dir/log"),
 	INT("privacy", "purge_interval", purge_interval, 3600, 60, 604800,
 	    "seconds between the retention purges `serve` runs"),
+	/* JSON API (api.c) and /metrics: off unless configured. */
+	STR("api", "listen", api_listen, "", cf_check_listen,
+	    "HTTP API listener (/api/v1, /metrics) host:port, \"\" = off"),
+	INT("api", "page_max", api_page_max, 500, 1, 10000,
+	    "largest page a list endpoint returns"),
+	INT("api", "body_max", api_body_max, 1048576, 1024, 67108864,
+	    "largest request body, octets"),
+	BOOL("api", "metrics", api_metrics, 1,
+	    "answer GET /metrics (Prometheus text) on the API listener"),
+	/* Event delivery to plugins (evq.c): webhooks, storage sync. */
+	INT("events", "retry_base", ev_retry_base, 30, 1, 86400,
+	    "first retry delay, seconds; doubles up to retry_cap"),
+	INT("events", "retry_cap", ev_retry_cap, 3600, 1, 604800,
+	    "longest delay between two retries, seconds"),
+	INT("events", "max_age", ev_max_age, 259200, 1, 31536000,
+	    "an event still failing after this many seconds is given up"),
+	INT("events", "interval_ms", ev_interval_ms, 1000, 10, 60000,
+	    "how often the event runner looks for new events"),
 };
 #define CF_NPARAMS (sizeof(cf_params) / sizeof(cf_params[0]))
 
 static const char *const cf_groups[] =
     { "server", "store", "intake", "limits", "outbound", "web", "privacy",
-    NULL };
+    "api", "events", NULL };
 
 /* Error sink: every problem is appended, the buffer is never overrun. */
 struct cf_errs {

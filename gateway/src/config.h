@@ -50,6 +50,7 @@ struct pd_config {
 	char *plugin_dir;
 	char *log_level;
 	char *user;			/* serve as root: drop to it; "" = stay */
+	char *log_output;		/* "stderr" or "syslog" */
 	/* store */
 	char *var_dir;			/* var/ root: db, blobs, spool */
 	char *db_path;			/* default var_dir/postdoc.db */
@@ -108,6 +109,16 @@ struct pd_config {
 	int64_t keep_logs;
 	char *log_dir;			/* "" = var_dir/log */
 	int64_t purge_interval;		/* seconds between serve's purges */
+	/* api: JSON API and /metrics (api.c) */
+	char *api_listen;		/* "host:port" or "" to disable */
+	int64_t api_page_max;
+	int64_t api_body_max;
+	int64_t api_metrics;		/* bool */
+	/* events: delivery to event/sync plugins (evq.c) */
+	int64_t ev_retry_base;
+	int64_t ev_retry_cap;
+	int64_t ev_max_age;
+	int64_t ev_interval_ms;
 	int hold_count;
 	struct pd_hold holds[PD_MAX_HOLDS];
 	/* accounts' outbound identity */

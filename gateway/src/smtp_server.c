@@ -20,6 +20,8 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "api.h"
+#include "evq.h"
 #include "http.h"
 #include "intake.h"
 #include "mailhost.h"
@@ -293,6 +295,12 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 	/* Unsubscribe and preferences: MHD's own thread, its own store. */
 	if (http_start(cfg, &server_http, err) != 0)
 		return -1;
+	/* JSON API and /metrics: MHD's own thread, its own store. */
+	if (api_start(cfg, &srv->api, err) != 0)
+		return -1;
+	/* Events to webhook/sync plugins: their own threads and store. */
+	if (evq_start(cfg, srv->plugins, &srv->evq, err) != 0)
+		return -1;
 	/* Pollers (mailbox) file on their own threads through mailhost. */
 	if (mailhost_new(cfg, srv->plugins, &srv->mailhost, err) != 0 ||
 	    plugin_host_start(srv->plugins, mailhost_api(srv->mailhost), err)
@@ -305,11 +313,13 @@ static void
 server_teardown(struct smtp_server_ctx *srv)
 {
 	http_stop(&server_http);	/* no more clicks while stopping */
+	api_stop(&srv->api);
 	plugin_host_stop(srv->plugins);	/* pollers first: they file */
 	mailhost_free(&srv->mailhost);
 	if (srv->remind_ev != NULL)
 		event_free(srv->remind_ev);
 	outq_runner_stop(&srv->outq);
+	evq_stop(&srv->evq);
 	if (srv->workers != NULL) {
 		server_drain(srv);
 		smtp_session_close_all(srv);

@@ -18,6 +18,8 @@ struct store;
 struct plugin_host;
 struct worker_pool;
 struct outq_runner;
+struct api_server;
+struct evq;
 struct smtp_session;
 
 /* State shared by every session of one server; owned by smtp_server.c. */
@@ -28,6 +30,8 @@ struct smtp_server_ctx {
 	struct plugin_host *plugins;
 	struct worker_pool *workers;
 	struct outq_runner *outq;	/* outbound delivery threads */
+	struct api_server *api;		/* JSON API and /metrics */
+	struct evq *evq;		/* events to webhook/sync plugins */
 	struct event *remind_ev;	/* periodic reminder check */
 	struct mailhost *mailhost;	/* poller plugins' intake (ABI 3) */
 	SSL_CTX *ssl_ctx;		/* NULL: no STARTTLS */

@@ -413,6 +413,44 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	" consent_records WHEN OLD.contact_id NOT IN"
 	" (SELECT contact_id FROM privacy_erasing) BEGIN SELECT RAISE(ABORT,"
 	" 'consent records are append-only'); END;",
+	/*
+	 * v5: integration.  API bearer tokens (store_api.c): only a SHA-256
+	 * of the secret is kept, looked up by its public prefix.  Event
+	 * delivery to plugins (store_evq.c): serve copies each new event row
+	 * (after the consumer's cursor) into one delivery row per consumer;
+	 * `stream` orders them ("d<dossier id>", else "a<account id>").  No
+	 * foreign key on event_id: retention and erasure delete events, and
+	 * a delivery whose event is gone is dropped.
+	 */
+	[5] =
+	"CREATE TABLE api_tokens ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" name TEXT NOT NULL,"
+	" prefix TEXT NOT NULL UNIQUE,"
+	" hash TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" last_used INTEGER NOT NULL DEFAULT 0,"
+	" revoked INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (account_id, name));"
+	"CREATE TABLE event_cursors ("
+	" consumer TEXT PRIMARY KEY,"
+	" last_event INTEGER NOT NULL);"
+	"CREATE TABLE event_deliveries ("
+	" id INTEGER PRIMARY KEY,"
+	" consumer TEXT NOT NULL,"
+	" hook TEXT NOT NULL,"
+	" event_id INTEGER NOT NULL,"
+	" stream TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'pending',"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" last_error TEXT NOT NULL DEFAULT '',"
+	" UNIQUE (consumer, hook, event_id));"
+	"CREATE INDEX event_deliveries_due ON event_deliveries"
+	" (consumer, hook, state, stream, id);",
 };
 
 /* ---- small helpers ---- */

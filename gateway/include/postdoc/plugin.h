@@ -23,8 +23,19 @@
  * an operator subcommand (`postdoc mailbox check NAME`) in the CLI, where
  * no host is given.
  *
+ * Events (ABI 4): `postdoc serve` records durable events (a document
+ * received, a consent withdrawn...) and hands each one, in order per
+ * dossier, to every plugin with an event hook (webhook), and each stored
+ * document to every plugin with a sync hook (sync_dir, sync_webdav).  Both
+ * run on the core's event thread, one per plugin, may block but must bound
+ * every wait; OK marks the event done, DENYSOFT retries it later with
+ * backoff (later events of the same dossier wait behind it), DENY gives it
+ * up.  Delivery is at least once: a crash between the hook and the
+ * record of its verdict calls the hook again for the same event id.
+ *
  * ABI history: 1 intake hooks; 2 adds outbound and deliver; 3 adds the
- * host API (submit, log) and the start, stop and command entry points.
+ * host API (submit, log) and the start, stop and command entry points;
+ * 4 adds the event and sync hooks.
  */
 #ifndef POSTDOC_PLUGIN_H
 #define POSTDOC_PLUGIN_H
@@ -34,7 +45,7 @@
 #include <stdio.h>
 #include <libconfig.h>
 
-#define POSTDOC_PLUGIN_ABI 3
+#define POSTDOC_PLUGIN_ABI 4
 #define POSTDOC_PLUGIN_SYMBOL "postdoc_plugin"
 #define POSTDOC_PLUGIN_TEXT_MAX 200
 
@@ -140,6 +151,39 @@ struct postdoc_submit {
  */
 #define POSTDOC_SUBMIT_NO_DOSSIER "5.1.1"
 
+/* A stored document, as the sync hook sees it (ABI 4). */
+struct postdoc_document {
+	int64_t id;		/* documents row */
+	const char *filename;	/* sanitised original name */
+	const char *stored_name; /* server-generated, unique in the dossier */
+	const char *content_type; /* sniffed (libmagic) MIME type */
+	uint64_t size;
+	const char *sha256;	/* hex */
+	const char *path;	/* read-only bytes (the content blob) */
+	int64_t received;	/* unix time */
+};
+
+/*
+ * One durable event (ABI 4).  Types: document.received,
+ * dossier.completed, invitation.sent, message.bounced, consent.granted,
+ * consent.withdrawn, subject.erased.  `json` is the whole event as one
+ * JSON object, the body a webhook POSTs:
+ *   {"id":..., "type":"...", "created":<unix>, "account":"...",
+ *    "dossier":{"id":...,"ref":"..."} or null, "data":{...}}
+ */
+struct postdoc_event {
+	int64_t id;		/* increasing and unique store-wide */
+	const char *type;
+	const char *account;
+	int64_t dossier_id;	/* 0: not about one dossier */
+	const char *dossier_ref; /* "" when dossier_id is 0 */
+	int64_t created;	/* unix time the event was recorded */
+	const char *json;
+	unsigned attempt;	/* 1 on the first call for this event */
+	/* document.received only (else NULL): the document to mirror */
+	const struct postdoc_document *document;
+};
+
 enum postdoc_log_level {
 	POSTDOC_LOG_ERR = 0, POSTDOC_LOG_WARN, POSTDOC_LOG_INFO,
 	POSTDOC_LOG_DEBUG
@@ -194,6 +238,13 @@ struct postdoc_hooks {
 	 */
 	void (*deliver)(void *state, const struct postdoc_outbound_info *msgs,
 	    size_t n, struct postdoc_delivery *results);
+	/* ABI 4, serve's event thread for this plugin: every event. */
+	enum postdoc_verdict (*event)(void *state, const struct postdoc_event *ev,
+	    struct postdoc_reply *r);
+	/* ABI 4, serve's event thread for this plugin: each stored document
+	 * (ev->type "document.received", ev->document set). */
+	enum postdoc_verdict (*sync)(void *state, const struct postdoc_event *ev,
+	    struct postdoc_reply *r);
 };
 
 struct postdoc_plugin {

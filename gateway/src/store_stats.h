@@ -1,0 +1,7 @@
+/*
+ * store_stats.h - not written yet.
+ */
+#ifndef PD_STORE_STATS_H
+#define PD_STORE_STATS_H
+
+#endif

@@ -1,0 +1,11 @@
+/*
+ * webhook - not written yet: loads, does nothing.
+ */
+#include <postdoc/plugin.h>
+
+const struct postdoc_plugin postdoc_plugin = {
+	.abi = POSTDOC_PLUGIN_ABI,
+	.size = sizeof(struct postdoc_plugin),
+	.name = "webhook",
+	.version = "0",
+};
