@@ -408,3 +408,33 @@ plugin_command(struct plugin_host *ph, const char *name, int argc,
 		pd_err(err, "%s: command failed", name);
 	return rc;
 }
+
+int
+plugin_at(struct plugin_host *ph, int i, const struct postdoc_plugin **desc_r,
+    void **state_r)
+{
+	if (ph == NULL || i < 0 || i >= ph->count || ph->p[i].desc == NULL)
+		return -1;
+	*desc_r = ph->p[i].desc;
+	*state_r = ph->p[i].state;
+	return 0;
+}
+
+void
+plugin_run_event(const struct postdoc_plugin *desc, void *state, int sync,
+    const struct postdoc_event *ev, struct plugin_outcome *o)
+{
+	struct postdoc_reply r = { { 0 } };
+	enum postdoc_verdict v;
+	char clean[POSTDOC_PLUGIN_TEXT_MAX];
+
+	v = sync ? desc->hooks.sync(state, ev, &r) :
+	    desc->hooks.event(state, ev, &r);
+	if (v == POSTDOC_CONT)
+		v = POSTDOC_OK;
+	else if (v != POSTDOC_OK && v != POSTDOC_DENY)
+		v = POSTDOC_DENYSOFT;	/* fail soft, never open */
+	o->verdict = v;
+	pd_ascii_clean(clean, sizeof(clean), r.text);
+	snprintf(o->text, sizeof(o->text), "%s", clean);
+}

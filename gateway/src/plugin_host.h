@@ -59,6 +59,18 @@ void plugin_deliver(struct plugin_host *ph, const char *transport,
     const struct postdoc_outbound_info *msgs, size_t n,
     struct postdoc_delivery *results);
 
+/* evq: the i-th loaded plugin (0-based) with its state; 0, or -1 past
+ * the end. */
+int plugin_at(struct plugin_host *ph, int i,
+    const struct postdoc_plugin **desc_r, void **state_r);
+/*
+ * evq: call one plugin's event hook (sync = 0) or sync hook (sync = 1).
+ * CONT counts as OK (nothing to do for this event); DISCONNECT and
+ * unknown verdicts become DENYSOFT; the text is cleaned to ASCII.
+ */
+void plugin_run_event(const struct postdoc_plugin *desc, void *state,
+    int sync, const struct postdoc_event *ev, struct plugin_outcome *o);
+
 /* serve: start every plugin that has a start() (host borrowed until
  * plugin_host_stop), in load order; -1 with err if one refuses. */
 int plugin_host_start(struct plugin_host *ph, const struct postdoc_host *host,

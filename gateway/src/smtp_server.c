@@ -314,12 +314,12 @@ server_teardown(struct smtp_server_ctx *srv)
 {
 	http_stop(&server_http);	/* no more clicks while stopping */
 	api_stop(&srv->api);
+	evq_stop(&srv->evq);	/* no hook call after a plugin's stop() */
 	plugin_host_stop(srv->plugins);	/* pollers first: they file */
 	mailhost_free(&srv->mailhost);
 	if (srv->remind_ev != NULL)
 		event_free(srv->remind_ev);
 	outq_runner_stop(&srv->outq);
-	evq_stop(&srv->evq);
 	if (srv->workers != NULL) {
 		server_drain(srv);
 		smtp_session_close_all(srv);

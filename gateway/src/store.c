@@ -118,8 +118,12 @@ static const char *const store_sql[S_COUNT] = {
 	    " ?6, ?7, ?8, ?9, ?10, ?11)",
 	[S_DOCUMENT_GET] = DOC_COLS
 	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
-	[S_EVENT_ADD] = "INSERT INTO events (account_id, dossier_id, at,"
-	    " kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* Ids never go back, even after an erasure or a purge deleted the
+	 * newest rows: evq's cursors (event_cursors) would skip a reused id. */
+	[S_EVENT_ADD] = "INSERT INTO events (id, account_id, dossier_id, at,"
+	    " kind, detail) VALUES (1 + max(COALESCE((SELECT MAX(id) FROM"
+	    " events), 0), COALESCE((SELECT MAX(last_event) FROM"
+	    " event_cursors), 0)), ?1, ?2, ?3, ?4, ?5)",
 	[S_DOSSIER_SET_REQUEST] = "UPDATE dossiers SET requested = ?3,"
 	    " due = ?4 WHERE id = ?1 AND account_id = ?2",
 	[S_DOCUMENT_COUNT_SINCE] = "SELECT COUNT(*) FROM documents"

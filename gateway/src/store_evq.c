@@ -1,12 +1,331 @@
 /*
- * store_evq.c - not written yet.
+ * store_evq.c - the SQL behind store_evq.h: event cursors, deliveries,
+ * the claim of each stream's head and verdicts.  Like store.c, data
+ * reaches SQL only as bound parameters; SQL text is built solely from the
+ * constants in this file.
  */
-#include "store_evq.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
-int store_evq_placeholder(void);
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "store_evq.h"
+#include "store_int.h"
+#include "util.h"
+
+const char *const store_evq_public[STORE_EVQ_NPUBLIC] = {
+	"document.received", "dossier.completed", "invitation.sent",
+	"message.bounced", "consent.granted", "consent.withdrawn",
+	"subject.erased",
+};
+
+#define EVQ_PUBLIC_IN "('document.received', 'dossier.completed'," \
+	" 'invitation.sent', 'message.bounced', 'consent.granted'," \
+	" 'consent.withdrawn', 'subject.erased')"
+#define EVQ_SYNC_IN "('document.received')"
+
+static int
+se_fail(struct store *st, char *err, const char *what)
+{
+	pd_err(err, "%s: %s", what, sqlite3_errmsg(store_sqlite(st)));
+	return -1;
+}
+
+/* Prepare sql and bind by a format: 'i' int64, 't' text (NULL binds
+ * NULL). */
+static sqlite3_stmt *
+se_prep(struct store *st, const char *sql, char *err, const char *fmt, ...)
+{
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	int i, rc = SQLITE_OK;
+
+	if (sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL) !=
+	    SQLITE_OK) {
+		se_fail(st, err, "prepare");
+		return NULL;
+	}
+	va_start(ap, fmt);
+	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
+		if (fmt[i] == 'i') {
+			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+		} else {
+			const char *v = va_arg(ap, const char *);
+
+			rc = v == NULL ? sqlite3_bind_null(s, i + 1) :
+			    sqlite3_bind_text(s, i + 1, v, -1,
+			    SQLITE_TRANSIENT);
+		}
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		se_fail(st, err, "bind");
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void
+se_col(char *dst, size_t len, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	snprintf(dst, len, "%s", t != NULL ? (const char *)t : "");
+}
+
+/* ---- fan-out ---- */
+
+static int
+se_fanout_tx(struct store *st, const char *key, const char *consumer,
+    const char *hook, int sync, int64_t now, int *added_r, char *err)
+{
+	int64_t cursor = 0;
+	int r, n = 0;
+
+	r = store_cx_int(st, se_prep(st, "SELECT last_event FROM"
+	    " event_cursors WHERE consumer = ?1", err, "t", key), &cursor,
+	    err, "evq cursor");
+	if (r < 0)
+		return -1;
+	if (r == 0)	/* new consumer: from now on, no replay */
+		return store_cx_exec(st, se_prep(st, "INSERT INTO"
+		    " event_cursors (consumer, last_event) VALUES (?1,"
+		    " COALESCE((SELECT MAX(id) FROM events), 0))", err, "t",
+		    key), NULL, err, "evq cursor add");
+	if (store_cx_exec(st, se_prep(st, sync ?
+	    "INSERT OR IGNORE INTO event_deliveries (consumer, hook,"
+	    " event_id, stream, next_attempt, created, updated)"
+	    " SELECT ?1, ?2, e.id, CASE WHEN e.dossier_id IS NULL"
+	    " THEN 'a' || COALESCE(e.account_id, 0) ELSE 'd' || e.dossier_id"
+	    " END, ?3, ?3, ?3 FROM events e WHERE e.id > ?4 AND e.kind IN "
+	    EVQ_SYNC_IN " ORDER BY e.id" :
+	    "INSERT OR IGNORE INTO event_deliveries (consumer, hook,"
+	    " event_id, stream, next_attempt, created, updated)"
+	    " SELECT ?1, ?2, e.id, CASE WHEN e.dossier_id IS NULL"
+	    " THEN 'a' || COALESCE(e.account_id, 0) ELSE 'd' || e.dossier_id"
+	    " END, ?3, ?3, ?3 FROM events e WHERE e.id > ?4 AND e.kind IN "
+	    EVQ_PUBLIC_IN " ORDER BY e.id", err, "ttii", consumer, hook, now,
+	    cursor), &n, err, "evq fan-out") != 0)
+		return -1;
+	*added_r = n;
+	return store_cx_exec(st, se_prep(st, "UPDATE event_cursors SET"
+	    " last_event = max(last_event, COALESCE((SELECT MAX(id) FROM"
+	    " events), 0)) WHERE consumer = ?1", err, "t", key), NULL, err,
+	    "evq cursor advance");
+}
 
 int
-store_evq_placeholder(void)
+store_evq_fanout(struct store *st, const char *consumer, const char *hook,
+    int sync, int64_t now, int *added_r, char *err)
 {
+	char key[160];
+
+	*added_r = 0;
+	/* One cursor per (plugin, hook): a plugin may have both hooks. */
+	snprintf(key, sizeof(key), "%s:%s", consumer, hook);
+	if (store_begin(st, err) != 0)
+		return -1;
+	if (se_fanout_tx(st, key, consumer, hook, sync, now, added_r, err)
+	    != 0) {
+		store_rollback(st);
+		return -1;
+	}
+	return store_commit(st, err);
+}
+
+/* ---- claim and verdict ---- */
+
+static void
+se_item(sqlite3_stmt *s, struct store_evq_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->id = sqlite3_column_int64(s, 0);
+	it->event_id = sqlite3_column_int64(s, 1);
+	it->attempts = (unsigned)sqlite3_column_int64(s, 2);
+	it->gone = sqlite3_column_int(s, 3);
+	it->at = sqlite3_column_int64(s, 4);
+	it->account_id = sqlite3_column_int64(s, 5);
+	se_col(it->account, sizeof(it->account), s, 6);
+	it->dossier_id = sqlite3_column_int64(s, 7);
+	se_col(it->dossier_ref, sizeof(it->dossier_ref), s, 8);
+	se_col(it->kind, sizeof(it->kind), s, 9);
+	se_col(it->detail, sizeof(it->detail), s, 10);
+}
+
+int
+store_evq_due(struct store *st, const char *consumer, const char *hook,
+    int64_t now, struct store_evq_item *items, size_t max, size_t *n_r,
+    char *err)
+{
+	/* Strict order per stream: only a stream's lowest pending row may
+	 * run; a failing head keeps the rest of its stream waiting. */
+	sqlite3_stmt *s = se_prep(st, "SELECT d.id, d.event_id, d.attempts,"
+	    " e.id IS NULL, COALESCE(e.at, d.created),"
+	    " COALESCE(e.account_id, 0), COALESCE(a.name, ''),"
+	    " COALESCE(e.dossier_id, 0), COALESCE(x.ref, ''),"
+	    " COALESCE(e.kind, ''), COALESCE(e.detail, '')"
+	    " FROM event_deliveries d"
+	    " LEFT JOIN events e ON e.id = d.event_id"
+	    " LEFT JOIN accounts a ON a.id = e.account_id"
+	    " LEFT JOIN dossiers x ON x.id = e.dossier_id"
+	    " WHERE d.consumer = ?1 AND d.hook = ?2 AND d.state = 'pending'"
+	    " AND d.next_attempt <= ?3 AND d.id = (SELECT MIN(h.id) FROM"
+	    " event_deliveries h WHERE h.consumer = d.consumer AND"
+	    " h.hook = d.hook AND h.state = 'pending' AND"
+	    " h.stream = d.stream) ORDER BY d.id LIMIT ?4", err, "ttii",
+	    consumer, hook, now, (int64_t)max);
+	int rc = SQLITE_DONE;
+
+	*n_r = 0;
+	if (s == NULL)
+		return -1;
+	while (*n_r < max && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		se_item(s, &items[(*n_r)++]);
+	if (*n_r < max && rc != SQLITE_DONE) {
+		se_fail(st, err, "evq due");
+		sqlite3_finalize(s);
+		return -1;
+	}
+	sqlite3_finalize(s);
 	return 0;
+}
+
+int
+store_evq_record(struct store *st, int64_t id, const char *state,
+    unsigned attempts, int64_t next_attempt, const char *last_error,
+    int64_t now, char *err)
+{
+	return store_cx_exec(st, se_prep(st, "UPDATE event_deliveries SET"
+	    " state = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5,"
+	    " updated = ?6 WHERE id = ?1", err, "itiiti", id, state,
+	    (int64_t)attempts, next_attempt, last_error != NULL ? last_error :
+	    "", now), NULL, err, "evq record");
+}
+
+int
+store_evq_document(struct store *st, int64_t account_id, int64_t doc_id,
+    struct store_evq_doc *d, char *err)
+{
+	sqlite3_stmt *s = se_prep(st, "SELECT id, filename, stored_name,"
+	    " COALESCE(sniffed_type, declared_type, ''), size, sha256,"
+	    " created FROM documents WHERE id = ?1 AND account_id = ?2", err,
+	    "ii", doc_id, account_id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		memset(d, 0, sizeof(*d));
+		d->id = sqlite3_column_int64(s, 0);
+		se_col(d->filename, sizeof(d->filename), s, 1);
+		se_col(d->stored_name, sizeof(d->stored_name), s, 2);
+		se_col(d->content_type, sizeof(d->content_type), s, 3);
+		d->size = (uint64_t)sqlite3_column_int64(s, 4);
+		se_col(d->sha256, sizeof(d->sha256), s, 5);
+		d->received = sqlite3_column_int64(s, 6);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : se_fail(st, err, "evq document");
+}
+
+/* Number of names in a requested-documents JSON array ("" = none). */
+static unsigned
+se_requested_count(const char *json)
+{
+	json_t *a = json_loads(json, 0, NULL), *v;
+	unsigned n = 0;
+	size_t i;
+
+	json_array_foreach(a, i, v)
+		if (json_is_string(v))
+			n++;
+	json_decref(a);
+	return n;
+}
+
+int
+store_evq_dossier_complete(struct store *st, int64_t dossier_id,
+    unsigned *requested_r, unsigned *held_r, char *err)
+{
+	sqlite3_stmt *s = se_prep(st, "SELECT requested, (SELECT COUNT(*)"
+	    " FROM documents WHERE dossier_id = ?1), (SELECT COUNT(*) FROM"
+	    " events WHERE dossier_id = ?1 AND kind = 'dossier.completed')"
+	    " FROM dossiers WHERE id = ?1", err, "i", dossier_id);
+	int rc, done = 0;
+
+	*requested_r = *held_r = 0;
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *req = sqlite3_column_text(s, 0);
+
+		*requested_r = se_requested_count(req != NULL ?
+		    (const char *)req : "");
+		*held_r = (unsigned)sqlite3_column_int64(s, 1);
+		done = sqlite3_column_int64(s, 2) > 0;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return se_fail(st, err, "evq dossier complete");
+	return !done && *requested_r > 0 && *held_r >= *requested_r;
+}
+
+/* ---- operators ---- */
+
+int
+store_evq_list(struct store *st, const char *consumer, const char *state,
+    struct store_evq_row *rows, size_t max, size_t *n_r, char *err)
+{
+	sqlite3_stmt *s = se_prep(st, "SELECT d.id, d.event_id, d.consumer,"
+	    " d.hook, d.stream, d.state, COALESCE(e.kind, '(gone)'),"
+	    " d.attempts, d.next_attempt, d.created, d.updated, d.last_error"
+	    " FROM event_deliveries d LEFT JOIN events e ON e.id = d.event_id"
+	    " WHERE (?1 IS NULL OR d.consumer = ?1) AND (?2 IS NULL OR"
+	    " d.state = ?2) ORDER BY d.id DESC LIMIT ?3", err, "tti",
+	    consumer, state, (int64_t)max);
+	int rc = SQLITE_DONE;
+
+	*n_r = 0;
+	if (s == NULL)
+		return -1;
+	while (*n_r < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_evq_row *r = &rows[(*n_r)++];
+
+		memset(r, 0, sizeof(*r));
+		r->id = sqlite3_column_int64(s, 0);
+		r->event_id = sqlite3_column_int64(s, 1);
+		se_col(r->consumer, sizeof(r->consumer), s, 2);
+		se_col(r->hook, sizeof(r->hook), s, 3);
+		se_col(r->stream, sizeof(r->stream), s, 4);
+		se_col(r->state, sizeof(r->state), s, 5);
+		se_col(r->kind, sizeof(r->kind), s, 6);
+		r->attempts = (unsigned)sqlite3_column_int64(s, 7);
+		r->next_attempt = sqlite3_column_int64(s, 8);
+		r->created = sqlite3_column_int64(s, 9);
+		r->updated = sqlite3_column_int64(s, 10);
+		se_col(r->last_error, sizeof(r->last_error), s, 11);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return se_fail(st, err, "evq list");
+	return 0;
+}
+
+int
+store_evq_retry(struct store *st, int64_t id, int64_t now, char *err)
+{
+	int n = 0;
+
+	if (store_cx_exec(st, se_prep(st, "UPDATE event_deliveries SET"
+	    " state = 'pending', next_attempt = ?2, updated = ?2 WHERE"
+	    " id = ?1 AND state IN ('failed', 'expired')", err, "ii", id, now), &n, err, "evq retry") != 0)
+		return -1;
+	return n > 0;
 }
