@@ -979,18 +979,18 @@ smtp_data_feed(struct smtp_session *s, const unsigned char *p, size_t n,
 {
 	struct data_state *d = s->d;
 	uint64_t line_max = (uint64_t)s->srv->cfg->data_line_max;
-	size_t i, run = 0;	/* p[run..i) is plain text not yet spooled */
+	size_t i = 0, run = 0;	/* p[run..i) is plain text not yet spooled */
+	const unsigned char *cr;
+	size_t end, seg;
 
-	for (i = 0; i < n; i++) {
-		unsigned char c = p[i];
-
+	while (i < n) {
 		if (d->cr) {
-			if (c != '\n')
+			if (p[i] != '\n')
 				return DATA_BARE;
 			d->cr = 0;
-			run = i + 1;
+			run = ++i;
 			if (d->dot && d->line_len == 1) {
-				*used_r = i + 1;
+				*used_r = i;
 				return DATA_END;
 			}
 			smtp_spool_put(s, d, "\r\n", 2);
@@ -999,26 +999,35 @@ smtp_data_feed(struct smtp_session *s, const unsigned char *p, size_t n,
 			d->line_len = 0;
 			continue;
 		}
-		if (c == '\r') {
-			if (i > run)
-				smtp_spool_put(s, d, (const char *)p + run,
-				    i - run);
-			run = i + 1;
-			d->cr = 1;
-			continue;
-		}
-		if (c == '\n')
-			return DATA_BARE;
-		if (++d->line_len > line_max)
-			d->line_long = 1;
-		if (c == '\0')
-			d->nul = 1;
-		if (d->bol) {
+		if (d->bol && p[i] != '\r') {
 			d->bol = 0;
-			if (c == '.') {
+			if (p[i] == '.') {
 				d->dot = 1;	/* stuffing or terminator */
 				run = i + 1;
 			}
+		}
+		/* The rest of the line up to its CR, scanned a block at a
+		 * time (memchr) rather than a byte at a time: this loop sees
+		 * every octet of every message. */
+		cr = memchr(p + i, '\r', n - i);
+		end = cr != NULL ? (size_t)(cr - p) : n;
+		seg = end - i;
+		if (seg > 0) {
+			if (memchr(p + i, '\n', seg) != NULL)
+				return DATA_BARE;
+			if (!d->nul && memchr(p + i, '\0', seg) != NULL)
+				d->nul = 1;
+			d->line_len += seg;
+			if (d->line_len > line_max)
+				d->line_long = 1;
+		}
+		i = end;
+		if (cr != NULL) {
+			if (i > run)
+				smtp_spool_put(s, d, (const char *)p + run,
+				    i - run);
+			run = ++i;
+			d->cr = 1;
 		}
 	}
 	if (n > run)
