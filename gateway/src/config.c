@@ -76,7 +76,7 @@ static const struct cf_param cf_params[] = {
 	    "PEM certificate for STARTTLS (needs tls_key)"),
 	STR("server", "tls_key", tls_key, "", NULL,
 	    "PEM private key for STARTTLS (needs tls_cert)"),
-	INT("server", "workers", workers, 4, 1, 64,
+	INT("server", "workers", workers, 16, 1, 64,
 	    "worker threads for blocking work"),
 	STR("server", "plugin_dir", plugin_dir, PD_PLUGIN_DIR,
 	    cf_check_nonempty, "where plugins/<name>.so are found"),

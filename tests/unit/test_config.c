@@ -72,7 +72,7 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg->lmtp_listen, "127.0.0.1:2424");
 	ck_assert_str_eq(cfg->tls_cert, "");
 	ck_assert_str_eq(cfg->tls_key, "");
-	ck_assert_int_eq(cfg->workers, 4);
+	ck_assert_int_eq(cfg->workers, 16);
 	ck_assert_str_eq(cfg->plugin_dir, PD_PLUGIN_DIR);
 	ck_assert_str_eq(cfg->log_level, "info");
 	ck_assert_str_eq(cfg->var_dir, "var");
