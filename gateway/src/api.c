@@ -1,22 +1,588 @@
 /*
- * api.c - JSON API under /api/v1 (see api.h).  Not written yet.
+ * api.c - the JSON API (/api/v1) and /metrics on api.listen, over
+ * libmicrohttpd: its own polling thread, its own store connection and
+ * outbound queue context.  Owns the route table, request bodies (bounded
+ * by api.body_max), bearer-token authentication and the JSON replies;
+ * the resources are api_res.c.  Never builds SQL or paths from a
+ * request; a token is scoped to one account and another account's
+ * objects are "not found", never "forbidden".
  */
-#include <stddef.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "api.h"
+#include "api_int.h"
+#include "blob.h"
 #include "config.h"
+#include "outq.h"
+#include "sanitize.h"
+#include "store.h"
+#include "store_api.h"
+#include "util.h"
+
+#define API_TOKEN_MAX 128
+/* last_used is a hint, not an audit log: one write a minute at most. */
+#define API_USED_EVERY 60
+
+const struct api_route api_routes[] = {
+	{ "GET", "/metrics", api_metrics, 0 },
+	{ "POST", "/api/v1/dossiers", api_dossier_create, 1 },
+	{ "GET", "/api/v1/dossiers", api_dossier_list, 1 },
+	{ "GET", "/api/v1/dossiers/{id}", api_dossier_get, 1 },
+	{ "POST", "/api/v1/dossiers/{id}/close", api_dossier_close, 1 },
+	{ "GET", "/api/v1/dossiers/{id}/documents", api_dossier_documents, 1 },
+	{ "POST", "/api/v1/dossiers/{id}/invitations", api_dossier_invite, 1 },
+	{ "GET", "/api/v1/documents/{id}", api_document_get, 1 },
+	{ "GET", "/api/v1/documents/{id}/content", api_document_content, 1 },
+	{ "POST", "/api/v1/consents", api_consent_grant, 1 },
+	{ "POST", "/api/v1/consents/withdraw", api_consent_withdraw, 1 },
+	{ "GET", "/api/v1/contacts/{email}/consent", api_contact_consent, 1 },
+	{ "POST", "/api/v1/contacts/{email}/attest", api_contact_attest, 1 },
+	{ "POST", "/api/v1/campaigns", api_campaign_create, 1 },
+	{ "GET", "/api/v1/campaigns/{id}", api_campaign_get, 1 },
+	{ "POST", "/api/v1/campaigns/{id}/send", api_campaign_send, 1 },
+	{ "POST", "/api/v1/subjects/export", api_subject_export, 1 },
+	{ "POST", "/api/v1/subjects/erase", api_subject_erase, 1 },
+};
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
+
+/* One request across MHD's calls for its body. */
+struct api_req {
+	char *body;
+	size_t len;
+	int too_big;
+};
+
+/* ---- replies ---- */
+
+static enum MHD_Result
+api_send(struct MHD_Connection *con, unsigned status, const char *ctype,
+    const char *body, size_t len, const char *hname, const char *hval)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len,
+	    (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", ctype);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (hname != NULL)
+		MHD_add_response_header(r, hname, hval);
+	ret = MHD_queue_response(con, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+api_json_h(struct MHD_Connection *con, unsigned status, json_t *j,
+    const char *hname, const char *hval)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+	enum MHD_Result ret;
+
+	json_decref(j);
+	if (s == NULL)
+		pd_fatal("api: out of memory");
+	ret = api_send(con, status, "application/json; charset=utf-8", s,
+	    strlen(s), hname, hval);
+	free(s);
+	return ret;
+}
+
+enum MHD_Result
+api_json(struct api_ctx *x, unsigned status, json_t *j)
+{
+	return api_json_h(x->con, status, j, NULL, NULL);
+}
+
+static json_t *
+api_error_body(const char *code, const char *msg, const char *field)
+{
+	json_t *e = json_pack("{s:s, s:o}", "code", code, "message",
+	    api_jstr(msg));
+
+	if (field != NULL)
+		json_object_set_new(e, "field", json_string(field));
+	return json_pack("{s:o}", "error", e);
+}
+
+static enum MHD_Result
+api_error_con(struct MHD_Connection *con, unsigned status, const char *code,
+    const char *msg, const char *hname, const char *hval)
+{
+	return api_json_h(con, status, api_error_body(code, msg, NULL), hname,
+	    hval);
+}
+
+enum MHD_Result
+api_error(struct api_ctx *x, unsigned status, const char *code,
+    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return api_error_con(x->con, status, code, msg, NULL, NULL);
+}
+
+enum MHD_Result
+api_invalid(struct api_ctx *x, const char *field, const char *why)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s: %s", field, why);
+	return api_json(x, MHD_HTTP_UNPROCESSABLE_CONTENT,
+	    api_error_body("invalid_field", msg, field));
+}
+
+enum MHD_Result
+api_not_found(struct api_ctx *x, const char *what)
+{
+	return api_error(x, MHD_HTTP_NOT_FOUND, "not_found", "%s not found",
+	    what);
+}
+
+/* The details go to the log; the client learns only that it failed. */
+enum MHD_Result
+api_internal(struct api_ctx *x, const char *err)
+{
+	log_err("api: %s: %s", x->account, err);
+	return api_error(x, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+	    "internal error, see the server log");
+}
+
+/* ---- small helpers for handlers ---- */
+
+json_t *
+api_jstr(const char *s)
+{
+	json_t *j;
+	char *tmp;
+
+	if (s == NULL)
+		return json_null();
+	if (sanitize_utf8_valid(s, strlen(s)) && (j = json_string(s)) != NULL)
+		return j;
+	tmp = xmalloc(strlen(s) + 1);
+	pd_ascii_clean(tmp, strlen(s) + 1, s);
+	j = json_string(tmp);
+	free(tmp);
+	return j != NULL ? j : json_null();
+}
+
+json_t *
+api_jtime(int64_t t)
+{
+	return t == 0 ? json_null() : json_integer(t);
+}
 
 int
-api_start(const struct pd_config *cfg, struct api_server **a_r, char *err)
+api_field_str(struct api_ctx *x, const char *name, int required, size_t max,
+    const char **v_r)
 {
-	(void)cfg;
-	(void)err;
+	json_t *v = x->body != NULL ? json_object_get(x->body, name) : NULL;
+
+	*v_r = NULL;
+	if (v == NULL || json_is_null(v))
+		return !required;
+	if (!json_is_string(v) || json_string_length(v) > max ||
+	    (required && json_string_length(v) == 0) ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return 0;
+	*v_r = json_string_value(v);
+	return 1;
+}
+
+const char *
+api_query(struct api_ctx *x, const char *name)
+{
+	return MHD_lookup_connection_value(x->con, MHD_GET_ARGUMENT_KIND,
+	    name);
+}
+
+/* ---- routing ---- */
+
+/* Does path match the pattern?  Fills the {id}/{email} of x. */
+static int
+api_match(const char *pat, const char *path, struct api_ctx *x)
+{
+	while (*pat != '\0') {
+		size_t n = strcspn(path, "/");
+
+		if (strncmp(pat, "{id}", 4) == 0) {
+			char *end;
+			long long v;
+
+			if (n == 0 || n > 18 || path[0] < '1' || path[0] > '9')
+				return 0;
+			v = strtoll(path, &end, 10);
+			if (end != path + n)
+				return 0;
+			x->id = v;
+			pat += 4;
+			path += n;
+		} else if (strncmp(pat, "{email}", 7) == 0) {
+			if (n == 0 || n >= sizeof(x->key))
+				return 0;
+			memcpy(x->key, path, n);
+			x->key[n] = '\0';
+			pat += 7;
+			path += n;
+		} else if (*pat++ != *path++)
+			return 0;
+	}
+	return *path == '\0';
+}
+
+/* The route for method and path; *allow_r lists the path's methods. */
+static const struct api_route *
+api_lookup(const char *method, const char *path, struct api_ctx *x,
+    char *allow, size_t allowlen)
+{
+	const struct api_route *found = NULL;
+	size_t i;
+
+	allow[0] = '\0';
+	for (i = 0; i < api_nroutes; i++) {
+		if (!api_match(api_routes[i].path, path, x))
+			continue;
+		if (strcmp(api_routes[i].method, method) == 0)
+			found = &api_routes[i];
+		snprintf(allow + strlen(allow), allowlen - strlen(allow),
+		    "%s%s", allow[0] ? ", " : "", api_routes[i].method);
+	}
+	if (found != NULL)	/* the {id} of the route we run */
+		api_match(found->path, path, x);
+	return found;
+}
+
+/* ---- bearer tokens (RFC 6750) ---- */
+
+/* SHA-256 hex of the whole secret: what the store keeps. */
+void
+api_token_hash(const char *tok, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+	if (EVP_Digest(tok, strlen(tok), md, &n, EVP_sha256(), NULL) != 1)
+		pd_fatal("sha256 failed");
+	pd_hex(out, md, 32);
+}
+
+/* "pdk_<12 hex>" of a token shaped pdk_<12 hex>_<43 base64url>. */
+int
+api_token_prefix(const char *tok, char out[17])
+{
+	size_t n = strlen(tok);
+
+	if (n != 60 || strncmp(tok, "pdk_", 4) != 0 || tok[16] != '_' ||
+	    strspn(tok + 4, "0123456789abcdef") != 12 ||
+	    strspn(tok + 17, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+	    "qrstuvwxyz0123456789-_") != 43)
+		return 0;
+	memcpy(out, tok, 16);
+	out[16] = '\0';
+	return 1;
+}
+
+/* 1 and x's account set, 0 refused (*why_r: what to say), -1 error. */
+static int
+api_auth_token(struct api_server *s, const char *tok, struct api_ctx *x,
+    char *err)
+{
+	struct store_api_token t;
+	char prefix[17], hash[65];
+	int64_t now = pd_now();
+	int rc;
+
+	if (!api_token_prefix(tok, prefix))
+		return 0;
+	rc = store_api_token_by_prefix(s->st, prefix, &t, err);
+	if (rc != 1)
+		return rc;
+	api_token_hash(tok, hash);
+	if (CRYPTO_memcmp(hash, t.hash, 64) != 0 || t.revoked != 0)
+		return 0;
+	if (now - t.last_used >= API_USED_EVERY &&
+	    store_api_token_used(s->st, t.id, now, err) != 0)
+		log_warn("api: token %s: last use not recorded: %s", prefix,
+		    err);
+	x->account_id = t.account_id;
+	snprintf(x->account, sizeof(x->account), "%s", t.account);
+	snprintf(x->actor, sizeof(x->actor), "api:%s", t.name);
+	return 1;
+}
+
+static enum MHD_Result
+api_auth(struct api_server *s, struct api_ctx *x, int *ok_r)
+{
+	const char *h = MHD_lookup_connection_value(x->con, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	char err[PD_ERRLEN] = "";
+	int rc;
+
+	*ok_r = 0;
+	/* RFC 6750 3: no credentials, no error code; bad ones, invalid_token. */
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return api_error_con(x->con, MHD_HTTP_UNAUTHORIZED,
+		    "unauthorized", "a bearer token is required",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"postdoc\"");
+	for (h += 7; *h == ' '; h++)
+		;
+	rc = api_auth_token(s, h, x, err);
+	if (rc < 0) {
+		log_err("api: token lookup: %s", err);
+		return api_error_con(x->con, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "unavailable", "try again later", NULL, NULL);
+	}
+	if (rc == 0)
+		return api_error_con(x->con, MHD_HTTP_UNAUTHORIZED,
+		    "invalid_token", "the token is unknown or revoked",
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"postdoc\", "
+		    "error=\"invalid_token\"");
+	*ok_r = 1;
+	return MHD_YES;
+}
+
+/* ---- dispatch ---- */
+
+static enum MHD_Result
+api_body(struct api_ctx *x, const struct api_req *rq)
+{
+	json_error_t je;
+
+	if (rq->too_big)
+		return api_error(x, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+		    "the request body exceeds %lld bytes",
+		    (long long)x->s->cfg->api_body_max);
+	if (rq->len == 0) {
+		x->body = json_object();
+		return MHD_YES;
+	}
+	x->body = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &je);
+	if (x->body == NULL || !json_is_object(x->body)) {
+		json_decref(x->body);
+		x->body = NULL;
+		return api_error(x, MHD_HTTP_BAD_REQUEST, "invalid_json",
+		    "the body must be a JSON object (%s)", x->body == NULL &&
+		    je.text[0] ? je.text : "not an object");
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result
+api_dispatch(struct api_server *s, struct MHD_Connection *con,
+    const char *url, const char *method, const struct api_req *rq)
+{
+	struct api_ctx x;
+	const struct api_route *r;
+	char allow[64];
+	enum MHD_Result ret;
+	int ok;
+
+	memset(&x, 0, sizeof(x));
+	x.s = s;
+	x.con = con;
+	snprintf(x.account, sizeof(x.account), "-");
+	if (strcmp(url, "/metrics") == 0 && !s->cfg->api_metrics)
+		return api_not_found(&x, "route");
+	r = api_lookup(method, url, &x, allow, sizeof(allow));
+	if (r == NULL && allow[0] == '\0')
+		return api_not_found(&x, "route");
+	if (r == NULL)
+		return api_error_con(con, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "method_not_allowed", "method not allowed here", "Allow",
+		    allow);
+	if (r->auth && ((ret = api_auth(s, &x, &ok)) != MHD_YES || !ok))
+		return ret;
+	if (strcmp(method, "POST") == 0 && ((ret = api_body(&x, rq)) !=
+	    MHD_YES || x.body == NULL))
+		return ret;
+	ret = r->fn(&x);
+	json_decref(x.body);
+	return ret;
+}
+
+static enum MHD_Result
+api_access_cb(void *cls, struct MHD_Connection *con, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct api_server *s = cls;
+	struct api_req *rq = *con_cls;
+	size_t max = (size_t)s->cfg->api_body_max;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (rq == NULL) {
+		*con_cls = xcalloc(1, sizeof(*rq));
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		size_t n = *upload_data_size;
+
+		/* Past the limit the rest is read and dropped: 413 at the
+		 * end, with the connection still usable. */
+		if (rq->too_big || rq->len + n > max) {
+			rq->too_big = 1;
+			free(rq->body);
+			rq->body = NULL;
+			rq->len = 0;
+		} else {
+			rq->body = xrealloc(rq->body, rq->len + n);
+			memcpy(rq->body + rq->len, upload_data, n);
+			rq->len += n;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&s->mu);
+	ret = api_dispatch(s, con, url, method, rq);
+	pthread_mutex_unlock(&s->mu);
+	return ret;
+}
+
+static void
+api_done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct api_req *rq = *con_cls;
+
+	(void)cls;
+	(void)con;
+	(void)toe;
+	if (rq == NULL)
+		return;
+	free(rq->body);
+	free(rq);
+	*con_cls = NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int
+api_addr(const char *listen, struct sockaddr_storage *ss, char *err)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	struct addrinfo hints, *ai = NULL;
+	size_t n;
+
+	if (colon == NULL || (n = (size_t)(colon - listen)) >= sizeof(host)) {
+		pd_err(err, "api.listen \"%s\" is not host:port", listen);
+		return -1;
+	}
+	memcpy(host, listen, n);
+	host[n] = '\0';
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
+		pd_err(err, "api.listen \"%s\": not a numeric address", listen);
+		return -1;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int
+api_open(struct api_server *s, struct plugin_host *ph, char *err)
+{
+	char blobs[4200];
+
+	snprintf(blobs, sizeof(blobs), "%s/blobs", s->cfg->var_dir);
+	if (store_open(s->cfg->db_path, s->cfg->sync_mode, &s->st, err) != 0 ||
+	    blob_store_open(blobs, &s->bs, err) != 0)
+		return -1;
+	return outq_ctx_new(s->cfg, ph, &s->q, err);
+}
+
+int
+api_start(const struct pd_config *cfg, struct plugin_host *ph,
+    struct api_server **a_r, char *err)
+{
+	struct api_server *s;
+	struct sockaddr_storage ss;
+
 	*a_r = NULL;
+	if (cfg->api_listen == NULL || cfg->api_listen[0] == '\0')
+		return 0;
+	memset(&ss, 0, sizeof(ss));
+	if (api_addr(cfg->api_listen, &ss, err) != 0)
+		return -1;
+	s = xcalloc(1, sizeof(*s));
+	s->cfg = cfg;
+	pthread_mutex_init(&s->mu, NULL);
+	if (api_open(s, ph, err) != 0) {
+		api_stop(&s);
+		return -1;
+	}
+	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_EPOLL | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	    0, NULL, NULL, api_access_cb, s,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_NOTIFY_COMPLETED, api_done_cb, s,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)64,
+	    MHD_OPTION_END);
+	if (s->d == NULL) {
+		pd_err(err, "api: cannot listen on %s", cfg->api_listen);
+		api_stop(&s);
+		return -1;
+	}
+	log_info("api: listening on %s", cfg->api_listen);
+	*a_r = s;
 	return 0;
 }
 
 void
-api_stop(struct api_server **a)
+api_stop(struct api_server **ap)
 {
-	*a = NULL;
+	struct api_server *s;
+
+	if (ap == NULL || *ap == NULL)
+		return;
+	s = *ap;
+	if (s->d != NULL)
+		MHD_stop_daemon(s->d);
+	outq_ctx_free(&s->q);
+	blob_store_free(&s->bs);
+	store_close(&s->st);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+	*ap = NULL;
+}
+
+int
+api_route_at(size_t i, const char **method_r, const char **path_r)
+{
+	if (i >= api_nroutes)
+		return 0;
+	*method_r = api_routes[i].method;
+	*path_r = api_routes[i].path;
+	return 1;
 }

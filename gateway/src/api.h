@@ -6,12 +6,28 @@
 #ifndef PD_API_H
 #define PD_API_H
 
+#include <stddef.h>
+
 struct pd_config;
+struct plugin_host;
 struct api_server;
 
-/* Listens on api.listen ("" = nothing started, *a_r stays NULL). */
-int api_start(const struct pd_config *cfg, struct api_server **a_r,
-    char *err);
+/* Listens on api.listen ("" = nothing started, *a_r stays NULL).  ph
+ * (borrowed, outlives the server) runs the outbound hooks of what the
+ * API queues. */
+int api_start(const struct pd_config *cfg, struct plugin_host *ph,
+    struct api_server **a_r, char *err);
 void api_stop(struct api_server **a);
+
+/* Tokens look like pdk_<12 hex>_<43 base64url>; the first 16 characters
+ * are the public prefix.  1 and out set if tok has that shape. */
+#define API_TOKEN_LEN 60
+int api_token_prefix(const char *tok, char out[17]);
+/* SHA-256 of the whole token as 64 hex digits (what the store keeps). */
+void api_token_hash(const char *tok, char out[65]);
+
+/* The route table, for `postdoc api routes`: i-th METHOD and PATH, or 0
+ * past the end. */
+int api_route_at(size_t i, const char **method_r, const char **path_r);
 
 #endif

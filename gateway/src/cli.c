@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "api_cli.h"
 #include "blob.h"
 #include "cli.h"
 #include "cli_args.h"
@@ -168,6 +169,7 @@ cli_usage(FILE *out)
 	for (i = 0; i < NELEM(cli_cmds); i++)
 		fprintf(out, "  postdoc %s\n", cli_cmds[i].synopsis);
 	consent_cli_usage(out);
+	api_cli_usage(out);
 	privacy_cli_usage(out);
 	fputs("  postdoc help\n\n"
 	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
@@ -1415,6 +1417,9 @@ cli_main(int argc, char **argv)
 	/* Data subjects' rights, retention and the audit trail too. */
 	if (privacy_cli_handles(argc, argv))
 		return privacy_cli_main(argc, argv);
+	/* API tokens and the API's route table. */
+	if (api_cli_handles(argc, argv))
+		return api_cli_main(argc, argv);
 	memset(&c, 0, sizeof(c));
 	rc = cli_parse(&c, argc, argv);
 	if (rc == 0 && (c.help || (c.npos > 0 &&

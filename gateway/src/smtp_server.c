@@ -296,7 +296,7 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 	if (http_start(cfg, &server_http, err) != 0)
 		return -1;
 	/* JSON API and /metrics: MHD's own thread, its own store. */
-	if (api_start(cfg, &srv->api, err) != 0)
+	if (api_start(cfg, srv->plugins, &srv->api, err) != 0)
 		return -1;
 	/* Events to webhook/sync plugins: their own threads and store. */
 	if (evq_start(cfg, srv->plugins, &srv->evq, err) != 0)

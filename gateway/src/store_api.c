@@ -1,12 +1,196 @@
 /*
- * store_api.c - not written yet.
+ * store_api.c - the SQL behind store_api.h: API tokens and the dossier
+ * page.  Like store.c, data reaches SQL only as bound parameters, every
+ * query is scoped by account, and the SQL text is constants of this file.
  */
-#include "store_api.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
-int store_api_placeholder(void);
+#include <sqlite3.h>
+
+#include "store_api.h"
+#include "store_int.h"
+#include "util.h"
+
+#define SA_TOKEN_COLS "SELECT t.id, t.account_id, a.name, t.name," \
+	" t.prefix, t.hash, t.created, t.last_used, t.revoked" \
+	" FROM api_tokens t JOIN accounts a ON a.id = t.account_id "
+
+static int
+sa_fail(struct store *st, char *err, const char *what)
+{
+	pd_err(err, "%s: %s", what, sqlite3_errmsg(store_sqlite(st)));
+	return -1;
+}
+
+/* Prepare and bind by a format: 'i' int64, 't' text (NULL binds NULL). */
+static sqlite3_stmt *
+sa_prep(struct store *st, const char *sql, char *err, const char *fmt, ...)
+{
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	int i, rc = SQLITE_OK;
+
+	if (sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL) !=
+	    SQLITE_OK) {
+		sa_fail(st, err, "prepare");
+		return NULL;
+	}
+	va_start(ap, fmt);
+	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
+		if (fmt[i] == 'i')
+			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+		else {
+			const char *v = va_arg(ap, const char *);
+
+			rc = v == NULL ? sqlite3_bind_null(s, i + 1) :
+			    sqlite3_bind_text(s, i + 1, v, -1,
+			    SQLITE_TRANSIENT);
+		}
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		sa_fail(st, err, "bind");
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void
+sa_col(char *dst, size_t len, sqlite3_stmt *s, int i)
+{
+	const unsigned char *v = sqlite3_column_text(s, i);
+
+	snprintf(dst, len, "%s", v != NULL ? (const char *)v : "");
+}
+
+static void
+sa_token_row(sqlite3_stmt *s, struct store_api_token *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->id = sqlite3_column_int64(s, 0);
+	t->account_id = sqlite3_column_int64(s, 1);
+	sa_col(t->account, sizeof(t->account), s, 2);
+	sa_col(t->name, sizeof(t->name), s, 3);
+	sa_col(t->prefix, sizeof(t->prefix), s, 4);
+	sa_col(t->hash, sizeof(t->hash), s, 5);
+	t->created = sqlite3_column_int64(s, 6);
+	t->last_used = sqlite3_column_int64(s, 7);
+	t->revoked = sqlite3_column_int64(s, 8);
+}
 
 int
-store_api_placeholder(void)
+store_api_token_add(struct store *st, int64_t account_id, const char *name,
+    const char *prefix, const char *hash, int64_t *id_r, char *err)
 {
+	sqlite3_stmt *s = sa_prep(st, "INSERT INTO api_tokens (account_id,"
+	    " name, prefix, hash, created) VALUES (?1, ?2, ?3, ?4, ?5)", err,
+	    "itt" "ti", account_id, name, prefix, hash, pd_now());
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		/* Names stay taken after a revoke: list shows who was who. */
+		pd_err(err, "a token named \"%s\" exists in this account", name);
+		return -1;
+	}
+	if (rc != SQLITE_DONE)
+		return sa_fail(st, err, "token add");
+	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
+}
+
+int
+store_api_token_by_prefix(struct store *st, const char *prefix,
+    struct store_api_token *t_r, char *err)
+{
+	sqlite3_stmt *s = sa_prep(st, SA_TOKEN_COLS "WHERE t.prefix = ?1",
+	    err, "t", prefix);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		sa_token_row(s, t_r);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : sa_fail(st, err, "token get");
+}
+
+int
+store_api_token_list(struct store *st, int64_t account_id,
+    store_api_token_cb cb, void *ctx, char *err)
+{
+	sqlite3_stmt *s = sa_prep(st, SA_TOKEN_COLS "WHERE t.account_id = ?1"
+	    " ORDER BY t.id", err, "i", account_id);
+	struct store_api_token t;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sa_token_row(s, &t);
+		if (cb(&t, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : sa_fail(st, err, "token list");
+}
+
+int
+store_api_token_revoke(struct store *st, int64_t account_id,
+    const char *name, int64_t now, char *err)
+{
+	sqlite3_stmt *s = sa_prep(st, "UPDATE api_tokens SET revoked = ?3"
+	    " WHERE account_id = ?1 AND name = ?2 AND revoked = 0", err,
+	    "iti", account_id, name, now);
+	int n = 0;
+
+	if (s == NULL || store_cx_exec(st, s, &n, err, "token revoke") != 0)
+		return -1;
+	return n > 0;
+}
+
+int
+store_api_token_used(struct store *st, int64_t id, int64_t now, char *err)
+{
+	sqlite3_stmt *s = sa_prep(st, "UPDATE api_tokens SET last_used = ?2"
+	    " WHERE id = ?1", err, "ii", id, now);
+
+	if (s == NULL)
+		return -1;
+	return store_cx_exec(st, s, NULL, err, "token used");
+}
+
+int
+store_api_dossier_page(struct store *st, int64_t account_id,
+    const char *status, const char *contact, int64_t after, int max,
+    int64_t *ids_r, int *n_r, char *err)
+{
+	sqlite3_stmt *s = sa_prep(st, "SELECT d.id FROM dossiers d"
+	    " JOIN contacts c ON c.id = d.contact_id"
+	    " WHERE d.account_id = ?1 AND d.id > ?2"
+	    " AND (?3 IS NULL OR d.status = ?3)"
+	    " AND (?4 IS NULL OR c.email = lower(?4))"
+	    " ORDER BY d.id LIMIT ?5", err, "iitti", account_id, after,
+	    status, contact, (int64_t)max);
+	int rc;
+
+	*n_r = 0;
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n_r < max)
+		ids_r[(*n_r)++] = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 :
+	    sa_fail(st, err, "dossier page");
 }

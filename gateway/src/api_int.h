@@ -1,0 +1,93 @@
+/*
+ * api_int.h - shared by api.c (server, routing, auth, replies) and
+ * api_res.c (the resources).  Nothing outside the API includes it.
+ */
+#ifndef PD_API_INT_H
+#define PD_API_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+struct pd_config;
+struct store;
+struct blob_store;
+struct outq_ctx;
+
+struct api_server {
+	const struct pd_config *cfg;
+	struct MHD_Daemon *d;
+	struct store *st;	/* used only by MHD's one polling thread */
+	struct blob_store *bs;
+	struct outq_ctx *q;	/* its own store connection */
+	pthread_mutex_t mu;	/* store, queue: to be safe */
+};
+
+/* One authenticated request, as a handler sees it. */
+struct api_ctx {
+	struct api_server *s;
+	struct MHD_Connection *con;
+	int64_t account_id;
+	char account[64];
+	char actor[80];		/* "api:<token name>", for ledgers */
+	int64_t id;		/* the {id} of the path, if any */
+	char key[320];		/* the {email} of the path, if any */
+	json_t *body;		/* POST: a JSON object (maybe empty) */
+};
+
+typedef enum MHD_Result (*api_handler)(struct api_ctx *x);
+
+struct api_route {
+	const char *method;
+	const char *path;	/* {id}: a positive integer; {email}: any */
+	api_handler fn;
+	int auth;		/* 0: /metrics only */
+};
+
+extern const struct api_route api_routes[];
+extern const size_t api_nroutes;
+
+/* Replies.  api_json steals j.  Every error body is
+ * {"error": {"code", "message"[, "field"]}}. */
+enum MHD_Result api_json(struct api_ctx *x, unsigned status, json_t *j);
+enum MHD_Result api_error(struct api_ctx *x, unsigned status,
+    const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+enum MHD_Result api_invalid(struct api_ctx *x, const char *field,
+    const char *why);
+enum MHD_Result api_not_found(struct api_ctx *x, const char *what);
+enum MHD_Result api_internal(struct api_ctx *x, const char *err);
+
+/* Body fields: 1 ok (*v_r NULL when absent and optional), 0 invalid. */
+int api_field_str(struct api_ctx *x, const char *name, int required,
+    size_t max, const char **v_r);
+/* A query argument, or NULL. */
+const char *api_query(struct api_ctx *x, const char *name);
+
+/* JSON helpers: a string with non-UTF-8 bytes cleaned; 0 time = null. */
+json_t *api_jstr(const char *s);
+json_t *api_jtime(int64_t t);
+
+/* api_res.c: one handler per route of api.c's table. */
+enum MHD_Result api_metrics(struct api_ctx *x);
+enum MHD_Result api_dossier_create(struct api_ctx *x);
+enum MHD_Result api_dossier_list(struct api_ctx *x);
+enum MHD_Result api_dossier_get(struct api_ctx *x);
+enum MHD_Result api_dossier_close(struct api_ctx *x);
+enum MHD_Result api_dossier_documents(struct api_ctx *x);
+enum MHD_Result api_dossier_invite(struct api_ctx *x);
+enum MHD_Result api_document_get(struct api_ctx *x);
+enum MHD_Result api_document_content(struct api_ctx *x);
+enum MHD_Result api_consent_grant(struct api_ctx *x);
+enum MHD_Result api_consent_withdraw(struct api_ctx *x);
+enum MHD_Result api_contact_consent(struct api_ctx *x);
+enum MHD_Result api_contact_attest(struct api_ctx *x);
+enum MHD_Result api_campaign_create(struct api_ctx *x);
+enum MHD_Result api_campaign_get(struct api_ctx *x);
+enum MHD_Result api_campaign_send(struct api_ctx *x);
+enum MHD_Result api_subject_export(struct api_ctx *x);
+enum MHD_Result api_subject_erase(struct api_ctx *x);
+
+#endif

@@ -1,0 +1,885 @@
+/*
+ * api_res.c - the resources of the JSON API: dossiers, documents,
+ * invitations, consent, campaigns, data subjects, /metrics.  Each
+ * handler validates its input (422 naming the field), scopes every
+ * lookup by the token's account (another account's object is 404) and
+ * calls the same module the CLI command calls, recording the actor as
+ * "api:<token name>".  No SQL here (store*.c), no rules (notify.c,
+ * consent.c, campaign.c, privacy.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+
+#include "api_int.h"
+#include "blob.h"
+#include "campaign.h"
+#include "config.h"
+#include "consent.h"
+#include "metrics.h"
+#include "notify.h"
+#include "privacy.h"
+#include "sanitize.h"
+#include "store.h"
+#include "store_api.h"
+#include "util.h"
+
+#define API_PAGE_DEFAULT 50
+#define API_REQUESTED_MAX 50
+#define API_CONSENT_TEXT_MAX 65536
+
+/* ---- /metrics ---- */
+
+enum MHD_Result
+api_metrics(struct api_ctx *x)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char err[PD_ERRLEN] = "", *out = NULL;
+	size_t len = 0;
+
+	if (metrics_render(x->s->st, &out, &len, err) != 0)
+		return api_internal(x, err);
+	r = MHD_create_response_from_buffer(len, out != NULL ? out : "",
+	    MHD_RESPMEM_MUST_COPY);
+	free(out);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type",
+	    "text/plain; version=0.0.4; charset=utf-8");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	ret = MHD_queue_response(x->con, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* ---- validation ---- */
+
+/* [a-z0-9_-]{1,32}: template and locale names, never paths. */
+static int
+api_name_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+
+	return n > 0 && n <= 32 && s[n] == '\0';
+}
+
+static int
+api_due_ok(const char *s)
+{
+	return strlen(s) == 10 && strspn(s, "0123456789-") == 10 &&
+	    s[4] == '-' && s[7] == '-' && strspn(s, "0123456789") == 4 &&
+	    s[5] <= '1' && s[8] <= '3';
+}
+
+/* Printable UTF-8 text of 1 to max bytes. */
+static int
+api_text_ok(const char *s, size_t max)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > max || !sanitize_utf8_valid(s, n))
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/*
+ * "requested": an array of document names.  notify.c takes them as one
+ * comma-separated string, so a name may not hold a comma, and the
+ * dossier keeps them as JSON in 2 KiB.  1 ok (*out_r malloc'd, or NULL
+ * when absent), 0 invalid.
+ */
+static int
+api_requested(struct api_ctx *x, char **out_r)
+{
+	json_t *a = json_object_get(x->body, "requested"), *v;
+	size_t i, len = 0;
+	char *out;
+
+	*out_r = NULL;
+	if (a == NULL || json_is_null(a))
+		return 1;
+	if (!json_is_array(a) || json_array_size(a) > API_REQUESTED_MAX)
+		return 0;
+	json_array_foreach(a, i, v) {
+		const char *s = json_string_value(v);
+
+		if (s == NULL || !api_text_ok(s, 200) ||
+		    strchr(s, ',') != NULL || s[0] == ' ' ||
+		    s[strlen(s) - 1] == ' ')
+			return 0;
+		len += strlen(s) + 4;
+	}
+	if (len > 1500)
+		return 0;
+	out = xcalloc(1, len + 1);
+	json_array_foreach(a, i, v) {
+		if (i > 0)
+			strcat(out, ",");
+		strcat(out, json_string_value(v));
+	}
+	*out_r = out;
+	return 1;
+}
+
+/* ---- dossiers ---- */
+
+static json_t *
+api_dossier_json(struct api_ctx *x, const struct store_dossier *d)
+{
+	json_t *req = d->requested[0] ? json_loads(d->requested, 0, NULL) :
+	    NULL;
+	char addr[512];
+
+	snprintf(addr, sizeof(addr), "%s@%s", d->intake_local,
+	    x->s->cfg->intake_domain);
+	return json_pack("{s:I, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o}",
+	    "id", (json_int_t)d->id, "ref", api_jstr(d->ref), "contact",
+	    api_jstr(d->contact), "address", api_jstr(addr), "status",
+	    d->status, "created", api_jtime(d->created), "closed",
+	    api_jtime(d->closed), "requested", json_is_array(req) ? req :
+	    (json_decref(req), json_array()), "due", d->due[0] ?
+	    json_string(d->due) : json_null());
+}
+
+/* The token's dossier x->id: 1, or 0 with the 404 (or 500) queued. */
+static int
+api_find_dossier(struct api_ctx *x, struct store_dossier *d,
+    enum MHD_Result *ret)
+{
+	char err[PD_ERRLEN] = "";
+	int rc = store_dossier_get(x->s->st, x->account_id, x->id, d, err);
+
+	if (rc == 1)
+		return 1;
+	*ret = rc == 0 ? api_not_found(x, "dossier") : api_internal(x, err);
+	return 0;
+}
+
+static enum MHD_Result
+api_dossier_reply(struct api_ctx *x, unsigned status, int64_t id)
+{
+	struct store_dossier d;
+	char err[PD_ERRLEN] = "";
+
+	if (store_dossier_get(x->s->st, x->account_id, id, &d, err) != 1)
+		return api_internal(x, err[0] ? err : "dossier vanished");
+	return api_json(x, status, api_dossier_json(x, &d));
+}
+
+enum MHD_Result
+api_dossier_create(struct api_ctx *x)
+{
+	struct store_dossier d;
+	const char *contact, *ref, *due;
+	char err[PD_ERRLEN] = "", norm[320], *docs = NULL;
+	int64_t id;
+	int rc;
+
+	if (!api_field_str(x, "contact", 1, 254, &contact) ||
+	    !consent_email_norm(contact, norm, sizeof(norm)))
+		return api_invalid(x, "contact", "an e-mail address is required");
+	if (!api_field_str(x, "ref", 1, 127, &ref) || !api_text_ok(ref, 127))
+		return api_invalid(x, "ref", "1-127 bytes of UTF-8 text, no "
+		    "control characters");
+	if (!api_field_str(x, "due", 0, 10, &due) || (due && !api_due_ok(due)))
+		return api_invalid(x, "due", "a date YYYY-MM-DD");
+	if (!api_requested(x, &docs))
+		return api_invalid(x, "requested", "an array of at most 50 "
+		    "document names (no commas)");
+	rc = store_dossier_by_ref(x->s->st, x->account_id, ref, &d, err);
+	if (rc == 0)
+		rc = store_dossier_create(x->s->st, x->account_id, contact,
+		    ref, NULL, &id, err) == 0 ? 2 : -1;
+	if (rc == 2 && (docs != NULL || due != NULL)) {
+		json_t *a = json_object_get(x->body, "requested");
+		char *js = json_is_array(a) ? json_dumps(a, JSON_COMPACT) :
+		    xstrdup("[]");
+
+		rc = store_dossier_set_request(x->s->st, x->account_id, id,
+		    js, due != NULL ? due : "", err) == 0 ? 2 : -1;
+		free(js);
+	}
+	free(docs);
+	if (rc == 1)
+		return api_error(x, MHD_HTTP_CONFLICT, "conflict", "a dossier "
+		    "with this ref exists (id %lld)", (long long)d.id);
+	if (rc < 0)
+		return api_internal(x, err);
+	return api_dossier_reply(x, MHD_HTTP_CREATED, id);
+}
+
+/* limit and after of a page: 1 ok, 0 with the 422 queued. */
+static int
+api_page_args(struct api_ctx *x, int *limit_r, int64_t *after_r,
+    enum MHD_Result *ret)
+{
+	const char *l = api_query(x, "limit"), *a = api_query(x, "after");
+	int64_t max = x->s->cfg->api_page_max;
+	char *end;
+	long long v;
+
+	*limit_r = (int)(max < API_PAGE_DEFAULT ? max : API_PAGE_DEFAULT);
+	*after_r = 0;
+	if (l != NULL) {
+		errno = 0;
+		v = strtoll(l, &end, 10);
+		if (errno != 0 || *end != '\0' || end == l || v < 1 || v > max) {
+			*ret = api_invalid(x, "limit", "an integer from 1 to "
+			    "api.page_max");
+			return 0;
+		}
+		*limit_r = (int)v;
+	}
+	if (a != NULL) {
+		errno = 0;
+		v = strtoll(a, &end, 10);
+		if (errno != 0 || *end != '\0' || end == a || v < 0) {
+			*ret = api_invalid(x, "after", "an id (the next_after "
+			    "of the previous page)");
+			return 0;
+		}
+		*after_r = v;
+	}
+	return 1;
+}
+
+enum MHD_Result
+api_dossier_list(struct api_ctx *x)
+{
+	const char *status = api_query(x, "status");
+	const char *contact = api_query(x, "contact");
+	struct store_dossier d;
+	char err[PD_ERRLEN] = "";
+	enum MHD_Result ret = MHD_NO;
+	int64_t after, *ids;
+	int limit, n = 0, i;
+	json_t *data;
+
+	if (status != NULL && strcmp(status, "open") != 0 &&
+	    strcmp(status, "closed") != 0)
+		return api_invalid(x, "status", "open or closed");
+	if (contact != NULL && strlen(contact) > 320)
+		return api_invalid(x, "contact", "an e-mail address");
+	if (!api_page_args(x, &limit, &after, &ret))
+		return ret;
+	/* One more than asked: whether a next page exists. */
+	ids = xcalloc((size_t)limit + 1, sizeof(*ids));
+	if (store_api_dossier_page(x->s->st, x->account_id, status, contact,
+	    after, limit + 1, ids, &n, err) != 0) {
+		free(ids);
+		return api_internal(x, err);
+	}
+	data = json_array();
+	for (i = 0; i < n && i < limit; i++)
+		if (store_dossier_get(x->s->st, x->account_id, ids[i], &d,
+		    err) == 1)
+			json_array_append_new(data, api_dossier_json(x, &d));
+	ret = api_json(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "data", data,
+	    "next_after", n > limit ? json_integer(ids[limit - 1]) :
+	    json_null()));
+	free(ids);
+	return ret;
+}
+
+enum MHD_Result
+api_dossier_get(struct api_ctx *x)
+{
+	struct store_dossier d;
+	enum MHD_Result ret;
+
+	if (!api_find_dossier(x, &d, &ret))
+		return ret;
+	return api_json(x, MHD_HTTP_OK, api_dossier_json(x, &d));
+}
+
+enum MHD_Result
+api_dossier_close(struct api_ctx *x)
+{
+	struct store_dossier d;
+	char err[PD_ERRLEN] = "";
+	enum MHD_Result ret;
+
+	if (!api_find_dossier(x, &d, &ret))
+		return ret;
+	if (store_dossier_close(x->s->st, x->account_id, d.id, err) != 0)
+		return api_internal(x, err);
+	return api_dossier_reply(x, MHD_HTTP_OK, d.id);
+}
+
+/* ---- documents ---- */
+
+static json_t *
+api_doc_json(const struct store_doc_row *r)
+{
+	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:s, s:o}",
+	    "id", (json_int_t)r->id, "dossier_id", (json_int_t)r->dossier_id,
+	    "message_id", r->message_id ? json_integer(r->message_id) :
+	    json_null(), "filename", api_jstr(r->filename), "content_type",
+	    api_jstr(r->sniffed_type), "declared_type",
+	    api_jstr(r->declared_type), "size", (json_int_t)r->size,
+	    "sha256", r->sha256, "received", api_jtime(r->received));
+}
+
+static int
+api_doc_row_cb(const struct store_doc_row *r, void *ctx)
+{
+	json_array_append_new(ctx, api_doc_json(r));
+	return 0;
+}
+
+enum MHD_Result
+api_dossier_documents(struct api_ctx *x)
+{
+	struct store_dossier d;
+	char err[PD_ERRLEN] = "";
+	enum MHD_Result ret;
+	json_t *data;
+
+	if (!api_find_dossier(x, &d, &ret))
+		return ret;
+	data = json_array();
+	if (store_document_list(x->s->st, x->account_id, d.id, api_doc_row_cb,
+	    data, err) != 0) {
+		json_decref(data);
+		return api_internal(x, err);
+	}
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:o}", "data", data));
+}
+
+static int
+api_find_doc(struct api_ctx *x, struct store_doc_row *r, enum MHD_Result *ret)
+{
+	char err[PD_ERRLEN] = "";
+	int rc = store_document_get(x->s->st, x->account_id, x->id, r, err);
+
+	if (rc == 1)
+		return 1;
+	*ret = rc == 0 ? api_not_found(x, "document") : api_internal(x, err);
+	return 0;
+}
+
+enum MHD_Result
+api_document_get(struct api_ctx *x)
+{
+	struct store_doc_row r;
+	enum MHD_Result ret;
+
+	if (!api_find_doc(x, &r, &ret))
+		return ret;
+	return api_json(x, MHD_HTTP_OK, api_doc_json(&r));
+}
+
+/*
+ * RFC 6266 4.1 with RFC 8187 3.2: an ASCII fallback in filename= (no
+ * quote, backslash or control byte survives) and the exact UTF-8 name,
+ * percent-encoded outside attr-char, in filename*.
+ */
+static void
+api_disposition(const char *name, char *out, size_t len)
+{
+	static const char attr[] = "!#$&+-.^_`|~";
+	size_t o;
+	const unsigned char *p;
+
+	o = (size_t)snprintf(out, len, "attachment; filename=\"");
+	for (p = (const unsigned char *)name; *p && o + 2 < len; p++)
+		out[o++] = (*p >= 0x20 && *p < 0x7f && *p != '"' &&
+		    *p != '\\' && *p != '%') ? (char)*p : '_';
+	o += (size_t)snprintf(out + o, len - o, "\"; filename*=UTF-8''");
+	for (p = (const unsigned char *)name; *p && o + 4 < len; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || (*p < 0x7f &&
+		    strchr(attr, *p) != NULL))
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, len - o, "%%%02X", *p);
+	}
+	out[o < len ? o : len - 1] = '\0';
+}
+
+/* A media type as libmagic spells it: type/subtype, token characters. */
+static const char *
+api_ctype(const char *t)
+{
+	static const char tok[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&^_.+-";
+	size_t a = strspn(t, tok);
+
+	if (a == 0 || t[a] != '/' || strspn(t + a + 1, tok) == 0 ||
+	    t[a + 1 + strspn(t + a + 1, tok)] != '\0')
+		return "application/octet-stream";
+	return t;
+}
+
+enum MHD_Result
+api_document_content(struct api_ctx *x)
+{
+	struct store_doc_row r;
+	struct MHD_Response *resp;
+	struct stat sb;
+	enum MHD_Result ret;
+	char path[4200], disp[2048];
+	int fd;
+
+	if (!api_find_doc(x, &r, &ret))
+		return ret;
+	blob_path(x->s->bs, r.sha256, path, sizeof(path));
+	fd = path[0] ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return api_internal(x, "document blob missing");
+	}
+	resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+	if (resp == NULL) {
+		close(fd);
+		return MHD_NO;
+	}
+	api_disposition(r.filename[0] ? r.filename : r.stored_name, disp,
+	    sizeof(disp));
+	MHD_add_response_header(resp, "Content-Type", api_ctype(r.sniffed_type));
+	MHD_add_response_header(resp, "Content-Disposition", disp);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	ret = MHD_queue_response(x->con, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---- invitations ---- */
+
+enum MHD_Result
+api_dossier_invite(struct api_ctx *x)
+{
+	struct notify_env env = { x->s->cfg, x->s->st, x->s->q };
+	struct notify_invite_req req;
+	struct store_dossier d;
+	const char *tmpl, *locale, *due;
+	char err[PD_ERRLEN] = "", *docs = NULL;
+	enum MHD_Result ret;
+	int64_t oid = 0;
+	int rc;
+
+	if (!api_find_dossier(x, &d, &ret))
+		return ret;
+	if (!api_field_str(x, "template", 0, 32, &tmpl) ||
+	    (tmpl && !api_name_ok(tmpl)))
+		return api_invalid(x, "template", "a name of [a-z0-9_-]{1,32}");
+	if (!api_field_str(x, "locale", 0, 32, &locale) ||
+	    (locale && !api_name_ok(locale)))
+		return api_invalid(x, "locale", "a name of [a-z0-9_-]{1,32}");
+	if (!api_field_str(x, "due", 0, 10, &due) || (due && !api_due_ok(due)))
+		return api_invalid(x, "due", "a date YYYY-MM-DD");
+	if (!api_requested(x, &docs))
+		return api_invalid(x, "requested", "an array of at most 50 "
+		    "document names (no commas)");
+	if (strcmp(d.status, "open") != 0) {
+		free(docs);
+		return api_error(x, MHD_HTTP_CONFLICT, "dossier_closed",
+		    "dossier %lld is closed", (long long)d.id);
+	}
+	req = (struct notify_invite_req){ tmpl, locale, docs, due };
+	/* Queued only: serve's runner delivers it, as the reminder check. */
+	rc = notify_invite(&env, &d, &req, &oid, err);
+	free(docs);
+	if (rc != 0) {
+		log_warn("api: %s: invitation for dossier %lld: %s", x->account,
+		    (long long)d.id, err);
+		return api_error(x, MHD_HTTP_CONFLICT, "not_queued", "%s", err);
+	}
+	return api_json(x, MHD_HTTP_ACCEPTED, json_pack("{s:I, s:I, s:s}",
+	    "outbound_id", (json_int_t)oid, "dossier_id", (json_int_t)d.id,
+	    "state", "queued"));
+}
+
+/* ---- contacts and consent ---- */
+
+/* An operator's change on the audit trail, as consent_cli.c records. */
+static int
+api_audit(struct api_ctx *x, const char *action, const char *email,
+    const char *what, const char *purpose, char *err)
+{
+	struct privacy_env env = { x->s->cfg, x->s->st, NULL, x->actor };
+	json_t *d = json_pack("{s:s, s:s?}", "change", what, "purpose",
+	    purpose);
+	char *js = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc = privacy_audit(&env, action, x->account, email,
+	    js != NULL ? js : "", err);
+
+	free(js);
+	json_decref(d);
+	return rc;
+}
+
+/* The consent text shown to the contact, stored once by its sha256. */
+static int
+api_consent_text(struct api_ctx *x, const char *text, int64_t *id_r,
+    char *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	char hex[65];
+
+	if (EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL) != 1)
+		pd_fatal("sha256 failed");
+	pd_hex(hex, md, 32);
+	return store_consent_text_put(x->s->st, x->account_id, hex, text, id_r,
+	    err);
+}
+
+/* The proof fields of a record: 1 ok, 0 with the 422 queued. */
+static int
+api_consent_act(struct api_ctx *x, struct consent_act *a, enum MHD_Result *r)
+{
+	const char *f = NULL;
+
+	if (!api_field_str(x, f = "basis", 0, 24, &a->basis) ||
+	    (a->basis != NULL && !consent_basis_valid(a->basis)) ||
+	    !api_field_str(x, f = "source", 0, 16, &a->source) ||
+	    (a->source != NULL && !consent_source_valid(a->source)) ||
+	    !api_field_str(x, f = "method", 0, 64, &a->method) ||
+	    !api_field_str(x, f = "ip", 0, 64, &a->ip) ||
+	    !api_field_str(x, f = "user_agent", 0, 256, &a->user_agent)) {
+		*r = api_invalid(x, f, strcmp(f, "basis") == 0 ? "consent, "
+		    "contract or legitimate_interest" : strcmp(f, "source") ==
+		    0 ? "form, api, import, double_opt_in, one_click, mailto "
+		    "or admin" : "a string (too long?)");
+		return 0;
+	}
+	if (a->basis == NULL)
+		a->basis = "consent";
+	if (a->source == NULL)
+		a->source = "api";
+	a->operator_ = x->actor;
+	return 1;
+}
+
+static enum MHD_Result
+api_consent_change(struct api_ctx *x, const char *action)
+{
+	struct consent_act a = { .action = action };
+	const char *email, *purpose, *text;
+	char err[PD_ERRLEN] = "", norm[320];
+	enum MHD_Result ret;
+	int64_t pid, cid;
+	int rc;
+
+	if (!api_field_str(x, "email", 1, 254, &email) ||
+	    !consent_email_norm(email, norm, sizeof(norm)))
+		return api_invalid(x, "email", "an e-mail address is required");
+	if (!api_field_str(x, "purpose", 1, 32, &purpose))
+		return api_invalid(x, "purpose", "a purpose name is required");
+	if (!api_consent_act(x, &a, &ret))
+		return ret;
+	if (!api_field_str(x, "text", 0, API_CONSENT_TEXT_MAX, &text) ||
+	    (text != NULL && (text[0] == '\0' ||
+	    !sanitize_utf8_valid(text, strlen(text)))))
+		return api_invalid(x, "text", "the consent text shown, 1 byte "
+		    "to 64 KiB of UTF-8");
+	rc = store_purpose_get(x->s->st, x->account_id, purpose, &pid, err);
+	if (rc == 0)
+		return api_invalid(x, "purpose", "no such purpose in this "
+		    "account");
+	if (rc < 0 || (text != NULL && api_consent_text(x, text, &a.text_id,
+	    err) != 0) || store_contact_ensure(x->s->st, x->account_id, norm,
+	    &cid, err) != 0 || (rc = consent_apply(x->s->st, x->account_id,
+	    cid, pid, &a, err)) < 0 || (rc > 0 && api_audit(x,
+	    "consent.change", norm, action, purpose, err) != 0))
+		return api_internal(x, err);
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:b}",
+	    "email", norm, "purpose", purpose, "status",
+	    strcmp(action, "grant") == 0 ? "granted" : "withdrawn",
+	    "changed", rc > 0));
+}
+
+enum MHD_Result
+api_consent_grant(struct api_ctx *x)
+{
+	return api_consent_change(x, "grant");
+}
+
+enum MHD_Result
+api_consent_withdraw(struct api_ctx *x)
+{
+	return api_consent_change(x, "withdraw");
+}
+
+struct api_consent_show {
+	json_t *records, *status;
+};
+
+static int
+api_consent_row_cb(const struct store_consent_rec *r, void *ctx)
+{
+	struct api_consent_show *s = ctx;
+
+	json_object_set_new(s->status, r->purpose, json_string(
+	    strcmp(r->action, "grant") == 0 ? "granted" : "withdrawn"));
+	json_array_append_new(s->records, json_pack("{s:I, s:s, s:s, s:s,"
+	    " s:s, s:o, s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)r->id,
+	    "purpose", r->purpose, "action", r->action, "basis", r->basis,
+	    "source", r->source, "method", api_jstr(r->method), "at",
+	    (json_int_t)r->at, "ip", api_jstr(r->ip), "user_agent",
+	    api_jstr(r->user_agent), "operator", api_jstr(r->operator_),
+	    "text", r->text_id == 0 ? json_null() : json_pack("{s:I, s:s, "
+	    "s:o}", "id", (json_int_t)r->text_id, "sha256", r->text_sha256,
+	    "body", api_jstr(r->text))));
+	return 0;
+}
+
+static int
+api_find_contact(struct api_ctx *x, struct store_contact *c,
+    enum MHD_Result *ret)
+{
+	char err[PD_ERRLEN] = "", norm[320];
+	int rc;
+
+	if (!consent_email_norm(x->key, norm, sizeof(norm))) {
+		*ret = api_not_found(x, "contact");
+		return 0;
+	}
+	rc = store_contact_find(x->s->st, x->account_id, norm, c, err);
+	if (rc == 1)
+		return 1;
+	*ret = rc == 0 ? api_not_found(x, "contact") : api_internal(x, err);
+	return 0;
+}
+
+enum MHD_Result
+api_contact_consent(struct api_ctx *x)
+{
+	struct store_contact c;
+	struct api_consent_show s;
+	char err[PD_ERRLEN] = "";
+	enum MHD_Result ret;
+
+	if (!api_find_contact(x, &c, &ret))
+		return ret;
+	s.records = json_array();
+	s.status = json_object();
+	if (store_consent_list(x->s->st, x->account_id, c.id,
+	    api_consent_row_cb, &s, err) != 0) {
+		json_decref(s.records);
+		json_decref(s.status);
+		return api_internal(x, err);
+	}
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:o, s:{s:s, s:o, s:o}, "
+	    "s:o, s:o}", "email", api_jstr(c.email), "adult", "value", c.adult,
+	    "at", api_jtime(c.adult_at), "by", api_jstr(c.adult_by), "status",
+	    s.status, "records", s.records));
+}
+
+enum MHD_Result
+api_contact_attest(struct api_ctx *x)
+{
+	const char *v;
+	char err[PD_ERRLEN] = "", norm[320];
+	int64_t cid;
+
+	if (!consent_email_norm(x->key, norm, sizeof(norm)))
+		return api_not_found(x, "contact");
+	if (!api_field_str(x, "adult", 1, 8, &v) || (strcmp(v, "yes") != 0 &&
+	    strcmp(v, "no") != 0 && strcmp(v, "unknown") != 0))
+		return api_invalid(x, "adult", "yes, no or unknown");
+	if (store_contact_ensure(x->s->st, x->account_id, norm, &cid, err) != 0
+	    || store_contact_attest(x->s->st, x->account_id, cid, v, x->actor,
+	    err) != 0 || api_audit(x, "contact.attest", norm, v, NULL, err) != 0)
+		return api_internal(x, err);
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:s, s:s}", "email", norm,
+	    "adult", v));
+}
+
+/* ---- campaigns ---- */
+
+static int
+api_count_cb(const char *name, int64_t n, void *ctx)
+{
+	json_t *grp = json_object_get(ctx, name[0] == 'r' ? "recipients" :
+	    "messages");
+
+	json_object_set_new(grp, name + 2, json_integer(n));
+	return 0;
+}
+
+/* The campaign x->id of the token's account, with its progress. */
+static enum MHD_Result
+api_campaign_reply(struct api_ctx *x, unsigned status)
+{
+	struct store_campaign k;
+	char err[PD_ERRLEN] = "";
+	json_t *j;
+	int rc = store_campaign_get(x->s->st, x->id, &k, err);
+
+	if (rc == 0 || (rc == 1 && k.account_id != x->account_id))
+		return api_not_found(x, "campaign");
+	if (rc < 0)
+		return api_internal(x, err);
+	j = json_pack("{s:I, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:{},"
+	    " s:{}}", "id", (json_int_t)k.id, "purpose", k.purpose, "template",
+	    k.tmpl, "subject", api_jstr(k.subject), "locale", k.locale[0] ?
+	    json_string(k.locale) : json_null(), "state", k.state, "created",
+	    api_jtime(k.created), "started", api_jtime(k.started), "finished",
+	    api_jtime(k.finished), "recipients", "messages");
+	if (store_campaign_counts(x->s->st, k.id, api_count_cb, j, err) != 0) {
+		json_decref(j);
+		return api_internal(x, err);
+	}
+	return api_json(x, status, j);
+}
+
+enum MHD_Result
+api_campaign_create(struct api_ctx *x)
+{
+	const char *purpose, *subject, *tmpl, *locale;
+	char err[PD_ERRLEN] = "";
+	int64_t pid;
+	int rc;
+
+	if (!api_field_str(x, "purpose", 1, 32, &purpose))
+		return api_invalid(x, "purpose", "a purpose name is required");
+	if (!api_field_str(x, "subject", 1, 500, &subject) ||
+	    !api_text_ok(subject, 500))
+		return api_invalid(x, "subject", "1-500 bytes of UTF-8 text");
+	if (!api_field_str(x, "template", 0, 32, &tmpl) ||
+	    (tmpl && !api_name_ok(tmpl)))
+		return api_invalid(x, "template", "a name of [a-z0-9_-]{1,32}");
+	if (!api_field_str(x, "locale", 0, 32, &locale) ||
+	    (locale && !api_name_ok(locale)))
+		return api_invalid(x, "locale", "a name of [a-z0-9_-]{1,32}");
+	rc = store_purpose_get(x->s->st, x->account_id, purpose, &pid, err);
+	if (rc == 0)
+		return api_invalid(x, "purpose", "no such purpose in this "
+		    "account");
+	if (rc < 0 || campaign_create(x->s->st, x->account_id, pid,
+	    tmpl ? tmpl : "newsletter", subject, locale, &x->id, err) != 0)
+		return api_internal(x, err);
+	return api_campaign_reply(x, MHD_HTTP_CREATED);
+}
+
+enum MHD_Result
+api_campaign_get(struct api_ctx *x)
+{
+	return api_campaign_reply(x, MHD_HTTP_OK);
+}
+
+/*
+ * Fixes the audience and queues every recipient before answering (the
+ * queue, not this request, delivers).  Resumable like the CLI's: sending
+ * again queues whoever is still pending.
+ */
+enum MHD_Result
+api_campaign_send(struct api_ctx *x)
+{
+	struct store_campaign k;
+	struct campaign_stats st;
+	char err[PD_ERRLEN] = "";
+	int rc = store_campaign_get(x->s->st, x->id, &k, err);
+
+	if (rc == 0 || (rc == 1 && k.account_id != x->account_id))
+		return api_not_found(x, "campaign");
+	if (rc < 0)
+		return api_internal(x, err);
+	memset(&st, 0, sizeof(st));
+	if (campaign_send(x->s->cfg, x->s->st, x->s->q, k.id, NULL, NULL, &st,
+	    err) != 0)
+		return api_internal(x, err);
+	return api_json(x, MHD_HTTP_ACCEPTED, json_pack("{s:I, s:I, s:I, s:I,"
+	    " s:I}", "id", (json_int_t)k.id, "total", (json_int_t)st.total,
+	    "queued", (json_int_t)st.queued, "skipped", (json_int_t)st.skipped,
+	    "resumed", (json_int_t)st.resumed));
+}
+
+/* ---- data subjects ---- */
+
+static int
+api_subject_email(struct api_ctx *x, const char **email_r,
+    enum MHD_Result *ret)
+{
+	char norm[320];
+
+	if (!api_field_str(x, "email", 1, 254, email_r) ||
+	    !consent_email_norm(*email_r, norm, sizeof(norm))) {
+		*ret = api_invalid(x, "email", "an e-mail address is required");
+		return 0;
+	}
+	return 1;
+}
+
+/* The archive `subject export` writes, sent from an unlinked file. */
+enum MHD_Result
+api_subject_export(struct api_ctx *x)
+{
+	struct privacy_env env = { x->s->cfg, x->s->st, x->s->bs, x->actor };
+	struct MHD_Response *resp;
+	struct stat sb;
+	const char *email;
+	char err[PD_ERRLEN] = "", path[4200];
+	enum MHD_Result ret;
+	json_t *rep = NULL;
+	int rc, fd;
+
+	if (!api_subject_email(x, &email, &ret))
+		return ret;
+	snprintf(path, sizeof(path), "%s/spool/api-export-XXXXXX",
+	    x->s->cfg->var_dir);
+	if ((fd = mkstemp(path)) < 0)
+		return api_internal(x, strerror(errno));
+	close(fd);
+	rc = privacy_export(&env, x->account_id, x->account, email, path, &rep,
+	    err);
+	json_decref(rep);
+	fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	unlink(path);
+	if (rc == 1)
+		return api_not_found(x, "subject");
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return api_internal(x, err[0] ? err : strerror(errno));
+	}
+	if ((resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd)) ==
+	    NULL) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/x-tar");
+	MHD_add_response_header(resp, "Content-Disposition",
+	    "attachment; filename=\"subject-export.tar\"");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	ret = MHD_queue_response(x->con, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result
+api_subject_erase(struct api_ctx *x)
+{
+	struct privacy_env env = { x->s->cfg, x->s->st, x->s->bs, x->actor };
+	const char *email;
+	char err[PD_ERRLEN] = "";
+	enum MHD_Result ret;
+	json_t *rep = NULL;
+	int rc;
+
+	if (!api_subject_email(x, &email, &ret))
+		return ret;
+	rc = privacy_erase(&env, x->account_id, x->account, email, "request",
+	    &rep, err);
+	if (rc == 1)
+		return api_not_found(x, "subject");
+	if (rc != 0)
+		return api_internal(x, err);
+	return api_json(x, MHD_HTTP_OK, rep);
+}
