@@ -24,6 +24,7 @@
 #include "outq.h"
 #include "sanitize.h"
 #include "store.h"
+#include "store_evq.h"
 #include "unsub.h"
 #include "util.h"
 
@@ -99,7 +100,8 @@ consent_apply(struct store *st, int64_t account_id, int64_t contact_id,
 	r.text_id = a->text_id;
 	r.at = pd_now();
 	if (store_consent_add(st, account_id, &r, NULL, err) != 0 ||
-	    store_commit(st, err) != 0)
+	    store_evq_consent_event(st, account_id, contact_id, purpose_id,
+	    r.action, r.source, err) != 0 || store_commit(st, err) != 0)
 		goto fail;
 	return 1;
 fail:
@@ -233,7 +235,9 @@ consent_import_row(struct store *st, int64_t account_id, int64_t purpose_id,
 	    a->operator_ : "");
 	r.text_id = a->text_id;
 	r.at = pd_now();
-	if (store_consent_add(st, account_id, &r, NULL, err) != 0)
+	if (store_consent_add(st, account_id, &r, NULL, err) != 0 ||
+	    store_evq_consent_event(st, account_id, cid, purpose_id, "grant",
+	    r.source, err) != 0)
 		return -1;
 	stats->imported++;
 	return 0;

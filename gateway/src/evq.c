@@ -84,8 +84,9 @@ evq_value(const char *v)
 
 /*
  * An event's detail, "key=value key=value", as an object.  A word without
- * '=' belongs to the previous value (a stored name with a space).  Not
- * UTF-8 (cannot happen: details come from sanitised text) drops the key.
+ * '=' belongs to the previous value (a stored name with a space); "reason"
+ * takes the rest of the detail.  Not UTF-8 (cannot happen: details come
+ * from sanitised text) drops the key.
  */
 static json_t *
 evq_detail_json(const char *detail)
@@ -114,6 +115,11 @@ evq_detail_json(const char *detail)
 		*eq = '\0';
 		key = p;
 		snprintf(val, sizeof(val), "%s", eq + 1);
+		if (strcmp(key, "reason") == 0 && next != NULL) {
+			/* free text (a relay's reply): the rest, verbatim */
+			snprintf(val, sizeof(val), "%s %s", eq + 1, next);
+			break;
+		}
 	}
 	if (key != NULL)
 		json_object_set_new(o, key, evq_value(val));

@@ -31,6 +31,7 @@
 #include "plugin_host.h"
 #include "sanitize.h"
 #include "store.h"
+#include "store_evq.h"
 #include "util.h"
 
 #define INTAKE_BUF (64 * 1024)	/* decode chunk and libmagic window */
@@ -759,6 +760,28 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 	return 0;
 }
 
+/*
+ * dossier.completed, once: each stored document (not a duplicate) counts
+ * as one requested item, so the dossier is complete when it holds as many
+ * documents as its invitation asked for (docs/webhooks.md).
+ */
+static int
+intake_completed(struct intake_msg *m, const struct intake_rcpt *rc,
+    char *err)
+{
+	unsigned req, held;
+	char detail[64];
+	int r = store_evq_dossier_complete(m->st, rc->dossier_id, &req, &held,
+	    err);
+
+	if (r <= 0)
+		return r;
+	snprintf(detail, sizeof(detail), "requested=%u documents=%u", req,
+	    held);
+	return store_event_add(m->st, rc->account_id, rc->dossier_id,
+	    "dossier.completed", detail, err);
+}
+
 static int
 intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
     unsigned added, char *err)
@@ -780,7 +803,7 @@ intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
 		    rc->dossier_id, "document.received", detail, err) != 0)
 			return -1;
 	}
-	return 0;
+	return added > 0 ? intake_completed(m, rc, err) : 0;
 }
 
 /* Rows for one recipient dossier; *id_r = 0 for a duplicate delivery. */

@@ -553,6 +553,35 @@ outq_stats_add(struct outq_stats *s, const char *state)
 }
 
 /*
+ * The public events plugins see (evq.c, docs/webhooks.md), in the
+ * transaction of the change: invitation.sent, message.bounced (also for
+ * mail not tied to a dossier: then account-level).  "reason" goes last:
+ * it is free text and runs to the end of the detail.
+ */
+static int
+outq_public_event(struct store *st, const struct store_outbound *o,
+    const struct outq_outcome *oc, char *err)
+{
+	char detail[1024];
+
+	if (strcmp(oc->state, "sent") == 0 &&
+	    strcmp(o->kind, "invitation") == 0) {
+		snprintf(detail, sizeof(detail), "outbound=%lld rcpt=%s",
+		    (long long)o->id, o->rcpt);
+		return store_event_add(st, o->account_id, o->dossier_id,
+		    "invitation.sent", detail, err);
+	}
+	if (strcmp(oc->state, "bounced") != 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "outbound=%lld kind=%s rcpt=%s "
+	    "code=%d enhanced=%s reason=%s", (long long)o->id, o->kind,
+	    o->rcpt, oc->code, oc->enhanced[0] != '\0' ? oc->enhanced : "-",
+	    oc->text);
+	return store_event_add(st, o->account_id, o->dossier_id,
+	    "message.bounced", detail, err);
+}
+
+/*
  * Row update, suppression and dossier event in one transaction: a row
  * recorded "bounced" always has its suppression, and a crash before the
  * commit leaves the row "sending", to be retried after recovery.
@@ -576,7 +605,8 @@ outq_record(struct store *st, const struct pd_config *cfg,
 	if (o->dossier_id != 0 && store_event_add(st, o->account_id,
 	    o->dossier_id, oc->event, detail, err) != 0)
 		goto fail;
-	if (store_commit(st, err) != 0)
+	if (outq_public_event(st, o, oc, err) != 0 ||
+	    store_commit(st, err) != 0)
 		goto fail;
 	return 0;
 fail:

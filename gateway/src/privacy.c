@@ -539,7 +539,7 @@ privacy_erase_tx(const struct privacy_env *env, int64_t account_id,
 	struct store_erase_holds h;
 	json_t *erased = json_object(), *held = json_object();
 	json_t *names = json_array();
-	char *js;
+	char *js, detail[256];
 	int i;
 
 	memset(&accts, 0, sizeof(accts));
@@ -561,6 +561,12 @@ privacy_erase_tx(const struct privacy_env *env, int64_t account_id,
 		json_array_append_new(names, json_string(accts.name[i]));
 		if (account_id == 0 && store_erased_add(env->st, accts.id[i],
 		    hash, err) != 0)
+			return -1;
+		/* For plugins (webhook): the keyed hash, never the address. */
+		snprintf(detail, sizeof(detail), "subject_hash=%s reason=%s",
+		    hash, reason);
+		if (store_event_add(env->st, accts.id[i], 0, "subject.erased",
+		    detail, err) != 0)
 			return -1;
 	}
 	if (store_erased_add(env->st, account_id, hash, err) != 0 ||

@@ -277,6 +277,34 @@ store_evq_dossier_complete(struct store *st, int64_t dossier_id,
 	return !done && *requested_r > 0 && *held_r >= *requested_r;
 }
 
+int
+store_evq_consent_event(struct store *st, int64_t account_id,
+    int64_t contact_id, int64_t purpose_id, const char *action,
+    const char *source, char *err)
+{
+	sqlite3_stmt *s = se_prep(st, "SELECT c.email, p.name FROM contacts c,"
+	    " purposes p WHERE c.id = ?1 AND p.id = ?2", err, "ii", contact_id,
+	    purpose_id);
+	char email[320] = "", purpose[128] = "", detail[640];
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		se_col(email, sizeof(email), s, 0);
+		se_col(purpose, sizeof(purpose), s, 1);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return se_fail(st, err, "consent event");
+	/* The address is in the detail so an erasure finds and deletes the
+	 * event (store_privacy.c matches details on the address). */
+	snprintf(detail, sizeof(detail), "contact=%s source=%s purpose=%s",
+	    email, source != NULL ? source : "", purpose);
+	return store_event_add(st, account_id, 0, strcmp(action, "grant") == 0 ?
+	    "consent.granted" : "consent.withdrawn", detail, err);
+}
+
 /* ---- operators ---- */
 
 int

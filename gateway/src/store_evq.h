@@ -73,6 +73,13 @@ int store_evq_document(struct store *st, int64_t account_id, int64_t doc_id,
 int store_evq_dossier_complete(struct store *st, int64_t dossier_id,
     unsigned *requested_r, unsigned *held_r, char *err);
 
+/* consent.granted / consent.withdrawn (action "grant" / "withdraw") for
+ * a contact and purpose, account-level; inside the consent record's
+ * transaction. */
+int store_evq_consent_event(struct store *st, int64_t account_id,
+    int64_t contact_id, int64_t purpose_id, const char *action,
+    const char *source, char *err);
+
 /* For `postdoc events`: rows as JSON text (caller frees), newest first. */
 struct store_evq_row {
 	int64_t id, event_id;
