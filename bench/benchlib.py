@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SRCDIR = HERE.parent
 OUT = Path(os.environ.get("BENCH_OUT") or HERE / "out")
-BUILD = Path(os.environ.get("POSTDOC_BUILD") or "/tmp/build-7")
+BUILD = Path(os.environ.get("POSTDOC_BUILD") or "/tmp/build-main")
 BIN = Path(os.environ.get("POSTDOC_BIN") or BUILD / "postdoc")
 PLUGIN_DIR = Path(os.environ.get("POSTDOC_PLUGIN_DIR")
                   or BIN.resolve().parent / "plugins" / ".libs")
@@ -95,6 +95,11 @@ def tree_pids(pid):
 
 # ------------------------------------------------------------- messages
 
+# bench/blast.c replaces this with each message's sequence number; for
+# smtp-source it stays as it is (every message the same).
+SEQ = "SEQSEQSEQSEQ"
+
+
 def pdf_like(n, rnd):
     """n bytes that libmagic calls application/pdf: a PDF header, one
     binary stream object, a trailer."""
@@ -110,16 +115,21 @@ def message(size, seed=1):
     else a short text part and one base64 PDF attachment."""
     rnd = random.Random(seed)
     hdr = ("From: Bench <%s>\r\nTo: <d-bench@%s>\r\nSubject: bench %d\r\n"
-           "Message-ID: <bench-%d-%d@sender.example>\r\n"
+           "Message-ID: <bench-%d-%d-%s@sender.example>\r\n"
            "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
-           % (SENDER, DOMAIN, size, size, seed))
+           % (SENDER, DOMAIN, size, size, seed, SEQ))
     if size < 10000:
         line = "The quick brown fox jumps over the lazy dog, once more.\r\n"
         body = line * max(1, (size - len(hdr)) // len(line))
+        body = "Sequence " + SEQ + ".\r\n" + body
         return (hdr + "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
                 + body).encode()
     raw = pdf_like(int((size - 600) * 3 / 4), rnd)
     b64 = base64.encodebytes(raw).replace(b"\n", b"\r\n")
+    # blast's sequence number lands in the attachment's bytes too (in the
+    # random body, not the PDF header libmagic reads).
+    mid = (len(b64) // 2) // 78 * 78
+    b64 = b64[:mid] + SEQ.encode() + b64[mid + len(SEQ):]
     return (hdr.encode()
             + b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
             b"--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
@@ -296,6 +306,34 @@ def smtp_source(port, msgfile, count, sessions, rcpt, timeout=600):
     if p.returncode != 0 or p.stderr.strip():
         raise RuntimeError("smtp-source: %s %s" % (p.returncode,
                                                    p.stderr.strip()[:500]))
+    return dt
+
+
+def blast_bin():
+    """bench/blast.c, compiled once into bench/out/."""
+    src = Path(__file__).resolve().parent / "blast.c"
+    out = OUT / "blast"
+    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+        OUT.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cc", "-O2", "-pthread", "-Wall", "-Wextra",
+                        "-Werror", "-D_GNU_SOURCE", "-o", str(out),
+                        str(src)], check=True)
+    return out
+
+
+def blast(port, msgfile, count, sessions, rcpt, timeout=600):
+    """bench/blast: like smtp_source, but every message is unique (its
+    sequence number in a header, the body and the attachment bytes).
+    msgfile holds the message with CRLF line ends.  Returns seconds."""
+    cmd = [str(blast_bin()), "-s", str(sessions), "-m", str(count),
+           "-F", str(msgfile), "-f", SENDER, "-t", rcpt,
+           "127.0.0.1:%d" % port]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    dt = time.monotonic() - t0
+    if p.returncode != 0 or p.stderr.strip():
+        raise RuntimeError("blast: %s %s" % (p.returncode,
+                                             p.stderr.strip()[:500]))
     return dt
 
 
