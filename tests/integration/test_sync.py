@@ -186,24 +186,30 @@ def test_bad_settings_stop_serve_with_a_reason(tmp_path):
 
 def test_documents_are_mirrored_byte_for_byte(env):
     srv, root, dav = env
-    addr = new_dossier(srv, "R-MIRROR")
+    # A ref with a space, a '/' and UTF-8: one safe folder name, and
+    # percent-encoded on the wire (nginx decodes it back).
+    addr = new_dossier(srv, "R MIRROR/été")
+    ref = "R MIRROR_été"
     files = [("invoice.pdf", pdf("invoice"), "application/pdf"),
-             ("scan.png", H.make_png("scan"), "image/png")]
+             ("scan.png", H.make_png("scan"), "image/png"),
+             ("big.bin", os.urandom(1500000), "application/octet-stream")]
     send(srv, addr, files)
     docs = documents(srv, addr)
-    assert [d[1] for d in docs] == ["invoice.pdf", "scan.png"]
+    assert [d[1] for d in docs] == ["invoice.pdf", "scan.png", "big.bin"]
     names = ["%d-%s" % (d[0], d[1]) for d in docs]
-    wait_mirrored(env, "R-MIRROR", names)
+    wait_mirrored(env, ref, names)
     for (name, data, _), fname in zip(files, names):
-        on_dir = dir_folder(root, "R-MIRROR") / fname
-        on_dav = dav_folder(dav, "R-MIRROR") / fname
+        on_dir = dir_folder(root, ref) / fname
+        on_dav = dav_folder(dav, ref) / fname
         assert on_dir.read_bytes() == data
         assert on_dav.read_bytes() == data
         assert on_dir.stat().st_mode & 0o777 == 0o640
     # nothing else, in particular no temporary file, was left behind
-    assert sorted(folder_files(dir_folder(root, "R-MIRROR"))) == sorted(names)
-    assert sorted(folder_files(dav_folder(dav, "R-MIRROR"))) == sorted(names)
+    assert sorted(folder_files(dir_folder(root, ref))) == sorted(names)
+    assert sorted(folder_files(dav_folder(dav, ref))) == sorted(names)
     wait_delivered(srv, "sync_webdav", docs)
+    puts = [u for m, u, _ in dav.requests() if m == "PUT"]
+    assert "/postdoc/ACME/R%%20MIRROR_%%C3%%A9t%%C3%%A9/%s" % names[0] in puts
     # only creating methods, and only inside the dedicated folder
     for method, uri, _ in dav.requests():
         assert method in ("HEAD", "GET", "MKCOL", "PUT"), (method, uri)
