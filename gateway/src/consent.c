@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "consent.h"
+#include "metrics.h"
 #include "notify.h"
 #include "outmsg.h"
 #include "outq.h"
@@ -376,8 +377,10 @@ consent_unsub_mail(const struct pd_config *cfg, struct store *st,
 	/* The token authenticates; From is never looked at, and nothing
 	 * is sent back (a forged sender gets no confirmation). */
 	rc = consent_apply(st, c.account_id, c.id, t.purpose_id, &a, err);
-	if (rc == 1)
+	if (rc == 1) {
+		metrics_unsubscribe(MU_MAILTO);
 		log_info("contact %lld withdrew purpose %lld by mail",
 		    (long long)c.id, (long long)t.purpose_id);
+	}
 	return rc < 0 ? -1 : 1;
 }

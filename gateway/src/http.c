@@ -24,6 +24,7 @@
 #include "config.h"
 #include "consent.h"
 #include "http.h"
+#include "metrics.h"
 #include "store.h"
 #include "unsub.h"
 #include "util.h"
@@ -378,9 +379,11 @@ http_do_unsub(struct http_server *h, struct MHD_Connection *con,
 		    "Temporarily unavailable, please try again\n");
 	}
 	/* Replays are answered the same but logged once (U09). */
-	if (rc == 1)
+	if (rc == 1) {
+		metrics_unsubscribe(MU_ONE_CLICK);
 		log_info("http: contact %lld withdrew %s (one-click, %s)",
 		    (long long)s->c.id, s->purpose, ip);
+	}
 	snprintf(msg, sizeof(msg), "Unsubscribed: you will receive no more "
 	    "\"%s\" mail.\n", s->purpose);
 	return http_text(con, MHD_HTTP_OK, msg);
@@ -416,6 +419,8 @@ http_do_prefs(struct http_server *h, struct MHD_Connection *con,
 		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "Temporarily unavailable\n");
 	}
+	if (rc == 1 && strcmp(rq->action, "withdraw") == 0)
+		metrics_unsubscribe(MU_PREFERENCES);
 	if (rc == 1)
 		log_info("http: contact %lld %s %s (preferences, %s)",
 		    (long long)s->c.id, rq->action, rq->purpose, ip);

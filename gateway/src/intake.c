@@ -26,6 +26,7 @@
 #include "consent.h"
 #include "dsn.h"
 #include "intake.h"
+#include "metrics.h"
 #include "notify.h"
 #include "outq.h"
 #include "plugin_host.h"
@@ -126,7 +127,7 @@ intake_reply(struct intake_result *r, int code, const char *enh,
 static void
 intake_local_error(struct intake_msg *m, const char *what, const char *err)
 {
-	log_err("intake %s: %s: %s", m->job->queue_id, what, err);
+	log_err("%s: intake: %s: %s", m->job->queue_id, what, err);
 	intake_reply(&m->fail, 451, "4.3.0", "local error, try again later");
 }
 
@@ -992,11 +993,11 @@ intake_bounces(struct intake_msg *m, struct intake_result *res)
 
 	for (i = 0; i < job->rcpt_count; i++) {
 		if (!dsn)
-			log_info("intake %s: mail to bounce address %s is not "
-			    "a delivery status notification; dropped",
+			log_info("%s: mail to bounce address %s is not a "
+			    "delivery status notification; dropped",
 			    job->queue_id, job->rcpts[i].address);
 		else if (strcasecmp(r.action, "failed") != 0)
-			log_info("intake %s: DSN action %s for %s: noted",
+			log_info("%s: DSN action %s for %s: noted",
 			    job->queue_id, r.action, job->rcpts[i].address);
 		else if (outq_bounce(m->ctx->st, m->ctx->cfg,
 		    job->rcpts[i].verp_token, r.code, r.status, r.diagnostic,
@@ -1046,7 +1047,7 @@ intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc)
 	if (!c->cfg->receipts || m->ndocs == 0 || m->job->mail_from[0] == '\0')
 		return;
 	if (c->q == NULL && outq_ctx_new(c->cfg, c->ph, &c->q, err) != 0) {
-		log_warn("receipt for %s: %s", m->job->queue_id, err);
+		log_warn("%s: receipt: %s", m->job->queue_id, err);
 		return;
 	}
 	if (store_dossier_get(c->st, rc->account_id, rc->dossier_id, &d, err)
@@ -1058,7 +1059,7 @@ intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc)
 		    m->docs[i].filename, "size", (json_int_t)m->docs[i].size));
 	env = (struct notify_env){ c->cfg, c->st, c->q };
 	if (notify_receipt(&env, &d, m->job->mail_from, got, err) < 0)
-		log_warn("receipt for %s: %s", m->job->queue_id, err);
+		log_warn("%s: receipt: %s", m->job->queue_id, err);
 	json_decref(got);
 }
 
@@ -1082,6 +1083,7 @@ intake_success(struct intake_msg *m, const char *ok, const int64_t *ids,
 			    job->rcpts[i].dossier_ref);
 		if (ids[i] == 0)
 			continue;	/* duplicate: nothing new stored */
+		metrics_documents(added[i]);
 		intake_receipt(m, &job->rcpts[i]);
 		if (m->ctx->ph == NULL)
 			continue;
@@ -1115,7 +1117,7 @@ intake_cleanup(struct intake_msg *m)
 		close(m->fd);
 	/* Refused or failed: the spool copy must not outlive the answer. */
 	if (!m->spool_gone && unlink(m->job->spool_path) != 0)
-		log_warn("intake %s: unlink spool: %s", m->job->queue_id,
+		log_warn("%s: intake: unlink spool: %s", m->job->queue_id,
 		    strerror(errno));
 	free(m->subject);
 	free(m->message_id);
@@ -1133,6 +1135,8 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 	unsigned *added = xcalloc(n, sizeof(*added));
 
 	memset(&m, 0, sizeof(m));
+	/* Plugins' host->log lines during the hooks carry the queue id. */
+	pd_log_context_set(job->queue_id);
 	m.ctx = ctx;
 	m.job = job;
 	m.st = ctx->st;
@@ -1157,6 +1161,7 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 	if (m.fail.code != 0)
 		intake_reply_all(job, results, &m.fail);
 	intake_cleanup(&m);
+	pd_log_context_set(NULL);
 	free(ok);
 	free(ids);
 	free(added);

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "intake.h"
 #include "mailhost.h"
+#include "metrics.h"
 #include "smtp_addr.h"
 #include "store.h"
 #include "util.h"
@@ -483,6 +484,8 @@ mailhost_submit(void *ctx, const struct postdoc_submit *in,
 		else
 			unlink(m.spool);
 	}
+	if (r->code / 100 == 2)
+		metrics_accepted(MP_MAILBOX);
 	log_info("%s: from=<%s> source=%s peer=%s%s size=%llu status=%d %s %s",
 	    m.queue_id[0] ? m.queue_id : "-", m.mail_from, in->source,
 	    in->peer != NULL ? in->peer : "", m.nd > 1 ? " (+more)" : "",
@@ -496,13 +499,17 @@ mailhost_log(void *ctx, enum postdoc_log_level level, const char *fmt, ...)
 	char line[2048];
 	va_list ap;
 
+	const char *id = pd_log_context();
+
 	(void)ctx;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Inside a hook the line is about that message: prefix its id. */
 	pd_log(level <= POSTDOC_LOG_ERR ? PD_LOG_ERR :
 	    level == POSTDOC_LOG_WARN ? PD_LOG_WARN :
-	    level == POSTDOC_LOG_INFO ? PD_LOG_INFO : PD_LOG_DEBUG, "%s", line);
+	    level == POSTDOC_LOG_INFO ? PD_LOG_INFO : PD_LOG_DEBUG, "%s%s%s",
+	    id != NULL ? id : "", id != NULL ? ": " : "", line);
 }
 
 int

@@ -18,6 +18,7 @@
 
 #include "blob.h"
 #include "config.h"
+#include "metrics.h"
 #include "outq.h"
 #include "privacy.h"
 #include "plugin_host.h"
@@ -443,8 +444,9 @@ outq_enqueue(struct outq_ctx *q, const struct outq_item *it, int64_t *id_r,
 		log_warn("outbound: cannot remove %s: %s", it->msg_path,
 		    strerror(errno));
 	if (rc == 0) {
-		log_info("outbound %lld queued: kind=%s rcpt=%s",
-		    (long long)id, it->kind, it->rcpt);
+		/* out-<row id> is the outbound message's queue id in logs. */
+		log_info("out-%lld: queued kind=%s to=<%s>", (long long)id,
+		    it->kind, it->rcpt);
 		if (id_r != NULL)
 			*id_r = id;
 	}
@@ -658,6 +660,20 @@ outq_classify(const struct pd_config *cfg, const struct store_outbound *o,
 	}
 }
 
+/* postdoc_deliveries_total{result} for a recorded outcome. */
+static void
+outq_count(const char *state)
+{
+	if (strcmp(state, "sent") == 0)
+		metrics_delivery(MD_SENT);
+	else if (strcmp(state, "deferred") == 0)
+		metrics_delivery(MD_DEFERRED);
+	else if (strcmp(state, "bounced") == 0)
+		metrics_delivery(MD_BOUNCED);
+	else if (strcmp(state, "failed") == 0)
+		metrics_delivery(MD_FAILED);
+}
+
 static void
 outq_finish(struct outq_ctx *q, const struct store_outbound *o,
     const struct outq_outcome *oc, struct outq_stats *stats)
@@ -666,13 +682,14 @@ outq_finish(struct outq_ctx *q, const struct store_outbound *o,
 
 	if (outq_record(q->st, q->cfg, o, oc, err) != 0) {
 		/* Left "sending": recovery retries it; never lost. */
-		log_err("outbound %lld: cannot record %s: %s",
-		    (long long)o->id, oc->state, err);
+		log_err("out-%lld: cannot record %s: %s", (long long)o->id,
+		    oc->state, err);
 		return;
 	}
 	outq_stats_add(stats, oc->state);
-	log_info("outbound %lld %s: rcpt=%s %d %s %s", (long long)o->id,
-	    oc->state, o->rcpt, oc->code, oc->enhanced, oc->text);
+	outq_count(oc->state);
+	log_info("out-%lld: to=<%s> status=%s %d %s %s", (long long)o->id,
+	    o->rcpt, oc->state, oc->code, oc->enhanced, oc->text);
 }
 
 /* Settle a row without handing it to the transport. */
@@ -999,7 +1016,8 @@ outq_bounce(struct store *st, const struct pd_config *cfg,
 	    oc.enhanced, oc.text);
 	if (outq_record(st, cfg, &o, &oc, err) != 0)
 		return -1;
-	log_info("outbound %lld bounced (DSN): rcpt=%s %d %s %s",
+	outq_count("bounced");
+	log_info("out-%lld: to=<%s> status=bounced (DSN) %d %s %s",
 	    (long long)o.id, o.rcpt, code, oc.enhanced, oc.text);
 	return 1;
 }
@@ -1234,7 +1252,7 @@ outq_requeue(struct outq_runner *r)
 			    "queued", b->rows[i].last_code,
 			    b->rows[i].last_enhanced, b->rows[i].last_text,
 			    pd_now(), err) != 0)
-				log_err("outbound %lld: cannot requeue: %s",
+				log_err("out-%lld: cannot requeue: %s",
 				    (long long)b->rows[i].id, err);
 		outq_batch_free(b);
 	}

@@ -25,6 +25,7 @@
 #include "http.h"
 #include "intake.h"
 #include "mailhost.h"
+#include "metrics.h"
 #include "notify.h"
 #include "outq.h"
 #include "plugin_host.h"
@@ -380,6 +381,9 @@ server_run(struct pd_config *cfg, char *err)
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
 	pd_log_set_level(server_log_level(cfg->log_level));
+	if (strcmp(cfg->log_output, "syslog") == 0)
+		pd_log_syslog("postdoc");
+	metrics_start();
 	evthread_use_pthreads();
 	signal(SIGPIPE, SIG_IGN);
 	srv.base = event_base_new();

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "intake.h"
+#include "metrics.h"
 #include "plugin_host.h"
 #include "smtp_addr.h"
 #include "smtp_session.h"
@@ -90,7 +91,10 @@ struct smtp_session {
 	size_t nrcpt, rcpt_cap, rcpt_cmds;
 	struct data_state *d;
 	struct intake_task *task;
-	char queue_id[24];
+	const char *verb;		/* command being handled, for logs */
+	/* Log prefix: the queue id from MAIL to the end of the transaction,
+	 * the session id before and between transactions. */
+	char queue_id[24], sid[16];
 };
 
 struct intake_task {
@@ -120,7 +124,14 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg);
 static void smtp_free(struct smtp_session *s);
 static void smtp_process(struct smtp_session *s);
 
-/* ---- replies ---- */
+/* ---- replies and the log ---- */
+
+/* What lines about this session start with (Postfix's "<queue id>: "). */
+static const char *
+smtp_log_id(const struct smtp_session *s)
+{
+	return s->queue_id[0] != '\0' ? s->queue_id : s->sid;
+}
 
 static void
 smtp_reply(struct smtp_session *s, int code, const char *enh,
@@ -134,7 +145,7 @@ smtp_reply(struct smtp_session *s, int code, const char *enh,
 	va_end(ap);
 	evbuffer_add_printf(bufferevent_get_output(s->bev), "%d %s%s%s\r\n",
 	    code, enh, enh[0] != '\0' ? " " : "", text);
-	log_debug("%s: > %d %s%s%s", s->client_ip, code, enh,
+	log_debug("%s: > %d %s%s%s", smtp_log_id(s), code, enh,
 	    enh[0] != '\0' ? " " : "", text);
 }
 
@@ -163,15 +174,51 @@ smtp_close(struct smtp_session *s)
 /* A protocol error: counts toward error_limit (Postfix's
  * smtpd_hard_error_limit), after which we hang up. */
 static void
-smtp_error(struct smtp_session *s, int code, const char *enh,
-    const char *text)
+smtp_error_count(struct smtp_session *s)
 {
-	smtp_reply(s, code, enh, "%s", text);
 	if (++s->errors >= (unsigned)s->srv->cfg->error_limit) {
 		smtp_reply(s, 421, "4.7.0", "%s Error: too many errors",
 		    s->srv->cfg->hostname);
 		smtp_close(s);
 	}
+}
+
+static void
+smtp_error(struct smtp_session *s, int code, const char *enh,
+    const char *text)
+{
+	smtp_reply(s, code, enh, "%s", text);
+	smtp_error_count(s);
+}
+
+/*
+ * A step of a transaction refused: the reply, one "reject:" line under
+ * the queue id with the envelope so far (as Postfix logs it, so a grep
+ * for the id finds why), and the refusal counted by reason.  rcpt is
+ * the refused recipient, or NULL.
+ */
+static void
+smtp_refuse(struct smtp_session *s, enum metrics_refusal why,
+    const char *rcpt, int code, const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void
+smtp_refuse(struct smtp_session *s, enum metrics_refusal why,
+    const char *rcpt, int code, const char *enh, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	smtp_reply(s, code, enh, "%s", text);
+	metrics_refused(why);
+	log_info("%s: reject: %s from %s: %d %s %s; from=<%s>%s%s%s "
+	    "reason=%s", smtp_log_id(s), s->verb != NULL ? s->verb : "-",
+	    s->client_ip, code, enh, text, s->mail_from,
+	    rcpt != NULL ? " to=<" : "", rcpt != NULL ? rcpt : "",
+	    rcpt != NULL ? ">" : "", metrics_refusal_name(why));
 }
 
 static void
@@ -182,26 +229,43 @@ smtp_info(const struct smtp_session *s, struct postdoc_session_info *i)
 	i->helo = s->helo[0] != '\0' ? s->helo : NULL;
 	i->tls = s->tls;
 	i->lmtp = s->lmtp;
+	/* A hook follows: its host->log lines carry our id. */
+	pd_log_context_set(smtp_log_id(s));
 }
 
-/* Map a plugin verdict at an SMTP stage to our reply; 1 if refused. */
+/* Map a plugin verdict at an SMTP stage to our reply; 1 if refused.
+ * Inside a transaction (MAIL, RCPT) the refusal is logged and counted. */
 static int
-smtp_plugin_refused(struct smtp_session *s, const struct plugin_outcome *o)
+smtp_plugin_refused(struct smtp_session *s, const struct plugin_outcome *o,
+    const char *rcpt)
 {
+	int code;
+	const char *enh;
+
 	switch (o->verdict) {
 	case POSTDOC_DENY:
-		smtp_reply(s, 550, "5.7.1", "%s", o->text);
-		return 1;
+		code = 550, enh = "5.7.1";
+		break;
 	case POSTDOC_DENYSOFT:
-		smtp_reply(s, 450, "4.7.1", "%s", o->text);
-		return 1;
+		code = 450, enh = "4.7.1";
+		break;
 	case POSTDOC_DISCONNECT:
-		smtp_reply(s, 421, "4.7.0", "%s", o->text);
-		smtp_close(s);
-		return 1;
+		code = 421, enh = "4.7.0";
+		break;
 	default:
 		return 0;
 	}
+	if (s->queue_id[0] != '\0')
+		smtp_refuse(s, MR_PLUGIN, rcpt, code, enh, "%s", o->text);
+	else {
+		log_info("%s: reject: %s from %s: %d %s %s", s->sid,
+		    s->verb != NULL ? s->verb : "-", s->client_ip, code, enh,
+		    o->text);
+		smtp_reply(s, code, enh, "%s", o->text);
+	}
+	if (code == 421)
+		smtp_close(s);
+	return 1;
 }
 
 /* ---- transaction state ---- */
@@ -229,6 +293,7 @@ smtp_txn_reset(struct smtp_session *s)
 	s->nrcpt = 0;
 	s->rcpt_cmds = 0;
 	smtp_data_discard(s);
+	s->queue_id[0] = '\0';
 }
 
 /* ---- commands: HELO / EHLO / LHLO ---- */
@@ -292,7 +357,7 @@ smtp_hello_common(struct smtp_session *s, const char *arg)
 	smtp_txn_reset(s);
 	smtp_info(s, &info);
 	plugin_run_helo(s->srv->plugins, &info, &o);
-	if (smtp_plugin_refused(s, &o)) {
+	if (smtp_plugin_refused(s, &o, NULL)) {
 		s->helo[0] = '\0';
 		return -1;
 	}
@@ -349,21 +414,34 @@ smtp_path_error(struct smtp_session *s, enum addr_status st, int from)
 	case ADDR_OK:
 		return 0;
 	case ADDR_TOO_LONG:
-		smtp_error(s, 501, from ? "5.1.7" : "5.1.3",
+		smtp_refuse(s, MR_SYNTAX, NULL, 501, from ? "5.1.7" : "5.1.3",
 		    "Error: address too long");
 		break;
 	case ADDR_BAD_PARAM:
-		smtp_error(s, 555, "5.5.4", "Error: unsupported parameter");
+		smtp_refuse(s, MR_SYNTAX, NULL, 555, "5.5.4",
+		    "Error: unsupported parameter");
 		break;
 	case ADDR_BAD_SIZE:
-		smtp_error(s, 501, "5.5.4", "Error: bad SIZE value");
+		smtp_refuse(s, MR_SYNTAX, NULL, 501, "5.5.4",
+		    "Error: bad SIZE value");
 		break;
 	default:
-		smtp_error(s, 501, from ? "5.1.7" : "5.1.3",
+		smtp_refuse(s, MR_SYNTAX, NULL, 501, from ? "5.1.7" : "5.1.3",
 		    "Error: bad address syntax");
 		break;
 	}
+	smtp_error_count(s);
 	return -1;
+}
+
+static void
+smtp_new_queue_id(struct smtp_session *s)
+{
+	unsigned char rnd[8];
+
+	if (pd_random(rnd, sizeof(rnd)) != 0)
+		pd_fatal("no randomness for queue ids");
+	pd_hex(s->queue_id, rnd, sizeof(rnd));
 }
 
 static int
@@ -383,8 +461,8 @@ smtp_check_mail(struct smtp_session *s, const char *arg)
 	 * overflowed SIZE is never a small number. */
 	if (p.has_size && (p.size_overflow ||
 	    p.size > (uint64_t)s->srv->cfg->message_size_max)) {
-		smtp_reply(s, 552, "5.3.4", "Error: message size exceeds "
-		    "fixed limit of %lld octets",
+		smtp_refuse(s, MR_SIZE, NULL, 552, "5.3.4", "Error: message "
+		    "size exceeds fixed limit of %lld octets",
 		    (long long)s->srv->cfg->message_size_max);
 		return -1;
 	}
@@ -400,10 +478,13 @@ smtp_do_mail(struct smtp_session *s, const char *arg)
 
 	smtp_path_parse(arg, 1, &p);
 	smtp_info(s, &info);
-	plugin_run_mail_from(s->srv->plugins, &info, p.addr, &o);
-	if (smtp_plugin_refused(s, &o))
-		return;
+	/* The reject line shows the sender the hook refused. */
 	snprintf(s->mail_from, sizeof(s->mail_from), "%s", p.addr);
+	plugin_run_mail_from(s->srv->plugins, &info, p.addr, &o);
+	if (smtp_plugin_refused(s, &o, NULL)) {
+		s->mail_from[0] = '\0';
+		return;
+	}
 	s->smtputf8 = p.smtputf8;
 	s->in_mail = 1;
 	smtp_reply(s, 250, "2.1.0", "Ok");
@@ -425,7 +506,8 @@ smtp_check_rcpt(struct smtp_session *s, const char *arg)
 	/* RFC 5321 4.5.3.1.8 and 4.5.3.1.10: past our limit, 452 and the
 	 * client sends the rest in another transaction. */
 	if (s->rcpt_cmds >= (size_t)s->srv->cfg->rcpt_max) {
-		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+		smtp_refuse(s, MR_LIMIT, p.addr, 452, "4.5.3",
+		    "Error: too many recipients");
 		return -1;
 	}
 	s->rcpt_cmds++;
@@ -433,9 +515,10 @@ smtp_check_rcpt(struct smtp_session *s, const char *arg)
 }
 
 static void
-smtp_rcpt_unknown(struct smtp_session *s)
+smtp_rcpt_unknown(struct smtp_session *s, const char *addr)
 {
-	smtp_reply(s, 550, "5.1.1", "Error: no such dossier here");
+	smtp_refuse(s, MR_UNKNOWN_RECIPIENT, addr, 550, "5.1.1",
+	    "Error: no such dossier here");
 	if (++s->rcpt_rejects > (unsigned)s->srv->cfg->rcpt_reject_limit) {
 		smtp_reply(s, 421, "4.7.0", "%s Error: too many unknown "
 		    "recipients", s->srv->cfg->hostname);
@@ -454,17 +537,18 @@ smtp_rcpt_dossier(struct smtp_session *s, const char *addr,
 
 	if (!smtp_addr_intake_local(addr, s->srv->cfg->intake_domain, local,
 	    sizeof(local))) {
-		smtp_rcpt_unknown(s);
+		smtp_rcpt_unknown(s, addr);
 		return -1;
 	}
 	found = store_dossier_by_local(s->srv->store, local, d, err);
 	if (found < 0) {
-		log_err("rcpt lookup: %s", err);
-		smtp_reply(s, 451, "4.3.0", "Error: temporary lookup failure");
+		log_err("%s: rcpt lookup: %s", smtp_log_id(s), err);
+		smtp_refuse(s, MR_TEMPORARY, addr, 451, "4.3.0",
+		    "Error: temporary lookup failure");
 		return -1;
 	}
 	if (found == 0 || strcmp(d->status, "open") != 0) {
-		smtp_rcpt_unknown(s);
+		smtp_rcpt_unknown(s, addr);
 		return -1;
 	}
 	return 0;
@@ -515,18 +599,19 @@ smtp_rcpt_bounce(struct smtp_session *s, const char *addr)
 		return 0;
 	if (s->nrcpt > 0 && (s->rcpts[0].verp[0] == '\0' ||
 	    strncmp(s->rcpts[0].verp, "u-", 2) == 0)) {
-		smtp_reply(s, 452, "4.5.3", "Error: send bounce reports in "
-		    "a transaction of their own");
+		smtp_refuse(s, MR_PROTOCOL, addr, 452, "4.5.3", "Error: send "
+		    "bounce reports in a transaction of their own");
 		return 1;
 	}
 	found = store_outbound_by_verp(s->srv->store, token, &o, err);
 	if (found < 0) {
-		log_err("rcpt lookup: %s", err);
-		smtp_reply(s, 451, "4.3.0", "Error: temporary lookup failure");
+		log_err("%s: rcpt lookup: %s", smtp_log_id(s), err);
+		smtp_refuse(s, MR_TEMPORARY, addr, 451, "4.3.0",
+		    "Error: temporary lookup failure");
 		return 1;
 	}
 	if (found == 0) {
-		smtp_rcpt_unknown(s);
+		smtp_rcpt_unknown(s, addr);
 		return 1;
 	}
 	memset(&d, 0, sizeof(d));
@@ -557,19 +642,20 @@ smtp_rcpt_unsub(struct smtp_session *s, const char *addr)
 	    sizeof(token)))
 		return 0;
 	if (s->nrcpt > 0 && strncmp(s->rcpts[0].verp, "u-", 2) != 0) {
-		smtp_reply(s, 452, "4.5.3", "Error: send unsubscribe requests "
-		    "in a transaction of their own");
+		smtp_refuse(s, MR_PROTOCOL, addr, 452, "4.5.3", "Error: send "
+		    "unsubscribe requests in a transaction of their own");
 		return 1;
 	}
 	if (unsub_token_parse(token, &t) &&
 	    (found = store_contact_by_id(s->srv->store, t.id, &c, err)) < 0) {
-		log_err("rcpt lookup: %s", err);
-		smtp_reply(s, 451, "4.3.0", "Error: temporary lookup failure");
+		log_err("%s: rcpt lookup: %s", smtp_log_id(s), err);
+		smtp_refuse(s, MR_TEMPORARY, addr, 451, "4.3.0",
+		    "Error: temporary lookup failure");
 		return 1;
 	}
 	if (!unsub_token_check(s->srv->cfg, UNSUB_T_UNSUB, found == 1 ?
 	    c.account_id : 0, &t) || found != 1) {
-		smtp_rcpt_unknown(s);
+		smtp_rcpt_unknown(s, addr);
 		return 1;
 	}
 	memset(&d, 0, sizeof(d));
@@ -596,16 +682,17 @@ smtp_do_rcpt(struct smtp_session *s, const char *arg)
 	if (smtp_rcpt_unsub(s, p.addr))
 		return;
 	if (s->nrcpt > 0 && s->rcpts[0].verp[0] != '\0') {
-		smtp_reply(s, 452, "4.5.3", "Error: send dossier mail in a "
-		    "transaction of its own");
+		smtp_refuse(s, MR_PROTOCOL, p.addr, 452, "4.5.3", "Error: "
+		    "send dossier mail in a transaction of its own");
 		return;
 	}
 	if (smtp_rcpt_dossier(s, p.addr, &d) != 0)
 		return;
 	if (!smtp_addr_sender_allowed(d.sender_policy, s->mail_from,
 	    d.contact)) {
-		smtp_reply(s, 550, "5.7.1", "Error: sender <%s> may not file "
-		    "into this dossier", s->mail_from);
+		smtp_refuse(s, MR_SENDER_POLICY, p.addr, 550, "5.7.1",
+		    "Error: sender <%s> may not file into this dossier",
+		    s->mail_from);
 		return;
 	}
 	smtp_info(s, &info);
@@ -614,7 +701,7 @@ smtp_do_rcpt(struct smtp_session *s, const char *arg)
 	ri.dossier_ref = d.ref;
 	ri.dossier_id = d.id;
 	plugin_run_rcpt_to(s->srv->plugins, &info, s->mail_from, &ri, &o);
-	if (smtp_plugin_refused(s, &o))
+	if (smtp_plugin_refused(s, &o, p.addr))
 		return;
 	smtp_rcpt_add(s, p.addr, &d, NULL);
 	smtp_reply(s, 250, "2.1.5", "Ok");
@@ -635,20 +722,12 @@ smtp_check_data(struct smtp_session *s, const char *arg)
 	}
 	if (s->nrcpt == 0) {
 		/* RFC 5321 3.3: no valid recipients */
-		smtp_error(s, 554, "5.5.1", "Error: no valid recipients");
+		smtp_refuse(s, MR_PROTOCOL, NULL, 554, "5.5.1",
+		    "Error: no valid recipients");
+		smtp_error_count(s);
 		return -1;
 	}
 	return 0;
-}
-
-static void
-smtp_new_queue_id(struct smtp_session *s)
-{
-	unsigned char rnd[8];
-
-	if (pd_random(rnd, sizeof(rnd)) != 0)
-		pd_fatal("no randomness for queue ids");
-	pd_hex(s->queue_id, rnd, sizeof(rnd));
 }
 
 static int
@@ -656,7 +735,8 @@ smtp_spool_open(struct smtp_session *s)
 {
 	struct data_state *d = xcalloc(1, sizeof(*d));
 
-	smtp_new_queue_id(s);
+	if (s->queue_id[0] == '\0')	/* MAIL drew it; never reached */
+		smtp_new_queue_id(s);
 	if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s",
 	    s->srv->spool_dir, s->queue_id) >= sizeof(d->path))
 		pd_fatal("spool path too long");
@@ -667,7 +747,8 @@ smtp_spool_open(struct smtp_session *s)
 	s->d = d;
 	if (d->fd < 0 || d->md == NULL ||
 	    EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1) {
-		log_err("spool %s: %s", d->path, strerror(errno));
+		log_err("%s: spool %s: %s", s->queue_id, d->path,
+		    strerror(errno));
 		smtp_data_discard(s);
 		return -1;
 	}
@@ -680,8 +761,8 @@ smtp_do_data(struct smtp_session *s, const char *arg)
 	if (smtp_pipelining_violated(s))
 		return;
 	if (smtp_spool_open(s) != 0) {
-		smtp_reply(s, 451, "4.3.0", "Error: cannot spool message, try "
-		    "again later");
+		smtp_refuse(s, MR_TEMPORARY, NULL, 451, "4.3.0", "Error: "
+		    "cannot spool message, try again later");
 		return;
 	}
 	s->state = SS_DATA;
@@ -812,19 +893,30 @@ smtp_dispatch(struct smtp_session *s, char *line)
 	size_t vlen = strcspn(line, " ");
 	const char *arg = line[vlen] == ' ' ? line + vlen + 1 : "";
 
-	log_debug("%s: < %s", s->client_ip, line);
 	for (c = smtp_cmds; c->verb != NULL; c++)
 		if (strlen(c->verb) == vlen &&
 		    strncasecmp(c->verb, line, vlen) == 0)
 			break;
+	/* A transaction's id from its MAIL on: every line about it, this
+	 * one and its refusals included, carries it; the spool file is named
+	 * after it and the 250 at the end of data quotes it.  A MAIL that
+	 * opens nothing loses it below; a transaction, at reset. */
+	if (c->proceed == smtp_do_mail && !s->in_mail)
+		smtp_new_queue_id(s);
+	log_debug("%s: < %s", smtp_log_id(s), line);
 	if (c->verb == NULL) {
 		smtp_error(s, 500, "5.5.1", "Error: command unrecognized");
 		return;
 	}
-	if (c->check != NULL && c->check(s, arg) != 0)
-		return;
-	if (c->proceed != NULL)
-		c->proceed(s, arg);
+	s->verb = c->verb;
+	if (c->check == NULL || c->check(s, arg) == 0) {
+		if (c->proceed != NULL)
+			c->proceed(s, arg);
+	}
+	/* A refused MAIL opened no transaction: its id goes with it. */
+	if (!s->in_mail && s->state == SS_CMD)
+		s->queue_id[0] = '\0';
+	pd_log_context_set(NULL);
 }
 
 /* ---- reading commands ---- */
@@ -929,8 +1021,9 @@ smtp_spool_flush(struct data_state *d)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_err("spool %s: write: %s", d->path,
-			    strerror(errno));
+			/* The spool file is named after the queue id. */
+			log_err("%s: spool write: %s", strrchr(d->path, '/') +
+			    1, strerror(errno));
 			d->io_error = 1;
 			break;
 		}
@@ -1038,15 +1131,17 @@ smtp_data_feed(struct smtp_session *s, const unsigned char *p, size_t n,
 
 /* ---- end of data: checks, then the intake worker ---- */
 
-/* One reply for SMTP, the same reply for each recipient in LMTP. */
+/* A refusal of the message: one reply for SMTP, the same reply for
+ * each recipient in LMTP (each logged and counted). */
 static void
-smtp_reply_all(struct smtp_session *s, int code, const char *enh,
-    const char *text)
+smtp_reply_all(struct smtp_session *s, enum metrics_refusal why, int code,
+    const char *enh, const char *text)
 {
 	size_t i, n = s->lmtp ? s->nrcpt : 1;
 
 	for (i = 0; i < n; i++)
-		smtp_reply(s, code, enh, "%s", text);
+		smtp_refuse(s, why, s->nrcpt > i ? s->rcpts[i].addr : NULL,
+		    code, enh, "%s", text);
 }
 
 static void
@@ -1119,11 +1214,11 @@ smtp_log_delivery(struct smtp_session *s, const struct intake_task *t)
 
 	for (i = 0; i < (s->lmtp ? t->job.rcpt_count : 1); i++)
 		log_info("%s: from=<%s> to=<%s>%s size=%llu client=%s "
-		    "status=%d %s %s", t->queue_id, t->mail_from,
+		    "session=%s status=%d %s %s", t->queue_id, t->mail_from,
 		    t->rcopy[i].addr, !s->lmtp && t->job.rcpt_count > 1 ?
 		    " (+more)" : "", (unsigned long long)t->job.size,
-		    t->client_ip, t->results[i].code, t->results[i].enhanced,
-		    t->results[i].text);
+		    t->client_ip, s->sid, t->results[i].code,
+		    t->results[i].enhanced, t->results[i].text);
 }
 
 /* Loop thread: the worker is done; answer and resume reading. */
@@ -1146,8 +1241,12 @@ smtp_task_done(void *arg)
 		    "%s", t->results[i].text);
 		if (t->results[i].code == 421)
 			hangup = 1;
-		if (t->results[i].code / 100 == 2)
+		if (t->results[i].code / 100 == 2) {
 			s->srv->nmessages++;
+			metrics_accepted(s->lmtp ? MP_LMTP : MP_SMTP);
+		} else	/* intake refused: MIME limits, hooks, or ours */
+			metrics_refused(t->results[i].code / 100 == 4 ?
+			    MR_TEMPORARY : MR_CONTENT);
 	}
 	smtp_task_free(t);
 	smtp_txn_reset(s);
@@ -1172,16 +1271,16 @@ smtp_data_refusal(struct smtp_session *s)
 		snprintf(text, sizeof(text), "Error: message size exceeds "
 		    "fixed limit of %lld octets",
 		    (long long)s->srv->cfg->message_size_max);
-		smtp_reply_all(s, 552, "5.3.4", text);
+		smtp_reply_all(s, MR_SIZE, 552, "5.3.4", text);
 	} else if (d->line_long)
-		smtp_reply_all(s, 554, "5.6.0", "Error: line longer than "
-		    "RFC 5321 allows (1000 octets with CRLF)");
+		smtp_reply_all(s, MR_SYNTAX, 554, "5.6.0", "Error: line longer "
+		    "than RFC 5321 allows (1000 octets with CRLF)");
 	else if (d->nul)
-		smtp_reply_all(s, 554, "5.6.0", "Error: NUL character in "
-		    "message");
+		smtp_reply_all(s, MR_SYNTAX, 554, "5.6.0", "Error: NUL "
+		    "character in message");
 	else if (d->io_error)
-		smtp_reply_all(s, 451, "4.3.0", "Error: local error writing "
-		    "the spool, try again later");
+		smtp_reply_all(s, MR_TEMPORARY, 451, "4.3.0", "Error: local "
+		    "error writing the spool, try again later");
 	else
 		return 0;
 	return 1;
@@ -1196,6 +1295,7 @@ smtp_data_end(struct smtp_session *s)
 	struct intake_task *t;
 
 	smtp_spool_flush(d);
+	s->verb = "END-OF-DATA";
 	if (smtp_data_refusal(s)) {
 		smtp_txn_reset(s);
 		s->state = SS_CMD;
@@ -1237,8 +1337,9 @@ smtp_process_data(struct smtp_session *s)
 		}
 		evbuffer_drain(in, total);
 		if (st == DATA_BARE) {
-			smtp_reply_all(s, 550, "5.5.2", "Error: bare <CR> or "
-			    "<LF> received in message data");
+			s->verb = "END-OF-DATA";
+			smtp_reply_all(s, MR_SYNTAX, 550, "5.5.2", "Error: bare "
+			    "<CR> or <LF> received in message data");
 			smtp_txn_reset(s);
 			smtp_close(s);
 			return;
@@ -1339,13 +1440,17 @@ smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_ERROR) {
 		while ((e = bufferevent_get_openssl_error(bev)) != 0)
-			log_info("%s: TLS: %s", s->client_ip,
+			log_info("%s: TLS: %s", smtp_log_id(s),
 			    ERR_reason_error_string(e));
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (s->state == SS_DATA)
-			log_info("%s: lost connection in DATA, nothing "
-			    "stored", s->client_ip);
+		if (s->state == SS_DATA) {
+			metrics_refused(MR_DISCONNECT);
+			log_info("%s: lost connection in DATA from %s, "
+			    "nothing stored; from=<%s> reason=%s",
+			    s->queue_id, s->client_ip, s->mail_from,
+			    metrics_refusal_name(MR_DISCONNECT));
+		}
 		smtp_free(s);
 	}
 }
@@ -1364,13 +1469,21 @@ smtp_timer_cb(evutil_socket_t fd, short what, void *arg)
 		smtp_process(s);
 		return;
 	case SS_BUSY:
-		log_err("%s: %s: intake did not answer in time",
-		    s->client_ip, s->queue_id);
-		smtp_reply_all(s, 451, "4.3.0", "Error: timeout processing "
-		    "the message, try again later");
+		log_err("%s: intake did not answer in time", s->queue_id);
+		smtp_reply_all(s, MR_TIMEOUT, 451, "4.3.0", "Error: timeout "
+		    "processing the message, try again later");
 		break;
 	default:
-		/* RFC 5321 4.5.3.2: the server may close after its timeout. */
+		/* RFC 5321 4.5.3.2: the server may close after its timeout.
+		 * Inside a transaction it is the message that is lost. */
+		if (s->in_mail) {
+			s->verb = s->state == SS_DATA ? "DATA" : s->verb;
+			smtp_refuse(s, MR_TIMEOUT, NULL, 421, "4.4.2", "%s "
+			    "Error: timeout exceeded", s->srv->cfg->hostname);
+			break;
+		}
+		log_info("%s: timeout after %s from %s", s->sid,
+		    s->verb != NULL ? s->verb : "CONNECT", s->client_ip);
 		smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 		    s->srv->cfg->hostname);
 		break;
@@ -1422,7 +1535,7 @@ smtp_free(struct smtp_session *s)
 	event_free(s->close_timer);
 	bufferevent_free(s->bev);
 	free(s->rcpts);
-	log_debug("%s: disconnected", s->client_ip);
+	log_info("%s: disconnect from %s", s->sid, s->client_ip);
 	free(s);
 }
 
@@ -1457,6 +1570,18 @@ smtp_peer_name(struct smtp_session *s, const struct sockaddr *sa)
 		snprintf(s->client_ip, sizeof(s->client_ip), "local");
 }
 
+/* Session ids name the lines before and between transactions; 12 hex
+ * digits, so they never look like a 16-digit queue id. */
+static void
+smtp_new_session_id(struct smtp_session *s)
+{
+	unsigned char rnd[6];
+
+	if (pd_random(rnd, sizeof(rnd)) != 0)
+		pd_fatal("no randomness for session ids");
+	pd_hex(s->sid, rnd, sizeof(rnd));
+}
+
 /* Refuse a connection over the limits or refused by a plugin; 1 if so. */
 static int
 smtp_admission_refused(struct smtp_session *s)
@@ -1468,12 +1593,24 @@ smtp_admission_refused(struct smtp_session *s)
 	if (s->srv->nsessions > cfg->connections_max ||
 	    smtp_count_ip(s->srv, s->client_ip) >
 	    (unsigned)cfg->connections_per_ip_max) {
+		log_info("%s: reject: CONNECT from %s: too many connections",
+		    s->sid, s->client_ip);
+		metrics_connection(s->lmtp ? MP_LMTP : MP_SMTP,
+		    MC_REFUSED_LIMIT);
 		smtp_reply(s, 421, "4.7.0", "%s Error: too many connections",
 		    cfg->hostname);
 		return 1;
 	}
 	smtp_info(s, &info);
 	plugin_run_connect(s->srv->plugins, &info, &o);
+	pd_log_context_set(NULL);
+	if (o.verdict == POSTDOC_DENY || o.verdict == POSTDOC_DENYSOFT ||
+	    o.verdict == POSTDOC_DISCONNECT) {
+		log_info("%s: reject: CONNECT from %s: %s", s->sid,
+		    s->client_ip, o.text);
+		metrics_connection(s->lmtp ? MP_LMTP : MP_SMTP,
+		    MC_REFUSED_PLUGIN);
+	}
 	if (o.verdict == POSTDOC_DENY) {
 		smtp_reply(s, 554, "5.7.1", "%s", o.text);
 		return 1;
@@ -1482,6 +1619,7 @@ smtp_admission_refused(struct smtp_session *s)
 		smtp_reply(s, 421, "4.7.0", "%s", o.text);
 		return 1;
 	}
+	metrics_connection(s->lmtp ? MP_LMTP : MP_SMTP, MC_ACCEPTED);
 	return 0;
 }
 
@@ -1497,6 +1635,7 @@ smtp_session_start(struct smtp_server_ctx *srv, evutil_socket_t fd,
 	s->srv = srv;
 	s->lmtp = lmtp;
 	smtp_peer_name(s, sa);
+	smtp_new_session_id(s);
 	evutil_make_socket_nonblocking(fd);
 	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL)
@@ -1510,7 +1649,8 @@ smtp_session_start(struct smtp_server_ctx *srv, evutil_socket_t fd,
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 256 * 1024);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	evtimer_add(s->life_timer, &life);
-	log_debug("%s: connected (%s)", s->client_ip, lmtp ? "lmtp" : "smtp");
+	log_info("%s: connect from %s:%u (%s)", s->sid, s->client_ip,
+	    (unsigned)s->client_port, lmtp ? "lmtp" : "smtp");
 	if (smtp_admission_refused(s)) {
 		smtp_close(s);
 		return;

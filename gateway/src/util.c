@@ -1,8 +1,9 @@
 /*
  * util.c - the small helpers every module shares: error buffers, escaped
  * logging, allocation that aborts on exhaustion, time, hex, randomness and
- * directory durability.  Holds no state but the log level; never exits on
- * anything a peer sent (only on our own broken invariants and OOM).
+ * directory durability.  Holds no state but the log level and destination
+ * (stderr or syslog); never exits on anything a peer sent (only on our own
+ * broken invariants and OOM).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +24,8 @@
 
 /* Atomic because worker threads log while the main thread may reconfigure. */
 static _Atomic int pd_log_level = PD_LOG_INFO;
+static _Atomic int pd_log_to_syslog;
+static _Thread_local const char *pd_log_ctx;
 
 /* Longest log line we emit; longer messages are cut, never split. */
 #define PD_LOG_MAX 4096
@@ -89,14 +93,37 @@ pd_log_escape(char *line, size_t len, size_t cap, const char *msg)
 	return len;
 }
 
+/* RFC 5424 6.2.1 severities; the facility (mail) came with openlog. */
+static int
+pd_log_priority(enum pd_log_level lvl)
+{
+	switch (lvl) {
+	case PD_LOG_ERR:
+		return LOG_ERR;
+	case PD_LOG_WARN:
+		return LOG_WARNING;
+	case PD_LOG_INFO:
+		return LOG_INFO;
+	default:
+		return LOG_DEBUG;
+	}
+}
+
 static void
 pd_vlog(enum pd_log_level lvl, const char *fmt, va_list ap)
 {
 	char msg[PD_LOG_MAX], line[PD_LOG_MAX];
-	int n;
+	int n = 0;
 	size_t len;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (atomic_load(&pd_log_to_syslog)) {
+		/* syslog adds the tag and pid; the escaped text only. */
+		len = pd_log_escape(line, 0, sizeof(line), msg);
+		line[len] = '\0';
+		syslog(pd_log_priority(lvl), "%s", line);
+		return;
+	}
 	n = snprintf(line, sizeof(line), "postdoc[%ld]: %s: ",
 	    (long)getpid(), pd_log_level_name(lvl));
 	if (n < 0)
@@ -106,6 +133,27 @@ pd_vlog(enum pd_log_level lvl, const char *fmt, va_list ap)
 	/* One write per line: concurrent threads never interleave. */
 	while (write(STDERR_FILENO, line, len) < 0 && errno == EINTR)
 		;
+}
+
+void
+pd_log_syslog(const char *ident)
+{
+	/* NDELAY: connect to /dev/log now, before a chroot or privilege
+	 * drop could hide it. */
+	openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+	atomic_store(&pd_log_to_syslog, 1);
+}
+
+void
+pd_log_context_set(const char *id)
+{
+	pd_log_ctx = id;
+}
+
+const char *
+pd_log_context(void)
+{
+	return pd_log_ctx;
 }
 
 void

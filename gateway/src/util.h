@@ -17,9 +17,20 @@ void pd_err(char *err, const char *fmt, ...)
 
 enum pd_log_level { PD_LOG_ERR, PD_LOG_WARN, PD_LOG_INFO, PD_LOG_DEBUG };
 void pd_log_set_level(enum pd_log_level lvl);
-/* Logs to stderr; the message is escaped so peer bytes cannot forge lines. */
+/* Logs to stderr ("postdoc[pid]: LEVEL: text") or, once
+ * pd_log_syslog() ran, to syslog (facility mail, tag postdoc[pid]); the
+ * message is escaped so peer bytes cannot forge lines.  Lines about one
+ * message begin with its queue id ("<id>: ..."), see docs/operations.md. */
 void pd_log(enum pd_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* From now on log to syslog: openlog(ident, LOG_PID | LOG_NDELAY,
+ * LOG_MAIL).  Serve only: CLI commands keep stderr for their operator. */
+void pd_log_syslog(const char *ident);
+/* The id of what this thread works on (a queue id, an outbound id or a
+ * session id), for log lines written by code that does not know it:
+ * plugins' host->log.  Borrowed until cleared with NULL; per thread. */
+void pd_log_context_set(const char *id);
+const char *pd_log_context(void);	/* NULL if none */
 #define log_err(...) pd_log(PD_LOG_ERR, __VA_ARGS__)
 #define log_warn(...) pd_log(PD_LOG_WARN, __VA_ARGS__)
 #define log_info(...) pd_log(PD_LOG_INFO, __VA_ARGS__)

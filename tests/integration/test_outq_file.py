@@ -16,7 +16,7 @@ import time
 import postdoc_harness as H
 from postdoc_harness import T
 
-SENT_RE = re.compile(r"outbound (\d+) sent: ")
+SENT_RE = re.compile(r"out-(\d+): to=<[^>]*> status=sent ")
 
 
 def queue_server(servers, **outbound):
