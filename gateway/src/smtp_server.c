@@ -299,13 +299,14 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 	/* JSON API and /metrics: MHD's own thread, its own store. */
 	if (api_start(cfg, srv->plugins, &srv->api, err) != 0)
 		return -1;
-	/* Events to webhook/sync plugins: their own threads and store. */
-	if (evq_start(cfg, srv->plugins, &srv->evq, err) != 0)
-		return -1;
 	/* Pollers (mailbox) file on their own threads through mailhost. */
 	if (mailhost_new(cfg, srv->plugins, &srv->mailhost, err) != 0 ||
 	    plugin_host_start(srv->plugins, mailhost_api(srv->mailhost), err)
 	    != 0)
+		return -1;
+	/* Events to webhook/sync plugins, their own threads and store: hooks
+	 * run only between a plugin's start() and stop(). */
+	if (evq_start(cfg, srv->plugins, &srv->evq, err) != 0)
 		return -1;
 	return 0;
 }

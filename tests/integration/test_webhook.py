@@ -9,6 +9,8 @@ events.max_age is given up and the next one goes on; events pending when
 serve is killed are delivered after the restart.
 """
 import hashlib
+import os
+import subprocess
 import smtplib
 import time
 from email.message import EmailMessage
@@ -232,3 +234,32 @@ def test_pending_events_survive_sigkill(servers):
         assert ok[0]["json"]["data"]["filename"] == "kept.pdf"
     finally:
         recv.close()
+
+
+def doc_snippet(marker):
+    """The code block after <!-- marker --> in docs/webhooks.md."""
+    text = (H.SRCDIR / "docs" / "webhooks.md").read_text()
+    rest = text.split("<!-- %s -->" % marker, 1)[1]
+    return rest.split("```", 2)[1].split("\n", 1)[1]
+
+
+def test_the_documented_verification_snippets_work(srv, recv, tmp_path):
+    addr = dossier(srv, "WH-DOCS")
+    assert mail_pdf(srv, addr, "snippet.pdf")[0] == 250
+    req = for_ref(recv.wait_for(lambda rs: for_ref(rs, "WH-DOCS")),
+                  "WH-DOCS")[0]
+    sig = req["headers"]["Postdoc-Signature"]
+    ns = {}
+    exec(doc_snippet("verify-py"), ns)
+    assert ns["postdoc_verify"](SECRET.encode(), sig, req["body"])
+    assert not ns["postdoc_verify"](SECRET.encode(), sig, req["body"] + b" ")
+    assert not ns["postdoc_verify"](b"wrong-secret", sig, req["body"])
+    sh = doc_snippet("verify-sh")
+    for body, want in ((req["body"], "valid"), (req["body"] + b" ",
+                                                 "invalid")):
+        (tmp_path / "body.json").write_bytes(body)
+        p = subprocess.run(["sh", "-c", sh], cwd=tmp_path, text=True,
+                           capture_output=True, timeout=30,
+                           env=dict(os.environ, SIG=sig, SECRET=SECRET))
+        assert p.stdout.strip() == want, (p.stdout, p.stderr)
+        assert (p.returncode == 0) == (want == "valid")
