@@ -4,7 +4,8 @@
  * names from sync_name.h.  It only ever creates: folders with mkdirat,
  * files through a temporary name published with a no-replace rename, so
  * nothing already in the tree is overwritten, deleted or read beyond the
- * one name it is about to take.  It never follows a symlink below root.
+ * one name it is about to take.  It never follows a symlink below root,
+ * and never writes into the bare mount point of an unmounted share.
  *
  * settings = { root = "/mnt/share/postdoc"; };
  */
@@ -24,6 +25,7 @@
 
 struct sdir_state {
 	char root[SDIR_PATH_MAX];
+	int mountpoint;		/* root was a mount point at start */
 };
 
 /* What one call works on: the dossier folder and the temporary file. */
@@ -33,6 +35,17 @@ struct sdir_job {
 	char tmp[64];
 	int tmp_made;
 };
+
+/* Root on another device than its parent: a mounted share. */
+static int
+sdir_is_mountpoint(const char *root, const struct stat *sb)
+{
+	char parent[SDIR_PATH_MAX + 4];
+	struct stat pb;
+
+	snprintf(parent, sizeof(parent), "%s/..", root);
+	return stat(parent, &pb) == 0 && pb.st_dev != sb->st_dev;
+}
 
 static int
 sdir_init(const config_setting_t *settings, void **state_r, char *err,
@@ -71,6 +84,7 @@ sdir_init(const config_setting_t *settings, void **state_r, char *err,
 		return -1;
 	}
 	snprintf(st->root, sizeof(st->root), "%s", root);
+	st->mountpoint = sdir_is_mountpoint(root, &sb);
 	*state_r = st;
 	return 0;
 }
@@ -328,6 +342,22 @@ sdir_place(struct sdir_job *job, struct postdoc_reply *r)
 	return POSTDOC_DENY;
 }
 
+/*
+ * A root that was a mount point at start and now sits on its parent's
+ * device is the empty directory under an unmounted share: writing there
+ * would fill the local disk and hide the files from the customer.  A
+ * remount (a new device number) still counts as mounted.
+ */
+static int
+sdir_still_mounted(int root)
+{
+	struct stat sb, pb;
+
+	if (fstat(root, &sb) != 0 || fstatat(root, "..", &pb, 0) != 0)
+		return 0;
+	return sb.st_dev != pb.st_dev;
+}
+
 /* Open <root>/<account>/<ref>, creating the two folders as needed. */
 static int
 sdir_open_dossier(const struct sdir_state *st, const struct postdoc_event *ev,
@@ -342,6 +372,12 @@ sdir_open_dossier(const struct sdir_state *st, const struct postdoc_event *ev,
 	sync_name_segment(ref, sizeof(ref), d, strlen(d), SYNC_SEGMENT_MAX);
 	if ((root = open(st->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		sdir_soft(r, "root", st->root);
+		return -1;
+	}
+	if (st->mountpoint && !sdir_still_mounted(root)) {
+		snprintf(r->text, sizeof(r->text), "sync_dir: root %.120s is "
+		    "no longer a mount point (share unmounted?)", st->root);
+		close(root);
 		return -1;
 	}
 	afd = sdir_subdir(root, acct);

@@ -15,6 +15,7 @@ import email.policy
 import os
 import smtplib
 import sqlite3
+import subprocess
 import time
 
 import pytest
@@ -399,3 +400,46 @@ def test_repeated_delivery_makes_no_second_copy(env):
     assert (dir_folder(root, "R-AGAIN") / name).stat().st_ino == ino
     puts = [u for m, u, _ in dav.requests() if m == "PUT" and "R-AGAIN" in u]
     assert len(puts) == 1, puts
+
+
+def mount_tmpfs(path):
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755",
+                        "tmpfs", str(path)], capture_output=True, text=True)
+    return p.returncode == 0, p.stderr.strip()
+
+
+def test_unmounted_share_is_not_written_and_retried(servers, dav, tmp_path):
+    """root is a mount point at start; while the share is unmounted the
+    document waits (nothing lands in the bare directory beneath), and
+    it arrives once the share is mounted again."""
+    mnt = tmp_path / "share"
+    mnt.mkdir()
+    ok, why = mount_tmpfs(mnt)
+    if not ok:
+        pytest.skip("cannot mount a tmpfs here (needs root): %s" % why)
+    mounted = True
+    try:
+        srv = sync_server(servers, mnt, dav.url)
+        srv.start()
+        srv.add_account(ACCOUNT)
+        addr = new_dossier(srv, "R-MOUNT")
+        subprocess.run(["umount", str(mnt)], check=True)
+        mounted = False
+        data = pdf("sent while the share was away")
+        send(srv, addr, [("away.pdf", data, "application/pdf")])
+        name = "%d-away.pdf" % documents(srv, addr)[0][0]
+
+        def deferred():
+            return any(r[0] == "pending" and "no longer a mount point"
+                       in r[2] for r in deliveries(srv, "sync_dir").values())
+        wait_for(deferred, 20, "sync_dir to defer while unmounted")
+        assert os.listdir(mnt) == []	# the bare mount point stays empty
+        ok, why = mount_tmpfs(mnt)
+        assert ok, why
+        mounted = True
+        path = mnt / ACCOUNT / "R-MOUNT" / name
+        wait_for(path.is_file, 30, "the copy once the share is back")
+        assert path.read_bytes() == data
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(mnt)])
