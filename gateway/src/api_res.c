@@ -135,11 +135,21 @@ api_requested(struct api_ctx *x, char **out_r)
 
 /* ---- dossiers ---- */
 
+/* The requested documents kept on the dossier, as an array. */
+static json_t *
+api_requested_json(const char *stored)
+{
+	json_t *a = stored[0] ? json_loads(stored, 0, NULL) : NULL;
+
+	if (json_is_array(a))
+		return a;
+	json_decref(a);
+	return json_array();
+}
+
 static json_t *
 api_dossier_json(struct api_ctx *x, const struct store_dossier *d)
 {
-	json_t *req = d->requested[0] ? json_loads(d->requested, 0, NULL) :
-	    NULL;
 	char addr[512];
 
 	snprintf(addr, sizeof(addr), "%s@%s", d->intake_local,
@@ -148,9 +158,8 @@ api_dossier_json(struct api_ctx *x, const struct store_dossier *d)
 	    "id", (json_int_t)d->id, "ref", api_jstr(d->ref), "contact",
 	    api_jstr(d->contact), "address", api_jstr(addr), "status",
 	    d->status, "created", api_jtime(d->created), "closed",
-	    api_jtime(d->closed), "requested", json_is_array(req) ? req :
-	    (json_decref(req), json_array()), "due", d->due[0] ?
-	    json_string(d->due) : json_null());
+	    api_jtime(d->closed), "requested", api_requested_json(d->requested),
+	    "due", d->due[0] ? json_string(d->due) : json_null());
 }
 
 /* The token's dossier x->id: 1, or 0 with the 404 (or 500) queued. */
