@@ -70,6 +70,9 @@ const char *api_query(struct api_ctx *x, const char *name);
 json_t *api_jstr(const char *s);
 json_t *api_jtime(int64_t t);
 
+/* Content-Disposition: attachment for a UTF-8 file name (api_res.c). */
+void api_disposition(const char *name, char *out, size_t len);
+
 /* api_res.c: one handler per route of api.c's table. */
 enum MHD_Result api_metrics(struct api_ctx *x);
 enum MHD_Result api_dossier_create(struct api_ctx *x);

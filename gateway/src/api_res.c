@@ -267,8 +267,8 @@ api_page_args(struct api_ctx *x, int *limit_r, int64_t *after_r,
 enum MHD_Result
 api_dossier_list(struct api_ctx *x)
 {
-	const char *status = api_query(x, "status");
-	const char *contact = api_query(x, "contact");
+	struct store_api_filter f = { api_query(x, "status"),
+	    api_query(x, "contact"), api_query(x, "ref") };
 	struct store_dossier d;
 	char err[PD_ERRLEN] = "";
 	enum MHD_Result ret = MHD_NO;
@@ -276,17 +276,19 @@ api_dossier_list(struct api_ctx *x)
 	int limit, n = 0, i;
 	json_t *data;
 
-	if (status != NULL && strcmp(status, "open") != 0 &&
-	    strcmp(status, "closed") != 0)
+	if (f.status != NULL && strcmp(f.status, "open") != 0 &&
+	    strcmp(f.status, "closed") != 0)
 		return api_invalid(x, "status", "open or closed");
-	if (contact != NULL && strlen(contact) > 320)
+	if (f.contact != NULL && strlen(f.contact) > 320)
 		return api_invalid(x, "contact", "an e-mail address");
+	if (f.ref != NULL && strlen(f.ref) > 127)
+		return api_invalid(x, "ref", "a dossier ref");
 	if (!api_page_args(x, &limit, &after, &ret))
 		return ret;
 	/* One more than asked: whether a next page exists. */
 	ids = xcalloc((size_t)limit + 1, sizeof(*ids));
-	if (store_api_dossier_page(x->s->st, x->account_id, status, contact,
-	    after, limit + 1, ids, &n, err) != 0) {
+	if (store_api_dossier_page(x->s->st, x->account_id, &f, after,
+	    limit + 1, ids, &n, err) != 0) {
 		free(ids);
 		return api_internal(x, err);
 	}
@@ -395,7 +397,7 @@ api_document_get(struct api_ctx *x)
  * quote, backslash or control byte survives) and the exact UTF-8 name,
  * percent-encoded outside attr-char, in filename*.
  */
-static void
+void
 api_disposition(const char *name, char *out, size_t len)
 {
 	static const char attr[] = "!#$&+-.^_`|~";

@@ -173,16 +173,17 @@ store_api_token_used(struct store *st, int64_t id, int64_t now, char *err)
 
 int
 store_api_dossier_page(struct store *st, int64_t account_id,
-    const char *status, const char *contact, int64_t after, int max,
+    const struct store_api_filter *f, int64_t after, int max,
     int64_t *ids_r, int *n_r, char *err)
 {
 	sqlite3_stmt *s = sa_prep(st, "SELECT d.id FROM dossiers d"
 	    " JOIN contacts c ON c.id = d.contact_id"
 	    " WHERE d.account_id = ?1 AND d.id > ?2"
 	    " AND (?3 IS NULL OR d.status = ?3)"
-	    " AND (?4 IS NULL OR c.email = lower(?4))"
-	    " ORDER BY d.id LIMIT ?5", err, "iitti", account_id, after,
-	    status, contact, (int64_t)max);
+	    " AND (?4 IS NULL OR lower(c.email) = lower(?4))"
+	    " AND (?5 IS NULL OR d.ref = ?5)"
+	    " ORDER BY d.id LIMIT ?6", err, "iittti", account_id, after,
+	    f->status, f->contact, f->ref, (int64_t)max);
 	int rc;
 
 	*n_r = 0;

@@ -40,12 +40,16 @@ int store_api_token_revoke(struct store *st, int64_t account_id,
 int store_api_token_used(struct store *st, int64_t id, int64_t now,
     char *err);
 
-/*
- * Ids of the account's dossiers after `after` in id order, at most max,
- * filtered by status and contact address (NULL: any).  ids_r holds max.
- */
+/* What a page of dossiers is filtered by (NULL: any). */
+struct store_api_filter {
+	const char *status;		/* "open" / "closed" */
+	const char *contact;		/* address, compared case-insensitively */
+	const char *ref;		/* exact */
+};
+/* Ids of the account's dossiers after `after` in id order, at most max.
+ * ids_r holds max. */
 int store_api_dossier_page(struct store *st, int64_t account_id,
-    const char *status, const char *contact, int64_t after, int max,
+    const struct store_api_filter *f, int64_t after, int max,
     int64_t *ids_r, int *n_r, char *err);
 
 #endif

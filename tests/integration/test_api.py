@@ -350,6 +350,9 @@ def test_dossier_create_get_close(srv, acme):
     assert H.ADDRESS_RE.match(d["address"])
     g = acme.call("GET", "/api/v1/dossiers/%d" % d["id"], expect=200)[2]
     assert g == d
+    byref = acme.call("GET", "/api/v1/dossiers?ref=" + urllib.parse.quote(
+        d["ref"]), expect=200)[2]
+    assert byref == {"data": [d], "next_after": None}
     # the CLI sees the same dossier
     shown = srv.cli_json("dossier", "show", d["id"])
     assert shown["ref"] == d["ref"] and shown["address"] == d["address"]
