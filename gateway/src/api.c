@@ -1,7 +1,7 @@
 /*
  * api.c - the JSON API (/api/v1) and /metrics on api.listen, over
- * libmicrohttpd: its own polling thread, its own store connection and
- * outbound queue context.  Owns the route table, request bodies (bounded
+ * libmicrohttpd: a pool of threads, each with its own store connection
+ * and outbound queue context.  Owns the route table, request bodies (bounded
  * by api.body_max), bearer-token authentication and the JSON replies;
  * the resources are api_res.c.  Never builds SQL or paths from a
  * request; a token is scoped to one account and another account's
@@ -36,6 +36,9 @@
 #define API_TOKEN_MAX 128
 /* last_used is a hint, not an audit log: one write a minute at most. */
 #define API_USED_EVERY 60
+/* A campaign send or an erasure holds its thread for a while; the
+ * others (and /metrics scrapes) go on. */
+#define API_THREADS 4
 
 const struct api_route api_routes[] = {
 	{ "GET", "/metrics", api_metrics, 0 },
@@ -305,8 +308,7 @@ api_token_prefix(const char *tok, char out[17])
 
 /* 1 and x's account set, 0 refused (*why_r: what to say), -1 error. */
 static int
-api_auth_token(struct api_server *s, const char *tok, struct api_ctx *x,
-    char *err)
+api_auth_token(const char *tok, struct api_ctx *x, char *err)
 {
 	struct store_api_token t;
 	char prefix[17], hash[65];
@@ -315,14 +317,14 @@ api_auth_token(struct api_server *s, const char *tok, struct api_ctx *x,
 
 	if (!api_token_prefix(tok, prefix))
 		return 0;
-	rc = store_api_token_by_prefix(s->st, prefix, &t, err);
+	rc = store_api_token_by_prefix(x->st, prefix, &t, err);
 	if (rc != 1)
 		return rc;
 	api_token_hash(tok, hash);
 	if (CRYPTO_memcmp(hash, t.hash, 64) != 0 || t.revoked != 0)
 		return 0;
 	if (now - t.last_used >= API_USED_EVERY &&
-	    store_api_token_used(s->st, t.id, now, err) != 0)
+	    store_api_token_used(x->st, t.id, now, err) != 0)
 		log_warn("api: token %s: last use not recorded: %s", prefix,
 		    err);
 	x->account_id = t.account_id;
@@ -332,7 +334,7 @@ api_auth_token(struct api_server *s, const char *tok, struct api_ctx *x,
 }
 
 static enum MHD_Result
-api_auth(struct api_server *s, struct api_ctx *x, int *ok_r)
+api_auth(struct api_ctx *x, int *ok_r)
 {
 	const char *h = MHD_lookup_connection_value(x->con, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
@@ -347,7 +349,7 @@ api_auth(struct api_server *s, struct api_ctx *x, int *ok_r)
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"postdoc\"");
 	for (h += 7; *h == ' '; h++)
 		;
-	rc = api_auth_token(s, h, x, err);
+	rc = api_auth_token(h, x, err);
 	if (rc < 0) {
 		log_err("api: token lookup: %s", err);
 		return api_error_con(x->con, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -388,19 +390,59 @@ api_body(struct api_ctx *x, const struct api_req *rq)
 	return MHD_YES;
 }
 
+static void
+api_thread_free(void *p)
+{
+	struct api_thread *t = p;
+
+	outq_ctx_free(&t->q);
+	blob_store_free(&t->bs);
+	store_close(&t->st);
+	free(t);
+}
+
+/* This pool thread's store, blobs and queue: NULL if they cannot open. */
+static struct api_thread *
+api_thread(struct api_server *s)
+{
+	struct api_thread *t = pthread_getspecific(s->key);
+	char blobs[4200], err[PD_ERRLEN] = "";
+
+	if (t != NULL)
+		return t;
+	t = xcalloc(1, sizeof(*t));
+	snprintf(blobs, sizeof(blobs), "%s/blobs", s->cfg->var_dir);
+	if (store_open(s->cfg->db_path, s->cfg->sync_mode, &t->st, err) != 0 ||
+	    blob_store_open(blobs, &t->bs, err) != 0 ||
+	    outq_ctx_new(s->cfg, s->ph, &t->q, err) != 0) {
+		log_err("api: %s", err);
+		api_thread_free(t);
+		return NULL;
+	}
+	pthread_setspecific(s->key, t);
+	return t;
+}
+
 static enum MHD_Result
 api_dispatch(struct api_server *s, struct MHD_Connection *con,
     const char *url, const char *method, const struct api_req *rq)
 {
+	struct api_thread *t = api_thread(s);
 	struct api_ctx x;
 	const struct api_route *r;
 	char allow[64];
 	enum MHD_Result ret;
 	int ok;
 
+	if (t == NULL)
+		return api_error_con(con, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "unavailable", "try again later", NULL, NULL);
 	memset(&x, 0, sizeof(x));
 	x.s = s;
 	x.con = con;
+	x.st = t->st;
+	x.bs = t->bs;
+	x.q = t->q;
 	snprintf(x.account, sizeof(x.account), "-");
 	if (strcmp(url, "/metrics") == 0 && !s->cfg->api_metrics)
 		return api_not_found(&x, "route");
@@ -411,7 +453,7 @@ api_dispatch(struct api_server *s, struct MHD_Connection *con,
 		return api_error_con(con, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "method_not_allowed", "method not allowed here", "Allow",
 		    allow);
-	if (r->auth && ((ret = api_auth(s, &x, &ok)) != MHD_YES || !ok))
+	if (r->auth && ((ret = api_auth(&x, &ok)) != MHD_YES || !ok))
 		return ret;
 	if (strcmp(method, "POST") == 0 && ((ret = api_body(&x, rq)) !=
 	    MHD_YES || x.body == NULL))
@@ -429,7 +471,6 @@ api_access_cb(void *cls, struct MHD_Connection *con, const char *url,
 	struct api_server *s = cls;
 	struct api_req *rq = *con_cls;
 	size_t max = (size_t)s->cfg->api_body_max;
-	enum MHD_Result ret;
 
 	(void)version;
 	if (rq == NULL) {
@@ -454,10 +495,7 @@ api_access_cb(void *cls, struct MHD_Connection *con, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	pthread_mutex_lock(&s->mu);
-	ret = api_dispatch(s, con, url, method, rq);
-	pthread_mutex_unlock(&s->mu);
-	return ret;
+	return api_dispatch(s, con, url, method, rq);
 }
 
 static void
@@ -508,17 +546,6 @@ api_addr(const char *listen, struct sockaddr_storage *ss, char *err)
 	return 0;
 }
 
-static int
-api_open(struct api_server *s, struct plugin_host *ph, char *err)
-{
-	char blobs[4200];
-
-	snprintf(blobs, sizeof(blobs), "%s/blobs", s->cfg->var_dir);
-	if (store_open(s->cfg->db_path, s->cfg->sync_mode, &s->st, err) != 0 ||
-	    blob_store_open(blobs, &s->bs, err) != 0)
-		return -1;
-	return outq_ctx_new(s->cfg, ph, &s->q, err);
-}
 
 int
 api_start(const struct pd_config *cfg, struct plugin_host *ph,
@@ -526,6 +553,7 @@ api_start(const struct pd_config *cfg, struct plugin_host *ph,
 {
 	struct api_server *s;
 	struct sockaddr_storage ss;
+	struct store *probe = NULL;
 
 	*a_r = NULL;
 	if (cfg->api_listen == NULL || cfg->api_listen[0] == '\0')
@@ -533,17 +561,20 @@ api_start(const struct pd_config *cfg, struct plugin_host *ph,
 	memset(&ss, 0, sizeof(ss));
 	if (api_addr(cfg->api_listen, &ss, err) != 0)
 		return -1;
+	/* The store opens now, so a bad path stops serve at start. */
+	if (store_open(cfg->db_path, cfg->sync_mode, &probe, err) != 0)
+		return -1;
+	store_close(&probe);
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = cfg;
-	pthread_mutex_init(&s->mu, NULL);
-	if (api_open(s, ph, err) != 0) {
-		api_stop(&s);
-		return -1;
-	}
+	s->ph = ph;
+	if (pthread_key_create(&s->key, api_thread_free) != 0)
+		pd_fatal("api: pthread_key_create");
 	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
 	    MHD_USE_EPOLL | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 	    0, NULL, NULL, api_access_cb, s,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS,
 	    MHD_OPTION_NOTIFY_COMPLETED, api_done_cb, s,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
@@ -567,12 +598,10 @@ api_stop(struct api_server **ap)
 	if (ap == NULL || *ap == NULL)
 		return;
 	s = *ap;
+	/* Joins the pool: each thread's api_thread is freed as it ends. */
 	if (s->d != NULL)
 		MHD_stop_daemon(s->d);
-	outq_ctx_free(&s->q);
-	blob_store_free(&s->bs);
-	store_close(&s->st);
-	pthread_mutex_destroy(&s->mu);
+	pthread_key_delete(s->key);
 	free(s);
 	*ap = NULL;
 }

@@ -1,6 +1,7 @@
 /*
  * api.h - the JSON API of `postdoc serve` (/api/v1) and /metrics, on
- * api.listen (libmicrohttpd, its own thread and store connection).
+ * api.listen (libmicrohttpd: a pool of threads, each with its own store
+ * connection).
  * Bearer tokens scope every request to one account.
  */
 #ifndef PD_API_H

@@ -15,20 +15,30 @@ struct pd_config;
 struct store;
 struct blob_store;
 struct outq_ctx;
+struct plugin_host;
 
 struct api_server {
 	const struct pd_config *cfg;
+	struct plugin_host *ph;	/* borrowed: the outbound hooks */
 	struct MHD_Daemon *d;
-	struct store *st;	/* used only by MHD's one polling thread */
+	pthread_key_t key;	/* each pool thread's struct api_thread */
+};
+
+/* What one MHD pool thread uses, made on its first request and freed
+ * when it ends: a store connection is used by one thread at a time. */
+struct api_thread {
+	struct store *st;
 	struct blob_store *bs;
 	struct outq_ctx *q;	/* its own store connection */
-	pthread_mutex_t mu;	/* store, queue: to be safe */
 };
 
 /* One authenticated request, as a handler sees it. */
 struct api_ctx {
 	struct api_server *s;
 	struct MHD_Connection *con;
+	struct store *st;	/* this thread's (struct api_thread) */
+	struct blob_store *bs;
+	struct outq_ctx *q;
 	int64_t account_id;
 	char account[64];
 	char actor[80];		/* "api:<token name>", for ledgers */

@@ -46,7 +46,7 @@ api_metrics(struct api_ctx *x)
 	char err[PD_ERRLEN] = "", *out = NULL;
 	size_t len = 0;
 
-	if (metrics_render(x->s->st, &out, &len, err) != 0)
+	if (metrics_render(x->st, &out, &len, err) != 0)
 		return api_internal(x, err);
 	r = MHD_create_response_from_buffer(len, out != NULL ? out : "",
 	    MHD_RESPMEM_MUST_COPY);
@@ -168,7 +168,7 @@ api_find_dossier(struct api_ctx *x, struct store_dossier *d,
     enum MHD_Result *ret)
 {
 	char err[PD_ERRLEN] = "";
-	int rc = store_dossier_get(x->s->st, x->account_id, x->id, d, err);
+	int rc = store_dossier_get(x->st, x->account_id, x->id, d, err);
 
 	if (rc == 1)
 		return 1;
@@ -182,7 +182,7 @@ api_dossier_reply(struct api_ctx *x, unsigned status, int64_t id)
 	struct store_dossier d;
 	char err[PD_ERRLEN] = "";
 
-	if (store_dossier_get(x->s->st, x->account_id, id, &d, err) != 1)
+	if (store_dossier_get(x->st, x->account_id, id, &d, err) != 1)
 		return api_internal(x, err[0] ? err : "dossier vanished");
 	return api_json(x, status, api_dossier_json(x, &d));
 }
@@ -207,16 +207,16 @@ api_dossier_create(struct api_ctx *x)
 	if (!api_requested(x, &docs))
 		return api_invalid(x, "requested", "an array of at most 50 "
 		    "document names (no commas)");
-	rc = store_dossier_by_ref(x->s->st, x->account_id, ref, &d, err);
+	rc = store_dossier_by_ref(x->st, x->account_id, ref, &d, err);
 	if (rc == 0)
-		rc = store_dossier_create(x->s->st, x->account_id, contact,
+		rc = store_dossier_create(x->st, x->account_id, contact,
 		    ref, NULL, &id, err) == 0 ? 2 : -1;
 	if (rc == 2 && (docs != NULL || due != NULL)) {
 		json_t *a = json_object_get(x->body, "requested");
 		char *js = json_is_array(a) ? json_dumps(a, JSON_COMPACT) :
 		    xstrdup("[]");
 
-		rc = store_dossier_set_request(x->s->st, x->account_id, id,
+		rc = store_dossier_set_request(x->st, x->account_id, id,
 		    js, due != NULL ? due : "", err) == 0 ? 2 : -1;
 		free(js);
 	}
@@ -287,14 +287,14 @@ api_dossier_list(struct api_ctx *x)
 		return ret;
 	/* One more than asked: whether a next page exists. */
 	ids = xcalloc((size_t)limit + 1, sizeof(*ids));
-	if (store_api_dossier_page(x->s->st, x->account_id, &f, after,
+	if (store_api_dossier_page(x->st, x->account_id, &f, after,
 	    limit + 1, ids, &n, err) != 0) {
 		free(ids);
 		return api_internal(x, err);
 	}
 	data = json_array();
 	for (i = 0; i < n && i < limit; i++)
-		if (store_dossier_get(x->s->st, x->account_id, ids[i], &d,
+		if (store_dossier_get(x->st, x->account_id, ids[i], &d,
 		    err) == 1)
 			json_array_append_new(data, api_dossier_json(x, &d));
 	ret = api_json(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "data", data,
@@ -324,7 +324,7 @@ api_dossier_close(struct api_ctx *x)
 
 	if (!api_find_dossier(x, &d, &ret))
 		return ret;
-	if (store_dossier_close(x->s->st, x->account_id, d.id, err) != 0)
+	if (store_dossier_close(x->st, x->account_id, d.id, err) != 0)
 		return api_internal(x, err);
 	return api_dossier_reply(x, MHD_HTTP_OK, d.id);
 }
@@ -361,7 +361,7 @@ api_dossier_documents(struct api_ctx *x)
 	if (!api_find_dossier(x, &d, &ret))
 		return ret;
 	data = json_array();
-	if (store_document_list(x->s->st, x->account_id, d.id, api_doc_row_cb,
+	if (store_document_list(x->st, x->account_id, d.id, api_doc_row_cb,
 	    data, err) != 0) {
 		json_decref(data);
 		return api_internal(x, err);
@@ -373,7 +373,7 @@ static int
 api_find_doc(struct api_ctx *x, struct store_doc_row *r, enum MHD_Result *ret)
 {
 	char err[PD_ERRLEN] = "";
-	int rc = store_document_get(x->s->st, x->account_id, x->id, r, err);
+	int rc = store_document_get(x->st, x->account_id, x->id, r, err);
 
 	if (rc == 1)
 		return 1;
@@ -446,7 +446,7 @@ api_document_content(struct api_ctx *x)
 
 	if (!api_find_doc(x, &r, &ret))
 		return ret;
-	blob_path(x->s->bs, r.sha256, path, sizeof(path));
+	blob_path(x->bs, r.sha256, path, sizeof(path));
 	fd = path[0] ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
 	if (fd < 0 || fstat(fd, &sb) != 0) {
 		if (fd >= 0)
@@ -474,7 +474,7 @@ api_document_content(struct api_ctx *x)
 enum MHD_Result
 api_dossier_invite(struct api_ctx *x)
 {
-	struct notify_env env = { x->s->cfg, x->s->st, x->s->q };
+	struct notify_env env = { x->s->cfg, x->st, x->q };
 	struct notify_invite_req req;
 	struct store_dossier d;
 	const char *tmpl, *locale, *due;
@@ -522,7 +522,7 @@ static int
 api_audit(struct api_ctx *x, const char *action, const char *email,
     const char *what, const char *purpose, char *err)
 {
-	struct privacy_env env = { x->s->cfg, x->s->st, NULL, x->actor };
+	struct privacy_env env = { x->s->cfg, x->st, NULL, x->actor };
 	json_t *d = json_pack("{s:s, s:s?}", "change", what, "purpose",
 	    purpose);
 	char *js = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
@@ -546,7 +546,7 @@ api_consent_text(struct api_ctx *x, const char *text, int64_t *id_r,
 	if (EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL) != 1)
 		pd_fatal("sha256 failed");
 	pd_hex(hex, md, 32);
-	return store_consent_text_put(x->s->st, x->account_id, hex, text, id_r,
+	return store_consent_text_put(x->st, x->account_id, hex, text, id_r,
 	    err);
 }
 
@@ -599,13 +599,13 @@ api_consent_change(struct api_ctx *x, const char *action)
 	    !sanitize_utf8_valid(text, strlen(text)))))
 		return api_invalid(x, "text", "the consent text shown, 1 byte "
 		    "to 64 KiB of UTF-8");
-	rc = store_purpose_get(x->s->st, x->account_id, purpose, &pid, err);
+	rc = store_purpose_get(x->st, x->account_id, purpose, &pid, err);
 	if (rc == 0)
 		return api_invalid(x, "purpose", "no such purpose in this "
 		    "account");
 	if (rc < 0 || (text != NULL && api_consent_text(x, text, &a.text_id,
-	    err) != 0) || store_contact_ensure(x->s->st, x->account_id, norm,
-	    &cid, err) != 0 || (rc = consent_apply(x->s->st, x->account_id,
+	    err) != 0) || store_contact_ensure(x->st, x->account_id, norm,
+	    &cid, err) != 0 || (rc = consent_apply(x->st, x->account_id,
 	    cid, pid, &a, err)) < 0 || (rc > 0 && api_audit(x,
 	    "consent.change", norm, action, purpose, err) != 0))
 		return api_internal(x, err);
@@ -661,7 +661,7 @@ api_find_contact(struct api_ctx *x, struct store_contact *c,
 		*ret = api_not_found(x, "contact");
 		return 0;
 	}
-	rc = store_contact_find(x->s->st, x->account_id, norm, c, err);
+	rc = store_contact_find(x->st, x->account_id, norm, c, err);
 	if (rc == 1)
 		return 1;
 	*ret = rc == 0 ? api_not_found(x, "contact") : api_internal(x, err);
@@ -680,7 +680,7 @@ api_contact_consent(struct api_ctx *x)
 		return ret;
 	s.records = json_array();
 	s.status = json_object();
-	if (store_consent_list(x->s->st, x->account_id, c.id,
+	if (store_consent_list(x->st, x->account_id, c.id,
 	    api_consent_row_cb, &s, err) != 0) {
 		json_decref(s.records);
 		json_decref(s.status);
@@ -704,8 +704,8 @@ api_contact_attest(struct api_ctx *x)
 	if (!api_field_str(x, "adult", 1, 8, &v) || (strcmp(v, "yes") != 0 &&
 	    strcmp(v, "no") != 0 && strcmp(v, "unknown") != 0))
 		return api_invalid(x, "adult", "yes, no or unknown");
-	if (store_contact_ensure(x->s->st, x->account_id, norm, &cid, err) != 0
-	    || store_contact_attest(x->s->st, x->account_id, cid, v, x->actor,
+	if (store_contact_ensure(x->st, x->account_id, norm, &cid, err) != 0
+	    || store_contact_attest(x->st, x->account_id, cid, v, x->actor,
 	    err) != 0 || api_audit(x, "contact.attest", norm, v, NULL, err) != 0)
 		return api_internal(x, err);
 	return api_json(x, MHD_HTTP_OK, json_pack("{s:s, s:s}", "email", norm,
@@ -731,7 +731,7 @@ api_campaign_reply(struct api_ctx *x, unsigned status)
 	struct store_campaign k;
 	char err[PD_ERRLEN] = "";
 	json_t *j;
-	int rc = store_campaign_get(x->s->st, x->id, &k, err);
+	int rc = store_campaign_get(x->st, x->id, &k, err);
 
 	if (rc == 0 || (rc == 1 && k.account_id != x->account_id))
 		return api_not_found(x, "campaign");
@@ -743,7 +743,7 @@ api_campaign_reply(struct api_ctx *x, unsigned status)
 	    json_string(k.locale) : json_null(), "state", k.state, "created",
 	    api_jtime(k.created), "started", api_jtime(k.started), "finished",
 	    api_jtime(k.finished), "recipients", "messages");
-	if (store_campaign_counts(x->s->st, k.id, api_count_cb, j, err) != 0) {
+	if (store_campaign_counts(x->st, k.id, api_count_cb, j, err) != 0) {
 		json_decref(j);
 		return api_internal(x, err);
 	}
@@ -769,11 +769,11 @@ api_campaign_create(struct api_ctx *x)
 	if (!api_field_str(x, "locale", 0, 32, &locale) ||
 	    (locale && !api_name_ok(locale)))
 		return api_invalid(x, "locale", "a name of [a-z0-9_-]{1,32}");
-	rc = store_purpose_get(x->s->st, x->account_id, purpose, &pid, err);
+	rc = store_purpose_get(x->st, x->account_id, purpose, &pid, err);
 	if (rc == 0)
 		return api_invalid(x, "purpose", "no such purpose in this "
 		    "account");
-	if (rc < 0 || campaign_create(x->s->st, x->account_id, pid,
+	if (rc < 0 || campaign_create(x->st, x->account_id, pid,
 	    tmpl ? tmpl : "newsletter", subject, locale, &x->id, err) != 0)
 		return api_internal(x, err);
 	return api_campaign_reply(x, MHD_HTTP_CREATED);
@@ -796,14 +796,14 @@ api_campaign_send(struct api_ctx *x)
 	struct store_campaign k;
 	struct campaign_stats st;
 	char err[PD_ERRLEN] = "";
-	int rc = store_campaign_get(x->s->st, x->id, &k, err);
+	int rc = store_campaign_get(x->st, x->id, &k, err);
 
 	if (rc == 0 || (rc == 1 && k.account_id != x->account_id))
 		return api_not_found(x, "campaign");
 	if (rc < 0)
 		return api_internal(x, err);
 	memset(&st, 0, sizeof(st));
-	if (campaign_send(x->s->cfg, x->s->st, x->s->q, k.id, NULL, NULL, &st,
+	if (campaign_send(x->s->cfg, x->st, x->q, k.id, NULL, NULL, &st,
 	    err) != 0)
 		return api_internal(x, err);
 	return api_json(x, MHD_HTTP_ACCEPTED, json_pack("{s:I, s:I, s:I, s:I,"
@@ -832,7 +832,7 @@ api_subject_email(struct api_ctx *x, const char **email_r,
 enum MHD_Result
 api_subject_export(struct api_ctx *x)
 {
-	struct privacy_env env = { x->s->cfg, x->s->st, x->s->bs, x->actor };
+	struct privacy_env env = { x->s->cfg, x->st, x->bs, x->actor };
 	struct MHD_Response *resp;
 	struct stat sb;
 	const char *email;
@@ -877,7 +877,7 @@ api_subject_export(struct api_ctx *x)
 enum MHD_Result
 api_subject_erase(struct api_ctx *x)
 {
-	struct privacy_env env = { x->s->cfg, x->s->st, x->s->bs, x->actor };
+	struct privacy_env env = { x->s->cfg, x->st, x->bs, x->actor };
 	const char *email;
 	char err[PD_ERRLEN] = "";
 	enum MHD_Result ret;

@@ -384,6 +384,26 @@ def test_pagination_walks_every_row_once(acme, other):
     assert pages == 3
 
 
+def test_concurrent_requests(acme):
+    """The pool's threads each use their own store connection: requests
+    in parallel all succeed and each dossier is created once."""
+    import concurrent.futures as cf
+    refs = ["PAR-%d-%d" % (next(_n), i) for i in range(24)]
+
+    def one(ref):
+        st, _, body = acme.call("POST", "/api/v1/dossiers",
+                                {"contact": "par@client.example",
+                                 "ref": ref})
+        got = acme.call("GET", "/api/v1/dossiers?ref=" + ref)[2]
+        return st, body["id"], [d["id"] for d in got["data"]]
+
+    with cf.ThreadPoolExecutor(8) as ex:
+        res = list(ex.map(one, refs))
+    assert all(st == 201 for st, _, _ in res), res
+    assert all(found == [i] for _, i, found in res), res
+    assert len({i for _, i, _ in res}) == len(refs)
+
+
 def test_list_status_filter(acme):
     d = make_dossier(acme, contact="status@client.example")
     acme.call("POST", "/api/v1/dossiers/%d/close" % d["id"], expect=200)
