@@ -99,8 +99,12 @@ api_json_h(struct MHD_Connection *con, unsigned status, json_t *j,
 	enum MHD_Result ret;
 
 	json_decref(j);
-	if (s == NULL)
-		pd_fatal("api: out of memory");
+	if (s == NULL) {	/* a json_pack that failed: our bug, not theirs */
+		log_err("api: a %u answer could not be encoded", status);
+		s = xstrdup("{\"error\":{\"code\":\"internal\",\"message\":"
+		    "\"internal error, see the server log\"}}");
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
 	ret = api_send(con, status, "application/json; charset=utf-8", s,
 	    strlen(s), hname, hval);
 	free(s);

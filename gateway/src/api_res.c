@@ -737,7 +737,7 @@ api_campaign_reply(struct api_ctx *x, unsigned status)
 		return api_not_found(x, "campaign");
 	if (rc < 0)
 		return api_internal(x, err);
-	j = json_pack("{s:I, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:{},"
+	j = json_pack("{s:I, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:{},"
 	    " s:{}}", "id", (json_int_t)k.id, "purpose", k.purpose, "template",
 	    k.tmpl, "subject", api_jstr(k.subject), "locale", k.locale[0] ?
 	    json_string(k.locale) : json_null(), "state", k.state, "created",

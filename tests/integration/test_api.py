@@ -596,6 +596,7 @@ def test_campaign_create_send_progress(srv, acme, other):
                   {"purpose": "newsletter", "subject": "March news"},
                   expect=201)[2]
     assert c["state"] == "draft" and c["template"] == "newsletter"
+    assert c["subject"] == "March news" and c["purpose"] == "newsletter"
     st, _, body = other.call("GET", "/api/v1/campaigns/%d" % c["id"])
     assert st == 404
     st, _, body = other.call("POST", "/api/v1/campaigns/%d/send" % c["id"],
