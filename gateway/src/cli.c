@@ -24,6 +24,7 @@
 #include "cli_args.h"
 #include "config.h"
 #include "consent_cli.h"
+#include "evq_cli.h"
 #include "notify.h"
 #include "outq.h"
 #include "plugin_host.h"
@@ -171,6 +172,7 @@ cli_usage(FILE *out)
 	consent_cli_usage(out);
 	api_cli_usage(out);
 	privacy_cli_usage(out);
+	evq_cli_usage(out);
 	fputs("  postdoc help\n\n"
 	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
 	    "if that file is absent).\n"
@@ -1420,6 +1422,9 @@ cli_main(int argc, char **argv)
 	/* API tokens and the API's route table. */
 	if (api_cli_handles(argc, argv))
 		return api_cli_main(argc, argv);
+	/* Event deliveries to plugins. */
+	if (evq_cli_handles(argc, argv))
+		return evq_cli_main(argc, argv);
 	memset(&c, 0, sizeof(c));
 	rc = cli_parse(&c, argc, argv);
 	if (rc == 0 && (c.help || (c.npos > 0 &&

@@ -208,6 +208,18 @@ def test_an_expired_event_gives_way_to_the_next(servers):
         assert rows[0][1] == "expired" and rows[0][3] == "document.received"
         assert rows[0][0] == stale[0]["json"]["id"]
         assert "expired for webhook" in srv.log_text()
+        # the operator sees it and, once the endpoint is fixed, retries it
+        listed = srv.cli_json("events", "list", "--state", "expired")
+        assert [(r["event_id"], r["type"], r["consumer"]) for r in listed] \
+            == [(stale[0]["json"]["id"], "document.received", "webhook")]
+        p = srv.cli("events", "retry", "999999", check=False)
+        assert p.returncode == 1
+        recv.policy = lambda req: 200
+        srv.cli("events", "retry", listed[0]["id"])
+        again = recv.wait_for(lambda rs: len(rs) > len(reqs) and
+                              rs[-1]["answer"] == 200, what="the retry")
+        assert again[-1]["json"]["id"] == stale[0]["json"]["id"]
+        assert srv.cli_json("events", "list", "--state", "expired") == []
     finally:
         recv.close()
 
