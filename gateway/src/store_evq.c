@@ -117,15 +117,32 @@ se_fanout_tx(struct store *st, const char *key, const char *consumer,
 	    "evq cursor advance");
 }
 
+/* 1 when the cursor exists and no event is newer: no write lock then. */
+static int
+se_idle(struct store *st, const char *key, char *err)
+{
+	int64_t v = 0;
+	int r = store_cx_int(st, se_prep(st, "SELECT (SELECT last_event FROM"
+	    " event_cursors WHERE consumer = ?1) >= (SELECT COALESCE(MAX(id),"
+	    " 0) FROM events)", err, "t", key), &v, err, "evq idle");
+
+	return r < 0 ? -1 : r == 1 && v == 1;
+}
+
 int
 store_evq_fanout(struct store *st, const char *consumer, const char *hook,
     int sync, int64_t now, int *added_r, char *err)
 {
 	char key[160];
+	int idle;
 
 	*added_r = 0;
 	/* One cursor per (plugin, hook): a plugin may have both hooks. */
 	snprintf(key, sizeof(key), "%s:%s", consumer, hook);
+	/* Polled every interval: take intake's write lock only when an
+	 * event is waiting. */
+	if ((idle = se_idle(st, key, err)) != 0)
+		return idle < 0 ? -1 : 0;
 	if (store_begin(st, err) != 0)
 		return -1;
 	if (se_fanout_tx(st, key, consumer, hook, sync, now, added_r, err)

@@ -1,0 +1,229 @@
+/*
+ * test_evq.c - unit tests for store_evq.c, the SQL under the event runner:
+ * a new consumer does not replay history, only public (or, for sync,
+ * document.received) events fan out, event ids are never reused after
+ * the newest rows were deleted (a cursor would skip them), only each
+ * stream's head is due, a deferred head holds its stream and not others,
+ * an erased event shows as gone, dossier.completed's rule, and retry.
+ */
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "store_evq.h"
+#include "store_int.h"
+#include "util.h"
+
+static char tmpdir[256];
+static struct store *st;
+static char err[PD_ERRLEN];
+static int64_t acct_id, d1, d2;
+
+static void
+setup(void)
+{
+	char db[512];
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pd-test-evq-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(db, sizeof(db), "%s/postdoc.db", tmpdir);
+	ck_assert_msg(store_open(db, "normal", &st, err) == 0, "%s", err);
+	ck_assert_msg(store_account_add(st, "acme", "any", &acct_id, err) == 0,
+	    "%s", err);
+	ck_assert_msg(store_dossier_create(st, acct_id, "c@example.org", "R1",
+	    NULL, &d1, err) == 0, "%s", err);
+	ck_assert_msg(store_dossier_create(st, acct_id, "c@example.org", "R2",
+	    NULL, &d2, err) == 0, "%s", err);
+}
+
+static int
+rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static void
+teardown(void)
+{
+	store_close(&st);
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int64_t
+ev(int64_t dossier, const char *kind, const char *detail)
+{
+	ck_assert_msg(store_event_add(st, acct_id, dossier, kind, detail, err)
+	    == 0, "%s", err);
+	return sqlite3_last_insert_rowid(store_sqlite(st));
+}
+
+static int
+fanout(const char *hook)
+{
+	int added = -1;
+
+	ck_assert_msg(store_evq_fanout(st, "hook", hook, strcmp(hook, "sync")
+	    == 0, pd_now(), &added, err) == 0, "%s", err);
+	return added;
+}
+
+static size_t
+due(struct store_evq_item *it, size_t max, int64_t now)
+{
+	size_t n = 0;
+
+	ck_assert_msg(store_evq_due(st, "hook", "event", now, it, max, &n,
+	    err) == 0, "%s", err);
+	return n;
+}
+
+START_TEST(test_no_replay_and_filters)
+{
+	ev(d1, "document.received", "document=1");
+	ck_assert_int_eq(fanout("event"), 0);	/* cursor created at the end */
+	ck_assert_int_eq(fanout("sync"), 0);
+	ev(d1, "message.received", "queue_id=x");	/* internal */
+	ev(d1, "document.received", "document=2");
+	ev(0, "consent.granted", "contact=a@example.org");
+	ck_assert_int_eq(fanout("event"), 2);
+	ck_assert_int_eq(fanout("sync"), 1);
+	ck_assert_int_eq(fanout("event"), 0);	/* the cursor moved */
+}
+END_TEST
+
+START_TEST(test_ids_never_reused)
+{
+	int64_t a, b;
+
+	ck_assert_int_eq(fanout("event"), 0);
+	a = ev(d1, "document.received", "document=1");
+	ck_assert_int_eq(fanout("event"), 1);
+	/* an erasure deletes the newest rows, then records its own event */
+	ck_assert_int_eq(sqlite3_exec(store_sqlite(st), "DELETE FROM events",
+	    NULL, NULL, NULL), SQLITE_OK);
+	b = ev(0, "subject.erased", "subject_hash=00");
+	ck_assert_int_gt(b, a);
+	ck_assert_int_eq(fanout("event"), 1);
+}
+END_TEST
+
+START_TEST(test_stream_heads)
+{
+	struct store_evq_item it[8];
+	int64_t e1, e2, e3;
+
+	ck_assert_int_eq(fanout("event"), 0);
+	e1 = ev(d1, "document.received", "document=1");
+	e2 = ev(d1, "document.received", "document=2");
+	e3 = ev(d2, "document.received", "document=3 stored_name=a b.pdf");
+	ck_assert_int_eq(fanout("event"), 3);
+	ck_assert_uint_eq(due(it, 8, pd_now()), 2);
+	ck_assert_int_eq(it[0].event_id, e1);
+	ck_assert_int_eq(it[1].event_id, e3);
+	ck_assert_str_eq(it[1].dossier_ref, "R2");
+	ck_assert_str_eq(it[1].account, "acme");
+	/* e1 deferred: d1 waits behind it, d2 goes on */
+	ck_assert_int_eq(store_evq_record(st, it[0].id, "pending", 1,
+	    pd_now() + 60, "HTTP 500", pd_now(), err), 0);
+	ck_assert_int_eq(store_evq_record(st, it[1].id, "done", 1, pd_now(),
+	    "", pd_now(), err), 0);
+	ck_assert_uint_eq(due(it, 8, pd_now()), 0);
+	ck_assert_uint_eq(due(it, 8, pd_now() + 61), 1);
+	ck_assert_int_eq(it[0].event_id, e1);
+	ck_assert_uint_eq(it[0].attempts, 1);
+	ck_assert_int_eq(store_evq_record(st, it[0].id, "done", 2, pd_now(),
+	    "", pd_now(), err), 0);
+	ck_assert_uint_eq(due(it, 8, pd_now()), 1);
+	ck_assert_int_eq(it[0].event_id, e2);
+	ck_assert_int_eq(it[0].gone, 0);
+	/* erased before delivery: gone */
+	ck_assert_int_eq(sqlite3_exec(store_sqlite(st), "DELETE FROM events",
+	    NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_uint_eq(due(it, 8, pd_now()), 1);
+	ck_assert_int_eq(it[0].gone, 1);
+}
+END_TEST
+
+START_TEST(test_completed_rule)
+{
+	struct store_document sd;
+	unsigned req, held;
+	int64_t id;
+
+	memset(&sd, 0, sizeof(sd));
+	sd.account_id = acct_id;
+	sd.dossier_id = d1;
+	sd.filename = sd.stored_name = "x.pdf";
+	sd.sha256 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	sd.size = 1;
+	/* nothing requested: never complete */
+	ck_assert_int_eq(store_document_add(st, &sd, &id, err), 0);
+	ck_assert_int_eq(store_evq_dossier_complete(st, d1, &req, &held, err),
+	    0);
+	ck_assert_int_eq(store_dossier_set_request(st, acct_id, d1,
+	    "[\"ID card\", \"Payslip\"]", "", err), 0);
+	ck_assert_int_eq(store_evq_dossier_complete(st, d1, &req, &held, err),
+	    0);
+	ck_assert_uint_eq(req, 2);
+	ck_assert_uint_eq(held, 1);
+	sd.part_path = "2";
+	ck_assert_int_eq(store_document_add(st, &sd, &id, err), 0);
+	ck_assert_int_eq(store_evq_dossier_complete(st, d1, &req, &held, err),
+	    1);
+	ev(d1, "dossier.completed", "requested=2 documents=2");
+	ck_assert_int_eq(store_evq_dossier_complete(st, d1, &req, &held, err),
+	    0);	/* once */
+}
+END_TEST
+
+START_TEST(test_retry_only_given_up)
+{
+	struct store_evq_item it[2];
+
+	ck_assert_int_eq(fanout("event"), 0);
+	ev(d1, "document.received", "document=1");
+	ck_assert_int_eq(fanout("event"), 1);
+	ck_assert_uint_eq(due(it, 2, pd_now()), 1);
+	ck_assert_int_eq(store_evq_retry(st, it[0].id, pd_now(), err), 0);
+	ck_assert_int_eq(store_evq_record(st, it[0].id, "expired", 5, pd_now(),
+	    "timeout", pd_now(), err), 0);
+	ck_assert_uint_eq(due(it + 1, 1, pd_now()), 0);
+	ck_assert_int_eq(store_evq_retry(st, it[0].id, pd_now(), err), 1);
+	ck_assert_uint_eq(due(it + 1, 1, pd_now()), 1);
+	ck_assert_uint_eq(it[1].attempts, 5);
+}
+END_TEST
+
+static Suite *
+evq_suite(void)
+{
+	Suite *s = suite_create("evq");
+	TCase *tc = tcase_create("store_evq");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_no_replay_and_filters);
+	tcase_add_test(tc, test_ids_never_reused);
+	tcase_add_test(tc, test_stream_heads);
+	tcase_add_test(tc, test_completed_rule);
+	tcase_add_test(tc, test_retry_only_given_up);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(evq_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
