@@ -267,6 +267,9 @@ api_lookup(const char *method, const char *path, struct api_ctx *x,
 	size_t i;
 
 	allow[0] = '\0';
+	/* HEAD is GET without the body (RFC 9110 9.3.2); MHD drops it. */
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
 	for (i = 0; i < api_nroutes; i++) {
 		if (!api_match(api_routes[i].path, path, x))
 			continue;

@@ -211,6 +211,10 @@ api_dossier_create(struct api_ctx *x)
 	if (rc == 0)
 		rc = store_dossier_create(x->st, x->account_id, contact,
 		    ref, NULL, &id, err) == 0 ? 2 : -1;
+	/* Another request may have taken the ref since we looked. */
+	if (rc < 0 && store_dossier_by_ref(x->st, x->account_id, ref, &d,
+	    err) == 1)
+		rc = 1;
 	if (rc == 2 && (docs != NULL || due != NULL)) {
 		json_t *a = json_object_get(x->body, "requested");
 		char *js = json_is_array(a) ? json_dumps(a, JSON_COMPACT) :

@@ -301,6 +301,27 @@ def test_404_unknown_route_and_405(acme):
     assert body["error"]["code"] == "method_not_allowed"
 
 
+def test_head_is_get_without_body(acme):
+    st, h, body = acme.raw("HEAD", "/api/v1/dossiers")
+    assert st == 200 and body == b""
+    assert h["content-type"] == "application/json; charset=utf-8"
+    st, _, _ = acme.raw("HEAD", "/api/v1/consents")
+    assert st == 405
+
+
+def test_concurrent_same_ref_one_wins(acme):
+    import concurrent.futures as cf
+    ref = "RACE-%d" % next(_n)
+
+    def one(_):
+        return acme.call("POST", "/api/v1/dossiers",
+                         {"contact": "race@client.example", "ref": ref})[0]
+
+    with cf.ThreadPoolExecutor(6) as ex:
+        codes = sorted(ex.map(one, range(6)))
+    assert codes == [201] + [409] * 5, codes
+
+
 def test_400_malformed_json(acme):
     st, _, body = acme.call("POST", "/api/v1/dossiers", b'{"contact": ',
                             headers={"Content-Type": "application/json"})
