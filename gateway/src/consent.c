@@ -379,8 +379,9 @@ consent_unsub_mail(const struct pd_config *cfg, struct store *st,
 	rc = consent_apply(st, c.account_id, c.id, t.purpose_id, &a, err);
 	if (rc == 1) {
 		metrics_unsubscribe(MU_MAILTO);
-		log_info("contact %lld withdrew purpose %lld by mail",
-		    (long long)c.id, (long long)t.purpose_id);
+		/* Inside intake: the line carries the queue id. */
+		log_info(PD_CTX_FMT "contact %lld withdrew purpose %lld by "
+		    "mail", PD_CTX, (long long)c.id, (long long)t.purpose_id);
 	}
 	return rc < 0 ? -1 : 1;
 }

@@ -499,8 +499,6 @@ mailhost_log(void *ctx, enum postdoc_log_level level, const char *fmt, ...)
 	char line[2048];
 	va_list ap;
 
-	const char *id = pd_log_context();
-
 	(void)ctx;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -508,8 +506,8 @@ mailhost_log(void *ctx, enum postdoc_log_level level, const char *fmt, ...)
 	/* Inside a hook the line is about that message: prefix its id. */
 	pd_log(level <= POSTDOC_LOG_ERR ? PD_LOG_ERR :
 	    level == POSTDOC_LOG_WARN ? PD_LOG_WARN :
-	    level == POSTDOC_LOG_INFO ? PD_LOG_INFO : PD_LOG_DEBUG, "%s%s%s",
-	    id != NULL ? id : "", id != NULL ? ": " : "", line);
+	    level == POSTDOC_LOG_INFO ? PD_LOG_INFO : PD_LOG_DEBUG,
+	    PD_CTX_FMT "%s", PD_CTX, line);
 }
 
 int

@@ -166,8 +166,8 @@ plugin_decide(const struct loaded_plugin *lp, enum postdoc_verdict v,
 		return 0;
 	if (v > POSTDOC_DISCONNECT) {
 		/* An unknown verdict is a plugin bug: fail soft, not open. */
-		log_err("plugin %s returned unknown verdict %d",
-		    lp->desc->name, (int)v);
+		log_err(PD_CTX_FMT "plugin %s returned unknown verdict %d",
+		    PD_CTX, lp->desc->name, (int)v);
 		v = POSTDOC_DENYSOFT;
 	}
 	o->verdict = v;

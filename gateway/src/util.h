@@ -31,6 +31,11 @@ void pd_log_syslog(const char *ident);
  * plugins' host->log.  Borrowed until cleared with NULL; per thread. */
 void pd_log_context_set(const char *id);
 const char *pd_log_context(void);	/* NULL if none */
+/* "<context>: " or nothing, for a line that may run inside a hook:
+ * log_info(PD_CTX_FMT "text", PD_CTX). */
+#define PD_CTX_FMT "%s%s"
+#define PD_CTX (pd_log_context() != NULL ? pd_log_context() : ""), \
+	(pd_log_context() != NULL ? ": " : "")
 #define log_err(...) pd_log(PD_LOG_ERR, __VA_ARGS__)
 #define log_warn(...) pd_log(PD_LOG_WARN, __VA_ARGS__)
 #define log_info(...) pd_log(PD_LOG_INFO, __VA_ARGS__)
