@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -208,6 +209,113 @@ def test_intake_refusal_carries_the_queue_id(srv):
     about = lines_about(lines, sender)
     ids = {l.split(":", 1)[0] for l in about}
     assert len(ids) == 1 and re.fullmatch(QID, ids.pop()), "\n".join(about)
+
+
+# ---- a plugin's host->log inside a hook ----
+
+HOOKLOG_C = r"""
+#include <postdoc/plugin.h>
+
+static const struct postdoc_host *hl_host;
+
+static int
+hl_init(const config_setting_t *s, void **state_r, char *err, size_t n)
+{
+	(void)s; (void)err; (void)n;
+	*state_r = NULL;
+	return 0;
+}
+
+static int
+hl_start(void *state, const struct postdoc_host *host, char *err, size_t n)
+{
+	(void)state; (void)err; (void)n;
+	__atomic_store_n(&hl_host, host, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void
+hl_stop(void *state)
+{
+	(void)state;
+	__atomic_store_n(&hl_host, NULL, __ATOMIC_RELEASE);
+}
+
+static void
+hl_log(const char *what, const char *arg)
+{
+	const struct postdoc_host *h = __atomic_load_n(&hl_host,
+	    __ATOMIC_ACQUIRE);
+
+	if (h != NULL)
+		h->log(h->ctx, POSTDOC_LOG_INFO, "hooklog: %s %s", what, arg);
+}
+
+static enum postdoc_verdict
+hl_rcpt(void *state, const struct postdoc_session_info *s, const char *from,
+    const struct postdoc_rcpt_info *rcpt, struct postdoc_reply *r)
+{
+	(void)state; (void)s; (void)from; (void)r;
+	hl_log("rcpt", rcpt->address);
+	return POSTDOC_CONT;
+}
+
+static enum postdoc_verdict
+hl_message(void *state, const struct postdoc_message_info *m,
+    struct postdoc_reply *r)
+{
+	(void)state; (void)r;
+	hl_log("message", m->subject);
+	return POSTDOC_CONT;
+}
+
+const struct postdoc_plugin postdoc_plugin = {
+	.abi = POSTDOC_PLUGIN_ABI,
+	.size = sizeof(struct postdoc_plugin),
+	.name = "hooklog",
+	.version = "1.0",
+	.init = hl_init,
+	.start = hl_start,
+	.stop = hl_stop,
+	.hooks = { .rcpt_to = hl_rcpt, .message = hl_message },
+};
+"""
+
+
+def test_plugin_log_lines_carry_the_queue_id(servers, tmp_path):
+    """host->log called from a rcpt_to hook (loop thread) and a message
+    hook (intake worker): both lines start with the message's queue id,
+    the one the 250 quotes."""
+    src = tmp_path / "hooklog.c"
+    src.write_text(HOOKLOG_C)
+    so = tmp_path / "hooklog.so"
+    cflags = subprocess.run(["pkg-config", "--cflags", "libconfig"],
+                            capture_output=True, text=True,
+                            check=True).stdout.split()
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wall", "-Werror",
+                    "-I", str(H.SRCDIR / "gateway" / "include")] + cflags +
+                   ["-o", str(so), str(src)], check=True, timeout=T(60))
+    s = servers(start=False)
+    s.sections["plugins"] = H.LcList(list(s.sections["plugins"]) + [
+        {"name": "hooklog", "path": str(so)}])
+    s.write_config()
+    s.start()
+    s.add_account("ACME", "any")
+    t = tag()
+    dossier = s.create_dossier("ACME")
+    sender = "hook-%s@sender.example" % t
+    body = ("From: <%s>\r\nTo: <%s>\r\nSubject: subj-%s\r\n\r\nHi.\r\n"
+            % (sender, dossier, t)).encode()
+    reply, c = H.send_raw_message(s.smtp_port, sender, [dossier], body)
+    c.cmd("QUIT")
+    c.close()
+    assert reply.code == 250, reply
+    qid = H.queue_id(reply.text)
+    wait_for(lambda: any("hooklog: message subj-" + t in l
+                         for l in serve_lines(s)), "the message hook's line")
+    lines = serve_lines(s)
+    assert qid + ": hooklog: rcpt " + dossier in lines, "\n".join(lines)
+    assert qid + ": hooklog: message subj-" + t in lines, "\n".join(lines)
 
 
 # ---- syslog ----
