@@ -128,6 +128,7 @@ def srv(servers):
     for port in (s.api_port, s.web_port):
         wait_for(lambda: H._port_open(port), "port %d" % port)
     s.add_account("ACME", "any")
+    s.add_account("STRICT", "contact")
     s.cli("purpose", "add", "ACME", "newsletter")
     (s.root / "consent.txt").write_text(TEXT)
     return s
@@ -196,6 +197,29 @@ def test_counters_move_by_exactly_what_happened(srv):
         r = c.cmd("RCPT TO:<d-nosuch%d@%s>" % (t, H.INTAKE_DOMAIN))
         assert r.code == 550, r
         assert c.cmd("QUIT").code == 221
+    # 2b. refused at MAIL (SIZE over the limit) and at RCPT (the
+    # dossier's sender policy), in one session
+    strict = srv.create_dossier("STRICT", contact="k%d@client.example" % t)
+    with H.Conn(srv.smtp_port) as c:
+        assert c.cmd("EHLO client.test").code == 250
+        r = c.cmd("MAIL FROM:<%s> SIZE=999999999999" % sender)
+        assert r.code == 552, r
+        assert c.cmd("MAIL FROM:<%s>" % sender).code == 250
+        r = c.cmd("RCPT TO:<%s>" % strict)
+        assert r.code == 550 and r.enhanced == "5.7.1", r
+        assert c.cmd("QUIT").code == 221
+    # 2c. LMTP, two recipients: one accepted message per recipient
+    d2 = srv.create_dossier("ACME", contact="c2-%d@client.example" % t)
+    with H.Conn(srv.lmtp_port) as c:
+        assert c.cmd("LHLO client.test").code == 250
+        assert c.cmd("MAIL FROM:<%s>" % sender).code == 250
+        assert c.cmd("RCPT TO:<%s>" % dossier).code == 250
+        assert c.cmd("RCPT TO:<%s>" % d2).code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: lmtp\r\n\r\nno attachment\r\n.\r\n")
+        assert c.reply(T(30)).code == 250
+        assert c.reply(T(30)).code == 250
+        assert c.cmd("QUIT").code == 221
     # 3. an invitation, delivered by serve (not by the CLI)
     o = srv.cli_json("invite", srv.dossier_id(dossier), "--no-send")
     settled_sent(srv, o["id"])
@@ -220,9 +244,13 @@ def test_counters_move_by_exactly_what_happened(srv):
                            else None)(scrape(srv)[0]), "two deliveries")
 
     expected = {
-        'postdoc_connections_total{proto="smtp"}': 2,
+        'postdoc_connections_total{proto="smtp"}': 3,
+        'postdoc_connections_total{proto="lmtp"}': 1,
         'postdoc_messages_accepted_total{proto="smtp"}': 1,
+        'postdoc_messages_accepted_total{proto="lmtp"}': 2,
         'postdoc_messages_refused_total{reason="unknown_recipient"}': 1,
+        'postdoc_messages_refused_total{reason="size"}': 1,
+        'postdoc_messages_refused_total{reason="sender_policy"}': 1,
         "postdoc_documents_stored_total": 1,
         'postdoc_deliveries_total{result="sent"}': 2,
         'postdoc_unsubscribes_total{method="one_click"}': 1,

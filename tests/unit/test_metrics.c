@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <regex.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -219,6 +220,44 @@ START_TEST(test_store_gauges)
 }
 END_TEST
 
+#define NTHREADS 4
+#define NINC 100000
+
+static void *
+inc_thread(void *arg)
+{
+	int i;
+
+	(void)arg;
+	for (i = 0; i < NINC; i++) {
+		metrics_accepted(MP_LMTP);
+		metrics_documents(2);
+	}
+	return NULL;
+}
+
+/* Workers, the loop and the delivery threads count at once: no
+ * increment may be lost. */
+START_TEST(test_concurrent_increments)
+{
+	pthread_t th[NTHREADS];
+	char *out;
+	int i;
+
+	for (i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, inc_thread,
+		    NULL), 0);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(th[i], NULL);
+	out = render_strict(NULL);
+	ck_assert_int_eq(value_of(out, "postdoc_messages_accepted_total"
+	    "{proto=\"lmtp\"}"), NTHREADS * NINC);
+	ck_assert_int_eq(value_of(out, "postdoc_documents_stored_total"),
+	    2LL * NTHREADS * NINC);
+	free(out);
+}
+END_TEST
+
 START_TEST(test_refusal_names)
 {
 	int r;
@@ -241,6 +280,7 @@ metrics_suite(void)
 	tcase_add_test(tc, test_counters_exact);
 	tcase_add_test(tc, test_store_gauges);
 	tcase_add_test(tc, test_refusal_names);
+	tcase_add_test(tc, test_concurrent_increments);
 	suite_add_tcase(s, tc);
 	return s;
 }
