@@ -188,6 +188,32 @@ def test_events_of_one_dossier_arrive_in_order(srv, recv):
         ["part-0.pdf", "part-1.pdf", "part-2.pdf"]
 
 
+def test_a_redirect_is_a_failure_not_followed(srv, recv):
+    addr = dossier(srv, "WH-REDIR")
+    recv.plan.plans["WH-REDIR"] = [302]
+    assert mail_pdf(srv, addr, "moved.pdf")[0] == 250
+    reqs = recv.wait_for(lambda rs: any(r["answer"] == 200 for r in
+                                        for_ref(rs, "WH-REDIR")),
+                         what="the retry after a 302")
+    mine = for_ref(reqs, "WH-REDIR")
+    assert [(r["answer"], r["path"]) for r in mine] == \
+        [(302, "/hooks/postdoc"), (200, "/hooks/postdoc")]
+    assert "HTTP 302" in srv.log_text()
+
+
+def test_a_bad_endpoint_stops_serve(servers, tmp_path):
+    srv = servers(start=False)
+    srv.sections["plugins"] = H.LcList(list(srv.sections["plugins"]) + [
+        {"name": "webhook", "settings": {"endpoints": H.LcList([
+            {"account": "ACME", "url": "ftp://crm.example/x",
+             "secret": SECRET}])}}])
+    srv.write_config()
+    with pytest.raises(H.ServerError) as e:
+        srv.start()
+    assert "url must be http:// or https://" in str(e.value)
+    srv.proc = None
+
+
 def test_an_expired_event_gives_way_to_the_next(servers):
     recv = W.Receiver()
     try:

@@ -47,6 +47,8 @@ class Receiver:
                     answer = 200
                 try:
                     self.send_response(answer)
+                    if 300 <= answer < 400:
+                        self.send_header("Location", recv.url + "?moved")
                     self.send_header("Content-Length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
