@@ -43,6 +43,7 @@ struct dav_call {
 	const struct dav_state *st;
 	const struct postdoc_document *doc;
 	CURL *h;
+	const char *method;	/* of the last request, for messages */
 	char errbuf[CURL_ERROR_SIZE];
 	long status;
 	curl_off_t length;	/* Content-Length of a HEAD, -1 unknown */
@@ -50,6 +51,7 @@ struct dav_call {
 
 /* What GET compares the remote body against. */
 struct dav_cmp {
+	CURL *h;
 	FILE *local;
 	int differ;
 };
@@ -205,13 +207,22 @@ dav_discard_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	return size * nmemb;
 }
 
-/* GET body against the local bytes; a difference aborts the transfer. */
+/*
+ * GET body against the local bytes; a difference aborts the transfer.
+ * Only a 200's body is content: an error page says nothing about what
+ * the name holds.
+ */
 static size_t
 dav_compare_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct dav_cmp *cmp = arg;
 	size_t len = size * nmemb, off = 0;
+	long status = 0;
 	char buf[DAV_CHUNK];
+
+	curl_easy_getinfo(cmp->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		return len;
 
 	while (off < len) {
 		size_t want = len - off < sizeof(buf) ? len - off : sizeof(buf);
@@ -228,11 +239,13 @@ dav_compare_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 
 /* Options every request gets, from a clean handle. */
 static void
-dav_prepare(struct dav_call *c, const char *url, uint64_t body)
+dav_prepare(struct dav_call *c, const char *method, const char *url,
+    uint64_t body)
 {
 	const struct dav_state *st = c->st;
 
 	curl_easy_reset(c->h);
+	c->method = method;
 	c->errbuf[0] = '\0';
 	curl_easy_setopt(c->h, CURLOPT_URL, url);
 	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf);
@@ -272,9 +285,10 @@ dav_perform(struct dav_call *c)
  * warning level, since only an operator can fix those.
  */
 static enum postdoc_verdict
-dav_soft(struct dav_call *c, CURLcode rc, const char *method,
-    const char *what, struct postdoc_reply *r)
+dav_soft(struct dav_call *c, CURLcode rc, const char *what,
+    struct postdoc_reply *r)
 {
+	const char *method = c->method != NULL ? c->method : "request";
 	const struct postdoc_host *host =
 	    __atomic_load_n(&c->st->host, __ATOMIC_ACQUIRE);
 
@@ -297,7 +311,7 @@ dav_soft(struct dav_call *c, CURLcode rc, const char *method,
 static int
 dav_same(struct dav_call *c, const char *url, CURLcode *rc_r)
 {
-	struct dav_cmp cmp = { .local = fopen(c->doc->path, "rb") };
+	struct dav_cmp cmp = { .h = c->h, .local = fopen(c->doc->path, "rb") };
 	CURLcode rc;
 
 	if (cmp.local == NULL) {
@@ -306,7 +320,7 @@ dav_same(struct dav_call *c, const char *url, CURLcode *rc_r)
 		*rc_r = CURLE_READ_ERROR;
 		return -1;
 	}
-	dav_prepare(c, url, c->doc->size);
+	dav_prepare(c, "GET", url, c->doc->size);
 	curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, dav_compare_cb);
 	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &cmp);
 	rc = *rc_r = dav_perform(c);
@@ -316,7 +330,7 @@ dav_same(struct dav_call *c, const char *url, CURLcode *rc_r)
 		return 1;
 	}
 	fclose(cmp.local);
-	if (cmp.differ || (rc == CURLE_OK && c->status == 200))
+	if (c->status == 200 && (cmp.differ || rc == CURLE_OK))
 		return 0;
 	return -1;
 }
@@ -329,7 +343,7 @@ dav_same(struct dav_call *c, const char *url, CURLcode *rc_r)
 static int
 dav_holds(struct dav_call *c, const char *url, CURLcode *rc_r)
 {
-	dav_prepare(c, url, 0);
+	dav_prepare(c, "HEAD", url, 0);
 	curl_easy_setopt(c->h, CURLOPT_NOBODY, 1L);
 	if ((*rc_r = dav_perform(c)) != CURLE_OK)
 		return -1;
@@ -355,14 +369,21 @@ dav_put(struct dav_call *c, const char *url)
 	CURLcode rc;
 	size_t i;
 
-	if (in == NULL)
+	c->method = "PUT";
+	if (in == NULL) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "cannot read the "
+		    "document's bytes");
 		return CURLE_READ_ERROR;
+	}
 	/* The sniffed type comes from libmagic; keep a header-safe one. */
 	if (type == NULL || type[0] == '\0' || strlen(type) > 100)
 		type = "application/octet-stream";
 	for (i = 0; type[i] != '\0'; i++)
-		if (type[i] <= ' ' || type[i] == 0x7f)
-			type = "application/octet-stream";
+		if ((unsigned char)type[i] <= ' ' ||
+		    (unsigned char)type[i] >= 0x7f)
+			break;
+	if (type[i] != '\0')
+		type = "application/octet-stream";
 	snprintf(ctype, sizeof(ctype), "Content-Type: %s", type);
 	/* "Expect:" drops curl's 100-continue wait before the body. */
 	if ((hdr = curl_slist_append(NULL, "If-None-Match: *")) == NULL ||
@@ -372,7 +393,7 @@ dav_put(struct dav_call *c, const char *url)
 		fclose(in);
 		return CURLE_OUT_OF_MEMORY;
 	}
-	dav_prepare(c, url, c->doc->size);
+	dav_prepare(c, "PUT", url, c->doc->size);
 	curl_easy_setopt(c->h, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c->h, CURLOPT_READDATA, in);
 	curl_easy_setopt(c->h, CURLOPT_INFILESIZE_LARGE,
@@ -399,7 +420,7 @@ dav_mkcols(struct dav_call *c, const char *acct_url, const char *ref_url,
 	int i;
 
 	for (i = 0; i < 2; i++) {
-		dav_prepare(c, urls[i], 0);
+		dav_prepare(c, "MKCOL", urls[i], 0);
 		curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, "MKCOL");
 		rc = dav_perform(c);
 		if (rc == CURLE_OK && (c->status == 201 || c->status == 405))
@@ -409,8 +430,7 @@ dav_mkcols(struct dav_call *c, const char *acct_url, const char *ref_url,
 			    "folder %.150s does not exist", c->st->url);
 			return POSTDOC_DENYSOFT;
 		}
-		return dav_soft(c, rc, "MKCOL", urls[i] + strlen(c->st->url),
-		    r);
+		return dav_soft(c, rc, urls[i] + strlen(c->st->url), r);
 	}
 	return POSTDOC_OK;
 }
@@ -439,7 +459,7 @@ dav_create(struct dav_call *c, const char *url, const char *name,
 	}
 	if (rc == CURLE_OK && c->status == 412)
 		return POSTDOC_CONT;
-	return dav_soft(c, rc, "PUT", name, r);
+	return dav_soft(c, rc, name, r);
 }
 
 /* Candidate names in order, as sync_dir does (see sync_name_file). */
@@ -464,7 +484,7 @@ dav_place(struct dav_call *c, const char *acct_url, const char *ref_url,
 			return POSTDOC_OK;
 		}
 		if (held < 0)
-			return dav_soft(c, rc, "HEAD", name, r);
+			return dav_soft(c, rc, name, r);
 		if (held == 0)
 			continue;
 		v = dav_create(c, url, name, acct_url, ref_url, r);
