@@ -97,8 +97,8 @@ sdir_deinit(void *state)
 
 /*
  * Open (creating if missing, mode 0750) the folder `name` in parent.
- * O_NOFOLLOW: a symlink planted in its place fails with ELOOP instead of
- * leading us out of root.
+ * O_NOFOLLOW: a symlink planted in its place fails (ENOTDIR, as
+ * O_DIRECTORY sees the link itself) instead of leading us out of root.
  */
 static int
 sdir_subdir(int parent, const char *name)
