@@ -407,6 +407,43 @@ def test_repeated_delivery_makes_no_second_copy(env):
     assert len(puts) == 1, puts
 
 
+def test_every_name_taken_gives_up_then_operator_retry(env):
+    """20 candidate names all held by other files: sync_dir gives the
+    document up (failed, with the reason); once the user clears one
+    name, `postdoc events retry` brings it through."""
+    srv, root, dav = env
+    addr = new_dossier(srv, "R-FULL")
+    nid = next_document_id(srv)
+    folder = dir_folder(root, "R-FULL")
+    folder.mkdir(parents=True)
+    taken = ["%d-full.pdf" % nid] + ["%d-full (%d).pdf" % (nid, k)
+                                     for k in range(2, 21)]
+    for name in taken:
+        (folder / name).write_bytes(b"someone else's " + name.encode())
+    data = pdf("nowhere to go")
+    send(srv, addr, [("full.pdf", data, "application/pdf")])
+    assert documents(srv, addr)[0][0] == nid
+
+    def failed():
+        rows = [r for r in srv.cli_json("events", "list", "--consumer",
+                                        "sync_dir", "--state", "failed")
+                if r["hook"] == "sync" and
+                "document %d " % nid in r["last_error"]]
+        return rows[0] if rows else None
+    row = wait_for(failed, 20, "sync_dir to give the document up")
+    assert "first 20 names" in row["last_error"], row
+    assert "refused by sync_dir sync" in srv.log_text()
+    assert sorted(os.listdir(folder)) == sorted(taken)
+    # the user makes room; the operator resends
+    os.unlink(folder / taken[-1])
+    srv.cli("events", "retry", row["id"])
+    wait_for((folder / taken[-1]).is_file, 20, "the copy after the retry")
+    assert (folder / taken[-1]).read_bytes() == data
+    for name in taken[:-1]:
+        assert (folder / name).read_bytes() == (b"someone else's " +
+                                                name.encode())
+
+
 def mount_tmpfs(path):
     p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755",
                         "tmpfs", str(path)], capture_output=True, text=True)
