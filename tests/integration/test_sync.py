@@ -43,22 +43,23 @@ def wait_for(cond, timeout, what):
                                                                   what))
 
 
-def plugins(root, dav_url, password=DAV_PASS):
-    return [
-        {"name": "sync_dir", "settings": {"root": str(root)}},
-        {"name": "sync_webdav", "settings": {
-            "url": dav_url, "username": DAV_USER, "password": password,
-            "timeout": 5}},
-    ]
+def plugins(root, dav_url, password=DAV_PASS, ca_file=None):
+    dav = {"url": dav_url, "username": DAV_USER, "password": password,
+           "timeout": 5}
+    if ca_file:
+        dav["ca_file"] = str(ca_file)
+    return [{"name": "sync_dir", "settings": {"root": str(root)}},
+            {"name": "sync_webdav", "settings": dav}]
 
 
-def sync_server(servers, root, dav_url, password=DAV_PASS):
+def sync_server(servers, root, dav_url, password=DAV_PASS, ca_file=None):
     """servers: the module's factory, or a directory for a server the
     test does not expect to start (the factory would call its exit a
     crash)."""
     srv = servers(start=False) if callable(servers) else H.Server(servers)
     srv.sections["plugins"] = H.LcList(list(srv.sections["plugins"]) +
-                                       plugins(root, dav_url, password))
+                                       plugins(root, dav_url, password,
+                                               ca_file))
     # Retry every second: an outage in the test lasts a few seconds.
     srv.sections["events"] = {"interval_ms": 50, "retry_base": 1,
                               "retry_cap": 1}
@@ -485,3 +486,36 @@ def test_unmounted_share_is_not_written_and_retried(servers, dav, tmp_path):
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_https_certificate_is_verified(servers, tls_pair, tmp_path):
+    """Over https the server's certificate is checked: a self-signed
+    one is refused (deferred, nothing written) until ca_file names it."""
+    dav = Nginx(users={DAV_USER: DAV_PASS}, tls=tls_pair).start()
+    try:
+        root = tmp_path / "share3"
+        root.mkdir()
+        srv = sync_server(servers, root, dav.url)
+        srv.start()
+        srv.add_account(ACCOUNT)
+        addr = new_dossier(srv, "R-TLS")
+        data = pdf("over verified TLS")
+        send(srv, addr, [("tls.pdf", data, "application/pdf")])
+        name = "%d-tls.pdf" % documents(srv, addr)[0][0]
+
+        def refused():
+            return any(r[0] == "pending" and "certificate" in r[2].lower()
+                       for r in deliveries(srv, "sync_webdav").values())
+        wait_for(refused, 20, "the self-signed certificate refused")
+        assert dav.requests() == []	# no request got through TLS
+        srv.stop_and_check()
+        srv.sections["plugins"] = H.LcList(
+            list(srv.sections["plugins"])[:1] +
+            plugins(root, dav.url, ca_file=tls_pair[0]))
+        srv.write_config()
+        srv.start()
+        path = dav_folder(dav, "R-TLS") / name
+        wait_for(path.is_file, 30, "the copy once ca_file names the CA")
+        assert path.read_bytes() == data
+    finally:
+        dav.stop()

@@ -26,7 +26,8 @@ FOLDER = "postdoc"	# the dedicated folder: http://127.0.0.1:PORT/postdoc/
 
 
 class Nginx:
-    def __init__(self, users=None):
+    def __init__(self, users=None, tls=None):
+        self.tls = tls		# (cert, key) paths: https instead of http
         self.root = Path(tempfile.mkdtemp(prefix="postdoc-webdav-"))
         os.chmod(self.root, 0o755)
         self.port = H.free_port()
@@ -42,7 +43,8 @@ class Nginx:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d/%s/" % (self.port, FOLDER)
+        return "%s://127.0.0.1:%d/%s/" % ("https" if self.tls else "http",
+                                          self.port, FOLDER)
 
     def _htpasswd(self):
         lines = []
@@ -62,6 +64,10 @@ class Nginx:
         # Workers run as root when we are root, so they can write the
         # private directory; otherwise as ourselves (no user directive).
         user = "user root root;" if os.geteuid() == 0 else ""
+        ssl = ""
+        if self.tls:
+            ssl = ("ssl_certificate %s;\n    ssl_certificate_key %s;"
+                   % (self.tls[0], self.tls[1]))
         conf = """
 {user}
 daemon off;
@@ -80,8 +86,9 @@ http {{
   scgi_temp_path {r}/scgi;
   client_max_body_size 64m;
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{ssl_flag};
     server_name localhost;
+    {ssl}
     location / {{
       root {r}/www;
       dav_methods PUT DELETE MKCOL COPY MOVE;
@@ -91,7 +98,8 @@ http {{
     }}
   }}
 }}
-""".format(user=user, r=r, port=self.port, auth=auth)
+""".format(user=user, r=r, port=self.port, auth=auth, ssl=ssl,
+           ssl_flag=" ssl" if self.tls else "")
         self.conf = r / "nginx.conf"
         self.conf.write_text(conf)
 
