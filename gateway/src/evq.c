@@ -327,14 +327,43 @@ evq_deadline(struct timespec *ts, int64_t ms)
 	}
 }
 
+/*
+ * Settled deliveries only matter to an operator looking back (`events
+ * list`): without this the table grows by one row per event and plugin
+ * for ever.  Failed and expired rows stay longer, for `events retry`.
+ */
+#define EVQ_PRUNE_EVERY 3600
+#define EVQ_KEEP_DONE (7 * 86400)
+#define EVQ_KEEP_FAILED (30 * 86400)
+
+static void
+evq_prune(struct evq_consumer *c, int64_t *last)
+{
+	char err[PD_ERRLEN];
+	int64_t now = pd_now();
+	int n;
+
+	if (now - *last < EVQ_PRUNE_EVERY)
+		return;
+	*last = now;
+	if (store_evq_prune(c->st, c->desc->name, evq_hook(c),
+	    now - EVQ_KEEP_DONE, now - EVQ_KEEP_FAILED, &n, err) != 0)
+		log_warn("events: %s %s: %s", c->desc->name, evq_hook(c), err);
+	else if (n > 0)
+		log_info("events: %s %s: %d settled deliveries forgotten",
+		    c->desc->name, evq_hook(c), n);
+}
+
 static void *
 evq_main(void *arg)
 {
 	struct evq_consumer *c = arg;
 	struct evq *q = c->q;
 	struct timespec ts;
+	int64_t pruned = 0;
 
 	while (!evq_stopping(q)) {
+		evq_prune(c, &pruned);
 		/* A stream that moved on may have its next event due now. */
 		if (evq_pass(c) > 0)
 			continue;

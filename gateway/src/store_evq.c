@@ -374,3 +374,15 @@ store_evq_retry(struct store *st, int64_t id, int64_t now, char *err)
 		return -1;
 	return n > 0;
 }
+
+int
+store_evq_prune(struct store *st, const char *consumer, const char *hook,
+    int64_t done_before, int64_t failed_before, int *n_r, char *err)
+{
+	*n_r = 0;
+	return store_cx_exec(st, se_prep(st, "DELETE FROM event_deliveries"
+	    " WHERE consumer = ?1 AND hook = ?2 AND ((state IN ('done',"
+	    " 'dropped') AND updated < ?3) OR (state IN ('failed', 'expired')"
+	    " AND updated < ?4))", err, "ssii", consumer, hook, done_before,
+	    failed_before), n_r, err, "evq prune");
+}

@@ -95,4 +95,10 @@ int store_evq_list(struct store *st, const char *consumer, const char *state,
  * 1 done, 0 no such row in those states. */
 int store_evq_retry(struct store *st, int64_t id, int64_t now, char *err);
 
+/* Forget one consumer's settled deliveries: done or dropped last updated
+ * before done_before, failed or expired before failed_before.  Pending
+ * rows are never touched.  *n_r: rows deleted. */
+int store_evq_prune(struct store *st, const char *consumer, const char *hook,
+    int64_t done_before, int64_t failed_before, int *n_r, char *err);
+
 #endif

@@ -200,6 +200,54 @@ START_TEST(test_retry_only_given_up)
 }
 END_TEST
 
+static int64_t
+count_rows(void)
+{
+	int64_t n = -1;
+	sqlite3_stmt *s;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(store_sqlite(st), "SELECT count(*)"
+	    " FROM event_deliveries", -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+START_TEST(test_prune_settled_only)
+{
+	struct store_evq_item it[4];
+	int64_t now = pd_now();
+	int n = -1;
+
+	ck_assert_int_eq(fanout("event"), 0);
+	ev(d1, "document.received", "document=1");
+	ev(d2, "document.received", "document=2");
+	ev(0, "consent.granted", "contact=1");
+	ck_assert_int_eq(fanout("event"), 3);
+	ck_assert_uint_eq(due(it, 4, now), 3);
+	ck_assert_int_eq(store_evq_record(st, it[0].id, "done", 1, now, "",
+	    now - 100, err), 0);
+	ck_assert_int_eq(store_evq_record(st, it[1].id, "expired", 9, now,
+	    "timeout", now - 100, err), 0);
+	/* it[2] stays pending, however old */
+	ck_assert_msg(store_evq_prune(st, "hook", "event", now - 200, now - 200,
+	    &n, err) == 0, "%s", err);
+	ck_assert_int_eq(n, 0);
+	ck_assert_msg(store_evq_prune(st, "hook", "event", now, now - 200, &n,
+	    err) == 0, "%s", err);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(count_rows(), 2);
+	ck_assert_msg(store_evq_prune(st, "other", "event", now + 9, now + 9,
+	    &n, err) == 0, "%s", err);
+	ck_assert_int_eq(n, 0);
+	ck_assert_msg(store_evq_prune(st, "hook", "event", now + 9, now + 9,
+	    &n, err) == 0, "%s", err);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(count_rows(), 1);
+}
+END_TEST
+
 static Suite *
 evq_suite(void)
 {
@@ -212,6 +260,7 @@ evq_suite(void)
 	tcase_add_test(tc, test_stream_heads);
 	tcase_add_test(tc, test_completed_rule);
 	tcase_add_test(tc, test_retry_only_given_up);
+	tcase_add_test(tc, test_prune_settled_only);
 	suite_add_tcase(s, tc);
 	return s;
 }
