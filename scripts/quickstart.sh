@@ -26,6 +26,7 @@ addr=$(pd dossier list --account DEMO --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
 listen=$(pd check-config -v 2>/dev/null | sed -n 's/^server\.smtp_listen = "\(.*\)"$/\1/p' | head -n1)
 listen=${listen:-127.0.0.1:2525}
+api=$(pd check-config -v 2>/dev/null | sed -n 's/^api\.listen = "\(.*\)"$/\1/p' | head -n1)
 
 cat <<MSG
 
@@ -39,6 +40,15 @@ Then look at what was filed:
 
   ./postdoc --config $conf dossier list
   ./postdoc --config $conf dossier show <ID>
-
 MSG
+if [ -n "$api" ]; then
+cat <<MSG
+
+The JSON API is on http://$api/api/v1 (docs/api.md):
+
+  TOKEN=\$(./postdoc --config $conf token create --account DEMO --name demo)
+  curl -H "Authorization: Bearer \$TOKEN" http://$api/api/v1/dossiers
+MSG
+fi
+echo
 exec ./postdoc --config "$conf" serve
