@@ -126,14 +126,12 @@ campaign_queued_cb(struct store *st, size_t i, int64_t oid, void *ctx,
 static int
 campaign_flush(struct campaign_run *r, char *err)
 {
-	size_t n = r->npend;
-	int rc = outq_enqueue_commit(r->q, campaign_queued_cb, r, err);
+	size_t n = 0;
+	int rc = outq_enqueue_commit(r->q, campaign_queued_cb, r, &n, err);
 
 	r->npend = 0;
-	if (rc != 0)
-		return -1;
 	r->stats->queued += n;
-	return 0;
+	return rc != 0 ? -1 : 0;
 }
 
 /*

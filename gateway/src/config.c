@@ -153,6 +153,8 @@ static const struct cf_param cf_params[] = {
 	    "transport sessions at once per recipient domain"),
 	INT("outbound", "delivery_threads", delivery_threads, 2, 1, 64,
 	    "threads delivering outbound mail"),
+	INT("outbound", "queue_threads", queue_threads, 4, 1, 64,
+	    "threads signing and storing a campaign's messages at once"),
 	INT("outbound", "batch_max", batch_max, 20, 1, 1000,
 	    "messages per transport session"),
 	INT("outbound", "retry_base", retry_base, 300, 1, 86400,

@@ -88,6 +88,7 @@ struct pd_config {
 	int64_t rate;			/* messages per second, all domains */
 	int64_t domain_concurrency;	/* sessions per recipient domain */
 	int64_t delivery_threads;
+	int64_t queue_threads;		/* campaign: sign + store at once */
 	int64_t batch_max;		/* messages per transport session */
 	int64_t retry_base;		/* first retry delay, seconds; doubles */
 	int64_t retry_max_age;		/* then bounced as undeliverable */

@@ -31,13 +31,41 @@
 #define OUTQ_DAY 86400
 #define OUTQ_PATH_MAX 4096
 
+/*
+ * What a queueing thread does for one added message: the outbound hooks
+ * (DKIM) and the blob, fsync'd file and dir.  It fills its row's sha256
+ * and size; the row itself is inserted by outq_enqueue_commit.
+ */
+struct outq_job {
+	char *account;
+	char *msg_path;
+	int rc;
+	char err[PD_ERRLEN];
+};
+
+/*
+ * The threads of one outq_ctx's batches.  A campaign's time is signing
+ * (CPU) and fsyncs (waiting): done for several messages at once they
+ * overlap.  Jobs are the indexes nsub..., taken in order under mu.
+ */
+struct outq_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+	pthread_t *th;
+	int nth;
+	size_t nsub, next, ndone;
+	int stop;
+};
+
 struct outq_ctx {
 	const struct pd_config *cfg;
 	struct plugin_host *ph;
 	struct store *st;
 	struct blob_store *bs;
-	struct store_outbound *pend;	/* outq_enqueue_add: blobs placed, */
-	size_t npend, cappend;		/* rows not yet inserted */
+	struct store_outbound *pend;	/* outq_enqueue_add: rows not yet */
+	struct outq_job *jobs;		/* inserted, their jobs */
+	size_t npend, cappend;
+	struct outq_pool *pool;		/* started by the first add */
 };
 
 /* What one attempt (or a DSN) did to a row. */
@@ -67,6 +95,9 @@ struct outq_bucket {
 
 /* ---- contexts ---- */
 
+static void outq_batch_reset(struct outq_ctx *q);
+static void outq_pool_stop(struct outq_ctx *q);
+
 int
 outq_ctx_new(const struct pd_config *cfg, struct plugin_host *ph,
     struct outq_ctx **q_r, char *err)
@@ -95,9 +126,12 @@ outq_ctx_free(struct outq_ctx **qp)
 	if (qp == NULL || *qp == NULL)
 		return;
 	q = *qp;
+	outq_batch_reset(q);
+	outq_pool_stop(q);
 	store_close(&q->st);
 	blob_store_free(&q->bs);
 	free(q->pend);
+	free(q->jobs);
 	free(q);
 	*qp = NULL;
 }
@@ -246,8 +280,7 @@ outq_crlf_scan(struct outq_crlf *c, const char *buf, size_t n)
 /* Stream prepend + message file into a blob; never whole in memory. */
 static int
 outq_write_blob(struct outq_ctx *q, const char *prepend, size_t plen,
-    const char *msg_path, int sync_dir, char sha_r[65], uint64_t *size_r,
-    char *err)
+    const char *msg_path, char sha_r[65], uint64_t *size_r, char *err)
 {
 	struct blob_writer w;
 	struct outq_crlf c = { 0, 0 };
@@ -285,8 +318,6 @@ outq_write_blob(struct outq_ctx *q, const char *prepend, size_t plen,
 		return -1;
 	}
 	*size_r = w.size;
-	if (!sync_dir)
-		return blob_writer_commit_nodirsync(q->bs, &w, sha_r, err);
 	return blob_writer_commit(q->bs, &w, sha_r, err);
 }
 
@@ -385,13 +416,12 @@ outq_insert(struct outq_ctx *q, const struct store_outbound *o,
 	return 0;
 }
 
-/* Everything before the row: checks, VERP token, hooks, blob. */
+/* The checks, VERP token and row fields: what needs the store. */
 static int
-outq_prepare(struct outq_ctx *q, const struct outq_item *it, int sync_dir,
+outq_prepare_row(struct outq_ctx *q, const struct outq_item *it,
     struct store_outbound *o, char *err)
 {
-	char token[27], *prepend;
-	int rc = -1;
+	char token[27];
 
 	if (q->cfg->bounce_domain == NULL || q->cfg->bounce_domain[0] == '\0') {
 		pd_err(err, "outbound: outbound.bounce_domain is not set");
@@ -407,10 +437,20 @@ outq_prepare(struct outq_ctx *q, const struct outq_item *it, int sync_dir,
 	    outq_token(token, err) != 0 ||
 	    outq_row_fill(o, it, q->cfg->bounce_domain, token, err) != 0)
 		return -1;
-	prepend = xmalloc(OUTQ_PREPEND_MAX);
+	return 0;
+}
+
+/* Hooks and blob (durable, dir included): no store, any thread. */
+static int
+outq_prepare_blob(struct outq_ctx *q, const struct outq_item *it,
+    struct store_outbound *o, char *err)
+{
+	char *prepend = xmalloc(OUTQ_PREPEND_MAX);
+	int rc = -1;
+
 	if (outq_hooks(q, o, it, prepend, err) == 0 &&
 	    outq_write_blob(q, prepend, strlen(prepend), it->msg_path,
-	    sync_dir, o->sha256, &o->size, err) == 0) {
+	    o->sha256, &o->size, err) == 0) {
 		o->next_attempt = pd_now();
 		rc = 0;
 	}
@@ -424,7 +464,8 @@ outq_enqueue_file(struct outq_ctx *q, const struct outq_item *it,
 {
 	struct store_outbound o;
 
-	if (outq_prepare(q, it, 1, &o, err) != 0)
+	if (outq_prepare_row(q, it, &o, err) != 0 ||
+	    outq_prepare_blob(q, it, &o, err) != 0)
 		return -1;
 	return outq_insert(q, &o, id_r, err);
 }
@@ -455,30 +496,156 @@ outq_enqueue(struct outq_ctx *q, const struct outq_item *it, int64_t *id_r,
 
 /* ---- queueing in batches ---- */
 
+/* One job: what outq_enqueue does between the row's fields and the row. */
+static void
+outq_job_run(struct outq_ctx *q, size_t i)
+{
+	struct outq_job *j = &q->jobs[i];
+	struct outq_item it = { .account = j->account,
+	    .msg_path = j->msg_path };
+
+	j->err[0] = '\0';
+	j->rc = outq_prepare_blob(q, &it, &q->pend[i], j->err);
+	if (unlink(j->msg_path) != 0 && j->rc == 0)
+		log_warn("outbound: cannot remove %s: %s", j->msg_path,
+		    strerror(errno));
+}
+
+static void *
+outq_pool_main(void *arg)
+{
+	struct outq_ctx *q = arg;
+	struct outq_pool *p = q->pool;
+	size_t i;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->stop && p->next >= p->nsub)
+			pthread_cond_wait(&p->work, &p->mu);
+		if (p->next >= p->nsub)
+			break;
+		i = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		outq_job_run(q, i);
+		pthread_mutex_lock(&p->mu);
+		p->ndone++;
+		pthread_cond_broadcast(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static int
+outq_pool_start(struct outq_ctx *q, char *err)
+{
+	struct outq_pool *p = xcalloc(1, sizeof(*p));
+	int n = q->cfg->queue_threads > 0 ? (int)q->cfg->queue_threads : 1;
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->th = xcalloc((size_t)n, sizeof(*p->th));
+	q->pool = p;
+	for (p->nth = 0; p->nth < n; p->nth++)
+		if (pthread_create(&p->th[p->nth], NULL, outq_pool_main, q)
+		    != 0)
+			break;
+	if (p->nth == 0) {
+		pd_err(err, "outbound: cannot start a queueing thread");
+		outq_pool_stop(q);
+		return -1;
+	}
+	return 0;
+}
+
+/* Until every submitted job has run: their rows and files are ours again. */
+static void
+outq_pool_wait(struct outq_ctx *q)
+{
+	struct outq_pool *p = q->pool;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	while (p->ndone < p->nsub)
+		pthread_cond_wait(&p->done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void
+outq_pool_stop(struct outq_ctx *q)
+{
+	struct outq_pool *p = q->pool;
+	int i;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	for (i = 0; i < p->nth; i++)
+		pthread_join(p->th[i], NULL);
+	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->mu);
+	free(p->th);
+	free(p);
+	q->pool = NULL;
+}
+
+/* Forget the batch: waits for its jobs, frees their names. */
+static void
+outq_batch_reset(struct outq_ctx *q)
+{
+	size_t i;
+
+	outq_pool_wait(q);
+	for (i = 0; i < q->npend; i++) {
+		free(q->jobs[i].account);
+		free(q->jobs[i].msg_path);
+	}
+	q->npend = 0;
+	if (q->pool != NULL)
+		q->pool->nsub = q->pool->next = q->pool->ndone = 0;
+}
+
 /*
- * A batch costs one WAL commit and one fsync per distinct fan-out dir
- * instead of a commit and a dir fsync per message.  Each blob's file is
- * fsync'd when added; its dir entry only at commit, before the rows that
- * name it: a blob is durable before its row, as in outq_enqueue.  A
- * crash before the commit leaves blobs no row names (as a crash between
- * blob and row always could) and no rows.
+ * A batch costs one WAL commit instead of one per message, and its
+ * messages are signed and stored by the queueing threads at the same
+ * time.  Each blob is durable (file and dir fsync'd) before commit
+ * inserts the row that names it, as in outq_enqueue.  A crash before the
+ * commit leaves blobs no row names (as a crash between blob and row
+ * always could) and no rows.
  */
 int
 outq_enqueue_add(struct outq_ctx *q, const struct outq_item *it, char *err)
 {
 	struct store_outbound o;
-	int rc = outq_prepare(q, it, 0, &o, err);
 
-	if (it->msg_path != NULL && unlink(it->msg_path) != 0 && rc == 0)
-		log_warn("outbound: cannot remove %s: %s", it->msg_path,
-		    strerror(errno));
-	if (rc != 0)
+	if (outq_prepare_row(q, it, &o, err) != 0) {
+		if (it->msg_path != NULL)
+			unlink(it->msg_path);
 		return -1;
+	}
+	if (q->pool == NULL && outq_pool_start(q, err) != 0) {
+		unlink(it->msg_path);
+		return -1;
+	}
 	if (q->npend == q->cappend) {
+		outq_pool_wait(q);	/* no job may hold pend while it moves */
 		q->cappend = q->cappend ? q->cappend * 2 : 64;
 		q->pend = xrealloc(q->pend, q->cappend * sizeof(*q->pend));
+		q->jobs = xrealloc(q->jobs, q->cappend * sizeof(*q->jobs));
 	}
-	q->pend[q->npend++] = o;
+	q->pend[q->npend] = o;
+	q->jobs[q->npend] = (struct outq_job){ .account = xstrdup(it->account
+	    ? it->account : ""), .msg_path = xstrdup(it->msg_path), .rc = -1 };
+	q->npend++;
+	pthread_mutex_lock(&q->pool->mu);
+	q->pool->nsub = q->npend;
+	pthread_cond_signal(&q->pool->work);
+	pthread_mutex_unlock(&q->pool->mu);
 	return 0;
 }
 
@@ -488,53 +655,65 @@ outq_enqueue_pending(const struct outq_ctx *q)
 	return q->npend;
 }
 
-/* Each distinct fan-out dir once; pend is short, so a quadratic scan. */
+/* The rows of jobs 0..n-1 and the caller's changes, in one transaction. */
 static int
-outq_sync_dirs(struct outq_ctx *q, char *err)
-{
-	size_t i, j;
-
-	for (i = 0; i < q->npend; i++) {
-		for (j = 0; j < i; j++)
-			if (memcmp(q->pend[i].sha256, q->pend[j].sha256, 4) == 0)
-				break;
-		if (j == i && blob_sync_dir(q->bs, q->pend[i].sha256, err) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-int
-outq_enqueue_commit(struct outq_ctx *q, outq_queued_fn fn, void *ctx,
-    char *err)
+outq_batch_insert(struct outq_ctx *q, size_t n, outq_queued_fn fn,
+    void *ctx, char *err)
 {
 	size_t i;
 	int64_t id = 0;
 
-	if (q->npend == 0)
+	if (n == 0)
 		return 0;
-	if (outq_sync_dirs(q, err) != 0 || store_begin(q->st, err) != 0)
-		goto fail;
-	for (i = 0; i < q->npend; i++)
+	if (store_begin(q->st, err) != 0)
+		return -1;
+	for (i = 0; i < n; i++)
 		if (outq_insert_row(q, &q->pend[i], &id, err) != 0 ||
-		    (fn != NULL && fn(q->st, i, id, ctx, err) != 0))
-			goto fail;
-	if (store_commit(q->st, err) != 0)
-		goto fail;
-	log_info("outbound: %zu messages queued (ids up to %lld)", q->npend,
+		    (fn != NULL && fn(q->st, i, id, ctx, err) != 0)) {
+			store_rollback(q->st);
+			return -1;
+		}
+	if (store_commit(q->st, err) != 0) {
+		store_rollback(q->st);
+		return -1;
+	}
+	log_info("outbound: %zu messages queued (ids up to %lld)", n,
 	    (long long)id);
-	q->npend = 0;
 	return 0;
-fail:
-	store_rollback(q->st);
-	q->npend = 0;
-	return -1;
+}
+
+/*
+ * Waits for the batch's jobs.  If one failed, the messages added before
+ * it are committed all the same (as when add itself failed, before the
+ * jobs ran on threads) and its error is returned; the later ones are
+ * dropped, their blobs unnamed.
+ */
+int
+outq_enqueue_commit(struct outq_ctx *q, outq_queued_fn fn, void *ctx,
+    size_t *n_r, char *err)
+{
+	size_t k;
+	int rc;
+
+	*n_r = 0;
+	outq_pool_wait(q);
+	for (k = 0; k < q->npend && q->jobs[k].rc == 0; k++)
+		;
+	rc = outq_batch_insert(q, k, fn, ctx, err);
+	if (rc == 0)
+		*n_r = k;
+	if (rc == 0 && k < q->npend) {
+		pd_err(err, "%s", q->jobs[k].err);
+		rc = -1;
+	}
+	outq_batch_reset(q);
+	return rc;
 }
 
 void
 outq_enqueue_abort(struct outq_ctx *q)
 {
-	q->npend = 0;
+	outq_batch_reset(q);
 }
 
 /* ---- outcomes ---- */

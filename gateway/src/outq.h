@@ -50,14 +50,16 @@ int outq_enqueue(struct outq_ctx *q, const struct outq_item *it,
     int64_t *id_r, char *err);
 
 /*
- * The same in batches (campaigns): add does everything but the row (the
- * blob's file is fsync'd, its directory not yet); commit fsyncs each
- * fan-out directory once, then inserts every added row in ONE
- * transaction, calling fn(st, i, id) for the i-th added message inside
- * it so the caller's own state changes commit with the rows.  Until
- * commit returns 0 nothing of the batch is queued.  add consumes
- * msg_path like outq_enqueue; abort forgets the added rows (their blobs
- * stay, unnamed, as after a crash).
+ * The same in batches (campaigns): add checks the recipient and makes the
+ * row's fields, then hands the hooks (DKIM) and the blob (file and dir
+ * fsync'd) to one of outbound.queue_threads threads; commit waits for
+ * them and inserts every added row in ONE transaction, calling fn(st, i,
+ * id) for the i-th added message inside it so the caller's own state
+ * changes commit with the rows.  If a message's hooks or blob failed,
+ * the ones added before it are committed, *n_r says how many, and its
+ * error is returned.  Until commit returns, nothing of the batch is
+ * queued.  add consumes msg_path like outq_enqueue; abort forgets the
+ * added rows (their blobs stay, unnamed, as after a crash).
  */
 typedef int (*outq_queued_fn)(struct store *st, size_t i, int64_t id,
     void *ctx, char *err);
@@ -65,7 +67,7 @@ int outq_enqueue_add(struct outq_ctx *q, const struct outq_item *it,
     char *err);
 size_t outq_enqueue_pending(const struct outq_ctx *q);
 int outq_enqueue_commit(struct outq_ctx *q, outq_queued_fn fn, void *ctx,
-    char *err);
+    size_t *n_r, char *err);
 void outq_enqueue_abort(struct outq_ctx *q);
 
 /* Deliver every due message once, blocking (CLI: `queue run`, `invite`). */
