@@ -523,37 +523,6 @@ api_done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
 
 /* ---- start and stop ---- */
 
-static int
-api_addr(const char *listen, struct sockaddr_storage *ss, char *err)
-{
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	struct addrinfo hints, *ai = NULL;
-	size_t n;
-
-	if (colon == NULL || (n = (size_t)(colon - listen)) >= sizeof(host)) {
-		pd_err(err, "api.listen \"%s\" is not host:port", listen);
-		return -1;
-	}
-	memcpy(host, listen, n);
-	host[n] = '\0';
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-		memmove(host, host + 1, n - 2);
-		host[n - 2] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
-		pd_err(err, "api.listen \"%s\": not a numeric address", listen);
-		return -1;
-	}
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-	return 0;
-}
-
-
 int
 api_start(const struct pd_config *cfg, struct plugin_host *ph,
     struct api_server **a_r, char *err)
@@ -566,7 +535,7 @@ api_start(const struct pd_config *cfg, struct plugin_host *ph,
 	if (cfg->api_listen == NULL || cfg->api_listen[0] == '\0')
 		return 0;
 	memset(&ss, 0, sizeof(ss));
-	if (api_addr(cfg->api_listen, &ss, err) != 0)
+	if (pd_listen_addr("api.listen", cfg->api_listen, &ss, err) != 0)
 		return -1;
 	/* The store opens now, so a bad path stops serve at start. */
 	if (store_open(cfg->db_path, cfg->sync_mode, &probe, err) != 0)

@@ -590,36 +590,6 @@ http_done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
 
 /* ---- start and stop ---- */
 
-static int
-http_addr(const char *listen, struct sockaddr_storage *ss, char *err)
-{
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	struct addrinfo hints, *ai = NULL;
-	size_t n;
-
-	if (colon == NULL || (n = (size_t)(colon - listen)) >= sizeof(host)) {
-		pd_err(err, "web.listen \"%s\" is not host:port", listen);
-		return -1;
-	}
-	memcpy(host, listen, n);
-	host[n] = '\0';
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-		memmove(host, host + 1, n - 2);
-		host[n - 2] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
-		pd_err(err, "web.listen \"%s\": not a numeric address", listen);
-		return -1;
-	}
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-	return 0;
-}
-
 int
 http_start(const struct pd_config *cfg, struct http_server **h_r, char *err)
 {
@@ -631,7 +601,7 @@ http_start(const struct pd_config *cfg, struct http_server **h_r, char *err)
 	if (cfg->web_listen == NULL || cfg->web_listen[0] == '\0')
 		return 0;
 	memset(&ss, 0, sizeof(ss));
-	if (http_addr(cfg->web_listen, &ss, err) != 0)
+	if (pd_listen_addr("web.listen", cfg->web_listen, &ss, err) != 0)
 		return -1;
 	/* Make the current key now, not on the first click. */
 	if (unsub_token_make(cfg, UNSUB_T_UNSUB, 1, 1, 1, b, NULL, kerr) != 0) {

@@ -2045,6 +2045,44 @@ store_cx(struct store *st, const char *sql, char *err, const char *fmt, ...)
 	return s;
 }
 
+sqlite3_stmt *
+store_cx_prep(struct store *st, const char *sql, char *err, const char *fmt,
+    ...)
+{
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	int i, n, rc = SQLITE_OK;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		store_fail(st, err, "prepare");
+		return NULL;
+	}
+	n = sqlite3_bind_parameter_count(s);
+	va_start(ap, fmt);
+	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
+		if (fmt[i] == 'i') {
+			int64_t v = va_arg(ap, int64_t);
+
+			if (i < n)
+				rc = sqlite3_bind_int64(s, i + 1, v);
+		} else {
+			const char *v = va_arg(ap, const char *);
+
+			if (i < n)
+				rc = v == NULL ? sqlite3_bind_null(s, i + 1) :
+				    sqlite3_bind_text(s, i + 1, v, -1,
+				    SQLITE_TRANSIENT);
+		}
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		store_fail(st, err, "bind");
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* Run to completion; 0 or -1.  changes_r: rows changed. */
 int
 store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r, char *err,

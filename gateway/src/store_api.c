@@ -17,6 +17,9 @@
 	" t.prefix, t.hash, t.created, t.last_used, t.revoked" \
 	" FROM api_tokens t JOIN accounts a ON a.id = t.account_id "
 
+/* The store's one preparer: binds by a format, 'i' int64, 't' text. */
+#define sa_prep store_cx_prep
+
 static int
 sa_fail(struct store *st, char *err, const char *what)
 {
@@ -24,39 +27,6 @@ sa_fail(struct store *st, char *err, const char *what)
 	return -1;
 }
 
-/* Prepare and bind by a format: 'i' int64, 't' text (NULL binds NULL). */
-static sqlite3_stmt *
-sa_prep(struct store *st, const char *sql, char *err, const char *fmt, ...)
-{
-	sqlite3_stmt *s = NULL;
-	va_list ap;
-	int i, rc = SQLITE_OK;
-
-	if (sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL) !=
-	    SQLITE_OK) {
-		sa_fail(st, err, "prepare");
-		return NULL;
-	}
-	va_start(ap, fmt);
-	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
-		if (fmt[i] == 'i')
-			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
-		else {
-			const char *v = va_arg(ap, const char *);
-
-			rc = v == NULL ? sqlite3_bind_null(s, i + 1) :
-			    sqlite3_bind_text(s, i + 1, v, -1,
-			    SQLITE_TRANSIENT);
-		}
-	}
-	va_end(ap);
-	if (rc != SQLITE_OK) {
-		sa_fail(st, err, "bind");
-		sqlite3_finalize(s);
-		return NULL;
-	}
-	return s;
-}
 
 static void
 sa_col(char *dst, size_t len, sqlite3_stmt *s, int i)

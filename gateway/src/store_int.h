@@ -12,6 +12,12 @@
 
 sqlite3 *store_sqlite(struct store *st);
 
+/* Prepare a one-off statement and bind its parameters by a format: 'i'
+ * an int64_t, 't' a text (NULL binds NULL); parameters the statement
+ * does not use are skipped.  NULL with err set on failure. */
+sqlite3_stmt *store_cx_prep(struct store *st, const char *sql, char *err,
+    const char *fmt, ...);
+
 /* Step a one-off statement to completion and finalize it; 0 or -1 with
  * err naming `what`.  changes_r (may be NULL): rows changed. */
 int store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r,

@@ -25,6 +25,9 @@ const char *const store_erase_names[STORE_ERASE_NCOUNTS] = {
 
 /* ---- helpers ---- */
 
+/* The store's one preparer: binds by a format, 'i' int64, 't' text. */
+#define sp_prep store_cx_prep
+
 static int
 sp_fail(struct store *st, char *err, const char *what)
 {
@@ -32,47 +35,6 @@ sp_fail(struct store *st, char *err, const char *what)
 	return -1;
 }
 
-/*
- * Prepare sql and bind by a format: 'i' int64, 't' text (NULL binds
- * NULL).  Parameters the statement does not use are skipped.
- */
-static sqlite3_stmt *
-sp_prep(struct store *st, const char *sql, char *err, const char *fmt, ...)
-{
-	sqlite3 *db = store_sqlite(st);
-	sqlite3_stmt *s = NULL;
-	va_list ap;
-	int i, n, rc = SQLITE_OK;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-		sp_fail(st, err, "prepare");
-		return NULL;
-	}
-	n = sqlite3_bind_parameter_count(s);
-	va_start(ap, fmt);
-	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
-		if (fmt[i] == 'i') {
-			int64_t v = va_arg(ap, int64_t);
-
-			if (i < n)
-				rc = sqlite3_bind_int64(s, i + 1, v);
-		} else {
-			const char *v = va_arg(ap, const char *);
-
-			if (i < n)
-				rc = v == NULL ? sqlite3_bind_null(s, i + 1) :
-				    sqlite3_bind_text(s, i + 1, v, -1,
-				    SQLITE_TRANSIENT);
-		}
-	}
-	va_end(ap);
-	if (rc != SQLITE_OK) {
-		sp_fail(st, err, "bind");
-		sqlite3_finalize(s);
-		return NULL;
-	}
-	return s;
-}
 
 /* Run to completion; changes_r (may be NULL): rows changed. */
 static int

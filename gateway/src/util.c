@@ -6,6 +6,7 @@
  * broken invariants and OOM).
  */
 #include <dirent.h>
+#include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -381,4 +382,38 @@ pd_beside_exe(const char *rel, char *out, size_t outlen)
 	*slash = '\0';
 	len = snprintf(out, outlen, "%s/%s", exe, rel);
 	return len > 0 && (size_t)len < outlen && access(out, F_OK) == 0;
+}
+
+/* A listener setting ("host:port", "[v6]:port", numeric only: no DNS at
+ * start) as a socket address; key names the setting in errors. */
+int
+pd_listen_addr(const char *key, const char *listen,
+    struct sockaddr_storage *ss, char *err)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	struct addrinfo hints, *ai = NULL;
+	size_t n;
+
+	if (colon == NULL || (n = (size_t)(colon - listen)) >= sizeof(host)) {
+		pd_err(err, "%s \"%s\" is not host:port", key, listen);
+		return -1;
+	}
+	memcpy(host, listen, n);
+	host[n] = '\0';
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
+		pd_err(err, "%s \"%s\": not a numeric address", key,
+		    listen);
+		return -1;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <sys/socket.h>
 
 /* Every `char *err` parameter points at a buffer of this size. */
 #define PD_ERRLEN 512
@@ -73,5 +74,9 @@ int pd_dir_clear(const char *dir);
 int pd_beside_exe(const char *rel, char *out, size_t outlen);
 /* fsync a directory by path */
 int pd_fsync_dir(const char *path);
+
+/* "host:port" or "[v6]:port", numeric, into ss; -1 with err naming key. */
+int pd_listen_addr(const char *key, const char *listen,
+    struct sockaddr_storage *ss, char *err);
 
 #endif
