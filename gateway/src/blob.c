@@ -1,6 +1,8 @@
 /*
  * blob.c - the content-addressed file store: "<root>/tmp/" for files being
- * written, "<root>/ab/cd/<sha256>" for finished ones.  Owns every path
+ * written, "<root>/ab/<sha256>" for finished ones (stores written before
+ * this layout keep theirs at "<root>/ab/cd/<sha256>": read, deduplicated
+ * against and removed there, never written).  Owns every path
  * under the root.  A path is only ever built from a validated 64-char
  * lowercase hex digest, never from a name a peer or a user supplied.
  */
@@ -42,6 +44,41 @@ blob_sha_valid(const char *sha)
 	return sha[64] == '\0';
 }
 
+/*
+ * The 256 fan-out dirs are made when the store is opened, not as blobs
+ * arrive: with "<root>/ab/cd/" nearly every blob of a young store paid a
+ * mkdir and an fsync of the parent (bench/README.md, "Blob fan-out").
+ * "ff" is made last, so a store that has it needs no loop; a dir that a
+ * crash lost anyway is made again by blob_place.  The root is fsync'd
+ * every time: another process may have made the dirs and not yet synced
+ * them, and a blob must never land in a dir whose entry is not durable.
+ */
+static int
+blob_fanout_init(struct blob_store *bs, char *err)
+{
+	char d[BLOB_PATH_MAX];
+	struct stat sb;
+	unsigned i;
+
+	snprintf(d, sizeof(d), "%s/ff", bs->root);
+	if (lstat(d, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		for (i = 0; i < 256; i++) {
+			snprintf(d, sizeof(d), "%s/%02x", bs->root, i);
+			if (mkdir(d, 0750) != 0 && errno != EEXIST) {
+				pd_err(err, "blob store: mkdir %s: %s", d,
+				    strerror(errno));
+				return -1;
+			}
+		}
+	}
+	if (pd_fsync_dir(bs->root) != 0) {
+		pd_err(err, "blob store: fsync %s: %s", bs->root,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 blob_store_open(const char *root, struct blob_store **bs_r, char *err)
 {
@@ -62,6 +99,10 @@ blob_store_open(const char *root, struct blob_store **bs_r, char *err)
 		free(bs);
 		return -1;
 	}
+	if (blob_fanout_init(bs, err) != 0) {
+		free(bs);
+		return -1;
+	}
 	*bs_r = bs;
 	return 0;
 }
@@ -75,10 +116,36 @@ blob_store_free(struct blob_store **bs)
 	*bs = NULL;
 }
 
+/* Where new blobs go: "<root>/ab/<sha>"; sha already validated. */
+static void
+blob_path_new(const struct blob_store *bs, const char *sha, char *out,
+    size_t outlen)
+{
+	snprintf(out, outlen, "%s/%.2s/%s", bs->root, sha, sha);
+}
+
+/* Where stores written before the one-level fan-out kept them. */
+static void
+blob_path_old(const struct blob_store *bs, const char *sha, char *out,
+    size_t outlen)
+{
+	snprintf(out, outlen, "%s/%.2s/%.2s/%s", bs->root, sha, sha + 2, sha);
+}
+
+static int
+blob_is_file(const char *path)
+{
+	struct stat sb;
+
+	return lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 void
 blob_path(const struct blob_store *bs, const char *sha, char *out,
     size_t outlen)
 {
+	char old[BLOB_PATH_MAX];
+
 	if (outlen == 0)
 		return;
 	/* An invalid digest yields "" so no caller can open outside root. */
@@ -86,35 +153,53 @@ blob_path(const struct blob_store *bs, const char *sha, char *out,
 		out[0] = '\0';
 		return;
 	}
-	snprintf(out, outlen, "%s/%.2s/%.2s/%s", bs->root, sha, sha + 2, sha);
+	blob_path_new(bs, sha, out, outlen);
+	if (blob_is_file(out))
+		return;
+	blob_path_old(bs, sha, old, sizeof(old));
+	if (blob_is_file(old))
+		snprintf(out, outlen, "%s", old);
 }
 
 int
 blob_exists(const struct blob_store *bs, const char *sha)
 {
 	char path[BLOB_PATH_MAX];
-	struct stat sb;
 
 	if (!blob_sha_valid(sha))
 		return 0;
-	blob_path(bs, sha, path, sizeof(path));
-	return lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+	blob_path_new(bs, sha, path, sizeof(path));
+	if (blob_is_file(path))
+		return 1;
+	blob_path_old(bs, sha, path, sizeof(path));
+	return blob_is_file(path);
+}
+
+int
+blob_same_dir(const char *a, const char *b)
+{
+	return a[0] == b[0] && a[1] == b[1];
 }
 
 int
 blob_remove(struct blob_store *bs, const char *sha)
 {
 	char path[BLOB_PATH_MAX];
+	int rc = 0;
 
 	if (!blob_sha_valid(sha)) {
 		errno = EINVAL;
 		return -1;
 	}
-	blob_path(bs, sha, path, sizeof(path));
+	/* Both layouts: a blob may have been stored again under the new one. */
 	/* Removing what is already gone is success: purges must be rerunnable. */
+	blob_path_new(bs, sha, path, sizeof(path));
 	if (unlink(path) != 0 && errno != ENOENT)
-		return -1;
-	return 0;
+		rc = -1;
+	blob_path_old(bs, sha, path, sizeof(path));
+	if (unlink(path) != 0 && errno != ENOENT && errno != ENOTDIR)
+		rc = -1;
+	return rc;
 }
 
 int
@@ -192,32 +277,50 @@ blob_writer_abort(struct blob_writer *w)
 }
 
 /*
- * mkdir one fan-out level.  A directory we create is a new entry in its
- * parent, so the parent is fsync'd too or a crash could lose the whole
- * subtree the blob's rename is about to land in.
+ * A fan-out dir missing although the store was opened: lost by a crash
+ * before its entry reached the disk, or removed by hand.  Made again and
+ * its parent fsync'd, so the blob about to land in it cannot vanish with
+ * it.
  */
 static int
-blob_mkdir_level(const char *dir, const char *parent, char *err)
+blob_mkdir_again(struct blob_store *bs, const char *dir, char *err)
 {
-	if (mkdir(dir, 0750) == 0) {
-		if (pd_fsync_dir(parent) != 0) {
-			pd_err(err, "blob store: fsync %s: %s", parent,
-			    strerror(errno));
-			return -1;
-		}
-		return 0;
-	}
-	if (errno != EEXIST) {
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
 		pd_err(err, "blob store: mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (pd_fsync_dir(bs->root) != 0) {
+		pd_err(err, "blob store: fsync %s: %s", bs->root,
+		    strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
 /*
- * Move a complete, fsync'd file at src into its place for sha: create the
- * fan-out, drop src if the blob is already there (same digest, same
- * bytes), otherwise rename, then fsync the fan-out dir so the name is
+ * rename without replacing: 1 if dst already existed (src untouched),
+ * 0 if moved, -1 with errno.  RENAME_NOREPLACE answers "already there"
+ * in the same call; a filesystem without it gets a check then a rename
+ * (a blob that exists is complete, so replacing it would be harmless).
+ */
+static int
+blob_rename_new(const char *src, const char *dst)
+{
+	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EEXIST)
+		return 1;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (blob_is_file(dst))
+		return 1;
+	return rename(src, dst) == 0 ? 0 : -1;
+}
+
+/*
+ * Move a complete, fsync'd file at src into its place for sha: drop src if
+ * the blob is already there (same digest, same bytes; under either
+ * layout), otherwise rename; then fsync the fan-out dir so the name is
  * durable before any row that names the blob is committed.  A batch
  * caller (sync_dir 0) fsyncs the dir itself, once, through
  * blob_sync_dir, before its rows commit.
@@ -226,30 +329,39 @@ static int
 blob_place(struct blob_store *bs, const char *src, const char *sha,
     int sync_dir, char *err)
 {
-	char d1[BLOB_PATH_MAX], d2[BLOB_PATH_MAX], final[BLOB_PATH_MAX];
-	struct stat sb;
+	char dir[BLOB_PATH_MAX], final[BLOB_PATH_MAX];
+	int rc, old = 0;
 
-	snprintf(d1, sizeof(d1), "%s/%.2s", bs->root, sha);
-	snprintf(d2, sizeof(d2), "%s/%.2s/%.2s", bs->root, sha, sha + 2);
-	blob_path(bs, sha, final, sizeof(final));
-	if (blob_mkdir_level(d1, bs->root, err) != 0 ||
-	    blob_mkdir_level(d2, d1, err) != 0)
-		return -1;
-	if (lstat(final, &sb) == 0 && S_ISREG(sb.st_mode)) {
-		if (unlink(src) != 0) {
-			pd_err(err, "blob store: unlink %s: %s", src,
-			    strerror(errno));
-			return -1;
+	snprintf(dir, sizeof(dir), "%s/%.2s", bs->root, sha);
+	blob_path_old(bs, sha, final, sizeof(final));
+	if (blob_is_file(final))
+		rc = old = 1;
+	else {
+		blob_path_new(bs, sha, final, sizeof(final));
+		rc = blob_rename_new(src, final);
+		if (rc < 0 && errno == ENOENT && access(src, F_OK) == 0) {
+			if (blob_mkdir_again(bs, dir, err) != 0)
+				return -1;
+			rc = blob_rename_new(src, final);
 		}
-		return 0;
 	}
-	if (rename(src, final) != 0) {
+	if (rc < 0) {
 		pd_err(err, "blob store: rename %s -> %s: %s", src, final,
 		    strerror(errno));
 		return -1;
 	}
-	if (sync_dir && pd_fsync_dir(d2) != 0) {
-		pd_err(err, "blob store: fsync %s: %s", d2, strerror(errno));
+	if (rc == 1 && unlink(src) != 0) {
+		pd_err(err, "blob store: unlink %s: %s", src, strerror(errno));
+		return -1;
+	}
+	/*
+	 * Found already there, the dir is fsync'd all the same: the writer
+	 * that renamed it in (another worker, now) may not have synced the
+	 * dir yet, and our row could commit first.  Old-layout blobs were
+	 * placed by an earlier run and are durable.
+	 */
+	if (sync_dir && !old && pd_fsync_dir(dir) != 0) {
+		pd_err(err, "blob store: fsync %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -258,11 +370,11 @@ blob_place(struct blob_store *bs, const char *src, const char *sha,
 int
 blob_sync_dir(struct blob_store *bs, const char *sha, char *err)
 {
-	char d2[BLOB_PATH_MAX];
+	char dir[BLOB_PATH_MAX];
 
-	snprintf(d2, sizeof(d2), "%s/%.2s/%.2s", bs->root, sha, sha + 2);
-	if (pd_fsync_dir(d2) != 0) {
-		pd_err(err, "blob store: fsync %s: %s", d2, strerror(errno));
+	snprintf(dir, sizeof(dir), "%s/%.2s", bs->root, sha);
+	if (pd_fsync_dir(dir) != 0) {
+		pd_err(err, "blob store: fsync %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -2,7 +2,9 @@
  * blob.h - the content-addressed file store under var/blobs: raw messages
  * and decoded documents, named by their sha256, never by anything a peer
  * sent.  Writes go to a temp file, are fsync'd, renamed into place and the
- * directory fsync'd, so a blob that exists is complete.
+ * directory fsync'd, so a blob that exists is complete.  New blobs go to
+ * "<root>/ab/<sha256>" (256 dirs, made when the store is opened); blobs of
+ * older stores at "<root>/ab/cd/<sha256>" are still found and removed.
  */
 #ifndef PD_BLOB_H
 #define PD_BLOB_H
@@ -42,18 +44,24 @@ int blob_writer_commit(struct blob_store *bs, struct blob_writer *w,
 int blob_writer_commit_nodirsync(struct blob_store *bs,
     struct blob_writer *w, char sha_r[65], char *err);
 int blob_sync_dir(struct blob_store *bs, const char *sha, char *err);
+/* 1 if two digests' blobs share a fan-out dir (one blob_sync_dir covers both). */
+int blob_same_dir(const char *a, const char *b);
 void blob_writer_abort(struct blob_writer *w);
 
 /* Store an existing file (moved in, not copied) whose digest is known. */
 int blob_adopt(struct blob_store *bs, const char *path, const char *sha,
     char *err);
-/* Path of a blob, for reading: "<root>/ab/cd/<sha>". */
+/*
+ * Path of a blob, for reading: "<root>/ab/<sha>", or "<root>/ab/cd/<sha>"
+ * when only the old layout has it.  "" for an invalid digest.
+ */
 void blob_path(const struct blob_store *bs, const char *sha, char *out,
     size_t outlen);
+/* 1 if the blob is a file under either layout. */
 int blob_exists(const struct blob_store *bs, const char *sha);
 /* 1 if sha is exactly 64 lowercase hex digits: the only names we store. */
 int blob_sha_valid(const char *sha);
-/* Delete a blob (used by the tests' cleanup and later by erase/purge). */
+/* Delete a blob under both layouts (erase/purge); gone already is success. */
 int blob_remove(struct blob_store *bs, const char *sha);
 
 #endif

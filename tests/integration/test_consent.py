@@ -620,7 +620,7 @@ def test_withdrawal_while_sending_stops_that_contact(servers, sink):
                         (last,)).fetchone()[0]
     sha = s.cli_json("queue", "list")
     sha = [o for o in sha if o["id"] == oid][0]["sha256"]
-    raw = (s.var / "blobs" / sha[:2] / sha[2:4] / sha).read_bytes()
+    raw = (s.var / "blobs" / sha[:2] / sha).read_bytes()
     url = re.search(rb"<(http://[^>]+/u/[A-Za-z0-9_-]+)>", raw).group(1)
     deadline = time.monotonic() + T(20)
     while not sink_rcpts(sink, "Drain test") and time.monotonic() < deadline:

@@ -55,7 +55,7 @@ def settled(srv, o):
 
 
 def blob(srv, sha):
-    return (srv.var / "blobs" / sha[:2] / sha[2:4] / sha).read_bytes()
+    return (srv.var / "blobs" / sha[:2] / sha).read_bytes()
 
 
 def test_invitation_reaches_the_relay_byte_for_byte(srv, relay):

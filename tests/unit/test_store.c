@@ -1167,7 +1167,7 @@ START_TEST(test_blob_write)
 	ck_assert_str_eq(sha, SHA_ABC);
 	ck_assert_int_eq(blob_exists(bs, sha), 1);
 	blob_path(bs, sha, path, sizeof(path));
-	snprintf(expect, sizeof(expect), "%s/ba/78/%s", blobroot, SHA_ABC);
+	snprintf(expect, sizeof(expect), "%s/ba/%s", blobroot, SHA_ABC);
 	ck_assert_str_eq(path, expect);
 	f = fopen(path, "r");
 	ck_assert_ptr_nonnull(f);
@@ -1191,7 +1191,7 @@ START_TEST(test_blob_dedup)
 	write_blob(bs, "same bytes", sha2);
 	ck_assert_str_eq(sha1, sha2);
 	snprintf(tmp, sizeof(tmp), "%s/tmp", blobroot);
-	snprintf(fan, sizeof(fan), "%s/%.2s/%.2s", blobroot, sha1, sha1 + 2);
+	snprintf(fan, sizeof(fan), "%s/%.2s", blobroot, sha1);
 	ck_assert_int_eq(dir_entries(tmp), 0);
 	ck_assert_int_eq(dir_entries(fan), 1);
 	blob_store_free(&bs);
