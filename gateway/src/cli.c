@@ -1,14 +1,16 @@
 /*
- * cli.c - the `postdoc` command line: option parsing, a table of operator
- * commands (serve, check-config, account, dossier, document, message) and
- * their text/JSON output.  It owns no data: rows come from store.c, files
- * from blob.c, settings from config.c.  Errors surface here, once, on
- * stderr; exit 0 = ok, 1 = failure, 2 = usage error.
+ * cli.c - the `postdoc` command line: hands each command group to its
+ * family (consent_cli.c, privacy_cli.c, api_cli.c, evq_cli.c), and is the
+ * root family itself: serve, check-config, account, dossier, document,
+ * message, invite, remind, queue, template, mailbox, with their text/JSON
+ * output and `postdoc help`.  It owns no data: rows come from store.c,
+ * files from blob.c, settings from config.c; parsing, opening and the
+ * one error line on stderr are cli_args.c's.  Exit 0 ok, 1 failure,
+ * 2 usage error.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +36,6 @@
 #include "store.h"
 #include "util.h"
 
-#define CLI_DEFAULT_CONFIG "conf/postdoc.conf"
-#define CLI_OK 0
-#define CLI_ERR 1
-#define CLI_USAGE 2
-#define CLI_MAX_POS 4
-
 /* Per-command options; --config, --json and --help are global. */
 enum cli_opt_id {
 	OPT_ACCOUNT, OPT_CONTACT, OPT_REF, OPT_ADDRESS, OPT_STATUS,
@@ -48,6 +44,11 @@ enum cli_opt_id {
 	OPT_COUNT
 };
 #define B(o) (1u << (o))
+
+/* What a row opens: configuration; + store and blobs; + outbound. */
+#define N_CFG CLI_NEED_CONFIG
+#define N_STORE (CLI_NEED_STORE | CLI_NEED_BLOBS)
+#define N_OUT (N_STORE | CLI_NEED_OUTBOUND)
 
 static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_ACCOUNT] = { "--account", NULL, 1 },
@@ -68,286 +69,100 @@ static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_TO] = { "--to", NULL, 1 },
 };
 
-struct cli {
-	const char *config;		/* --config, or NULL */
-	int json;
-	int help;
-	unsigned seen;			/* B(opt) of options given */
-	const char *val[OPT_COUNT];
-	int npos;
-	const char *pos[CLI_MAX_POS];
-	struct pd_config *cfg;
-	struct store *st;
-	struct blob_store *bs;
-	struct plugin_host *ph;		/* outbound commands only */
-	struct outq_ctx *q;
-	char err[PD_ERRLEN];
-};
-
-struct cli_cmd {
-	const char *group, *verb;	/* verb NULL: one-word command */
-	int nargs;			/* positional args after the verb */
-	unsigned allowed, required;
-	int need_store;			/* 2: also plugins and the queue */
-	int (*run)(struct cli *c);
-	const char *synopsis;
-};
-
-static const char *cli_safe(const char *s);
-static int cli_serve(struct cli *c);
-static int cli_check_config(struct cli *c);
-static int cli_account_add(struct cli *c);
-static int cli_account_list(struct cli *c);
-static int cli_dossier_create(struct cli *c);
-static int cli_dossier_list(struct cli *c);
-static int cli_dossier_show(struct cli *c);
-static int cli_dossier_close(struct cli *c);
-static int cli_document_get(struct cli *c);
-static int cli_message_get(struct cli *c);
-static int cli_invite(struct cli *c);
-static int cli_remind(struct cli *c);
-static int cli_queue_run(struct cli *c);
-static int cli_queue_list(struct cli *c);
-static int cli_template_render(struct cli *c);
-static int cli_mailbox_check(struct cli *c);
+static int cli_serve(struct cli_ctx *c);
+static int cli_check_config(struct cli_ctx *c);
+static int cli_account_add(struct cli_ctx *c);
+static int cli_account_list(struct cli_ctx *c);
+static int cli_dossier_create(struct cli_ctx *c);
+static int cli_dossier_list(struct cli_ctx *c);
+static int cli_dossier_show(struct cli_ctx *c);
+static int cli_dossier_close(struct cli_ctx *c);
+static int cli_document_get(struct cli_ctx *c);
+static int cli_message_get(struct cli_ctx *c);
+static int cli_invite(struct cli_ctx *c);
+static int cli_remind(struct cli_ctx *c);
+static int cli_queue_run(struct cli_ctx *c);
+static int cli_queue_list(struct cli_ctx *c);
+static int cli_template_render(struct cli_ctx *c);
+static int cli_mailbox_check(struct cli_ctx *c);
 
 static const struct cli_cmd cli_cmds[] = {
-	{ "serve", NULL, 0, 0, 0, 0, cli_serve,
+	{ "serve", NULL, 0, 0, 0, N_CFG, cli_serve,
 	    "serve" },
-	{ "check-config", NULL, 0, B(OPT_VERBOSE), 0, 0, cli_check_config,
+	{ "check-config", NULL, 0, B(OPT_VERBOSE), 0, N_CFG, cli_check_config,
 	    "check-config [-v]" },
-	{ "account", "add", 1, B(OPT_POLICY), 0, 1, cli_account_add,
+	{ "account", "add", 1, B(OPT_POLICY), 0, N_STORE, cli_account_add,
 	    "account add NAME [--sender-policy any|contact|domains:D1,D2]" },
-	{ "account", "list", 0, 0, 0, 1, cli_account_list,
+	{ "account", "list", 0, 0, 0, N_STORE, cli_account_list,
 	    "account list [--json]" },
 	{ "dossier", "create", 0,
 	    B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF) | B(OPT_ADDRESS),
-	    B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF), 1, cli_dossier_create,
+	    B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF), N_STORE,
+	    cli_dossier_create,
 	    "dossier create --account NAME --contact EMAIL --ref REF "
 	    "[--address LOCAL@DOMAIN] [--json]" },
-	{ "dossier", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, 1,
+	{ "dossier", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, N_STORE,
 	    cli_dossier_list,
 	    "dossier list [--account NAME] [--status open|closed] [--json]" },
-	{ "dossier", "show", 1, B(OPT_ACCOUNT), 0, 1, cli_dossier_show,
+	{ "dossier", "show", 1, B(OPT_ACCOUNT), 0, N_STORE, cli_dossier_show,
 	    "dossier show ID|ADDRESS [--account NAME] [--json]" },
-	{ "dossier", "close", 1, B(OPT_ACCOUNT), 0, 1, cli_dossier_close,
+	{ "dossier", "close", 1, B(OPT_ACCOUNT), 0, N_STORE, cli_dossier_close,
 	    "dossier close ID|ADDRESS [--account NAME]" },
 	{ "document", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
-	    1, cli_document_get, "document get ID [--account NAME] -o FILE|-" },
+	    N_STORE, cli_document_get,
+	    "document get ID [--account NAME] -o FILE|-" },
 	{ "message", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
-	    1, cli_message_get, "message get ID [--account NAME] -o FILE|-" },
+	    N_STORE, cli_message_get,
+	    "message get ID [--account NAME] -o FILE|-" },
 	{ "invite", NULL, 1, B(OPT_ACCOUNT) | B(OPT_TEMPLATE) | B(OPT_LOCALE) |
-	    B(OPT_DOCUMENTS) | B(OPT_DUE) | B(OPT_NO_SEND), 0, 2, cli_invite,
+	    B(OPT_DOCUMENTS) | B(OPT_DUE) | B(OPT_NO_SEND), 0, N_OUT,
+	    cli_invite,
 	    "invite DOSSIER [--account NAME] [--template invitation] "
 	    "[--locale fr] [--documents \"ID card,Proof of address\"] "
 	    "[--due YYYY-MM-DD] [--no-send] [--json]" },
-	{ "remind", NULL, 0, B(OPT_NOW) | B(OPT_NO_SEND), 0, 2, cli_remind,
+	{ "remind", NULL, 0, B(OPT_NOW) | B(OPT_NO_SEND), 0, N_OUT, cli_remind,
 	    "remind [--now YYYY-MM-DD|EPOCH] [--no-send]" },
-	{ "queue", "run", 0, 0, 0, 2, cli_queue_run,
+	{ "queue", "run", 0, 0, 0, N_OUT, cli_queue_run,
 	    "queue run [--json]" },
-	{ "queue", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, 1,
+	{ "queue", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, N_STORE,
 	    cli_queue_list,
 	    "queue list [--account NAME] [--status STATE] [--json]" },
 	{ "template", "render", 1, B(OPT_LOCALE) | B(OPT_ACCOUNT) |
-	    B(OPT_DATA) | B(OPT_TO), B(OPT_DATA), 0, cli_template_render,
+	    B(OPT_DATA) | B(OPT_TO), B(OPT_DATA), N_CFG, cli_template_render,
 	    "template render NAME --data FILE.json [--locale fr] "
 	    "[--account NAME] [--to ADDRESS]" },
-	{ "mailbox", "check", 1, 0, 0, 0, cli_mailbox_check,
+	{ "mailbox", "check", 1, 0, 0, N_CFG, cli_mailbox_check,
 	    "mailbox check NAME" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- usage and argument parsing ---- */
+/* ---- usage and the family ---- */
+
+static void cli_usage(FILE *out);
+
+/* The root family: --help, `help` and unknown words are answered here. */
+static const struct cli_family cli_root = {
+	cli_opts, OPT_COUNT, cli_cmds, NELEM(cli_cmds), NULL, NULL, cli_usage
+};
 
 static void
 cli_usage(FILE *out)
 {
-	size_t i;
-
 	fputs("usage: postdoc [--config FILE] [--json] COMMAND ...\n\n"
 	    "commands:\n", out);
-	for (i = 0; i < NELEM(cli_cmds); i++)
-		fprintf(out, "  postdoc %s\n", cli_cmds[i].synopsis);
-	consent_cli_usage(out);
-	api_cli_usage(out);
-	privacy_cli_usage(out);
-	evq_cli_usage(out);
+	cli_family_usage(&cli_root, out);
+	cli_family_usage(&consent_cli_family, out);
+	cli_family_usage(&api_cli_family, out);
+	cli_family_usage(&privacy_cli_family, out);
+	cli_family_usage(&evq_cli_family, out);
 	fputs("  postdoc help\n\n"
 	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
 	    "if that file is absent).\n"
 	    "exit status: 0 ok, 1 failure, 2 usage error\n", out);
 }
 
-static int cli_usage_err(struct cli *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-cli_usage_err(struct cli *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	return CLI_USAGE;
-}
-
-static int
-cli_parse(struct cli *c, int argc, char **argv)
-{
-	struct cli_args_out out = { &c->config, &c->json, &c->seen, c->val,
-	    &c->npos, c->pos, CLI_MAX_POS, &c->help };
-
-	if (cli_args_parse(cli_opts, OPT_COUNT, argc, argv, &out, c->err,
-	    sizeof(c->err)) != 0)
-		return CLI_USAGE;
-	return 0;
-}
-
-static const char *
-cli_opt_name(enum cli_opt_id id)
-{
-	return cli_opts[id].name;
-}
-
-/* Find the command and check its arguments against the table. */
-static int
-cli_pick(struct cli *c, const struct cli_cmd **cmd_r)
-{
-	const struct cli_cmd *cmd = NULL;
-	size_t i;
-	int words, o, group = 0;
-
-	for (i = 0; i < NELEM(cli_cmds) && cmd == NULL; i++) {
-		const struct cli_cmd *k = &cli_cmds[i];
-
-		if (strcmp(k->group, c->pos[0]) != 0)
-			continue;
-		group = 1;
-		if (k->verb == NULL ||
-		    (c->npos > 1 && strcmp(k->verb, c->pos[1]) == 0))
-			cmd = k;
-	}
-	if (cmd == NULL && !group)
-		return cli_usage_err(c, "unknown command \"%s\"",
-		    cli_safe(c->pos[0]));
-	if (cmd == NULL)
-		return cli_usage_err(c, "unknown %s subcommand \"%s\"",
-		    c->pos[0], c->npos > 1 ? cli_safe(c->pos[1]) : "");
-	words = cmd->verb != NULL ? 2 : 1;
-	if (c->npos != words + cmd->nargs)
-		return cli_usage_err(c, "usage: postdoc %s", cmd->synopsis);
-	for (o = 0; o < OPT_COUNT; o++) {
-		if ((c->seen & B(o)) && !(cmd->allowed & B(o)))
-			return cli_usage_err(c, "option %s is not valid here",
-			    cli_opt_name((enum cli_opt_id)o));
-		if ((cmd->required & B(o)) && !(c->seen & B(o)))
-			return cli_usage_err(c, "option %s is required",
-			    cli_opt_name((enum cli_opt_id)o));
-	}
-	*cmd_r = cmd;
-	return 0;
-}
-
-/* ---- environment: configuration, store, blobs ---- */
-
-static int
-cli_load_config(struct cli *c)
-{
-	const char *path = c->config;
-	char errbuf[8192];
-
-	/* Only the implicit default may be absent; an explicit file must be
-	 * there, or the operator would silently run on defaults. */
-	if (path == NULL && access(CLI_DEFAULT_CONFIG, F_OK) == 0)
-		path = CLI_DEFAULT_CONFIG;
-	if (config_load(path, &c->cfg, errbuf, sizeof(errbuf)) != 0) {
-		size_t n = strlen(errbuf);
-
-		/* config.c's text is already "file:line: message" lines. */
-		fputs(n > 0 ? errbuf : "configuration could not be loaded",
-		    stderr);
-		if (n == 0 || errbuf[n - 1] != '\n')
-			fputc('\n', stderr);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-cli_open_store(struct cli *c)
-{
-	char db[4096], blobs[4096];
-	const struct pd_config *cfg = c->cfg;
-
-	if (cfg->db_path != NULL && cfg->db_path[0] != '\0')
-		snprintf(db, sizeof(db), "%s", cfg->db_path);
-	else
-		snprintf(db, sizeof(db), "%s/postdoc.db", cfg->var_dir);
-	snprintf(blobs, sizeof(blobs), "%s/blobs", cfg->var_dir);
-	if (store_open(db, cfg->sync_mode, &c->st, c->err) != 0)
-		return -1;
-	if (blob_store_open(blobs, &c->bs, c->err) != 0)
-		return -1;
-	return 0;
-}
-
-/* Outbound commands queue (DKIM signs) and deliver: plugins and queue. */
-static int
-cli_open_outbound(struct cli *c)
-{
-	if (plugin_host_load(c->cfg, &c->ph, c->err) != 0)
-		return -1;
-	return outq_ctx_new(c->cfg, c->ph, &c->q, c->err);
-}
-
-static void
-cli_cleanup(struct cli *c)
-{
-	outq_ctx_free(&c->q);
-	plugin_host_free(&c->ph);
-	blob_store_free(&c->bs);
-	store_close(&c->st);
-	config_free(&c->cfg);
-}
-
 /* ---- output helpers ---- */
-
-/*
- * Strings from the store came from peers (subjects, filenames, event
- * details): for a terminal, controls and C1 (U+0080..U+009F) become '?'
- * so a crafted subject cannot drive the operator's terminal.  Rotating
- * static buffers: the CLI is single-threaded, and no one printf uses more
- * than CLI_SAFE_BUFS results.
- */
-#define CLI_SAFE_BUFS 8
-static const char *
-cli_safe(const char *s)
-{
-	static char bufs[CLI_SAFE_BUFS][2048];
-	static unsigned next;
-	char *b = bufs[next++ % CLI_SAFE_BUFS];
-	size_t i, o = 0;
-
-	if (!sanitize_utf8_valid(s, strlen(s))) {
-		pd_ascii_clean(b, sizeof(bufs[0]), s);
-		return b;
-	}
-	for (i = 0; s[i] != '\0' && o + 1 < sizeof(bufs[0]); i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if ((unsigned char)s[i] == 0xc2 &&
-		    ((unsigned char)s[i + 1] & 0xe0) == 0x80) {
-			b[o++] = '?';
-			i++;
-			continue;
-		}
-		b[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-	}
-	b[o] = '\0';
-	return b;
-}
 
 static const char *
 cli_time(int64_t t)
@@ -404,14 +219,14 @@ cli_json_print(json_t *j)
 }
 
 static void
-cli_address(const struct cli *c, const struct store_dossier *d, char *out,
+cli_address(const struct cli_ctx *c, const struct store_dossier *d, char *out,
     size_t outlen)
 {
 	snprintf(out, outlen, "%s@%s", d->intake_local, c->cfg->intake_domain);
 }
 
 static json_t *
-cli_dossier_json(const struct cli *c, const struct store_dossier *d)
+cli_dossier_json(const struct cli_ctx *c, const struct store_dossier *d)
 {
 	json_t *o = json_object();
 	char addr[512];
@@ -525,7 +340,7 @@ cli_valid_ref(const char *s)
  * ^d-[a-z0-9]{8,64}$ once lower-cased, the shape routing expects.
  */
 static int
-cli_parse_address(const struct cli *c, const char *addr, char *local,
+cli_parse_address(const struct cli_ctx *c, const char *addr, char *local,
     size_t locallen)
 {
 	const char *at = strrchr(addr, '@');
@@ -567,7 +382,7 @@ cli_parse_id(const char *s, int64_t *id_r)
 /* ---- commands: serve, check-config ---- */
 
 static int
-cli_serve(struct cli *c)
+cli_serve(struct cli_ctx *c)
 {
 	if (server_run(c->cfg, c->err) != 0) {
 		if (c->err[0] == '\0')
@@ -578,7 +393,7 @@ cli_serve(struct cli *c)
 }
 
 static int
-cli_check_config(struct cli *c)
+cli_check_config(struct cli_ctx *c)
 {
 	printf("config OK: %s\n", c->cfg->file != NULL ? c->cfg->file :
 	    "(embedded defaults)");
@@ -590,7 +405,7 @@ cli_check_config(struct cli *c)
 /* ---- commands: account ---- */
 
 static int
-cli_account_add(struct cli *c)
+cli_account_add(struct cli_ctx *c)
 {
 	const char *name = c->pos[2];
 	const char *policy = c->val[OPT_POLICY] ? c->val[OPT_POLICY] : "any";
@@ -636,7 +451,7 @@ cli_account_row_cb(const struct store_account *a, void *ctx)
 }
 
 static int
-cli_account_list(struct cli *c)
+cli_account_list(struct cli_ctx *c)
 {
 	json_t *arr = c->json ? json_array() : NULL;
 
@@ -651,7 +466,7 @@ cli_account_list(struct cli *c)
 
 /* --account NAME, if given: 1 and *id_r set; 0 absent; -1 unknown name. */
 static int
-cli_account_scope(struct cli *c, int64_t *id_r)
+cli_account_scope(struct cli_ctx *c, int64_t *id_r)
 {
 	struct store_account a;
 	const char *name = c->val[OPT_ACCOUNT];
@@ -673,7 +488,7 @@ cli_account_scope(struct cli *c, int64_t *id_r)
 /* ---- commands: dossier ---- */
 
 static int
-cli_dossier_create_args(struct cli *c, char *local, size_t locallen)
+cli_dossier_create_args(struct cli_ctx *c, char *local, size_t locallen)
 {
 	const char *addr = c->val[OPT_ADDRESS];
 
@@ -698,7 +513,7 @@ cli_dossier_create_args(struct cli *c, char *local, size_t locallen)
 }
 
 static int
-cli_dossier_create(struct cli *c)
+cli_dossier_create(struct cli_ctx *c)
 {
 	struct store_dossier d;
 	char local[80], addr[512];
@@ -731,7 +546,7 @@ cli_dossier_create(struct cli *c)
 }
 
 struct cli_list_ctx {
-	struct cli *c;
+	struct cli_ctx *c;
 	const char *status;
 	json_t *arr;			/* NULL: text output */
 	int failed;
@@ -768,7 +583,7 @@ cli_dossier_list_account_cb(const struct store_account *a, void *ctx)
 }
 
 static int
-cli_dossier_list(struct cli *c)
+cli_dossier_list(struct cli_ctx *c)
 {
 	struct cli_list_ctx l = { c, c->val[OPT_STATUS], NULL, 0 };
 	struct store_account a = { 0 };
@@ -802,7 +617,7 @@ cli_dossier_list(struct cli *c)
  * part, within --account if given.  1 found, 0 not (err set), -1 error.
  */
 static int
-cli_find_dossier(struct cli *c, const char *spec, struct store_dossier *d)
+cli_find_dossier(struct cli_ctx *c, const char *spec, struct store_dossier *d)
 {
 	int64_t acct, id;
 	char local[80];
@@ -934,7 +749,7 @@ cli_show_event_cb(const struct store_event_row *r, void *ctx)
 }
 
 static void
-cli_show_header(const struct cli *c, const struct store_dossier *d)
+cli_show_header(const struct cli_ctx *c, const struct store_dossier *d)
 {
 	char addr[512];
 
@@ -948,7 +763,7 @@ cli_show_header(const struct cli *c, const struct store_dossier *d)
 
 /* Run one section: a heading in text mode, an array in JSON mode. */
 static int
-cli_show_section(struct cli *c, json_t *obj, const char *key,
+cli_show_section(struct cli_ctx *c, json_t *obj, const char *key,
     const char *title, const struct store_dossier *d, int which)
 {
 	struct cli_show_ctx s = { c->json ? json_array() : NULL, 0 };
@@ -973,7 +788,7 @@ cli_show_section(struct cli *c, json_t *obj, const char *key,
 }
 
 static int
-cli_dossier_show(struct cli *c)
+cli_dossier_show(struct cli_ctx *c)
 {
 	struct store_dossier d;
 	json_t *obj = NULL;
@@ -996,7 +811,7 @@ cli_dossier_show(struct cli *c)
 }
 
 static int
-cli_dossier_close(struct cli *c)
+cli_dossier_close(struct cli_ctx *c)
 {
 	struct store_dossier d;
 	int was_closed;
@@ -1038,7 +853,7 @@ cli_write_all(int fd, const unsigned char *p, size_t len)
  * longer match its name is reported, never handed out as if intact.
  */
 static int
-cli_copy_verified(struct cli *c, int in, int out, const char *sha)
+cli_copy_verified(struct cli_ctx *c, int in, int out, const char *sha)
 {
 	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -1076,7 +891,7 @@ end:
 }
 
 static int
-cli_get_blob(struct cli *c, const char *sha, const char *what)
+cli_get_blob(struct cli_ctx *c, const char *sha, const char *what)
 {
 	const char *dest = c->val[OPT_OUTPUT];
 	char path[4096];
@@ -1111,7 +926,7 @@ cli_get_blob(struct cli *c, const char *sha, const char *what)
 
 /* Shared by `document get` and `message get`: which = 0 doc, 1 message. */
 static int
-cli_get_common(struct cli *c, int which)
+cli_get_common(struct cli_ctx *c, int which)
 {
 	const char *what = which == 0 ? "document" : "message";
 	struct store_doc_row dr;
@@ -1137,13 +952,13 @@ cli_get_common(struct cli *c, int which)
 }
 
 static int
-cli_document_get(struct cli *c)
+cli_document_get(struct cli_ctx *c)
 {
 	return cli_get_common(c, 0);
 }
 
 static int
-cli_message_get(struct cli *c)
+cli_message_get(struct cli_ctx *c)
 {
 	return cli_get_common(c, 1);
 }
@@ -1188,7 +1003,7 @@ cli_outbound_text(const struct store_outbound *o)
 }
 
 static int
-cli_print_outbound(struct cli *c, int64_t id)
+cli_print_outbound(struct cli_ctx *c, int64_t id)
 {
 	struct store_outbound o;
 
@@ -1207,7 +1022,7 @@ cli_print_outbound(struct cli *c, int64_t id)
 
 /* Deliver what is due now, unless --no-send: the queue is the record. */
 static int
-cli_deliver_now(struct cli *c)
+cli_deliver_now(struct cli_ctx *c)
 {
 	struct outq_stats st;
 
@@ -1218,7 +1033,7 @@ cli_deliver_now(struct cli *c)
 }
 
 static int
-cli_invite(struct cli *c)
+cli_invite(struct cli_ctx *c)
 {
 	struct notify_env env = { c->cfg, c->st, c->q };
 	struct notify_invite_req req = { c->val[OPT_TEMPLATE],
@@ -1256,7 +1071,7 @@ cli_parse_now(const char *s, int64_t *now_r)
 }
 
 static int
-cli_remind(struct cli *c)
+cli_remind(struct cli_ctx *c)
 {
 	struct notify_env env = { c->cfg, c->st, c->q };
 	unsigned n = 0;
@@ -1275,7 +1090,7 @@ cli_remind(struct cli *c)
 }
 
 static int
-cli_queue_run(struct cli *c)
+cli_queue_run(struct cli_ctx *c)
 {
 	struct outq_stats st;
 
@@ -1305,7 +1120,7 @@ cli_queue_row_cb(const struct store_outbound *o, void *ctx)
 }
 
 static int
-cli_queue_list(struct cli *c)
+cli_queue_list(struct cli_ctx *c)
 {
 	json_t *arr = c->json ? json_array() : NULL;
 	int64_t acct;
@@ -1322,7 +1137,7 @@ cli_queue_list(struct cli *c)
 }
 
 static int
-cli_cat(struct cli *c, const char *path)
+cli_cat(struct cli_ctx *c, const char *path)
 {
 	char buf[65536];
 	size_t n;
@@ -1341,7 +1156,7 @@ cli_cat(struct cli *c, const char *path)
 
 /* The message exactly as it would be queued (before DKIM signing). */
 static int
-cli_template_render(struct cli *c)
+cli_template_render(struct cli_ctx *c)
 {
 	char dir[] = "/tmp/postdoc-preview-XXXXXX", path[64];
 	json_error_t je;
@@ -1373,7 +1188,7 @@ cli_template_render(struct cli *c)
 
 /* The mailbox plugin connects and reports; it changes nothing there. */
 static int
-cli_mailbox_check(struct cli *c)
+cli_mailbox_check(struct cli_ctx *c)
 {
 	const char *argv[] = { "check", c->pos[2] };
 	int rc;
@@ -1384,66 +1199,21 @@ cli_mailbox_check(struct cli *c)
 	return rc == 0 ? CLI_OK : rc == -2 ? CLI_USAGE : CLI_ERR;
 }
 
-static int
-cli_run(struct cli *c, const struct cli_cmd *cmd)
-{
-	int rc;
-
-	if (cli_load_config(c) != 0)
-		return CLI_ERR;		/* already reported, file:line */
-	if (cmd->need_store && cli_open_store(c) != 0)
-		return CLI_ERR;
-	if (cmd->need_store == 2 && cli_open_outbound(c) != 0)
-		return CLI_ERR;
-	rc = cmd->run(c);
-	/* A full disk or closed pipe on stdout is a failure, not success. */
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		if (rc == CLI_OK)
-			snprintf(c->err, sizeof(c->err), "writing output: %s",
-			    strerror(errno));
-		rc = CLI_ERR;
-	}
-	return rc;
-}
+/* The other families answer their own groups, tried in this order. */
+static const struct cli_family *const cli_families[] = {
+	&consent_cli_family,	/* the consent ledger and campaigns */
+	&privacy_cli_family,	/* data subjects' rights, retention, audit */
+	&api_cli_family,	/* API tokens and the API's route table */
+	&evq_cli_family,	/* event deliveries to plugins */
+};
 
 int
 cli_main(int argc, char **argv)
 {
-	struct cli c;
-	const struct cli_cmd *cmd = NULL;
-	int rc;
+	size_t i;
 
-	/* The consent ledger and campaigns have their own table. */
-	if (consent_cli_handles(argc, argv))
-		return consent_cli_main(argc, argv);
-	/* Data subjects' rights, retention and the audit trail too. */
-	if (privacy_cli_handles(argc, argv))
-		return privacy_cli_main(argc, argv);
-	/* API tokens and the API's route table. */
-	if (api_cli_handles(argc, argv))
-		return api_cli_main(argc, argv);
-	/* Event deliveries to plugins. */
-	if (evq_cli_handles(argc, argv))
-		return evq_cli_main(argc, argv);
-	memset(&c, 0, sizeof(c));
-	rc = cli_parse(&c, argc, argv);
-	if (rc == 0 && (c.help || (c.npos > 0 &&
-	    strcmp(c.pos[0], "help") == 0))) {
-		cli_usage(stdout);
-		return CLI_OK;
-	}
-	if (rc == 0 && c.npos == 0) {
-		cli_usage(stderr);
-		return CLI_USAGE;
-	}
-	if (rc == 0)
-		rc = cli_pick(&c, &cmd);
-	if (rc == 0)
-		rc = cli_run(&c, cmd);
-	cli_cleanup(&c);
-	if (rc != CLI_OK && c.err[0] != '\0')
-		fprintf(stderr, "postdoc: %s\n", c.err);
-	if (rc == CLI_USAGE)
-		fputs("try 'postdoc help'\n", stderr);
-	return rc;
+	for (i = 0; i < NELEM(cli_families); i++)
+		if (cli_family_handles(cli_families[i], argc, argv))
+			return cli_family_run(cli_families[i], argc, argv);
+	return cli_family_run(&cli_root, argc, argv);
 }

@@ -1,14 +1,29 @@
 /*
- * cli_args.h - the one argument parser of the `postdoc` command families
- * (cli.c, consent_cli.c, privacy_cli.c): per-family option tables, with
- * --config, --json (and --help where asked) global and accepted anywhere,
- * "--opt value", "--opt=value", and "--" ending the options.  Parsing
- * only; each family checks its commands.
+ * cli_args.h - what every `postdoc` command family shares (cli.c,
+ * consent_cli.c, privacy_cli.c, api_cli.c, evq_cli.c): the argument
+ * parser (per-family option tables; --config, --json, and --help where
+ * asked, global and accepted anywhere; "--opt value", "--opt=value", "--"
+ * ending the options) and the family runner (cli_family_*): a family is a
+ * table of {group, verb, nargs, options, needs, handler, synopsis} rows;
+ * the runner picks the row, reports usage errors, opens the configuration,
+ * the store and what else the row needs, runs it, and closes.
+ * Exit 0 ok, 1 error, 2 usage.  It knows no command.
  */
 #ifndef PD_CLI_ARGS_H
 #define PD_CLI_ARGS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util.h"
+
+#define CLI_OK 0
+#define CLI_ERR 1
+#define CLI_USAGE 2
+#define CLI_MAX_POS 4		/* group, verb, two arguments */
+#define CLI_MAX_OPTS 32		/* options are bits of an unsigned */
+#define CLI_DEFAULT_CONFIG "conf/postdoc.conf"
 
 struct cli_optdef {
 	const char *name;	/* "--account" */
@@ -40,5 +55,82 @@ int cli_args_parse(const struct cli_optdef *defs, int ndefs, int argc,
  * their values; NULL if none. */
 const char *cli_args_group(const struct cli_optdef *defs, int ndefs,
     int argc, char **argv);
+
+/* ---- command families ---- */
+
+/* What a row needs before its handler runs; any of them loads the
+ * configuration first.  0: nothing, not even the configuration. */
+#define CLI_NEED_CONFIG 1u
+#define CLI_NEED_STORE 2u
+#define CLI_NEED_BLOBS 4u	/* the blob store under var_dir */
+#define CLI_NEED_OUTBOUND 8u	/* plugins and the outbound queue */
+
+struct cli_ctx;
+
+struct cli_cmd {
+	const char *group, *verb;	/* verb NULL: a one-word command */
+	int nargs;			/* positional words after the verb */
+	unsigned allowed, required;	/* bit i: option i */
+	unsigned needs;			/* CLI_NEED_* */
+	int (*run)(struct cli_ctx *c);	/* CLI_OK, CLI_ERR or CLI_USAGE */
+	const char *synopsis;		/* help line, after "postdoc " */
+};
+
+struct cli_family {
+	const struct cli_optdef *opts;
+	int nopts;			/* at most CLI_MAX_OPTS */
+	const struct cli_cmd *cmds;
+	size_t ncmds;
+	/* Optional, NULL for none.  pick: the family checks the words
+	 * itself (its own usage messages) instead of the table.  open: its
+	 * own setup once the row's needs are open (not for needs 0); -1
+	 * with c->err set, or config errors already printed.  help: the
+	 * root family's usage, printed for `help`, --help/-h and a bare
+	 * `postdoc`; the root also names an unknown subcommand. */
+	int (*pick)(struct cli_ctx *c, const struct cli_cmd **cmd_r);
+	int (*open)(struct cli_ctx *c);
+	void (*help)(FILE *out);
+};
+
+/* One run of one command; the runner owns and frees what it opened. */
+struct cli_ctx {
+	const struct cli_family *fam;
+	const char *config;		/* --config, or NULL */
+	int json;
+	int help;
+	unsigned seen;			/* bit i: option i given */
+	const char *val[CLI_MAX_OPTS];	/* option values (borrowed argv) */
+	int npos;
+	const char *pos[CLI_MAX_POS];
+	struct pd_config *cfg;
+	struct store *st;
+	struct blob_store *bs;		/* CLI_NEED_BLOBS */
+	struct plugin_host *ph;		/* CLI_NEED_OUTBOUND, or the handler */
+	struct outq_ctx *q;		/* CLI_NEED_OUTBOUND */
+	int64_t account_id;		/* the family's account lookup */
+	char actor[64];			/* who runs it, for ledger and audit */
+	char err[PD_ERRLEN];		/* printed once, by the runner */
+};
+
+/* 1 if argv's command group is one of the family's rows. */
+int cli_family_handles(const struct cli_family *f, int argc, char **argv);
+
+/* Parse, pick, open, run, close; the exit status. */
+int cli_family_run(const struct cli_family *f, int argc, char **argv);
+
+/* One "  postdoc SYNOPSIS" line per row. */
+void cli_family_usage(const struct cli_family *f, FILE *out);
+
+/* Format a usage error into c->err; returns CLI_USAGE. */
+int cli_usage_err(struct cli_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The store's account `name` into c->account_id: 0, or -1 with
+ * c->err "no account \"NAME\"" (or the store's error). */
+int cli_ctx_account(struct cli_ctx *c, const char *name);
+
+/* s made safe for a terminal (controls and C1 become '?'); one of a few
+ * rotating static buffers, so no printf may use more than 8 results. */
+const char *cli_safe(const char *s);
 
 #endif

@@ -1,13 +1,13 @@
 /*
  * consent_cli.c - the operator commands of the consent ledger and of
- * campaigns (purpose, consent, contact, campaign, notice), as a table
- * like cli.c's.  It owns no data and no rules: the ledger is consent.c,
- * sending is campaign.c, SQL is store.c.  Exit 0 ok, 1 error, 2 usage.
+ * campaigns (purpose, consent, contact, campaign, notice), a command
+ * family (cli_args.h).  It owns no data and no rules: the ledger is
+ * consent.c, sending is campaign.c, SQL is store.c.  Exit 0 ok, 1 error,
+ * 2 usage.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +18,12 @@
 
 #include "campaign.h"
 #include "cli_args.h"
-#include "config.h"
 #include "consent.h"
 #include "consent_cli.h"
 #include "outq.h"
-#include "plugin_host.h"
 #include "privacy.h"
 #include "store.h"
 #include "util.h"
-
-#define CC_DEFAULT_CONFIG "conf/postdoc.conf"
-#define CC_OK 0
-#define CC_ERR 1
-#define CC_USAGE 2
-#define CC_MAX_POS 4
 
 enum cc_opt {
 	CO_ACCOUNT, CO_PURPOSE, CO_BASIS, CO_SOURCE, CO_TEXT, CO_METHOD,
@@ -49,214 +41,92 @@ static const struct cli_optdef cc_opts[CO_COUNT] = {
 	[CO_NO_SEND] = { "--no-send", NULL, 0 },
 };
 
-struct cc {
-	const char *config;
-	int json;
-	unsigned seen;
-	const char *val[CO_COUNT];
-	int npos;
-	const char *pos[CC_MAX_POS];
-	struct pd_config *cfg;
-	struct store *st;
-	struct plugin_host *ph;
-	struct outq_ctx *q;
-	int64_t account_id;
-	char operator_[64];
-	char err[PD_ERRLEN];
-};
-
 #define O(x) (1u << (x))
+#define CC_STORE CLI_NEED_STORE
+#define CC_OUT (CLI_NEED_STORE | CLI_NEED_OUTBOUND)	/* queue, deliver */
 
-struct cc_cmd {
-	const char *group, *verb;
-	int nargs;
-	unsigned allowed, required;
-	int outbound;		/* needs plugins and the queue */
-	int (*run)(struct cc *c);
-	const char *synopsis;
-};
-
-static int cc_purpose_add(struct cc *c);
-static int cc_purpose_list(struct cc *c);
-static int cc_consent_change(struct cc *c);
-static int cc_consent_show(struct cc *c);
-static int cc_consent_import(struct cc *c);
-static int cc_consent_request(struct cc *c);
-static int cc_contact_attest(struct cc *c);
-static int cc_contact_suppress(struct cc *c);
-static int cc_campaign_create(struct cc *c);
-static int cc_campaign_send(struct cc *c);
-static int cc_campaign_show(struct cc *c);
-static int cc_notice_send(struct cc *c);
+static int cc_purpose_add(struct cli_ctx *c);
+static int cc_purpose_list(struct cli_ctx *c);
+static int cc_consent_change(struct cli_ctx *c);
+static int cc_consent_show(struct cli_ctx *c);
+static int cc_consent_import(struct cli_ctx *c);
+static int cc_consent_request(struct cli_ctx *c);
+static int cc_contact_attest(struct cli_ctx *c);
+static int cc_contact_suppress(struct cli_ctx *c);
+static int cc_campaign_create(struct cli_ctx *c);
+static int cc_campaign_send(struct cli_ctx *c);
+static int cc_campaign_show(struct cli_ctx *c);
+static int cc_notice_send(struct cli_ctx *c);
 
 #define CC_LEDGER O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_BASIS) | \
 	O(CO_SOURCE) | O(CO_TEXT) | O(CO_METHOD)
 
-static const struct cc_cmd cc_cmds[] = {
-	{ "purpose", "add", 2, 0, 0, 0, cc_purpose_add,
+static const struct cli_cmd cc_cmds[] = {
+	{ "purpose", "add", 2, 0, 0, CC_STORE, cc_purpose_add,
 	    "purpose add ACCOUNT NAME" },
-	{ "purpose", "list", 1, 0, 0, 0, cc_purpose_list,
+	{ "purpose", "list", 1, 0, 0, CC_STORE, cc_purpose_list,
 	    "purpose list ACCOUNT [--json]" },
-	{ "consent", "grant", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE), 0,
-	    cc_consent_change, "consent grant EMAIL --account A --purpose P "
-	    "[--basis consent|contract|legitimate_interest] [--source admin] "
-	    "[--text-file F]" },
+	{ "consent", "grant", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE),
+	    CC_STORE, cc_consent_change, "consent grant EMAIL --account A "
+	    "--purpose P [--basis consent|contract|legitimate_interest] "
+	    "[--source admin] [--text-file F]" },
 	{ "consent", "withdraw", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE),
-	    0, cc_consent_change, "consent withdraw EMAIL --account A "
+	    CC_STORE, cc_consent_change, "consent withdraw EMAIL --account A "
 	    "--purpose P [--source admin]" },
-	{ "consent", "show", 1, O(CO_ACCOUNT), O(CO_ACCOUNT), 0,
+	{ "consent", "show", 1, O(CO_ACCOUNT), O(CO_ACCOUNT), CC_STORE,
 	    cc_consent_show, "consent show EMAIL --account A [--json]" },
 	{ "consent", "import", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE) |
-	    O(CO_TEXT), 0, cc_consent_import, "consent import FILE.csv "
+	    O(CO_TEXT), CC_STORE, cc_consent_import, "consent import FILE.csv "
 	    "--account A --purpose P --text-file F [--source import]" },
 	{ "consent", "request", 1, O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_TEXT) |
-	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_PURPOSE), 1,
+	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_PURPOSE), CC_OUT,
 	    cc_consent_request, "consent request EMAIL --account A --purpose P "
 	    "[--text-file F] [--no-send]" },
 	{ "contact", "attest", 1, O(CO_ACCOUNT) | O(CO_ADULT), O(CO_ACCOUNT) |
-	    O(CO_ADULT), 0, cc_contact_attest,
+	    O(CO_ADULT), CC_STORE, cc_contact_attest,
 	    "contact attest EMAIL --account A --adult yes|no|unknown" },
 	{ "contact", "suppress", 1, O(CO_ACCOUNT) | O(CO_DAYS) | O(CO_REASON),
-	    O(CO_ACCOUNT), 0, cc_contact_suppress, "contact suppress EMAIL "
-	    "--account A [--days N] [--reason TEXT]" },
+	    O(CO_ACCOUNT), CC_STORE, cc_contact_suppress,
+	    "contact suppress EMAIL --account A [--days N] [--reason TEXT]" },
 	{ "campaign", "create", 0, O(CO_ACCOUNT) | O(CO_PURPOSE) |
 	    O(CO_TEMPLATE) | O(CO_SUBJECT) | O(CO_LOCALE), O(CO_ACCOUNT) |
-	    O(CO_PURPOSE) | O(CO_SUBJECT), 0, cc_campaign_create,
+	    O(CO_PURPOSE) | O(CO_SUBJECT), CC_STORE, cc_campaign_create,
 	    "campaign create --account A --purpose P [--template newsletter] "
 	    "--subject TEXT [--locale fr] [--json]" },
-	{ "campaign", "send", 1, O(CO_NO_SEND), 0, 1, cc_campaign_send,
+	{ "campaign", "send", 1, O(CO_NO_SEND), 0, CC_OUT, cc_campaign_send,
 	    "campaign send ID [--no-send]" },
-	{ "campaign", "show", 1, 0, 0, 0, cc_campaign_show,
+	{ "campaign", "show", 1, 0, 0, CC_STORE, cc_campaign_show,
 	    "campaign show ID [--json]" },
 	{ "notice", "send", 0, O(CO_ACCOUNT) | O(CO_TEMPLATE) | O(CO_LOCALE) |
-	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_TEMPLATE), 1, cc_notice_send,
+	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_TEMPLATE), CC_OUT,
+	    cc_notice_send,
 	    "notice send --account A --template privacy-notice [--locale fr] "
 	    "[--no-send]" },
 };
-#define CC_NCMDS (sizeof(cc_cmds) / sizeof(cc_cmds[0]))
 
-void
-consent_cli_usage(FILE *out)
-{
-	size_t i;
+static int cc_open(struct cli_ctx *c);
 
-	for (i = 0; i < CC_NCMDS; i++)
-		fprintf(out, "  postdoc %s\n", cc_cmds[i].synopsis);
-}
-
-/* ---- parsing ---- */
-
-static int cc_usage(struct cc *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-cc_usage(struct cc *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	return CC_USAGE;
-}
-
-static int
-cc_parse(struct cc *c, int argc, char **argv)
-{
-	struct cli_args_out out = { &c->config, &c->json, &c->seen, c->val,
-	    &c->npos, c->pos, CC_MAX_POS, NULL };
-
-	if (cli_args_parse(cc_opts, CO_COUNT, argc, argv, &out, c->err,
-	    sizeof(c->err)) != 0)
-		return CC_USAGE;
-	return 0;
-}
-
-int
-consent_cli_handles(int argc, char **argv)
-{
-	const char *g = cli_args_group(cc_opts, CO_COUNT, argc, argv);
-	size_t i;
-
-	for (i = 0; g != NULL && i < CC_NCMDS; i++)
-		if (strcmp(cc_cmds[i].group, g) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-cc_pick(struct cc *c, const struct cc_cmd **cmd_r)
-{
-	size_t i;
-	int o;
-
-	for (i = 0; i < CC_NCMDS; i++) {
-		const struct cc_cmd *k = &cc_cmds[i];
-
-		if (c->npos < 2 || strcmp(k->group, c->pos[0]) != 0 ||
-		    strcmp(k->verb, c->pos[1]) != 0)
-			continue;
-		if (c->npos != 2 + k->nargs)
-			return cc_usage(c, "usage: postdoc %s", k->synopsis);
-		for (o = 0; o < CO_COUNT; o++) {
-			if ((c->seen & O(o)) && !(k->allowed & O(o)))
-				return cc_usage(c, "option %s is not valid "
-				    "here", cc_opts[o].name);
-			if ((k->required & O(o)) && !(c->seen & O(o)))
-				return cc_usage(c, "option %s is required",
-				    cc_opts[o].name);
-		}
-		*cmd_r = k;
-		return 0;
-	}
-	return cc_usage(c, "unknown %s subcommand", c->pos[0]);
-}
+const struct cli_family consent_cli_family = {
+	cc_opts, CO_COUNT, cc_cmds, sizeof(cc_cmds) / sizeof(cc_cmds[0]),
+	NULL, cc_open, NULL
+};
 
 /* ---- environment ---- */
 
+/* Who did it, for the ledger's admin records. */
 static int
-cc_open(struct cc *c, const struct cc_cmd *cmd)
+cc_open(struct cli_ctx *c)
 {
-	const char *path = c->config;
-	char errbuf[8192];
 	struct passwd *pw = getpwuid(getuid());
 	const char *who = getenv("SUDO_USER");
 
-	if (path == NULL && access(CC_DEFAULT_CONFIG, F_OK) == 0)
-		path = CC_DEFAULT_CONFIG;
-	if (config_load(path, &c->cfg, errbuf, sizeof(errbuf)) != 0) {
-		fputs(errbuf[0] != '\0' ? errbuf : "configuration could not be "
-		    "loaded\n", stderr);
-		return -1;
-	}
-	/* Who did it, for the ledger's admin records. */
-	pd_ascii_clean(c->operator_, sizeof(c->operator_), who != NULL ? who :
+	pd_ascii_clean(c->actor, sizeof(c->actor), who != NULL ? who :
 	    pw != NULL ? pw->pw_name : "?");
-	if (store_open(c->cfg->db_path, c->cfg->sync_mode, &c->st, c->err)
-	    != 0)
-		return -1;
-	if (cmd->outbound && (plugin_host_load(c->cfg, &c->ph, c->err) != 0 ||
-	    outq_ctx_new(c->cfg, c->ph, &c->q, c->err) != 0))
-		return -1;
 	return 0;
 }
 
 static int
-cc_account(struct cc *c, const char *name)
-{
-	struct store_account a;
-	int rc = store_account_get(c->st, name, &a, c->err);
-
-	if (rc == 0)
-		snprintf(c->err, sizeof(c->err), "no account \"%.64s\"", name);
-	if (rc != 1)
-		return -1;
-	c->account_id = a.id;
-	return 0;
-}
-
-static int
-cc_purpose(struct cc *c, int64_t *id_r)
+cc_purpose(struct cli_ctx *c, int64_t *id_r)
 {
 	int rc = store_purpose_get(c->st, c->account_id, c->val[CO_PURPOSE],
 	    id_r, c->err);
@@ -269,7 +139,7 @@ cc_purpose(struct cc *c, int64_t *id_r)
 }
 
 static int
-cc_email(struct cc *c, const char *in, char *out, size_t len)
+cc_email(struct cli_ctx *c, const char *in, char *out, size_t len)
 {
 	if (consent_email_norm(in, out, len))
 		return 0;
@@ -278,7 +148,7 @@ cc_email(struct cc *c, const char *in, char *out, size_t len)
 }
 
 static int
-cc_deliver(struct cc *c)
+cc_deliver(struct cli_ctx *c)
 {
 	struct outq_stats s;
 
@@ -303,24 +173,24 @@ cc_name_ok(const char *s)
 /* ---- purposes ---- */
 
 static int
-cc_purpose_add(struct cc *c)
+cc_purpose_add(struct cli_ctx *c)
 {
 	int64_t id;
 
 	if (!cc_name_ok(c->pos[3]))
-		return cc_usage(c, "a purpose name is [a-z0-9_-]{1,32}: %s",
-		    c->pos[3]);
-	if (cc_account(c, c->pos[2]) != 0 ||
+		return cli_usage_err(c, "a purpose name is [a-z0-9_-]{1,32}: "
+		    "%s", c->pos[3]);
+	if (cli_ctx_account(c, c->pos[2]) != 0 ||
 	    store_purpose_add(c->st, c->account_id, c->pos[3], &id, c->err)
 	    != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	if (c->json)
 		printf("{\"id\": %" PRId64 ", \"name\": \"%s\"}\n", id,
 		    c->pos[3]);
 	else
 		printf("purpose %s added to %s (id %" PRId64 ")\n", c->pos[3],
 		    c->pos[2], id);
-	return CC_OK;
+	return CLI_OK;
 }
 
 static int
@@ -337,13 +207,13 @@ cc_purpose_row(int64_t id, const char *name, void *ctx)
 }
 
 static int
-cc_purpose_list(struct cc *c)
+cc_purpose_list(struct cli_ctx *c)
 {
 	json_t *arr = c->json ? json_array() : NULL;
 	int rc;
 
-	if (cc_account(c, c->pos[2]) != 0)
-		return CC_ERR;
+	if (cli_ctx_account(c, c->pos[2]) != 0)
+		return CLI_ERR;
 	rc = store_purpose_list(c->st, c->account_id, cc_purpose_row, arr,
 	    c->err);
 	if (arr != NULL) {
@@ -351,13 +221,13 @@ cc_purpose_list(struct cc *c)
 		fputc('\n', stdout);
 		json_decref(arr);
 	}
-	return rc == 0 ? CC_OK : CC_ERR;
+	return rc == 0 ? CLI_OK : CLI_ERR;
 }
 
 /* ---- ledger ---- */
 
 static int
-cc_act(struct cc *c, struct consent_act *a, const char *action,
+cc_act(struct cli_ctx *c, struct consent_act *a, const char *action,
     const char *def_source)
 {
 	memset(a, 0, sizeof(*a));
@@ -365,26 +235,26 @@ cc_act(struct cc *c, struct consent_act *a, const char *action,
 	a->basis = c->val[CO_BASIS] != NULL ? c->val[CO_BASIS] : "consent";
 	a->source = c->val[CO_SOURCE] != NULL ? c->val[CO_SOURCE] : def_source;
 	a->method = c->val[CO_METHOD];
-	a->operator_ = c->operator_;
+	a->operator_ = c->actor;
 	if (!consent_basis_valid(a->basis))
-		return cc_usage(c, "--basis is consent, contract or "
+		return cli_usage_err(c, "--basis is consent, contract or "
 		    "legitimate_interest, not %s", a->basis);
 	if (!consent_source_valid(a->source))
-		return cc_usage(c, "--source is form, api, import, "
+		return cli_usage_err(c, "--source is form, api, import, "
 		    "double_opt_in, one_click, mailto or admin, not %s",
 		    a->source);
 	if (c->val[CO_TEXT] != NULL && consent_text_load(c->st,
 	    c->account_id, c->val[CO_TEXT], &a->text_id, c->err) != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	return 0;
 }
 
 /* An operator's change, on the audit trail (privacy.c). */
 static int
-cc_audit(struct cc *c, const char *action, const char *email,
+cc_audit(struct cli_ctx *c, const char *action, const char *email,
     const char *what)
 {
-	struct privacy_env env = { c->cfg, c->st, NULL, c->operator_ };
+	struct privacy_env env = { c->cfg, c->st, NULL, c->actor };
 	json_t *d = json_pack("{s:s, s:s?}", "change", what, "purpose",
 	    c->val[CO_PURPOSE]);
 	char *js = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
@@ -397,28 +267,29 @@ cc_audit(struct cc *c, const char *action, const char *email,
 }
 
 static int
-cc_consent_change(struct cc *c)
+cc_consent_change(struct cli_ctx *c)
 {
 	struct consent_act a;
 	char email[320];
 	int64_t pid, cid;
 	int rc;
 
-	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 || cc_purpose(c, &pid) != 0
-	    || cc_email(c, c->pos[2], email, sizeof(email)) != 0)
-		return CC_ERR;
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    cc_purpose(c, &pid) != 0 ||
+	    cc_email(c, c->pos[2], email, sizeof(email)) != 0)
+		return CLI_ERR;
 	if ((rc = cc_act(c, &a, c->pos[1], "admin")) != 0)
 		return rc;
 	if (store_contact_ensure(c->st, c->account_id, email, &cid, c->err)
 	    != 0 || (rc = consent_apply(c->st, c->account_id, cid, pid, &a,
 	    c->err)) < 0)
-		return CC_ERR;
+		return CLI_ERR;
 	if (rc > 0 && cc_audit(c, "consent.change", email, a.action) != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	printf("%s %s %s%s\n", email, strcmp(a.action, "grant") == 0 ?
 	    "granted" : "withdrew", c->val[CO_PURPOSE], rc == 0 ?
 	    " (unchanged: already so)" : "");
-	return CC_OK;
+	return CLI_OK;
 }
 
 struct cc_show {
@@ -462,14 +333,14 @@ cc_show_row(const struct store_consent_rec *r, void *ctx)
 }
 
 static int
-cc_consent_show(struct cc *c)
+cc_consent_show(struct cli_ctx *c)
 {
 	struct store_contact ct;
 	struct cc_show s = { NULL, json_object() };
 	char email[320];
 	int rc;
 
-	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
 	    cc_email(c, c->pos[2], email, sizeof(email)) != 0)
 		goto err;
 	rc = store_contact_find(c->st, c->account_id, email, &ct, c->err);
@@ -506,60 +377,62 @@ cc_consent_show(struct cc *c)
 	}
 	json_decref(s.records);
 	json_decref(s.status);
-	return CC_OK;
+	return CLI_OK;
 err:
 	json_decref(s.records);
 	json_decref(s.status);
-	return CC_ERR;
+	return CLI_ERR;
 }
 
 static int
-cc_consent_import(struct cc *c)
+cc_consent_import(struct cli_ctx *c)
 {
 	struct consent_import_stats s;
 	struct consent_act a;
 	int64_t pid;
 	int rc;
 
-	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 || cc_purpose(c, &pid) != 0)
-		return CC_ERR;
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    cc_purpose(c, &pid) != 0)
+		return CLI_ERR;
 	if ((rc = cc_act(c, &a, "grant", "import")) != 0)
 		return rc;
 	if (consent_import(c->st, c->account_id, pid, c->pos[2], &a, stderr,
 	    &s, c->err) != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	if (c->json)
 		printf("{\"rows\": %u, \"imported\": %u, \"unchanged\": %u, "
 		    "\"bad\": %u}\n", s.rows, s.imported, s.unchanged, s.bad);
 	else
 		printf("%u rows: %u imported, %u already granted, %u bad\n",
 		    s.rows, s.imported, s.unchanged, s.bad);
-	return CC_OK;
+	return CLI_OK;
 }
 
 static int
-cc_consent_request(struct cc *c)
+cc_consent_request(struct cli_ctx *c)
 {
 	char email[320];
 	int64_t pid, tid = 0, oid = 0;
 
-	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 || cc_purpose(c, &pid) != 0
-	    || cc_email(c, c->pos[2], email, sizeof(email)) != 0)
-		return CC_ERR;
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    cc_purpose(c, &pid) != 0 ||
+	    cc_email(c, c->pos[2], email, sizeof(email)) != 0)
+		return CLI_ERR;
 	if (c->val[CO_TEXT] != NULL && consent_text_load(c->st, c->account_id,
 	    c->val[CO_TEXT], &tid, c->err) != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	if (consent_request(c->cfg, c->st, c->q, c->val[CO_ACCOUNT],
 	    c->account_id, email, c->val[CO_PURPOSE], pid, tid, &oid, c->err)
 	    != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	printf("confirmation request queued for %s (outbound %" PRId64 ")\n",
 	    email, oid);
-	return cc_deliver(c) == 0 ? CC_OK : CC_ERR;
+	return cc_deliver(c) == 0 ? CLI_OK : CLI_ERR;
 }
 
 static int
-cc_contact_attest(struct cc *c)
+cc_contact_attest(struct cli_ctx *c)
 {
 	const char *v = c->val[CO_ADULT];
 	char email[320];
@@ -567,20 +440,21 @@ cc_contact_attest(struct cc *c)
 
 	if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0 &&
 	    strcmp(v, "unknown") != 0)
-		return cc_usage(c, "--adult is yes, no or unknown, not %s", v);
-	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 ||
+		return cli_usage_err(c, "--adult is yes, no or unknown, not "
+		    "%s", v);
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
 	    cc_email(c, c->pos[2], email, sizeof(email)) != 0 ||
 	    store_contact_ensure(c->st, c->account_id, email, &cid, c->err)
 	    != 0 || store_contact_attest(c->st, c->account_id, cid, v,
-	    c->operator_, c->err) != 0 ||
+	    c->actor, c->err) != 0 ||
 	    cc_audit(c, "contact.attest", email, v) != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	printf("%s adult=%s\n", email, v);
-	return CC_OK;
+	return CLI_OK;
 }
 
 static int
-cc_contact_suppress(struct cc *c)
+cc_contact_suppress(struct cli_ctx *c)
 {
 	char email[320], *end;
 	long days = c->val[CO_DAYS] != NULL ? strtol(c->val[CO_DAYS], &end,
@@ -588,22 +462,22 @@ cc_contact_suppress(struct cc *c)
 
 	if (c->val[CO_DAYS] != NULL && (*end != '\0' || days < 1 ||
 	    days > 36500))
-		return cc_usage(c, "--days is 1..36500, not %s",
+		return cli_usage_err(c, "--days is 1..36500, not %s",
 		    c->val[CO_DAYS]);
-	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
 	    cc_email(c, c->pos[2], email, sizeof(email)) != 0 ||
 	    store_suppression_add(c->st, c->account_id, email,
 	    c->val[CO_REASON] != NULL ? c->val[CO_REASON] : "operator",
 	    pd_now() + (int64_t)days * 86400, c->err) != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	printf("%s suppressed for %ld days\n", email, days);
-	return CC_OK;
+	return CLI_OK;
 }
 
 /* ---- campaigns ---- */
 
 static int
-cc_campaign_create(struct cc *c)
+cc_campaign_create(struct cli_ctx *c)
 {
 	const char *tmpl = c->val[CO_TEMPLATE] ? c->val[CO_TEMPLATE] :
 	    "newsletter";
@@ -611,21 +485,22 @@ cc_campaign_create(struct cc *c)
 
 	if (!cc_name_ok(tmpl) || (c->val[CO_LOCALE] != NULL &&
 	    !cc_name_ok(c->val[CO_LOCALE])))
-		return cc_usage(c, "template and locale names are "
+		return cli_usage_err(c, "template and locale names are "
 		    "[a-z0-9_-]{1,32}");
-	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 || cc_purpose(c, &pid) != 0
-	    || campaign_create(c->st, c->account_id, pid, tmpl,
-	    c->val[CO_SUBJECT], c->val[CO_LOCALE], &id, c->err) != 0)
-		return CC_ERR;
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    cc_purpose(c, &pid) != 0 || campaign_create(c->st,
+	    c->account_id, pid, tmpl, c->val[CO_SUBJECT], c->val[CO_LOCALE],
+	    &id, c->err) != 0)
+		return CLI_ERR;
 	if (c->json)
 		printf("{\"id\": %" PRId64 "}\n", id);
 	else
 		printf("campaign %" PRId64 " created (draft)\n", id);
-	return CC_OK;
+	return CLI_OK;
 }
 
 static int
-cc_id(struct cc *c, const char *s, int64_t *id_r)
+cc_id(struct cli_ctx *c, const char *s, int64_t *id_r)
 {
 	char *end;
 	long long v;
@@ -633,7 +508,7 @@ cc_id(struct cc *c, const char *s, int64_t *id_r)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v <= 0)
-		return cc_usage(c, "not an id: %s", s);
+		return cli_usage_err(c, "not an id: %s", s);
 	*id_r = v;
 	return 0;
 }
@@ -661,7 +536,7 @@ cc_progress(int64_t done, int64_t total, void *ctx)
 }
 
 static int
-cc_campaign_send(struct cc *c)
+cc_campaign_send(struct cli_ctx *c)
 {
 	struct campaign_stats s;
 	int64_t id;
@@ -671,12 +546,12 @@ cc_campaign_send(struct cc *c)
 		return rc;
 	if (campaign_send(c->cfg, c->st, c->q, id, cc_progress, &tty, &s,
 	    c->err) != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	printf("campaign %" PRId64 ": %" PRId64 " recipients, %" PRId64
 	    " queued now, %" PRId64 " skipped (no longer eligible), %" PRId64
 	    " found queued\n", id, s.total, s.queued, s.skipped, s.resumed);
 	fflush(stdout);
-	return cc_deliver(c) == 0 ? CC_OK : CC_ERR;
+	return cc_deliver(c) == 0 ? CLI_OK : CLI_ERR;
 }
 
 static int
@@ -691,7 +566,7 @@ cc_count_cb(const char *name, int64_t n, void *ctx)
 }
 
 static int
-cc_campaign_show(struct cc *c)
+cc_campaign_show(struct cli_ctx *c)
 {
 	struct store_campaign k;
 	int64_t id;
@@ -704,7 +579,7 @@ cc_campaign_show(struct cc *c)
 		if (rc == 0)
 			snprintf(c->err, sizeof(c->err), "no campaign %lld",
 			    (long long)id);
-		return CC_ERR;
+		return CLI_ERR;
 	}
 	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I,"
 	    " s:{}, s:{}}", "id", (json_int_t)k.id, "account", k.account,
@@ -714,7 +589,7 @@ cc_campaign_show(struct cc *c)
 	    "finished", (json_int_t)k.finished, "recipients", "messages");
 	if (store_campaign_counts(c->st, id, cc_count_cb, j, c->err) != 0) {
 		json_decref(j);
-		return CC_ERR;
+		return CLI_ERR;
 	}
 	if (c->json) {
 		json_dumpf(j, stdout, JSON_INDENT(2));
@@ -736,52 +611,24 @@ cc_campaign_show(struct cc *c)
 		putchar('\n');
 	}
 	json_decref(j);
-	return CC_OK;
+	return CLI_OK;
 }
 
 static int
-cc_notice_send(struct cc *c)
+cc_notice_send(struct cli_ctx *c)
 {
 	struct campaign_stats s;
 
 	if (!cc_name_ok(c->val[CO_TEMPLATE]))
-		return cc_usage(c, "not a template name: %s",
+		return cli_usage_err(c, "not a template name: %s",
 		    c->val[CO_TEMPLATE]);
-	if (cc_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
 	    campaign_notice(c->cfg, c->st, c->q, c->val[CO_ACCOUNT],
 	    c->account_id, c->val[CO_TEMPLATE], c->val[CO_LOCALE], &s, c->err)
 	    != 0)
-		return CC_ERR;
+		return CLI_ERR;
 	printf("notice %s: %" PRId64 " contacts, %" PRId64 " queued, %" PRId64
 	    " skipped (suppressed or bounced)\n", c->val[CO_TEMPLATE],
 	    s.total, s.queued, s.skipped);
-	return cc_deliver(c) == 0 ? CC_OK : CC_ERR;
-}
-
-/* ---- entry ---- */
-
-int
-consent_cli_main(int argc, char **argv)
-{
-	struct cc c;
-	const struct cc_cmd *cmd = NULL;
-	int rc;
-
-	memset(&c, 0, sizeof(c));
-	rc = cc_parse(&c, argc, argv);
-	if (rc == 0)
-		rc = cc_pick(&c, &cmd);
-	if (rc == 0)
-		rc = cc_open(&c, cmd) != 0 ? CC_ERR : cmd->run(&c);
-	if (fflush(stdout) != 0 && rc == CC_OK)
-		rc = CC_ERR;
-	outq_ctx_free(&c.q);
-	plugin_host_free(&c.ph);
-	store_close(&c.st);
-	config_free(&c.cfg);
-	if (rc != CC_OK && c.err[0] != '\0')
-		fprintf(stderr, "postdoc: %s\n", c.err);
-	if (rc == CC_USAGE)
-		fputs("try 'postdoc help'\n", stderr);
-	return rc;
+	return cc_deliver(c) == 0 ? CLI_OK : CLI_ERR;
 }

@@ -1,26 +1,22 @@
 /*
  * evq_cli.c - `postdoc events list|retry`: what the event runner (evq.c)
  * did with each event per plugin, and a way to send a given-up event
- * again.  No SQL here (store_evq.c), no delivery (serve does it).
+ * again, a command family (cli_args.h).  No SQL here (store_evq.c), no
+ * delivery (serve does it).
  * Exit 0 ok, 1 error or not found, 2 usage.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli_args.h"
-#include "config.h"
 #include "evq_cli.h"
-#include "store.h"
 #include "store_evq.h"
 #include "util.h"
 
-#define EC_DEFAULT_CONFIG "conf/postdoc.conf"
-#define EC_MAX_POS 4
 #define EC_LIST_MAX 1000
 
 enum ec_opt { EO_CONSUMER, EO_STATE, EO_COUNT };
@@ -30,53 +26,27 @@ static const struct cli_optdef ec_opts[EO_COUNT] = {
 	[EO_STATE] = { "--state", NULL, 1 },
 };
 
-struct ec {
-	const char *config;
-	int json;
-	unsigned seen;
-	const char *val[EO_COUNT];
-	int npos;
-	const char *pos[EC_MAX_POS];
-	struct pd_config *cfg;
-	struct store *st;
-	char err[PD_ERRLEN];
+static int ec_list(struct cli_ctx *c);
+static int ec_retry(struct cli_ctx *c);
+
+static const struct cli_cmd ec_cmds[] = {
+	{ "events", "list", 0, (1u << EO_CONSUMER) | (1u << EO_STATE), 0,
+	    CLI_NEED_STORE, ec_list, "events list [--consumer PLUGIN] "
+	    "[--state pending|done|failed|expired|dropped] [--json]" },
+	{ "events", "retry", 1, 0, 0, CLI_NEED_STORE, ec_retry,
+	    "events retry ID   (a failed or expired delivery, sent again by "
+	    "serve)" },
 };
 
-void
-evq_cli_usage(FILE *out)
-{
-	fputs("  postdoc events list [--consumer PLUGIN] "
-	    "[--state pending|done|failed|expired|dropped] [--json]\n"
-	    "  postdoc events retry ID   (a failed or expired delivery, "
-	    "sent again by serve)\n", out);
-}
+static int ec_pick(struct cli_ctx *c, const struct cli_cmd **cmd_r);
 
-int
-evq_cli_handles(int argc, char **argv)
-{
-	const char *g = cli_args_group(ec_opts, EO_COUNT, argc, argv);
-
-	return g != NULL && strcmp(g, "events") == 0;
-}
-
-static int
-ec_open(struct ec *c)
-{
-	const char *path = c->config;
-	char errbuf[8192];
-
-	if (path == NULL && access(EC_DEFAULT_CONFIG, F_OK) == 0)
-		path = EC_DEFAULT_CONFIG;
-	if (config_load(path, &c->cfg, errbuf, sizeof(errbuf)) != 0) {
-		fputs(errbuf[0] != '\0' ? errbuf : "configuration could not be "
-		    "loaded\n", stderr);
-		return -1;
-	}
-	return store_open(c->cfg->db_path, c->cfg->sync_mode, &c->st, c->err);
-}
+const struct cli_family evq_cli_family = {
+	ec_opts, EO_COUNT, ec_cmds, sizeof(ec_cmds) / sizeof(ec_cmds[0]),
+	ec_pick, NULL, NULL
+};
 
 static void
-ec_print(const struct ec *c, const struct store_evq_row *r, size_t n)
+ec_print(const struct cli_ctx *c, const struct store_evq_row *r, size_t n)
 {
 	json_t *a = json_array();
 	size_t i;
@@ -107,15 +77,15 @@ ec_print(const struct ec *c, const struct store_evq_row *r, size_t n)
 }
 
 static int
-ec_list(struct ec *c)
+ec_list(struct cli_ctx *c)
 {
 	struct store_evq_row *rows = xcalloc(EC_LIST_MAX, sizeof(*rows));
 	size_t n = 0;
-	int rc = 0;
+	int rc = CLI_OK;
 
 	if (store_evq_list(c->st, c->val[EO_CONSUMER], c->val[EO_STATE], rows,
 	    EC_LIST_MAX, &n, c->err) != 0)
-		rc = 1;
+		rc = CLI_ERR;
 	else
 		ec_print(c, rows, n);
 	free(rows);
@@ -123,7 +93,7 @@ ec_list(struct ec *c)
 }
 
 static int
-ec_retry(struct ec *c)
+ec_retry(struct cli_ctx *c)
 {
 	char *end;
 	long long id = strtoll(c->pos[2], &end, 10);
@@ -131,61 +101,31 @@ ec_retry(struct ec *c)
 
 	if (*end != '\0' || id <= 0) {
 		pd_err(c->err, "'%s' is not a delivery id", c->pos[2]);
-		return 2;
+		return CLI_USAGE;
 	}
 	r = store_evq_retry(c->st, (int64_t)id, pd_now(), c->err);
 	if (r < 0)
-		return 1;
+		return CLI_ERR;
 	if (r == 0) {
 		pd_err(c->err, "no failed or expired delivery %lld", id);
-		return 1;
+		return CLI_ERR;
 	}
 	printf("delivery %lld pending\n", id);
-	return 0;
+	return CLI_OK;
 }
 
+/* The words checked here, not by the table: these usage messages
+ * predate it. */
 static int
-ec_pick(struct ec *c, int (**run_r)(struct ec *))
+ec_pick(struct cli_ctx *c, const struct cli_cmd **cmd_r)
 {
 	int list = c->npos == 2 && strcmp(c->pos[1], "list") == 0;
 	int retry = c->npos == 3 && strcmp(c->pos[1], "retry") == 0;
 
-	if (!list && !retry) {
-		pd_err(c->err, "usage: postdoc events list|retry ID");
-		return 2;
-	}
-	if (retry && c->seen != 0) {
-		pd_err(c->err, "events retry takes no options");
-		return 2;
-	}
-	*run_r = list ? ec_list : ec_retry;
+	if (!list && !retry)
+		return cli_usage_err(c, "usage: postdoc events list|retry ID");
+	if (retry && c->seen != 0)
+		return cli_usage_err(c, "events retry takes no options");
+	*cmd_r = &ec_cmds[list ? 0 : 1];
 	return 0;
-}
-
-int
-evq_cli_main(int argc, char **argv)
-{
-	struct ec c;
-	struct cli_args_out out = { &c.config, &c.json, &c.seen, c.val,
-	    &c.npos, c.pos, EC_MAX_POS, NULL };
-	int (*run)(struct ec *) = NULL;
-	int rc = 0;
-
-	memset(&c, 0, sizeof(c));
-	if (cli_args_parse(ec_opts, EO_COUNT, argc, argv, &out, c.err,
-	    sizeof(c.err)) != 0)
-		rc = 2;
-	if (rc == 0)
-		rc = ec_pick(&c, &run);
-	if (rc == 0)
-		rc = ec_open(&c) != 0 ? 1 : run(&c);
-	if (fflush(stdout) != 0 && rc == 0)
-		rc = 1;
-	store_close(&c.st);
-	config_free(&c.cfg);
-	if (rc != 0 && c.err[0] != '\0')
-		fprintf(stderr, "postdoc: %s\n", c.err);
-	if (rc == 2)
-		fputs("try 'postdoc help'\n", stderr);
-	return rc;
 }

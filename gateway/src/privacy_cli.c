@@ -1,12 +1,12 @@
 /*
  * privacy_cli.c - the operator commands of data subjects' rights and
- * retention (subject export|erase|rectify, purge, audit list), as a table
- * like cli.c's.  It owns no rules (privacy.c) and no SQL (store_privacy.c).
+ * retention (subject export|erase|rectify, purge, audit list), a command
+ * family (cli_args.h).  It owns no rules (privacy.c) and no SQL
+ * (store_privacy.c).
  * Exit 0 ok, 1 error or not found, 2 usage.
  */
 #include <inttypes.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +17,11 @@
 
 #include "blob.h"
 #include "cli_args.h"
-#include "config.h"
 #include "privacy.h"
 #include "privacy_cli.h"
 #include "store.h"
 #include "store_privacy.h"
 #include "util.h"
-
-#define PC_DEFAULT_CONFIG "conf/postdoc.conf"
-#define PC_OK 0
-#define PC_ERR 1
-#define PC_USAGE 2
-#define PC_MAX_POS 4
 
 enum pc_opt {
 	PO_ACCOUNT, PO_OPERATOR, PO_OUTPUT, PO_NAME, PO_NEW_EMAIL, PO_MINOR,
@@ -47,155 +40,52 @@ static const struct cli_optdef pc_opts[PO_COUNT] = {
 	[PO_MINORS] = { "--minors", NULL, 0 },
 };
 
-struct pc {
-	const char *config;
-	int json;
-	unsigned seen;
-	const char *val[PO_COUNT];
-	int npos;
-	const char *pos[PC_MAX_POS];
-	struct pd_config *cfg;
-	struct store *st;
-	struct blob_store *bs;
-	int64_t account_id;
-	char actor[64];
-	char err[PD_ERRLEN];
-};
-
 #define P(x) (1u << (x))
+#define PC_NEEDS (CLI_NEED_STORE | CLI_NEED_BLOBS)
 
-struct pc_cmd {
-	const char *group, *verb;	/* verb NULL: one word */
-	int nargs;
-	unsigned allowed, required;
-	int (*run)(struct pc *c);
-	const char *synopsis;
-};
+static int pc_export(struct cli_ctx *c);
+static int pc_erase(struct cli_ctx *c);
+static int pc_rectify(struct cli_ctx *c);
+static int pc_purge(struct cli_ctx *c);
+static int pc_audit_list(struct cli_ctx *c);
 
-static int pc_export(struct pc *c);
-static int pc_erase(struct pc *c);
-static int pc_rectify(struct pc *c);
-static int pc_purge(struct pc *c);
-static int pc_audit_list(struct pc *c);
-
-static const struct pc_cmd pc_cmds[] = {
+static const struct cli_cmd pc_cmds[] = {
 	{ "subject", "export", 1, P(PO_ACCOUNT) | P(PO_OPERATOR) |
-	    P(PO_OUTPUT), P(PO_OUTPUT), pc_export,
+	    P(PO_OUTPUT), P(PO_OUTPUT), PC_NEEDS, pc_export,
 	    "subject export EMAIL [--account A] [--operator NAME] -o FILE.tar"
 	    "   (access, portability)" },
 	{ "subject", "erase", 1, P(PO_ACCOUNT) | P(PO_OPERATOR) | P(PO_MINOR),
-	    0, pc_erase, "subject erase EMAIL [--account A] [--operator NAME] "
-	    "[--minor]   (erasure, objection: never marketed again)" },
+	    0, PC_NEEDS, pc_erase, "subject erase EMAIL [--account A] "
+	    "[--operator NAME] [--minor]   (erasure, objection: never "
+	    "marketed again)" },
 	{ "subject", "rectify", 1, P(PO_ACCOUNT) | P(PO_OPERATOR) |
-	    P(PO_NAME) | P(PO_NEW_EMAIL), 0, pc_rectify,
+	    P(PO_NAME) | P(PO_NEW_EMAIL), 0, PC_NEEDS, pc_rectify,
 	    "subject rectify EMAIL [--account A] [--name NAME] "
 	    "[--new-email EMAIL] [--operator NAME]" },
 	{ "purge", NULL, 0, P(PO_DRY_RUN) | P(PO_NOW) | P(PO_MINORS) |
-	    P(PO_OPERATOR), 0, pc_purge,
+	    P(PO_OPERATOR), 0, PC_NEEDS, pc_purge,
 	    "purge [--dry-run] [--now YYYY-MM-DD] [--minors]   (retention)" },
-	{ "audit", "list", 0, 0, 0, pc_audit_list,
+	{ "audit", "list", 0, 0, 0, PC_NEEDS, pc_audit_list,
 	    "audit list [--json]   (exports, erasures, rectifications, "
 	    "consent changes, purges)" },
 };
-#define PC_NCMDS (sizeof(pc_cmds) / sizeof(pc_cmds[0]))
 
-void
-privacy_cli_usage(FILE *out)
-{
-	size_t i;
+static int pc_open(struct cli_ctx *c);
 
-	for (i = 0; i < PC_NCMDS; i++)
-		fprintf(out, "  postdoc %s\n", pc_cmds[i].synopsis);
-}
-
-/* ---- parsing ---- */
-
-static int pc_usage(struct pc *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-pc_usage(struct pc *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	return PC_USAGE;
-}
-
-static int
-pc_parse(struct pc *c, int argc, char **argv)
-{
-	struct cli_args_out out = { &c->config, &c->json, &c->seen, c->val,
-	    &c->npos, c->pos, PC_MAX_POS, NULL };
-
-	if (cli_args_parse(pc_opts, PO_COUNT, argc, argv, &out, c->err,
-	    sizeof(c->err)) != 0)
-		return PC_USAGE;
-	return 0;
-}
-
-int
-privacy_cli_handles(int argc, char **argv)
-{
-	const char *g = cli_args_group(pc_opts, PO_COUNT, argc, argv);
-	size_t i;
-
-	for (i = 0; g != NULL && i < PC_NCMDS; i++)
-		if (strcmp(pc_cmds[i].group, g) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-pc_pick(struct pc *c, const struct pc_cmd **cmd_r)
-{
-	size_t i;
-	int o, words;
-
-	for (i = 0; i < PC_NCMDS; i++) {
-		const struct pc_cmd *k = &pc_cmds[i];
-
-		if (c->npos < 1 || strcmp(k->group, c->pos[0]) != 0)
-			continue;
-		if (k->verb != NULL && (c->npos < 2 ||
-		    strcmp(k->verb, c->pos[1]) != 0))
-			continue;
-		words = k->verb != NULL ? 2 : 1;
-		if (c->npos != words + k->nargs)
-			return pc_usage(c, "usage: postdoc %s", k->synopsis);
-		for (o = 0; o < PO_COUNT; o++) {
-			if ((c->seen & P(o)) && !(k->allowed & P(o)))
-				return pc_usage(c, "option %s is not valid "
-				    "here", pc_opts[o].name);
-			if ((k->required & P(o)) && !(c->seen & P(o)))
-				return pc_usage(c, "option %s is required",
-				    pc_opts[o].name);
-		}
-		*cmd_r = k;
-		return 0;
-	}
-	return pc_usage(c, "unknown %s subcommand", c->pos[0]);
-}
+const struct cli_family privacy_cli_family = {
+	pc_opts, PO_COUNT, pc_cmds, sizeof(pc_cmds) / sizeof(pc_cmds[0]),
+	NULL, pc_open, NULL
+};
 
 /* ---- environment ---- */
 
+/* Who did it: --operator, else the human behind sudo, else us. */
 static int
-pc_open(struct pc *c)
+pc_open(struct cli_ctx *c)
 {
-	const char *path = c->config, *who = c->val[PO_OPERATOR];
-	char errbuf[8192], blobs[4200];
+	const char *who = c->val[PO_OPERATOR];
 	struct passwd *pw = getpwuid(getuid());
 
-	if (path == NULL && access(PC_DEFAULT_CONFIG, F_OK) == 0)
-		path = PC_DEFAULT_CONFIG;
-	if (config_load(path, &c->cfg, errbuf, sizeof(errbuf)) != 0) {
-		fputs(errbuf[0] != '\0' ? errbuf : "configuration could not be "
-		    "loaded\n", stderr);
-		return -1;
-	}
-	/* Who did it: --operator, else the human behind sudo, else us. */
 	if (who == NULL)
 		who = getenv("SUDO_USER");
 	if (who == NULL)
@@ -203,15 +93,11 @@ pc_open(struct pc *c)
 	if (who == NULL)
 		who = pw != NULL ? pw->pw_name : "?";
 	pd_ascii_clean(c->actor, sizeof(c->actor), who);
-	snprintf(blobs, sizeof(blobs), "%s/blobs", c->cfg->var_dir);
-	if (store_open(c->cfg->db_path, c->cfg->sync_mode, &c->st, c->err)
-	    != 0 || blob_store_open(blobs, &c->bs, c->err) != 0)
-		return -1;
 	return 0;
 }
 
 static int
-pc_account(struct pc *c)
+pc_account(struct cli_ctx *c)
 {
 	struct store_account a;
 	int rc;
@@ -230,7 +116,7 @@ pc_account(struct pc *c)
 }
 
 static int
-pc_email_ok(struct pc *c, const char *s)
+pc_email_ok(struct cli_ctx *c, const char *s)
 {
 	size_t n = strlen(s);
 	const char *at = strchr(s, '@');
@@ -245,7 +131,7 @@ pc_email_ok(struct pc *c, const char *s)
 }
 
 static void
-pc_env(struct pc *c, struct privacy_env *env)
+pc_env(struct cli_ctx *c, struct privacy_env *env)
 {
 	env->cfg = c->cfg;
 	env->st = c->st;
@@ -255,7 +141,7 @@ pc_env(struct pc *c, struct privacy_env *env)
 
 /* The report as JSON, or one "key: value" line per entry. */
 static void
-pc_report(struct pc *c, const char *head, json_t *rep)
+pc_report(struct cli_ctx *c, const char *head, json_t *rep)
 {
 	const char *k;
 	json_t *v;
@@ -278,7 +164,7 @@ pc_report(struct pc *c, const char *head, json_t *rep)
 /* ---- commands ---- */
 
 static int
-pc_subject_common(struct pc *c, struct privacy_env *env)
+pc_subject_common(struct cli_ctx *c, struct privacy_env *env)
 {
 	if (!pc_email_ok(c, c->pos[2]) || pc_account(c) != 0)
 		return -1;
@@ -287,7 +173,7 @@ pc_subject_common(struct pc *c, struct privacy_env *env)
 }
 
 static int
-pc_export(struct pc *c)
+pc_export(struct cli_ctx *c)
 {
 	struct privacy_env env;
 	json_t *rep = NULL;
@@ -295,49 +181,49 @@ pc_export(struct pc *c)
 	if (pc_subject_common(c, &env) != 0 || privacy_export(&env,
 	    c->account_id, c->val[PO_ACCOUNT], c->pos[2], c->val[PO_OUTPUT],
 	    &rep, c->err) != 0)
-		return PC_ERR;
+		return CLI_ERR;
 	pc_report(c, "exported to archive:", rep);
 	json_decref(rep);
-	return PC_OK;
+	return CLI_OK;
 }
 
 static int
-pc_erase(struct pc *c)
+pc_erase(struct cli_ctx *c)
 {
 	struct privacy_env env;
 	json_t *rep = NULL;
 	int rc;
 
 	if (pc_subject_common(c, &env) != 0)
-		return PC_ERR;
+		return CLI_ERR;
 	rc = privacy_erase(&env, c->account_id, c->val[PO_ACCOUNT], c->pos[2],
 	    (c->seen & P(PO_MINOR)) ? "minor" : "request", &rep, c->err);
 	if (rc != 0)
-		return PC_ERR;
+		return CLI_ERR;
 	pc_report(c, "erased (held data, if any, is listed under held):",
 	    rep);
 	json_decref(rep);
-	return PC_OK;
+	return CLI_OK;
 }
 
 static int
-pc_rectify(struct pc *c)
+pc_rectify(struct cli_ctx *c)
 {
 	struct privacy_env env;
 	json_t *rep = NULL;
 
 	if (!(c->seen & (P(PO_NAME) | P(PO_NEW_EMAIL))))
-		return pc_usage(c, "rectify needs --name or --new-email");
+		return cli_usage_err(c, "rectify needs --name or --new-email");
 	if (pc_subject_common(c, &env) != 0 || (c->val[PO_NEW_EMAIL] != NULL
 	    && !pc_email_ok(c, c->val[PO_NEW_EMAIL])))
-		return PC_ERR;
+		return CLI_ERR;
 	if (privacy_rectify(&env, c->account_id, c->val[PO_ACCOUNT],
 	    c->pos[2], c->val[PO_NAME], c->val[PO_NEW_EMAIL], &rep, c->err)
 	    != 0)
-		return PC_ERR;
+		return CLI_ERR;
 	pc_report(c, "rectified:", rep);
 	json_decref(rep);
-	return PC_OK;
+	return CLI_OK;
 }
 
 /* "YYYY-MM-DD" (midnight UTC) or seconds since the epoch. */
@@ -362,22 +248,23 @@ pc_now(const char *s, int64_t *now_r)
 }
 
 static int
-pc_purge(struct pc *c)
+pc_purge(struct cli_ctx *c)
 {
 	struct privacy_env env;
 	json_t *rep = NULL;
 	int64_t now = pd_now();
 
 	if (c->val[PO_NOW] != NULL && pc_now(c->val[PO_NOW], &now) != 0)
-		return pc_usage(c, "--now wants YYYY-MM-DD or epoch seconds");
+		return cli_usage_err(c, "--now wants YYYY-MM-DD or epoch "
+		    "seconds");
 	pc_env(c, &env);
 	if (privacy_purge(&env, now, (c->seen & P(PO_DRY_RUN)) != 0,
 	    (c->seen & P(PO_MINORS)) != 0, 1, &rep, c->err) != 0)
-		return PC_ERR;
+		return CLI_ERR;
 	pc_report(c, (c->seen & P(PO_DRY_RUN)) ? "would purge:" : "purged:",
 	    rep);
 	json_decref(rep);
-	return PC_OK;
+	return CLI_OK;
 }
 
 struct pc_audit {
@@ -415,7 +302,7 @@ pc_audit_row(const struct store_audit_row *r, void *ctx)
 }
 
 static int
-pc_audit_list(struct pc *c)
+pc_audit_list(struct cli_ctx *c)
 {
 	struct pc_audit a = { c->json ? json_array() : NULL };
 	int rc = store_audit_list(c->st, pc_audit_row, &a, c->err);
@@ -425,30 +312,5 @@ pc_audit_list(struct pc *c)
 		fputc('\n', stdout);
 		json_decref(a.arr);
 	}
-	return rc == 0 ? PC_OK : PC_ERR;
-}
-
-int
-privacy_cli_main(int argc, char **argv)
-{
-	struct pc c;
-	const struct pc_cmd *cmd = NULL;
-	int rc;
-
-	memset(&c, 0, sizeof(c));
-	rc = pc_parse(&c, argc, argv);
-	if (rc == 0)
-		rc = pc_pick(&c, &cmd);
-	if (rc == 0)
-		rc = pc_open(&c) != 0 ? PC_ERR : cmd->run(&c);
-	if (fflush(stdout) != 0 && rc == PC_OK)
-		rc = PC_ERR;
-	blob_store_free(&c.bs);
-	store_close(&c.st);
-	config_free(&c.cfg);
-	if (rc != PC_OK && c.err[0] != '\0')
-		fprintf(stderr, "postdoc: %s\n", c.err);
-	if (rc == PC_USAGE)
-		fputs("try 'postdoc help'\n", stderr);
-	return rc;
+	return rc == 0 ? CLI_OK : CLI_ERR;
 }

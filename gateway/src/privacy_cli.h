@@ -1,15 +1,12 @@
 /*
  * privacy_cli.h - operator commands of data subjects' rights and
- * retention (subject, purge, audit); cli.c hands them over.
+ * retention (subject, purge, audit), as a command family that cli.c runs.
  */
 #ifndef PD_PRIVACY_CLI_H
 #define PD_PRIVACY_CLI_H
 
-#include <stdio.h>
+#include "cli_args.h"
 
-/* 1 if argv names one of these command groups. */
-int privacy_cli_handles(int argc, char **argv);
-int privacy_cli_main(int argc, char **argv);
-void privacy_cli_usage(FILE *out);
+extern const struct cli_family privacy_cli_family;
 
 #endif
