@@ -31,6 +31,7 @@
 #include "outq.h"
 #include "plugin_host.h"
 #include "privacy_cli.h"
+#include "rawmsg.h"
 #include "sanitize.h"
 #include "smtp_server.h"
 #include "store.h"
@@ -890,20 +891,38 @@ end:
 	return rc;
 }
 
+/* A document's blob file, or a message's raw bytes wherever they live
+ * (the database for small ones: rawmsg.h). */
 static int
-cli_get_blob(struct cli_ctx *c, const char *sha, const char *what)
+cli_open_blob(struct cli_ctx *c, const char *sha, int raw, const char *what)
 {
-	const char *dest = c->val[OPT_OUTPUT];
 	char path[4096];
-	int in, out, rc;
+	int in = -1, rc;
 
-	blob_path(c->bs, sha, path, sizeof(path));
-	in = path[0] ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-	if (in < 0) {
+	if (raw) {
+		rc = rawmsg_open(c->st, c->bs, sha, &in, c->err);
+		if (rc < 0)
+			return -1;
+	} else {
+		blob_path(c->bs, sha, path, sizeof(path));
+		in = path[0] ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) :
+		    -1;
+	}
+	if (in < 0)
 		snprintf(c->err, sizeof(c->err), "%s: blob %s is missing from "
 		    "the store", what, sha);
+	return in;
+}
+
+static int
+cli_get_blob(struct cli_ctx *c, const char *sha, int raw,
+    const char *what)
+{
+	const char *dest = c->val[OPT_OUTPUT];
+	int in, out, rc;
+
+	if ((in = cli_open_blob(c, sha, raw, what)) < 0)
 		return CLI_ERR;
-	}
 	out = strcmp(dest, "-") == 0 ? STDOUT_FILENO : open(dest,
 	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (out < 0) {
@@ -948,7 +967,8 @@ cli_get_common(struct cli_ctx *c, int which)
 		    acct ? cli_safe(c->val[OPT_ACCOUNT]) : "");
 	if (rc != 1)
 		return CLI_ERR;
-	return cli_get_blob(c, which == 0 ? dr.sha256 : mr.sha256, label);
+	return cli_get_blob(c, which == 0 ? dr.sha256 : mr.sha256, which,
+	    label);
 }
 
 static int

@@ -92,6 +92,8 @@ static const struct cf_param cf_params[] = {
 	    "SQLite database; \"\" = <var_dir>/postdoc.db"),
 	ENUM("store", "sync", sync_mode, "full", cf_sync_modes,
 	    "SQLite synchronous mode: full or normal"),
+	INT("store", "inline_max", inline_max, 65536, 0, 1048576,
+	    "raw messages up to this size live in the database; 0 = never"),
 	STR("intake", "domain", intake_domain, "dossiers.localhost",
 	    cf_check_domain, "domain of dossier addresses"),
 	INT("limits", "line_max", line_max, 512, 512, 65536,

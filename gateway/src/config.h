@@ -55,6 +55,7 @@ struct pd_config {
 	char *var_dir;			/* var/ root: db, blobs, spool */
 	char *db_path;			/* default var_dir/postdoc.db */
 	char *sync_mode;		/* "full" or "normal" */
+	int64_t inline_max;		/* raw message in the db up to this */
 	/* intake */
 	char *intake_domain;
 	/* limits (see config.c for defaults and bounds) */

@@ -1,7 +1,8 @@
 /*
  * intake.c - owns delivery on worker threads: parse a spooled message with
  * GMime under our own limits, decode its documents into blobs, ask the
- * plugins, then make blobs and rows durable in that order and answer.
+ * plugins, then make blobs and rows durable in that order (a small raw
+ * message goes into the database with its rows) and answer.
  * It never names a file after the message, never calls a GMime boundary
  * getter or setter (GMime issue #165, corpus m52) and never leaves half a
  * delivery: on any refusal or failure the temp blobs and spool file go.
@@ -30,6 +31,7 @@
 #include "notify.h"
 #include "outq.h"
 #include "plugin_host.h"
+#include "rawmsg.h"
 #include "sanitize.h"
 #include "store.h"
 #include "store_evq.h"
@@ -93,6 +95,8 @@ struct intake_msg {
 	struct intake_doc *docs;
 	unsigned ndocs, docs_cap;
 	int spool_gone;			/* adopted into the blob store */
+	void *raw;			/* inline copy (store.inline_max) */
+	size_t raw_len;
 	struct intake_result fail;	/* why processing stopped */
 };
 
@@ -849,7 +853,9 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 	sm.parse_status = m->parse_status;
 	sm.anomalies = m->anomaly_text;
 	sm.received = pd_now();
-	if (store_message_add(m->st, &sm, id_r, err) != 0 ||
+	if ((m->raw != NULL && store_raw_put(m->st, job->sha256, m->raw,
+	    m->raw_len, err) != 0) ||
+	    store_message_add(m->st, &sm, id_r, err) != 0 ||
 	    intake_store_docs(m, rc, *id_r, added_r, err) != 0 ||
 	    intake_store_events(m, rc, *added_r, err) != 0)
 		return -1;
@@ -880,13 +886,39 @@ intake_rows_cb(struct store *st, void *arg, char *err)
 }
 
 /*
+ * The raw message: up to store.inline_max octets it goes into the
+ * database with the rows (raw_inline), durable by the batch's one WAL
+ * fsync instead of its own file, rename and directory fsyncs; the spool
+ * file, never fsync'd, is unlinked after the commit (intake_cleanup).
+ * Larger, it is moved into the blob store like a document.
+ */
+static int
+intake_store_raw(struct intake_msg *m, char *err)
+{
+	const struct intake_job *job = m->job;
+	struct intake_ctx *c = m->ctx;
+
+	if (job->size > 0 && job->size <= (uint64_t)c->cfg->inline_max) {
+		if (rawmsg_load(m->fd, job->size, job->sha256, &m->raw, err)
+		    != 0)
+			return -1;
+		m->raw_len = (size_t)job->size;
+		return 0;
+	}
+	if (blob_adopt(c->bs, job->spool_path, job->sha256, err) != 0)
+		return -1;
+	m->spool_gone = 1;
+	return 0;
+}
+
+/*
  * Blobs first (each fsync'd, renamed, its directory fsync'd: here, so the
  * workers' fsyncs overlap; done by the committer one after another they
- * were its bottleneck), then the rows that name them, in one transaction
- * with the rest of the committer's batch.  A crash leaves at worst an
- * orphan blob, never a row without its bytes (G2).  Blobs already placed
- * are not removed on failure: the store is content-addressed and another
- * message may share them.
+ * were its bottleneck), then the rows that name them (and a small raw
+ * message's bytes), in one transaction with the rest of the committer's
+ * batch.  A crash leaves at worst an orphan blob, never a row without
+ * its bytes (G2).  Blobs already placed are not removed on failure: the
+ * store is content-addressed and another message may share them.
  */
 static int
 intake_store(struct intake_msg *m, const char *ok, int64_t *ids,
@@ -907,9 +939,8 @@ intake_store(struct intake_msg *m, const char *ok, int64_t *ids,
 		if (strcmp(sha, m->docs[i].sha) != 0)
 			pd_fatal("intake: blob digest changed at commit");
 	}
-	if (blob_adopt(c->bs, m->job->spool_path, m->job->sha256, err) != 0)
+	if (intake_store_raw(m, err) != 0)
 		goto out;
-	m->spool_gone = 1;
 	it.rows = intake_rows_cb;
 	it.arg = &rows;
 	if (commit_wait(c->commit, &it) != 0)
@@ -1119,6 +1150,7 @@ intake_cleanup(struct intake_msg *m)
 	if (!m->spool_gone && unlink(m->job->spool_path) != 0)
 		log_warn("%s: intake: unlink spool: %s", m->job->queue_id,
 		    strerror(errno));
+	free(m->raw);
 	free(m->subject);
 	free(m->message_id);
 	free(m->from);

@@ -56,7 +56,8 @@ void intake_ctx_free(struct intake_ctx **ctx);
  * Deliver the job.  For SMTP (job->lmtp == 0) fills results[0] with the
  * one reply for the whole message (all recipients or none).  For LMTP
  * fills results[i] for each recipient (RFC 2033 section 4.2).  The spool
- * file is consumed (moved into the blob store or removed) either way.
+ * file is consumed (moved into the blob store, or removed: refused, or
+ * copied into the database up to store.inline_max) either way.
  */
 void intake_process(struct intake_ctx *ctx, const struct intake_job *job,
     struct intake_result *results);

@@ -22,6 +22,7 @@
 #include <openssl/hmac.h>
 
 #include "privacy.h"
+#include "rawmsg.h"
 #include "store_privacy.h"
 #include "util.h"
 
@@ -243,20 +244,19 @@ tar_mem(struct tarw *t, const char *name, const char *data, size_t n)
 	tar_pad(t, n);
 }
 
-/* A blob into the archive; 0 if it is not there (purged). */
+/* A blob into the archive (a small raw message's bytes come from the
+ * database: rawmsg.h); 0 if it is not there (purged). */
 static int
 tar_blob(struct tarw *t, const struct privacy_env *env, const char *name,
     const char *sha)
 {
-	char path[4096], buf[65536];
+	char buf[65536], err[PD_ERRLEN];
 	struct stat sb;
 	uint64_t left;
 	int fd;
 
-	if (!blob_sha_valid(sha))
-		return 0;
-	blob_path(env->bs, sha, path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rawmsg_open(env->st, env->bs, sha, &fd, err) < 0)
+		log_warn("export: %s", err);
 	if (fd < 0)
 		return 0;
 	if (fstat(fd, &sb) != 0) {
@@ -468,6 +468,10 @@ privacy_shas_orphans(struct store *st, struct privacy_shas *s, char *err)
 
 	for (i = 0; i < s->n; i++) {
 		if ((rc = store_blob_referenced(st, s->sha[i], err)) < 0)
+			return -1;
+		/* Unnamed now: an inline raw copy goes in this transaction
+		 * (secure_delete is on), its file after the commit. */
+		if (rc == 0 && store_raw_delete(st, s->sha[i], err) != 0)
 			return -1;
 		if (rc == 0 && (j == 0 || strcmp(s->sha[j - 1], s->sha[i])))
 			memmove(s->sha[j++], s->sha[i], 65);

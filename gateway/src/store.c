@@ -47,6 +47,7 @@ enum store_stmt_id {
 	S_OUTBOUND_COUNT,
 	S_SUPPRESSION_ADD,
 	S_SUPPRESSION_GET,
+	S_RAW_PUT,
 	S_COUNT
 };
 
@@ -159,6 +160,9 @@ static const char *const store_sql[S_COUNT] = {
 	    " reason = excluded.reason, expires = excluded.expires",
 	[S_SUPPRESSION_GET] = "SELECT reason, expires FROM suppressions"
 	    " WHERE account_id = ?1 AND email = ?2 AND expires > ?3",
+	/* content-addressed: a second message with the same bytes shares it */
+	[S_RAW_PUT] = "INSERT OR IGNORE INTO raw_inline (sha256, data)"
+	    " VALUES (?1, ?2)",
 };
 
 /*
@@ -455,6 +459,20 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	" UNIQUE (consumer, hook, event_id));"
 	"CREATE INDEX event_deliveries_due ON event_deliveries"
 	" (consumer, hook, state, stream, id);",
+	/*
+	 * Small raw messages (store.inline_max) live here instead of a blob
+	 * file: written in the committer's transaction with the message's
+	 * rows, they are durable by the batch's one WAL fsync.  Keyed like
+	 * the blob store, by sha256, so messages with the same bytes share
+	 * one row; a row no message names is deleted with the blob files.
+	 * A rowid table, not WITHOUT ROWID: there a record is an index key,
+	 * whose in-page payload is capped near 1000 octets, so a 2 KB
+	 * message took a page and a half (overflow) instead of half a page.
+	 */
+	[6] =
+	"CREATE TABLE raw_inline ("
+	" sha256 TEXT NOT NULL UNIQUE,"
+	" data BLOB NOT NULL);",
 };
 
 /* ---- small helpers ---- */
@@ -1261,6 +1279,65 @@ store_message_find_dup(struct store *st, int64_t dossier_id,
 {
 	return store_find_dup(st, S_MESSAGE_DUP, dossier_id, sha256, id_r,
 	    err);
+}
+
+/* ---- raw messages kept inline (schema 6) ---- */
+
+int
+store_raw_put(struct store *st, const char *sha256, const void *data,
+    size_t len, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_RAW_PUT, err);
+
+	if (s == NULL)
+		return -1;
+	if (store_bind_text(s, 1, sha256) ||
+	    sqlite3_bind_blob64(s, 2, data, len, SQLITE_STATIC))
+		return store_fail(st, err, "raw put: bind");
+	return store_exec_stmt(st, s, err, "raw put");
+}
+
+int
+store_raw_get(struct store *st, const char *sha256, void **data_r,
+    size_t *len_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, "SELECT data FROM raw_inline"
+	    " WHERE sha256 = ?1", err);
+	int rc;
+
+	*data_r = NULL;
+	*len_r = 0;
+	if (s == NULL)
+		return -1;
+	if (store_bind_text(s, 1, sha256) != 0) {
+		sqlite3_finalize(s);
+		return store_fail(st, err, "raw get: bind");
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*len_r = (size_t)sqlite3_column_bytes(s, 0);
+		*data_r = xmalloc(*len_r + 1);	/* +1: never malloc(0) */
+		if (*len_r > 0)
+			memcpy(*data_r, sqlite3_column_blob(s, 0), *len_r);
+	} else if (rc != SQLITE_DONE)
+		store_fail(st, err, "raw get");
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_raw_delete(struct store *st, const char *sha256, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, "DELETE FROM raw_inline"
+	    " WHERE sha256 = ?1", err);
+
+	if (s == NULL)
+		return -1;
+	if (store_bind_text(s, 1, sha256) != 0) {
+		sqlite3_finalize(s);
+		return store_fail(st, err, "raw delete: bind");
+	}
+	return store_cx_exec(st, s, NULL, err, "raw delete");
 }
 
 /*

@@ -14,7 +14,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store_account {
 	int64_t id;
@@ -116,6 +116,19 @@ int store_dossier_close(struct store *st, int64_t account_id, int64_t id,
 typedef int (*store_dossier_cb)(const struct store_dossier *d, void *ctx);
 int store_dossier_list(struct store *st, int64_t account_id,
     const char *status, store_dossier_cb cb, void *ctx, char *err);
+
+/*
+ * A raw message kept in the database (store.inline_max) instead of a
+ * blob file, by sha256.  put: inside the transaction that adds the
+ * message's row (an existing row with the same hash is kept).  get: 1
+ * and a malloc'd copy the caller frees, 0 if not inline, -1 error.
+ * delete: when no row names the hash any more (erasure, retention).
+ */
+int store_raw_put(struct store *st, const char *sha256, const void *data,
+    size_t len, char *err);
+int store_raw_get(struct store *st, const char *sha256, void **data_r,
+    size_t *len_r, char *err);
+int store_raw_delete(struct store *st, const char *sha256, char *err);
 
 /* intake: call between store_begin and store_commit */
 /* Returns 1 and sets *id_r to the existing row when this dossier already

@@ -277,6 +277,22 @@ class Server:
             left = self.spool_files()
         return left
 
+    def raw_message(self, sha):
+        """A stored raw message's bytes by sha256, wherever the store keeps
+        them: the raw_inline table (up to store.inline_max octets) or a
+        blob file.  None if neither holds it."""
+        with self.db() as c:
+            row = c.execute("SELECT data FROM raw_inline WHERE sha256 = ?",
+                            (sha,)).fetchone()
+        if row is not None:
+            return bytes(row[0])
+        p = self.var / "blobs" / sha[:2] / sha[2:4] / sha
+        return p.read_bytes() if p.is_file() else None
+
+    def raw_inline_shas(self):
+        with self.db() as c:
+            return {r[0] for r in c.execute("SELECT sha256 FROM raw_inline")}
+
     def blob_files(self):
         blobs = self.var / "blobs"
         return [p for p in blobs.rglob("*") if p.is_file()] \

@@ -133,9 +133,16 @@ def test_every_acknowledged_message_survived_sigkill(crashed):
         assert att_sha in shas, "document of %s missing" % qid
         assert att_sha in blobs, "blob of %s missing" % qid
         assert H.sha256(blobs[att_sha].read_bytes()) == att_sha, qid
+        # The raw message (small: kept in the database, durable with the
+        # rows by the batch's WAL fsync, no file of its own).
+        raw = srv.raw_message(raw_sha)
+        assert raw is not None, "raw message of %s missing" % qid
+        assert H.sha256(raw) == raw_sha, "raw message of %s damaged" % qid
         if n in sample:
             got = srv.document_get(shas[att_sha]["id"])
             assert H.sha256(got) == att_sha, "blob of %s damaged" % qid
+            got = srv.message_get(m["id"])
+            assert H.sha256(got) == raw_sha, "message %s damaged" % qid
 
 
 def test_no_duplicate_rows(crashed):
@@ -164,8 +171,9 @@ def test_blobs_referenced_by_rows_exist(crashed):
     d = srv.show(addr)
     for doc in d["documents"]:
         assert doc["sha256"] in names or doc["stored_name"] in names, doc
+    inline = srv.raw_inline_shas()
     for m in d["messages"]:
-        assert m["sha256"] in names, m
+        assert m["sha256"] in names or m["sha256"] in inline, m
 
 
 def test_server_accepts_mail_after_restart(crashed):

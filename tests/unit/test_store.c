@@ -4,9 +4,12 @@
  * the outbound queue and its claim across processes, suppressions),
  * blob.c (writer, dedup, adopt, digest validation) and outq.c over them
  * (queueing, bounces, delivery and the runner through the real `file`
- * plugin when the build tree has it).  Each test gets a fresh mkdtemp dir.
+ * plugin when the build tree has it), rawmsg.c (a small raw message
+ * inline in the store, else a blob file).  Each test gets a fresh mkdtemp
+ * dir.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -20,6 +23,7 @@
 #include "config.h"
 #include "outq.h"
 #include "plugin_host.h"
+#include "rawmsg.h"
 #include "store.h"
 #include "util.h"
 
@@ -1233,6 +1237,69 @@ START_TEST(test_blob_adopt)
 }
 END_TEST
 
+/* Read an fd to the end into buf; the length. */
+static size_t
+read_all(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	while (n < cap && (r = read(fd, buf + n, cap - n)) > 0)
+		n += (size_t)r;
+	return n;
+}
+
+START_TEST(test_raw_inline)
+{
+	struct blob_store *bs;
+	char src[600], buf[64];
+	void *data = NULL;
+	size_t len = 0;
+	int fd;
+	FILE *f;
+
+	ck_assert_msg(blob_store_open(blobroot, &bs, err) == 0, "%s", err);
+	/* Neither inline nor a file: not there (purged), not an error. */
+	ck_assert_int_eq(rawmsg_open(st, bs, SHA_ABC, &fd, err), 0);
+	ck_assert_int_eq(rawmsg_open(st, bs, "", &fd, err), 0);
+	/* Loaded from a spool file: the digest is checked again. */
+	snprintf(src, sizeof(src), "%s/tmp/spool-1", blobroot);
+	f = fopen(src, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("abc", f);
+	fclose(f);
+	fd = open(src, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rawmsg_load(fd, 3, SHA_A, &data, err), -1);
+	ck_assert_int_eq(rawmsg_load(fd, 4, SHA_ABC, &data, err), -1);
+	ck_assert_msg(rawmsg_load(fd, 3, SHA_ABC, &data, err) == 0, "%s", err);
+	close(fd);
+	/* Put twice (a second message with the same bytes): one row. */
+	ck_assert_msg(store_raw_put(st, SHA_ABC, data, 3, err) == 0, "%s", err);
+	ck_assert_msg(store_raw_put(st, SHA_ABC, "xyz", 3, err) == 0, "%s",
+	    err);
+	free(data);
+	ck_assert_int_eq(store_raw_get(st, SHA_ABC, &data, &len, err), 1);
+	ck_assert_int_eq(len, 3);
+	ck_assert_int_eq(memcmp(data, "abc", 3), 0);
+	free(data);
+	/* Readers get one fd either way. */
+	ck_assert_int_eq(rawmsg_open(st, bs, SHA_ABC, &fd, err), 1);
+	ck_assert_int_eq(read_all(fd, buf, sizeof(buf)), 3);
+	ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+	close(fd);
+	ck_assert_msg(store_raw_delete(st, SHA_ABC, err) == 0, "%s", err);
+	ck_assert_int_eq(store_raw_get(st, SHA_ABC, &data, &len, err), 0);
+	ck_assert_int_eq(rawmsg_open(st, bs, SHA_ABC, &fd, err), 0);
+	/* A larger message is a blob file: found there. */
+	ck_assert_msg(blob_adopt(bs, src, SHA_ABC, err) == 0, "%s", err);
+	ck_assert_int_eq(rawmsg_open(st, bs, SHA_ABC, &fd, err), 1);
+	ck_assert_int_eq(read_all(fd, buf, sizeof(buf)), 3);
+	close(fd);
+	blob_store_free(&bs);
+}
+END_TEST
+
 /* Digests that must never become a path. */
 static const char *const bad_shas[] = {
 	"../../../../etc/passwd",
@@ -1301,6 +1368,7 @@ store_suite(void)
 	tcase_add_test(tb, test_blob_dedup);
 	tcase_add_test(tb, test_blob_abort);
 	tcase_add_test(tb, test_blob_adopt);
+	tcase_add_test(tb, test_raw_inline);
 	tcase_add_loop_test(tb, test_blob_bad_sha, 0,
 	    (int)(sizeof(bad_shas) / sizeof(bad_shas[0])));
 	suite_add_tcase(s, tb);
