@@ -286,8 +286,10 @@ class Server:
                             (sha,)).fetchone()
         if row is not None:
             return bytes(row[0])
-        p = self.var / "blobs" / sha[:2] / sha[2:4] / sha
-        return p.read_bytes() if p.is_file() else None
+        for p in self.blob_files():     # either fan-out layout
+            if p.name == sha:
+                return p.read_bytes()
+        return None
 
     def raw_inline_shas(self):
         with self.db() as c:
