@@ -496,26 +496,78 @@ outmsg_message(const struct outmsg_spec *spec, const char *msgid)
 	return msg;
 }
 
-/* Write with CRLF line ends (RFC 5321 2.3.8).  No fsync (and so no
- * g_mime_stream_flush, which is fsync on a GMimeStreamFs, unbuffered):
+/* CRLF only, no line over 998 octets (RFC 5322 2.1.1, 2.3). */
+struct outmsg_canon {
+	size_t line;
+	int prev_cr, ok;
+};
+
+static void
+outmsg_canon_scan(struct outmsg_canon *k, const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && k->ok; i++) {
+		if (k->prev_cr && p[i] != '\n')
+			k->ok = 0;		/* bare CR */
+		else if (p[i] == '\n') {
+			k->ok = k->prev_cr;	/* bare LF otherwise */
+			k->line = 0;
+		} else if (p[i] != '\r' && ++k->line > OUTMSG_LINE_MAX)
+			k->ok = 0;
+		k->prev_cr = (p[i] == '\r');
+	}
+}
+
+static int
+outmsg_write_all(int fd, const unsigned char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Render with CRLF line ends (RFC 5321 2.3.8) into memory, check it there
+ * and write it with one write(): a GMimeStreamFs is unbuffered (a write
+ * and an lseek per header and part, ~50 syscalls a message).  No fsync:
  * the file is a temporary that outq copies into a blob (fsync'd there)
- * and unlinks, or a preview; syncing it cost two disk flushes per queued
- * message. */
+ * and unlinks, or a preview.  Our messages are templates, not archives:
+ * a few KB in memory.
+ */
 static int
 outmsg_write(GMimeMessage *msg, int fd, const char *path, char *err)
 {
 	GMimeFormatOptions *fo = g_mime_format_options_new();
-	GMimeStream *st = g_mime_stream_fs_new(fd);
-	ssize_t w;
-	int rc = 0;
+	GMimeStream *st = g_mime_stream_mem_new();
+	struct outmsg_canon k = { 0, 0, 1 };
+	GByteArray *ba;
+	int rc = -1;
 
-	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(st), FALSE);
 	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
-	w = g_mime_object_write_to_stream(GMIME_OBJECT(msg), fo, st);
-	if (w < 0) {
-		pd_err(err, "cannot write %s: %s", path, strerror(errno));
-		rc = -1;
+	if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), fo, st) < 0) {
+		pd_err(err, "cannot render %s", path);
+		goto out;
 	}
+	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(st));
+	outmsg_canon_scan(&k, ba->data, ba->len);
+	if (!k.ok || k.prev_cr)
+		pd_err(err, "%s is not CRLF-canonical with lines <= %d octets",
+		    path, OUTMSG_LINE_MAX);
+	else if (outmsg_write_all(fd, ba->data, ba->len) != 0)
+		pd_err(err, "cannot write %s: %s", path, strerror(errno));
+	else
+		rc = 0;
+out:
 	g_object_unref(st);
 	g_mime_format_options_free(fo);
 	return rc;
@@ -547,11 +599,6 @@ outmsg_build(const struct outmsg_spec *spec, const char *path,
 		pd_err(err, "cannot close %s: %s", path, strerror(errno));
 		rc = -1;
 	}
-	if (rc == 0 && !outmsg_file_canonical(path)) {
-		pd_err(err, "%s is not CRLF-canonical with lines <= %d octets",
-		    path, OUTMSG_LINE_MAX);
-		rc = -1;
-	}
 	if (rc != 0) {
 		unlink(path);
 		return -1;
@@ -565,24 +612,19 @@ outmsg_build(const struct outmsg_spec *spec, const char *path,
 int
 outmsg_file_canonical(const char *path)
 {
-	FILE *f = fopen(path, "rbe");
-	size_t line = 0;
-	int c, prev_cr = 0, ok = 1;
+	struct outmsg_canon k = { 0, 0, 1 };
+	unsigned char buf[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (f == NULL)
+	if (fd < 0)
 		return 0;
-	while (ok && (c = getc(f)) != EOF) {
-		if (prev_cr && c != '\n')
-			ok = 0;		/* bare CR */
-		else if (c == '\n') {
-			ok = prev_cr;	/* bare LF otherwise */
-			line = 0;
-		} else if (c != '\r' && ++line > OUTMSG_LINE_MAX)
-			ok = 0;
-		prev_cr = (c == '\r');
-	}
-	if (prev_cr)
-		ok = 0;
-	fclose(f);
-	return ok;
+	while (k.ok && ((n = read(fd, buf, sizeof(buf))) > 0 ||
+	    (n < 0 && errno == EINTR)))
+		if (n > 0)
+			outmsg_canon_scan(&k, buf, (size_t)n);
+	if (n < 0)
+		k.ok = 0;
+	close(fd);
+	return k.ok && !k.prev_cr;
 }
