@@ -767,35 +767,41 @@ outq_public_event(struct store *st, const struct store_outbound *o,
  * recorded "bounced" always has its suppression, and a crash before the
  * commit leaves the row "sending", to be retried after recovery.
  */
+/* A row's outcome: state, suppression, events; in the caller's BEGIN. */
 static int
-outq_record(struct store *st, const struct pd_config *cfg,
+outq_record_rows(struct store *st, const struct pd_config *cfg,
     const struct store_outbound *o, const struct outq_outcome *oc, char *err)
 {
 	char detail[1024];
 
-	if (store_begin(st, err) != 0)
-		return -1;
 	if (store_outbound_update(st, o->id, oc->state, oc->code,
 	    oc->enhanced, oc->text, oc->next_attempt, err) != 0)
-		goto fail;
+		return -1;
 	if (oc->suppress && store_suppression_add(st, o->account_id, o->rcpt,
 	    oc->reason, pd_now() + cfg->suppression_days * OUTQ_DAY, err) != 0)
-		goto fail;
+		return -1;
 	snprintf(detail, sizeof(detail), "id=%lld rcpt=%s: %d %s %s",
 	    (long long)o->id, o->rcpt, oc->code, oc->enhanced, oc->text);
 	if (o->dossier_id != 0 && store_event_add(st, o->account_id,
 	    o->dossier_id, oc->event, detail, err) != 0)
-		goto fail;
-	if (outq_public_event(st, o, oc, err) != 0 ||
-	    store_commit(st, err) != 0)
-		goto fail;
-	return 0;
-fail:
-	store_rollback(st);
-	return -1;
+		return -1;
+	return outq_public_event(st, o, oc, err);
 }
 
-/* retry_base * 2^(attempts-1), capped at a day, never under a second. */
+static int
+outq_record(struct store *st, const struct pd_config *cfg,
+    const struct store_outbound *o, const struct outq_outcome *oc, char *err)
+{
+	if (store_begin(st, err) != 0)
+		return -1;
+	if (outq_record_rows(st, cfg, o, oc, err) != 0 ||
+	    store_commit(st, err) != 0) {
+		store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
 static int64_t
 outq_backoff(const struct pd_config *cfg, int attempts)
 {
@@ -853,6 +859,17 @@ outq_count(const char *state)
 		metrics_delivery(MD_FAILED);
 }
 
+/* After the outcome is durable: counters and the log line. */
+static void
+outq_done(const struct store_outbound *o, const struct outq_outcome *oc,
+    struct outq_stats *stats)
+{
+	outq_stats_add(stats, oc->state);
+	outq_count(oc->state);
+	log_info("out-%lld: to=<%s> status=%s %d %s %s", (long long)o->id,
+	    o->rcpt, oc->state, oc->code, oc->enhanced, oc->text);
+}
+
 static void
 outq_finish(struct outq_ctx *q, const struct store_outbound *o,
     const struct outq_outcome *oc, struct outq_stats *stats)
@@ -865,13 +882,47 @@ outq_finish(struct outq_ctx *q, const struct store_outbound *o,
 		    oc->state, err);
 		return;
 	}
-	outq_stats_add(stats, oc->state);
-	outq_count(oc->state);
-	log_info("out-%lld: to=<%s> status=%s %d %s %s", (long long)o->id,
-	    o->rcpt, oc->state, oc->code, oc->enhanced, oc->text);
+	outq_done(o, oc, stats);
 }
 
-/* Settle a row without handing it to the transport. */
+/*
+ * A delivered batch's outcomes in one transaction: one WAL commit for
+ * the session instead of one per message.  Every message of the batch
+ * was handed to the transport before the first outcome was written, so
+ * a crash leaves the same messages "sending" (and retried) as before.
+ * If the transaction fails, each outcome is recorded on its own, so one
+ * bad row does not hold back the others.
+ */
+static void
+outq_finish_batch(struct outq_ctx *q, const struct store_outbound *rows,
+    const size_t *map, const struct outq_outcome *oc, size_t k,
+    struct outq_stats *stats)
+{
+	char err[PD_ERRLEN];
+	size_t i;
+
+	if (k == 0)
+		return;
+	if (store_begin(q->st, err) != 0)
+		goto one_by_one;
+	for (i = 0; i < k; i++)
+		if (outq_record_rows(q->st, q->cfg, &rows[map[i]], &oc[i],
+		    err) != 0)
+			break;
+	if (i < k || store_commit(q->st, err) != 0) {
+		store_rollback(q->st);
+		goto one_by_one;
+	}
+	for (i = 0; i < k; i++)
+		outq_done(&rows[map[i]], &oc[i], stats);
+	return;
+one_by_one:
+	log_warn("outbound: recording %zu outcomes at once: %s; one by one",
+	    k, err);
+	for (i = 0; i < k; i++)
+		outq_finish(q, &rows[map[i]], &oc[i], stats);
+}
+
 static void
 outq_fail_row(struct outq_ctx *q, const struct store_outbound *o,
     const char *state, const char *text, struct outq_stats *stats)
@@ -950,7 +1001,7 @@ outq_deliver_batch(struct outq_ctx *q, const struct store_outbound *rows,
 	struct postdoc_delivery *res = xcalloc(n, sizeof(*res));
 	char (*paths)[OUTQ_PATH_MAX] = xcalloc(n, OUTQ_PATH_MAX);
 	size_t *map = xcalloc(n, sizeof(*map));
-	struct outq_outcome oc;
+	struct outq_outcome *oc = xcalloc(n, sizeof(*oc));
 	size_t i, k = 0;
 
 	for (i = 0; i < n; i++) {
@@ -968,10 +1019,10 @@ outq_deliver_batch(struct outq_ctx *q, const struct store_outbound *rows,
 	}
 	if (k > 0)
 		plugin_deliver(q->ph, q->cfg->transport, info, k, res);
-	for (i = 0; i < k; i++) {
-		outq_classify(q->cfg, &rows[map[i]], &res[i], pd_now(), &oc);
-		outq_finish(q, &rows[map[i]], &oc, stats);
-	}
+	for (i = 0; i < k; i++)
+		outq_classify(q->cfg, &rows[map[i]], &res[i], pd_now(), &oc[i]);
+	outq_finish_batch(q, rows, map, oc, k, stats);
+	free(oc);
 	free(map);
 	free(paths);
 	free(res);
