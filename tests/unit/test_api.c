@@ -7,17 +7,16 @@
  * dir; the HTTP side is tests/integration/test_api.py.
  */
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "api_int.h"
 #include "store.h"
 #include "store_api.h"
+#include "testlib.h"
 #include "util.h"
 
 /* sha256("abc"), FIPS 180-2 appendix B.1 */
@@ -35,27 +34,19 @@ setup(void)
 {
 	char db[512];
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pd-test-api-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tl_tmpdir(tmpdir, sizeof(tmpdir), "api");
 	snprintf(db, sizeof(db), "%s/postdoc.db", tmpdir);
-	ck_assert_msg(store_open(db, "normal", &st, err) == 0, "%s", err);
+	st = tl_store_open(db, "normal");
 	ck_assert_int_eq(store_account_add(st, "ACME", "any", &acme, err), 0);
 	ck_assert_int_eq(store_account_add(st, "OTHER", "any", &other, err),
 	    0);
-}
-
-static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
 }
 
 static void
 teardown(void)
 {
 	store_close(&st);
-	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tl_rmtree(tmpdir);
 }
 
 START_TEST(test_token_shape)
@@ -235,11 +226,5 @@ api_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(api_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(api_suite());
 }

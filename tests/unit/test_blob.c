@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "testlib.h"
 #include "util.h"
 
 /* sha256("abc") */
@@ -25,8 +26,7 @@ static char tmpdir[256], root[512], err[PD_ERRLEN];
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pd-test-blob-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tl_tmpdir(tmpdir, sizeof(tmpdir), "blob");
 	snprintf(root, sizeof(root), "%s/blobs", tmpdir);
 }
 
@@ -341,11 +341,5 @@ blob_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(blob_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(blob_suite());
 }

@@ -7,16 +7,15 @@
  * an erased event shows as gone, dossier.completed's rule, and retry.
  */
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
 #include "store_evq.h"
 #include "store_int.h"
+#include "testlib.h"
 #include "util.h"
 
 static char tmpdir[256];
@@ -29,10 +28,9 @@ setup(void)
 {
 	char db[512];
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pd-test-evq-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tl_tmpdir(tmpdir, sizeof(tmpdir), "evq");
 	snprintf(db, sizeof(db), "%s/postdoc.db", tmpdir);
-	ck_assert_msg(store_open(db, "normal", &st, err) == 0, "%s", err);
+	st = tl_store_open(db, "normal");
 	ck_assert_msg(store_account_add(st, "acme", "any", &acct_id, err) == 0,
 	    "%s", err);
 	ck_assert_msg(store_dossier_create(st, acct_id, "c@example.org", "R1",
@@ -41,18 +39,11 @@ setup(void)
 	    NULL, &d2, err) == 0, "%s", err);
 }
 
-static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
-}
-
 static void
 teardown(void)
 {
 	store_close(&st);
-	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tl_rmtree(tmpdir);
 }
 
 static int64_t
@@ -268,11 +259,5 @@ evq_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(evq_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(evq_suite());
 }

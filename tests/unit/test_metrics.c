@@ -5,19 +5,18 @@
  * named *_total), and the queue gauges count the store's rows by state.
  */
 #include <check.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <regex.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "metrics.h"
 #include "store.h"
 #include "store_stats.h"
+#include "testlib.h"
 #include "util.h"
 
 static char tmpdir[256], dbpath[512], err[PD_ERRLEN];
@@ -26,25 +25,17 @@ static struct store *st;
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pd-test-metrics-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tl_tmpdir(tmpdir, sizeof(tmpdir), "metrics");
 	snprintf(dbpath, sizeof(dbpath), "%s/postdoc.db", tmpdir);
-	ck_assert_msg(store_open(dbpath, "full", &st, err) == 0, "%s", err);
+	st = tl_store_open(dbpath, "full");
 	metrics_reset();
-}
-
-static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
 }
 
 static void
 teardown(void)
 {
 	store_close(&st);
-	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tl_rmtree(tmpdir);
 }
 
 /* Render and check every line against the format; returns the text. */
@@ -288,11 +279,5 @@ metrics_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(metrics_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(metrics_suite());
 }

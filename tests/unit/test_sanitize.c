@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sanitize.h"
+#include "testlib.h"
 
 #define S(lit) lit, sizeof(lit) - 1	/* literal with embedded NULs */
 #define ORD 7
@@ -248,11 +249,5 @@ sanitize_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(sanitize_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(sanitize_suite());
 }

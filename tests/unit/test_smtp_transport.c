@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "postdoc/plugin.h"
+#include "testlib.h"
 
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR "."
@@ -668,11 +669,5 @@ smtp_transport_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(smtp_transport_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(smtp_transport_suite());
 }

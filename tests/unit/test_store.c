@@ -10,13 +10,11 @@
  */
 #include <check.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blob.h"
@@ -25,6 +23,7 @@
 #include "plugin_host.h"
 #include "rawmsg.h"
 #include "store.h"
+#include "testlib.h"
 #include "util.h"
 
 /* sha256("abc"), FIPS 180-2 appendix B.1 */
@@ -42,25 +41,17 @@ static char err[PD_ERRLEN];
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pd-test-store-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	tl_tmpdir(tmpdir, sizeof(tmpdir), "store");
 	snprintf(dbpath, sizeof(dbpath), "%s/var/postdoc.db", tmpdir);
 	snprintf(blobroot, sizeof(blobroot), "%s/var/blobs", tmpdir);
-	ck_assert_msg(store_open(dbpath, "full", &st, err) == 0, "%s", err);
-}
-
-static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
+	st = tl_store_open(dbpath, "full");
 }
 
 static void
 teardown(void)
 {
 	store_close(&st);
-	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tl_rmtree(tmpdir);
 }
 
 static int64_t
@@ -1058,7 +1049,7 @@ START_TEST(test_outq_deliver_file)
 	ck_assert_str_eq(o.last_text, "suppressed");
 	/* a local failure (the outbox is gone) defers with backoff... */
 	snprintf(outbox, sizeof(outbox), "%s/var/outbox", tmpdir);
-	nftw(outbox, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tl_rmtree(outbox);
 	late = enqueue(q, acct, dos, "late@d1.example", "l", 1);
 	ck_assert_msg(outq_run_once(q, &sts, err) == 0, "%s", err);
 	ck_assert_uint_eq(sts.deferred, 1);
@@ -1378,16 +1369,9 @@ store_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(store_suite());
-	int failed;
-
 	/* make check runs us from the build tree, where libtool leaves the
 	 * plugin; elsewhere the delivery tests have nothing to load. */
 	if (realpath("plugins/.libs/file.so", plugin_so) == NULL)
 		plugin_so[0] = '\0';
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(store_suite());
 }
