@@ -606,8 +606,11 @@ outq_batch_reset(struct outq_ctx *q)
 		free(q->jobs[i].msg_path);
 	}
 	q->npend = 0;
-	if (q->pool != NULL)
+	if (q->pool != NULL) {
+		pthread_mutex_lock(&q->pool->mu);
 		q->pool->nsub = q->pool->next = q->pool->ndone = 0;
+		pthread_mutex_unlock(&q->pool->mu);
+	}
 }
 
 /*
