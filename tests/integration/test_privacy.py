@@ -127,11 +127,18 @@ def world(servers):
     srv.cli("contact", "attest", SUBJ, "--account", "ACME", "--adult", "yes")
     srv.cli("subject", "rectify", SUBJ, "--account", "ACME", "--name", NAME,
             "--operator", "alice-dpo")
-    deadline = time.monotonic() + T(10)
-    while time.monotonic() < deadline and q(
-            srv, "SELECT COUNT(*) FROM outbound WHERE state <> 'sent'")[0][0]:
-        time.sleep(0.05)
+    outbound_settled(srv)
     return w
+
+
+def outbound_settled(srv, timeout=10):
+    """serve's runner may have claimed a row the CLI queued: wait until
+    nothing is queued or sending any more."""
+    deadline = time.monotonic() + T(timeout)
+    while time.monotonic() < deadline and q(
+            srv, "SELECT COUNT(*) FROM outbound WHERE state IN"
+            " ('queued', 'sending')")[0][0]:
+        time.sleep(0.05)
 
 
 def read_tar(path):
@@ -380,6 +387,7 @@ def test_purge_with_a_future_clock(world):
             ("c-%s.txt" % a[:6], ("carol %s\n" % a).encode(),
              "text/plain")])
     srv.cli("invite", srv.dossier_id(opened))
+    outbound_settled(srv)       # a body is purged only once it was sent
     srv.cli("dossier", "close", closed)
     srv.cli("dossier", "close", held)
     logd = srv.var / "log"
