@@ -614,7 +614,7 @@ outmsg_file_canonical(const char *path)
 {
 	struct outmsg_canon k = { 0, 0, 1 };
 	unsigned char buf[65536];
-	ssize_t n;
+	ssize_t n = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
