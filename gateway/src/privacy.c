@@ -340,6 +340,8 @@ privacy_export(const struct privacy_env *env, int64_t account_id,
 {
 	char low[512], tmp[4200], *js;
 	struct tarw t = { -1, 0 };
+	struct stat sb;
+	int direct;
 	json_t *doc = NULL, *top, *rep;
 	static const char zero[1024];
 	int nfiles;
@@ -355,8 +357,12 @@ privacy_export(const struct privacy_env *env, int64_t account_id,
 		    account != NULL ? account : "");
 		return 1;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", out_path);
-	t.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A device or a pipe (-o /dev/stdout, a FIFO) is written as it is:
+	 * the temp file renamed over it would replace /dev/null itself. */
+	direct = stat(out_path, &sb) == 0 && !S_ISREG(sb.st_mode);
+	snprintf(tmp, sizeof(tmp), "%s%s", out_path, direct ? "" : ".tmp");
+	t.fd = direct ? open(tmp, O_WRONLY | O_CLOEXEC) : open(tmp, O_WRONLY |
+	    O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (t.fd < 0) {
 		pd_err(err, "%s: %s", tmp, strerror(errno));
 		json_decref(doc);
@@ -380,13 +386,14 @@ privacy_export(const struct privacy_env *env, int64_t account_id,
 	tar_mem(&t, "export.json", js, strlen(js));
 	free(js);
 	tar_write(&t, zero, sizeof(zero));
-	if (!t.failed && fsync(t.fd) != 0)
+	if (!direct && !t.failed && fsync(t.fd) != 0)
 		t.failed = errno;
 	close(t.fd);
-	if (t.failed || rename(tmp, out_path) != 0) {
+	if (t.failed || (!direct && rename(tmp, out_path) != 0)) {
 		pd_err(err, "%s: %s", out_path, strerror(t.failed ? t.failed :
 		    errno));
-		unlink(tmp);
+		if (!direct)
+			unlink(tmp);
 		json_decref(rep);
 		return -1;
 	}

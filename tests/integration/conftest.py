@@ -24,6 +24,18 @@ def pytest_sessionstart(session):
                     % H.PLUGIN_DIR, returncode=1)
 
 
+@pytest.fixture(autouse=True)
+def dev_null_stays_a_device():
+    """A test (or the code it drives, as root) must never replace
+    /dev/null: one rename of a temp file over an -o target did, and every
+    later `> /dev/null` on the machine wrote into a regular file.  The
+    test that does it fails here, by name."""
+    yield
+    import stat
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode), \
+        "/dev/null is no longer a character device"
+
+
 def pytest_report_header(config):
     return ["postdoc: %s" % H.BIN, "plugins: %s" % H.PLUGIN_DIR,
             "wrapper: %s" % (" ".join(H.WRAPPER) or "(none)"),

@@ -219,6 +219,30 @@ def test_export_matches_the_store_item_by_item(world, tmp_path):
     assert rep["documents"] == 4 and rep["messages"] == 3
 
 
+def test_export_into_a_pipe_leaves_it_a_pipe(world, tmp_path):
+    """-o naming a device or a FIFO (/dev/stdout, /dev/null) is written
+    as it is; renaming a temp file over it would replace /dev/null with a
+    regular file for the whole machine."""
+    import stat
+    import threading
+    srv = world["srv"]
+    fifo = tmp_path / "export.fifo"
+    os.mkfifo(fifo)
+    got = {}
+
+    def drain():
+        with open(fifo, "rb") as f:
+            got["data"] = f.read()
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    srv.cli("subject", "export", SUBJ, "--account", "BETA", "-o", fifo)
+    t.join(T(10))
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert not (tmp_path / "export.fifo.tmp").exists()
+    with tarfile.open(fileobj=io.BytesIO(got["data"]), mode="r:") as tar:
+        assert "export.json" in tar.getnames()
+
+
 def test_tenant_isolation(world, tmp_path):
     srv = world["srv"]
     d1 = srv.dossier_id(world["d1"])
