@@ -12,8 +12,11 @@ import postdoc_harness as H
 DOCS = H.SRCDIR / "docs"
 
 
-def run(*args):
-    p = subprocess.run([H.BIN, "--config", "/dev/null"] + list(args),
+def run(tmp_path, *args):
+    """postdoc on an empty config file: the embedded defaults."""
+    conf = tmp_path / "empty.conf"
+    conf.write_text("")
+    p = subprocess.run([H.BIN, "--config", str(conf)] + list(args),
                        capture_output=True, text=True, timeout=30)
     return p.stdout + p.stderr
 
@@ -32,9 +35,9 @@ def man_params():
     return groups
 
 
-def test_every_parameter_is_in_postdoc_conf_5():
-    params = re.findall(r"^(\w+)\.(\w+) = ", run("check-config", "-v"),
-                        re.M)
+def test_every_parameter_is_in_postdoc_conf_5(tmp_path):
+    params = re.findall(r"^(\w+)\.(\w+) = ",
+                        run(tmp_path, "check-config", "-v"), re.M)
     assert len(params) > 60
     documented = man_params()
     missing = ["%s.%s" % (g, k) for g, k in params
@@ -42,9 +45,9 @@ def test_every_parameter_is_in_postdoc_conf_5():
     assert missing == [], "not in docs/postdoc.conf.5: %s" % missing
 
 
-def test_every_command_is_in_postdoc_8():
-    cmds = re.findall(r"^  postdoc ([a-z-]+(?: [a-z-]+)?)", run("help"),
-                      re.M)
+def test_every_command_is_in_postdoc_8(tmp_path):
+    cmds = re.findall(r"^  postdoc ([a-z-]+(?: [a-z-]+)?)",
+                      run(tmp_path, "help"), re.M)
     assert "token create" in cmds and "events retry" in cmds
     page = (DOCS / "postdoc.8").read_text().replace("\\-", "-")
     missing = [c for c in cmds if '.B "postdoc %s' % c not in page]
