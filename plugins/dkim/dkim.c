@@ -849,6 +849,8 @@ out:
 	if (fd >= 0)
 		close(fd);
 	EVP_MD_CTX_free(b.md);
+	if (rc != 0)
+		dk_msg_free(m);		/* the caller frees only a message read */
 	return rc;
 }
 

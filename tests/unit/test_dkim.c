@@ -122,9 +122,10 @@ sign(const char *msg, size_t n, size_t *len_r)
 	ck_assert_msg(strncmp(pre, "DKIM-Signature: v=1; a=rsa-sha256; "
 	    "c=relaxed/relaxed; d=example.org;", 67) == 0, "%s", pre);
 	plen = strlen(pre);
-	out = malloc(plen + n);
+	out = malloc(plen + n + 1);	/* NUL-terminated for strstr, "%s" */
 	memcpy(out, pre, plen);
 	memcpy(out + plen, msg, n);
+	out[plen + n] = '\0';
 	*len_r = plen + n;
 	return out;
 }
