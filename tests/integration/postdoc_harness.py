@@ -277,19 +277,21 @@ class Server:
             left = self.spool_files()
         return left
 
-    def raw_message(self, sha):
+    def raw_message(self, sha, blobs=None):
         """A stored raw message's bytes by sha256, wherever the store keeps
         them: the raw_inline table (up to store.inline_max octets) or a
-        blob file.  None if neither holds it."""
+        blob file.  None if neither holds it.  blobs: {name: path} of
+        blob_files(), for callers asking about many messages (walking
+        var/blobs once per message is quadratic)."""
         with self.db() as c:
             row = c.execute("SELECT data FROM raw_inline WHERE sha256 = ?",
                             (sha,)).fetchone()
         if row is not None:
             return bytes(row[0])
-        for p in self.blob_files():     # either fan-out layout
-            if p.name == sha:
-                return p.read_bytes()
-        return None
+        if blobs is None:               # either fan-out layout
+            blobs = {p.name: p for p in self.blob_files()}
+        p = blobs.get(sha)
+        return p.read_bytes() if p is not None else None
 
     def raw_inline_shas(self):
         with self.db() as c:

@@ -145,7 +145,7 @@ def test_every_acknowledged_message_stored_once_and_intact(soaked):
         assert got_doc == doc, qid
         # Small raw messages live in the database (store.inline_max),
         # larger ones in blob files: both kinds are sent here.
-        got = srv.raw_message(raw)
+        got = srv.raw_message(raw, blobs)
         assert got is not None, "raw message of %s missing" % qid
         assert H.sha256(got) == raw, qid
         assert H.sha256(blobs[doc].read_bytes()) == doc, qid

@@ -135,7 +135,7 @@ def test_every_acknowledged_message_survived_sigkill(crashed):
         assert H.sha256(blobs[att_sha].read_bytes()) == att_sha, qid
         # The raw message (small: kept in the database, durable with the
         # rows by the batch's WAL fsync, no file of its own).
-        raw = srv.raw_message(raw_sha)
+        raw = srv.raw_message(raw_sha, blobs)
         assert raw is not None, "raw message of %s missing" % qid
         assert H.sha256(raw) == raw_sha, "raw message of %s damaged" % qid
         if n in sample:
