@@ -180,18 +180,7 @@ api_internal(struct api_ctx *x, const char *err)
 json_t *
 api_jstr(const char *s)
 {
-	json_t *j;
-	char *tmp;
-
-	if (s == NULL)
-		return json_null();
-	if (sanitize_utf8_valid(s, strlen(s)) && (j = json_string(s)) != NULL)
-		return j;
-	tmp = xmalloc(strlen(s) + 1);
-	pd_ascii_clean(tmp, strlen(s) + 1, s);
-	j = json_string(tmp);
-	free(tmp);
-	return j != NULL ? j : json_null();
+	return sanitize_json_str(s);
 }
 
 json_t *

@@ -184,18 +184,7 @@ cli_time(int64_t t)
 static json_t *
 cli_jstr(const char *s)
 {
-	json_t *j;
-	char *tmp;
-
-	if (s == NULL)
-		return json_null();
-	if (sanitize_utf8_valid(s, strlen(s)) && (j = json_string(s)) != NULL)
-		return j;
-	tmp = xmalloc(strlen(s) + 1);
-	pd_ascii_clean(tmp, strlen(s) + 1, s);
-	j = json_string(tmp);
-	free(tmp);
-	return j != NULL ? j : json_null();
+	return sanitize_json_str(s);
 }
 
 static json_t *

@@ -315,18 +315,6 @@ evq_pass(struct evq_consumer *c)
 	return moved;
 }
 
-static void
-evq_deadline(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /*
  * Settled deliveries only matter to an operator looking back (`events
  * list`): without this the table grows by one row per event and plugin
@@ -368,7 +356,7 @@ evq_main(void *arg)
 		if (evq_pass(c) > 0)
 			continue;
 		pthread_mutex_lock(&q->mu);
-		evq_deadline(&ts, q->cfg->ev_interval_ms);
+		pd_deadline_ms(&ts, q->cfg->ev_interval_ms);
 		while (!q->stopping &&
 		    pthread_cond_timedwait(&q->cv, &q->mu, &ts) != ETIMEDOUT)
 			;

@@ -1557,18 +1557,6 @@ outq_sched_tick(struct outq_runner *r)
 	free(rows.v);
 }
 
-static void
-outq_deadline(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static void *
 outq_sched_main(void *arg)
 {
@@ -1580,7 +1568,7 @@ outq_sched_main(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		outq_sched_tick(r);
 		pthread_mutex_lock(&r->mu);
-		outq_deadline(&ts, r->cfg->queue_interval_ms);
+		pd_deadline_ms(&ts, r->cfg->queue_interval_ms);
 		while (!r->stopping && !r->kick &&
 		    pthread_cond_timedwait(&r->tick, &r->mu, &ts) != ETIMEDOUT)
 			;

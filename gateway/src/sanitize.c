@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "sanitize.h"
+#include "util.h"
 
 /*
  * Decode one code point at s (len > 0 bytes).  Well-formed UTF-8 (RFC 3629
@@ -389,4 +390,21 @@ sanitize_header_value(const char *in, size_t inlen, size_t maxlen)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+json_t *
+sanitize_json_str(const char *s)
+{
+	json_t *j;
+	char *tmp;
+
+	if (s == NULL)
+		return json_null();
+	if (sanitize_utf8_valid(s, strlen(s)) && (j = json_string(s)) != NULL)
+		return j;
+	tmp = xmalloc(strlen(s) + 1);
+	pd_ascii_clean(tmp, strlen(s) + 1, s);
+	j = json_string(tmp);
+	free(tmp);
+	return j != NULL ? j : json_null();
 }

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 /*
  * Display/metadata name for an attachment.  `in` may hold NUL, CR, LF, C0
  * and C1 controls, invalid UTF-8, '/' '\\' ':' and Windows device names.
@@ -30,5 +32,9 @@ char *sanitize_header_value(const char *in, size_t inlen, size_t maxlen);
 
 /* 1 if s (len bytes) is valid UTF-8 without overlongs or surrogates. */
 int sanitize_utf8_valid(const char *s, size_t len);
+
+/* A JSON string of s (NULL: null); bytes that are not UTF-8 make it an
+ * ASCII copy with '?' for them.  Never NULL. */
+json_t *sanitize_json_str(const char *s);
 
 #endif

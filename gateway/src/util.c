@@ -417,3 +417,15 @@ pd_listen_addr(const char *key, const char *listen,
 	freeaddrinfo(ai);
 	return 0;
 }
+
+void
+pd_deadline_ms(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}

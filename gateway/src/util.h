@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* Every `char *err` parameter points at a buffer of this size. */
 #define PD_ERRLEN 512
@@ -78,5 +79,9 @@ int pd_fsync_dir(const char *path);
 /* "host:port" or "[v6]:port", numeric, into ss; -1 with err naming key. */
 int pd_listen_addr(const char *key, const char *listen,
     struct sockaddr_storage *ss, char *err);
+
+/* CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait on a condition
+ * variable whose clock is CLOCK_MONOTONIC. */
+void pd_deadline_ms(struct timespec *ts, int64_t ms);
 
 #endif
