@@ -392,7 +392,14 @@ blob_writer_finish(struct blob_store *bs, struct blob_writer *w,
 		pd_err(err, "blob writer: a write failed, not committing");
 		goto fail;
 	}
-	if (fsync(w->fd) != 0) {
+	if (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1 || mdlen != 32) {
+		pd_err(err, "blob writer: sha256 failed");
+		goto fail;
+	}
+	pd_hex(sha_r, md, mdlen);
+	/* A copy already in place is durable: its writer fsync'd it before
+	 * the rename.  This copy is about to be dropped, so don't sync it. */
+	if (!blob_exists(bs, sha_r) && fsync(w->fd) != 0) {
 		pd_err(err, "blob writer: fsync %s: %s", w->tmp_path,
 		    strerror(errno));
 		goto fail;
@@ -404,11 +411,6 @@ blob_writer_finish(struct blob_store *bs, struct blob_writer *w,
 		goto fail;
 	}
 	w->fd = -1;
-	if (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1 || mdlen != 32) {
-		pd_err(err, "blob writer: sha256 failed");
-		goto fail;
-	}
-	pd_hex(sha_r, md, mdlen);
 	if (blob_place(bs, w->tmp_path, sha_r, sync_dir, err) != 0)
 		goto fail;
 	w->tmp_path[0] = '\0';	/* moved or dropped: nothing to unlink */
@@ -444,6 +446,9 @@ blob_adopt(struct blob_store *bs, const char *path, const char *sha,
 		pd_err(err, "blob adopt: invalid sha256 digest");
 		return -1;
 	}
+	/* Already stored (durable, see blob_writer_finish): place drops it. */
+	if (blob_exists(bs, sha))
+		return blob_place(bs, path, sha, 1, err);
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		pd_err(err, "blob adopt: open %s: %s", path, strerror(errno));
