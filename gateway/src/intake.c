@@ -95,7 +95,8 @@ struct intake_msg {
 	struct intake_doc *docs;
 	unsigned ndocs, docs_cap;
 	int spool_gone;			/* adopted into the blob store */
-	void *raw;			/* inline copy (store.inline_max) */
+	const void *raw;		/* inline bytes (store.inline_max): */
+	void *raw_owned;		/* read from the spool, or NULL */
 	size_t raw_len;
 	struct intake_result fail;	/* why processing stopped */
 };
@@ -601,13 +602,20 @@ intake_parse(struct intake_msg *m)
 	GMimeObject *body;
 	unsigned i;
 
-	m->fd = open(m->job->spool_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (m->fd < 0) {
-		intake_local_error(m, "open spool", m->job->spool_path);
-		return -1;
+	if (m->job->spool_mem != NULL)
+		m->stream = g_mime_stream_mem_new_with_buffer(
+		    (const char *)m->job->spool_mem, (size_t)m->job->size);
+	else {
+		m->fd = open(m->job->spool_path, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (m->fd < 0) {
+			intake_local_error(m, "open spool",
+			    m->job->spool_path);
+			return -1;
+		}
+		m->stream = g_mime_stream_fs_new(m->fd);
+		g_mime_stream_fs_set_owner(GMIME_STREAM_FS(m->stream), FALSE);
 	}
-	m->stream = g_mime_stream_fs_new(m->fd);
-	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(m->stream), FALSE);
 	m->parser = g_mime_parser_new_with_stream(m->stream);
 	g_mime_parser_set_persist_stream(m->parser, TRUE);
 	m->msg = g_mime_parser_construct_message(m->parser, NULL);
@@ -898,10 +906,16 @@ intake_store_raw(struct intake_msg *m, char *err)
 	const struct intake_job *job = m->job;
 	struct intake_ctx *c = m->ctx;
 
+	if (job->spool_mem != NULL) {	/* the session kept it in memory */
+		m->raw = job->spool_mem;
+		m->raw_len = (size_t)job->size;
+		return 0;
+	}
 	if (job->size > 0 && job->size <= (uint64_t)c->cfg->inline_max) {
-		if (rawmsg_load(m->fd, job->size, job->sha256, &m->raw, err)
-		    != 0)
+		if (rawmsg_load(m->fd, job->size, job->sha256, &m->raw_owned,
+		    err) != 0)
 			return -1;
+		m->raw = m->raw_owned;
 		m->raw_len = (size_t)job->size;
 		return 0;
 	}
@@ -1147,10 +1161,11 @@ intake_cleanup(struct intake_msg *m)
 	if (m->fd >= 0)
 		close(m->fd);
 	/* Refused or failed: the spool copy must not outlive the answer. */
-	if (!m->spool_gone && unlink(m->job->spool_path) != 0)
+	if (m->job->spool_mem == NULL && !m->spool_gone &&
+	    unlink(m->job->spool_path) != 0)
 		log_warn("%s: intake: unlink spool: %s", m->job->queue_id,
 		    strerror(errno));
-	free(m->raw);
+	free(m->raw_owned);
 	free(m->subject);
 	free(m->message_id);
 	free(m->from);

@@ -56,9 +56,15 @@ struct sess_rcpt {
 	char ref[128];
 };
 
-/* DATA byte machine and spool file (allocated for DATA only). */
+/*
+ * DATA byte machine and spool (allocated for DATA only).  The spool file
+ * is opened at the first flush of buf: a message that ends before buf
+ * fills and fits store.inline_max goes to the worker from memory, since
+ * it will be stored inline in the database and a file would only be
+ * created, read back and unlinked.
+ */
 struct data_state {
-	int fd;
+	int fd;			/* -1 until the first flush */
 	char path[4096];
 	EVP_MD_CTX *md;
 	uint64_t size;		/* octets written (after unstuffing) */
@@ -105,6 +111,7 @@ struct intake_task {
 	struct intake_result *results;
 	char queue_id[24], helo[256], client_ip[64], mail_from[257];
 	char spool_path[4096], sha[65];
+	unsigned char *mem;		/* the message, when not spooled */
 };
 
 struct smtp_cmd {
@@ -279,6 +286,7 @@ smtp_data_discard(struct smtp_session *s)
 		close(s->d->fd);
 		unlink(s->d->path);
 	}
+	/* Never opened (io_error with fd -1): no file to remove. */
 	EVP_MD_CTX_free(s->d->md);
 	free(s->d);
 	s->d = NULL;
@@ -740,15 +748,13 @@ smtp_spool_open(struct smtp_session *s)
 	if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s",
 	    s->srv->spool_dir, s->queue_id) >= sizeof(d->path))
 		pd_fatal("spool path too long");
-	d->fd = open(d->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	d->fd = -1;
 	d->md = EVP_MD_CTX_new();
 	d->bol = 1;
 	s->d = d;
-	if (d->fd < 0 || d->md == NULL ||
+	if (d->md == NULL ||
 	    EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1) {
-		log_err("%s: spool %s: %s", s->queue_id, d->path,
-		    strerror(errno));
+		log_err("%s: spool: cannot initialise sha256", s->queue_id);
 		smtp_data_discard(s);
 		return -1;
 	}
@@ -1016,6 +1022,15 @@ smtp_spool_flush(struct data_state *d)
 	if (d->blen == 0)
 		return;
 	EVP_DigestUpdate(d->md, d->buf, d->blen);
+	if (d->fd < 0 && !d->io_error) {
+		d->fd = open(d->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+		if (d->fd < 0) {
+			log_err("%s: spool %s: %s", strrchr(d->path, '/') + 1,
+			    d->path, strerror(errno));
+			d->io_error = 1;
+		}
+	}
 	while (!d->io_error && off < d->blen) {
 		n = write(d->fd, d->buf + off, d->blen - off);
 		if (n < 0 && errno == EINTR)
@@ -1150,6 +1165,7 @@ smtp_task_free(struct intake_task *t)
 	free(t->rcpts);
 	free(t->rcopy);
 	free(t->results);
+	free(t->mem);
 	free(t);
 }
 
@@ -1164,7 +1180,13 @@ smtp_task_new(struct smtp_session *s)
 	snprintf(t->helo, sizeof(t->helo), "%s", s->helo);
 	snprintf(t->client_ip, sizeof(t->client_ip), "%s", s->client_ip);
 	snprintf(t->mail_from, sizeof(t->mail_from), "%s", s->mail_from);
-	snprintf(t->spool_path, sizeof(t->spool_path), "%s", s->d->path);
+	if (s->d->fd >= 0)
+		snprintf(t->spool_path, sizeof(t->spool_path), "%s",
+		    s->d->path);
+	else {	/* all of it still in buf (smtp_data_end) */
+		t->mem = xmalloc(s->d->blen ? s->d->blen : 1);
+		memcpy(t->mem, s->d->buf, s->d->blen);
+	}
 	t->rcopy = xcalloc(n, sizeof(*t->rcopy));
 	memcpy(t->rcopy, s->rcpts, n * sizeof(*t->rcopy));
 	t->rcpts = xcalloc(n, sizeof(*t->rcpts));
@@ -1182,7 +1204,9 @@ smtp_task_new(struct smtp_session *s)
 		.queue_id = t->queue_id, .helo = t->helo,
 		.client_ip = t->client_ip, .tls = s->tls, .lmtp = s->lmtp,
 		.mail_from = t->mail_from, .rcpt_count = n,
-		.rcpts = t->rcpts, .spool_path = t->spool_path,
+		.rcpts = t->rcpts,
+		.spool_path = t->mem == NULL ? t->spool_path : NULL,
+		.spool_mem = t->mem,
 		.size = s->d->size, .sha256 = t->sha,
 		.deadline_ms = pd_monotonic_ms() +
 		    s->srv->cfg->message_time_max * 1000,
@@ -1201,7 +1225,8 @@ smtp_task_run(void *tctx, void *arg)
 		for (i = 0; i < n; i++)
 			t->results[i] = (struct intake_result){ 451, "4.3.0",
 			    "Error: intake unavailable, try again later" };
-		unlink(t->spool_path);
+		if (t->mem == NULL)
+			unlink(t->spool_path);
 		return;
 	}
 	intake_process(tctx, &t->job, t->results);
@@ -1294,7 +1319,13 @@ smtp_data_end(struct smtp_session *s)
 	unsigned int mdlen = 0;
 	struct intake_task *t;
 
-	smtp_spool_flush(d);
+	/* What fits buf and the inline limit stays in memory; the digest
+	 * covers it all the same. */
+	if (d->fd < 0 && d->blen == d->size &&
+	    d->size <= (uint64_t)s->srv->cfg->inline_max) {
+		EVP_DigestUpdate(d->md, d->buf, d->blen);
+	} else
+		smtp_spool_flush(d);
 	s->verb = "END-OF-DATA";
 	if (smtp_data_refusal(s)) {
 		smtp_txn_reset(s);
@@ -1306,7 +1337,8 @@ smtp_data_end(struct smtp_session *s)
 	EVP_DigestFinal_ex(d->md, md, &mdlen);
 	pd_hex(t->sha, md, mdlen);
 	/* The worker owns the spool file from here (it fsyncs it). */
-	close(d->fd);
+	if (d->fd >= 0)
+		close(d->fd);
 	EVP_MD_CTX_free(d->md);
 	free(d);
 	s->d = NULL;

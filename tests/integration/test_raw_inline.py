@@ -97,6 +97,34 @@ def test_small_message_is_a_row_not_a_file(srv):
     assert srv.wait_spool_empty() == []
 
 
+def test_small_message_never_touches_the_spool(srv):
+    """A message within inline_max goes from the session to the database
+    in memory: with var/spool made unusable (a file in its place, which
+    even root cannot create entries in) it is still accepted and stored,
+    while a larger one gets a clean 451 4.3.0, not a lost message."""
+    addr = srv.create_dossier("ACME", contact="ann@client.example")
+    spool = srv.var / "spool"
+    aside = srv.var / "spool.aside"
+    small = raw_message(b"nospool-small", 2000)
+    big = raw_message(b"nospool-big", 9000)
+    spool.rename(aside)
+    spool.write_bytes(b"not a directory\n")
+    try:
+        send(srv, addr, small)
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            send(srv, addr, big)
+        assert e.value.smtp_code == 451
+        assert e.value.smtp_error.startswith(b"4.3.0")
+    finally:
+        spool.unlink()
+        aside.rename(spool)
+    (m,) = messages(srv, addr)
+    assert m["sha256"] == H.sha256(small)
+    assert srv.message_get(m["id"]) == small
+    send(srv, addr, big)        # the spool is back: the retry lands
+    assert len(messages(srv, addr)) == 2
+
+
 def padded(tag, size):
     """Exactly `size` octets (lines of at most 100)."""
     raw = raw_message(tag, size - 600)
