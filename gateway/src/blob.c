@@ -202,27 +202,36 @@ blob_remove(struct blob_store *bs, const char *sha)
 	return rc;
 }
 
-int
-blob_writer_begin(struct blob_store *bs, struct blob_writer *w, char *err)
+/* A new temp file under blobs/tmp: its fd, its name in path; -1. */
+static int
+blob_tmp_open(struct blob_store *bs, char path[BLOB_PATH_MAX], char *err)
 {
 	unsigned char rnd[16];
 	char hex[33];
+	int fd;
 
-	memset(w, 0, sizeof(*w));
-	w->fd = -1;
+	path[0] = '\0';
 	if (pd_random(rnd, sizeof(rnd)) != 0) {
-		pd_err(err, "blob writer: no random bytes for a temp name");
+		pd_err(err, "blob store: no random bytes for a temp name");
 		return -1;
 	}
 	pd_hex(hex, rnd, sizeof(rnd));
-	snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/%s.tmp", bs->tmp, hex);
-	w->fd = open(w->tmp_path,
-	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-	if (w->fd < 0) {
-		pd_err(err, "blob writer: %s: %s", w->tmp_path, strerror(errno));
-		w->tmp_path[0] = '\0';
-		return -1;
+	snprintf(path, BLOB_PATH_MAX, "%s/%s.tmp", bs->tmp, hex);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0640);
+	if (fd < 0) {
+		pd_err(err, "blob store: %s: %s", path, strerror(errno));
+		path[0] = '\0';
 	}
+	return fd;
+}
+
+int
+blob_writer_begin(struct blob_store *bs, struct blob_writer *w, char *err)
+{
+	memset(w, 0, sizeof(*w));
+	if ((w->fd = blob_tmp_open(bs, w->tmp_path, err)) < 0)
+		return -1;
 	w->md = EVP_MD_CTX_new();
 	if (w->md == NULL || EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
 		pd_err(err, "blob writer: cannot initialise sha256");
@@ -235,25 +244,12 @@ blob_writer_begin(struct blob_store *bs, struct blob_writer *w, char *err)
 int
 blob_writer_write(struct blob_writer *w, const void *buf, size_t len)
 {
-	const unsigned char *p = buf;
-	size_t off = 0;
-
 	if (w->failed || w->fd < 0)
 		return -1;
-	if (EVP_DigestUpdate(w->md, buf, len) != 1) {
+	if (EVP_DigestUpdate(w->md, buf, len) != 1 ||
+	    pd_write_all(w->fd, buf, len) != 0) {
 		w->failed = 1;
 		return -1;
-	}
-	while (off < len) {
-		ssize_t n = write(w->fd, p + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			w->failed = 1;
-			return -1;
-		}
-		off += (size_t)n;
 	}
 	w->size += len;
 	return 0;
@@ -461,4 +457,39 @@ blob_adopt(struct blob_store *bs, const char *path, const char *sha,
 	if (rc != 0)
 		return -1;
 	return blob_place(bs, path, sha, 1, err);
+}
+
+int
+blob_put_mem(struct blob_store *bs, const void *buf, size_t len,
+    const char *sha, char *err)
+{
+	char tmp_path[BLOB_PATH_MAX];
+	int fd;
+
+	if (!blob_sha_valid(sha)) {
+		pd_err(err, "blob put: invalid sha256 digest");
+		return -1;
+	}
+	if (blob_exists(bs, sha))	/* durable; place's dir fsync, alone */
+		return blob_sync_dir(bs, sha, err);
+	/* Not through a blob_writer: it would hash the bytes again. */
+	if ((fd = blob_tmp_open(bs, tmp_path, err)) < 0)
+		return -1;
+	if (pd_write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+		pd_err(err, "blob put: %s: %s", tmp_path, strerror(errno));
+		close(fd);
+		unlink(tmp_path);
+		return -1;
+	}
+	if (close(fd) != 0) {
+		pd_err(err, "blob put: close %s: %s", tmp_path,
+		    strerror(errno));
+		unlink(tmp_path);
+		return -1;
+	}
+	if (blob_place(bs, tmp_path, sha, 1, err) != 0) {
+		unlink(tmp_path);
+		return -1;
+	}
+	return 0;
 }

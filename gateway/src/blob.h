@@ -48,6 +48,10 @@ int blob_sync_dir(struct blob_store *bs, const char *sha, char *err);
 int blob_same_dir(const char *a, const char *b);
 void blob_writer_abort(struct blob_writer *w);
 
+/* Store bytes in memory whose digest is known (computed by the caller
+ * over the same bytes): nothing is written if the blob is already there. */
+int blob_put_mem(struct blob_store *bs, const void *buf, size_t len,
+    const char *sha, char *err);
 /* Store an existing file (moved in, not copied) whose digest is known. */
 int blob_adopt(struct blob_store *bs, const char *path, const char *sha,
     char *err);

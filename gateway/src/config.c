@@ -104,6 +104,9 @@ static const struct cf_param cf_params[] = {
 	    "recipients per message (RFC 5321 4.5.3.1.8)"),
 	INT("limits", "message_size_max", message_size_max, 26214400,
 	    1024, INT64_C(2147483648), "message octets (RFC 1870 SIZE)"),
+	INT("limits", "spool_memory_max", spool_memory_max, 67108864, 0,
+	    INT64_C(17179869184), "octets of incoming messages held in "
+	    "memory, all sessions; beyond it they spool to files"),
 	INT("limits", "mime_depth_max", mime_depth_max, 32, 1, 256,
 	    "MIME nesting depth"),
 	INT("limits", "mime_parts_max", mime_parts_max, 1000, 1, 100000,

@@ -63,6 +63,7 @@ struct pd_config {
 	int64_t data_line_max;
 	int64_t rcpt_max;
 	int64_t message_size_max;
+	int64_t spool_memory_max;
 	int64_t mime_depth_max;
 	int64_t mime_parts_max;
 	int64_t attachments_max;

@@ -83,6 +83,7 @@ struct intake_msg {
 	const struct intake_job *job;
 	struct store *st;		/* rows go here (the committer's) */
 	int fd;
+	GByteArray *mem;		/* borrows job->spool_mem */
 	GMimeStream *stream;
 	GMimeParser *parser;
 	GMimeMessage *msg;
@@ -592,6 +593,24 @@ intake_render_anomalies(struct intake_msg *m)
 }
 
 /*
+ * A stream over the session's buffer, not a copy of it.  The GByteArray
+ * only borrows the bytes: the stream does not own the array, and
+ * intake_cleanup frees the array with free_segment FALSE, so glib never
+ * frees memory the session allocated (the job's owner frees it).
+ */
+static GMimeStream *
+intake_mem_stream(struct intake_msg *m)
+{
+	GMimeStream *st;
+
+	m->mem = g_byte_array_new_take((guint8 *)m->job->spool_mem,
+	    (gsize)m->job->size);
+	st = g_mime_stream_mem_new_with_byte_array(m->mem);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(st), FALSE);
+	return st;
+}
+
+/*
  * Parse from the spool fd (persistent stream: parts are windows on the
  * file, so a 20 MB attachment is not copied into memory), walk it under
  * our limits, then decode the documents.  0, or -1 with m->fail set.
@@ -603,8 +622,7 @@ intake_parse(struct intake_msg *m)
 	unsigned i;
 
 	if (m->job->spool_mem != NULL)
-		m->stream = g_mime_stream_mem_new_with_buffer(
-		    (const char *)m->job->spool_mem, (size_t)m->job->size);
+		m->stream = intake_mem_stream(m);
 	else {
 		m->fd = open(m->job->spool_path, O_RDONLY | O_NOFOLLOW |
 		    O_CLOEXEC);
@@ -906,11 +924,15 @@ intake_store_raw(struct intake_msg *m, char *err)
 	const struct intake_job *job = m->job;
 	struct intake_ctx *c = m->ctx;
 
-	if (job->spool_mem != NULL) {	/* the session kept it in memory */
+	if (job->spool_mem != NULL && job->size <=
+	    (uint64_t)c->cfg->inline_max) {	/* the session kept it */
 		m->raw = job->spool_mem;
 		m->raw_len = (size_t)job->size;
 		return 0;
 	}
+	if (job->spool_mem != NULL)
+		return blob_put_mem(c->bs, job->spool_mem, (size_t)job->size,
+		    job->sha256, err);
 	if (job->size > 0 && job->size <= (uint64_t)c->cfg->inline_max) {
 		if (rawmsg_load(m->fd, job->size, job->sha256, &m->raw_owned,
 		    err) != 0)
@@ -1158,6 +1180,8 @@ intake_cleanup(struct intake_msg *m)
 		g_object_unref(m->parser);
 	if (m->stream != NULL)
 		g_object_unref(m->stream);
+	if (m->mem != NULL)
+		(void)g_byte_array_free(m->mem, FALSE);
 	if (m->fd >= 0)
 		close(m->fd);
 	/* Refused or failed: the spool copy must not outlive the answer. */

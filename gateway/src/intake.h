@@ -36,8 +36,8 @@ struct intake_job {
 	size_t rcpt_count;
 	const struct intake_rcpt *rcpts;
 	const char *spool_path;		/* raw message as received, unstuffed */
-	const unsigned char *spool_mem;	/* or, when not NULL, in memory (a
-					 * small message: spool_path unused) */
+	const unsigned char *spool_mem;	/* or, when not NULL, in memory (then
+					 * spool_path names no file) */
 	uint64_t size;
 	const char *sha256;		/* hex digest of the spool file */
 	int64_t deadline_ms;		/* pd_monotonic_ms() budget end */

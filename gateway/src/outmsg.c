@@ -519,23 +519,6 @@ outmsg_canon_scan(struct outmsg_canon *k, const unsigned char *p, size_t n)
 	}
 }
 
-static int
-outmsg_write_all(int fd, const unsigned char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Render with CRLF line ends (RFC 5321 2.3.8) into memory, check it there
  * and write it with one write(): a GMimeStreamFs is unbuffered (a write
@@ -563,7 +546,7 @@ outmsg_write(GMimeMessage *msg, int fd, const char *path, char *err)
 	if (!k.ok || k.prev_cr)
 		pd_err(err, "%s is not CRLF-canonical with lines <= %d octets",
 		    path, OUTMSG_LINE_MAX);
-	else if (outmsg_write_all(fd, ba->data, ba->len) != 0)
+	else if (pd_write_all(fd, ba->data, ba->len) != 0)
 		pd_err(err, "cannot write %s: %s", path, strerror(errno));
 	else
 		rc = 0;

@@ -37,7 +37,8 @@
 /* Output we let a client pile up (pipelining without reading) before we
  * stop reading from it. */
 #define SMTP_OUT_HIGH (256 * 1024)
-#define SMTP_SPOOL_BUF 65536
+#define SMTP_SPOOL_BUF 65536		/* every DATA's first buffer */
+#define SMTP_MEM_MSG_MAX (1024 * 1024)	/* a buffer grows to this at most */
 
 enum sess_state {
 	SS_GREETING,	/* greet pause: the client must stay silent */
@@ -57,22 +58,25 @@ struct sess_rcpt {
 };
 
 /*
- * DATA byte machine and spool (allocated for DATA only).  The spool file
- * is opened at the first flush of buf: a message that ends before buf
- * fills and fits store.inline_max goes to the worker from memory, since
- * it will be stored inline in the database and a file would only be
- * created, read back and unlinked.
+ * DATA byte machine and spool (allocated for DATA only).  buf starts at
+ * SMTP_SPOOL_BUF and doubles up to SMTP_MEM_MSG_MAX while the server's
+ * limits.spool_memory_max allows; the spool file is opened only when buf
+ * must be flushed.  A message that ends in memory goes to the worker as
+ * it is: it becomes an inline row or a blob file directly, where a spool
+ * file would be created, read back by GMime and then unlinked or renamed
+ * (or, for bytes already stored, only unlinked).
  */
 struct data_state {
 	int fd;			/* -1 until the first flush */
+	size_t held;		/* octets of buf counted in srv->spool_mem */
 	char path[4096];
 	EVP_MD_CTX *md;
 	uint64_t size;		/* octets written (after unstuffing) */
 	uint64_t line_len;	/* octets of the current wire line */
 	int bol, dot, cr;	/* at line start / line began with '.' / CR seen */
 	int too_big, line_long, nul, io_error;
-	size_t blen;
-	unsigned char buf[SMTP_SPOOL_BUF];
+	size_t blen, bcap;
+	unsigned char *buf;
 };
 
 struct intake_task;
@@ -112,6 +116,8 @@ struct intake_task {
 	char queue_id[24], helo[256], client_ip[64], mail_from[257];
 	char spool_path[4096], sha[65];
 	unsigned char *mem;		/* the message, when not spooled */
+	size_t mem_held;		/* its share of srv->spool_mem */
+	struct smtp_server_ctx *srv;
 };
 
 struct smtp_cmd {
@@ -288,6 +294,8 @@ smtp_data_discard(struct smtp_session *s)
 	}
 	/* Never opened (io_error with fd -1): no file to remove. */
 	EVP_MD_CTX_free(s->d->md);
+	s->srv->spool_mem -= s->d->held;
+	free(s->d->buf);
 	free(s->d);
 	s->d = NULL;
 }
@@ -749,6 +757,8 @@ smtp_spool_open(struct smtp_session *s)
 	    s->srv->spool_dir, s->queue_id) >= sizeof(d->path))
 		pd_fatal("spool path too long");
 	d->fd = -1;
+	d->bcap = SMTP_SPOOL_BUF;
+	d->buf = xmalloc(d->bcap);
 	d->md = EVP_MD_CTX_new();
 	d->bol = 1;
 	s->d = d;
@@ -1047,6 +1057,23 @@ smtp_spool_flush(struct data_state *d)
 	d->blen = 0;
 }
 
+/* Double a full, never flushed buf if the memory budget allows: 0. */
+static int
+smtp_spool_grow(struct smtp_session *s, struct data_state *d)
+{
+	size_t more = d->bcap;
+
+	if (d->fd >= 0 || d->io_error || d->bcap * 2 > SMTP_MEM_MSG_MAX ||
+	    s->srv->spool_mem + more >
+	    (uint64_t)s->srv->cfg->spool_memory_max)
+		return -1;
+	d->buf = xrealloc(d->buf, d->bcap * 2);
+	d->bcap *= 2;
+	d->held += more;
+	s->srv->spool_mem += more;
+	return 0;
+}
+
 static void
 smtp_spool_put(struct smtp_session *s, struct data_state *d,
     const char *p, size_t n)
@@ -1061,13 +1088,13 @@ smtp_spool_put(struct smtp_session *s, struct data_state *d,
 	}
 	d->size += n;
 	while (n > 0) {
-		size_t room = sizeof(d->buf) - d->blen, k = n < room ? n : room;
+		size_t room = d->bcap - d->blen, k = n < room ? n : room;
 
 		memcpy(d->buf + d->blen, p, k);
 		d->blen += k;
 		p += k;
 		n -= k;
-		if (d->blen == sizeof(d->buf))
+		if (d->blen == d->bcap && smtp_spool_grow(s, d) != 0)
 			smtp_spool_flush(d);
 	}
 }
@@ -1166,6 +1193,7 @@ smtp_task_free(struct intake_task *t)
 	free(t->rcopy);
 	free(t->results);
 	free(t->mem);
+	t->srv->spool_mem -= t->mem_held;
 	free(t);
 }
 
@@ -1176,16 +1204,17 @@ smtp_task_new(struct smtp_session *s)
 	size_t i, n = s->nrcpt;
 
 	t->sess = s;
+	t->srv = s->srv;
 	snprintf(t->queue_id, sizeof(t->queue_id), "%s", s->queue_id);
 	snprintf(t->helo, sizeof(t->helo), "%s", s->helo);
 	snprintf(t->client_ip, sizeof(t->client_ip), "%s", s->client_ip);
 	snprintf(t->mail_from, sizeof(t->mail_from), "%s", s->mail_from);
-	if (s->d->fd >= 0)
-		snprintf(t->spool_path, sizeof(t->spool_path), "%s",
-		    s->d->path);
-	else {	/* all of it still in buf (smtp_data_end) */
-		t->mem = xmalloc(s->d->blen ? s->d->blen : 1);
-		memcpy(t->mem, s->d->buf, s->d->blen);
+	snprintf(t->spool_path, sizeof(t->spool_path), "%s", s->d->path);
+	if (s->d->fd < 0) {	/* all of it still in buf: the task takes buf */
+		t->mem = s->d->buf;
+		t->mem_held = s->d->held;
+		s->d->buf = NULL;
+		s->d->held = 0;
 	}
 	t->rcopy = xcalloc(n, sizeof(*t->rcopy));
 	memcpy(t->rcopy, s->rcpts, n * sizeof(*t->rcopy));
@@ -1204,8 +1233,7 @@ smtp_task_new(struct smtp_session *s)
 		.queue_id = t->queue_id, .helo = t->helo,
 		.client_ip = t->client_ip, .tls = s->tls, .lmtp = s->lmtp,
 		.mail_from = t->mail_from, .rcpt_count = n,
-		.rcpts = t->rcpts,
-		.spool_path = t->mem == NULL ? t->spool_path : NULL,
+		.rcpts = t->rcpts, .spool_path = t->spool_path,
 		.spool_mem = t->mem,
 		.size = s->d->size, .sha256 = t->sha,
 		.deadline_ms = pd_monotonic_ms() +
@@ -1319,12 +1347,10 @@ smtp_data_end(struct smtp_session *s)
 	unsigned int mdlen = 0;
 	struct intake_task *t;
 
-	/* What fits buf and the inline limit stays in memory; the digest
-	 * covers it all the same. */
-	if (d->fd < 0 && d->blen == d->size &&
-	    d->size <= (uint64_t)s->srv->cfg->inline_max) {
+	/* Never flushed: the whole message is in buf and stays there. */
+	if (d->fd < 0 && !d->io_error)
 		EVP_DigestUpdate(d->md, d->buf, d->blen);
-	} else
+	else
 		smtp_spool_flush(d);
 	s->verb = "END-OF-DATA";
 	if (smtp_data_refusal(s)) {
@@ -1340,6 +1366,8 @@ smtp_data_end(struct smtp_session *s)
 	if (d->fd >= 0)
 		close(d->fd);
 	EVP_MD_CTX_free(d->md);
+	s->srv->spool_mem -= d->held;
+	free(d->buf);
 	free(d);
 	s->d = NULL;
 	s->task = t;

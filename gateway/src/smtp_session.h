@@ -39,6 +39,8 @@ struct smtp_server_ctx {
 	struct smtp_session *sessions;	/* all live sessions */
 	int nsessions;
 	uint64_t nmessages;		/* accepted, for the log */
+	uint64_t spool_mem;		/* DATA octets held in memory beyond
+					 * each session's first buffer */
 };
 
 /* Take ownership of an accepted socket. */

@@ -429,3 +429,24 @@ pd_deadline_ms(struct timespec *ts, int64_t ms)
 		ts->tv_nsec -= 1000000000L;
 	}
 }
+
+int
+pd_write_all(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

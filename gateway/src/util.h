@@ -75,6 +75,8 @@ int pd_dir_clear(const char *dir);
 int pd_beside_exe(const char *rel, char *out, size_t outlen);
 /* fsync a directory by path */
 int pd_fsync_dir(const char *path);
+/* write() all of buf, retrying EINTR and short writes: 0, or -1/errno. */
+int pd_write_all(int fd, const void *buf, size_t len);
 
 /* "host:port" or "[v6]:port", numeric, into ss; -1 with err naming key. */
 int pd_listen_addr(const char *key, const char *listen,

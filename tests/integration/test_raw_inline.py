@@ -97,32 +97,78 @@ def test_small_message_is_a_row_not_a_file(srv):
     assert srv.wait_spool_empty() == []
 
 
-def test_small_message_never_touches_the_spool(srv):
-    """A message within inline_max goes from the session to the database
-    in memory: with var/spool made unusable (a file in its place, which
-    even root cannot create entries in) it is still accepted and stored,
-    while a larger one gets a clean 451 4.3.0, not a lost message."""
-    addr = srv.create_dossier("ACME", contact="ann@client.example")
-    spool = srv.var / "spool"
-    aside = srv.var / "spool.aside"
-    small = raw_message(b"nospool-small", 2000)
-    big = raw_message(b"nospool-big", 9000)
+def break_spool(srv):
+    """var/spool replaced by a file: no session can create a spool file
+    there, root included.  Returns the undo."""
+    spool, aside = srv.var / "spool", srv.var / "spool.aside"
     spool.rename(aside)
     spool.write_bytes(b"not a directory\n")
+
+    def undo():
+        spool.unlink()
+        aside.rename(spool)
+    return undo
+
+
+def test_messages_in_memory_never_touch_the_spool(srv):
+    """Up to 1 MiB (limits.spool_memory_max allowing) a message goes from
+    the session to the worker in memory: with the spool unusable, a small
+    one becomes an inline row and a 200 KB one a blob file written once;
+    a larger one, which must be spooled, gets a clean 451 4.3.0 and its
+    retry lands once the spool is back."""
+    addr = srv.create_dossier("ACME", contact="ann@client.example")
+    small = raw_message(b"nospool-small", 2000)
+    mid = raw_message(b"nospool-mid", 200 * 1024)
+    big = raw_message(b"nospool-big", 1536 * 1024)
+    undo = break_spool(srv)
     try:
         send(srv, addr, small)
+        send(srv, addr, mid)
         with pytest.raises(smtplib.SMTPDataError) as e:
             send(srv, addr, big)
         assert e.value.smtp_code == 451
         assert e.value.smtp_error.startswith(b"4.3.0")
     finally:
-        spool.unlink()
-        aside.rename(spool)
-    (m,) = messages(srv, addr)
-    assert m["sha256"] == H.sha256(small)
-    assert srv.message_get(m["id"]) == small
-    send(srv, addr, big)        # the spool is back: the retry lands
-    assert len(messages(srv, addr)) == 2
+        undo()
+    got = {m["sha256"]: m["id"] for m in messages(srv, addr)}
+    assert set(got) == {H.sha256(small), H.sha256(mid)}
+    assert H.sha256(small) in srv.raw_inline_shas()
+    assert H.sha256(mid) in blob_names(srv)
+    assert srv.message_get(got[H.sha256(mid)]) == mid
+    send(srv, addr, big)
+    assert srv.message_get([m["id"] for m in messages(srv, addr)
+                            if m["sha256"] == H.sha256(big)][0]) == big
+    assert srv.wait_spool_empty() == []
+
+
+@pytest.fixture(scope="module")
+def nomem(servers):
+    s = servers(start=False)
+    s.sections["limits"] = dict(s.sections.get("limits", {}),
+                                spool_memory_max=0)
+    s.write_config()
+    s.start()
+    s.add_account("ACME", "any")
+    return s
+
+
+def test_spool_memory_max_zero_spools_past_the_first_buffer(nomem):
+    """With no memory budget only what fits the first 64 KiB buffer stays
+    in memory: a 200 KB message needs the spool (451 while it is gone)."""
+    addr = nomem.create_dossier("ACME", contact="ann@client.example")
+    small = raw_message(b"nomem-small", 30 * 1024)
+    mid = raw_message(b"nomem-mid", 200 * 1024)
+    undo = break_spool(nomem)
+    try:
+        send(nomem, addr, small)
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            send(nomem, addr, mid)
+        assert e.value.smtp_code == 451
+    finally:
+        undo()
+    send(nomem, addr, mid)
+    assert {m["sha256"] for m in messages(nomem, addr)} == \
+        {H.sha256(small), H.sha256(mid)}
 
 
 def padded(tag, size):
