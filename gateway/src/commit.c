@@ -23,7 +23,6 @@ struct committer {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;		/* items queued, or stopping */
-	pthread_cond_t done_cv;		/* a batch finished */
 	struct commit_item *head, *tail;
 	int stopping;
 	int refs;
@@ -70,7 +69,7 @@ static void *
 commit_main(void *arg)
 {
 	struct committer *c = arg;
-	struct commit_item *batch, *it;
+	struct commit_item *batch, *it, *next;
 
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
@@ -83,9 +82,17 @@ commit_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		commit_batch(c, batch);
 		pthread_mutex_lock(&c->mu);
-		for (it = batch; it != NULL; it = it->next)
+		/*
+		 * Each waiter on its own condition: one broadcast woke every
+		 * worker waiting, those of the next batch too, only to sleep
+		 * again (16 workers: most wake-ups were for nothing).  it->next
+		 * is read before the signal: the woken worker may free it.
+		 */
+		for (it = batch; it != NULL; it = next) {
+			next = it->next;
 			it->done = 1;
-		pthread_cond_broadcast(&c->done_cv);
+			pthread_cond_signal(&it->done_cv);
+		}
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -98,6 +105,7 @@ commit_wait(struct committer *c, struct commit_item *it)
 	it->err[0] = '\0';
 	it->done = 0;
 	it->next = NULL;
+	pthread_cond_init(&it->done_cv, NULL);
 	pthread_mutex_lock(&c->mu);
 	if (c->tail != NULL)
 		c->tail->next = it;
@@ -106,8 +114,9 @@ commit_wait(struct committer *c, struct commit_item *it)
 	c->tail = it;
 	pthread_cond_signal(&c->work_cv);
 	while (!it->done)
-		pthread_cond_wait(&c->done_cv, &c->mu);
+		pthread_cond_wait(&it->done_cv, &c->mu);
 	pthread_mutex_unlock(&c->mu);
+	pthread_cond_destroy(&it->done_cv);
 	return it->result;
 }
 
@@ -136,7 +145,6 @@ commit_acquire(const char *db_path, const char *sync_mode,
 	}
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->work_cv, NULL);
-	pthread_cond_init(&c->done_cv, NULL);
 	c->refs = 1;
 	if (pthread_create(&c->thread, NULL, commit_main, c) != 0)
 		pd_fatal("commit: pthread_create failed");
@@ -172,6 +180,5 @@ commit_release(struct committer **cp)
 	store_close(&c->st);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->work_cv);
-	pthread_cond_destroy(&c->done_cv);
 	free(c);
 }

@@ -10,6 +10,8 @@
 #ifndef PD_COMMIT_H
 #define PD_COMMIT_H
 
+#include <pthread.h>
+
 #include "util.h"
 
 struct store;
@@ -26,6 +28,7 @@ struct commit_item {
 	int result;			/* 0 durable, -1 failed */
 	char err[PD_ERRLEN];
 	int done;
+	pthread_cond_t done_cv;		/* this item's batch finished */
 	struct commit_item *next;
 };
 
