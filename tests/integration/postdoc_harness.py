@@ -334,6 +334,7 @@ class Server:
                                      preexec_fn=_die_with_parent)
         log.close()
         LIVE_SERVERS.append(self)
+        self._stopped = False
         deadline = time.monotonic() + T(timeout)
         ports = [self.smtp_port]
         if self.sections["server"].get("lmtp_listen"):
@@ -395,8 +396,9 @@ class Server:
         life: a crash before we stopped it, not stopping on SIGTERM,
         sanitizer or valgrind reports."""
         self._cancel_watchdog()
-        if self.proc is None:
-            return self.problems
+        if self.proc is None or self._stopped:
+            return self.problems    # a test stopped it already
+        self._stopped = True
         if self.proc.poll() is not None:
             why = ""
             if "signal 15" in self.log_text():

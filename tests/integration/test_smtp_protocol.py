@@ -386,3 +386,36 @@ def test_slowloris_is_cut_off_and_does_not_starve_others(srv):
         stop.set()
         t.join()
         slow.close()
+
+
+def test_whole_pipelined_transaction_then_half_close_gets_every_reply(srv):
+    """RFC 2920: a client may write MAIL, RCPT, DATA in one go, then the
+    message and QUIT, and shut its side down.  Every reply still comes,
+    in order (replies are written straight to the socket, the last of a
+    pipelined group carrying the others)."""
+    addr = srv.create_dossier("PROTO")
+    c = session(srv)
+    c.send(("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+            % (SENDER, addr)).encode())
+    expect(c.reply(), 250, "2.1.0")
+    expect(c.reply(), 250, "2.1.5")
+    expect(c.reply(), 354)
+    c.send(b"Subject: pipelined\r\n\r\nall at once\r\n.\r\nNOOP\r\nQUIT\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    expect(c.reply(), 250, "2.0.0")
+    expect(c.reply(), 250, "2.0.0")
+    expect(c.reply(), 221)
+    assert c.wait_closed()
+    assert len(stored(srv, addr)[0]) == 1
+
+
+def test_stopping_server_says_421_before_closing(servers):
+    """A plaintext session open when serve stops is told 421 4.3.2."""
+    s = servers()
+    c = H.Conn(s.smtp_port)
+    expect(c.cmd("EHLO client.test"), 250)
+    s.stop_and_check()
+    r = c.reply(T(5))
+    expect(r, 421, "4.3.2")
+    assert "shutting down" in r.text
+    assert c.wait_closed()
