@@ -7,6 +7,8 @@
  * name the file.  A missing spec directory is a SKIP, not a pass.
  */
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +193,97 @@ START_TEST(test_bounds)
 	ck_assert_msg(got != NULL && got[0] == '\0', "64 deep: %s", err);
 	free(got);
 	free(deep);
+	json_decref(data);
+}
+END_TEST
+
+/*
+ * tests/regress/mustache/: templates fuzz_mustache found, rendered with
+ * that fuzzer's data and partials (its partial "self" is the template).
+ * Each must come back, with output or an error, well inside the check
+ * timeout: the first of them took minutes before MS_STEPS_MAX.
+ */
+static const char *regress_self;
+
+static char *
+regress_partial(const char *name, void *ctx)
+{
+	(void)ctx;
+	return xstrdup(strcmp(name, "self") == 0 ? regress_self : "<p>");
+}
+
+START_TEST(test_fuzz_regressions)
+{
+	const char *src = getenv("POSTDOC_SRCDIR");
+	char dir[1024], path[2048], err[PD_ERRLEN], *tmpl, *got;
+	struct dirent *e;
+	DIR *d;
+	FILE *f;
+	long len;
+	int n = 0;
+	json_t *data = json_pack("{s:s, s:i, s:b, s:[{s:s},{s:s}], "
+	    "s:{s:{s:s}}, s:n}", "name", "<Alice & \"Bob\">", "n", 3, "yes", 1,
+	    "list", "x", "1", "x", "2", "a", "b", "c", "deep", "none");
+
+	snprintf(dir, sizeof(dir), "%s/tests/regress/mustache",
+	    src != NULL ? src : ".");
+	d = opendir(dir);
+	ck_assert_msg(d != NULL, "%s: %s (set POSTDOC_SRCDIR)", dir,
+	    strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		f = fopen(path, "rb");
+		ck_assert_msg(f != NULL, "%s", path);
+		fseek(f, 0, SEEK_END);
+		len = ftell(f);
+		rewind(f);
+		tmpl = xmalloc((size_t)len + 1);
+		ck_assert_int_eq(fread(tmpl, 1, (size_t)len, f), (size_t)len);
+		tmpl[len] = '\0';
+		fclose(f);
+		regress_self = tmpl;
+		got = mustache_render(tmpl, data, regress_partial, NULL, err);
+		free(got);
+		free(tmpl);
+		n++;
+	}
+	closedir(d);
+	ck_assert_msg(n > 0, "no templates in %s", dir);
+	json_decref(data);
+}
+END_TEST
+
+/* Work, not just depth and size: 40 empty sections nested over a 2-item
+ * list would visit 2^40 tokens and write nothing (fuzz_mustache found a
+ * 2 KB template taking minutes).  It must stop with an error, quickly. */
+START_TEST(test_bounds_work)
+{
+	char err[PD_ERRLEN] = "", *got, *t;
+	json_t *data = json_pack("{s:[{s:i},{s:i}]}", "l", "x", 1, "x", 2);
+	size_t i, n = 40;
+
+	t = xmalloc(n * 16 + 1);
+	t[0] = '\0';
+	for (i = 0; i < n; i++)
+		strcat(t, "{{#l}}");
+	for (i = 0; i < n; i++)
+		strcat(t, "{{/l}}");
+	got = mustache_render(t, data, NULL, NULL, err);
+	ck_assert_msg(got == NULL && strstr(err, "too costly to render"),
+	    "nested sections over a list: %s", got ? "rendered" : err);
+	/* Twelve deep is 2^12 = 4096 visits: renders. */
+	t[0] = '\0';
+	for (i = 0; i < 12; i++)
+		strcat(t, "{{#l}}");
+	strcat(t, "{{x}}");
+	for (i = 0; i < 12; i++)
+		strcat(t, "{{/l}}");
+	got = mustache_render(t, data, NULL, NULL, err);
+	ck_assert_msg(got != NULL && strlen(got) == 4096, "12 deep: %s", err);
+	free(got);
+	free(t);
 	json_decref(data);
 }
 END_TEST
@@ -440,6 +533,8 @@ main(void)
 	tcase_add_loop_test(tc, test_render_table, 0,
 	    sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(tc, test_bounds);
+	tcase_add_test(tc, test_bounds_work);
+	tcase_add_test(tc, test_fuzz_regressions);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("tmpl");
 	tcase_add_loop_test(tc, test_tmpl_shipped, 0, 2 * 3);
