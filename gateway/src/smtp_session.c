@@ -234,8 +234,17 @@ smtp_close(struct smtp_session *s)
 	evtimer_del(s->timer);
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_enable(s->bev, EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		smtp_write_cb(s->bev, s);
+	/*
+	 * Nothing left to send (smtp_flush wrote it): free from the loop,
+	 * never from here, since the caller may still be inside a command
+	 * of this session.  With output pending, libevent's write callback
+	 * frees it once drained.
+	 */
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		struct timeval now = { 0, 0 };
+
+		evtimer_add(s->close_timer, &now);
+	}
 }
 
 /* A protocol error: counts toward error_limit (Postfix's
