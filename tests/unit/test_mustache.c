@@ -17,6 +17,7 @@
 
 #include "mustache.h"
 #include "tmpl.h"
+#include "testlib.h"
 #include "util.h"
 
 static const char *spec_files[] = {
@@ -218,8 +219,6 @@ START_TEST(test_fuzz_regressions)
 	char dir[1024], path[2048], err[PD_ERRLEN], *tmpl, *got;
 	struct dirent *e;
 	DIR *d;
-	FILE *f;
-	long len;
 	int n = 0;
 	json_t *data = json_pack("{s:s, s:i, s:b, s:[{s:s},{s:s}], "
 	    "s:{s:{s:s}}, s:n}", "name", "<Alice & \"Bob\">", "n", 3, "yes", 1,
@@ -234,15 +233,7 @@ START_TEST(test_fuzz_regressions)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		f = fopen(path, "rb");
-		ck_assert_msg(f != NULL, "%s", path);
-		fseek(f, 0, SEEK_END);
-		len = ftell(f);
-		rewind(f);
-		tmpl = xmalloc((size_t)len + 1);
-		ck_assert_int_eq(fread(tmpl, 1, (size_t)len, f), (size_t)len);
-		tmpl[len] = '\0';
-		fclose(f);
+		tmpl = tl_slurp(path, NULL);
 		regress_self = tmpl;
 		got = mustache_render(tmpl, data, regress_partial, NULL, err);
 		free(got);

@@ -26,6 +26,7 @@
 #include <libconfig.h>
 
 #include "outmsg.h"
+#include "testlib.h"
 #include "util.h"
 #include "postdoc/plugin.h"
 
@@ -65,26 +66,6 @@ build(const struct outmsg_spec *spec, char *path, size_t pathlen,
 	new_path(path, pathlen);
 	err[0] = '\0';
 	return outmsg_build(spec, path, msgid, 300, err);
-}
-
-static char *
-slurp(const char *path, size_t *len_r)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = xmalloc((size_t)n + 1);
-	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	if (len_r)
-		*len_r = (size_t)n;
-	return buf;
 }
 
 /* Independent of outmsg_file_canonical: CRLF only, lines <= 998. */
@@ -221,7 +202,7 @@ build_checked(const struct outmsg_spec *spec, char *path, size_t pathlen)
 	ck_assert_msg(build(spec, path, pathlen, msgid, err) == 0,
 	    "build: %s", err);
 	ck_assert(outmsg_file_canonical(path));
-	buf = slurp(path, &n);
+	buf = tl_slurp(path, &n);
 	assert_wire_clean(buf, n);
 	assert_header_block(buf);
 	return buf;
@@ -628,7 +609,7 @@ START_TEST(test_message_id)
 	    REG_EXTENDED | REG_NOSUB), 0);
 	ck_assert_msg(regexec(&re, msgid, 0, NULL, 0) == 0, "'%s'", msgid);
 	regfree(&re);
-	buf = slurp(path, NULL);
+	buf = tl_slurp(path, NULL);
 	hdr = xasprintf("\r\nMessage-Id: <%s>\r\n", msgid);
 	ck_assert_msg(strstr(buf, hdr) != NULL, "header of %s", msgid);
 	m = parse(path);
@@ -678,7 +659,7 @@ START_TEST(test_extra_headers)
 		    "error does not name the header: '%s'", err);
 		return;
 	}
-	buf = slurp(path, NULL);
+	buf = tl_slurp(path, NULL);
 	ck_assert_int_eq(field_count(buf, c->name), 1);
 	free(buf);
 }
@@ -821,7 +802,7 @@ static const char *verify_py =
 static char *
 txt_record(const char *txt_path)
 {
-	char *line = slurp(txt_path, NULL), *out = xcalloc(1, strlen(line));
+	char *line = tl_slurp(txt_path, NULL), *out = xcalloc(1, strlen(line));
 	const char *p = strchr(line, '"'), *q;
 
 	ck_assert_msg(strstr(line, "IN TXT") != NULL, "'%s'", line);
@@ -891,7 +872,7 @@ dk_sign_and_verify(struct dk_plugin *dp, const char *dir)
 	ck_assert_msg(strstr(pre, "d=acme.example") && strstr(pre, "s=t1") &&
 	    strstr(pre, "c=relaxed/relaxed") && strstr(pre, "a=rsa-sha256"),
 	    "%s", pre);
-	msg = slurp(path, &n);
+	msg = tl_slurp(path, &n);
 	snprintf(signed_path, sizeof(signed_path), "%s/signed.eml", dir);
 	write_file(signed_path, pre, msg, n);
 	free(msg);

@@ -22,6 +22,10 @@ void tl_rmtree(const char *dir);
 /* store_open(path, sync) or the test fails with the store's error. */
 struct store *tl_store_open(const char *path, const char *sync);
 
+/* A whole file, NUL-terminated (*len_r: its length, if not NULL); a
+ * file that cannot be read fails the test. */
+char *tl_slurp(const char *path, size_t *len_r);
+
 /* Run every test of s; EXIT_SUCCESS when none failed. */
 int tl_run(Suite *s);
 
