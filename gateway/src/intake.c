@@ -450,7 +450,7 @@ intake_leaf(struct intake_msg *m, GMimePart *part, const char *path)
 /* ---- decoding documents into blobs ---------------------------------- */
 
 /*
- * The part's content stream is a window on the spool file (persistent
+ * The part's content stream is a window on the message (persistent
  * parse), so decoding pulls it through GMime's transfer-decoding filter
  * one chunk at a time: memory stays at INTAKE_BUF whatever the size.
  */
@@ -611,9 +611,10 @@ intake_mem_stream(struct intake_msg *m)
 }
 
 /*
- * Parse from the spool fd (persistent stream: parts are windows on the
- * file, so a 20 MB attachment is not copied into memory), walk it under
- * our limits, then decode the documents.  0, or -1 with m->fail set.
+ * Parse from the session's buffer or the spool fd (persistent stream:
+ * parts are windows on it, so a 20 MB attachment in a spool file is not
+ * copied into memory), walk it under our limits, then decode the
+ * documents.  0, or -1 with m->fail set.
  */
 static int
 intake_parse(struct intake_msg *m)

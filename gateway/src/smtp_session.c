@@ -143,18 +143,6 @@ static void smtp_process(struct smtp_session *s);
 /* ---- replies and the log ---- */
 
 /*
- * Plaintext replies are written here, at once, not by libevent's write
- * event: that one is added to epoll when a reply is queued and removed
- * when it is sent, two epoll_ctl and one more epoll_wait round per reply,
- * 9% of the loop thread's CPU at 2 KB messages, and the reply waits for
- * the next turn of the loop.  Replies to pipelined commands (RFC 2920)
- * still leave together: while another complete command is waiting, or
- * while s->hold, the flush waits for the last reply.  Whatever the
- * socket does not take now is left to libevent (EV_WRITE until drained,
- * then smtp_write_cb turns it off again); so are errors, which libevent
- * then reports through smtp_event_cb.  Never frees the session.
- */
-/*
  * A bufferevent freezes the front of its output buffer so only it drains
  * it; its own write callback thaws it around the write, and so do we.
  */
@@ -168,6 +156,18 @@ smtp_write_now(struct bufferevent *bev)
 	evbuffer_freeze(out, 1);
 }
 
+/*
+ * Plaintext replies are written here, at once, not by libevent's write
+ * event: that one is added to epoll when a reply is queued and removed
+ * when it is sent, two epoll_ctl and one more epoll_wait round per reply,
+ * 9% of the loop thread's CPU at 2 KB messages, and the reply waits for
+ * the next turn of the loop.  Replies to pipelined commands (RFC 2920)
+ * still leave together: while another complete command is waiting, or
+ * while s->hold, the flush waits for the last reply.  Whatever the
+ * socket does not take now is left to libevent (EV_WRITE until drained,
+ * then smtp_write_cb turns it off again); so are errors, which libevent
+ * then reports through smtp_event_cb.  Never frees the session.
+ */
 static void
 smtp_flush(struct smtp_session *s)
 {
