@@ -20,6 +20,7 @@ static metrics_ctr m_conn[MP_COUNT], m_conn_refused[MC_COUNT];
 static metrics_ctr m_accepted[MP_COUNT], m_refused[MR_COUNT];
 static metrics_ctr m_documents, m_delivery[MD_COUNT], m_unsub[MU_COUNT];
 static _Atomic int64_t m_start;
+static _Atomic uint64_t m_spool_mem;
 
 static const char *const m_proto_names[MP_COUNT] = {
 	"smtp", "lmtp", "mailbox"
@@ -43,6 +44,12 @@ static void
 metrics_inc(metrics_ctr *c, uint64_t n)
 {
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+void
+metrics_spool_memory(uint64_t octets)
+{
+	atomic_store_explicit(&m_spool_mem, octets, memory_order_relaxed);
 }
 
 void
@@ -199,6 +206,11 @@ metrics_gauges(FILE *f, struct store *st, char *err)
 	    "process began counting (Unix time).");
 	metrics_sample(f, "postdoc_start_time_seconds", NULL, NULL,
 	    (uint64_t)atomic_load(&m_start));
+	metrics_head(f, "postdoc_spool_memory_bytes", "gauge", "Octets of "
+	    "incoming messages held in memory beyond each session's first "
+	    "buffer (bounded by limits.spool_memory_max).");
+	metrics_sample(f, "postdoc_spool_memory_bytes", NULL, NULL,
+	    atomic_load(&m_spool_mem));
 	if (st == NULL)
 		return 0;
 	if (store_stats_read(st, &ss, err) != 0)

@@ -50,6 +50,9 @@ void metrics_refused(enum metrics_refusal r);
 void metrics_documents(uint64_t n);
 void metrics_delivery(enum metrics_delivery d);
 void metrics_unsubscribe(enum metrics_unsub u);
+/* Octets of incoming messages the sessions hold in memory beyond their
+ * first buffer (limits.spool_memory_max), set by the loop thread. */
+void metrics_spool_memory(uint64_t octets);
 
 /* Label value of a refusal reason, for log lines ("size", ...). */
 const char *metrics_refusal_name(enum metrics_refusal r);

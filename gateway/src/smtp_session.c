@@ -346,6 +346,15 @@ smtp_plugin_refused(struct smtp_session *s, const struct plugin_outcome *o,
 
 /* ---- transaction state ---- */
 
+/* srv->spool_mem (loop thread only) and its gauge on /metrics. */
+static void
+smtp_spool_mem_add(struct smtp_server_ctx *srv, size_t add, size_t sub)
+{
+	srv->spool_mem += add;
+	srv->spool_mem -= sub;
+	metrics_spool_memory(srv->spool_mem);
+}
+
 static void
 smtp_data_discard(struct smtp_session *s)
 {
@@ -357,7 +366,7 @@ smtp_data_discard(struct smtp_session *s)
 	}
 	/* Never opened (io_error with fd -1): no file to remove. */
 	EVP_MD_CTX_free(s->d->md);
-	s->srv->spool_mem -= s->d->held;
+	smtp_spool_mem_add(s->srv, 0, s->d->held);
 	free(s->d->buf);
 	free(s->d);
 	s->d = NULL;
@@ -1139,7 +1148,7 @@ smtp_spool_grow(struct smtp_session *s, struct data_state *d)
 	d->buf = xrealloc(d->buf, d->bcap * 2);
 	d->bcap *= 2;
 	d->held += more;
-	s->srv->spool_mem += more;
+	smtp_spool_mem_add(s->srv, more, 0);
 	return 0;
 }
 
@@ -1262,7 +1271,7 @@ smtp_task_free(struct intake_task *t)
 	free(t->rcopy);
 	free(t->results);
 	free(t->mem);
-	t->srv->spool_mem -= t->mem_held;
+	smtp_spool_mem_add(t->srv, 0, t->mem_held);
 	free(t);
 }
 
@@ -1438,7 +1447,7 @@ smtp_data_end(struct smtp_session *s)
 	if (d->fd >= 0)
 		close(d->fd);
 	EVP_MD_CTX_free(d->md);
-	s->srv->spool_mem -= d->held;
+	smtp_spool_mem_add(s->srv, 0, d->held);
 	free(d->buf);
 	free(d);
 	s->d = NULL;

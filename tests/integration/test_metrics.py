@@ -161,7 +161,8 @@ def test_exposition_families(srv):
             ("postdoc_unsubscribes_total", "counter"),
             ("postdoc_outbound_queue", "gauge"),
             ("postdoc_event_deliveries_pending", "gauge"),
-            ("postdoc_start_time_seconds", "gauge")]:
+            ("postdoc_start_time_seconds", "gauge"),
+            ("postdoc_spool_memory_bytes", "gauge")]:
         assert types.get(name) == kind, (name, types)
     for reason in ("unknown_recipient", "sender_policy", "size", "syntax",
                    "plugin", "timeout"):
@@ -269,6 +270,37 @@ def test_counters_move_by_exactly_what_happened(srv):
     for state in ("queued", "sending", "deferred"):
         assert m1['postdoc_outbound_queue{state="%s"}' % state] == 0
     assert m1["postdoc_event_deliveries_pending"] >= 0
+
+
+def test_spool_memory_gauge_follows_a_message_being_received(srv):
+    """A message past the first 64 KiB buffer is held in memory while it
+    arrives: the gauge shows it (192 KiB: the buffer doubled twice for
+    200 KB), and goes back to 0 once the message is stored, the 250 sent
+    and the session closed; a refused one gives its memory back too."""
+    addr = srv.create_dossier("ACME", contact="ann@client.example")
+    assert scrape(srv)[0]["postdoc_spool_memory_bytes"] == 0
+    c = H.Conn(srv.smtp_port)
+    assert c.cmd("EHLO client.test").code == 250
+    assert c.cmd("MAIL FROM:<ann@client.example>").code == 250
+    assert c.cmd("RCPT TO:<%s>" % addr).code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: big\r\n\r\n" + b"x" * 78 + b"\r\n")
+    c.send((b"y" * 78 + b"\r\n") * 2600)       # ~208 KB so far
+    held = wait_for(lambda: scrape(srv)[0]["postdoc_spool_memory_bytes"],
+                    "the gauge to show the message")
+    assert held == 192 * 1024
+    c.send(b".\r\n")
+    r = c.reply(T(20))
+    assert r.code == 250, r
+    assert scrape(srv)[0]["postdoc_spool_memory_bytes"] == 0
+    # Refused at end of data (a NUL): its memory is given back as well.
+    assert c.cmd("MAIL FROM:<ann@client.example>").code == 250
+    assert c.cmd("RCPT TO:<%s>" % addr).code == 250
+    assert c.cmd("DATA").code == 354
+    c.send((b"z" * 78 + b"\r\n") * 2600 + b"nul\x00\r\n.\r\n")
+    assert c.reply(T(20)).code == 554
+    assert scrape(srv)[0]["postdoc_spool_memory_bytes"] == 0
+    c.cmd("QUIT")
 
 
 def test_parser_is_strict():
