@@ -93,6 +93,7 @@ struct smtp_session {
 	int direct;	/* plaintext: replies written by smtp_flush, EV_WRITE
 			 * enabled only while libevent finishes a short write */
 	int hold;	/* replies being composed: smtp_flush waits */
+	int peer_eof;	/* the client shut its side while intake worked */
 	char client_ip[64];
 	uint16_t client_port;
 	char helo[256];
@@ -139,6 +140,7 @@ static void smtp_write_cb(struct bufferevent *bev, void *arg);
 static void smtp_event_cb(struct bufferevent *bev, short what, void *arg);
 static void smtp_free(struct smtp_session *s);
 static void smtp_process(struct smtp_session *s);
+static void smtp_lost_in_data(struct smtp_session *s);
 
 /* ---- replies and the log ---- */
 
@@ -1389,9 +1391,15 @@ smtp_task_done(void *arg)
 	}
 	s->state = SS_CMD;
 	smtp_timer_arm(s, s->srv->cfg->command_timeout);
-	bufferevent_enable(s->bev, EV_READ);
+	if (!s->peer_eof)
+		bufferevent_enable(s->bev, EV_READ);
 	smtp_flush(s);		/* unless a pipelined command will */
 	smtp_process(s);	/* commands pipelined behind the data */
+	/* smtp_close never frees at once: s is still ours here. */
+	if (s->peer_eof && (s->state == SS_CMD || s->state == SS_DATA)) {
+		smtp_lost_in_data(s);
+		smtp_close(s);
+	}
 }
 
 /* A refusal decided from the stream itself; the session goes on. */
@@ -1452,8 +1460,13 @@ smtp_data_end(struct smtp_session *s)
 	free(d);
 	s->d = NULL;
 	s->task = t;
+	/*
+	 * Reading goes on while intake works (pausing it cost two epoll_ctl
+	 * a message): smtp_read_cb leaves SS_BUSY input alone, the 256 KiB
+	 * read watermark bounds it, and an EOF waits for the replies
+	 * (smtp_event_cb, smtp_task_done).
+	 */
 	s->state = SS_BUSY;
-	bufferevent_disable(s->bev, EV_READ);
 	/* The worker watches its own deadline; this is the backstop. */
 	smtp_timer_arm(s, s->srv->cfg->message_time_max + 10);
 	worker_submit(s->srv->workers, smtp_task_run, smtp_task_done, t);
@@ -1576,6 +1589,17 @@ smtp_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+smtp_lost_in_data(struct smtp_session *s)
+{
+	if (s->state != SS_DATA)
+		return;
+	metrics_refused(MR_DISCONNECT);
+	log_info("%s: lost connection in DATA from %s, nothing stored; "
+	    "from=<%s> reason=%s", s->queue_id, s->client_ip, s->mail_from,
+	    metrics_refusal_name(MR_DISCONNECT));
+}
+
+static void
 smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
@@ -1586,14 +1610,15 @@ smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 			log_info("%s: TLS: %s", smtp_log_id(s),
 			    ERR_reason_error_string(e));
 	}
+	/* A half-close behind a message (QUIT pipelined, then shutdown):
+	 * its replies are still owed and the socket still writable. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    s->state == SS_BUSY) {
+		s->peer_eof = 1;
+		return;
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (s->state == SS_DATA) {
-			metrics_refused(MR_DISCONNECT);
-			log_info("%s: lost connection in DATA from %s, "
-			    "nothing stored; from=<%s> reason=%s",
-			    s->queue_id, s->client_ip, s->mail_from,
-			    metrics_refusal_name(MR_DISCONNECT));
-		}
+		smtp_lost_in_data(s);
 		smtp_free(s);
 	}
 }

@@ -419,3 +419,17 @@ def test_stopping_server_says_421_before_closing(servers):
     expect(r, 421, "4.3.2")
     assert "shutting down" in r.text
     assert c.wait_closed()
+
+
+def test_half_close_right_after_the_data_still_gets_the_250(srv):
+    """A client that ends the data and shuts its side down at once (no
+    QUIT; `printf ... | nc -N` does this) is owed the 250: the server
+    answers, then closes, and the message is stored once."""
+    addr = srv.create_dossier("PROTO")
+    c = session(srv, addr)
+    expect(c.cmd("DATA"), 354)
+    c.send(b"Subject: shut\r\n\r\nand gone\r\n.\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    expect(c.reply(T(20)), 250, "2.0.0")
+    assert c.wait_closed()
+    assert len(stored(srv, addr)[0]) == 1
