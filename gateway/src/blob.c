@@ -64,7 +64,9 @@ blob_fanout_init(struct blob_store *bs, char *err)
 	if (lstat(d, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
 		for (i = 0; i < 256; i++) {
 			snprintf(d, sizeof(d), "%s/%02x", bs->root, i);
-			if (mkdir(d, 0750) != 0 && errno != EEXIST) {
+			if (mkdir(d, 0750) == 0)
+				pd_own_path(d);
+			else if (errno != EEXIST) {
 				pd_err(err, "blob store: mkdir %s: %s", d,
 				    strerror(errno));
 				return -1;
@@ -222,7 +224,8 @@ blob_tmp_open(struct blob_store *bs, char path[BLOB_PATH_MAX], char *err)
 	if (fd < 0) {
 		pd_err(err, "blob store: %s: %s", path, strerror(errno));
 		path[0] = '\0';
-	}
+	} else
+		pd_own_fd(fd);
 	return fd;
 }
 
@@ -281,7 +284,9 @@ blob_writer_abort(struct blob_writer *w)
 static int
 blob_mkdir_again(struct blob_store *bs, const char *dir, char *err)
 {
-	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+	if (mkdir(dir, 0750) == 0)
+		pd_own_path(dir);
+	else if (errno != EEXIST) {
 		pd_err(err, "blob store: mkdir %s: %s", dir, strerror(errno));
 		return -1;
 	}

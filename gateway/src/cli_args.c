@@ -252,6 +252,7 @@ cli_ctx_open(struct cli_ctx *c, const struct cli_cmd *cmd)
 		return 0;
 	if (cli_ctx_load_config(c) != 0)
 		return -1;
+	pd_var_owner_init(c->cfg->var_dir);
 	if ((cmd->needs & CLI_NEED_STORE) && store_open(c->cfg->db_path,
 	    c->cfg->sync_mode, &c->st, c->err) != 0)
 		return -1;

@@ -1131,6 +1131,7 @@ outq_lock_try(const struct pd_config *cfg)
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -1;
+	pd_own_fd(fd);
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		close(fd);
 		return -1;

@@ -63,6 +63,8 @@ privacy_key_create(const char *dir, const char *path, char *err)
 		return -1;
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		pd_own_fd(fd);
 	if (fd < 0) {
 		if (errno == EEXIST && privacy_key_read(path) == 0)
 			return 0;

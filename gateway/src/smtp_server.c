@@ -272,6 +272,7 @@ server_setup(struct smtp_server_ctx *srv, char *err)
 {
 	const struct pd_config *cfg = srv->cfg;
 
+	pd_var_owner_init(cfg->var_dir);	/* root without server.user */
 	if (server_spool_prepare(srv, err) != 0)
 		return -1;
 	if (store_open(cfg->db_path, cfg->sync_mode, &srv->store, err) != 0)

@@ -774,6 +774,9 @@ store_open(const char *db_path, const char *sync_mode, struct store **st_r,
 		store_close(&st);
 		return -1;
 	}
+	/* Before the WAL exists: SQLite gives -wal and -shm the database
+	 * file's owner when it runs as root. */
+	pd_own_path(db_path);
 	if (store_configure(st, sync_mode, err) != 0 ||
 	    store_migrate(st, err) != 0) {
 		store_close(&st);

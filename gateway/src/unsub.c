@@ -70,6 +70,8 @@ unsub_key_create(const char *dir, const char *path, unsigned char *key,
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	    0600);
+	if (fd >= 0)
+		pd_own_fd(fd);
 	if (fd < 0) {
 		if (errno == EEXIST && unsub_key_read(path, key) == 0)
 			return 0;

@@ -316,7 +316,9 @@ pd_mkdirs(const char *path, unsigned mode)
 		if (buf[i - 1] == '/')
 			continue;
 		buf[i] = '\0';
-		if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+		if (mkdir(buf, (mode_t)mode) == 0)
+			pd_own_path(buf);
+		else if (errno != EEXIST)
 			return -1;
 		buf[i] = path[i];
 	}
@@ -449,4 +451,40 @@ pd_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static uid_t pd_var_uid;
+static gid_t pd_var_gid;
+static int pd_var_chown;	/* 0: nothing to hand over */
+
+void
+pd_var_owner_init(const char *var_dir)
+{
+	struct stat sb;
+
+	pd_var_chown = geteuid() == 0 && stat(var_dir, &sb) == 0 &&
+	    sb.st_uid != 0;
+	if (pd_var_chown) {
+		pd_var_uid = sb.st_uid;
+		pd_var_gid = sb.st_gid;
+	}
+}
+
+void
+pd_own_fd(int fd)
+{
+	struct stat sb;
+
+	if (pd_var_chown && fstat(fd, &sb) == 0 && sb.st_uid == 0)
+		(void)fchown(fd, pd_var_uid, pd_var_gid);
+}
+
+void
+pd_own_path(const char *path)
+{
+	struct stat sb;
+
+	if (pd_var_chown && lstat(path, &sb) == 0 && sb.st_uid == 0 &&
+	    !S_ISLNK(sb.st_mode))
+		(void)lchown(path, pd_var_uid, pd_var_gid);
 }

@@ -75,6 +75,20 @@ int pd_dir_clear(const char *dir);
 int pd_beside_exe(const char *rel, char *out, size_t outlen);
 /* fsync a directory by path */
 int pd_fsync_dir(const char *path);
+/*
+ * Files root creates under var_dir belong to var_dir's owner.  An
+ * operator who runs a CLI command as root (or serve as root without
+ * server.user) next to a serve running as that owner must not leave it
+ * directories and files it cannot use: blobs/ made by `account add`
+ * before serve's workers got to it made every delivery answer 451.
+ * pd_var_owner_init: once, after the configuration is read; the rest
+ * are no-ops unless we run as root and var_dir belongs to another user.
+ * They only hand over what root owns, never another user's file.
+ */
+void pd_var_owner_init(const char *var_dir);
+void pd_own_fd(int fd);
+void pd_own_path(const char *path);
+
 /* write() all of buf, retrying EINTR and short writes: 0, or -1/errno. */
 int pd_write_all(int fd, const void *buf, size_t len);
 

@@ -72,3 +72,32 @@ def test_unknown_user_is_refused(root_dir):
     with pytest.raises(H.ServerError) as e:
         srv.start()
     assert "no-such-user-pd" in str(e.value)
+
+
+def test_cli_as_root_leaves_var_to_its_owner(root_dir):
+    """Commands run as root before serve's first start (the store, the
+    blob tree, the keys they create) leave var/ usable by server.user:
+    everything root made there belongs to var's owner, and serve as
+    nobody then takes mail."""
+    nobody = _nobody()
+    srv = H.Server(root_dir / "srv3", server={"user": "nobody"},
+                   name="privdrop-cli")
+    srv.var.mkdir(parents=True)
+    os.chown(srv.var, nobody.pw_uid, nobody.pw_gid)
+    srv.write_config()
+    srv.add_account("PRIV")
+    addr = srv.create_dossier("PRIV", contact=SENDER)
+    srv.cli("purpose", "add", "PRIV", "news")
+    made = [p for p in srv.var.rglob("*")]
+    assert any(p.name == "blobs" for p in made), made
+    root_owned = [str(p) for p in made if p.lstat().st_uid == 0]
+    assert root_owned == [], root_owned
+    srv.start()
+    try:
+        data = (b"From: " + SENDER.encode() + b"\r\nTo: " + addr.encode()
+                + b"\r\nSubject: priv\r\n\r\nhello\r\n")
+        r, c = H.send_raw_message(srv.smtp_port, SENDER, [addr], data)
+        c.close()
+        assert r.code == 250, r
+    finally:
+        srv.stop_and_check()
