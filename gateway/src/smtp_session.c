@@ -1442,12 +1442,19 @@ smtp_data_end(struct smtp_session *s)
 	else
 		smtp_spool_flush(d);
 	s->verb = "END-OF-DATA";
+	/* The refusal leaves once the message's buffer (and its share of
+	 * spool_memory_max) is released: a client that reads it may send
+	 * the next message at once, and /metrics must not lag behind. */
+	s->hold = 1;
 	if (smtp_data_refusal(s)) {
 		smtp_txn_reset(s);
 		s->state = SS_CMD;
 		smtp_timer_arm(s, s->srv->cfg->command_timeout);
+		s->hold = 0;
+		smtp_flush(s);
 		return;
 	}
+	s->hold = 0;
 	t = smtp_task_new(s);
 	EVP_DigestFinal_ex(d->md, md, &mdlen);
 	pd_hex(t->sha, md, mdlen);
