@@ -53,6 +53,30 @@ blob_sha_valid(const char *sha)
  * every time: another process may have made the dirs and not yet synced
  * them, and a blob must never land in a dir whose entry is not durable.
  */
+/* A fan-out dir (root's, made var's owner's): 0, also if it exists. */
+static int
+blob_mkdir(const char *dir, char *err)
+{
+	if (mkdir(dir, 0750) == 0)
+		pd_own_path(dir);
+	else if (errno != EEXIST) {
+		pd_err(err, "blob store: mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+blob_sync_root(struct blob_store *bs, char *err)
+{
+	if (pd_fsync_dir(bs->root) != 0) {
+		pd_err(err, "blob store: fsync %s: %s", bs->root,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 blob_fanout_init(struct blob_store *bs, char *err)
 {
@@ -64,21 +88,11 @@ blob_fanout_init(struct blob_store *bs, char *err)
 	if (lstat(d, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
 		for (i = 0; i < 256; i++) {
 			snprintf(d, sizeof(d), "%s/%02x", bs->root, i);
-			if (mkdir(d, 0750) == 0)
-				pd_own_path(d);
-			else if (errno != EEXIST) {
-				pd_err(err, "blob store: mkdir %s: %s", d,
-				    strerror(errno));
+			if (blob_mkdir(d, err) != 0)
 				return -1;
-			}
 		}
 	}
-	if (pd_fsync_dir(bs->root) != 0) {
-		pd_err(err, "blob store: fsync %s: %s", bs->root,
-		    strerror(errno));
-		return -1;
-	}
-	return 0;
+	return blob_sync_root(bs, err);
 }
 
 int
@@ -284,18 +298,9 @@ blob_writer_abort(struct blob_writer *w)
 static int
 blob_mkdir_again(struct blob_store *bs, const char *dir, char *err)
 {
-	if (mkdir(dir, 0750) == 0)
-		pd_own_path(dir);
-	else if (errno != EEXIST) {
-		pd_err(err, "blob store: mkdir %s: %s", dir, strerror(errno));
+	if (blob_mkdir(dir, err) != 0)
 		return -1;
-	}
-	if (pd_fsync_dir(bs->root) != 0) {
-		pd_err(err, "blob store: fsync %s: %s", bs->root,
-		    strerror(errno));
-		return -1;
-	}
-	return 0;
+	return blob_sync_root(bs, err);
 }
 
 /*

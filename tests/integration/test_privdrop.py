@@ -44,22 +44,32 @@ def _ids(pid, field):
     raise AssertionError("no %s in /proc/%d/status" % (field, pid))
 
 
-def test_serve_as_root_drops_to_user(root_dir):
+def _as_nobody(root_dir, name):
+    """A server with server.user = nobody and a var/ nobody owns."""
     nobody = _nobody()
-    srv = H.Server(root_dir / "srv", server={"user": "nobody"},
-                   name="privdrop")
+    srv = H.Server(root_dir / name, server={"user": "nobody"}, name=name)
     srv.var.mkdir(parents=True)
     os.chown(srv.var, nobody.pw_uid, nobody.pw_gid)
+    return srv, nobody
+
+
+def _send(srv, addr):
+    data = (b"From: " + SENDER.encode() + b"\r\nTo: " + addr.encode()
+            + b"\r\nSubject: priv\r\n\r\nhello\r\n")
+    r, c = H.send_raw_message(srv.smtp_port, SENDER, [addr], data)
+    c.close()
+    return r
+
+
+def test_serve_as_root_drops_to_user(root_dir):
+    srv, nobody = _as_nobody(root_dir, "privdrop")
     srv.start()
     try:
         assert _ids(srv.pid, "Uid") == [nobody.pw_uid] * 4
         assert _ids(srv.pid, "Gid") == [nobody.pw_gid] * 4
         srv.add_account("PRIV")
         addr = srv.create_dossier("PRIV", contact=SENDER)
-        data = (b"From: " + SENDER.encode() + b"\r\nTo: " + addr.encode()
-                + b"\r\nSubject: priv\r\n\r\nhello\r\n")
-        r, c = H.send_raw_message(srv.smtp_port, SENDER, [addr], data)
-        c.close()
+        r = _send(srv, addr)
         assert r.code == 250, r
         assert "running as nobody" in srv.log_text()
     finally:
@@ -79,11 +89,7 @@ def test_cli_as_root_leaves_var_to_its_owner(root_dir):
     blob tree, the keys they create) leave var/ usable by server.user:
     everything root made there belongs to var's owner, and serve as
     nobody then takes mail."""
-    nobody = _nobody()
-    srv = H.Server(root_dir / "srv3", server={"user": "nobody"},
-                   name="privdrop-cli")
-    srv.var.mkdir(parents=True)
-    os.chown(srv.var, nobody.pw_uid, nobody.pw_gid)
+    srv, _ = _as_nobody(root_dir, "privdrop-cli")
     srv.write_config()
     srv.add_account("PRIV")
     addr = srv.create_dossier("PRIV", contact=SENDER)
@@ -94,10 +100,7 @@ def test_cli_as_root_leaves_var_to_its_owner(root_dir):
     assert root_owned == [], root_owned
     srv.start()
     try:
-        data = (b"From: " + SENDER.encode() + b"\r\nTo: " + addr.encode()
-                + b"\r\nSubject: priv\r\n\r\nhello\r\n")
-        r, c = H.send_raw_message(srv.smtp_port, SENDER, [addr], data)
-        c.close()
+        r = _send(srv, addr)
         assert r.code == 250, r
     finally:
         srv.stop_and_check()
