@@ -259,6 +259,14 @@ class Server:
         return sqlite3.connect("file:%s?mode=ro" % path, uri=True,
                                timeout=10)
 
+    def query(self, sql, *args):
+        """All rows of one read-only query."""
+        con = self.db()
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+
     def db_count(self, table):
         with self.db() as c:
             return c.execute("SELECT count(*) FROM %s" % table).fetchone()[0]

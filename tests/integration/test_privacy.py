@@ -86,11 +86,7 @@ def send(srv, to, frm, subject, attachments, display=None):
 
 
 def q(srv, sql, *args):
-    con = srv.db()
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    return srv.query(sql, *args)
 
 
 def pdf(payload):

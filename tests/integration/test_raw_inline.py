@@ -42,11 +42,7 @@ def send(srv, to, raw):
 
 
 def q(srv, sql, *args):
-    con = srv.db()
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    return srv.query(sql, *args)
 
 
 def blob_names(srv):
