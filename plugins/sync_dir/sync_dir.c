@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "postdoc/plugin.h"
-#include "../sync_name.h"
+#include "../common/sync_name.h"
 
 #define SDIR_PATH_MAX 4096
 #define SDIR_CHUNK 32768

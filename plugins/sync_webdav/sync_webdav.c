@@ -21,7 +21,7 @@
 #include <curl/curl.h>
 
 #include "postdoc/plugin.h"
-#include "../sync_name.h"
+#include "../common/sync_name.h"
 
 #define DAV_BASE_MAX 2048
 /* base + 3 encoded segments (each byte at most "%XX") + slashes */
