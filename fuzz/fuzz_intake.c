@@ -13,10 +13,10 @@
 
 #include <openssl/evp.h>
 
-#include "config.h"
-#include "intake.h"
-#include "store.h"
-#include "util.h"
+#include "lib/config.h"
+#include "intake/intake.h"
+#include "store/store.h"
+#include "lib/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,8 +10,8 @@
 
 #include <jansson.h>
 
-#include "mustache.h"
-#include "util.h"
+#include "lib/mustache.h"
+#include "lib/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_addr.h"
+#include "lib/smtp_addr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -28,13 +28,13 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "config.h"
-#include "intake.h"
-#include "plugin_host.h"
-#include "smtp_session.h"
-#include "store.h"
-#include "util.h"
-#include "worker.h"
+#include "lib/config.h"
+#include "intake/intake.h"
+#include "plugin/plugin_host.h"
+#include "smtp/smtp_session.h"
+#include "store/store.h"
+#include "lib/util.h"
+#include "lib/worker.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "testlib.h"
-#include "util.h"
+#include "lib/util.h"
 
 void
 tl_tmpdir(char *dir, size_t len, const char *name)

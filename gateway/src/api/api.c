@@ -25,13 +25,13 @@
 
 #include "api.h"
 #include "api_int.h"
-#include "blob.h"
-#include "config.h"
-#include "outq.h"
-#include "sanitize.h"
-#include "store.h"
-#include "store_api.h"
-#include "util.h"
+#include "store/blob.h"
+#include "lib/config.h"
+#include "outbound/outq.h"
+#include "lib/sanitize.h"
+#include "store/store.h"
+#include "store/store_api.h"
+#include "lib/util.h"
 
 #define API_TOKEN_MAX 128
 /* last_used is a hint, not an audit log: one write a minute at most. */

@@ -20,17 +20,17 @@
 #include <openssl/evp.h>
 
 #include "api_int.h"
-#include "blob.h"
-#include "campaign.h"
-#include "config.h"
-#include "consent.h"
-#include "metrics.h"
-#include "notify.h"
-#include "privacy.h"
-#include "sanitize.h"
-#include "store.h"
-#include "store_api.h"
-#include "util.h"
+#include "store/blob.h"
+#include "consent/campaign.h"
+#include "lib/config.h"
+#include "consent/consent.h"
+#include "events/metrics.h"
+#include "outbound/notify.h"
+#include "privacy/privacy.h"
+#include "lib/sanitize.h"
+#include "store/store.h"
+#include "store/store_api.h"
+#include "lib/util.h"
 
 #define API_PAGE_DEFAULT 50
 #define API_REQUESTED_MAX 50

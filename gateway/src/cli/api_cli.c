@@ -14,11 +14,11 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "api_cli.h"
 #include "cli_args.h"
-#include "store_api.h"
-#include "util.h"
+#include "store/store_api.h"
+#include "lib/util.h"
 
 enum ac_opt { AO_ACCOUNT, AO_NAME, AO_COUNT };
 

@@ -21,21 +21,21 @@
 #include <openssl/evp.h>
 
 #include "api_cli.h"
-#include "blob.h"
+#include "store/blob.h"
 #include "cli.h"
 #include "cli_args.h"
-#include "config.h"
+#include "lib/config.h"
 #include "consent_cli.h"
 #include "evq_cli.h"
-#include "notify.h"
-#include "outq.h"
-#include "plugin_host.h"
+#include "outbound/notify.h"
+#include "outbound/outq.h"
+#include "plugin/plugin_host.h"
 #include "privacy_cli.h"
-#include "rawmsg.h"
-#include "sanitize.h"
-#include "smtp_server.h"
-#include "store.h"
-#include "util.h"
+#include "store/rawmsg.h"
+#include "lib/sanitize.h"
+#include "smtp/smtp_server.h"
+#include "store/store.h"
+#include "lib/util.h"
 
 /* Per-command options; --config, --json and --help are global. */
 enum cli_opt_id {

@@ -10,13 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blob.h"
+#include "store/blob.h"
 #include "cli_args.h"
-#include "config.h"
-#include "outq.h"
-#include "plugin_host.h"
-#include "sanitize.h"
-#include "store.h"
+#include "lib/config.h"
+#include "outbound/outq.h"
+#include "plugin/plugin_host.h"
+#include "lib/sanitize.h"
+#include "store/store.h"
 
 int
 cli_args_find(const struct cli_optdef *defs, int ndefs, const char *a,

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "util.h"
+#include "lib/util.h"
 
 #define CLI_OK 0
 #define CLI_ERR 1

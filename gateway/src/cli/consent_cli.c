@@ -16,14 +16,14 @@
 
 #include <jansson.h>
 
-#include "campaign.h"
+#include "consent/campaign.h"
 #include "cli_args.h"
-#include "consent.h"
+#include "consent/consent.h"
 #include "consent_cli.h"
-#include "outq.h"
-#include "privacy.h"
-#include "store.h"
-#include "util.h"
+#include "outbound/outq.h"
+#include "privacy/privacy.h"
+#include "store/store.h"
+#include "lib/util.h"
 
 enum cc_opt {
 	CO_ACCOUNT, CO_PURPOSE, CO_BASIS, CO_SOURCE, CO_TEXT, CO_METHOD,

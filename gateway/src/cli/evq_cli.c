@@ -14,8 +14,8 @@
 
 #include "cli_args.h"
 #include "evq_cli.h"
-#include "store_evq.h"
-#include "util.h"
+#include "store/store_evq.h"
+#include "lib/util.h"
 
 #define EC_LIST_MAX 1000
 

@@ -15,13 +15,13 @@
 
 #include <jansson.h>
 
-#include "blob.h"
+#include "store/blob.h"
 #include "cli_args.h"
-#include "privacy.h"
+#include "privacy/privacy.h"
 #include "privacy_cli.h"
-#include "store.h"
-#include "store_privacy.h"
-#include "util.h"
+#include "store/store.h"
+#include "store/store_privacy.h"
+#include "lib/util.h"
 
 enum pc_opt {
 	PO_ACCOUNT, PO_OPERATOR, PO_OUTPUT, PO_NAME, PO_NEW_EMAIL, PO_MINOR,

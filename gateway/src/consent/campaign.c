@@ -13,13 +13,13 @@
 #include <jansson.h>
 
 #include "campaign.h"
-#include "config.h"
-#include "notify.h"
-#include "outmsg.h"
-#include "outq.h"
-#include "store.h"
+#include "lib/config.h"
+#include "outbound/notify.h"
+#include "outbound/outmsg.h"
+#include "outbound/outq.h"
+#include "store/store.h"
 #include "unsub.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define CAMPAIGN_PAGE 256
 /*

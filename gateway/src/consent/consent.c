@@ -17,17 +17,17 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "config.h"
+#include "lib/config.h"
 #include "consent.h"
-#include "metrics.h"
-#include "notify.h"
-#include "outmsg.h"
-#include "outq.h"
-#include "sanitize.h"
-#include "store.h"
-#include "store_evq.h"
+#include "events/metrics.h"
+#include "outbound/notify.h"
+#include "outbound/outmsg.h"
+#include "outbound/outq.h"
+#include "lib/sanitize.h"
+#include "store/store.h"
+#include "store/store_evq.h"
 #include "unsub.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define CONSENT_TEXT_MAX 65536
 

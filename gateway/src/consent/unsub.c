@@ -19,9 +19,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "config.h"
+#include "lib/config.h"
 #include "unsub.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define UNSUB_KEY_LEN 32
 #define UNSUB_MAC_LEN 16	/* 128 bits: U10 asks for >= 128 */

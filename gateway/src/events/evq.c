@@ -17,13 +17,13 @@
 
 #include <jansson.h>
 
-#include "blob.h"
-#include "config.h"
+#include "store/blob.h"
+#include "lib/config.h"
 #include "evq.h"
-#include "plugin_host.h"
-#include "store.h"
-#include "store_evq.h"
-#include "util.h"
+#include "plugin/plugin_host.h"
+#include "store/store.h"
+#include "store/store_evq.h"
+#include "lib/util.h"
 
 #define EVQ_BATCH 32		/* stream heads handled per pass */
 

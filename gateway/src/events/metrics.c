@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "metrics.h"
-#include "store_stats.h"
-#include "util.h"
+#include "store/store_stats.h"
+#include "lib/util.h"
 
 typedef _Atomic uint64_t metrics_ctr;
 

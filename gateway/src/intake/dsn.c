@@ -11,7 +11,7 @@
 #include <strings.h>
 
 #include "dsn.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define DSN_MAX (64 * 1024)
 

@@ -21,21 +21,21 @@
 #include <magic.h>
 #include <openssl/evp.h>
 
-#include "blob.h"
-#include "commit.h"
-#include "config.h"
-#include "consent.h"
+#include "store/blob.h"
+#include "store/commit.h"
+#include "lib/config.h"
+#include "consent/consent.h"
 #include "dsn.h"
 #include "intake.h"
-#include "metrics.h"
-#include "notify.h"
-#include "outq.h"
-#include "plugin_host.h"
-#include "rawmsg.h"
-#include "sanitize.h"
-#include "store.h"
-#include "store_evq.h"
-#include "util.h"
+#include "events/metrics.h"
+#include "outbound/notify.h"
+#include "outbound/outq.h"
+#include "plugin/plugin_host.h"
+#include "store/rawmsg.h"
+#include "lib/sanitize.h"
+#include "store/store.h"
+#include "store/store_evq.h"
+#include "lib/util.h"
 
 #define INTAKE_BUF (64 * 1024)	/* decode chunk and libmagic window */
 #define INTAKE_HDR_CAP 998	/* RFC 5322 section 2.1.1 line limit */

@@ -20,13 +20,13 @@
 
 #include <openssl/evp.h>
 
-#include "config.h"
+#include "lib/config.h"
 #include "intake.h"
 #include "mailhost.h"
-#include "metrics.h"
-#include "smtp_addr.h"
-#include "store.h"
-#include "util.h"
+#include "events/metrics.h"
+#include "lib/smtp_addr.h"
+#include "store/store.h"
+#include "lib/util.h"
 
 #define MAILHOST_BUF 65536
 #define MAILHOST_RCPT_MAX 16	/* dossiers one fetched message may name */

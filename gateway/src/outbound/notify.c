@@ -12,13 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "lib/config.h"
 #include "notify.h"
 #include "outmsg.h"
 #include "outq.h"
-#include "store.h"
+#include "store/store.h"
 #include "tmpl.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* Who an account writes as: config `accounts`, else the defaults. */
 struct notify_identity {

@@ -18,7 +18,7 @@
 #include <gmime/gmime.h>
 
 #include "outmsg.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define OUTMSG_NAME_MAX 256	/* display names, bytes */
 #define OUTMSG_SUBJECT_MAX 255	/* bytes; GMime folds what remains */

@@ -16,14 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blob.h"
-#include "config.h"
-#include "metrics.h"
+#include "store/blob.h"
+#include "lib/config.h"
+#include "events/metrics.h"
 #include "outq.h"
-#include "privacy.h"
-#include "plugin_host.h"
-#include "store.h"
-#include "util.h"
+#include "privacy/privacy.h"
+#include "plugin/plugin_host.h"
+#include "store/store.h"
+#include "lib/util.h"
 
 #define OUTQ_PREPEND_MAX 16384	/* all plugins' header lines together */
 #define OUTQ_LINE_MAX 998	/* RFC 5322 2.1.1, without the CRLF */

@@ -13,10 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mustache.h"
-#include "sanitize.h"
+#include "lib/mustache.h"
+#include "lib/sanitize.h"
 #include "tmpl.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define TMPL_NAME_MAX 32
 #define TMPL_FILE_MAX (256u << 10)	/* a template, not a data file */

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "lib/config.h"
 #include "plugin_host.h"
-#include "util.h"
+#include "lib/util.h"
 
 struct loaded_plugin {
 	void *dl;

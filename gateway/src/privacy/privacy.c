@@ -22,9 +22,9 @@
 #include <openssl/hmac.h>
 
 #include "privacy.h"
-#include "rawmsg.h"
-#include "store_privacy.h"
-#include "util.h"
+#include "store/rawmsg.h"
+#include "store/store_privacy.h"
+#include "lib/util.h"
 
 #define PRIVACY_KEY_LEN 32
 #define PRIVACY_YEAR (365 * 86400 + 86400 / 4)

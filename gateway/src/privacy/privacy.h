@@ -12,9 +12,9 @@
 
 #include <jansson.h>
 
-#include "blob.h"
-#include "config.h"
-#include "store.h"
+#include "store/blob.h"
+#include "lib/config.h"
+#include "store/store.h"
 
 struct privacy_env {
 	const struct pd_config *cfg;

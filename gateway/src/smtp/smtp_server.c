@@ -19,22 +19,22 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "config.h"
-#include "api.h"
-#include "evq.h"
-#include "http.h"
-#include "intake.h"
-#include "mailhost.h"
-#include "metrics.h"
-#include "notify.h"
-#include "outq.h"
-#include "plugin_host.h"
-#include "privacy.h"
+#include "lib/config.h"
+#include "api/api.h"
+#include "events/evq.h"
+#include "web/http.h"
+#include "intake/intake.h"
+#include "intake/mailhost.h"
+#include "events/metrics.h"
+#include "outbound/notify.h"
+#include "outbound/outq.h"
+#include "plugin/plugin_host.h"
+#include "privacy/privacy.h"
 #include "smtp_server.h"
 #include "smtp_session.h"
-#include "store.h"
-#include "util.h"
-#include "worker.h"
+#include "store/store.h"
+#include "lib/util.h"
+#include "lib/worker.h"
 
 struct listener {
 	struct smtp_server_ctx *srv;

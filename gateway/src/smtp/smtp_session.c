@@ -23,16 +23,16 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "config.h"
-#include "intake.h"
-#include "metrics.h"
-#include "plugin_host.h"
-#include "smtp_addr.h"
+#include "lib/config.h"
+#include "intake/intake.h"
+#include "events/metrics.h"
+#include "plugin/plugin_host.h"
+#include "lib/smtp_addr.h"
 #include "smtp_session.h"
-#include "store.h"
-#include "unsub.h"
-#include "util.h"
-#include "worker.h"
+#include "store/store.h"
+#include "consent/unsub.h"
+#include "lib/util.h"
+#include "lib/worker.h"
 
 /* Output we let a client pile up (pipelining without reading) before we
  * stop reading from it. */

@@ -17,7 +17,7 @@
 #include <openssl/evp.h>
 
 #include "blob.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define BLOB_PATH_MAX 4096
 /* Leaves room for "/ab/cd/<64 hex>" and "/tmp/<32 hex>.tmp" after it. */

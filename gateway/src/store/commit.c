@@ -15,7 +15,7 @@
 
 #include "commit.h"
 #include "store.h"
-#include "util.h"
+#include "lib/util.h"
 
 struct committer {
 	char db_path[4096];

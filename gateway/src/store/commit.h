@@ -12,7 +12,7 @@
 
 #include <pthread.h>
 
-#include "util.h"
+#include "lib/util.h"
 
 struct store;
 struct committer;

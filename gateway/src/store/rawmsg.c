@@ -15,7 +15,7 @@
 #include "blob.h"
 #include "rawmsg.h"
 #include "store.h"
-#include "util.h"
+#include "lib/util.h"
 
 int
 rawmsg_load(int fd, uint64_t size, const char *sha, void **buf_r,

@@ -15,7 +15,7 @@
 
 #include "store.h"
 #include "store_int.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* Single-row statements, prepared once per connection and reused. */
 enum store_stmt_id {

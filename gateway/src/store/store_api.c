@@ -11,7 +11,7 @@
 
 #include "store_api.h"
 #include "store_int.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define SA_TOKEN_COLS "SELECT t.id, t.account_id, a.name, t.name," \
 	" t.prefix, t.hash, t.created, t.last_used, t.revoked" \

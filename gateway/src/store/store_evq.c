@@ -13,7 +13,7 @@
 
 #include "store_evq.h"
 #include "store_int.h"
-#include "util.h"
+#include "lib/util.h"
 
 const char *const store_evq_public[STORE_EVQ_NPUBLIC] = {
 	"document.received", "dossier.completed", "invitation.sent",

@@ -15,7 +15,7 @@
 
 #include "store_int.h"
 #include "store_privacy.h"
-#include "util.h"
+#include "lib/util.h"
 
 const char *const store_erase_names[STORE_ERASE_NCOUNTS] = {
 	"documents", "messages", "events", "outbound", "campaign_recipients",

@@ -9,7 +9,7 @@
 
 #include "store_int.h"
 #include "store_stats.h"
-#include "util.h"
+#include "lib/util.h"
 
 const char *const store_stats_queue_states[STORE_STATS_NQUEUE] = {
 	"queued", "sending", "deferred"

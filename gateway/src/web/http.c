@@ -21,13 +21,13 @@
 
 #include <microhttpd.h>
 
-#include "config.h"
-#include "consent.h"
+#include "lib/config.h"
+#include "consent/consent.h"
 #include "http.h"
-#include "metrics.h"
-#include "store.h"
-#include "unsub.h"
-#include "util.h"
+#include "events/metrics.h"
+#include "store/store.h"
+#include "consent/unsub.h"
+#include "lib/util.h"
 
 #define HTTP_BODY_MAX 65536	/* POST bodies are read and dropped past */
 #define HTTP_FIELD_MAX 256

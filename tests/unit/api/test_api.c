@@ -12,12 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "api_int.h"
-#include "store.h"
-#include "store_api.h"
+#include "api/api.h"
+#include "api/api_int.h"
+#include "store/store.h"
+#include "store/store_api.h"
 #include "testlib.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* sha256("abc"), FIPS 180-2 appendix B.1 */
 #define SHA_ABC \

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store.h"
-#include "store_evq.h"
-#include "store_int.h"
+#include "store/store.h"
+#include "store/store_evq.h"
+#include "store/store_int.h"
 #include "testlib.h"
-#include "util.h"
+#include "lib/util.h"
 
 static char tmpdir[256];
 static struct store *st;

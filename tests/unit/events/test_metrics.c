@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "metrics.h"
-#include "store.h"
-#include "store_stats.h"
+#include "events/metrics.h"
+#include "store/store.h"
+#include "store/store_stats.h"
 #include "testlib.h"
-#include "util.h"
+#include "lib/util.h"
 
 static char tmpdir[256], dbpath[512], err[PD_ERRLEN];
 static struct store *st;

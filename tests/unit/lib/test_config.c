@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 /* By path: the build tree's autoconf config.h would shadow "config.h". */
-#include "config.h"
+#include "lib/config.h"
 
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR "."

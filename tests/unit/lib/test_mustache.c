@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mustache.h"
-#include "tmpl.h"
+#include "lib/mustache.h"
+#include "outbound/tmpl.h"
 #include "testlib.h"
-#include "util.h"
+#include "lib/util.h"
 
 static const char *spec_files[] = {
 	"comments", "delimiters", "interpolation", "inverted", "partials",

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sanitize.h"
+#include "lib/sanitize.h"
 #include "testlib.h"
 
 #define S(lit) lit, sizeof(lit) - 1	/* literal with embedded NULs */

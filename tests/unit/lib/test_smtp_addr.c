@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_addr.h"
+#include "lib/smtp_addr.h"
 
 #define MAIL 1
 #define RCPT 0

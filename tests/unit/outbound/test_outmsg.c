@@ -25,9 +25,9 @@
 #include <jansson.h>
 #include <libconfig.h>
 
-#include "outmsg.h"
+#include "outbound/outmsg.h"
 #include "testlib.h"
-#include "util.h"
+#include "lib/util.h"
 #include "postdoc/plugin.h"
 
 #define LINE_MAX_OCTETS 998

@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blob.h"
+#include "store/blob.h"
 #include "testlib.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* sha256("abc") */
 #define SHA_ABC \

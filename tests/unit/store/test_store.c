@@ -17,14 +17,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blob.h"
-#include "config.h"
-#include "outq.h"
-#include "plugin_host.h"
-#include "rawmsg.h"
-#include "store.h"
+#include "store/blob.h"
+#include "lib/config.h"
+#include "outbound/outq.h"
+#include "plugin/plugin_host.h"
+#include "store/rawmsg.h"
+#include "store/store.h"
 #include "testlib.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* sha256("abc"), FIPS 180-2 appendix B.1 */
 #define SHA_ABC \
