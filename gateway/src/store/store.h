@@ -12,66 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "records.h"
+
 struct store;
 
 #define STORE_SCHEMA_VERSION 6
-
-struct store_account {
-	int64_t id;
-	char name[64];
-	char sender_policy[512];	/* "any", "contact", "domains:a,b" */
-	int64_t created;
-};
-
-struct store_dossier {
-	int64_t id;
-	int64_t account_id;
-	char account[64];
-	char sender_policy[512];	/* of the account */
-	char ref[128];
-	char contact[256];
-	char intake_local[80];		/* local part of the intake address */
-	char status[8];			/* "open" / "closed" */
-	int64_t created;
-	int64_t closed;
-	char requested[2048];		/* JSON array of document names, or "" */
-	char due[16];			/* "YYYY-MM-DD" or "" */
-};
-
-struct store_message {
-	int64_t id;
-	int64_t account_id;
-	int64_t dossier_id;
-	const char *queue_id;
-	const char *mail_from;
-	const char *rcpt_to;		/* the recipient that names the dossier */
-	const char *helo;
-	const char *client_ip;
-	int tls;
-	int lmtp;
-	const char *message_id;
-	const char *subject;
-	const char *from_header;
-	uint64_t size;
-	const char *sha256;		/* raw blob */
-	const char *parse_status;	/* "ok", "review", "unparsed" */
-	const char *anomalies;		/* comma list, may be "" */
-	int64_t received;
-};
-
-struct store_document {
-	int64_t id;
-	int64_t account_id;
-	int64_t dossier_id;
-	int64_t message_id;
-	const char *filename;		/* sanitised original name */
-	const char *stored_name;	/* server-generated */
-	const char *declared_type;
-	const char *sniffed_type;
-	uint64_t size;
-	const char *sha256;
-	const char *part_path;		/* MIME path, e.g. "1.2" */
-};
 
 /* Open (creating dirs/file), set WAL + synchronous, run migrations. */
 int store_open(const char *db_path, const char *sync_mode,
@@ -93,7 +38,6 @@ int store_account_get(struct store *st, const char *name,
     struct store_account *a_r, char *err);
 /* List callbacks return nonzero to stop early (the list still returns 0);
  * they may call other store functions on the same connection. */
-typedef int (*store_account_cb)(const struct store_account *a, void *ctx);
 int store_account_list(struct store *st, store_account_cb cb, void *ctx,
     char *err);
 
@@ -113,7 +57,6 @@ int store_dossier_by_local(struct store *st, const char *intake_local,
  * Adds a "dossier.closed" event, as create adds "dossier.created". */
 int store_dossier_close(struct store *st, int64_t account_id, int64_t id,
     char *err);
-typedef int (*store_dossier_cb)(const struct store_dossier *d, void *ctx);
 int store_dossier_list(struct store *st, int64_t account_id,
     const char *status, store_dossier_cb cb, void *ctx, char *err);
 
@@ -146,45 +89,6 @@ int store_document_add(struct store *st, const struct store_document *d,
 int store_event_add(struct store *st, int64_t account_id, int64_t dossier_id,
     const char *kind, const char *detail, char *err);
 
-/* reading back, for `dossier show` and `document get` */
-struct store_doc_row {
-	int64_t id;
-	int64_t dossier_id;
-	int64_t message_id;
-	char filename[512];
-	char stored_name[80];
-	char declared_type[128];
-	char sniffed_type[128];
-	uint64_t size;
-	char sha256[65];
-	int64_t received;
-};
-struct store_msg_row {
-	int64_t id;
-	char queue_id[40];
-	char mail_from[320];
-	char rcpt_to[320];
-	char client_ip[64];
-	char helo[256];
-	int tls;
-	int lmtp;
-	char message_id[512];
-	char subject[1024];
-	uint64_t size;
-	char sha256[65];
-	char parse_status[16];
-	char anomalies[256];
-	int64_t received;
-};
-struct store_event_row {
-	int64_t id;
-	int64_t at;
-	char kind[64];
-	char detail[1024];
-};
-typedef int (*store_doc_cb)(const struct store_doc_row *r, void *ctx);
-typedef int (*store_msg_cb)(const struct store_msg_row *r, void *ctx);
-typedef int (*store_event_cb)(const struct store_event_row *r, void *ctx);
 int store_document_list(struct store *st, int64_t account_id,
     int64_t dossier_id, store_doc_cb cb, void *ctx, char *err);
 int store_message_list(struct store *st, int64_t account_id,
@@ -208,30 +112,6 @@ int store_dossier_set_request(struct store *st, int64_t account_id,
 int store_document_count_since(struct store *st, int64_t dossier_id,
     int64_t since, int64_t *n_r, char *err);
 
-struct store_outbound {
-	int64_t id;
-	int64_t account_id;
-	int64_t dossier_id;		/* 0: none */
-	char account[64];
-	char kind[32];
-	char rcpt[320];
-	char rcpt_domain[256];
-	char mail_from[320];		/* VERP address */
-	char verp_token[64];
-	char message_id[256];
-	char from_domain[256];
-	char sha256[65];		/* the queued message blob */
-	uint64_t size;
-	char state[16];	/* queued sending sent deferred bounced failed */
-	int attempts;
-	int64_t next_attempt;
-	int64_t created;
-	int64_t updated;
-	int last_code;
-	char last_enhanced[12];
-	char last_text[256];
-};
-
 int store_outbound_add(struct store *st, const struct store_outbound *o,
     int64_t *id_r, char *err);
 int store_outbound_get(struct store *st, int64_t account_id, int64_t id,
@@ -240,7 +120,6 @@ int store_outbound_by_verp(struct store *st, const char *token,
     struct store_outbound *o_r, char *err);
 /* Atomically move up to `max` due rows (queued/deferred with
  * next_attempt <= now) to "sending" and return them through cb. */
-typedef int (*store_outbound_cb)(const struct store_outbound *o, void *ctx);
 int store_outbound_claim(struct store *st, int64_t now, int max,
     store_outbound_cb cb, void *ctx, char *err);
 /* Record an attempt's outcome: state, reply and the next attempt time. */
@@ -278,19 +157,9 @@ int store_purpose_get(struct store *st, int64_t account_id, const char *name,
     int64_t *id_r, char *err);
 int store_purpose_name(struct store *st, int64_t account_id, int64_t id,
     char *name_r, size_t len, char *err);
-typedef int (*store_purpose_cb)(int64_t id, const char *name, void *ctx);
 int store_purpose_list(struct store *st, int64_t account_id,
     store_purpose_cb cb, void *ctx, char *err);
 
-struct store_contact {
-	int64_t id;
-	int64_t account_id;
-	char account[64];
-	char email[320];
-	char adult[8];			/* yes / no / unknown */
-	int64_t adult_at;
-	char adult_by[64];
-};
 /* email must already be lower-cased and valid. */
 int store_contact_ensure(struct store *st, int64_t account_id,
     const char *email, int64_t *id_r, char *err);
@@ -301,7 +170,6 @@ int store_contact_by_id(struct store *st, int64_t id,
     struct store_contact *c_r, char *err);
 int store_contact_attest(struct store *st, int64_t account_id,
     int64_t contact_id, const char *adult, const char *by, char *err);
-typedef int (*store_contact_cb)(const struct store_contact *c, void *ctx);
 int store_contact_list(struct store *st, int64_t account_id,
     store_contact_cb cb, void *ctx, char *err);
 /* 1 if any message to email bounced for the account (hard or expired). */
@@ -312,42 +180,15 @@ int store_contact_bounced(struct store *st, int64_t account_id,
 int store_consent_text_put(struct store *st, int64_t account_id,
     const char *sha256, const char *body, int64_t *id_r, char *err);
 
-struct store_consent_rec {
-	int64_t id;
-	int64_t contact_id;
-	int64_t purpose_id;
-	char purpose[64];
-	char action[12];		/* grant / withdraw */
-	char basis[24];
-	char source[16];
-	char method[64];
-	int64_t at;
-	char ip[64];
-	char user_agent[256];
-	char operator_[64];
-	int64_t text_id;		/* 0: none */
-	char text_sha256[65];
-	char *text;			/* list only: borrowed for the callback */
-};
 /* Append a record (text fields are cleaned to printable ASCII). */
 int store_consent_add(struct store *st, int64_t account_id,
     const struct store_consent_rec *r, int64_t *id_r, char *err);
 /* The latest action for (contact, purpose) into action_r: 1, or 0. */
 int store_consent_latest(struct store *st, int64_t contact_id,
     int64_t purpose_id, char *action_r, size_t len, char *err);
-typedef int (*store_consent_cb)(const struct store_consent_rec *r, void *ctx);
 int store_consent_list(struct store *st, int64_t account_id,
     int64_t contact_id, store_consent_cb cb, void *ctx, char *err);
 
-struct store_consent_req {
-	int64_t id;
-	int64_t account_id;
-	int64_t contact_id;
-	int64_t purpose_id;
-	int64_t text_id;
-	int64_t created;
-	int64_t confirmed;		/* 0: not yet */
-};
 int store_consent_req_add(struct store *st, const struct store_consent_req *r,
     int64_t *id_r, char *err);
 int store_consent_req_get(struct store *st, int64_t id,
@@ -370,20 +211,6 @@ int store_marketing_ok_msgid(struct store *st, int64_t account_id,
     const char *message_id, int64_t now, char *reason_r, size_t reason_len,
     char *err);
 
-struct store_campaign {
-	int64_t id;
-	int64_t account_id;
-	char account[64];
-	int64_t purpose_id;
-	char purpose[64];
-	char tmpl[40];
-	char subject[512];
-	char locale[16];
-	char state[12];			/* draft / sending / queued */
-	int64_t created;
-	int64_t started;
-	int64_t finished;
-};
 int store_campaign_add(struct store *st, const struct store_campaign *c,
     int64_t *id_r, char *err);
 int store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
@@ -398,17 +225,6 @@ int store_campaign_start(struct store *st, int64_t id, int64_t now,
 int store_campaign_finish(struct store *st, int64_t id, int64_t now,
     char *err);
 
-struct store_campaign_rcpt {
-	int64_t id;
-	int64_t contact_id;
-	char email[320];
-	char state[12];		/* pending queuing queued skipped */
-	char message_id[256];
-	int64_t outbound_id;
-	char detail[256];
-};
-typedef int (*store_campaign_rcpt_cb)(const struct store_campaign_rcpt *r,
-    void *ctx);
 /* Up to max rows not yet settled (pending, queuing) after id after_id. */
 int store_campaign_rcpt_next(struct store *st, int64_t campaign_id,
     int64_t after_id, int max, store_campaign_rcpt_cb cb, void *ctx,
@@ -421,7 +237,6 @@ int store_outbound_by_msgid(struct store *st, int64_t account_id,
     const char *message_id, int64_t *id_r, char *err);
 /* Counts for `campaign show`: recipients by state, then their outbound
  * rows by state ("r.pending", "o.sent"...), through cb(name, n). */
-typedef int (*store_count_cb)(const char *name, int64_t n, void *ctx);
 int store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
     void *ctx, char *err);
 
