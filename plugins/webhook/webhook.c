@@ -21,8 +21,13 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "pd_build.h"
 #include "postdoc/plugin.h"
+
+/* The release this plugin ships with, from its own compile line (the
+ * build passes -DPOSTDOC_VERSION; a plugin sees no core header). */
+#ifndef POSTDOC_VERSION
+#error "build with -DPOSTDOC_VERSION='\"x.y.z\"' (pkg-config --modversion postdoc-plugin)"
+#endif
 
 #define WH_MAX_ENDPOINTS 64
 
@@ -237,7 +242,7 @@ wh_post(const struct wh_state *s, const struct wh_endpoint *ep,
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "postdoc/" PACKAGE_VERSION);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "postdoc/" POSTDOC_VERSION);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, ev->json);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -283,7 +288,7 @@ const struct postdoc_plugin postdoc_plugin = {
 	.abi = POSTDOC_PLUGIN_ABI,
 	.size = sizeof(struct postdoc_plugin),
 	.name = "webhook",
-	.version = PACKAGE_VERSION,
+	.version = POSTDOC_VERSION,
 	.init = wh_init,
 	.deinit = wh_deinit,
 	.hooks = {

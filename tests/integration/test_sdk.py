@@ -96,6 +96,23 @@ def test_sdk_installs_header_and_pkgconfig(sdk):
     assert so.is_file()
 
 
+def test_pkgconfig_names_the_headers_abi_and_the_release(sdk):
+    """abi= is the header's POSTDOC_PLUGIN_ABI, --modversion the release:
+    what a plugin that wants either gets without a core header."""
+    inst, _ = sdk
+    env = dict(os.environ, PKG_CONFIG_PATH=str(inst / "lib" / "pkgconfig"))
+    hdr = (inst / "include" / "postdoc" / "plugin.h").read_text()
+    abi = [ln.split()[2] for ln in hdr.splitlines()
+           if ln.startswith("#define POSTDOC_PLUGIN_ABI ")]
+    got = subprocess.run(["pkg-config", "--variable=abi", "postdoc-plugin"],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert [got.stdout.strip()] == abi, (got.stdout, abi)
+    ver = subprocess.run(["pkg-config", "--modversion", "postdoc-plugin"],
+                         env=env, capture_output=True, text=True, timeout=30)
+    mk = (Path(BUILDDIR) / "Makefile").read_text()
+    assert "PACKAGE_VERSION = %s\n" % ver.stdout.strip() in mk, ver.stdout
+
+
 def test_example_plugin_refuses_oversized_attachment(srv):
     addr = srv.create_dossier("SDK", contact=SENDER)
     big = _message(addr, "huge.bin", b"x" * (MAX_SIZE + 1))
