@@ -1,0 +1,409 @@
+/*
+ * test_intake.c - the rules of the intake pipeline, through
+ * intake_process as the SMTP session and the mailbox host call it: which
+ * MIME leaves become documents, the limits (depth, parts, attachments,
+ * header fields) answered 552 5.3.4 with nothing stored, parse_status,
+ * the empty message and the recipient-less job, a duplicate delivery
+ * that adds an event and no rows, the same attachment in a second
+ * message, the spool file consumed whatever the outcome, and a mail to
+ * u-<token> that withdraws consent.  Messages are built in the test.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "consent/consent.h"
+#include "consent/unsub.h"
+#include "intake/intake.h"
+#include "lib/config.h"
+#include "lib/util.h"
+#include "store/store.h"
+#include "testlib.h"
+
+static char tmpdir[256];
+static struct pd_config *cfg;
+static struct store *st;
+static struct intake_ctx *ictx;
+static char err[PD_ERRLEN];
+static int64_t acme, dos;
+
+static void
+setup(void)
+{
+	char e[PD_ERRLEN];
+
+	tl_tmpdir(tmpdir, sizeof(tmpdir), "intake");
+	ck_assert_msg(config_load(NULL, &cfg, e, sizeof(e)) == 0, "%s", e);
+	free(cfg->var_dir);
+	cfg->var_dir = xasprintf("%s/var", tmpdir);
+	free(cfg->db_path);
+	cfg->db_path = xasprintf("%s/postdoc.db", tmpdir);
+	cfg->mime_depth_max = 4;
+	cfg->mime_parts_max = 8;
+	cfg->attachments_max = 3;
+	cfg->header_count_max = 12;
+	cfg->receipts = 0;
+	st = tl_store_open(cfg->db_path, "normal");
+	ck_assert_msg(store_account_add(st, "acme", "any", &acme, err) == 0,
+	    "%s", err);
+	ck_assert_msg(store_dossier_create(st, acme, "c@example.org", "R1",
+	    NULL, &dos, err) == 0, "%s", err);
+	ck_assert_msg(intake_ctx_new(cfg, NULL, &ictx, err) == 0, "%s", err);
+}
+
+static void
+teardown(void)
+{
+	intake_ctx_free(&ictx);
+	store_close(&st);
+	config_free(&cfg);
+	tl_rmtree(tmpdir);
+}
+
+static void
+sha_hex(const void *p, size_t n, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+
+	ck_assert_int_eq(EVP_Digest(p, n, md, &len, EVP_sha256(), NULL), 1);
+	pd_hex(out, md, len);
+}
+
+/*
+ * Deliver msg (CRLF text) to the dossier, or to the u-<token> address
+ * when unsub_token is not NULL; from a spool file when from_file.
+ */
+static struct intake_result
+deliver(const char *msg, int from_file, const char *unsub_token,
+    size_t nrcpt)
+{
+	static int seq;
+	struct intake_rcpt rc = { .address = "d-r1@intake.example",
+	    .dossier_id = dos, .account_id = acme, .account = "acme",
+	    .dossier_ref = "R1" };
+	struct intake_result res;
+	struct intake_job job;
+	char qid[32], spool[600], sha[65], verp[80];
+	size_t n = strlen(msg);
+	unsigned char *mem = NULL;
+	FILE *f;
+
+	snprintf(qid, sizeof(qid), "Q%d", ++seq);
+	sha_hex(msg, n, sha);
+	if (unsub_token != NULL) {
+		snprintf(verp, sizeof(verp), "u-%s", unsub_token);
+		rc.verp_token = verp;
+		rc.dossier_id = 0;
+	}
+	memset(&job, 0, sizeof(job));
+	job.queue_id = qid;
+	job.helo = "client.example";
+	job.client_ip = "192.0.2.1";
+	job.mail_from = "c@example.org";
+	job.rcpt_count = nrcpt;
+	job.rcpts = &rc;
+	job.size = n;
+	job.sha256 = sha;
+	snprintf(spool, sizeof(spool), "%s/spool-%s", tmpdir, qid);
+	job.spool_path = spool;
+	if (from_file) {
+		f = fopen(spool, "w");
+		ck_assert_ptr_nonnull(f);
+		fwrite(msg, 1, n, f);
+		fclose(f);
+	} else {
+		mem = xmalloc(n + 1);
+		memcpy(mem, msg, n);
+		job.spool_mem = mem;
+	}
+	memset(&res, 0, sizeof(res));
+	intake_process(ictx, &job, &res);
+	/* the spool file never outlives the answer */
+	ck_assert_int_eq(access(spool, F_OK), -1);
+	free(mem);
+	return res;
+}
+
+struct counts {
+	int messages, documents, events;
+	char parse_status[16];
+	char sniffed[128];
+	char kinds[512];
+};
+
+static int
+msg_cb(const struct store_msg_row *r, void *ctx)
+{
+	struct counts *c = ctx;
+
+	c->messages++;
+	snprintf(c->parse_status, sizeof(c->parse_status), "%s",
+	    r->parse_status);
+	return 0;
+}
+
+static int
+doc_cb(const struct store_doc_row *r, void *ctx)
+{
+	struct counts *c = ctx;
+
+	c->documents++;
+	snprintf(c->sniffed, sizeof(c->sniffed), "%s", r->sniffed_type);
+	return 0;
+}
+
+static int
+ev_cb(const struct store_event_row *r, void *ctx)
+{
+	struct counts *c = ctx;
+	size_t n = strlen(c->kinds);
+
+	c->events++;
+	snprintf(c->kinds + n, sizeof(c->kinds) - n, "%s ", r->kind);
+	return 0;
+}
+
+static struct counts
+counts(void)
+{
+	struct counts c;
+
+	memset(&c, 0, sizeof(c));
+	ck_assert(store_message_list(st, acme, dos, msg_cb, &c, err) == 0);
+	ck_assert(store_document_list(st, acme, dos, doc_cb, &c, err) == 0);
+	ck_assert(store_event_list(st, acme, dos, ev_cb, &c, err) == 0);
+	return c;
+}
+
+/* ---- messages ---- */
+
+#define HDR "From: Client <c@example.org>\r\nTo: d-r1@intake.example\r\n" \
+	"Subject: papers\r\nMessage-ID: <m@example.org>\r\n" \
+	"MIME-Version: 1.0\r\n"
+#define PDF_B64 "JVBERi0xLjQKJcOkw7zDtsOfCjEgMCBvYmoKPDwvVHlwZS9DYXRhbG9n" \
+	"Pj4KZW5kb2JqCnRyYWlsZXIKPDwvUm9vdCAxIDAgUj4+CiUlRU9GCg==\r\n"
+#define MP(b) "Content-Type: multipart/mixed; boundary=\"" b "\"\r\n\r\n"
+#define TEXT_PART(b) "--" b "\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+#define PDF_PART(b, name) "--" b "\r\nContent-Type: application/pdf\r\n" \
+	"Content-Disposition: attachment; filename=\"" name "\"\r\n" \
+	"Content-Transfer-Encoding: base64\r\n\r\n" PDF_B64
+#define END(b) "--" b "--\r\n"
+
+static const struct {
+	const char *name;
+	const char *msg;
+	int code;
+	const char *enhanced;
+	int documents;		/* -1: no message row at all */
+	const char *status;	/* parse_status */
+} msgs[] = {
+	{ "plain text, no attachment",
+	    HDR "Content-Type: text/plain\r\n\r\nno papers today\r\n",
+	    250, "2.0.0", 0, "ok" },
+	{ "one PDF",
+	    HDR MP("b") TEXT_PART("b") PDF_PART("b", "id.pdf") END("b"),
+	    250, "2.0.0", 1, "ok" },
+	{ "two attachments",
+	    HDR MP("b") TEXT_PART("b") PDF_PART("b", "id.pdf")
+	    "--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment;"
+	    " filename=\"pay.csv\"\r\n\r\na,b\r\n" END("b"),
+	    250, "2.0.0", 2, "ok" },
+	{ "a named text part is a document",
+	    HDR MP("b") TEXT_PART("b") "--b\r\nContent-Type: text/plain;"
+	    " name=\"notes.txt\"\r\n\r\nnotes\r\n" END("b"),
+	    250, "2.0.0", 1, "ok" },
+	{ "an inline image is a document",
+	    HDR MP("b") TEXT_PART("b") "--b\r\nContent-Type: image/png\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n" END("b"),
+	    250, "2.0.0", 1, "ok" },
+	{ "alternative text and html: no document",
+	    HDR "Content-Type: multipart/alternative; boundary=a\r\n\r\n"
+	    "--a\r\nContent-Type: text/plain\r\n\r\nhi\r\n--a\r\n"
+	    "Content-Type: text/html\r\n\r\n<p>hi</p>\r\n--a--\r\n",
+	    250, "2.0.0", 0, "ok" },
+	{ "three attachments: at the limit",
+	    HDR MP("b") PDF_PART("b", "1.pdf") PDF_PART("b", "2.pdf")
+	    PDF_PART("b", "3.pdf") END("b"),
+	    250, "2.0.0", 3, "ok" },
+	{ "four attachments: over the limit",
+	    HDR MP("b") PDF_PART("b", "1.pdf") PDF_PART("b", "2.pdf")
+	    PDF_PART("b", "3.pdf") PDF_PART("b", "4.pdf") END("b"),
+	    552, "5.3.4", -1, NULL },
+	{ "nesting at the limit (4)",
+	    HDR MP("l1") "--l1\r\n" MP("l2") "--l2\r\n" MP("l3") "--l3\r\n"
+	    "Content-Type: text/plain\r\n\r\ndeep\r\n"
+	    END("l3") END("l2") END("l1"),
+	    250, "2.0.0", 0, "ok" },
+	{ "nesting too deep (5)",
+	    HDR MP("l1") "--l1\r\n" MP("l2") "--l2\r\n" MP("l3") "--l3\r\n"
+	    MP("l4") "--l4\r\nContent-Type: text/plain\r\n\r\ndeep\r\n"
+	    END("l4") END("l3") END("l2") END("l1"),
+	    552, "5.3.4", -1, NULL },
+	{ "nested message/rfc822 counts as a level",
+	    HDR MP("l1") "--l1\r\n" MP("l2") "--l2\r\n"
+	    "Content-Type: message/rfc822\r\n\r\n"
+	    "Subject: inner\r\n" MP("l4") "--l4\r\n"
+	    "Content-Type: text/plain\r\n\r\ndeep\r\n" END("l4")
+	    END("l2") END("l1"),
+	    552, "5.3.4", -1, NULL },
+	{ "too many parts (9 > 8)",
+	    HDR MP("b") TEXT_PART("b") TEXT_PART("b") TEXT_PART("b")
+	    TEXT_PART("b") TEXT_PART("b") TEXT_PART("b") TEXT_PART("b")
+	    TEXT_PART("b") END("b"),
+	    552, "5.3.4", -1, NULL },
+	{ "too many header fields",
+	    HDR "X-1: a\r\nX-2: a\r\nX-3: a\r\nX-4: a\r\nX-5: a\r\nX-6: a\r\n"
+	    "X-7: a\r\nX-8: a\r\nContent-Type: text/plain\r\n\r\nx\r\n",
+	    552, "5.3.4", -1, NULL },
+	/* parsers disagree on which one wins (GMime: the last, so this
+	 * leaf is not text and is a document) */
+	{ "two Content-Type fields: kept for review",
+	    HDR "Content-Type: text/plain\r\nContent-Type: application/pdf\r\n"
+	    "\r\nx\r\n",
+	    250, "2.0.0", 1, "review" },
+	{ "multipart without parts: kept for review",
+	    HDR MP("b") "only a preamble\r\n",
+	    250, "2.0.0", 0, "review" },
+	{ "conflicting file names: kept for review",
+	    HDR MP("b") "--b\r\nContent-Type: application/pdf; name=\"a.pdf\""
+	    "\r\nContent-Disposition: attachment; filename=\"b.exe\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n" PDF_B64 END("b"),
+	    250, "2.0.0", 1, "review" },
+	{ "empty message", "", 554, "5.6.0", -1, NULL },
+};
+
+START_TEST(test_messages)
+{
+	int k;
+
+	/* from the session's buffer, then from a spool file */
+	for (k = 0; k < 2; k++) {
+		struct intake_result r = deliver(msgs[_i].msg, k, NULL, 1);
+		struct counts c = counts();
+
+		ck_assert_msg(r.code == msgs[_i].code, "%s (%s): %d %s %s",
+		    msgs[_i].name, k ? "file" : "memory", r.code, r.enhanced,
+		    r.text);
+		ck_assert_str_eq(r.enhanced, msgs[_i].enhanced);
+		if (msgs[_i].documents < 0) {
+			ck_assert_int_eq(c.messages, 0);
+			ck_assert_int_eq(c.documents, 0);
+			continue;
+		}
+		/* the second delivery of the same bytes: a duplicate */
+		ck_assert_int_eq(c.messages, 1);
+		ck_assert_msg(c.documents == msgs[_i].documents, "%s: %d docs",
+		    msgs[_i].name, c.documents);
+		ck_assert_str_eq(c.parse_status, msgs[_i].status);
+	}
+}
+END_TEST
+
+/* No recipient: nothing to deliver to. */
+START_TEST(test_no_rcpt)
+{
+	struct intake_result r = deliver(HDR "\r\nx\r\n", 1, NULL, 0);
+
+	ck_assert_int_eq(r.code, 503);
+	ck_assert_str_eq(r.enhanced, "5.5.1");
+	ck_assert_int_eq(counts().messages, 0);
+}
+END_TEST
+
+/* The same bytes twice: one message, one document, a duplicate event. */
+START_TEST(test_duplicate)
+{
+	const char *m = HDR MP("b") TEXT_PART("b") PDF_PART("b", "id.pdf")
+	    END("b");
+	const char *m2 = HDR "X-Resent: yes\r\n" MP("b") TEXT_PART("b")
+	    PDF_PART("b", "copy.pdf") END("b");
+	struct intake_result r;
+	struct counts c;
+
+	r = deliver(m, 0, NULL, 1);
+	ck_assert_int_eq(r.code, 250);
+	c = counts();
+	ck_assert_int_eq(c.messages, 1);
+	ck_assert_int_eq(c.documents, 1);
+	ck_assert_str_eq(c.sniffed, "application/pdf");
+	ck_assert_ptr_null(strstr(c.kinds, "message.duplicate"));
+	r = deliver(m, 1, NULL, 1);
+	ck_assert_int_eq(r.code, 250);
+	c = counts();
+	ck_assert_int_eq(c.messages, 1);
+	ck_assert_int_eq(c.documents, 1);
+	ck_assert_ptr_nonnull(strstr(c.kinds, "message.duplicate"));
+	/* other bytes, same attachment: a new message, no new document */
+	r = deliver(m2, 0, NULL, 1);
+	ck_assert_int_eq(r.code, 250);
+	c = counts();
+	ck_assert_int_eq(c.messages, 2);
+	ck_assert_int_eq(c.documents, 1);
+	ck_assert_ptr_nonnull(strstr(c.kinds, "document.duplicate"));
+}
+END_TEST
+
+/* Mail to u-<token>@<list domain>: the token withdraws, nothing kept. */
+static const struct {
+	int forge;
+	const char *status;
+} unsubs[] = {
+	{ 0, "withdraw" },
+	{ 1, "grant" },
+};
+
+START_TEST(test_unsubscribe)
+{
+	struct consent_act a = { .action = "grant", .basis = "consent",
+	    .source = "form" };
+	char b32[UNSUB_TOKEN_MAX], cur[12] = "";
+	struct intake_result r;
+	int64_t pid, cid;
+
+	ck_assert_int_eq(store_purpose_add(st, acme, "news", &pid, err), 0);
+	ck_assert_int_eq(store_contact_ensure(st, acme, "c@example.org", &cid,
+	    err), 0);
+	ck_assert_int_eq(consent_apply(st, acme, cid, pid, &a, err), 1);
+	ck_assert_msg(unsub_token_make(cfg, UNSUB_T_UNSUB, acme, cid, pid,
+	    NULL, b32, err) == 0, "%s", err);
+	if (unsubs[_i].forge)
+		b32[30] = b32[30] == 'a' ? 'b' : 'a';
+	r = deliver(HDR "Content-Type: text/plain\r\n\r\nunsubscribe\r\n", 1,
+	    b32, 1);
+	/* the same answer either way: a forger learns nothing */
+	ck_assert_int_eq(r.code, 250);
+	ck_assert_str_eq(r.text, "Ok: unsubscribed");
+	ck_assert_int_eq(store_consent_latest(st, cid, pid, cur, sizeof(cur),
+	    err), 1);
+	ck_assert_str_eq(cur, unsubs[_i].status);
+	ck_assert_int_eq(counts().messages, 0);
+}
+END_TEST
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static Suite *
+intake_suite(void)
+{
+	Suite *s = suite_create("intake");
+	TCase *tc = tcase_create("intake");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test_messages, 0, N(msgs));
+	tcase_add_test(tc, test_no_rcpt);
+	tcase_add_test(tc, test_duplicate);
+	tcase_add_loop_test(tc, test_unsubscribe, 0, N(unsubs));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return tl_run(intake_suite());
+}
