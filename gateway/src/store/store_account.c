@@ -12,13 +12,22 @@
 #include "store_int.h"
 #include "lib/util.h"
 
+#define ACCOUNT_COLS "SELECT id, name, sender_policy, created FROM accounts "
+
+/* This file's cached statements (their slots: store_int.h). */
+static const char *const store_account_sql[S_COUNT] = {
+	[S_ACCOUNT_ADD] = "INSERT INTO accounts (name, sender_policy, created)"
+	    " VALUES (?1, ?2, ?3)",
+	[S_ACCOUNT_GET] = ACCOUNT_COLS "WHERE name = ?1",
+};
+
 /* ---- accounts ---- */
 
 int
 store_account_add(struct store *st, const char *name,
     const char *sender_policy, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_ACCOUNT_ADD, err);
+	sqlite3_stmt *s = store_stmt(st, S_ACCOUNT_ADD, store_account_sql, err);
 	int rc;
 
 	if (s == NULL)
@@ -54,7 +63,7 @@ int
 store_account_get(struct store *st, const char *name,
     struct store_account *a_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_ACCOUNT_GET, err);
+	sqlite3_stmt *s = store_stmt(st, S_ACCOUNT_GET, store_account_sql, err);
 	int rc;
 
 	if (s == NULL)

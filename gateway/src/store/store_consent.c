@@ -13,12 +13,20 @@
 #include "store_int.h"
 #include "lib/util.h"
 
+/* This file's cached statements (their slots: store_int.h). */
+static const char *const store_consent_sql[S_COUNT] = {
+	[S_CONTACT_ADD] = "INSERT OR IGNORE INTO contacts"
+	    " (account_id, email, created) VALUES (?1, ?2, ?3)",
+	[S_CONTACT_GET] = "SELECT id FROM contacts"
+	    " WHERE account_id = ?1 AND email = ?2",
+};
+
 /* Find or create the contact row for (account, lower-cased email). */
 int
 store_contact_id(struct store *st, int64_t account_id, const char *email,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_CONTACT_ADD, err);
+	sqlite3_stmt *s = store_stmt(st, S_CONTACT_ADD, store_consent_sql, err);
 	int rc;
 
 	if (s == NULL)
@@ -28,7 +36,7 @@ store_contact_id(struct store *st, int64_t account_id, const char *email,
 		return store_fail(st, err, "contact add: bind");
 	if (store_exec_stmt(st, s, err, "contact add") != 0)
 		return -1;
-	if ((s = store_stmt(st, S_CONTACT_GET, err)) == NULL)
+	if ((s = store_stmt(st, S_CONTACT_GET, store_consent_sql, err)) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(s, 1, account_id) || store_bind_text(s, 2, email))
 		return store_fail(st, err, "contact get: bind");

@@ -13,6 +13,30 @@
 #include "store_int.h"
 #include "lib/util.h"
 
+#define DOSSIER_COLS \
+	"SELECT d.id, d.account_id, a.name, a.sender_policy, d.ref, " \
+	"c.email, d.intake_local, d.status, d.created, " \
+	"COALESCE(d.closed, 0), d.requested, d.due FROM dossiers d " \
+	"JOIN accounts a ON a.id = d.account_id " \
+	"JOIN contacts c ON c.id = d.contact_id "
+
+/* This file's cached statements (their slots: store_int.h). */
+static const char *const store_dossier_sql[S_COUNT] = {
+	[S_DOSSIER_ADD] = "INSERT INTO dossiers (account_id, contact_id, ref,"
+	    " intake_local, status, created)"
+	    " VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
+	[S_DOSSIER_GET] = DOSSIER_COLS
+	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
+	[S_DOSSIER_BY_REF] = DOSSIER_COLS
+	    "WHERE d.account_id = ?1 AND d.ref = ?2",
+	[S_DOSSIER_BY_LOCAL] = DOSSIER_COLS "WHERE d.intake_local = ?1",
+	[S_DOSSIER_CLOSE] = "UPDATE dossiers SET status = 'closed',"
+	    " closed = ?3 WHERE id = ?1 AND account_id = ?2"
+	    " AND status = 'open'",
+	[S_DOSSIER_SET_REQUEST] = "UPDATE dossiers SET requested = ?3,"
+	    " due = ?4 WHERE id = ?1 AND account_id = ?2",
+};
+
 /* ---- dossiers ---- */
 
 /* 128 random bits as 26 chars of RFC 4648 base32, lower case: "d-..." */
@@ -69,7 +93,7 @@ static int
 store_dossier_insert(struct store *st, int64_t account_id, int64_t contact_id,
     const char *ref, const char *local, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_ADD, err);
+	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_ADD, store_dossier_sql, err);
 	int rc;
 
 	if (s == NULL)
@@ -179,7 +203,7 @@ int
 store_dossier_get(struct store *st, int64_t account_id, int64_t id,
     struct store_dossier *d_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_GET, err);
+	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_GET, store_dossier_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -192,7 +216,8 @@ int
 store_dossier_by_ref(struct store *st, int64_t account_id, const char *ref,
     struct store_dossier *d_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_BY_REF, err);
+	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_BY_REF,
+	    store_dossier_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -205,7 +230,8 @@ int
 store_dossier_by_local(struct store *st, const char *intake_local,
     struct store_dossier *d_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_BY_LOCAL, err);
+	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_BY_LOCAL,
+	    store_dossier_sql, err);
 	char local[80];
 
 	if (s == NULL)
@@ -232,7 +258,8 @@ store_dossier_close_sp(struct store *st, int64_t account_id, int64_t id,
 		pd_err(err, "dossier close: no account given");
 		return -1;
 	}
-	if ((s = store_stmt(st, S_DOSSIER_CLOSE, err)) == NULL)
+	if ((s = store_stmt(st, S_DOSSIER_CLOSE,
+	    store_dossier_sql, err)) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2,
 	    account_id) || sqlite3_bind_int64(s, 3, pd_now()))
@@ -330,7 +357,8 @@ store_dossier_set_request(struct store *st, int64_t account_id,
 		pd_err(err, "dossier request: no account given");
 		return -1;
 	}
-	if ((s = store_stmt(st, S_DOSSIER_SET_REQUEST, err)) == NULL)
+	if ((s = store_stmt(st, S_DOSSIER_SET_REQUEST,
+	    store_dossier_sql, err)) == NULL)
 		return -1;
 	if (sqlite3_bind_int64(s, 1, dossier_id) ||
 	    sqlite3_bind_int64(s, 2, account_id) ||

@@ -10,26 +10,33 @@
 
 #include "store.h"
 
-/* Single-row statements, prepared once per connection and reused. */
+/*
+ * Slots of each connection's statement cache: single-row statements,
+ * prepared once per connection and reused.  The SQL of a slot lives in
+ * its domain's file, in a table indexed by this enum.
+ */
 enum store_stmt_id {
+	/* store_account.c */
 	S_ACCOUNT_ADD,
 	S_ACCOUNT_GET,
-	S_CONTACT_ADD,
-	S_CONTACT_GET,
+	/* store_dossier.c */
 	S_DOSSIER_ADD,
 	S_DOSSIER_GET,
 	S_DOSSIER_BY_REF,
 	S_DOSSIER_BY_LOCAL,
 	S_DOSSIER_CLOSE,
+	S_DOSSIER_SET_REQUEST,
+	/* store_message.c */
 	S_MESSAGE_DUP,
 	S_MESSAGE_ADD,
 	S_MESSAGE_GET,
 	S_DOCUMENT_DUP,
 	S_DOCUMENT_ADD,
 	S_DOCUMENT_GET,
-	S_EVENT_ADD,
-	S_DOSSIER_SET_REQUEST,
 	S_DOCUMENT_COUNT_SINCE,
+	S_EVENT_ADD,
+	S_RAW_PUT,
+	/* store_outbound.c */
 	S_OUTBOUND_ADD,
 	S_OUTBOUND_GET,
 	S_OUTBOUND_BY_VERP,
@@ -40,7 +47,9 @@ enum store_stmt_id {
 	S_OUTBOUND_COUNT,
 	S_SUPPRESSION_ADD,
 	S_SUPPRESSION_GET,
-	S_RAW_PUT,
+	/* store_consent.c */
+	S_CONTACT_ADD,
+	S_CONTACT_GET,
 	S_COUNT
 };
 
@@ -48,33 +57,6 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 };
-
-#define ACCOUNT_COLS "SELECT id, name, sender_policy, created FROM accounts "
-
-#define DOSSIER_COLS \
-	"SELECT d.id, d.account_id, a.name, a.sender_policy, d.ref, " \
-	"c.email, d.intake_local, d.status, d.created, " \
-	"COALESCE(d.closed, 0), d.requested, d.due FROM dossiers d " \
-	"JOIN accounts a ON a.id = d.account_id " \
-	"JOIN contacts c ON c.id = d.contact_id "
-
-#define DOC_COLS \
-	"SELECT d.id, d.dossier_id, COALESCE(d.message_id, 0), d.filename, " \
-	"d.stored_name, d.declared_type, d.sniffed_type, d.size, d.sha256, " \
-	"COALESCE(m.received, d.created) FROM documents d " \
-	"LEFT JOIN messages m ON m.id = d.message_id "
-
-#define MSG_COLS \
-	"SELECT id, queue_id, mail_from, rcpt_to, client_ip, helo, tls, " \
-	"lmtp, message_id, subject, size, sha256, parse_status, anomalies, " \
-	"received FROM messages "
-
-#define OUTBOUND_COLS \
-	"SELECT o.id, o.account_id, COALESCE(o.dossier_id, 0), a.name, " \
-	"o.kind, o.rcpt, o.rcpt_domain, o.mail_from, o.verp_token, " \
-	"o.message_id, o.from_domain, o.sha256, o.size, o.state, o.attempts, " \
-	"o.next_attempt, o.created, o.updated, o.last_code, o.last_enhanced, " \
-	"o.last_text FROM outbound o JOIN accounts a ON a.id = o.account_id "
 
 #define COPY_COL(field, s, col) \
 	store_col_copy((field), sizeof(field), (s), (col))
@@ -84,7 +66,10 @@ int store_fail(struct store *st, char *err, const char *what);
 void store_col_copy(char *dst, size_t dstlen, sqlite3_stmt *s, int col);
 int store_bind_text(sqlite3_stmt *s, int idx, const char *v);
 int store_bind_id(sqlite3_stmt *s, int idx, int64_t id);
-sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id, char *err);
+/* The cached statement of slot id, prepared from sql[id] (the calling
+ * domain's table) on first use; reset and with no bindings. */
+sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id,
+    const char *const *sql, char *err);
 sqlite3_stmt *store_stmt_once(struct store *st, const char *sql, char *err);
 int store_exec_stmt(struct store *st, sqlite3_stmt *s, char *err,
     const char *what);

@@ -13,13 +13,56 @@
 #include "store_int.h"
 #include "lib/util.h"
 
+#define DOC_COLS \
+	"SELECT d.id, d.dossier_id, COALESCE(d.message_id, 0), d.filename, " \
+	"d.stored_name, d.declared_type, d.sniffed_type, d.size, d.sha256, " \
+	"COALESCE(m.received, d.created) FROM documents d " \
+	"LEFT JOIN messages m ON m.id = d.message_id "
+
+#define MSG_COLS \
+	"SELECT id, queue_id, mail_from, rcpt_to, client_ip, helo, tls, " \
+	"lmtp, message_id, subject, size, sha256, parse_status, anomalies, " \
+	"received FROM messages "
+
+/* This file's cached statements (their slots: store_int.h). */
+static const char *const store_message_sql[S_COUNT] = {
+	[S_MESSAGE_DUP] = "SELECT id FROM messages WHERE dossier_id = ?1"
+	    " AND sha256 = ?2 ORDER BY id LIMIT 1",
+	[S_MESSAGE_ADD] = "INSERT INTO messages (account_id, dossier_id,"
+	    " queue_id, mail_from, rcpt_to, helo, client_ip, tls, lmtp,"
+	    " message_id, subject, from_header, size, sha256, parse_status,"
+	    " anomalies, received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+	    " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+	[S_MESSAGE_GET] = MSG_COLS
+	    "WHERE id = ?1 AND (?2 = 0 OR account_id = ?2)",
+	[S_DOCUMENT_DUP] = "SELECT id FROM documents WHERE dossier_id = ?1"
+	    " AND sha256 = ?2 AND message_id <> ?3 LIMIT 1",
+	[S_DOCUMENT_ADD] = "INSERT INTO documents (account_id, dossier_id,"
+	    " message_id, filename, stored_name, declared_type, sniffed_type,"
+	    " size, sha256, part_path, created) VALUES (?1, ?2, ?3, ?4, ?5,"
+	    " ?6, ?7, ?8, ?9, ?10, ?11)",
+	[S_DOCUMENT_GET] = DOC_COLS
+	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
+	[S_DOCUMENT_COUNT_SINCE] = "SELECT COUNT(*) FROM documents"
+	    " WHERE dossier_id = ?1 AND created >= ?2",
+	/* Ids never go back, even after an erasure or a purge deleted the
+	 * newest rows: evq's cursors (event_cursors) would skip a reused id. */
+	[S_EVENT_ADD] = "INSERT INTO events (id, account_id, dossier_id, at,"
+	    " kind, detail) VALUES (1 + max(COALESCE((SELECT MAX(id) FROM"
+	    " events), 0), COALESCE((SELECT MAX(last_event) FROM"
+	    " event_cursors), 0)), ?1, ?2, ?3, ?4, ?5)",
+	/* content-addressed: a second message with the same bytes shares it */
+	[S_RAW_PUT] = "INSERT OR IGNORE INTO raw_inline (sha256, data)"
+	    " VALUES (?1, ?2)",
+};
+
 /* ---- intake: messages, documents, events ---- */
 
 static int
 store_find_dup(struct store *st, enum store_stmt_id id, int64_t dossier_id,
     const char *sha256, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, id, err);
+	sqlite3_stmt *s = store_stmt(st, id, store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -43,7 +86,7 @@ int
 store_raw_put(struct store *st, const char *sha256, const void *data,
     size_t len, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_RAW_PUT, err);
+	sqlite3_stmt *s = store_stmt(st, S_RAW_PUT, store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -105,7 +148,8 @@ int
 store_document_find_dup(struct store *st, int64_t dossier_id,
     int64_t message_id, const char *sha256, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_DUP, err);
+	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_DUP,
+	    store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -142,7 +186,7 @@ int
 store_message_add(struct store *st, const struct store_message *m,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_MESSAGE_ADD, err);
+	sqlite3_stmt *s = store_stmt(st, S_MESSAGE_ADD, store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -175,7 +219,8 @@ int
 store_document_add(struct store *st, const struct store_document *d,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_ADD, err);
+	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_ADD,
+	    store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -192,7 +237,7 @@ int
 store_event_add(struct store *st, int64_t account_id, int64_t dossier_id,
     const char *kind, const char *detail, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_EVENT_ADD, err);
+	sqlite3_stmt *s = store_stmt(st, S_EVENT_ADD, store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -339,7 +384,8 @@ int
 store_document_get(struct store *st, int64_t account_id, int64_t id,
     struct store_doc_row *r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_GET, err);
+	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_GET,
+	    store_message_sql, err);
 	int rc;
 
 	if (s == NULL)
@@ -361,7 +407,7 @@ int
 store_message_get(struct store *st, int64_t account_id, int64_t id,
     struct store_msg_row *r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_MESSAGE_GET, err);
+	sqlite3_stmt *s = store_stmt(st, S_MESSAGE_GET, store_message_sql, err);
 	int rc;
 
 	if (s == NULL)
@@ -383,7 +429,8 @@ int
 store_document_count_since(struct store *st, int64_t dossier_id,
     int64_t since, int64_t *n_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_COUNT_SINCE, err);
+	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_COUNT_SINCE,
+	    store_message_sql, err);
 
 	if (s == NULL)
 		return -1;

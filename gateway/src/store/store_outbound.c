@@ -13,6 +13,48 @@
 #include "store_int.h"
 #include "lib/util.h"
 
+#define OUTBOUND_COLS \
+	"SELECT o.id, o.account_id, COALESCE(o.dossier_id, 0), a.name, " \
+	"o.kind, o.rcpt, o.rcpt_domain, o.mail_from, o.verp_token, " \
+	"o.message_id, o.from_domain, o.sha256, o.size, o.state, o.attempts, " \
+	"o.next_attempt, o.created, o.updated, o.last_code, o.last_enhanced, " \
+	"o.last_text FROM outbound o JOIN accounts a ON a.id = o.account_id "
+
+/* This file's cached statements (their slots: store_int.h). */
+static const char *const store_outbound_sql[S_COUNT] = {
+	[S_OUTBOUND_ADD] = "INSERT INTO outbound (account_id, dossier_id,"
+	    " kind, rcpt, rcpt_domain, mail_from, verp_token, message_id,"
+	    " from_domain, sha256, size, state, attempts, next_attempt,"
+	    " created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+	    " ?10, ?11, ?12, 0, ?13, ?14, ?14)",
+	[S_OUTBOUND_GET] = OUTBOUND_COLS
+	    "WHERE o.id = ?1 AND (?2 = 0 OR o.account_id = ?2)",
+	[S_OUTBOUND_BY_VERP] = OUTBOUND_COLS "WHERE o.verp_token = ?1",
+	/* Served by outbound_due (state, next_attempt). */
+	[S_OUTBOUND_DUE] = OUTBOUND_COLS
+	    "WHERE o.state IN ('queued', 'deferred') AND o.next_attempt <= ?1"
+	    " ORDER BY o.next_attempt, o.id LIMIT ?2",
+	[S_OUTBOUND_TAKE] = "UPDATE outbound SET state = 'sending',"
+	    " attempts = attempts + 1, updated = ?2"
+	    " WHERE id = ?1 AND state IN ('queued', 'deferred')",
+	[S_OUTBOUND_UPDATE] = "UPDATE outbound SET state = ?2,"
+	    " last_code = ?3, last_enhanced = ?4, last_text = ?5,"
+	    " next_attempt = ?6, updated = ?7 WHERE id = ?1",
+	[S_OUTBOUND_RECOVER] = "UPDATE outbound SET state = 'deferred',"
+	    " next_attempt = ?1, updated = ?1 WHERE state = 'sending'",
+	[S_OUTBOUND_COUNT] = "SELECT COUNT(*), COALESCE(MIN(created), 0),"
+	    " COALESCE(MAX(created), 0) FROM outbound WHERE dossier_id = ?1"
+	    " AND (?2 IS NULL OR kind = ?2)",
+	/* Adding an address again refreshes the reason and the expiry: a
+	 * new hard bounce restarts the quarantine. */
+	[S_SUPPRESSION_ADD] = "INSERT INTO suppressions (account_id, email,"
+	    " reason, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT (account_id, email) DO UPDATE SET"
+	    " reason = excluded.reason, expires = excluded.expires",
+	[S_SUPPRESSION_GET] = "SELECT reason, expires FROM suppressions"
+	    " WHERE account_id = ?1 AND email = ?2 AND expires > ?3",
+};
+
 /* ---- schema v2: outbound queue ---- */
 
 static void
@@ -66,7 +108,8 @@ int
 store_outbound_add(struct store *st, const struct store_outbound *o,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_ADD, err);
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_ADD,
+	    store_outbound_sql, err);
 	int rc;
 
 	if (s == NULL)
@@ -108,7 +151,8 @@ int
 store_outbound_get(struct store *st, int64_t account_id, int64_t id,
     struct store_outbound *o_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_GET, err);
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_GET,
+	    store_outbound_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -121,7 +165,8 @@ int
 store_outbound_by_verp(struct store *st, const char *token,
     struct store_outbound *o_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_BY_VERP, err);
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_BY_VERP,
+	    store_outbound_sql, err);
 	char tok[64];
 
 	if (s == NULL)
@@ -140,7 +185,8 @@ static int
 store_outbound_due(struct store *st, int64_t now, int max,
     struct store_outbound *rows, int *n_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_DUE, err);
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_DUE,
+	    store_outbound_sql, err);
 	int rc = SQLITE_DONE, n = 0;
 
 	if (s == NULL)
@@ -162,7 +208,8 @@ static int
 store_outbound_take(struct store *st, struct store_outbound *o, int64_t now,
     char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_TAKE, err);
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_TAKE,
+	    store_outbound_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -227,7 +274,8 @@ store_outbound_update(struct store *st, int64_t id, const char *state,
     int code, const char *enhanced, const char *text, int64_t next_attempt,
     char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_UPDATE, err);
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_UPDATE,
+	    store_outbound_sql, err);
 	char clean[256];
 
 	if (s == NULL)
@@ -253,7 +301,8 @@ store_outbound_update(struct store *st, int64_t id, const char *state,
 int
 store_outbound_recover(struct store *st, int64_t now, int *n_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_RECOVER, err);
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_RECOVER,
+	    store_outbound_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -302,7 +351,8 @@ int
 store_outbound_count(struct store *st, int64_t dossier_id, const char *kind,
     int64_t *n_r, int64_t *first_r, int64_t *last_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_COUNT, err);
+	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_COUNT,
+	    store_outbound_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -317,7 +367,8 @@ int
 store_suppression_add(struct store *st, int64_t account_id,
     const char *email, const char *reason, int64_t expires, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SUPPRESSION_ADD, err);
+	sqlite3_stmt *s = store_stmt(st, S_SUPPRESSION_ADD,
+	    store_outbound_sql, err);
 	char addr[320], clean[256];
 
 	if (s == NULL)
@@ -341,7 +392,8 @@ store_suppression_get(struct store *st, int64_t account_id,
     const char *email, int64_t now, char *reason_r, size_t reason_len,
     int64_t *expires_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SUPPRESSION_GET, err);
+	sqlite3_stmt *s = store_stmt(st, S_SUPPRESSION_GET,
+	    store_outbound_sql, err);
 	char addr[320];
 	int rc;
 
