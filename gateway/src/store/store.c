@@ -17,6 +17,12 @@
 #include "store_int.h"
 #include "lib/util.h"
 
+/* One connection and its cache of prepared single-row statements. */
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+};
+
 /* ---- small helpers ---- */
 
 int
@@ -74,7 +80,8 @@ store_stmt(struct store *st, enum store_stmt_id id, const char *const *sql,
 	if (s == NULL) {
 		/* A slot of another domain's table: our bug, not the data's. */
 		if (sql[id] == NULL)
-			pd_fatal("store_stmt: no SQL for statement %d", (int)id);
+			pd_fatal("store_stmt: no SQL for statement %d",
+			    (int)id);
 		if (sqlite3_prepare_v2(st->db, sql[id], -1, &s,
 		    NULL) != SQLITE_OK) {
 			store_fail(st, err, "prepare");
@@ -379,67 +386,43 @@ store_sha_valid(const char *sha)
 	return sha[64] == '\0';
 }
 
+/* Bind parameter idx (of the statement's n) by its format letter; the
+ * argument of a parameter past n is consumed and skipped. */
+static int
+store_cx_bind(sqlite3_stmt *s, int idx, int n, char f, va_list *ap)
+{
+	int64_t v;
+	const char *t;
+
+	if (f == 'i' || f == 'I') {
+		v = va_arg(*ap, int64_t);
+		if (idx > n)
+			return SQLITE_OK;
+		return f == 'i' ? sqlite3_bind_int64(s, idx, v) :
+		    store_bind_id(s, idx, v);
+	}
+	t = va_arg(*ap, const char *);
+	return idx > n ? SQLITE_OK : store_bind_text(s, idx, t);
+}
+
 /*
- * Bind by a format: 'i' int64, 'I' id (0 = NULL), 't' text.  These
- * statements are one-offs (prepared per call): the ledger's rate is that
- * of people clicking, and campaigns prepare a handful per recipient.
+ * These statements are one-offs (prepared per call): the ledger's rate
+ * is that of people clicking, and campaigns prepare a handful per
+ * recipient.
  */
 sqlite3_stmt *
 store_cx(struct store *st, const char *sql, char *err, const char *fmt, ...)
 {
 	sqlite3_stmt *s = store_stmt_once(st, sql, err);
 	va_list ap;
-	int i, rc = 0;
+	int i, n, rc = SQLITE_OK;
 
 	if (s == NULL)
 		return NULL;
-	va_start(ap, fmt);
-	for (i = 0; fmt[i] != '\0' && rc == 0; i++) {
-		if (fmt[i] == 'i')
-			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
-		else if (fmt[i] == 'I')
-			rc = store_bind_id(s, i + 1, va_arg(ap, int64_t));
-		else
-			rc = store_bind_text(s, i + 1, va_arg(ap, const char *));
-	}
-	va_end(ap);
-	if (rc != 0) {
-		store_fail(st, err, "bind");
-		sqlite3_finalize(s);
-		return NULL;
-	}
-	return s;
-}
-
-sqlite3_stmt *
-store_cx_prep(struct store *st, const char *sql, char *err, const char *fmt,
-    ...)
-{
-	sqlite3_stmt *s = NULL;
-	va_list ap;
-	int i, n, rc = SQLITE_OK;
-
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-		store_fail(st, err, "prepare");
-		return NULL;
-	}
 	n = sqlite3_bind_parameter_count(s);
 	va_start(ap, fmt);
-	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++) {
-		if (fmt[i] == 'i') {
-			int64_t v = va_arg(ap, int64_t);
-
-			if (i < n)
-				rc = sqlite3_bind_int64(s, i + 1, v);
-		} else {
-			const char *v = va_arg(ap, const char *);
-
-			if (i < n)
-				rc = v == NULL ? sqlite3_bind_null(s, i + 1) :
-				    sqlite3_bind_text(s, i + 1, v, -1,
-				    SQLITE_TRANSIENT);
-		}
-	}
+	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++)
+		rc = store_cx_bind(s, i + 1, n, fmt[i], &ap);
 	va_end(ap);
 	if (rc != SQLITE_OK) {
 		store_fail(st, err, "bind");

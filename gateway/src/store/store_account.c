@@ -45,7 +45,7 @@ store_account_add(struct store *st, const char *name,
 	if (rc != SQLITE_DONE)
 		return store_fail(st, err, "account add");
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(st->db);
+		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 

@@ -30,7 +30,7 @@ store_campaign_add(struct store *st, const struct store_campaign *c,
 	    c->tmpl, c->subject, c->locale, pd_now()), NULL, err,
 	    "campaign add") != 0)
 		return -1;
-	*id_r = sqlite3_last_insert_rowid(st->db);
+	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 

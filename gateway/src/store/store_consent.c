@@ -68,7 +68,7 @@ store_purpose_add(struct store *st, int64_t account_id, const char *name,
 	if (rc != SQLITE_DONE)
 		return store_fail(st, err, "purpose add");
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(st->db);
+		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 
@@ -278,7 +278,7 @@ store_consent_add(struct store *st, int64_t account_id,
 	    r->text_id), NULL, err, "consent add") != 0)
 		return -1;
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(st->db);
+		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 
@@ -355,7 +355,7 @@ store_consent_req_add(struct store *st, const struct store_consent_req *r,
 	    r->contact_id, r->purpose_id, r->text_id, pd_now()), NULL, err,
 	    "consent request add") != 0)
 		return -1;
-	*id_r = sqlite3_last_insert_rowid(st->db);
+	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 

@@ -73,7 +73,7 @@ static int
 store_dossier_insert_error(struct store *st, int rc, const char *ref,
     const char *local, char *err)
 {
-	const char *msg = sqlite3_errmsg(st->db);
+	const char *msg = sqlite3_errmsg(store_sqlite(st));
 
 	if ((rc & 0xff) == SQLITE_CONSTRAINT &&
 	    strstr(msg, "intake_local") != NULL)
@@ -107,7 +107,7 @@ store_dossier_insert(struct store *st, int64_t account_id, int64_t contact_id,
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return store_dossier_insert_error(st, rc, ref, local, err);
-	*id_r = sqlite3_last_insert_rowid(st->db);
+	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 
@@ -266,7 +266,7 @@ store_dossier_close_sp(struct store *st, int64_t account_id, int64_t id,
 		return store_fail(st, err, "dossier close: bind");
 	if (store_exec_stmt(st, s, err, "dossier close") != 0)
 		return -1;
-	if (sqlite3_changes(st->db) == 1)
+	if (sqlite3_changes(store_sqlite(st)) == 1)
 		return store_event_add(st, account_id, id, "dossier.closed",
 		    "", err);
 	/* Nothing changed: closing twice is fine, a missing id is not. */
@@ -366,7 +366,7 @@ store_dossier_set_request(struct store *st, int64_t account_id,
 		return store_fail(st, err, "dossier request: bind");
 	if (store_exec_stmt(st, s, err, "dossier request") != 0)
 		return -1;
-	if (sqlite3_changes(st->db) != 1) {
+	if (sqlite3_changes(store_sqlite(st)) != 1) {
 		pd_err(err, "dossier %lld not found", (long long)dossier_id);
 		return -1;
 	}

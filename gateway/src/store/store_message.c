@@ -195,7 +195,7 @@ store_message_add(struct store *st, const struct store_message *m,
 	if (store_exec_stmt(st, s, err, "message add") != 0)
 		return -1;
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(st->db);
+		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 
@@ -229,7 +229,7 @@ store_document_add(struct store *st, const struct store_document *d,
 	if (store_exec_stmt(st, s, err, "document add") != 0)
 		return -1;
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(st->db);
+		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 

@@ -126,7 +126,7 @@ store_outbound_add(struct store *st, const struct store_outbound *o,
 	if (rc != SQLITE_DONE)
 		return store_fail(st, err, "outbound add");
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(st->db);
+		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
 	return 0;
 }
 
@@ -219,7 +219,7 @@ store_outbound_take(struct store *st, struct store_outbound *o, int64_t now,
 		return -1;
 	/* The write lock is ours since BEGIN IMMEDIATE: nobody else can
 	 * have taken the row between our SELECT and this UPDATE. */
-	if (sqlite3_changes(st->db) != 1)
+	if (sqlite3_changes(store_sqlite(st)) != 1)
 		pd_fatal("outbound claim: row %lld changed under the write lock",
 		    (long long)o->id);
 	snprintf(o->state, sizeof(o->state), "sending");
@@ -291,7 +291,7 @@ store_outbound_update(struct store *st, int64_t id, const char *state,
 		return store_fail(st, err, "outbound update: bind");
 	if (store_exec_stmt(st, s, err, "outbound update") != 0)
 		return -1;
-	if (sqlite3_changes(st->db) != 1) {
+	if (sqlite3_changes(store_sqlite(st)) != 1) {
 		pd_err(err, "outbound %lld not found", (long long)id);
 		return -1;
 	}
@@ -311,7 +311,7 @@ store_outbound_recover(struct store *st, int64_t now, int *n_r, char *err)
 	if (store_exec_stmt(st, s, err, "outbound recover") != 0)
 		return -1;
 	if (n_r != NULL)
-		*n_r = sqlite3_changes(st->db);
+		*n_r = sqlite3_changes(store_sqlite(st));
 	return 0;
 }
 

@@ -380,7 +380,7 @@ store_migrate(struct store *st, char *err)
 		goto fail;
 	return 0;
 fail:
-	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_exec(store_sqlite(st), "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
 
