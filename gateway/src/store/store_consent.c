@@ -21,32 +21,7 @@ static const char *const store_consent_sql[S_COUNT] = {
 	    " WHERE account_id = ?1 AND email = ?2",
 };
 
-/* Find or create the contact row for (account, lower-cased email). */
-int
-store_contact_id(struct store *st, int64_t account_id, const char *email,
-    int64_t *id_r, char *err)
-{
-	sqlite3_stmt *s = store_stmt(st, S_CONTACT_ADD, store_consent_sql, err);
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	if (sqlite3_bind_int64(s, 1, account_id) ||
-	    store_bind_text(s, 2, email) || sqlite3_bind_int64(s, 3, pd_now()))
-		return store_fail(st, err, "contact add: bind");
-	if (store_exec_stmt(st, s, err, "contact add") != 0)
-		return -1;
-	if ((s = store_stmt(st, S_CONTACT_GET, store_consent_sql, err)) == NULL)
-		return -1;
-	if (sqlite3_bind_int64(s, 1, account_id) || store_bind_text(s, 2, email))
-		return store_fail(st, err, "contact get: bind");
-	rc = store_lookup_id(st, s, id_r, err, "contact get");
-	if (rc == 0)
-		pd_err(err, "contact get: row vanished");
-	return rc == 1 ? 0 : -1;
-}
-
-/* ---- schema v3: consent ledger, campaigns ---- */
+/* ---- purposes ---- */
 
 int
 store_purpose_add(struct store *st, int64_t account_id, const char *name,
@@ -120,6 +95,8 @@ store_purpose_list(struct store *st, int64_t account_id, store_purpose_cb cb,
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "purpose list");
 }
 
+/* ---- contacts ---- */
+
 #define CONTACT_COLS \
 	"SELECT c.id, c.account_id, a.name, c.email, c.adult," \
 	" COALESCE(c.adult_at, 0), c.adult_by FROM contacts c" \
@@ -153,6 +130,31 @@ store_contact_fetch(struct store *st, sqlite3_stmt *s,
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "contact get");
+}
+
+/* Find or create the contact row for (account, lower-cased email). */
+int
+store_contact_id(struct store *st, int64_t account_id, const char *email,
+    int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_CONTACT_ADD, store_consent_sql, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) ||
+	    store_bind_text(s, 2, email) || sqlite3_bind_int64(s, 3, pd_now()))
+		return store_fail(st, err, "contact add: bind");
+	if (store_exec_stmt(st, s, err, "contact add") != 0)
+		return -1;
+	if ((s = store_stmt(st, S_CONTACT_GET, store_consent_sql, err)) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) || store_bind_text(s, 2, email))
+		return store_fail(st, err, "contact get: bind");
+	rc = store_lookup_id(st, s, id_r, err, "contact get");
+	if (rc == 0)
+		pd_err(err, "contact get: row vanished");
+	return rc == 1 ? 0 : -1;
 }
 
 int
@@ -240,6 +242,8 @@ store_contact_bounced(struct store *st, int64_t account_id, const char *email,
 		return -1;
 	return v != 0;
 }
+
+/* ---- consent texts and records ---- */
 
 int
 store_consent_text_put(struct store *st, int64_t account_id,
@@ -345,6 +349,8 @@ store_consent_list(struct store *st, int64_t account_id, int64_t contact_id,
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "consent list");
 }
 
+/* ---- double opt-in requests ---- */
+
 int
 store_consent_req_add(struct store *st, const struct store_consent_req *r,
     int64_t *id_r, char *err)
@@ -398,6 +404,8 @@ store_consent_req_confirm(struct store *st, int64_t id, int64_t now,
 		return -1;
 	return n == 1;
 }
+
+/* ---- marketing eligibility ---- */
 
 int
 store_marketing_ok(struct store *st, int64_t account_id, int64_t contact_id,

@@ -318,7 +318,7 @@ store_dossier_list(struct store *st, int64_t account_id, const char *status,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* ---- schema v2: document requests ---- */
+/* ---- document requests ---- */
 
 /* "YYYY-MM-DD" shape only; the calendar is the caller's business. */
 static int

@@ -80,65 +80,6 @@ store_message_find_dup(struct store *st, int64_t dossier_id,
 	    err);
 }
 
-/* ---- raw messages kept inline (schema 6) ---- */
-
-int
-store_raw_put(struct store *st, const char *sha256, const void *data,
-    size_t len, char *err)
-{
-	sqlite3_stmt *s = store_stmt(st, S_RAW_PUT, store_message_sql, err);
-
-	if (s == NULL)
-		return -1;
-	if (store_bind_text(s, 1, sha256) ||
-	    sqlite3_bind_blob64(s, 2, data, len, SQLITE_STATIC))
-		return store_fail(st, err, "raw put: bind");
-	return store_exec_stmt(st, s, err, "raw put");
-}
-
-int
-store_raw_get(struct store *st, const char *sha256, void **data_r,
-    size_t *len_r, char *err)
-{
-	sqlite3_stmt *s = store_stmt_once(st, "SELECT data FROM raw_inline"
-	    " WHERE sha256 = ?1", err);
-	int rc;
-
-	*data_r = NULL;
-	*len_r = 0;
-	if (s == NULL)
-		return -1;
-	if (store_bind_text(s, 1, sha256) != 0) {
-		sqlite3_finalize(s);
-		return store_fail(st, err, "raw get: bind");
-	}
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*len_r = (size_t)sqlite3_column_bytes(s, 0);
-		*data_r = xmalloc(*len_r + 1);	/* +1: never malloc(0) */
-		if (*len_r > 0)
-			memcpy(*data_r, sqlite3_column_blob(s, 0), *len_r);
-	} else if (rc != SQLITE_DONE)
-		store_fail(st, err, "raw get");
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-int
-store_raw_delete(struct store *st, const char *sha256, char *err)
-{
-	sqlite3_stmt *s = store_stmt_once(st, "DELETE FROM raw_inline"
-	    " WHERE sha256 = ?1", err);
-
-	if (s == NULL)
-		return -1;
-	if (store_bind_text(s, 1, sha256) != 0) {
-		sqlite3_finalize(s);
-		return store_fail(st, err, "raw delete: bind");
-	}
-	return store_cx_exec(st, s, NULL, err, "raw delete");
-}
-
 /*
  * A document is a duplicate when an earlier message already brought the
  * same bytes into the dossier; parts of one message are all kept (m29:
@@ -247,6 +188,65 @@ store_event_add(struct store *st, int64_t account_id, int64_t dossier_id,
 	    store_bind_text(s, 5, detail ? detail : ""))
 		return store_fail(st, err, "event add: bind");
 	return store_exec_stmt(st, s, err, "event add");
+}
+
+/* ---- raw messages kept inline (raw_inline) ---- */
+
+int
+store_raw_put(struct store *st, const char *sha256, const void *data,
+    size_t len, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_RAW_PUT, store_message_sql, err);
+
+	if (s == NULL)
+		return -1;
+	if (store_bind_text(s, 1, sha256) ||
+	    sqlite3_bind_blob64(s, 2, data, len, SQLITE_STATIC))
+		return store_fail(st, err, "raw put: bind");
+	return store_exec_stmt(st, s, err, "raw put");
+}
+
+int
+store_raw_get(struct store *st, const char *sha256, void **data_r,
+    size_t *len_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, "SELECT data FROM raw_inline"
+	    " WHERE sha256 = ?1", err);
+	int rc;
+
+	*data_r = NULL;
+	*len_r = 0;
+	if (s == NULL)
+		return -1;
+	if (store_bind_text(s, 1, sha256) != 0) {
+		sqlite3_finalize(s);
+		return store_fail(st, err, "raw get: bind");
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*len_r = (size_t)sqlite3_column_bytes(s, 0);
+		*data_r = xmalloc(*len_r + 1);	/* +1: never malloc(0) */
+		if (*len_r > 0)
+			memcpy(*data_r, sqlite3_column_blob(s, 0), *len_r);
+	} else if (rc != SQLITE_DONE)
+		store_fail(st, err, "raw get");
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_raw_delete(struct store *st, const char *sha256, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, "DELETE FROM raw_inline"
+	    " WHERE sha256 = ?1", err);
+
+	if (s == NULL)
+		return -1;
+	if (store_bind_text(s, 1, sha256) != 0) {
+		sqlite3_finalize(s);
+		return store_fail(st, err, "raw delete: bind");
+	}
+	return store_cx_exec(st, s, NULL, err, "raw delete");
 }
 
 /* ---- reading back ---- */

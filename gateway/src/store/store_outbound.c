@@ -55,7 +55,7 @@ static const char *const store_outbound_sql[S_COUNT] = {
 	    " WHERE account_id = ?1 AND email = ?2 AND expires > ?3",
 };
 
-/* ---- schema v2: outbound queue ---- */
+/* ---- outbound queue ---- */
 
 static void
 store_outbound_row(sqlite3_stmt *s, struct store_outbound *o)
@@ -361,7 +361,16 @@ store_outbound_count(struct store *st, int64_t dossier_id, const char *kind,
 	return store_ints(st, s, n_r, first_r, last_r, err, "outbound count");
 }
 
-/* ---- schema v2: suppressions ---- */
+int
+store_outbound_by_msgid(struct store *st, int64_t account_id,
+    const char *message_id, int64_t *id_r, char *err)
+{
+	return store_cx_int(st, store_cx(st, "SELECT id FROM outbound WHERE"
+	    " account_id = ?1 AND message_id = ?2 ORDER BY id LIMIT 1", err,
+	    "it", account_id, message_id), id_r, err, "outbound by msgid");
+}
+
+/* ---- suppressions ---- */
 
 int
 store_suppression_add(struct store *st, int64_t account_id,
@@ -426,13 +435,4 @@ store_suppressed(struct store *st, int64_t account_id, const char *email,
 {
 	return store_suppression_get(st, account_id, email, now, NULL, 0, NULL,
 	    err);
-}
-
-int
-store_outbound_by_msgid(struct store *st, int64_t account_id,
-    const char *message_id, int64_t *id_r, char *err)
-{
-	return store_cx_int(st, store_cx(st, "SELECT id FROM outbound WHERE"
-	    " account_id = ?1 AND message_id = ?2 ORDER BY id LIMIT 1", err,
-	    "it", account_id, message_id), id_r, err, "outbound by msgid");
 }

@@ -340,6 +340,7 @@ store_pragma_int(struct store *st, const char *sql, int *v_r, char *err)
 	return 0;
 }
 
+/* Apply migration v inside the caller's transaction. */
 static int
 store_migrate_one(struct store *st, int v, char *err)
 {
