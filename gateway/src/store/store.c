@@ -1,9 +1,9 @@
 /*
- * store.c - the SQLite backend behind store.h: connection setup (WAL,
- * synchronous, foreign keys), versioned migrations, and every query
- * Postdoc runs.  Data only ever reaches SQL as bound parameters; SQL text
- * is built solely from the constants in this file.  Tenant data is read
- * and written scoped by account.
+ * store.c - the SQLite connection behind store.h: open (WAL, synchronous,
+ * foreign keys, then store_schema.c's migrations), close, the statement
+ * cache and the helpers the domain files share (store_int.h), and
+ * transactions.  It holds no domain's query: those live in
+ * store_<domain>.c.
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -3,7 +3,10 @@
  * statement cache's slots and the helpers every domain file shares to
  * prepare, bind, step and copy.  Callers outside the store layer use
  * store.h (and store_*.h) and never see SQL; nothing outside store/ may
- * include this header.
+ * include this header.  Every store file keeps the same rules: data only
+ * ever reaches SQL as bound parameters, SQL text is built solely from
+ * that file's constants, and tenant data is read and written scoped by
+ * account.
  */
 #ifndef PD_STORE_INT_H
 #define PD_STORE_INT_H

@@ -14,13 +14,18 @@
 #include "lib/util.h"
 
 /*
- * Migrations: entry N brings the schema from version N-1 to N.  Never
- * edit a shipped entry; append a new one and bump STORE_SCHEMA_VERSION.
+ * Migrations: store_vN_<what it adds> brings the schema from version
+ * N-1 to N.  Never edit a shipped one; add the next, list it in
+ * store_migrations and bump STORE_SCHEMA_VERSION (store.h).
  * Composite foreign keys on (dossier_id, account_id) make it impossible
  * for a row to name another tenant's dossier, whatever a caller passes.
  */
-static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
-	[1] =
+
+/*
+ * v1: tenants and what intake files for them: accounts, contacts,
+ * dossiers, messages, documents, events.
+ */
+static const char store_v1_dossiers[] =
 	"CREATE TABLE accounts ("
 	" id INTEGER PRIMARY KEY,"
 	" name TEXT NOT NULL UNIQUE,"
@@ -94,12 +99,13 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	" at INTEGER NOT NULL,"
 	" kind TEXT NOT NULL,"
 	" detail TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX events_dossier ON events (dossier_id, at);",
-	/*
-	 * v2: outbound queue and suppressions.  A NULL dossier_id (mail not
-	 * tied to a dossier) disables the composite key for that row only.
-	 */
-	[2] =
+	"CREATE INDEX events_dossier ON events (dossier_id, at);";
+
+/*
+ * v2: outbound queue and suppressions.  A NULL dossier_id (mail not
+ * tied to a dossier) disables the composite key for that row only.
+ */
+static const char store_v2_outbound[] =
 	"ALTER TABLE dossiers ADD COLUMN requested TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE dossiers ADD COLUMN due TEXT NOT NULL DEFAULT '';"
 	"CREATE TABLE outbound ("
@@ -137,14 +143,15 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	" reason TEXT NOT NULL DEFAULT '',"
 	" created INTEGER NOT NULL,"
 	" expires INTEGER NOT NULL,"
-	" UNIQUE (account_id, email));",
-	/*
-	 * v3: the consent ledger (purposes, versioned consent texts stored
-	 * once, append-only records: triggers refuse UPDATE and DELETE),
-	 * age attestation on contacts, double opt-in requests, campaigns
-	 * with one recipient row each (resumable sending).
-	 */
-	[3] =
+	" UNIQUE (account_id, email));";
+
+/*
+ * v3: the consent ledger (purposes, versioned consent texts stored
+ * once, append-only records: triggers refuse UPDATE and DELETE),
+ * age attestation on contacts, double opt-in requests, campaigns
+ * with one recipient row each (resumable sending).
+ */
+static const char store_v3_consent[] =
 	"ALTER TABLE contacts ADD COLUMN adult TEXT NOT NULL DEFAULT 'unknown'"
 	"  CHECK (adult IN ('yes', 'no', 'unknown'));"
 	"ALTER TABLE contacts ADD COLUMN adult_at INTEGER;"
@@ -233,15 +240,16 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	" (campaign_id, state, id);"
 	"CREATE INDEX campaign_recipients_msgid ON campaign_recipients"
 	" (message_id);"
-	"CREATE INDEX outbound_rcpt ON outbound (account_id, rcpt COLLATE NOCASE);",
-	/*
-	 * v4: privacy rights (privacy.c): the audit trail, erasure records,
-	 * keyed hashes of erased addresses (marketing never reaches them
-	 * again), and an erasure's consent records may be deleted - only
-	 * those of a contact listed in privacy_erasing by the same
-	 * transaction; any other DELETE is still refused.
-	 */
-	[4] =
+	"CREATE INDEX outbound_rcpt ON outbound (account_id, rcpt COLLATE NOCASE);";
+
+/*
+ * v4: privacy rights (privacy.c): the audit trail, erasure records,
+ * keyed hashes of erased addresses (marketing never reaches them
+ * again), and an erasure's consent records may be deleted - only
+ * those of a contact listed in privacy_erasing by the same
+ * transaction; any other DELETE is still refused.
+ */
+static const char store_v4_privacy[] =
 	"CREATE TABLE audit ("
 	" id INTEGER PRIMARY KEY,"
 	" at INTEGER NOT NULL,"
@@ -268,17 +276,18 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	"CREATE TRIGGER consent_records_no_delete BEFORE DELETE ON"
 	" consent_records WHEN OLD.contact_id NOT IN"
 	" (SELECT contact_id FROM privacy_erasing) BEGIN SELECT RAISE(ABORT,"
-	" 'consent records are append-only'); END;",
-	/*
-	 * v5: integration.  API bearer tokens (store_api.c): only a SHA-256
-	 * of the secret is kept, looked up by its public prefix.  Event
-	 * delivery to plugins (store_evq.c): serve copies each new event row
-	 * (after the consumer's cursor) into one delivery row per consumer;
-	 * `stream` orders them ("d<dossier id>", else "a<account id>").  No
-	 * foreign key on event_id: retention and erasure delete events, and
-	 * a delivery whose event is gone is dropped.
-	 */
-	[5] =
+	" 'consent records are append-only'); END;";
+
+/*
+ * v5: integration.  API bearer tokens (store_api.c): only a SHA-256
+ * of the secret is kept, looked up by its public prefix.  Event
+ * delivery to plugins (store_evq.c): serve copies each new event row
+ * (after the consumer's cursor) into one delivery row per consumer;
+ * `stream` orders them ("d<dossier id>", else "a<account id>").  No
+ * foreign key on event_id: retention and erasure delete events, and
+ * a delivery whose event is gone is dropped.
+ */
+static const char store_v5_integration[] =
 	"CREATE TABLE api_tokens ("
 	" id INTEGER PRIMARY KEY,"
 	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
@@ -306,21 +315,31 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	" last_error TEXT NOT NULL DEFAULT '',"
 	" UNIQUE (consumer, hook, event_id));"
 	"CREATE INDEX event_deliveries_due ON event_deliveries"
-	" (consumer, hook, state, stream, id);",
-	/*
-	 * Small raw messages (store.inline_max) live here instead of a blob
-	 * file: written in the committer's transaction with the message's
-	 * rows, they are durable by the batch's one WAL fsync.  Keyed like
-	 * the blob store, by sha256, so messages with the same bytes share
-	 * one row; a row no message names is deleted with the blob files.
-	 * A rowid table, not WITHOUT ROWID: there a record is an index key,
-	 * whose in-page payload is capped near 1000 octets, so a 2 KB
-	 * message took a page and a half (overflow) instead of half a page.
-	 */
-	[6] =
+	" (consumer, hook, state, stream, id);";
+
+/*
+ * v6: small raw messages (store.inline_max) live here instead of a blob
+ * file: written in the committer's transaction with the message's
+ * rows, they are durable by the batch's one WAL fsync.  Keyed like
+ * the blob store, by sha256, so messages with the same bytes share
+ * one row; a row no message names is deleted with the blob files.
+ * A rowid table, not WITHOUT ROWID: there a record is an index key,
+ * whose in-page payload is capped near 1000 octets, so a 2 KB
+ * message took a page and a half (overflow) instead of half a page.
+ */
+static const char store_v6_raw_inline[] =
 	"CREATE TABLE raw_inline ("
 	" sha256 TEXT NOT NULL UNIQUE,"
-	" data BLOB NOT NULL);",
+	" data BLOB NOT NULL);";
+
+/* Entry N brings the schema from version N-1 to N. */
+static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
+	[1] = store_v1_dossiers,
+	[2] = store_v2_outbound,
+	[3] = store_v3_consent,
+	[4] = store_v4_privacy,
+	[5] = store_v5_integration,
+	[6] = store_v6_raw_inline,
 };
 
 static int
