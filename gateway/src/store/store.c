@@ -25,7 +25,8 @@ struct store {
 
 /* ---- statements ---- */
 
-/* The cached statement for id, reset and with no bindings. */
+/* The cached statement of slot id, prepared from sql[id] (the calling
+ * domain's table) on first use; reset and with no bindings. */
 sqlite3_stmt *
 store_stmt(struct store *st, enum store_stmt_id id, const char *const *sql,
     char *err)

@@ -66,7 +66,8 @@ store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign get");
 }
 
-/* The audience: the same rules as store_marketing_ok, as one query. */
+/* The audience: the same rules as store_marketing_ok (store_consent.c),
+ * as one query. */
 #define STORE_AUDIENCE_SQL \
 	"INSERT INTO campaign_recipients (campaign_id, contact_id, email," \
 	" state, updated) SELECT ?3, c.id, c.email, 'pending', ?4" \
