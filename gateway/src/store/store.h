@@ -31,7 +31,7 @@ void store_rollback(struct store *st);
 int store_delivery_begin(struct store *st, char *err);
 int store_delivery_end(struct store *st, int ok, char *err);
 
-/* accounts */
+/* ---- accounts ---- */
 int store_account_add(struct store *st, const char *name,
     const char *sender_policy, int64_t *id_r, char *err);
 int store_account_get(struct store *st, const char *name,
@@ -41,7 +41,7 @@ int store_account_get(struct store *st, const char *name,
 int store_account_list(struct store *st, store_account_cb cb, void *ctx,
     char *err);
 
-/* dossiers */
+/* ---- dossiers ---- */
 int store_dossier_create(struct store *st, int64_t account_id,
     const char *contact, const char *ref, const char *intake_local,
     int64_t *id_r, char *err);
@@ -59,6 +59,8 @@ int store_dossier_close(struct store *st, int64_t account_id, int64_t id,
     char *err);
 int store_dossier_list(struct store *st, int64_t account_id,
     const char *status, store_dossier_cb cb, void *ctx, char *err);
+
+/* ---- messages, documents, raw messages, events ---- */
 
 /*
  * A raw message kept in the database (store.inline_max) instead of a
@@ -102,7 +104,7 @@ int store_document_get(struct store *st, int64_t account_id, int64_t id,
 int store_message_get(struct store *st, int64_t account_id, int64_t id,
     struct store_msg_row *r, char *err);
 
-/* ---- schema v2: outbound queue, suppressions, document requests ---- */
+/* ---- document requests; outbound queue and suppressions ---- */
 
 /* What an invitation asked for; requested_json is a JSON array of
  * strings, due "YYYY-MM-DD" or "". */
@@ -148,7 +150,7 @@ int store_suppression_get(struct store *st, int64_t account_id,
     const char *email, int64_t now, char *reason_r, size_t reason_len,
     int64_t *expires_r, char *err);
 
-/* ---- schema v3: consent ledger, campaigns ---- */
+/* ---- consent ledger; campaigns ---- */
 
 /* Purposes of an account ("newsletter"); names are [a-z0-9_-]. */
 int store_purpose_add(struct store *st, int64_t account_id, const char *name,

@@ -20,13 +20,7 @@
 /* The store's one preparer: binds by a format, 'i' int64, 't' text. */
 #define sa_prep store_cx_prep
 
-static int
-sa_fail(struct store *st, char *err, const char *what)
-{
-	pd_err(err, "%s: %s", what, sqlite3_errmsg(store_sqlite(st)));
-	return -1;
-}
-
+#define sa_fail store_fail	/* store_int.h */
 
 static void
 sa_col(char *dst, size_t len, sqlite3_stmt *s, int i)

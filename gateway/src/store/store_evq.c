@@ -29,13 +29,7 @@ const char *const store_evq_public[STORE_EVQ_NPUBLIC] = {
 /* The store's one preparer: binds by a format, 'i' int64, 't' text. */
 #define se_prep store_cx_prep
 
-static int
-se_fail(struct store *st, char *err, const char *what)
-{
-	pd_err(err, "%s: %s", what, sqlite3_errmsg(store_sqlite(st)));
-	return -1;
-}
-
+#define se_fail store_fail	/* store_int.h */
 
 static void
 se_col(char *dst, size_t len, sqlite3_stmt *s, int col)

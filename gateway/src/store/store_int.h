@@ -1,7 +1,12 @@
 /*
- * store_int.h - for the store's own other files (store_privacy.c) only:
- * the SQLite handle behind a struct store.  Callers outside the store
- * layer use store.h and never see SQL.
+ * store_int.h - for the store's own files (gateway/src/store) only: the
+ * statement cache's slots and the helpers every domain file shares to
+ * prepare, bind, step and copy.  Callers outside the store layer use
+ * store.h (and store_*.h) and never see SQL; nothing outside store/ may
+ * include this header.  Every store file keeps the same rules: data only
+ * ever reaches SQL as bound parameters, SQL text is built solely from
+ * that file's constants, and tenant data is read and written scoped by
+ * account.
  */
 #ifndef PD_STORE_INT_H
 #define PD_STORE_INT_H
@@ -10,14 +15,69 @@
 
 #include "store.h"
 
+/*
+ * Slots of each connection's statement cache: single-row statements,
+ * prepared once per connection and reused.  The SQL of a slot lives in
+ * its domain's file, in a table indexed by this enum.
+ */
+enum store_stmt_id {
+	/* store_account.c */
+	S_ACCOUNT_ADD,
+	S_ACCOUNT_GET,
+	/* store_dossier.c */
+	S_DOSSIER_ADD,
+	S_DOSSIER_GET,
+	S_DOSSIER_BY_REF,
+	S_DOSSIER_BY_LOCAL,
+	S_DOSSIER_CLOSE,
+	S_DOSSIER_SET_REQUEST,
+	/* store_message.c */
+	S_MESSAGE_DUP,
+	S_MESSAGE_ADD,
+	S_MESSAGE_GET,
+	S_DOCUMENT_DUP,
+	S_DOCUMENT_ADD,
+	S_DOCUMENT_GET,
+	S_DOCUMENT_COUNT_SINCE,
+	S_EVENT_ADD,
+	S_RAW_PUT,
+	/* store_outbound.c */
+	S_OUTBOUND_ADD,
+	S_OUTBOUND_GET,
+	S_OUTBOUND_BY_VERP,
+	S_OUTBOUND_DUE,
+	S_OUTBOUND_TAKE,
+	S_OUTBOUND_UPDATE,
+	S_OUTBOUND_RECOVER,
+	S_OUTBOUND_COUNT,
+	S_SUPPRESSION_ADD,
+	S_SUPPRESSION_GET,
+	/* store_consent.c */
+	S_CONTACT_ADD,
+	S_CONTACT_GET,
+	S_COUNT
+};
+
+/* The SQLite handle behind a struct store (same connection, same thread). */
 sqlite3 *store_sqlite(struct store *st);
 
-/* Prepare a one-off statement and bind its parameters by a format: 'i'
- * an int64_t, 't' a text (NULL binds NULL); parameters the statement
- * does not use are skipped.  NULL with err set on failure. */
-sqlite3_stmt *store_cx_prep(struct store *st, const char *sql, char *err,
-    const char *fmt, ...);
+/* ---- statements (store.c) ---- */
 
+/* The cached statement of slot id, prepared from sql[id] (the calling
+ * domain's table) on first use; reset and with no bindings. */
+sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id,
+    const char *const *sql, char *err);
+/* Prepare a one-off statement (lists: callbacks may re-enter the store). */
+sqlite3_stmt *store_stmt_once(struct store *st, const char *sql, char *err);
+
+/* Prepare a one-off statement and bind its parameters by a format: 'i'
+ * an int64_t, 'I' an id (int64_t, 0 binds NULL), 't' a text (NULL binds
+ * NULL); parameters the statement does not use are skipped.  NULL with
+ * err set on failure. */
+sqlite3_stmt *store_cx(struct store *st, const char *sql, char *err,
+    const char *fmt, ...);
+/* The name store_api.c, store_evq.c and store_privacy.c call it by. */
+#define store_cx_prep store_cx
 /* Step a one-off statement to completion and finalize it; 0 or -1 with
  * err naming `what`.  changes_r (may be NULL): rows changed. */
 int store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r,
@@ -26,5 +86,51 @@ int store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r,
  * int64 in *v_r (may be NULL); 1 found, 0 no row, -1 error. */
 int store_cx_int(struct store *st, sqlite3_stmt *s, int64_t *v_r, char *err,
     const char *what);
+
+/* Step a cached statement that returns no rows (or whose rows we ignore)
+ * and reset it; 0 or -1. */
+int store_exec_stmt(struct store *st, sqlite3_stmt *s, char *err,
+    const char *what);
+/* Step a cached single-id lookup: 1 found (*id_r set), 0 not, -1 error. */
+int store_lookup_id(struct store *st, sqlite3_stmt *s, int64_t *id_r,
+    char *err, const char *what);
+/* Step a cached statement whose single row holds up to three integers. */
+int store_ints(struct store *st, sqlite3_stmt *s, int64_t *a, int64_t *b,
+    int64_t *c, char *err, const char *what);
+/* Run SQL text without parameters (pragmas, BEGIN, SAVEPOINT). */
+int store_exec(struct store *st, const char *sql, char *err,
+    const char *what);
+
+/* ---- values (store.c) ---- */
+
+/* err = "what: <SQLite's message>"; returns -1. */
+int store_fail(struct store *st, char *err, const char *what);
+int store_bind_text(sqlite3_stmt *s, int idx, const char *v);
+/* Ids of 0 mean "none" to callers; in SQL that is NULL. */
+int store_bind_id(sqlite3_stmt *s, int idx, int64_t id);
+/* Copy a text column into a fixed buffer, cut at a UTF-8 boundary. */
+void store_col_copy(char *dst, size_t dstlen, sqlite3_stmt *s, int col);
+#define COPY_COL(field, s, col) \
+	store_col_copy((field), sizeof(field), (s), (col))
+void store_lower(char *dst, size_t dstlen, const char *src);
+/* 64 lower-case hex digits: what blob.c accepts as a name. */
+int store_sha_valid(const char *sha);
+
+/* ---- transactions (store.c) ---- */
+
+/* Multi-statement operations run in a savepoint: atomic on their own,
+ * and nested correctly inside a caller's BEGIN.  end releases it (ok) or
+ * rolls it back and returns -1. */
+int store_sp_begin(struct store *st, char *err);
+int store_sp_end(struct store *st, int ok, char *err);
+
+/* ---- across domains ---- */
+
+/* store_schema.c: bring the schema up to STORE_SCHEMA_VERSION. */
+int store_migrate(struct store *st, char *err);
+/* store_consent.c: find or create the contact row for (account,
+ * lower-cased email); dossier create calls it. */
+int store_contact_id(struct store *st, int64_t account_id, const char *email,
+    int64_t *id_r, char *err);
 
 #endif

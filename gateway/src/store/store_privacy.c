@@ -28,13 +28,7 @@ const char *const store_erase_names[STORE_ERASE_NCOUNTS] = {
 /* The store's one preparer: binds by a format, 'i' int64, 't' text. */
 #define sp_prep store_cx_prep
 
-static int
-sp_fail(struct store *st, char *err, const char *what)
-{
-	pd_err(err, "%s: %s", what, sqlite3_errmsg(store_sqlite(st)));
-	return -1;
-}
-
+#define sp_fail store_fail	/* store_int.h */
 
 /* Run to completion; changes_r (may be NULL): rows changed. */
 static int

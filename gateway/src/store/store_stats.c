@@ -15,12 +15,7 @@ const char *const store_stats_queue_states[STORE_STATS_NQUEUE] = {
 	"queued", "sending", "deferred"
 };
 
-static int
-store_stats_fail(struct store *st, char *err, const char *what)
-{
-	pd_err(err, "%s: %s", what, sqlite3_errmsg(store_sqlite(st)));
-	return -1;
-}
+#define store_stats_fail store_fail	/* store_int.h */
 
 static int
 store_stats_outbound(struct store *st, struct store_stats *r, char *err)

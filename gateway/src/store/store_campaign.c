@@ -1,0 +1,203 @@
+/*
+ * store_campaign.c - the SQL of campaigns and their recipients: add,
+ * start (the audience fixed in one transaction), pages of recipients,
+ * counts.  Never sends; campaign.c queues through outq.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "store_int.h"
+#include "lib/util.h"
+
+#define CAMPAIGN_COLS \
+	"SELECT c.id, c.account_id, a.name, c.purpose_id, p.name," \
+	" c.template, c.subject, c.locale, c.state, c.created," \
+	" COALESCE(c.started, 0), COALESCE(c.finished, 0) FROM campaigns c" \
+	" JOIN accounts a ON a.id = c.account_id" \
+	" JOIN purposes p ON p.id = c.purpose_id "
+
+int
+store_campaign_add(struct store *st, const struct store_campaign *c,
+    int64_t *id_r, char *err)
+{
+	if (store_cx_exec(st, store_cx(st, "INSERT INTO campaigns (account_id,"
+	    " purpose_id, template, subject, locale, created) VALUES (?1, ?2,"
+	    " ?3, ?4, ?5, ?6)", err, "iitttI", c->account_id, c->purpose_id,
+	    c->tmpl, c->subject, c->locale, pd_now()), NULL, err,
+	    "campaign add") != 0)
+		return -1;
+	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+	return 0;
+}
+
+int
+store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
+    char *err)
+{
+	sqlite3_stmt *s = store_cx(st, CAMPAIGN_COLS "WHERE c.id = ?1", err,
+	    "i", id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		memset(c_r, 0, sizeof(*c_r));
+		c_r->id = sqlite3_column_int64(s, 0);
+		c_r->account_id = sqlite3_column_int64(s, 1);
+		COPY_COL(c_r->account, s, 2);
+		c_r->purpose_id = sqlite3_column_int64(s, 3);
+		COPY_COL(c_r->purpose, s, 4);
+		COPY_COL(c_r->tmpl, s, 5);
+		COPY_COL(c_r->subject, s, 6);
+		COPY_COL(c_r->locale, s, 7);
+		COPY_COL(c_r->state, s, 8);
+		c_r->created = sqlite3_column_int64(s, 9);
+		c_r->started = sqlite3_column_int64(s, 10);
+		c_r->finished = sqlite3_column_int64(s, 11);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign get");
+}
+
+/* The audience: the same rules as store_marketing_ok (store_consent.c),
+ * as one query. */
+#define STORE_AUDIENCE_SQL \
+	"INSERT INTO campaign_recipients (campaign_id, contact_id, email," \
+	" state, updated) SELECT ?3, c.id, c.email, 'pending', ?4" \
+	" FROM contacts c WHERE c.account_id = ?1 AND c.adult = 'yes'" \
+	" AND (SELECT r.action FROM consent_records r WHERE r.contact_id =" \
+	" c.id AND r.purpose_id = ?2 ORDER BY r.id DESC LIMIT 1) = 'grant'" \
+	" AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.account_id =" \
+	" ?1 AND s.email = lower(c.email) AND s.expires > ?4)" \
+	" AND NOT EXISTS (SELECT 1 FROM outbound o WHERE o.account_id = ?1" \
+	" AND o.rcpt = c.email COLLATE NOCASE AND o.state = 'bounced')" \
+	" ORDER BY c.id"
+
+int
+store_campaign_start(struct store *st, int64_t id, int64_t now, int64_t *n_r,
+    char *err)
+{
+	struct store_campaign c;
+	int n = 0, rc;
+
+	*n_r = 0;
+	if (store_begin(st, err) != 0)
+		return -1;
+	if ((rc = store_campaign_get(st, id, &c, err)) != 1) {
+		if (rc == 0)
+			pd_err(err, "no campaign %lld", (long long)id);
+		goto fail;
+	}
+	if (strcmp(c.state, "draft") != 0) {
+		store_rollback(st);
+		return 0;
+	}
+	if (store_cx_exec(st, store_cx(st, STORE_AUDIENCE_SQL, err, "iiii",
+	    c.account_id, c.purpose_id, id, now), &n, err,
+	    "campaign audience") != 0 ||
+	    store_cx_exec(st, store_cx(st, "UPDATE campaigns SET state ="
+	    " 'sending', started = ?2 WHERE id = ?1", err, "ii", id, now),
+	    NULL, err, "campaign start") != 0 ||
+	    store_commit(st, err) != 0)
+		goto fail;
+	*n_r = n;
+	return 0;
+fail:
+	store_rollback(st);
+	return -1;
+}
+
+int
+store_campaign_finish(struct store *st, int64_t id, int64_t now, char *err)
+{
+	return store_cx_exec(st, store_cx(st, "UPDATE campaigns SET state ="
+	    " 'queued', finished = ?2 WHERE id = ?1 AND state = 'sending'",
+	    err, "ii", id, now), NULL, err, "campaign finish");
+}
+
+int
+store_campaign_rcpt_next(struct store *st, int64_t campaign_id,
+    int64_t after_id, int max, store_campaign_rcpt_cb cb, void *ctx,
+    char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT id, contact_id, email, state,"
+	    " COALESCE(message_id, ''), COALESCE(outbound_id, 0), detail"
+	    " FROM campaign_recipients WHERE campaign_id = ?1 AND id > ?2"
+	    " AND state IN ('pending', 'queuing') ORDER BY id LIMIT ?3", err,
+	    "iii", campaign_id, after_id, (int64_t)max);
+	struct store_campaign_rcpt *rows;
+	int rc, n = 0, i;
+
+	if (s == NULL)
+		return -1;
+	/* Read the page first: callbacks write to the same tables. */
+	rows = xcalloc((size_t)(max > 0 ? max : 1), sizeof(*rows));
+	while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_campaign_rcpt *r = &rows[n++];
+
+		r->id = sqlite3_column_int64(s, 0);
+		r->contact_id = sqlite3_column_int64(s, 1);
+		COPY_COL(r->email, s, 2);
+		COPY_COL(r->state, s, 3);
+		COPY_COL(r->message_id, s, 4);
+		r->outbound_id = sqlite3_column_int64(s, 5);
+		COPY_COL(r->detail, s, 6);
+	}
+	if (n < max && rc != SQLITE_DONE) {
+		store_fail(st, err, "campaign recipients");
+		sqlite3_finalize(s);
+		free(rows);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	for (i = 0; i < n; i++)
+		if (cb(&rows[i], ctx) != 0)
+			break;
+	free(rows);
+	return n;
+}
+
+int
+store_campaign_rcpt_set(struct store *st, int64_t id, const char *state,
+    const char *message_id, int64_t outbound_id, const char *detail,
+    char *err)
+{
+	char clean[256];
+
+	pd_ascii_clean(clean, sizeof(clean), detail != NULL ? detail : "");
+	return store_cx_exec(st, store_cx(st, "UPDATE campaign_recipients SET"
+	    " state = ?2, message_id = ?3, outbound_id = ?4, detail = ?5,"
+	    " updated = ?6 WHERE id = ?1", err, "ittIti", id, state,
+	    message_id, outbound_id, clean, pd_now()), NULL, err,
+	    "campaign recipient");
+}
+
+int
+store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
+    void *ctx, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT 'r.' || state, COUNT(*) FROM"
+	    " campaign_recipients WHERE campaign_id = ?1 GROUP BY state"
+	    " UNION ALL SELECT 'o.' || o.state, COUNT(*) FROM"
+	    " campaign_recipients r JOIN outbound o ON o.id = r.outbound_id"
+	    " WHERE r.campaign_id = ?1 GROUP BY o.state", err, "i", id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb((const char *)sqlite3_column_text(s, 0),
+		    sqlite3_column_int64(s, 1), ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign counts");
+}

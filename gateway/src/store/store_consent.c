@@ -1,0 +1,472 @@
+/*
+ * store_consent.c - the SQL of the consent ledger: purposes, contacts,
+ * consent texts, records and double opt-in requests, and marketing
+ * eligibility.  Records are only ever appended, never updated.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "store_int.h"
+#include "lib/util.h"
+
+/* This file's cached statements (their slots: store_int.h). */
+static const char *const store_consent_sql[S_COUNT] = {
+	[S_CONTACT_ADD] = "INSERT OR IGNORE INTO contacts"
+	    " (account_id, email, created) VALUES (?1, ?2, ?3)",
+	[S_CONTACT_GET] = "SELECT id FROM contacts"
+	    " WHERE account_id = ?1 AND email = ?2",
+};
+
+/* ---- purposes ---- */
+
+int
+store_purpose_add(struct store *st, int64_t account_id, const char *name,
+    int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "INSERT INTO purposes (account_id,"
+	    " name, created) VALUES (?1, ?2, ?3)", err, "iti", account_id,
+	    name, pd_now());
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		pd_err(err, "purpose \"%s\" already exists", name);
+		return -1;
+	}
+	if (rc != SQLITE_DONE)
+		return store_fail(st, err, "purpose add");
+	if (id_r != NULL)
+		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+	return 0;
+}
+
+int
+store_purpose_get(struct store *st, int64_t account_id, const char *name,
+    int64_t *id_r, char *err)
+{
+	return store_cx_int(st, store_cx(st, "SELECT id FROM purposes"
+	    " WHERE account_id = ?1 AND name = ?2", err, "it", account_id,
+	    name), id_r, err, "purpose get");
+}
+
+int
+store_purpose_name(struct store *st, int64_t account_id, int64_t id,
+    char *name_r, size_t len, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT name FROM purposes"
+	    " WHERE id = ?1 AND account_id = ?2", err, "ii", id, account_id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		store_col_copy(name_r, len, s, 0);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "purpose name");
+}
+
+int
+store_purpose_list(struct store *st, int64_t account_id, store_purpose_cb cb,
+    void *ctx, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT id, name FROM purposes"
+	    " WHERE account_id = ?1 ORDER BY name", err, "i", account_id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb(sqlite3_column_int64(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "purpose list");
+}
+
+/* ---- contacts ---- */
+
+#define CONTACT_COLS \
+	"SELECT c.id, c.account_id, a.name, c.email, c.adult," \
+	" COALESCE(c.adult_at, 0), c.adult_by FROM contacts c" \
+	" JOIN accounts a ON a.id = c.account_id "
+
+static void
+store_contact_row(sqlite3_stmt *s, struct store_contact *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->id = sqlite3_column_int64(s, 0);
+	c->account_id = sqlite3_column_int64(s, 1);
+	COPY_COL(c->account, s, 2);
+	COPY_COL(c->email, s, 3);
+	COPY_COL(c->adult, s, 4);
+	c->adult_at = sqlite3_column_int64(s, 5);
+	COPY_COL(c->adult_by, s, 6);
+}
+
+static int
+store_contact_fetch(struct store *st, sqlite3_stmt *s,
+    struct store_contact *c_r, char *err)
+{
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		store_contact_row(s, c_r);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "contact get");
+}
+
+/* Find or create the contact row for (account, lower-cased email). */
+int
+store_contact_id(struct store *st, int64_t account_id, const char *email,
+    int64_t *id_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt(st, S_CONTACT_ADD, store_consent_sql, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) ||
+	    store_bind_text(s, 2, email) || sqlite3_bind_int64(s, 3, pd_now()))
+		return store_fail(st, err, "contact add: bind");
+	if (store_exec_stmt(st, s, err, "contact add") != 0)
+		return -1;
+	if ((s = store_stmt(st, S_CONTACT_GET, store_consent_sql, err)) == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, account_id) || store_bind_text(s, 2, email))
+		return store_fail(st, err, "contact get: bind");
+	rc = store_lookup_id(st, s, id_r, err, "contact get");
+	if (rc == 0)
+		pd_err(err, "contact get: row vanished");
+	return rc == 1 ? 0 : -1;
+}
+
+int
+store_contact_ensure(struct store *st, int64_t account_id, const char *email,
+    int64_t *id_r, char *err)
+{
+	if (store_cx_exec(st, store_cx(st, "INSERT OR IGNORE INTO contacts"
+	    " (account_id, email, created) VALUES (?1, ?2, ?3)", err, "iti",
+	    account_id, email, pd_now()), NULL, err, "contact add") != 0)
+		return -1;
+	if (store_cx_int(st, store_cx(st, "SELECT id FROM contacts WHERE"
+	    " account_id = ?1 AND email = ?2", err, "it", account_id, email),
+	    id_r, err, "contact get") != 1) {
+		if (err != NULL && err[0] == '\0')
+			pd_err(err, "contact %s vanished", email);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_contact_find(struct store *st, int64_t account_id, const char *email,
+    struct store_contact *c_r, char *err)
+{
+	return store_contact_fetch(st, store_cx(st, CONTACT_COLS
+	    "WHERE c.account_id = ?1 AND c.email = ?2", err, "it", account_id,
+	    email), c_r, err);
+}
+
+int
+store_contact_by_id(struct store *st, int64_t id, struct store_contact *c_r,
+    char *err)
+{
+	return store_contact_fetch(st, store_cx(st, CONTACT_COLS
+	    "WHERE c.id = ?1", err, "i", id), c_r, err);
+}
+
+int
+store_contact_attest(struct store *st, int64_t account_id, int64_t contact_id,
+    const char *adult, const char *by, char *err)
+{
+	char clean[64];
+
+	pd_ascii_clean(clean, sizeof(clean), by != NULL ? by : "");
+	return store_cx_exec(st, store_cx(st, "UPDATE contacts SET adult = ?3,"
+	    " adult_at = ?4, adult_by = ?5 WHERE id = ?1 AND account_id = ?2",
+	    err, "iitit", contact_id, account_id, adult, pd_now(), clean),
+	    NULL, err, "contact attest");
+}
+
+int
+store_contact_list(struct store *st, int64_t account_id, store_contact_cb cb,
+    void *ctx, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, CONTACT_COLS "WHERE c.account_id = ?1"
+	    " ORDER BY c.id", err, "i", account_id);
+	struct store_contact c;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_contact_row(s, &c);
+		if (cb(&c, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "contact list");
+}
+
+#define STORE_BOUNCED_SQL \
+	"EXISTS (SELECT 1 FROM outbound o WHERE o.account_id = ?1" \
+	" AND o.rcpt = ?2 COLLATE NOCASE AND o.state = 'bounced')"
+
+int
+store_contact_bounced(struct store *st, int64_t account_id, const char *email,
+    char *err)
+{
+	int64_t v = 0;
+
+	if (store_cx_int(st, store_cx(st, "SELECT " STORE_BOUNCED_SQL, err,
+	    "it", account_id, email), &v, err, "bounced") < 0)
+		return -1;
+	return v != 0;
+}
+
+/* ---- consent texts and records ---- */
+
+int
+store_consent_text_put(struct store *st, int64_t account_id,
+    const char *sha256, const char *body, int64_t *id_r, char *err)
+{
+	if (!store_sha_valid(sha256)) {
+		pd_err(err, "consent text: bad sha256");
+		return -1;
+	}
+	if (store_cx_exec(st, store_cx(st, "INSERT OR IGNORE INTO"
+	    " consent_texts (account_id, sha256, body, created) VALUES"
+	    " (?1, ?2, ?3, ?4)", err, "itti", account_id, sha256, body,
+	    pd_now()), NULL, err, "consent text add") != 0)
+		return -1;
+	return store_cx_int(st, store_cx(st, "SELECT id FROM consent_texts"
+	    " WHERE account_id = ?1 AND sha256 = ?2", err, "it", account_id,
+	    sha256), id_r, err, "consent text get") == 1 ? 0 : -1;
+}
+
+int
+store_consent_add(struct store *st, int64_t account_id,
+    const struct store_consent_rec *r, int64_t *id_r, char *err)
+{
+	char method[64], ip[64], ua[256], op[64];
+
+	pd_ascii_clean(method, sizeof(method), r->method);
+	pd_ascii_clean(ip, sizeof(ip), r->ip);
+	pd_ascii_clean(ua, sizeof(ua), r->user_agent);
+	pd_ascii_clean(op, sizeof(op), r->operator_);
+	if (store_cx_exec(st, store_cx(st, "INSERT INTO consent_records"
+	    " (account_id, contact_id, purpose_id, action, basis, source,"
+	    " method, at, ip, user_agent, operator, text_id) VALUES (?1, ?2,"
+	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", err, "iiittttittt"
+	    "I", account_id, r->contact_id, r->purpose_id, r->action, r->basis,
+	    r->source, method, r->at != 0 ? r->at : pd_now(), ip, ua, op,
+	    r->text_id), NULL, err, "consent add") != 0)
+		return -1;
+	if (id_r != NULL)
+		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+	return 0;
+}
+
+int
+store_consent_latest(struct store *st, int64_t contact_id, int64_t purpose_id,
+    char *action_r, size_t len, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT action FROM consent_records"
+	    " WHERE contact_id = ?1 AND purpose_id = ?2 ORDER BY id DESC"
+	    " LIMIT 1", err, "ii", contact_id, purpose_id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		store_col_copy(action_r, len, s, 0);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "consent latest");
+}
+
+int
+store_consent_list(struct store *st, int64_t account_id, int64_t contact_id,
+    store_consent_cb cb, void *ctx, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT r.id, r.contact_id,"
+	    " r.purpose_id, p.name, r.action, r.basis, r.source, r.method,"
+	    " r.at, r.ip, r.user_agent, r.operator, COALESCE(r.text_id, 0),"
+	    " COALESCE(t.sha256, ''), t.body FROM consent_records r"
+	    " JOIN purposes p ON p.id = r.purpose_id"
+	    " LEFT JOIN consent_texts t ON t.id = r.text_id"
+	    " WHERE r.account_id = ?1 AND r.contact_id = ?2 ORDER BY r.id",
+	    err, "ii", account_id, contact_id);
+	struct store_consent_rec r;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.id = sqlite3_column_int64(s, 0);
+		r.contact_id = sqlite3_column_int64(s, 1);
+		r.purpose_id = sqlite3_column_int64(s, 2);
+		COPY_COL(r.purpose, s, 3);
+		COPY_COL(r.action, s, 4);
+		COPY_COL(r.basis, s, 5);
+		COPY_COL(r.source, s, 6);
+		COPY_COL(r.method, s, 7);
+		r.at = sqlite3_column_int64(s, 8);
+		COPY_COL(r.ip, s, 9);
+		COPY_COL(r.user_agent, s, 10);
+		COPY_COL(r.operator_, s, 11);
+		r.text_id = sqlite3_column_int64(s, 12);
+		COPY_COL(r.text_sha256, s, 13);
+		r.text = (char *)sqlite3_column_text(s, 14);
+		if (cb(&r, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "consent list");
+}
+
+/* ---- double opt-in requests ---- */
+
+int
+store_consent_req_add(struct store *st, const struct store_consent_req *r,
+    int64_t *id_r, char *err)
+{
+	if (store_cx_exec(st, store_cx(st, "INSERT INTO consent_requests"
+	    " (account_id, contact_id, purpose_id, text_id, created) VALUES"
+	    " (?1, ?2, ?3, ?4, ?5)", err, "iiiIi", r->account_id,
+	    r->contact_id, r->purpose_id, r->text_id, pd_now()), NULL, err,
+	    "consent request add") != 0)
+		return -1;
+	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+	return 0;
+}
+
+int
+store_consent_req_get(struct store *st, int64_t id,
+    struct store_consent_req *r_r, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT id, account_id, contact_id,"
+	    " purpose_id, COALESCE(text_id, 0), created, COALESCE(confirmed,"
+	    " 0) FROM consent_requests WHERE id = ?1", err, "i", id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		r_r->id = sqlite3_column_int64(s, 0);
+		r_r->account_id = sqlite3_column_int64(s, 1);
+		r_r->contact_id = sqlite3_column_int64(s, 2);
+		r_r->purpose_id = sqlite3_column_int64(s, 3);
+		r_r->text_id = sqlite3_column_int64(s, 4);
+		r_r->created = sqlite3_column_int64(s, 5);
+		r_r->confirmed = sqlite3_column_int64(s, 6);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "consent request");
+}
+
+int
+store_consent_req_confirm(struct store *st, int64_t id, int64_t now,
+    char *err)
+{
+	int n = 0;
+
+	if (store_cx_exec(st, store_cx(st, "UPDATE consent_requests SET"
+	    " confirmed = ?2 WHERE id = ?1 AND confirmed IS NULL", err, "ii",
+	    id, now), &n, err, "consent confirm") != 0)
+		return -1;
+	return n == 1;
+}
+
+/* ---- marketing eligibility ---- */
+
+int
+store_marketing_ok(struct store *st, int64_t account_id, int64_t contact_id,
+    int64_t purpose_id, int64_t now, char *reason_r, size_t reason_len,
+    char *err)
+{
+	struct store_contact c;
+	char action[12] = "";
+	const char *why = NULL;
+	int rc = store_contact_by_id(st, contact_id, &c, err);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 0 || c.account_id != account_id)
+		why = "no such contact";
+	else if (strcmp(c.adult, "yes") != 0)
+		why = "not attested adult";
+	else if ((rc = store_consent_latest(st, contact_id, purpose_id, action,
+	    sizeof(action), err)) < 0)
+		return -1;
+	else if (rc == 0 || strcmp(action, "grant") != 0)
+		why = "consent withdrawn";
+	else if ((rc = store_suppressed(st, account_id, c.email, now, err)) < 0)
+		return -1;
+	else if (rc == 1)
+		why = "suppressed";
+	else if ((rc = store_contact_bounced(st, account_id, c.email, err)) < 0)
+		return -1;
+	else if (rc == 1)
+		why = "bounced";
+	if (why != NULL && reason_r != NULL)
+		snprintf(reason_r, reason_len, "%s", why);
+	return why == NULL;
+}
+
+int
+store_marketing_ok_msgid(struct store *st, int64_t account_id,
+    const char *message_id, int64_t now, char *reason_r, size_t reason_len,
+    char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT r.contact_id, c.purpose_id"
+	    " FROM campaign_recipients r JOIN campaigns c ON c.id ="
+	    " r.campaign_id WHERE r.message_id = ?1 AND c.account_id = ?2"
+	    " LIMIT 1", err, "ti", message_id, account_id);
+	int64_t contact = 0, purpose = 0;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		contact = sqlite3_column_int64(s, 0);
+		purpose = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE) {
+		snprintf(reason_r, reason_len, "no campaign recipient");
+		return 0;
+	}
+	if (rc != SQLITE_ROW)
+		return store_fail(st, err, "marketing check");
+	return store_marketing_ok(st, account_id, contact, purpose, now,
+	    reason_r, reason_len, err);
+}

@@ -1,0 +1,415 @@
+/*
+ * store_schema.c - the schema and its migrations (PRAGMA user_version):
+ * one entry per version, each named by what it adds.  Never edits a
+ * shipped entry; a change to the schema is a new entry.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "store_int.h"
+#include "lib/util.h"
+
+/*
+ * Migrations: store_vN_<what it adds> brings the schema from version
+ * N-1 to N.  Never edit a shipped one; add the next, list it in
+ * store_migrations and bump STORE_SCHEMA_VERSION (store.h).
+ * Composite foreign keys on (dossier_id, account_id) make it impossible
+ * for a row to name another tenant's dossier, whatever a caller passes.
+ */
+
+/*
+ * v1: tenants and what intake files for them: accounts, contacts,
+ * dossiers, messages, documents, events.
+ */
+static const char store_v1_dossiers[] =
+	"CREATE TABLE accounts ("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" sender_policy TEXT NOT NULL DEFAULT 'any',"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE contacts ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" email TEXT NOT NULL,"
+	" name TEXT,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (account_id, email),"
+	" UNIQUE (id, account_id));"
+	"CREATE TABLE dossiers ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" contact_id INTEGER NOT NULL,"
+	" ref TEXT NOT NULL,"
+	" intake_local TEXT NOT NULL UNIQUE,"
+	" status TEXT NOT NULL DEFAULT 'open'"
+	"  CHECK (status IN ('open', 'closed')),"
+	" created INTEGER NOT NULL,"
+	" closed INTEGER,"
+	" UNIQUE (account_id, ref),"
+	" UNIQUE (id, account_id),"
+	" FOREIGN KEY (contact_id, account_id)"
+	"  REFERENCES contacts(id, account_id));"
+	"CREATE INDEX dossiers_account_status ON dossiers (account_id, status);"
+	"CREATE TABLE messages ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" dossier_id INTEGER NOT NULL,"
+	" queue_id TEXT NOT NULL DEFAULT '',"
+	" mail_from TEXT NOT NULL DEFAULT '',"
+	" rcpt_to TEXT NOT NULL DEFAULT '',"
+	" helo TEXT, client_ip TEXT,"
+	" tls INTEGER NOT NULL DEFAULT 0,"
+	" lmtp INTEGER NOT NULL DEFAULT 0,"
+	" message_id TEXT, subject TEXT, from_header TEXT,"
+	" size INTEGER NOT NULL,"
+	" sha256 TEXT NOT NULL,"
+	" parse_status TEXT NOT NULL DEFAULT 'ok',"
+	" anomalies TEXT NOT NULL DEFAULT '',"
+	" received INTEGER NOT NULL,"
+	" FOREIGN KEY (dossier_id, account_id)"
+	"  REFERENCES dossiers(id, account_id));"
+	"CREATE INDEX messages_dossier_sha ON messages (dossier_id, sha256);"
+	"CREATE INDEX messages_account ON messages (account_id);"
+	"CREATE TABLE documents ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" dossier_id INTEGER NOT NULL,"
+	" message_id INTEGER REFERENCES messages(id),"
+	" filename TEXT NOT NULL DEFAULT '',"
+	" stored_name TEXT NOT NULL DEFAULT '',"
+	" declared_type TEXT, sniffed_type TEXT,"
+	" size INTEGER NOT NULL,"
+	" sha256 TEXT NOT NULL,"
+	" part_path TEXT,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (message_id, part_path),"
+	" FOREIGN KEY (dossier_id, account_id)"
+	"  REFERENCES dossiers(id, account_id));"
+	"CREATE INDEX documents_dossier_sha ON documents (dossier_id, sha256);"
+	"CREATE INDEX documents_message ON documents (message_id);"
+	"CREATE INDEX documents_account ON documents (account_id);"
+	"CREATE TABLE events ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER REFERENCES accounts(id),"
+	" dossier_id INTEGER REFERENCES dossiers(id),"
+	" at INTEGER NOT NULL,"
+	" kind TEXT NOT NULL,"
+	" detail TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX events_dossier ON events (dossier_id, at);";
+
+/*
+ * v2: outbound queue and suppressions.  A NULL dossier_id (mail not
+ * tied to a dossier) disables the composite key for that row only.
+ */
+static const char store_v2_outbound[] =
+	"ALTER TABLE dossiers ADD COLUMN requested TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE dossiers ADD COLUMN due TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE outbound ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" dossier_id INTEGER,"
+	" kind TEXT NOT NULL,"
+	" rcpt TEXT NOT NULL,"
+	" rcpt_domain TEXT NOT NULL,"
+	" mail_from TEXT NOT NULL,"
+	" verp_token TEXT NOT NULL UNIQUE,"
+	" message_id TEXT NOT NULL DEFAULT '',"
+	" from_domain TEXT NOT NULL DEFAULT '',"
+	" sha256 TEXT NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'queued'"
+	"  CHECK (state IN ('queued', 'sending', 'sent', 'deferred',"
+	"  'bounced', 'failed')),"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" last_code INTEGER NOT NULL DEFAULT 0,"
+	" last_enhanced TEXT NOT NULL DEFAULT '',"
+	" last_text TEXT NOT NULL DEFAULT '',"
+	" FOREIGN KEY (dossier_id, account_id)"
+	"  REFERENCES dossiers(id, account_id));"
+	"CREATE INDEX outbound_due ON outbound (state, next_attempt);"
+	"CREATE INDEX outbound_dossier ON outbound (dossier_id, kind);"
+	"CREATE INDEX outbound_account ON outbound (account_id);"
+	"CREATE TABLE suppressions ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" email TEXT NOT NULL,"
+	" reason TEXT NOT NULL DEFAULT '',"
+	" created INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL,"
+	" UNIQUE (account_id, email));";
+
+/*
+ * v3: the consent ledger (purposes, versioned consent texts stored
+ * once, append-only records: triggers refuse UPDATE and DELETE),
+ * age attestation on contacts, double opt-in requests, campaigns
+ * with one recipient row each (resumable sending).
+ */
+static const char store_v3_consent[] =
+	"ALTER TABLE contacts ADD COLUMN adult TEXT NOT NULL DEFAULT 'unknown'"
+	"  CHECK (adult IN ('yes', 'no', 'unknown'));"
+	"ALTER TABLE contacts ADD COLUMN adult_at INTEGER;"
+	"ALTER TABLE contacts ADD COLUMN adult_by TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE purposes ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" name TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (account_id, name),"
+	" UNIQUE (id, account_id));"
+	"CREATE TABLE consent_texts ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" sha256 TEXT NOT NULL,"
+	" body TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (account_id, sha256));"
+	"CREATE TABLE consent_records ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" contact_id INTEGER NOT NULL,"
+	" purpose_id INTEGER NOT NULL,"
+	" action TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),"
+	" basis TEXT NOT NULL CHECK (basis IN ('consent', 'contract',"
+	"  'legitimate_interest')),"
+	" source TEXT NOT NULL CHECK (source IN ('form', 'api', 'import',"
+	"  'double_opt_in', 'one_click', 'mailto', 'admin')),"
+	" method TEXT NOT NULL DEFAULT '',"
+	" at INTEGER NOT NULL,"
+	" ip TEXT NOT NULL DEFAULT '',"
+	" user_agent TEXT NOT NULL DEFAULT '',"
+	" operator TEXT NOT NULL DEFAULT '',"
+	" text_id INTEGER REFERENCES consent_texts(id),"
+	" FOREIGN KEY (contact_id, account_id)"
+	"  REFERENCES contacts(id, account_id),"
+	" FOREIGN KEY (purpose_id, account_id)"
+	"  REFERENCES purposes(id, account_id));"
+	"CREATE INDEX consent_latest ON consent_records"
+	" (contact_id, purpose_id, id);"
+	"CREATE TRIGGER consent_records_no_update BEFORE UPDATE ON"
+	" consent_records BEGIN SELECT RAISE(ABORT,"
+	" 'consent records are append-only'); END;"
+	"CREATE TRIGGER consent_records_no_delete BEFORE DELETE ON"
+	" consent_records BEGIN SELECT RAISE(ABORT,"
+	" 'consent records are append-only'); END;"
+	"CREATE TABLE consent_requests ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" contact_id INTEGER NOT NULL,"
+	" purpose_id INTEGER NOT NULL,"
+	" text_id INTEGER REFERENCES consent_texts(id),"
+	" created INTEGER NOT NULL,"
+	" confirmed INTEGER,"
+	" FOREIGN KEY (contact_id, account_id)"
+	"  REFERENCES contacts(id, account_id),"
+	" FOREIGN KEY (purpose_id, account_id)"
+	"  REFERENCES purposes(id, account_id));"
+	"CREATE TABLE campaigns ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" purpose_id INTEGER NOT NULL,"
+	" template TEXT NOT NULL,"
+	" subject TEXT NOT NULL,"
+	" locale TEXT NOT NULL DEFAULT '',"
+	" state TEXT NOT NULL DEFAULT 'draft'"
+	"  CHECK (state IN ('draft', 'sending', 'queued')),"
+	" created INTEGER NOT NULL,"
+	" started INTEGER,"
+	" finished INTEGER,"
+	" FOREIGN KEY (purpose_id, account_id)"
+	"  REFERENCES purposes(id, account_id));"
+	"CREATE TABLE campaign_recipients ("
+	" id INTEGER PRIMARY KEY,"
+	" campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+	" contact_id INTEGER NOT NULL REFERENCES contacts(id),"
+	" email TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'pending'"
+	"  CHECK (state IN ('pending', 'queuing', 'queued', 'skipped')),"
+	" message_id TEXT,"
+	" outbound_id INTEGER,"
+	" detail TEXT NOT NULL DEFAULT '',"
+	" updated INTEGER NOT NULL,"
+	" UNIQUE (campaign_id, contact_id));"
+	"CREATE INDEX campaign_recipients_state ON campaign_recipients"
+	" (campaign_id, state, id);"
+	"CREATE INDEX campaign_recipients_msgid ON campaign_recipients"
+	" (message_id);"
+	"CREATE INDEX outbound_rcpt ON outbound (account_id, rcpt COLLATE NOCASE);";
+
+/*
+ * v4: privacy rights (privacy.c): the audit trail, erasure records,
+ * keyed hashes of erased addresses (marketing never reaches them
+ * again), and an erasure's consent records may be deleted - only
+ * those of a contact listed in privacy_erasing by the same
+ * transaction; any other DELETE is still refused.
+ */
+static const char store_v4_privacy[] =
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" account TEXT NOT NULL DEFAULT '',"
+	" subject_hash TEXT NOT NULL DEFAULT '',"
+	" detail TEXT NOT NULL DEFAULT '');"
+	"CREATE TABLE erasures ("
+	" id INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" account TEXT NOT NULL DEFAULT '',"
+	" subject_hash TEXT NOT NULL,"
+	" detail TEXT NOT NULL DEFAULT '');"
+	"CREATE TABLE erased_subjects ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL DEFAULT 0,"
+	" hash TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (hash, account_id));"
+	"CREATE TABLE privacy_erasing (contact_id INTEGER PRIMARY KEY);"
+	"DROP TRIGGER consent_records_no_delete;"
+	"CREATE TRIGGER consent_records_no_delete BEFORE DELETE ON"
+	" consent_records WHEN OLD.contact_id NOT IN"
+	" (SELECT contact_id FROM privacy_erasing) BEGIN SELECT RAISE(ABORT,"
+	" 'consent records are append-only'); END;";
+
+/*
+ * v5: integration.  API bearer tokens (store_api.c): only a SHA-256
+ * of the secret is kept, looked up by its public prefix.  Event
+ * delivery to plugins (store_evq.c): serve copies each new event row
+ * (after the consumer's cursor) into one delivery row per consumer;
+ * `stream` orders them ("d<dossier id>", else "a<account id>").  No
+ * foreign key on event_id: retention and erasure delete events, and
+ * a delivery whose event is gone is dropped.
+ */
+static const char store_v5_integration[] =
+	"CREATE TABLE api_tokens ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" name TEXT NOT NULL,"
+	" prefix TEXT NOT NULL UNIQUE,"
+	" hash TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" last_used INTEGER NOT NULL DEFAULT 0,"
+	" revoked INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (account_id, name));"
+	"CREATE TABLE event_cursors ("
+	" consumer TEXT PRIMARY KEY,"
+	" last_event INTEGER NOT NULL);"
+	"CREATE TABLE event_deliveries ("
+	" id INTEGER PRIMARY KEY,"
+	" consumer TEXT NOT NULL,"
+	" hook TEXT NOT NULL,"
+	" event_id INTEGER NOT NULL,"
+	" stream TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'pending',"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" last_error TEXT NOT NULL DEFAULT '',"
+	" UNIQUE (consumer, hook, event_id));"
+	"CREATE INDEX event_deliveries_due ON event_deliveries"
+	" (consumer, hook, state, stream, id);";
+
+/*
+ * v6: small raw messages (store.inline_max) live here instead of a blob
+ * file: written in the committer's transaction with the message's
+ * rows, they are durable by the batch's one WAL fsync.  Keyed like
+ * the blob store, by sha256, so messages with the same bytes share
+ * one row; a row no message names is deleted with the blob files.
+ * A rowid table, not WITHOUT ROWID: there a record is an index key,
+ * whose in-page payload is capped near 1000 octets, so a 2 KB
+ * message took a page and a half (overflow) instead of half a page.
+ */
+static const char store_v6_raw_inline[] =
+	"CREATE TABLE raw_inline ("
+	" sha256 TEXT NOT NULL UNIQUE,"
+	" data BLOB NOT NULL);";
+
+/* Entry N brings the schema from version N-1 to N. */
+static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
+	[1] = store_v1_dossiers,
+	[2] = store_v2_outbound,
+	[3] = store_v3_consent,
+	[4] = store_v4_privacy,
+	[5] = store_v5_integration,
+	[6] = store_v6_raw_inline,
+};
+
+static int
+store_pragma_int(struct store *st, const char *sql, int *v_r, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, sql, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*v_r = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return store_fail(st, err, sql);
+	return 0;
+}
+
+/* Apply migration v inside the caller's transaction. */
+static int
+store_migrate_one(struct store *st, int v, char *err)
+{
+	char sql[64], what[64];
+
+	snprintf(what, sizeof(what), "migration %d", v);
+	if (store_exec(st, store_migrations[v], err, what) != 0)
+		return -1;
+	/* The version is our own integer, not data: PRAGMA cannot bind. */
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+	return store_exec(st, sql, err, what);
+}
+
+/*
+ * Bring the schema up to STORE_SCHEMA_VERSION.  The version is re-read
+ * after BEGIN IMMEDIATE so several connections opening at once (worker
+ * threads at start) migrate exactly once: the others wait on the write
+ * lock and then find nothing left to do.
+ */
+int
+store_migrate(struct store *st, char *err)
+{
+	int v;
+
+	if (store_exec(st, "BEGIN IMMEDIATE", err, "migrations: begin") != 0)
+		return -1;
+	if (store_pragma_int(st, "PRAGMA user_version", &v, err) != 0)
+		goto fail;
+	if (v > STORE_SCHEMA_VERSION) {
+		pd_err(err, "database schema version %d is newer than this "
+		    "postdoc (%d)", v, STORE_SCHEMA_VERSION);
+		goto fail;
+	}
+	for (v = v + 1; v <= STORE_SCHEMA_VERSION; v++)
+		if (store_migrate_one(st, v, err) != 0)
+			goto fail;
+	if (store_exec(st, "COMMIT", err, "migrations: commit") != 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_exec(store_sqlite(st), "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int
+store_schema_version(struct store *st)
+{
+	int v = -1;
+
+	if (store_pragma_int(st, "PRAGMA user_version", &v, NULL) != 0)
+		return -1;
+	return v;
+}
