@@ -4,26 +4,17 @@
  * exponential backoff until outbound.retry_max_age, and a DSN for a VERP
  * token bounces it even after it was sent.  Never talks to a transport.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "store/blob.h"
 #include "lib/config.h"
-#include "events/metrics.h"
 #include "outq.h"
 #include "outq_int.h"
-#include "privacy/privacy.h"
 #include "plugin/plugin_host.h"
 #include "store/store.h"
 #include "lib/util.h"
+
+/* ---- a transport's answer ---- */
 
 static int64_t
 outq_backoff(const struct pd_config *cfg, int attempts)

@@ -5,24 +5,17 @@
  * suppression, events) durably before counting and logging it.  Never
  * claims rows: the runners hand them over.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "store/blob.h"
 #include "lib/config.h"
 #include "events/metrics.h"
 #include "outq.h"
 #include "outq_int.h"
-#include "privacy/privacy.h"
 #include "plugin/plugin_host.h"
+#include "privacy/privacy.h"
 #include "store/store.h"
 #include "lib/util.h"
 
@@ -72,11 +65,6 @@ outq_public_event(struct store *st, const struct store_outbound *o,
 	    "message.bounced", detail, err);
 }
 
-/*
- * Row update, suppression and dossier event in one transaction: a row
- * recorded "bounced" always has its suppression, and a crash before the
- * commit leaves the row "sending", to be retried after recovery.
- */
 /* A row's outcome: state, suppression, events; in the caller's BEGIN. */
 static int
 outq_record_rows(struct store *st, const struct pd_config *cfg,
@@ -98,6 +86,11 @@ outq_record_rows(struct store *st, const struct pd_config *cfg,
 	return outq_public_event(st, o, oc, err);
 }
 
+/*
+ * Row update, suppression and dossier event in one transaction: a row
+ * recorded "bounced" always has its suppression, and a crash before the
+ * commit leaves the row "sending", to be retried after recovery.
+ */
 int
 outq_record(struct store *st, const struct pd_config *cfg,
     const struct store_outbound *o, const struct outq_outcome *oc, char *err)

@@ -3,24 +3,14 @@
  * blocking, on outbound.delivery_threads threads with a context each,
  * one domain's batches on one thread.  Never retries within a run.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "store/blob.h"
 #include "lib/config.h"
-#include "events/metrics.h"
 #include "outq.h"
 #include "outq_int.h"
-#include "privacy/privacy.h"
-#include "plugin/plugin_host.h"
 #include "store/store.h"
 #include "lib/util.h"
 

@@ -6,23 +6,16 @@
  * `queue run` shares.  Never records an outcome itself: outq_deliver.c.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "store/blob.h"
 #include "lib/config.h"
-#include "events/metrics.h"
 #include "outq.h"
 #include "outq_int.h"
-#include "privacy/privacy.h"
-#include "plugin/plugin_host.h"
 #include "store/store.h"
 #include "lib/util.h"
 
