@@ -1,6 +1,6 @@
 /*
  * outq_deliver.c - one delivery: the last look before the transport
- * (suppression, erasure, consent, the blob), the transport's deliver
+ * (eligible.c's verdict, the blob), the transport's deliver
  * hook for a batch of one domain, and recording each outcome (row,
  * suppression, events) durably before counting and logging it.  Never
  * claims rows: the runners hand them over.
@@ -11,11 +11,11 @@
 
 #include "store/blob.h"
 #include "lib/config.h"
+#include "eligible.h"
 #include "events/metrics.h"
 #include "outq.h"
 #include "outq_int.h"
 #include "plugin/plugin_host.h"
-#include "privacy/privacy.h"
 #include "store/store.h"
 #include "lib/util.h"
 
@@ -206,42 +206,27 @@ outq_fail_row(struct outq_ctx *q, const struct store_outbound *o,
 
 /*
  * Last look before the transport: an address suppressed since the row
- * was queued (a DSN for another message) must not be mailed again.
+ * was queued (a DSN for another message) must not be mailed again; an
+ * erased address (privacy.c: only its keyed hash is left) gets nothing
+ * that is not about one of its dossiers, so no marketing; and for a
+ * newsletter consent, age attestation and bounces are checked again as
+ * the message leaves, so a withdrawal beats the queue (eligible.c).
  */
 static int
 outq_precheck(struct outq_ctx *q, const struct store_outbound *o,
     struct outq_stats *stats)
 {
-	char err[PD_ERRLEN], why[128];
-	int rc = store_suppressed(q->st, o->account_id, o->rcpt, pd_now(),
-	    err);
+	struct eligible_ask a = { .kind = eligible_kind_of(o->kind,
+	    o->dossier_id), .when = ELIGIBLE_LEAVE, .account_id =
+	    o->account_id, .rcpt = o->rcpt, .message_id = o->message_id,
+	    .now = pd_now() };
+	struct eligible_verdict v;
+	char err[PD_ERRLEN];
+	int rc = eligible_check(q->cfg, q->st, &a, &v, err);
 
-	if (rc < 0) {
-		outq_fail_row(q, o, "deferred", err, stats);
-		return 0;
-	}
-	if (rc == 1) {
-		outq_fail_row(q, o, "failed", "suppressed", stats);
-		return 0;
-	}
-	/* An erased address (privacy.c: only its keyed hash is left) gets
-	 * nothing that is not about one of its dossiers: no marketing. */
-	if (o->dossier_id == 0 &&
-	    (rc = privacy_erased(q->cfg, q->st, o->account_id, o->rcpt, err))
-	    != 0) {
+	if (rc != 1) {
 		outq_fail_row(q, o, rc < 0 ? "deferred" : "failed", rc < 0 ?
-		    err : "erased subject", stats);
-		return 0;
-	}
-	/* Marketing: consent, age attestation and bounces are checked
-	 * again as the message leaves, so a withdrawal beats the queue. */
-	if (strcmp(o->kind, "newsletter") == 0 &&
-	    (rc = store_marketing_ok_msgid(q->st, o->account_id,
-	    o->message_id, pd_now(), why, sizeof(why), err)) != 1) {
-		if (rc < 0)
-			outq_fail_row(q, o, "deferred", err, stats);
-		else
-			outq_fail_row(q, o, "failed", why, stats);
+		    err : v.reason, stats);
 		return 0;
 	}
 	if (!blob_exists(q->bs, o->sha256)) {

@@ -17,6 +17,7 @@
 
 #include "store/blob.h"
 #include "lib/config.h"
+#include "eligible.h"
 #include "outq.h"
 #include "outq_int.h"
 #include "plugin/plugin_host.h"
@@ -99,23 +100,31 @@ outq_date(char *out, size_t outlen, int64_t t)
 		snprintf(out, outlen, "@%lld", (long long)t);
 }
 
-/* Refuse a suppressed recipient with the reason and the end date. */
+/*
+ * Refuse a recipient the queue may not take (eligible.c: a suppressed
+ * one), with the suppression's own reason and its end date.
+ */
 static int
-outq_check_suppressed(struct store *st, int64_t account_id,
-    const char *rcpt, char *err)
+outq_check_eligible(struct outq_ctx *q, const struct outq_item *it,
+    char *err)
 {
-	char reason[256], until[64];
-	int64_t expires = 0;
-	int rc = store_suppression_get(st, account_id, rcpt, pd_now(), reason,
-	    sizeof(reason), &expires, err);
+	struct eligible_ask a = { .kind = eligible_kind_of(it->kind,
+	    it->dossier_id), .when = ELIGIBLE_QUEUE, .account_id =
+	    it->account_id, .rcpt = it->rcpt, .message_id = it->message_id,
+	    .now = pd_now() };
+	struct eligible_verdict v;
+	char until[64];
+	int rc = eligible_check(q->cfg, q->st, &a, &v, err);
 
-	if (rc == 1) {
-		outq_date(until, sizeof(until), expires);
-		pd_err(err, "recipient %s is suppressed until %s: %s", rcpt,
-		    until, reason);
-		return -1;
-	}
-	return rc;
+	if (rc != 0)
+		return rc == 1 ? 0 : -1;
+	if (strcmp(v.reason, "suppressed") == 0) {
+		outq_date(until, sizeof(until), v.until);
+		pd_err(err, "recipient %s is suppressed until %s: %s", it->rcpt,
+		    until, v.detail);
+	} else
+		pd_err(err, "recipient %s: %s", it->rcpt, v.reason);
+	return -1;
 }
 
 /*
@@ -349,7 +358,7 @@ outq_prepare_row(struct outq_ctx *q, const struct outq_item *it,
 		    "needed");
 		return -1;
 	}
-	if (outq_check_suppressed(q->st, it->account_id, it->rcpt, err) != 0 ||
+	if (outq_check_eligible(q, it, err) != 0 ||
 	    outq_token(token, err) != 0 ||
 	    outq_row_fill(o, it, q->cfg->bounce_domain, token, err) != 0)
 		return -1;
