@@ -14,6 +14,7 @@
 
 #include "campaign.h"
 #include "lib/config.h"
+#include "outbound/eligible.h"
 #include "outbound/notify.h"
 #include "outbound/outmsg.h"
 #include "outbound/outq.h"
@@ -145,7 +146,8 @@ campaign_one(struct campaign_run *r, const struct store_campaign_rcpt *rc)
 {
 	struct notify_built b;
 	struct outq_item it;
-	char why[128];
+	struct eligible_ask a;
+	struct eligible_verdict v;
 	int64_t oid = 0;
 	int ok;
 
@@ -162,14 +164,17 @@ campaign_one(struct campaign_run *r, const struct store_campaign_rcpt *rc)
 			    rc->message_id, oid, "", r->err);
 		}
 	}
-	ok = store_marketing_ok(r->st, r->c->account_id, rc->contact_id,
-	    r->c->purpose_id, pd_now(), why, sizeof(why), r->err);
+	a = (struct eligible_ask){ .kind = ELIGIBLE_NEWSLETTER,
+	    .when = ELIGIBLE_CHOOSE, .account_id = r->c->account_id,
+	    .rcpt = rc->email, .contact_id = rc->contact_id,
+	    .purpose_id = r->c->purpose_id, .now = pd_now() };
+	ok = eligible_check(r->cfg, r->st, &a, &v, r->err);
 	if (ok < 0)
 		return -1;
 	if (ok == 0) {
 		r->stats->skipped++;
 		return store_campaign_rcpt_set(r->st, rc->id, "skipped", NULL, 0,
-		    why, r->err);
+		    v.reason, r->err);
 	}
 	if (campaign_build(r, rc, &b) != 0)
 		return -1;
@@ -291,18 +296,19 @@ campaign_notice_cb(const struct store_contact *c, void *ctx)
 	struct notify_mail m;
 	struct notify_built b;
 	struct outq_item it;
+	struct eligible_ask a = { .kind = ELIGIBLE_NOTICE,
+	    .when = ELIGIBLE_CHOOSE, .account_id = n->account_id,
+	    .rcpt = c->email, .now = pd_now() };
+	struct eligible_verdict v;
 	json_t *data;
-	int s, bo, rc;
+	int ok, rc;
 
 	n->stats->total++;
-	s = store_suppressed(n->st, n->account_id, c->email, pd_now(), n->err);
-	bo = s == 0 ? store_contact_bounced(n->st, n->account_id, c->email,
-	    n->err) : 0;
-	if (s < 0 || bo < 0) {
+	if ((ok = eligible_check(n->cfg, n->st, &a, &v, n->err)) < 0) {
 		n->failed = 1;
 		return 1;
 	}
-	if (s == 1 || bo == 1 || !outmsg_addr_valid(c->email, 0)) {
+	if (ok == 0 || !outmsg_addr_valid(c->email, 0)) {
 		n->stats->skipped++;
 		return 0;
 	}

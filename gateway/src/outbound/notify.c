@@ -308,36 +308,74 @@ notify_collect_account_cb(const struct store_account *a, void *ctx)
 	    args[1], err) != 0 ? -1 : 0;
 }
 
+/* The n-th entry (0-based) of "3,7,14" into *days_r: 1, or 0 past the end. */
+static int
+notify_schedule_step(const char *p, int64_t n, int64_t *days_r)
+{
+	int64_t k;
+
+	for (k = 0; *p != '\0' && k < n; k++)
+		p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',');
+	if (*p == '\0')
+		return 0;			/* schedule exhausted */
+	*days_r = strtoll(p, NULL, 10);
+	return 1;
+}
+
+int
+notify_reminder_number(const struct notify_schedule *s, int64_t now,
+    notify_count_fn count, void *ctx, int64_t *days_r, char *err)
+{
+	int64_t n_docs, wanted;
+	json_t *req;
+
+	if (s->invitations == 0 ||
+	    !notify_schedule_step(s->days, s->sent, days_r))
+		return 0;
+	if (now < s->invited + *days_r * 86400)
+		return 0;
+	if (count(ctx, s->invited, &n_docs, err) != 0)
+		return -1;
+	req = json_loads(s->requested, 0, NULL);
+	wanted = json_array_size(req) > 0 ? (int64_t)json_array_size(req) : 1;
+	json_decref(req);
+	return n_docs >= wanted ? 0 : (int)(s->sent + 1);
+}
+
+struct notify_count_ctx {
+	struct store *st;
+	int64_t dossier_id;
+};
+
+static int
+notify_count_cb(void *ctx, int64_t since, int64_t *n_r, char *err)
+{
+	struct notify_count_ctx *c = ctx;
+
+	return store_document_count_since(c->st, c->dossier_id, since, n_r,
+	    err);
+}
+
 /* The reminder number (1-based) due for d at `now`, or 0. */
 static int
 notify_reminder_due(const struct notify_env *env,
     const struct store_dossier *d, int64_t now, int64_t *days_r, char *err)
 {
-	int64_t n_inv, first, last, n_rem, r_first, r_last, n_docs, wanted;
-	const char *p = env->cfg->reminder_days;
-	json_t *req;
-	int64_t k;
+	struct notify_schedule s = { .days = env->cfg->reminder_days,
+	    .requested = d->requested };
+	struct notify_count_ctx c = { env->st, d->id };
+	int64_t last, r_first, r_last;
 
-	if (store_outbound_count(env->st, d->id, "invitation", &n_inv, &first,
-	    &last, err) != 0 || n_inv == 0)
-		return n_inv == 0 ? 0 : -1;
-	if (store_outbound_count(env->st, d->id, "reminder", &n_rem, &r_first,
+	if (store_outbound_count(env->st, d->id, "invitation", &s.invitations,
+	    &s.invited, &last, err) != 0)
+		return -1;
+	if (s.invitations == 0)
+		return 0;
+	if (store_outbound_count(env->st, d->id, "reminder", &s.sent, &r_first,
 	    &r_last, err) != 0)
 		return -1;
-	for (k = 0; *p != '\0' && k < n_rem; k++)
-		p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',');
-	if (*p == '\0')
-		return 0;			/* schedule exhausted */
-	*days_r = strtoll(p, NULL, 10);
-	if (now < first + *days_r * 86400)
-		return 0;
-	if (store_document_count_since(env->st, d->id, first, &n_docs, err)
-	    != 0)
-		return -1;
-	req = json_loads(d->requested, 0, NULL);
-	wanted = json_array_size(req) > 0 ? (int64_t)json_array_size(req) : 1;
-	json_decref(req);
-	return n_docs >= wanted ? 0 : (int)(n_rem + 1);
+	return notify_reminder_number(&s, now, notify_count_cb, &c, days_r,
+	    err);
 }
 
 static int
@@ -413,7 +451,7 @@ notify_size_human(char *out, size_t len, json_int_t n)
 
 /* The policy vouches for sender: it is the contact, or the account names
  * its domain (the session refused any other at RCPT). */
-static int
+int
 notify_vouched(const struct store_dossier *d, const char *sender)
 {
 	return strcasecmp(sender, d->contact) == 0 ||

@@ -43,6 +43,31 @@ int notify_reminders(const struct notify_env *env, int64_t now,
     unsigned *queued_r, char *err);
 
 /*
+ * The reminder schedule as a rule, without the store (notify_reminders
+ * reads the facts and counts through count): the number (1-based) of the
+ * reminder due at now, or 0.  Reminder n+1 is due `days`'s n-th entry
+ * days after the first invitation (*days_r), while fewer documents
+ * arrived since that invitation than requested asks for (at least one);
+ * none without an invitation or past the schedule's end.  count is
+ * called only once a reminder is due by the clock; -1 if it fails.
+ */
+struct notify_schedule {
+	const char *days;		/* outbound.reminder_days: "3,7" */
+	int64_t invitations;		/* invitations queued for the dossier */
+	int64_t invited;		/* the first one's creation time */
+	int64_t sent;			/* reminders queued so far */
+	const char *requested;		/* the dossier's request: JSON array */
+};
+typedef int (*notify_count_fn)(void *ctx, int64_t since, int64_t *n_r,
+    char *err);
+int notify_reminder_number(const struct notify_schedule *s, int64_t now,
+    notify_count_fn count, void *ctx, int64_t *days_r, char *err);
+
+/* A receipt goes only to a sender the policy vouches for: the dossier's
+ * contact (any case), or anyone when the policy names domains. */
+int notify_vouched(const struct store_dossier *d, const char *sender);
+
+/*
  * Acknowledge documents filed from `sender` into d.  `received` is a
  * JSON array of {"filename", "size"}.  Sends only when the account's
  * sender policy vouches for the sender (it is the dossier's contact, or

@@ -199,18 +199,11 @@ int store_consent_req_get(struct store *st, int64_t id,
 int store_consent_req_confirm(struct store *st, int64_t id, int64_t now,
     char *err);
 
-/*
- * Marketing eligibility of (contact, purpose) now: adult attested, the
- * latest record a grant, not suppressed, never bounced.  1 eligible, 0 not
- * (reason_r says why), -1 error.
- */
-int store_marketing_ok(struct store *st, int64_t account_id,
-    int64_t contact_id, int64_t purpose_id, int64_t now, char *reason_r,
-    size_t reason_len, char *err);
-/* The same for a queued newsletter, found by its Message-ID; a message
- * no campaign recipient names is not eligible. */
-int store_marketing_ok_msgid(struct store *st, int64_t account_id,
-    const char *message_id, int64_t now, char *reason_r, size_t reason_len,
+/* The contact and purpose of the campaign recipient a newsletter's
+ * Message-ID names: 1, or 0 if no recipient of the account's campaigns
+ * has it.  The rules themselves are outbound/eligible.c's. */
+int store_campaign_rcpt_by_msgid(struct store *st, int64_t account_id,
+    const char *message_id, int64_t *contact_r, int64_t *purpose_r,
     char *err);
 
 int store_campaign_add(struct store *st, const struct store_campaign *c,

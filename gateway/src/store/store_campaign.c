@@ -66,8 +66,8 @@ store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign get");
 }
 
-/* The audience: the same rules as store_marketing_ok (store_consent.c),
- * as one query. */
+/* The audience: outbound/eligible.c's rules for choosing a newsletter's
+ * recipients, as one query. */
 #define STORE_AUDIENCE_SQL \
 	"INSERT INTO campaign_recipients (campaign_id, contact_id, email," \
 	" state, updated) SELECT ?3, c.id, c.email, 'pending', ?4" \
@@ -200,4 +200,28 @@ store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
 		}
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign counts");
+}
+
+int
+store_campaign_rcpt_by_msgid(struct store *st, int64_t account_id,
+    const char *message_id, int64_t *contact_r, int64_t *purpose_r,
+    char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT r.contact_id, c.purpose_id"
+	    " FROM campaign_recipients r JOIN campaigns c ON c.id ="
+	    " r.campaign_id WHERE r.message_id = ?1 AND c.account_id = ?2"
+	    " LIMIT 1", err, "ti", message_id, account_id);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*contact_r = sqlite3_column_int64(s, 0);
+		*purpose_r = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "marketing check");
 }

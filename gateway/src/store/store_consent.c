@@ -1,7 +1,8 @@
 /*
  * store_consent.c - the SQL of the consent ledger: purposes, contacts,
- * consent texts, records and double opt-in requests, and marketing
- * eligibility.  Records are only ever appended, never updated.
+ * consent texts, records and double opt-in requests (the facts that
+ * outbound/eligible.c's rules read).  Records are only ever appended,
+ * never updated.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,70 +404,4 @@ store_consent_req_confirm(struct store *st, int64_t id, int64_t now,
 	    id, now), &n, err, "consent confirm") != 0)
 		return -1;
 	return n == 1;
-}
-
-/* ---- marketing eligibility ---- */
-
-int
-store_marketing_ok(struct store *st, int64_t account_id, int64_t contact_id,
-    int64_t purpose_id, int64_t now, char *reason_r, size_t reason_len,
-    char *err)
-{
-	struct store_contact c;
-	char action[12] = "";
-	const char *why = NULL;
-	int rc = store_contact_by_id(st, contact_id, &c, err);
-
-	if (rc < 0)
-		return -1;
-	if (rc == 0 || c.account_id != account_id)
-		why = "no such contact";
-	else if (strcmp(c.adult, "yes") != 0)
-		why = "not attested adult";
-	else if ((rc = store_consent_latest(st, contact_id, purpose_id, action,
-	    sizeof(action), err)) < 0)
-		return -1;
-	else if (rc == 0 || strcmp(action, "grant") != 0)
-		why = "consent withdrawn";
-	else if ((rc = store_suppressed(st, account_id, c.email, now, err)) < 0)
-		return -1;
-	else if (rc == 1)
-		why = "suppressed";
-	else if ((rc = store_contact_bounced(st, account_id, c.email, err)) < 0)
-		return -1;
-	else if (rc == 1)
-		why = "bounced";
-	if (why != NULL && reason_r != NULL)
-		snprintf(reason_r, reason_len, "%s", why);
-	return why == NULL;
-}
-
-int
-store_marketing_ok_msgid(struct store *st, int64_t account_id,
-    const char *message_id, int64_t now, char *reason_r, size_t reason_len,
-    char *err)
-{
-	sqlite3_stmt *s = store_cx(st, "SELECT r.contact_id, c.purpose_id"
-	    " FROM campaign_recipients r JOIN campaigns c ON c.id ="
-	    " r.campaign_id WHERE r.message_id = ?1 AND c.account_id = ?2"
-	    " LIMIT 1", err, "ti", message_id, account_id);
-	int64_t contact = 0, purpose = 0;
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		contact = sqlite3_column_int64(s, 0);
-		purpose = sqlite3_column_int64(s, 1);
-	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_DONE) {
-		snprintf(reason_r, reason_len, "no campaign recipient");
-		return 0;
-	}
-	if (rc != SQLITE_ROW)
-		return store_fail(st, err, "marketing check");
-	return store_marketing_ok(st, account_id, contact, purpose, now,
-	    reason_r, reason_len, err);
 }
