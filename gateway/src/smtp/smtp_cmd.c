@@ -15,10 +15,9 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "lib/config.h"
+#include "intake/route.h"
 #include "lib/smtp_addr.h"
 #include "smtp_int.h"
-#include "store/store.h"
-#include "consent/unsub.h"
 #include "lib/util.h"
 
 struct smtp_cmd {
@@ -264,45 +263,56 @@ smtp_rcpt_unknown(struct smtp_session *s, const char *addr)
 	}
 }
 
-/* Find the open dossier an address names; replies and returns -1 if
- * there is none. */
-static int
-smtp_rcpt_dossier(struct smtp_session *s, const char *addr,
-    struct store_dossier *d)
+/* What the transaction holds so far: its first recipient says (a bounce
+ * carries its VERP token, an unsubscribe "u-<token>", a dossier ""). */
+static enum route_kind
+smtp_txn_kind(const struct smtp_session *s)
 {
-	char local[80], err[PD_ERRLEN];
-	int found;
+	if (s->nrcpt == 0)
+		return ROUTE_NONE;
+	if (s->rcpts[0].verp[0] == '\0')
+		return ROUTE_DOSSIER;
+	return strncmp(s->rcpts[0].verp, "u-", 2) == 0 ? ROUTE_UNSUB :
+	    ROUTE_BOUNCE;
+}
 
-	if (!smtp_addr_intake_local(addr, s->srv->cfg->intake_domain, local,
-	    sizeof(local))) {
+/* Routing said no: its reply in the session's words, logged and counted
+ * by reason. */
+static void
+smtp_rcpt_refused(struct smtp_session *s, const char *addr,
+    const struct route_outcome *o, const char *err)
+{
+	switch (o->why) {
+	case ROUTE_UNKNOWN:
 		smtp_rcpt_unknown(s, addr);
-		return -1;
-	}
-	found = store_dossier_by_local(s->srv->store, local, d, err);
-	if (found < 0) {
+		return;
+	case ROUTE_TEMPORARY:
 		log_err("%s: rcpt lookup: %s", smtp_log_id(s), err);
-		smtp_refuse(s, MR_TEMPORARY, addr, 451, "4.3.0",
-		    "Error: temporary lookup failure");
-		return -1;
+		smtp_refuse(s, MR_TEMPORARY, addr, o->code, o->enhanced,
+		    "Error: %s", o->text);
+		return;
+	case ROUTE_SENDER:
+		smtp_refuse(s, MR_SENDER_POLICY, addr, o->code, o->enhanced,
+		    "Error: %s", o->text);
+		return;
+	default:
+		smtp_refuse(s, MR_PROTOCOL, addr, o->code, o->enhanced,
+		    "Error: %s", o->text);
+		return;
 	}
-	if (found == 0 || strcmp(d->status, "open") != 0) {
-		smtp_rcpt_unknown(s, addr);
-		return -1;
-	}
-	return 0;
 }
 
 static void
 smtp_rcpt_add(struct smtp_session *s, const char *addr,
-    const struct store_dossier *d, const char *verp)
+    const struct route_outcome *o)
 {
 	struct sess_rcpt *r;
 	size_t i;
 
 	/* SMTP owes one reply per message: a repeated dossier is one
 	 * delivery.  LMTP owes one reply per RCPT, so it keeps them all. */
-	for (i = 0; !s->lmtp && verp == NULL && i < s->nrcpt; i++)
-		if (s->rcpts[i].dossier_id == d->id)
+	for (i = 0; !s->lmtp && o->kind == ROUTE_DOSSIER && i < s->nrcpt; i++)
+		if (s->rcpts[i].dossier_id == o->dossier_id)
 			return;
 	if (s->nrcpt == s->rcpt_cap) {
 		s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
@@ -310,138 +320,55 @@ smtp_rcpt_add(struct smtp_session *s, const char *addr,
 	}
 	r = &s->rcpts[s->nrcpt++];
 	snprintf(r->addr, sizeof(r->addr), "%s", addr);
-	snprintf(r->verp, sizeof(r->verp), "%s", verp != NULL ? verp : "");
-	r->dossier_id = d->id;
-	r->account_id = d->account_id;
-	snprintf(r->account, sizeof(r->account), "%s", d->account);
-	snprintf(r->ref, sizeof(r->ref), "%s", d->ref);
+	snprintf(r->verp, sizeof(r->verp), "%s", o->token);
+	r->dossier_id = o->dossier_id;
+	r->account_id = o->account_id;
+	snprintf(r->account, sizeof(r->account), "%s", o->account);
+	snprintf(r->ref, sizeof(r->ref), "%s", o->ref);
 }
 
-/*
- * Bounce reports arrive at b-<token>@<bounce domain> (VERP): accepted
- * only for a token we issued, whatever the sender (DSNs come from <>).
- * A transaction holds either bounce reports or dossier mail, so each
- * gets its own handling; the other kind is told to come back (452,
- * RFC 5321 4.5.3.1.10).  Returns 1 if addr was a bounce address.
- */
+/* The rcpt_to hooks see dossier mail only; 1 if a plugin refused. */
 static int
-smtp_rcpt_bounce(struct smtp_session *s, const char *addr)
-{
-	struct store_outbound o;
-	struct store_dossier d;
-	char token[72], err[PD_ERRLEN];
-	int found;
-
-	if (!smtp_addr_bounce_token(addr, s->srv->cfg->bounce_domain, token,
-	    sizeof(token)))
-		return 0;
-	if (s->nrcpt > 0 && (s->rcpts[0].verp[0] == '\0' ||
-	    strncmp(s->rcpts[0].verp, "u-", 2) == 0)) {
-		smtp_refuse(s, MR_PROTOCOL, addr, 452, "4.5.3", "Error: send "
-		    "bounce reports in a transaction of their own");
-		return 1;
-	}
-	found = store_outbound_by_verp(s->srv->store, token, &o, err);
-	if (found < 0) {
-		log_err("%s: rcpt lookup: %s", smtp_log_id(s), err);
-		smtp_refuse(s, MR_TEMPORARY, addr, 451, "4.3.0",
-		    "Error: temporary lookup failure");
-		return 1;
-	}
-	if (found == 0) {
-		smtp_rcpt_unknown(s, addr);
-		return 1;
-	}
-	memset(&d, 0, sizeof(d));
-	d.id = o.dossier_id;
-	d.account_id = o.account_id;
-	snprintf(d.account, sizeof(d.account), "%s", o.account);
-	smtp_rcpt_add(s, addr, &d, token);
-	smtp_reply(s, 250, "2.1.5", "Ok");
-	return 1;
-}
-
-/*
- * Unsubscribe by mail (RFC 2369 mailto:): u-<token>@<list domain> is
- * accepted only for a valid token, in a transaction of its own like
- * bounce reports; the token authenticates, never the sender.  The rcpt
- * carries "u-<token>" where a bounce carries its VERP token.
- */
-static int
-smtp_rcpt_unsub(struct smtp_session *s, const char *addr)
-{
-	struct store_contact c;
-	struct store_dossier d;
-	struct unsub_token t;
-	char token[UNSUB_TOKEN_MAX], verp[72], err[PD_ERRLEN];
-	int found = 0;
-
-	if (!unsub_addr_token(addr, unsub_list_domain(s->srv->cfg), token,
-	    sizeof(token)))
-		return 0;
-	if (s->nrcpt > 0 && strncmp(s->rcpts[0].verp, "u-", 2) != 0) {
-		smtp_refuse(s, MR_PROTOCOL, addr, 452, "4.5.3", "Error: send "
-		    "unsubscribe requests in a transaction of their own");
-		return 1;
-	}
-	if (unsub_token_parse(token, &t) &&
-	    (found = store_contact_by_id(s->srv->store, t.id, &c, err)) < 0) {
-		log_err("%s: rcpt lookup: %s", smtp_log_id(s), err);
-		smtp_refuse(s, MR_TEMPORARY, addr, 451, "4.3.0",
-		    "Error: temporary lookup failure");
-		return 1;
-	}
-	if (!unsub_token_check(s->srv->cfg, UNSUB_T_UNSUB, found == 1 ?
-	    c.account_id : 0, &t) || found != 1) {
-		smtp_rcpt_unknown(s, addr);
-		return 1;
-	}
-	memset(&d, 0, sizeof(d));
-	d.account_id = c.account_id;
-	snprintf(d.account, sizeof(d.account), "%s", c.account);
-	snprintf(verp, sizeof(verp), "u-%s", token);
-	smtp_rcpt_add(s, addr, &d, verp);
-	smtp_reply(s, 250, "2.1.5", "Ok");
-	return 1;
-}
-
-static void
-smtp_do_rcpt(struct smtp_session *s, const char *arg)
+smtp_rcpt_hooks(struct smtp_session *s, const char *addr,
+    const struct route_outcome *d)
 {
 	struct postdoc_session_info info;
 	struct postdoc_rcpt_info ri;
 	struct plugin_outcome o;
-	struct store_dossier d;
+
+	smtp_info(s, &info);
+	ri.address = addr;
+	ri.account = d->account;
+	ri.dossier_ref = d->ref;
+	ri.dossier_id = d->dossier_id;
+	plugin_run_rcpt_to(s->srv->plugins, &info, s->mail_from, &ri, &o);
+	return smtp_plugin_refused(s, &o, addr);
+}
+
+/*
+ * Where the recipient delivers is routing's answer (route.c): a dossier,
+ * a bounce report for a message we sent, an unsubscribe request, or a
+ * refusal.  A transaction holds one kind; the others are told to come
+ * back (452, RFC 5321 4.5.3.1.10).
+ */
+static void
+smtp_do_rcpt(struct smtp_session *s, const char *arg)
+{
+	struct route_env env = { s->srv->cfg, s->srv->store };
+	struct route_outcome o;
 	struct smtp_path p;
+	char err[PD_ERRLEN];
 
 	smtp_path_parse(arg, 0, &p);
-	if (smtp_rcpt_bounce(s, p.addr))
-		return;
-	if (smtp_rcpt_unsub(s, p.addr))
-		return;
-	if (s->nrcpt > 0 && s->rcpts[0].verp[0] != '\0') {
-		smtp_refuse(s, MR_PROTOCOL, p.addr, 452, "4.5.3", "Error: "
-		    "send dossier mail in a transaction of its own");
+	err[0] = '\0';
+	if (route_address(&env, p.addr, s->mail_from, smtp_txn_kind(s), &o,
+	    err) == ROUTE_REFUSED) {
+		smtp_rcpt_refused(s, p.addr, &o, err);
 		return;
 	}
-	if (smtp_rcpt_dossier(s, p.addr, &d) != 0)
+	if (o.kind == ROUTE_DOSSIER && smtp_rcpt_hooks(s, p.addr, &o))
 		return;
-	if (!smtp_addr_sender_allowed(d.sender_policy, s->mail_from,
-	    d.contact)) {
-		smtp_refuse(s, MR_SENDER_POLICY, p.addr, 550, "5.7.1",
-		    "Error: sender <%s> may not file into this dossier",
-		    s->mail_from);
-		return;
-	}
-	smtp_info(s, &info);
-	ri.address = p.addr;
-	ri.account = d.account;
-	ri.dossier_ref = d.ref;
-	ri.dossier_id = d.id;
-	plugin_run_rcpt_to(s->srv->plugins, &info, s->mail_from, &ri, &o);
-	if (smtp_plugin_refused(s, &o, p.addr))
-		return;
-	smtp_rcpt_add(s, p.addr, &d, NULL);
+	smtp_rcpt_add(s, p.addr, &o);
 	smtp_reply(s, 250, "2.1.5", "Ok");
 }
 
