@@ -1,9 +1,10 @@
 /*
  * smtp_session.h - one SMTP or LMTP conversation: the command table, the
  * DATA stream (dot-unstuffing, bare CR/LF detection, size and line limits,
- * spooling) and the hand-off of a complete message to an intake worker.
- * The listeners and the shared server state live in smtp_server.c; this
- * module never blocks the loop on disk or SQL writes.
+ * spooling) and the hand-off of a complete message to an intake worker,
+ * in smtp_session.c, smtp_cmd.c and smtp_data.c.  For smtp_server.c (the
+ * listeners, which own the shared state) and the session fuzzer only; the
+ * session never blocks the loop on disk or SQL writes.
  */
 #ifndef PD_SMTP_SESSION_H
 #define PD_SMTP_SESSION_H
