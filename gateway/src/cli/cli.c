@@ -33,7 +33,7 @@
 #include "privacy_cli.h"
 #include "store/rawmsg.h"
 #include "lib/sanitize.h"
-#include "smtp/smtp_server.h"
+#include "daemon/daemon.h"
 #include "store/store.h"
 #include "lib/util.h"
 
@@ -374,7 +374,7 @@ cli_parse_id(const char *s, int64_t *id_r)
 static int
 cli_serve(struct cli_ctx *c)
 {
-	if (server_run(c->cfg, c->err) != 0) {
+	if (daemon_run(c->cfg, c->err) != 0) {
 		if (c->err[0] == '\0')
 			snprintf(c->err, sizeof(c->err), "server failed");
 		return CLI_ERR;

@@ -24,6 +24,7 @@
 #include "intake.h"
 #include "mailhost.h"
 #include "events/metrics.h"
+#include "route.h"
 #include "lib/smtp_addr.h"
 #include "store/store.h"
 #include "lib/util.h"
@@ -57,7 +58,9 @@ struct mailhost_msg {
 	char *hdr;			/* the header block, bounded */
 	size_t hdr_len;
 	char mail_from[257];		/* from Return-Path, or "" */
-	struct store_dossier d[MAILHOST_RCPT_MAX];
+	/* Dossiers named, in order: routed (ROUTE_DOSSIER) or refused by
+	 * their sender policy (ROUTE_REFUSED), which mailhost_policy drops. */
+	struct route_outcome d[MAILHOST_RCPT_MAX];
 	size_t nd;
 	int lookup_failed;
 };
@@ -207,29 +210,35 @@ mailhost_route(const char *hdr, size_t len, const char *domain,
 	return -1;
 }
 
-/* cb for mailhost_route: an open dossier, once. */
+/*
+ * cb for mailhost_route: an open dossier, once.  Routing (route.c, as
+ * for RCPT) applies the sender policy too; a dossier it refuses still
+ * names the message's field, and is dropped by mailhost_policy.
+ */
 static int
 mailhost_dossier_cb(const char *local, void *arg)
 {
 	struct mailhost_msg *m = arg;
-	struct store_dossier d;
-	char err[PD_ERRLEN];
+	struct route_env env = { m->mh->cfg, m->t->st };
+	struct route_outcome o;
+	char addr[512], err[PD_ERRLEN];
 	size_t i;
-	int found;
 
-	found = store_dossier_by_local(m->t->st, local, &d, err);
-	if (found < 0) {
+	snprintf(addr, sizeof(addr), "%s@%s", local, env.cfg->intake_domain);
+	err[0] = '\0';
+	route_address(&env, addr, m->mail_from, ROUTE_NONE, &o, err);
+	if (o.why == ROUTE_TEMPORARY) {
 		log_err("%s: dossier lookup: %s", m->queue_id, err);
 		m->lookup_failed = 1;
 		return 0;
 	}
-	if (found == 0 || strcmp(d.status, "open") != 0)
+	if (o.kind != ROUTE_DOSSIER && o.why != ROUTE_SENDER)
 		return 0;
 	for (i = 0; i < m->nd; i++)
-		if (m->d[i].id == d.id)
+		if (m->d[i].dossier_id == o.dossier_id)
 			return 1;
 	if (m->nd < MAILHOST_RCPT_MAX)
-		m->d[m->nd++] = d;
+		m->d[m->nd++] = o;
 	return 1;
 }
 
@@ -369,6 +378,7 @@ mailhost_spool(struct mailhost_msg *m, struct postdoc_delivery *r)
  * The account's sender policy, as SMTP applies it at RCPT, on the
  * envelope sender the mailbox's MTA recorded (Return-Path): a dossier
  * whose policy refuses the sender is dropped, like a refused RCPT.
+ * Routing decided it (mailhost_dossier_cb); the refusal is its reply.
  */
 static int
 mailhost_policy(struct mailhost_msg *m, struct postdoc_delivery *r)
@@ -376,12 +386,11 @@ mailhost_policy(struct mailhost_msg *m, struct postdoc_delivery *r)
 	size_t i, k = 0;
 
 	for (i = 0; i < m->nd; i++)
-		if (smtp_addr_sender_allowed(m->d[i].sender_policy,
-		    m->mail_from, m->d[i].contact))
+		if (m->d[i].kind == ROUTE_DOSSIER)
 			m->d[k++] = m->d[i];
 	if (k == 0) {
-		mailhost_reply(r, 550, "5.7.1", "sender <%s> may not file into "
-		    "this dossier", m->mail_from);
+		mailhost_reply(r, m->d[0].code, m->d[0].enhanced, "%s",
+		    m->d[0].text);
 		m->nd = 0;
 		return -1;
 	}
@@ -435,7 +444,7 @@ mailhost_intake(struct mailhost_msg *m, struct postdoc_delivery *r)
 		snprintf(addr[i], sizeof(addr[i]), "%s@%s",
 		    m->d[i].intake_local, m->mh->cfg->intake_domain);
 		rc[i].address = addr[i];
-		rc[i].dossier_id = m->d[i].id;
+		rc[i].dossier_id = m->d[i].dossier_id;
 		rc[i].account_id = m->d[i].account_id;
 		rc[i].account = m->d[i].account;
 		rc[i].dossier_ref = m->d[i].ref;

@@ -1,9 +1,10 @@
 /*
  * smtp_session.h - one SMTP or LMTP conversation: the command table, the
  * DATA stream (dot-unstuffing, bare CR/LF detection, size and line limits,
- * spooling) and the hand-off of a complete message to an intake worker.
- * The listener, the shared server state and the limits live in
- * smtp_server.c; this module never blocks the loop on disk or SQL writes.
+ * spooling) and the hand-off of a complete message to an intake worker,
+ * in smtp_session.c, smtp_cmd.c and smtp_data.c.  For smtp_server.c (the
+ * listeners, which own the shared state) and the session fuzzer only; the
+ * session never blocks the loop on disk or SQL writes.
  */
 #ifndef PD_SMTP_SESSION_H
 #define PD_SMTP_SESSION_H
@@ -17,23 +18,16 @@ struct pd_config;
 struct store;
 struct plugin_host;
 struct worker_pool;
-struct outq_runner;
-struct api_server;
-struct evq;
 struct smtp_session;
 
-/* State shared by every session of one server; owned by smtp_server.c. */
+/* State shared by every session of one server; owned by smtp_server.c,
+ * its services borrowed from the daemon (smtp_server_attach). */
 struct smtp_server_ctx {
 	const struct pd_config *cfg;
 	struct event_base *base;
-	struct store *store;		/* loop-side connection: RCPT lookups */
+	struct store *store;		/* loop-side connection: routing */
 	struct plugin_host *plugins;
 	struct worker_pool *workers;
-	struct outq_runner *outq;	/* outbound delivery threads */
-	struct api_server *api;		/* JSON API and /metrics */
-	struct evq *evq;		/* events to webhook/sync plugins */
-	struct event *remind_ev;	/* periodic reminder check */
-	struct mailhost *mailhost;	/* poller plugins' intake (ABI 3) */
 	SSL_CTX *ssl_ctx;		/* NULL: no STARTTLS */
 	char spool_dir[4096];
 	struct smtp_session *sessions;	/* all live sessions */

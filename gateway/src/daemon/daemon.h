@@ -1,0 +1,15 @@
+/*
+ * daemon.h - `postdoc serve`: the process that runs the SMTP/LMTP
+ * listeners, the intake workers, the outbound runner, event delivery,
+ * the web pages, the JSON API, the mailbox pollers and the schedulers,
+ * until SIGTERM or SIGINT.
+ */
+#ifndef PD_DAEMON_H
+#define PD_DAEMON_H
+
+struct pd_config;
+
+/* Runs until SIGTERM/SIGINT; returns 0 on a clean stop, -1 with err. */
+int daemon_run(struct pd_config *cfg, char *err);
+
+#endif
