@@ -576,9 +576,10 @@ api_consent_change(struct api_ctx *x, const char *action)
 		    "account");
 	if (rc < 0 || (text != NULL && consent_text_put(x->st,
 	    x->account_id, text, &a.text_id, err) != 0) ||
-	    consent_contact_ensure(x->st, x->account_id, norm, &cid, err) != 0 || (rc = consent_apply(x->st, x->account_id,
-	    cid, pid, &a, err)) < 0 || (rc > 0 && api_audit(x,
-	    "consent.change", norm, action, purpose, err) != 0))
+	    consent_contact_ensure(x->st, x->account_id, norm, &cid, err) != 0 ||
+	    (rc = consent_apply(x->st, x->account_id, cid, pid, &a, err)) < 0 ||
+	    (rc > 0 && api_audit(x, "consent.change", norm, action, purpose,
+	    err) != 0))
 		return api_internal(x, err);
 	return api_json(x, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:b}",
 	    "email", norm, "purpose", purpose, "status",

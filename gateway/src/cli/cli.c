@@ -4,10 +4,10 @@
  * root family itself: serve, check-config, account, dossier, document,
  * message, invite, remind, queue, template, mailbox, with their text/JSON
  * output and `postdoc help`.  It owns no data and no rules: it calls
- * services (dossier/ for accounts, dossiers and their files and
+ * services (dossier/ for accounts, dossiers, their files and the
  * validators; outbound/ for the queue), never the store; parsing,
- * opening and the one error line on stderr are cli_args.c's.  Exit 0 ok, 1 failure,
- * 2 usage error.
+ * opening and the one error line on stderr are cli_args.c's.
+ * Exit 0 ok, 1 failure, 2 usage error.
  */
 #include <errno.h>
 #include <fcntl.h>
