@@ -20,22 +20,17 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "api.h"
 #include "api_int.h"
-#include "store/blob.h"
+#include "auth/auth.h"
+#include "dossier/dossier.h"
 #include "lib/config.h"
 #include "outbound/outq.h"
 #include "lib/sanitize.h"
-#include "store/store.h"
-#include "store/store_api.h"
 #include "lib/util.h"
 
 #define API_TOKEN_MAX 128
-/* last_used is a hint, not an audit log: one write a minute at most. */
-#define API_USED_EVERY 60
 /* A campaign send or an erasure holds its thread for a while; the
  * others (and /metrics scrapes) go on. */
 #define API_THREADS 4
@@ -272,57 +267,17 @@ api_lookup(const char *method, const char *path, struct api_ctx *x,
 	return found;
 }
 
-/* ---- bearer tokens (RFC 6750) ---- */
-
-/* SHA-256 hex of the whole secret: what the store keeps. */
-void
-api_token_hash(const char *tok, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-
-	if (EVP_Digest(tok, strlen(tok), md, &n, EVP_sha256(), NULL) != 1)
-		pd_fatal("sha256 failed");
-	pd_hex(out, md, 32);
-}
-
-/* "pdk_<12 hex>" of a token shaped pdk_<12 hex>_<43 base64url>. */
-int
-api_token_prefix(const char *tok, char out[17])
-{
-	size_t n = strlen(tok);
-
-	if (n != 60 || strncmp(tok, "pdk_", 4) != 0 || tok[16] != '_' ||
-	    strspn(tok + 4, "0123456789abcdef") != 12 ||
-	    strspn(tok + 17, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-	    "qrstuvwxyz0123456789-_") != 43)
-		return 0;
-	memcpy(out, tok, 16);
-	out[16] = '\0';
-	return 1;
-}
+/* ---- bearer tokens (RFC 6750): auth.c checks them ---- */
 
 /* 1 and x's account set, 0 refused (*why_r: what to say), -1 error. */
 static int
 api_auth_token(const char *tok, struct api_ctx *x, char *err)
 {
 	struct store_api_token t;
-	char prefix[17], hash[65];
-	int64_t now = pd_now();
-	int rc;
+	int rc = auth_token_check(x->st, tok, &t, err);
 
-	if (!api_token_prefix(tok, prefix))
-		return 0;
-	rc = store_api_token_by_prefix(x->st, prefix, &t, err);
 	if (rc != 1)
 		return rc;
-	api_token_hash(tok, hash);
-	if (CRYPTO_memcmp(hash, t.hash, 64) != 0 || t.revoked != 0)
-		return 0;
-	if (now - t.last_used >= API_USED_EVERY &&
-	    store_api_token_used(x->st, t.id, now, err) != 0)
-		log_warn("api: token %s: last use not recorded: %s", prefix,
-		    err);
 	x->account_id = t.account_id;
 	snprintf(x->account, sizeof(x->account), "%s", t.account);
 	snprintf(x->actor, sizeof(x->actor), "api:%s", t.name);
@@ -392,8 +347,8 @@ api_thread_free(void *p)
 	struct api_thread *t = p;
 
 	outq_ctx_free(&t->q);
-	blob_store_free(&t->bs);
-	store_close(&t->st);
+	dossier_blobs_close(&t->bs);
+	dossier_conn_close(&t->st);
 	free(t);
 }
 
@@ -402,14 +357,13 @@ static struct api_thread *
 api_thread(struct api_server *s)
 {
 	struct api_thread *t = pthread_getspecific(s->key);
-	char blobs[4200], err[PD_ERRLEN] = "";
+	char err[PD_ERRLEN] = "";
 
 	if (t != NULL)
 		return t;
 	t = xcalloc(1, sizeof(*t));
-	snprintf(blobs, sizeof(blobs), "%s/blobs", s->cfg->var_dir);
-	if (store_open(s->cfg->db_path, s->cfg->sync_mode, &t->st, err) != 0 ||
-	    blob_store_open(blobs, &t->bs, err) != 0 ||
+	if (dossier_conn_open(s->cfg, &t->st, err) != 0 ||
+	    dossier_blobs_open(s->cfg, &t->bs, err) != 0 ||
 	    outq_ctx_new(s->cfg, s->ph, &t->q, err) != 0) {
 		log_err("api: %s", err);
 		api_thread_free(t);
@@ -527,9 +481,9 @@ api_start(const struct pd_config *cfg, struct plugin_host *ph,
 	if (pd_listen_addr("api.listen", cfg->api_listen, &ss, err) != 0)
 		return -1;
 	/* The store opens now, so a bad path stops serve at start. */
-	if (store_open(cfg->db_path, cfg->sync_mode, &probe, err) != 0)
+	if (dossier_conn_open(cfg, &probe, err) != 0)
 		return -1;
-	store_close(&probe);
+	dossier_conn_close(&probe);
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = cfg;
 	s->ph = ph;

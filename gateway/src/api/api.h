@@ -20,12 +20,7 @@ int api_start(const struct pd_config *cfg, struct plugin_host *ph,
     struct api_server **a_r, char *err);
 void api_stop(struct api_server **a);
 
-/* Tokens look like pdk_<12 hex>_<43 base64url>; the first 16 characters
- * are the public prefix.  1 and out set if tok has that shape. */
-#define API_TOKEN_LEN 60
-int api_token_prefix(const char *tok, char out[17]);
-/* SHA-256 of the whole token as 64 hex digits (what the store keeps). */
-void api_token_hash(const char *tok, char out[65]);
+/* Bearer tokens are auth/auth.h's (the CLI mints them there too). */
 
 /* The route table, for `postdoc api routes`: i-th METHOD and PATH, or 0
  * past the end. */

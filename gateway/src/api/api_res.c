@@ -4,8 +4,9 @@
  * handler validates its input (422 naming the field), scopes every
  * lookup by the token's account (another account's object is 404) and
  * calls the same module the CLI command calls, recording the actor as
- * "api:<token name>".  No SQL here (store*.c), no rules (notify.c,
- * consent.c, campaign.c, privacy.c).
+ * "api:<token name>".  It calls services only (dossier/, consent/,
+ * privacy/, outbound/notify, events/metrics) and never a store header:
+ * no SQL, no rules, no validators of its own (dossier_valid_*).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,20 +18,19 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
-#include <openssl/evp.h>
 
 #include "api_int.h"
-#include "store/blob.h"
 #include "consent/campaign.h"
-#include "lib/config.h"
+#include "consent/campaign_view.h"
 #include "consent/consent.h"
+#include "consent/contact.h"
+#include "dossier/dossier.h"
 #include "events/metrics.h"
+#include "lib/config.h"
+#include "lib/sanitize.h"
+#include "lib/util.h"
 #include "outbound/notify.h"
 #include "privacy/privacy.h"
-#include "lib/sanitize.h"
-#include "store/store.h"
-#include "store/store_api.h"
-#include "lib/util.h"
 
 #define API_PAGE_DEFAULT 50
 #define API_REQUESTED_MAX 50
@@ -63,36 +63,8 @@ api_metrics(struct api_ctx *x)
 
 /* ---- validation ---- */
 
-/* [a-z0-9_-]{1,32}: template and locale names, never paths. */
-static int
-api_name_ok(const char *s)
-{
-	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-");
-
-	return n > 0 && n <= 32 && s[n] == '\0';
-}
-
-static int
-api_due_ok(const char *s)
-{
-	return strlen(s) == 10 && strspn(s, "0123456789-") == 10 &&
-	    s[4] == '-' && s[7] == '-' && strspn(s, "0123456789") == 4 &&
-	    s[5] <= '1' && s[8] <= '3';
-}
-
-/* Printable UTF-8 text of 1 to max bytes. */
-static int
-api_text_ok(const char *s, size_t max)
-{
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > max || !sanitize_utf8_valid(s, n))
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-	return 1;
-}
+/* The validators are the dossier service's (dossier_valid_*), the
+ * same the CLI applies. */
 
 /*
  * "requested": an array of document names.  notify.c takes them as one
@@ -115,7 +87,7 @@ api_requested(struct api_ctx *x, char **out_r)
 	json_array_foreach(a, i, v) {
 		const char *s = json_string_value(v);
 
-		if (s == NULL || !api_text_ok(s, 200) ||
+		if (s == NULL || !dossier_valid_text(s, 200) ||
 		    strchr(s, ',') != NULL || s[0] == ' ' ||
 		    s[strlen(s) - 1] == ' ')
 			return 0;
@@ -168,7 +140,7 @@ api_find_dossier(struct api_ctx *x, struct store_dossier *d,
     enum MHD_Result *ret)
 {
 	char err[PD_ERRLEN] = "";
-	int rc = store_dossier_get(x->st, x->account_id, x->id, d, err);
+	int rc = dossier_get(x->st, x->account_id, x->id, d, err);
 
 	if (rc == 1)
 		return 1;
@@ -182,52 +154,57 @@ api_dossier_reply(struct api_ctx *x, unsigned status, int64_t id)
 	struct store_dossier d;
 	char err[PD_ERRLEN] = "";
 
-	if (store_dossier_get(x->st, x->account_id, id, &d, err) != 1)
+	if (dossier_get(x->st, x->account_id, id, &d, err) != 1)
 		return api_internal(x, err[0] ? err : "dossier vanished");
 	return api_json(x, status, api_dossier_json(x, &d));
+}
+
+/* The request of a new dossier, once valid: the requested array as
+ * JSON and the due date.  0, or -1 with err. */
+static int
+api_dossier_request(struct api_ctx *x, int64_t id, const char *due,
+    char *err)
+{
+	json_t *a = json_object_get(x->body, "requested");
+	char *js = json_is_array(a) ? json_dumps(a, JSON_COMPACT) :
+	    xstrdup("[]");
+	int rc = dossier_set_request(x->st, x->account_id, id, js,
+	    due != NULL ? due : "", err);
+
+	free(js);
+	return rc;
 }
 
 enum MHD_Result
 api_dossier_create(struct api_ctx *x)
 {
-	struct store_dossier d;
 	const char *contact, *ref, *due;
-	char err[PD_ERRLEN] = "", norm[320], *docs = NULL;
-	int64_t id;
+	char err[PD_ERRLEN] = "", *docs = NULL;
+	int64_t id = 0;
 	int rc;
 
-	if (!api_field_str(x, "contact", 1, 254, &contact) ||
-	    !consent_email_norm(contact, norm, sizeof(norm)))
+	if (!api_field_str(x, "contact", 1, DOSSIER_CONTACT_MAX, &contact) ||
+	    !dossier_valid_contact(contact))
 		return api_invalid(x, "contact", "an e-mail address is required");
-	if (!api_field_str(x, "ref", 1, 127, &ref) || !api_text_ok(ref, 127))
+	if (!api_field_str(x, "ref", 1, DOSSIER_REF_MAX, &ref) ||
+	    !dossier_valid_ref(ref))
 		return api_invalid(x, "ref", "1-127 bytes of UTF-8 text, no "
 		    "control characters");
-	if (!api_field_str(x, "due", 0, 10, &due) || (due && !api_due_ok(due)))
+	if (!api_field_str(x, "due", 0, 10, &due) || (due &&
+	    !dossier_valid_due(due)))
 		return api_invalid(x, "due", "a date YYYY-MM-DD");
 	if (!api_requested(x, &docs))
 		return api_invalid(x, "requested", "an array of at most 50 "
 		    "document names (no commas)");
-	rc = store_dossier_by_ref(x->st, x->account_id, ref, &d, err);
-	if (rc == 0)
-		rc = store_dossier_create(x->st, x->account_id, contact,
-		    ref, NULL, &id, err) == 0 ? 2 : -1;
-	/* Another request may have taken the ref since we looked. */
-	if (rc < 0 && store_dossier_by_ref(x->st, x->account_id, ref, &d,
-	    err) == 1)
-		rc = 1;
-	if (rc == 2 && (docs != NULL || due != NULL)) {
-		json_t *a = json_object_get(x->body, "requested");
-		char *js = json_is_array(a) ? json_dumps(a, JSON_COMPACT) :
-		    xstrdup("[]");
-
-		rc = store_dossier_set_request(x->st, x->account_id, id,
-		    js, due != NULL ? due : "", err) == 0 ? 2 : -1;
-		free(js);
-	}
+	rc = dossier_create(x->st, x->account_id, contact, ref, NULL, &id,
+	    err);
+	if (rc == 0 && (docs != NULL || due != NULL) &&
+	    api_dossier_request(x, id, due, err) != 0)
+		rc = -1;
 	free(docs);
 	if (rc == 1)
 		return api_error(x, MHD_HTTP_CONFLICT, "conflict", "a dossier "
-		    "with this ref exists (id %lld)", (long long)d.id);
+		    "with this ref exists (id %lld)", (long long)id);
 	if (rc < 0)
 		return api_internal(x, err);
 	return api_dossier_reply(x, MHD_HTTP_CREATED, id);
@@ -268,44 +245,49 @@ api_page_args(struct api_ctx *x, int *limit_r, int64_t *after_r,
 	return 1;
 }
 
+struct api_page {
+	struct api_ctx *x;
+	json_t *data;
+};
+
+static int
+api_dossier_row_cb(const struct store_dossier *d, void *ctx)
+{
+	struct api_page *p = ctx;
+
+	json_array_append_new(p->data, api_dossier_json(p->x, d));
+	return 0;
+}
+
 enum MHD_Result
 api_dossier_list(struct api_ctx *x)
 {
 	struct store_api_filter f = { api_query(x, "status"),
 	    api_query(x, "contact"), api_query(x, "ref") };
-	struct store_dossier d;
 	char err[PD_ERRLEN] = "";
 	enum MHD_Result ret = MHD_NO;
-	int64_t after, *ids;
-	int limit, n = 0, i;
-	json_t *data;
+	int64_t after, next;
+	int limit;
+	struct api_page p;
 
 	if (f.status != NULL && strcmp(f.status, "open") != 0 &&
 	    strcmp(f.status, "closed") != 0)
 		return api_invalid(x, "status", "open or closed");
 	if (f.contact != NULL && strlen(f.contact) > 320)
 		return api_invalid(x, "contact", "an e-mail address");
-	if (f.ref != NULL && strlen(f.ref) > 127)
+	if (f.ref != NULL && strlen(f.ref) > DOSSIER_REF_MAX)
 		return api_invalid(x, "ref", "a dossier ref");
 	if (!api_page_args(x, &limit, &after, &ret))
 		return ret;
-	/* One more than asked: whether a next page exists. */
-	ids = xcalloc((size_t)limit + 1, sizeof(*ids));
-	if (store_api_dossier_page(x->st, x->account_id, &f, after,
-	    limit + 1, ids, &n, err) != 0) {
-		free(ids);
+	p.x = x;
+	p.data = json_array();
+	if (dossier_page(x->st, x->account_id, &f, after, limit,
+	    api_dossier_row_cb, &p, &next, err) != 0) {
+		json_decref(p.data);
 		return api_internal(x, err);
 	}
-	data = json_array();
-	for (i = 0; i < n && i < limit; i++)
-		if (store_dossier_get(x->st, x->account_id, ids[i], &d,
-		    err) == 1)
-			json_array_append_new(data, api_dossier_json(x, &d));
-	ret = api_json(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "data", data,
-	    "next_after", n > limit ? json_integer(ids[limit - 1]) :
-	    json_null()));
-	free(ids);
-	return ret;
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "data", p.data,
+	    "next_after", next != 0 ? json_integer(next) : json_null()));
 }
 
 enum MHD_Result
@@ -325,12 +307,14 @@ api_dossier_close(struct api_ctx *x)
 	struct store_dossier d;
 	char err[PD_ERRLEN] = "";
 	enum MHD_Result ret;
+	int was_closed;
 
 	if (!api_find_dossier(x, &d, &ret))
 		return ret;
-	if (store_dossier_close(x->st, x->account_id, d.id, err) != 0)
+	if (dossier_close(x->st, x->account_id, d.id, &was_closed, &d,
+	    err) != 0)
 		return api_internal(x, err);
-	return api_dossier_reply(x, MHD_HTTP_OK, d.id);
+	return api_json(x, MHD_HTTP_OK, api_dossier_json(x, &d));
 }
 
 /* ---- documents ---- */
@@ -365,7 +349,7 @@ api_dossier_documents(struct api_ctx *x)
 	if (!api_find_dossier(x, &d, &ret))
 		return ret;
 	data = json_array();
-	if (store_document_list(x->st, x->account_id, d.id, api_doc_row_cb,
+	if (dossier_documents(x->st, x->account_id, d.id, api_doc_row_cb,
 	    data, err) != 0) {
 		json_decref(data);
 		return api_internal(x, err);
@@ -377,7 +361,7 @@ static int
 api_find_doc(struct api_ctx *x, struct store_doc_row *r, enum MHD_Result *ret)
 {
 	char err[PD_ERRLEN] = "";
-	int rc = store_document_get(x->st, x->account_id, x->id, r, err);
+	int rc = dossier_document_get(x->st, x->account_id, x->id, r, err);
 
 	if (rc == 1)
 		return 1;
@@ -445,14 +429,13 @@ api_document_content(struct api_ctx *x)
 	struct MHD_Response *resp;
 	struct stat sb;
 	enum MHD_Result ret;
-	char path[4200], disp[2048];
+	char disp[2048];
 	int fd;
 
 	if (!api_find_doc(x, &r, &ret))
 		return ret;
-	blob_path(x->bs, r.sha256, path, sizeof(path));
-	fd = path[0] ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-	if (fd < 0 || fstat(fd, &sb) != 0) {
+	if (!dossier_document_open(x->bs, r.sha256, &fd) ||
+	    fstat(fd, &sb) != 0) {
 		if (fd >= 0)
 			close(fd);
 		return api_internal(x, "document blob missing");
@@ -490,12 +473,12 @@ api_dossier_invite(struct api_ctx *x)
 	if (!api_find_dossier(x, &d, &ret))
 		return ret;
 	if (!api_field_str(x, "template", 0, 32, &tmpl) ||
-	    (tmpl && !api_name_ok(tmpl)))
+	    (tmpl && !dossier_valid_word(tmpl)))
 		return api_invalid(x, "template", "a name of [a-z0-9_-]{1,32}");
 	if (!api_field_str(x, "locale", 0, 32, &locale) ||
-	    (locale && !api_name_ok(locale)))
+	    (locale && !dossier_valid_word(locale)))
 		return api_invalid(x, "locale", "a name of [a-z0-9_-]{1,32}");
-	if (!api_field_str(x, "due", 0, 10, &due) || (due && !api_due_ok(due)))
+	if (!api_field_str(x, "due", 0, 10, &due) || (due && !dossier_valid_due(due)))
 		return api_invalid(x, "due", "a date YYYY-MM-DD");
 	if (!api_requested(x, &docs))
 		return api_invalid(x, "requested", "an array of at most 50 "
@@ -536,22 +519,6 @@ api_audit(struct api_ctx *x, const char *action, const char *email,
 	free(js);
 	json_decref(d);
 	return rc;
-}
-
-/* The consent text shown to the contact, stored once by its sha256. */
-static int
-api_consent_text(struct api_ctx *x, const char *text, int64_t *id_r,
-    char *err)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-	char hex[65];
-
-	if (EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL) != 1)
-		pd_fatal("sha256 failed");
-	pd_hex(hex, md, 32);
-	return store_consent_text_put(x->st, x->account_id, hex, text, id_r,
-	    err);
 }
 
 /* The proof fields of a record: 1 ok, 0 with the 422 queued. */
@@ -603,15 +570,16 @@ api_consent_change(struct api_ctx *x, const char *action)
 	    !sanitize_utf8_valid(text, strlen(text)))))
 		return api_invalid(x, "text", "the consent text shown, 1 byte "
 		    "to 64 KiB of UTF-8");
-	rc = store_purpose_get(x->st, x->account_id, purpose, &pid, err);
+	rc = consent_purpose_get(x->st, x->account_id, purpose, &pid, err);
 	if (rc == 0)
 		return api_invalid(x, "purpose", "no such purpose in this "
 		    "account");
-	if (rc < 0 || (text != NULL && api_consent_text(x, text, &a.text_id,
-	    err) != 0) || store_contact_ensure(x->st, x->account_id, norm,
-	    &cid, err) != 0 || (rc = consent_apply(x->st, x->account_id,
-	    cid, pid, &a, err)) < 0 || (rc > 0 && api_audit(x,
-	    "consent.change", norm, action, purpose, err) != 0))
+	if (rc < 0 || (text != NULL && consent_text_put(x->st,
+	    x->account_id, text, &a.text_id, err) != 0) ||
+	    consent_contact_ensure(x->st, x->account_id, norm, &cid, err) != 0 ||
+	    (rc = consent_apply(x->st, x->account_id, cid, pid, &a, err)) < 0 ||
+	    (rc > 0 && api_audit(x, "consent.change", norm, action, purpose,
+	    err) != 0))
 		return api_internal(x, err);
 	return api_json(x, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:b}",
 	    "email", norm, "purpose", purpose, "status",
@@ -665,7 +633,7 @@ api_find_contact(struct api_ctx *x, struct store_contact *c,
 		*ret = api_not_found(x, "contact");
 		return 0;
 	}
-	rc = store_contact_find(x->st, x->account_id, norm, c, err);
+	rc = consent_contact_find(x->st, x->account_id, norm, c, err);
 	if (rc == 1)
 		return 1;
 	*ret = rc == 0 ? api_not_found(x, "contact") : api_internal(x, err);
@@ -684,7 +652,7 @@ api_contact_consent(struct api_ctx *x)
 		return ret;
 	s.records = json_array();
 	s.status = json_object();
-	if (store_consent_list(x->st, x->account_id, c.id,
+	if (consent_records(x->st, x->account_id, c.id,
 	    api_consent_row_cb, &s, err) != 0) {
 		json_decref(s.records);
 		json_decref(s.status);
@@ -701,15 +669,13 @@ api_contact_attest(struct api_ctx *x)
 {
 	const char *v;
 	char err[PD_ERRLEN] = "", norm[320];
-	int64_t cid;
 
 	if (!consent_email_norm(x->key, norm, sizeof(norm)))
 		return api_not_found(x, "contact");
 	if (!api_field_str(x, "adult", 1, 8, &v) || (strcmp(v, "yes") != 0 &&
 	    strcmp(v, "no") != 0 && strcmp(v, "unknown") != 0))
 		return api_invalid(x, "adult", "yes, no or unknown");
-	if (store_contact_ensure(x->st, x->account_id, norm, &cid, err) != 0
-	    || store_contact_attest(x->st, x->account_id, cid, v, x->actor,
+	if (consent_contact_attest(x->st, x->account_id, norm, v, x->actor,
 	    err) != 0 || api_audit(x, "contact.attest", norm, v, NULL, err) != 0)
 		return api_internal(x, err);
 	return api_json(x, MHD_HTTP_OK, json_pack("{s:s, s:s}", "email", norm,
@@ -735,9 +701,9 @@ api_campaign_reply(struct api_ctx *x, unsigned status)
 	struct store_campaign k;
 	char err[PD_ERRLEN] = "";
 	json_t *j;
-	int rc = store_campaign_get(x->st, x->id, &k, err);
+	int rc = campaign_view_get(x->st, x->account_id, x->id, &k, err);
 
-	if (rc == 0 || (rc == 1 && k.account_id != x->account_id))
+	if (rc == 0)
 		return api_not_found(x, "campaign");
 	if (rc < 0)
 		return api_internal(x, err);
@@ -747,7 +713,7 @@ api_campaign_reply(struct api_ctx *x, unsigned status)
 	    json_string(k.locale) : json_null(), "state", k.state, "created",
 	    api_jtime(k.created), "started", api_jtime(k.started), "finished",
 	    api_jtime(k.finished), "recipients", "messages");
-	if (store_campaign_counts(x->st, k.id, api_count_cb, j, err) != 0) {
+	if (campaign_view_counts(x->st, k.id, api_count_cb, j, err) != 0) {
 		json_decref(j);
 		return api_internal(x, err);
 	}
@@ -765,15 +731,15 @@ api_campaign_create(struct api_ctx *x)
 	if (!api_field_str(x, "purpose", 1, 32, &purpose))
 		return api_invalid(x, "purpose", "a purpose name is required");
 	if (!api_field_str(x, "subject", 1, 500, &subject) ||
-	    !api_text_ok(subject, 500))
+	    !dossier_valid_text(subject, 500))
 		return api_invalid(x, "subject", "1-500 bytes of UTF-8 text");
 	if (!api_field_str(x, "template", 0, 32, &tmpl) ||
-	    (tmpl && !api_name_ok(tmpl)))
+	    (tmpl && !dossier_valid_word(tmpl)))
 		return api_invalid(x, "template", "a name of [a-z0-9_-]{1,32}");
 	if (!api_field_str(x, "locale", 0, 32, &locale) ||
-	    (locale && !api_name_ok(locale)))
+	    (locale && !dossier_valid_word(locale)))
 		return api_invalid(x, "locale", "a name of [a-z0-9_-]{1,32}");
-	rc = store_purpose_get(x->st, x->account_id, purpose, &pid, err);
+	rc = consent_purpose_get(x->st, x->account_id, purpose, &pid, err);
 	if (rc == 0)
 		return api_invalid(x, "purpose", "no such purpose in this "
 		    "account");
@@ -800,9 +766,9 @@ api_campaign_send(struct api_ctx *x)
 	struct store_campaign k;
 	struct campaign_stats st;
 	char err[PD_ERRLEN] = "";
-	int rc = store_campaign_get(x->st, x->id, &k, err);
+	int rc = campaign_view_get(x->st, x->account_id, x->id, &k, err);
 
-	if (rc == 0 || (rc == 1 && k.account_id != x->account_id))
+	if (rc == 0)
 		return api_not_found(x, "campaign");
 	if (rc < 0)
 		return api_internal(x, err);

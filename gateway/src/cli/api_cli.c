@@ -1,8 +1,8 @@
 /*
  * api_cli.c - `token create|list|revoke` and `api routes`, a command
- * family (cli_args.h).  A token is printed once, at creation; the store
- * keeps its prefix and the SHA-256 of the whole (store_api.c).  No SQL
- * here.
+ * family (cli_args.h).  A token is printed once, at creation; minting,
+ * listing and revoking are auth.c's, the one door to tokens that the
+ * API's own check uses too.  No SQL, no token format here.
  * Exit 0 ok, 1 error, 2 usage.
  */
 #include <stdio.h>
@@ -11,13 +11,12 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "api/api.h"
 #include "api_cli.h"
+#include "auth/auth.h"
 #include "cli_args.h"
-#include "store/store_api.h"
+#include "dossier/dossier.h"
 #include "lib/util.h"
 
 enum ac_opt { AO_ACCOUNT, AO_NAME, AO_COUNT };
@@ -66,43 +65,16 @@ ac_open(struct cli_ctx *c)
 
 /* ---- commands ---- */
 
-/* RFC 4648 5 base64url without padding: 32 bytes -> 43 characters. */
-static void
-ac_b64url(const unsigned char *in, char out[44])
-{
-	unsigned char b64[48];
-	int i, n = EVP_EncodeBlock(b64, in, 32);
-
-	for (i = 0; i < n && i < 43; i++)
-		out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' :
-		    (char)b64[i];
-	out[43] = '\0';
-}
-
 static int
 ac_token_create(struct cli_ctx *c)
 {
-	unsigned char pre[6], secret[32];
-	char hexp[13], b64[44], tok[API_TOKEN_LEN + 1], prefix[17], hash[65];
+	char tok[AUTH_TOKEN_LEN + 1], prefix[17];
 	const char *name = c->val[AO_NAME];
-	size_t n = strlen(name);
 	int64_t id;
 
-	if (n == 0 || n > 63 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789_.-") != n)
+	if (!dossier_valid_name(name))
 		return cli_usage_err(c, "--name is 1-63 of A-Z a-z 0-9 _ . -");
-	if (RAND_bytes(pre, sizeof(pre)) != 1 ||
-	    RAND_bytes(secret, sizeof(secret)) != 1) {
-		snprintf(c->err, sizeof(c->err), "no randomness");
-		return CLI_ERR;
-	}
-	pd_hex(hexp, pre, sizeof(pre));
-	ac_b64url(secret, b64);
-	snprintf(tok, sizeof(tok), "pdk_%s_%s", hexp, b64);
-	if (!api_token_prefix(tok, prefix))
-		pd_fatal("token shape");
-	api_token_hash(tok, hash);
-	if (store_api_token_add(c->st, c->account_id, name, prefix, hash, &id,
+	if (auth_token_mint(c->st, c->account_id, name, tok, prefix, &id,
 	    c->err) != 0)
 		return CLI_ERR;
 	if (c->json)
@@ -156,7 +128,7 @@ ac_token_list(struct cli_ctx *c)
 {
 	json_t *arr = c->json ? json_array() : NULL;
 
-	if (store_api_token_list(c->st, c->account_id, ac_token_row_cb, arr,
+	if (auth_token_list(c->st, c->account_id, ac_token_row_cb, arr,
 	    c->err) != 0) {
 		json_decref(arr);
 		return CLI_ERR;
@@ -172,7 +144,7 @@ ac_token_list(struct cli_ctx *c)
 static int
 ac_token_revoke(struct cli_ctx *c)
 {
-	int rc = store_api_token_revoke(c->st, c->account_id, c->val[AO_NAME],
+	int rc = auth_token_revoke(c->st, c->account_id, c->val[AO_NAME],
 	    pd_now(), c->err);
 
 	if (rc < 0)

@@ -3,10 +3,11 @@
  * family (consent_cli.c, privacy_cli.c, api_cli.c, evq_cli.c), and is the
  * root family itself: serve, check-config, account, dossier, document,
  * message, invite, remind, queue, template, mailbox, with their text/JSON
- * output and `postdoc help`.  It owns no data: rows come from store.c,
- * files from blob.c, settings from config.c; parsing, opening and the
- * one error line on stderr are cli_args.c's.  Exit 0 ok, 1 failure,
- * 2 usage error.
+ * output and `postdoc help`.  It owns no data and no rules: it calls
+ * services (dossier/ for accounts, dossiers, their files and the
+ * validators; outbound/ for the queue), never the store; parsing,
+ * opening and the one error line on stderr are cli_args.c's.
+ * Exit 0 ok, 1 failure, 2 usage error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,21 +22,20 @@
 #include <openssl/evp.h>
 
 #include "api_cli.h"
-#include "store/blob.h"
 #include "cli.h"
 #include "cli_args.h"
-#include "lib/config.h"
 #include "consent_cli.h"
+#include "daemon/daemon.h"
+#include "dossier/dossier.h"
 #include "evq_cli.h"
+#include "lib/config.h"
+#include "lib/sanitize.h"
+#include "lib/util.h"
 #include "outbound/notify.h"
 #include "outbound/outq.h"
+#include "outbound/outq_view.h"
 #include "plugin/plugin_host.h"
 #include "privacy_cli.h"
-#include "store/rawmsg.h"
-#include "lib/sanitize.h"
-#include "daemon/daemon.h"
-#include "store/store.h"
-#include "lib/util.h"
 
 /* Per-command options; --config, --json and --help are global. */
 enum cli_opt_id {
@@ -233,140 +233,14 @@ cli_dossier_json(const struct cli_ctx *c, const struct store_dossier *d)
 	return o;
 }
 
-/* ---- validation of operator input ---- */
+/* ---- validation of operator input: dossier_valid_* (shared) ---- */
 
-static int
-cli_valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= 63 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
-}
-
-/* A DNS name: dot-separated labels of [A-Za-z0-9-], no edge hyphens. */
-static int
-cli_valid_domain(const char *s, size_t n)
-{
-	size_t i, label = 0;
-
-	if (n == 0 || n > 253 || s[n - 1] == '.')
-		return 0;
-	for (i = 0; i < n; i++) {
-		char ch = s[i];
-
-		if (ch == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || (ch == '-' && label > 0)))
-			return 0;
-		if (++label > 63)
-			return 0;
-	}
-	return s[n - 1] != '-';
-}
-
-/* "any", "contact" or "domains:a.example,b.example" (lower-cased). */
-static int
-cli_valid_policy(const char *p, char *out, size_t outlen)
-{
-	const char *d, *comma;
-
-	if (strcmp(p, "any") == 0 || strcmp(p, "contact") == 0) {
-		snprintf(out, outlen, "%s", p);
-		return 1;
-	}
-	if (strncmp(p, "domains:", 8) != 0 || strlen(p) >= outlen)
-		return 0;
-	for (d = p + 8;; d = comma + 1) {
-		comma = strchr(d, ',');
-		if (!cli_valid_domain(d, comma ? (size_t)(comma - d) :
-		    strlen(d)))
-			return 0;
-		if (comma == NULL)
-			break;
-	}
-	for (d = p; *d != '\0'; d++)
-		*out++ = (*d >= 'A' && *d <= 'Z') ? (char)(*d + 32) : *d;
-	*out = '\0';
-	return 1;
-}
-
-/* A plain addr-spec: printable local part, DNS domain, RFC 5321 sizes. */
-static int
-cli_valid_email(const char *s)
-{
-	const char *at = strrchr(s, '@');
-	size_t i, n = strlen(s);
-
-	if (at == NULL || at == s || at - s > 64 || n > 254)
-		return 0;
-	for (i = 0; s + i < at; i++)
-		if (s[i] <= 0x20 || s[i] >= 0x7f || strchr("<>(),;:\\\"[]@",
-		    s[i]) != NULL)
-			return 0;
-	return cli_valid_domain(at + 1, strlen(at + 1));
-}
-
-static int
-cli_valid_ref(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > 127 || !sanitize_utf8_valid(s, n))
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
-/*
- * --address LOCAL@DOMAIN: the domain must be ours and the local part
- * ^d-[a-z0-9]{8,64}$ once lower-cased, the shape routing expects.
- */
 static int
 cli_parse_address(const struct cli_ctx *c, const char *addr, char *local,
     size_t locallen)
 {
-	const char *at = strrchr(addr, '@');
-	size_t n, i;
-
-	if (at == NULL || strcasecmp(at + 1, c->cfg->intake_domain) != 0)
-		return 0;
-	n = (size_t)(at - addr);
-	if (n < 10 || n > 66 || n >= locallen)
-		return 0;
-	for (i = 0; i < n; i++) {
-		char ch = addr[i];
-
-		local[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-	}
-	local[n] = '\0';
-	if (strncmp(local, "d-", 2) != 0)
-		return 0;
-	return strspn(local + 2, "abcdefghijklmnopqrstuvwxyz0123456789") ==
-	    n - 2;
-}
-
-static int
-cli_parse_id(const char *s, int64_t *id_r)
-{
-	char *end;
-	long long v;
-
-	if (s[0] < '0' || s[0] > '9')
-		return 0;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0)
-		return 0;
-	*id_r = (int64_t)v;
-	return 1;
+	return dossier_parse_address(c->cfg->intake_domain, addr, local,
+	    locallen);
 }
 
 /* ---- commands: serve, check-config ---- */
@@ -402,13 +276,13 @@ cli_account_add(struct cli_ctx *c)
 	char norm[512];
 	int64_t id;
 
-	if (!cli_valid_name(name))
+	if (!dossier_valid_name(name))
 		return cli_usage_err(c, "invalid account name \"%s\" "
 		    "(1-63 of A-Z a-z 0-9 _ . -)", cli_safe(name));
-	if (!cli_valid_policy(policy, norm, sizeof(norm)))
+	if (!dossier_valid_policy(policy, norm, sizeof(norm)))
 		return cli_usage_err(c, "invalid sender policy \"%s\" (any, "
 		    "contact or domains:a.example,b.example)", cli_safe(policy));
-	if (store_account_add(c->st, name, norm, &id, c->err) != 0)
+	if (dossier_account_add(c->st, name, norm, &id, c->err) != 0)
 		return CLI_ERR;
 	if (c->json) {
 		json_t *o = json_object();
@@ -445,7 +319,7 @@ cli_account_list(struct cli_ctx *c)
 {
 	json_t *arr = c->json ? json_array() : NULL;
 
-	if (store_account_list(c->st, cli_account_row_cb, arr, c->err) != 0) {
+	if (dossier_account_list(c->st, cli_account_row_cb, arr, c->err) != 0) {
 		json_decref(arr);
 		return CLI_ERR;
 	}
@@ -465,7 +339,7 @@ cli_account_scope(struct cli_ctx *c, int64_t *id_r)
 	*id_r = 0;
 	if (name == NULL)
 		return 0;
-	rc = store_account_get(c->st, name, &a, c->err);
+	rc = dossier_account_get(c->st, name, &a, c->err);
 	if (rc == 0)
 		snprintf(c->err, sizeof(c->err), "account \"%s\" not found",
 		    cli_safe(name));
@@ -482,10 +356,10 @@ cli_dossier_create_args(struct cli_ctx *c, char *local, size_t locallen)
 {
 	const char *addr = c->val[OPT_ADDRESS];
 
-	if (!cli_valid_email(c->val[OPT_CONTACT]))
+	if (!dossier_valid_contact(c->val[OPT_CONTACT]))
 		return cli_usage_err(c, "invalid contact address \"%s\"",
 		    cli_safe(c->val[OPT_CONTACT]));
-	if (!cli_valid_ref(c->val[OPT_REF]))
+	if (!dossier_valid_ref(c->val[OPT_REF]))
 		return cli_usage_err(c, "invalid ref \"%s\" (1-127 bytes of "
 		    "UTF-8 text, no control characters)",
 		    cli_safe(c->val[OPT_REF]));
@@ -514,10 +388,10 @@ cli_dossier_create(struct cli_ctx *c)
 		return rc;
 	if (cli_account_scope(c, &acct) != 1)
 		return CLI_ERR;
-	if (store_dossier_create(c->st, acct, c->val[OPT_CONTACT],
-	    c->val[OPT_REF], local[0] ? local : NULL, &id, c->err) != 0)
+	if (dossier_create(c->st, acct, c->val[OPT_CONTACT], c->val[OPT_REF],
+	    local[0] ? local : NULL, &id, c->err) != 0)
 		return CLI_ERR;
-	if (store_dossier_get(c->st, acct, id, &d, c->err) != 1) {
+	if (dossier_get(c->st, acct, id, &d, c->err) != 1) {
 		if (c->err[0] == '\0')
 			snprintf(c->err, sizeof(c->err), "dossier vanished");
 		return CLI_ERR;
@@ -537,9 +411,7 @@ cli_dossier_create(struct cli_ctx *c)
 
 struct cli_list_ctx {
 	struct cli_ctx *c;
-	const char *status;
 	json_t *arr;			/* NULL: text output */
-	int failed;
 };
 
 static int
@@ -558,42 +430,23 @@ cli_dossier_row_cb(const struct store_dossier *d, void *ctx)
 	return 0;
 }
 
-/* Without --account, every account in turn: reads stay tenant-scoped. */
-static int
-cli_dossier_list_account_cb(const struct store_account *a, void *ctx)
-{
-	struct cli_list_ctx *l = ctx;
-
-	if (store_dossier_list(l->c->st, a->id, l->status, cli_dossier_row_cb,
-	    l, l->c->err) != 0) {
-		l->failed = 1;
-		return 1;
-	}
-	return 0;
-}
-
+/* Without --account, every account in turn (dossier_list). */
 static int
 cli_dossier_list(struct cli_ctx *c)
 {
-	struct cli_list_ctx l = { c, c->val[OPT_STATUS], NULL, 0 };
-	struct store_account a = { 0 };
+	struct cli_list_ctx l = { c, NULL };
+	const char *status = c->val[OPT_STATUS];
 	int64_t acct;
-	int rc;
 
-	if (l.status != NULL && strcmp(l.status, "open") != 0 &&
-	    strcmp(l.status, "closed") != 0)
+	if (status != NULL && strcmp(status, "open") != 0 &&
+	    strcmp(status, "closed") != 0)
 		return cli_usage_err(c, "invalid --status \"%s\" (open or "
-		    "closed)", cli_safe(l.status));
-	if ((rc = cli_account_scope(c, &acct)) < 0)
+		    "closed)", cli_safe(status));
+	if (cli_account_scope(c, &acct) < 0)
 		return CLI_ERR;
 	l.arr = c->json ? json_array() : NULL;
-	a.id = acct;
-	if (rc == 1)
-		cli_dossier_list_account_cb(&a, &l);
-	else if (store_account_list(c->st, cli_dossier_list_account_cb, &l,
-	    c->err) != 0)
-		l.failed = 1;
-	if (l.failed) {
+	if (dossier_list(c->st, acct, status, cli_dossier_row_cb, &l,
+	    c->err) != 0) {
 		json_decref(l.arr);
 		return CLI_ERR;
 	}
@@ -609,25 +462,12 @@ cli_dossier_list(struct cli_ctx *c)
 static int
 cli_find_dossier(struct cli_ctx *c, const char *spec, struct store_dossier *d)
 {
-	int64_t acct, id;
-	char local[80];
-	const char *at = strrchr(spec, '@');
+	int64_t acct;
 	int rc;
 
 	if (cli_account_scope(c, &acct) < 0)
 		return -1;
-	if (cli_parse_id(spec, &id))
-		rc = store_dossier_get(c->st, acct, id, d, c->err);
-	else if (at != NULL && cli_parse_address(c, spec, local,
-	    sizeof(local)))
-		rc = store_dossier_by_local(c->st, local, d, c->err);
-	else if (at == NULL && strncmp(spec, "d-", 2) == 0)
-		rc = store_dossier_by_local(c->st, spec, d, c->err);
-	else
-		rc = 0;
-	/* The routing lookup is store-wide; --account still scopes it. */
-	if (rc == 1 && acct != 0 && d->account_id != acct)
-		rc = 0;
+	rc = dossier_find(c->st, c->cfg->intake_domain, acct, spec, d, c->err);
 	if (rc == 0)
 		snprintf(c->err, sizeof(c->err), "dossier %s not found%s%s",
 		    cli_safe(spec), acct ? " in account " : "",
@@ -762,13 +602,13 @@ cli_show_section(struct cli_ctx *c, json_t *obj, const char *key,
 	if (s.arr == NULL)
 		printf("\n%s:\n", title);
 	if (which == 0)
-		rc = store_document_list(c->st, d->account_id, d->id,
+		rc = dossier_documents(c->st, d->account_id, d->id,
 		    cli_show_doc_cb, &s, c->err);
 	else if (which == 1)
-		rc = store_message_list(c->st, d->account_id, d->id,
+		rc = dossier_messages(c->st, d->account_id, d->id,
 		    cli_show_msg_cb, &s, c->err);
 	else
-		rc = store_event_list(c->st, d->account_id, d->id,
+		rc = dossier_history(c->st, d->account_id, d->id,
 		    cli_show_event_cb, &s, c->err);
 	if (s.arr != NULL)
 		cli_jset(obj, key, s.arr);
@@ -806,11 +646,9 @@ cli_dossier_close(struct cli_ctx *c)
 	struct store_dossier d;
 	int was_closed;
 
-	if (cli_find_dossier(c, c->pos[2], &d) != 1)
-		return CLI_ERR;
-	was_closed = strcmp(d.status, "closed") == 0;
-	if (store_dossier_close(c->st, d.account_id, d.id, c->err) != 0 ||
-	    store_dossier_get(c->st, d.account_id, d.id, &d, c->err) != 1)
+	if (cli_find_dossier(c, c->pos[2], &d) != 1 ||
+	    dossier_close(c->st, d.account_id, d.id, &was_closed, &d,
+	    c->err) != 0)
 		return CLI_ERR;
 	if (c->json)
 		cli_json_print(cli_dossier_json(c, &d));
@@ -881,23 +719,17 @@ end:
 }
 
 /* A document's blob file, or a message's raw bytes wherever they live
- * (the database for small ones: rawmsg.h). */
+ * (the database for small ones), through the dossier service. */
 static int
 cli_open_blob(struct cli_ctx *c, const char *sha, int raw, const char *what)
 {
-	char path[4096];
 	int in = -1, rc;
 
-	if (raw) {
-		rc = rawmsg_open(c->st, c->bs, sha, &in, c->err);
-		if (rc < 0)
-			return -1;
-	} else {
-		blob_path(c->bs, sha, path, sizeof(path));
-		in = path[0] ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) :
-		    -1;
-	}
-	if (in < 0)
+	rc = raw ? dossier_message_open(c->st, c->bs, sha, &in, c->err) :
+	    dossier_document_open(c->bs, sha, &in);
+	if (rc < 0)
+		return -1;
+	if (rc == 0 || in < 0)
 		snprintf(c->err, sizeof(c->err), "%s: blob %s is missing from "
 		    "the store", what, sha);
 	return in;
@@ -943,12 +775,12 @@ cli_get_common(struct cli_ctx *c, int which)
 	int64_t acct, id;
 	int rc;
 
-	if (!cli_parse_id(c->pos[2], &id))
+	if (!dossier_parse_id(c->pos[2], &id))
 		return cli_usage_err(c, "invalid id \"%s\"", cli_safe(c->pos[2]));
 	if (cli_account_scope(c, &acct) < 0)
 		return CLI_ERR;
-	rc = which == 0 ? store_document_get(c->st, acct, id, &dr, c->err) :
-	    store_message_get(c->st, acct, id, &mr, c->err);
+	rc = which == 0 ? dossier_document_get(c->st, acct, id, &dr, c->err) :
+	    dossier_message_get(c->st, acct, id, &mr, c->err);
 	snprintf(label, sizeof(label), "%s %" PRId64, what, id);
 	if (rc == 0)
 		snprintf(c->err, sizeof(c->err), "%s not found%s%s", label,
@@ -1016,7 +848,7 @@ cli_print_outbound(struct cli_ctx *c, int64_t id)
 {
 	struct store_outbound o;
 
-	if (store_outbound_get(c->st, 0, id, &o, c->err) != 1) {
+	if (outq_view_get(c->st, 0, id, &o, c->err) != 1) {
 		if (c->err[0] == '\0')
 			snprintf(c->err, sizeof(c->err), "outbound %lld "
 			    "vanished", (long long)id);
@@ -1069,7 +901,7 @@ cli_parse_now(const char *s, int64_t *now_r)
 		*now_r = pd_now();
 		return 0;
 	}
-	if (cli_parse_id(s, now_r))
+	if (dossier_parse_id(s, now_r))
 		return 0;
 	memset(&tm, 0, sizeof(tm));
 	end = strptime(s, "%Y-%m-%d", &tm);
@@ -1135,8 +967,8 @@ cli_queue_list(struct cli_ctx *c)
 	int64_t acct;
 
 	if (cli_account_scope(c, &acct) < 0 ||
-	    store_outbound_list(c->st, acct, 0, c->val[OPT_STATUS],
-	    cli_queue_row_cb, arr, c->err) != 0) {
+	    outq_view_list(c->st, acct, c->val[OPT_STATUS], cli_queue_row_cb,
+	    arr, c->err) != 0) {
 		json_decref(arr);
 		return CLI_ERR;
 	}

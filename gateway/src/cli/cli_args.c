@@ -10,13 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/blob.h"
 #include "cli_args.h"
+#include "dossier/dossier.h"
 #include "lib/config.h"
 #include "outbound/outq.h"
 #include "plugin/plugin_host.h"
 #include "lib/sanitize.h"
-#include "store/store.h"
 
 int
 cli_args_find(const struct cli_optdef *defs, int ndefs, const char *a,
@@ -246,21 +245,19 @@ cli_ctx_load_config(struct cli_ctx *c)
 static int
 cli_ctx_open(struct cli_ctx *c, const struct cli_cmd *cmd)
 {
-	char blobs[4200];
-
 	if (cmd->needs == 0)
 		return 0;
 	if (cli_ctx_load_config(c) != 0)
 		return -1;
 	pd_var_owner_init(c->cfg->var_dir);
-	if ((cmd->needs & CLI_NEED_STORE) && store_open(c->cfg->db_path,
-	    c->cfg->sync_mode, &c->st, c->err) != 0)
+	/* The store and blobs through the service layer's door: the CLI
+	 * holds them as handles for services and never opens SQL itself. */
+	if ((cmd->needs & CLI_NEED_STORE) && dossier_conn_open(c->cfg, &c->st,
+	    c->err) != 0)
 		return -1;
-	if (cmd->needs & CLI_NEED_BLOBS) {
-		snprintf(blobs, sizeof(blobs), "%s/blobs", c->cfg->var_dir);
-		if (blob_store_open(blobs, &c->bs, c->err) != 0)
-			return -1;
-	}
+	if ((cmd->needs & CLI_NEED_BLOBS) && dossier_blobs_open(c->cfg, &c->bs,
+	    c->err) != 0)
+		return -1;
 	/* Outbound commands queue (DKIM signs) and deliver. */
 	if ((cmd->needs & CLI_NEED_OUTBOUND) && (plugin_host_load(c->cfg,
 	    &c->ph, c->err) != 0 || outq_ctx_new(c->cfg, c->ph, &c->q,
@@ -274,8 +271,8 @@ cli_ctx_close(struct cli_ctx *c)
 {
 	outq_ctx_free(&c->q);
 	plugin_host_free(&c->ph);
-	blob_store_free(&c->bs);
-	store_close(&c->st);
+	dossier_blobs_close(&c->bs);
+	dossier_conn_close(&c->st);
 	config_free(&c->cfg);
 }
 
@@ -347,7 +344,7 @@ int
 cli_ctx_account(struct cli_ctx *c, const char *name)
 {
 	struct store_account a;
-	int rc = store_account_get(c->st, name, &a, c->err);
+	int rc = dossier_account_get(c->st, name, &a, c->err);
 
 	if (rc == 0)
 		snprintf(c->err, sizeof(c->err), "no account \"%.64s\"", name);

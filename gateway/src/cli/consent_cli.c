@@ -2,8 +2,9 @@
  * consent_cli.c - the operator commands of the consent ledger and of
  * campaigns (purpose, consent, contact, campaign, notice), a command
  * family (cli_args.h).  It owns no data and no rules: the ledger is
- * consent.c, sending is campaign.c, SQL is store.c.  Exit 0 ok, 1 error,
- * 2 usage.
+ * consent.c, contacts and purposes contact.c, sending campaign.c, reads
+ * campaign_view.c, names dossier_valid_*; it never calls the store.
+ * Exit 0 ok, 1 error, 2 usage.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,14 +17,16 @@
 
 #include <jansson.h>
 
-#include "consent/campaign.h"
 #include "cli_args.h"
+#include "consent/campaign.h"
+#include "consent/campaign_view.h"
 #include "consent/consent.h"
+#include "consent/contact.h"
 #include "consent_cli.h"
+#include "dossier/dossier.h"
+#include "lib/util.h"
 #include "outbound/outq.h"
 #include "privacy/privacy.h"
-#include "store/store.h"
-#include "lib/util.h"
 
 enum cc_opt {
 	CO_ACCOUNT, CO_PURPOSE, CO_BASIS, CO_SOURCE, CO_TEXT, CO_METHOD,
@@ -128,7 +131,7 @@ cc_open(struct cli_ctx *c)
 static int
 cc_purpose(struct cli_ctx *c, int64_t *id_r)
 {
-	int rc = store_purpose_get(c->st, c->account_id, c->val[CO_PURPOSE],
+	int rc = consent_purpose_get(c->st, c->account_id, c->val[CO_PURPOSE],
 	    id_r, c->err);
 
 	if (rc == 0)
@@ -162,14 +165,6 @@ cc_deliver(struct cli_ctx *c)
 	return 0;
 }
 
-static int
-cc_name_ok(const char *s)
-{
-	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-");
-
-	return n > 0 && n <= 32 && s[n] == '\0';
-}
-
 /* ---- purposes ---- */
 
 static int
@@ -177,11 +172,11 @@ cc_purpose_add(struct cli_ctx *c)
 {
 	int64_t id;
 
-	if (!cc_name_ok(c->pos[3]))
+	if (!dossier_valid_word(c->pos[3]))
 		return cli_usage_err(c, "a purpose name is [a-z0-9_-]{1,32}: "
 		    "%s", c->pos[3]);
 	if (cli_ctx_account(c, c->pos[2]) != 0 ||
-	    store_purpose_add(c->st, c->account_id, c->pos[3], &id, c->err)
+	    consent_purpose_add(c->st, c->account_id, c->pos[3], &id, c->err)
 	    != 0)
 		return CLI_ERR;
 	if (c->json)
@@ -214,7 +209,7 @@ cc_purpose_list(struct cli_ctx *c)
 
 	if (cli_ctx_account(c, c->pos[2]) != 0)
 		return CLI_ERR;
-	rc = store_purpose_list(c->st, c->account_id, cc_purpose_row, arr,
+	rc = consent_purpose_list(c->st, c->account_id, cc_purpose_row, arr,
 	    c->err);
 	if (arr != NULL) {
 		json_dumpf(arr, stdout, JSON_INDENT(2));
@@ -280,7 +275,7 @@ cc_consent_change(struct cli_ctx *c)
 		return CLI_ERR;
 	if ((rc = cc_act(c, &a, c->pos[1], "admin")) != 0)
 		return rc;
-	if (store_contact_ensure(c->st, c->account_id, email, &cid, c->err)
+	if (consent_contact_ensure(c->st, c->account_id, email, &cid, c->err)
 	    != 0 || (rc = consent_apply(c->st, c->account_id, cid, pid, &a,
 	    c->err)) < 0)
 		return CLI_ERR;
@@ -343,7 +338,7 @@ cc_consent_show(struct cli_ctx *c)
 	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
 	    cc_email(c, c->pos[2], email, sizeof(email)) != 0)
 		goto err;
-	rc = store_contact_find(c->st, c->account_id, email, &ct, c->err);
+	rc = consent_contact_find(c->st, c->account_id, email, &ct, c->err);
 	if (rc != 1) {
 		if (rc == 0)
 			snprintf(c->err, sizeof(c->err), "no contact %s in %s",
@@ -355,7 +350,7 @@ cc_consent_show(struct cli_ctx *c)
 	else
 		printf("%s (account %s) adult=%s\nhistory:\n", ct.email,
 		    ct.account, ct.adult);
-	if (store_consent_list(c->st, c->account_id, ct.id, cc_show_row, &s,
+	if (consent_records(c->st, c->account_id, ct.id, cc_show_row, &s,
 	    c->err) != 0)
 		goto err;
 	if (c->json) {
@@ -436,7 +431,6 @@ cc_contact_attest(struct cli_ctx *c)
 {
 	const char *v = c->val[CO_ADULT];
 	char email[320];
-	int64_t cid;
 
 	if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0 &&
 	    strcmp(v, "unknown") != 0)
@@ -444,9 +438,8 @@ cc_contact_attest(struct cli_ctx *c)
 		    "%s", v);
 	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
 	    cc_email(c, c->pos[2], email, sizeof(email)) != 0 ||
-	    store_contact_ensure(c->st, c->account_id, email, &cid, c->err)
-	    != 0 || store_contact_attest(c->st, c->account_id, cid, v,
-	    c->actor, c->err) != 0 ||
+	    consent_contact_attest(c->st, c->account_id, email, v, c->actor,
+	    c->err) != 0 ||
 	    cc_audit(c, "contact.attest", email, v) != 0)
 		return CLI_ERR;
 	printf("%s adult=%s\n", email, v);
@@ -466,7 +459,7 @@ cc_contact_suppress(struct cli_ctx *c)
 		    c->val[CO_DAYS]);
 	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
 	    cc_email(c, c->pos[2], email, sizeof(email)) != 0 ||
-	    store_suppression_add(c->st, c->account_id, email,
+	    consent_contact_suppress(c->st, c->account_id, email,
 	    c->val[CO_REASON] != NULL ? c->val[CO_REASON] : "operator",
 	    pd_now() + (int64_t)days * 86400, c->err) != 0)
 		return CLI_ERR;
@@ -483,8 +476,8 @@ cc_campaign_create(struct cli_ctx *c)
 	    "newsletter";
 	int64_t pid, id;
 
-	if (!cc_name_ok(tmpl) || (c->val[CO_LOCALE] != NULL &&
-	    !cc_name_ok(c->val[CO_LOCALE])))
+	if (!dossier_valid_word(tmpl) || (c->val[CO_LOCALE] != NULL &&
+	    !dossier_valid_word(c->val[CO_LOCALE])))
 		return cli_usage_err(c, "template and locale names are "
 		    "[a-z0-9_-]{1,32}");
 	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
@@ -575,7 +568,7 @@ cc_campaign_show(struct cli_ctx *c)
 
 	if ((rc = cc_id(c, c->pos[2], &id)) != 0)
 		return rc;
-	if ((rc = store_campaign_get(c->st, id, &k, c->err)) != 1) {
+	if ((rc = campaign_view_get(c->st, 0, id, &k, c->err)) != 1) {
 		if (rc == 0)
 			snprintf(c->err, sizeof(c->err), "no campaign %lld",
 			    (long long)id);
@@ -587,7 +580,7 @@ cc_campaign_show(struct cli_ctx *c)
 	    "locale", k.locale, "state", k.state, "created",
 	    (json_int_t)k.created, "started", (json_int_t)k.started,
 	    "finished", (json_int_t)k.finished, "recipients", "messages");
-	if (store_campaign_counts(c->st, id, cc_count_cb, j, c->err) != 0) {
+	if (campaign_view_counts(c->st, id, cc_count_cb, j, c->err) != 0) {
 		json_decref(j);
 		return CLI_ERR;
 	}
@@ -619,7 +612,7 @@ cc_notice_send(struct cli_ctx *c)
 {
 	struct campaign_stats s;
 
-	if (!cc_name_ok(c->val[CO_TEMPLATE]))
+	if (!dossier_valid_word(c->val[CO_TEMPLATE]))
 		return cli_usage_err(c, "not a template name: %s",
 		    c->val[CO_TEMPLATE]);
 	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||

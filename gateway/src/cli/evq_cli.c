@@ -1,8 +1,8 @@
 /*
  * evq_cli.c - `postdoc events list|retry`: what the event runner (evq.c)
  * did with each event per plugin, and a way to send a given-up event
- * again, a command family (cli_args.h).  No SQL here (store_evq.c), no
- * delivery (serve does it).
+ * again, a command family (cli_args.h).  It reads and retries through
+ * evq_admin.c, never the store; delivery is serve's.
  * Exit 0 ok, 1 error or not found, 2 usage.
  */
 #include <inttypes.h>
@@ -14,7 +14,7 @@
 
 #include "cli_args.h"
 #include "evq_cli.h"
-#include "store/store_evq.h"
+#include "events/evq_admin.h"
 #include "lib/util.h"
 
 #define EC_LIST_MAX 1000
@@ -83,7 +83,7 @@ ec_list(struct cli_ctx *c)
 	size_t n = 0;
 	int rc = CLI_OK;
 
-	if (store_evq_list(c->st, c->val[EO_CONSUMER], c->val[EO_STATE], rows,
+	if (evq_admin_list(c->st, c->val[EO_CONSUMER], c->val[EO_STATE], rows,
 	    EC_LIST_MAX, &n, c->err) != 0)
 		rc = CLI_ERR;
 	else
@@ -103,7 +103,7 @@ ec_retry(struct cli_ctx *c)
 		pd_err(c->err, "'%s' is not a delivery id", c->pos[2]);
 		return CLI_USAGE;
 	}
-	r = store_evq_retry(c->st, (int64_t)id, pd_now(), c->err);
+	r = evq_admin_retry(c->st, (int64_t)id, pd_now(), c->err);
 	if (r < 0)
 		return CLI_ERR;
 	if (r == 0) {

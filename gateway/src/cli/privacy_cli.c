@@ -1,8 +1,8 @@
 /*
  * privacy_cli.c - the operator commands of data subjects' rights and
  * retention (subject export|erase|rectify, purge, audit list), a command
- * family (cli_args.h).  It owns no rules (privacy.c) and no SQL
- * (store_privacy.c).
+ * family (cli_args.h).  It owns no rules (privacy.c, privacy_audit.c)
+ * and calls no store function: accounts come from the dossier service.
  * Exit 0 ok, 1 error or not found, 2 usage.
  */
 #include <inttypes.h>
@@ -15,13 +15,12 @@
 
 #include <jansson.h>
 
-#include "store/blob.h"
 #include "cli_args.h"
-#include "privacy/privacy.h"
-#include "privacy_cli.h"
-#include "store/store.h"
-#include "store/store_privacy.h"
+#include "dossier/dossier.h"
 #include "lib/util.h"
+#include "privacy/privacy.h"
+#include "privacy/privacy_audit.h"
+#include "privacy_cli.h"
 
 enum pc_opt {
 	PO_ACCOUNT, PO_OPERATOR, PO_OUTPUT, PO_NAME, PO_NEW_EMAIL, PO_MINOR,
@@ -105,7 +104,7 @@ pc_account(struct cli_ctx *c)
 	c->account_id = 0;
 	if (c->val[PO_ACCOUNT] == NULL)
 		return 0;
-	rc = store_account_get(c->st, c->val[PO_ACCOUNT], &a, c->err);
+	rc = dossier_account_get(c->st, c->val[PO_ACCOUNT], &a, c->err);
 	if (rc == 0)
 		snprintf(c->err, sizeof(c->err), "not found: no account "
 		    "\"%.64s\"", c->val[PO_ACCOUNT]);
@@ -305,7 +304,7 @@ static int
 pc_audit_list(struct cli_ctx *c)
 {
 	struct pc_audit a = { c->json ? json_array() : NULL };
-	int rc = store_audit_list(c->st, pc_audit_row, &a, c->err);
+	int rc = privacy_audit_list(c->st, pc_audit_row, &a, c->err);
 
 	if (a.arr != NULL) {
 		json_dumpf(a.arr, stdout, JSON_INDENT(2));

@@ -13,6 +13,7 @@
 #include "outbound/notify.h"
 #include "outbound/outq.h"
 #include "privacy/privacy.h"
+#include "store/blob.h"
 #include "store/store.h"
 #include "lib/util.h"
 #include "lib/worker.h"

@@ -22,6 +22,7 @@
 #include <openssl/hmac.h>
 
 #include "privacy.h"
+#include "store/blob.h"
 #include "store/rawmsg.h"
 #include "store/store_privacy.h"
 #include "lib/util.h"

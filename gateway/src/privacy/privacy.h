@@ -12,9 +12,10 @@
 
 #include <jansson.h>
 
-#include "store/blob.h"
 #include "lib/config.h"
-#include "store/store.h"
+
+struct store;
+struct blob_store;
 
 struct privacy_env {
 	const struct pd_config *cfg;

@@ -208,4 +208,48 @@ struct store_campaign_rcpt {
 typedef int (*store_campaign_rcpt_cb)(const struct store_campaign_rcpt *r,
     void *ctx);
 typedef int (*store_count_cb)(const char *name, int64_t n, void *ctx);
+
+/* API bearer tokens (store_api.c): only a prefix and a hash are kept. */
+struct store_api_token {
+	int64_t id;
+	int64_t account_id;
+	char account[64];
+	char name[64];
+	char prefix[32];
+	char hash[65];			/* SHA-256 hex of the whole token */
+	int64_t created;
+	int64_t last_used;		/* 0: never */
+	int64_t revoked;		/* 0: live, else when */
+};
+typedef int (*store_api_token_cb)(const struct store_api_token *t,
+    void *ctx);
+
+/* What a page of dossiers is filtered by (NULL: any). */
+struct store_api_filter {
+	const char *status;		/* "open" / "closed" */
+	const char *contact;		/* address, compared case-insensitively */
+	const char *ref;		/* exact */
+};
+
+/* `postdoc events list`: one event delivery to a plugin (store_evq.c). */
+struct store_evq_row {
+	int64_t id, event_id;
+	char consumer[64], hook[8], stream[32], state[16], kind[64];
+	unsigned attempts;
+	int64_t next_attempt, created, updated;
+	char last_error[256];
+};
+
+/* The audit trail of privacy rights and operators' changes. */
+struct store_audit_row {
+	int64_t id;
+	int64_t at;
+	char actor[64];
+	char action[32];
+	char account[64];
+	char subject_hash[65];
+	char detail[2048];
+};
+typedef int (*store_audit_cb)(const struct store_audit_row *r, void *ctx);
+
 #endif

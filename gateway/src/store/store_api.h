@@ -9,19 +9,9 @@
 
 #include <stdint.h>
 
-struct store;
+#include "records.h"
 
-struct store_api_token {
-	int64_t id;
-	int64_t account_id;
-	char account[64];
-	char name[64];
-	char prefix[32];
-	char hash[65];			/* SHA-256 hex of the whole token */
-	int64_t created;
-	int64_t last_used;		/* 0: never */
-	int64_t revoked;		/* 0: live, else when */
-};
+struct store;
 
 /* A new token row; a live or revoked token of that name: -1 "exists". */
 int store_api_token_add(struct store *st, int64_t account_id,
@@ -30,8 +20,6 @@ int store_api_token_add(struct store *st, int64_t account_id,
 /* By prefix (unique store-wide), revoked or not: 1, or 0. */
 int store_api_token_by_prefix(struct store *st, const char *prefix,
     struct store_api_token *t_r, char *err);
-typedef int (*store_api_token_cb)(const struct store_api_token *t,
-    void *ctx);
 int store_api_token_list(struct store *st, int64_t account_id,
     store_api_token_cb cb, void *ctx, char *err);
 /* 1 revoked now, 0 no live token of that name. */
@@ -40,12 +28,6 @@ int store_api_token_revoke(struct store *st, int64_t account_id,
 int store_api_token_used(struct store *st, int64_t id, int64_t now,
     char *err);
 
-/* What a page of dossiers is filtered by (NULL: any). */
-struct store_api_filter {
-	const char *status;		/* "open" / "closed" */
-	const char *contact;		/* address, compared case-insensitively */
-	const char *ref;		/* exact */
-};
 /* Ids of the account's dossiers after `after` in id order, at most max.
  * ids_r holds max. */
 int store_api_dossier_page(struct store *st, int64_t account_id,

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "records.h"
+
 struct store;
 
 /* The seven public types, the only ones an `event` hook ever sees. */
@@ -80,14 +82,6 @@ int store_evq_consent_event(struct store *st, int64_t account_id,
     int64_t contact_id, int64_t purpose_id, const char *action,
     const char *source, char *err);
 
-/* For `postdoc events`: rows as JSON text (caller frees), newest first. */
-struct store_evq_row {
-	int64_t id, event_id;
-	char consumer[64], hook[8], stream[32], state[16], kind[64];
-	unsigned attempts;
-	int64_t next_attempt, created, updated;
-	char last_error[256];
-};
 /* consumer/state may be NULL (any); at most max rows into rows. */
 int store_evq_list(struct store *st, const char *consumer, const char *state,
     struct store_evq_row *rows, size_t max, size_t *n_r, char *err);

@@ -87,19 +87,9 @@ int store_erased_has(struct store *st, int64_t account_id, const char *hash,
 int store_erasure_add(struct store *st, const char *actor,
     const char *account, const char *hash, const char *detail, char *err);
 
-struct store_audit_row {
-	int64_t id;
-	int64_t at;
-	char actor[64];
-	char action[32];
-	char account[64];
-	char subject_hash[65];
-	char detail[2048];
-};
 int store_audit_add(struct store *st, const char *actor, const char *action,
     const char *account, const char *subject_hash, const char *detail,
     char *err);
-typedef int (*store_audit_cb)(const struct store_audit_row *r, void *ctx);
 int store_audit_list(struct store *st, store_audit_cb cb, void *ctx,
     char *err);
 typedef int (*store_erasure_cb)(const struct store_audit_row *r, void *ctx);

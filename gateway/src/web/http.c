@@ -5,8 +5,9 @@
  * token gets the same 404 body, and an IP that sends too many of them
  * gets 429 for a minute.  No cookies, no redirects, no authentication
  * headers read: the token in the URL is the whole context (RFC 8058 3.2).
- * Never builds SQL or paths from the request; peer bytes are logged
- * escaped (pd_log).
+ * Never builds SQL or paths from the request, and never calls the store:
+ * contacts, purposes and requests come from consent/ (contact.c), the
+ * connection from the dossier service; peer bytes are logged escaped.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -21,12 +22,13 @@
 
 #include <microhttpd.h>
 
-#include "lib/config.h"
 #include "consent/consent.h"
-#include "http.h"
-#include "events/metrics.h"
-#include "store/store.h"
+#include "consent/contact.h"
 #include "consent/unsub.h"
+#include "dossier/dossier.h"
+#include "events/metrics.h"
+#include "http.h"
+#include "lib/config.h"
 #include "lib/util.h"
 
 #define HTTP_BODY_MAX 65536	/* POST bodies are read and dropped past */
@@ -232,7 +234,7 @@ http_resolve(struct http_server *h, enum unsub_type type, const char *tok,
 	if (!unsub_token_parse(tok, &t))
 		return 0;
 	if (type == UNSUB_T_CONFIRM) {
-		found = store_consent_req_get(h->st, t.id, &s->req, err) == 1 &&
+		found = consent_req_get(h->st, t.id, &s->req, err) == 1 &&
 		    s->req.purpose_id == t.purpose_id;
 		account = found ? s->req.account_id : 0;
 		contact = s->req.contact_id;
@@ -240,13 +242,13 @@ http_resolve(struct http_server *h, enum unsub_type type, const char *tok,
 		contact = t.id;
 		found = 1;
 	}
-	found = found && store_contact_by_id(h->st, contact, &s->c, err) == 1;
+	found = found && consent_contact_by_id(h->st, contact, &s->c, err) == 1;
 	if (type == UNSUB_T_UNSUB)
 		account = found ? s->c.account_id : 0;
 	if (!unsub_token_check(h->cfg, type, account, &t) || !found ||
 	    s->c.account_id != account)
 		return 0;
-	if (store_purpose_name(h->st, account, t.purpose_id, s->purpose,
+	if (consent_purpose_name(h->st, account, t.purpose_id, s->purpose,
 	    sizeof(s->purpose), err) != 1)
 		return 0;
 	s->type = type;
@@ -280,9 +282,8 @@ static int
 http_prefs_row_cb(int64_t id, const char *name, void *ctx)
 {
 	struct http_prefs *p = ctx;
-	char action[12] = "", err[PD_ERRLEN], csrf[UNSUB_CSRF_MAX];
-	int on = store_consent_latest(p->h->st, p->s->c.id, id, action,
-	    sizeof(action), err) == 1 && strcmp(action, "grant") == 0;
+	char err[PD_ERRLEN], csrf[UNSUB_CSRF_MAX];
+	int on = consent_granted(p->h->st, p->s->c.id, id, err) == 1;
 
 	if (unsub_csrf_make(p->h->cfg, p->s->token, name, pd_now(), csrf) != 0)
 		return 1;
@@ -326,7 +327,7 @@ http_unsub_page(struct http_server *h, struct MHD_Connection *con,
 	    "</button></form>\n<h2>%s</h2>\n<ul>\n", s->token,
 	    p.fr ? "Me d&eacute;sabonner" : "Unsubscribe me",
 	    p.fr ? "Vos pr&eacute;f&eacute;rences" : "Your preferences");
-	if (store_purpose_list(h->st, s->c.account_id, http_prefs_row_cb, &p,
+	if (consent_purpose_list(h->st, s->c.account_id, http_prefs_row_cb, &p,
 	    err) != 0)
 		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "Temporarily unavailable\n");
@@ -408,7 +409,7 @@ http_do_prefs(struct http_server *h, struct MHD_Connection *con,
 	    strcmp(rq->action, "withdraw") != 0))
 		return http_text(con, MHD_HTTP_FORBIDDEN,
 		    "Forbidden: reload the preferences page\n");
-	if (store_purpose_get(h->st, s->c.account_id, rq->purpose, &pid,
+	if (consent_purpose_get(h->st, s->c.account_id, rq->purpose, &pid,
 	    err) != 1)
 		return http_text(con, MHD_HTTP_FORBIDDEN, "Forbidden\n");
 	a.action = rq->action;
@@ -443,7 +444,7 @@ http_do_confirm(struct http_server *h, struct MHD_Connection *con,
 		return http_text(con, MHD_HTTP_GONE,
 		    "This confirmation link has expired.\n");
 	/* An old link clicked again after a withdrawal grants nothing. */
-	rc = store_consent_req_confirm(h->st, s->req.id, pd_now(), err);
+	rc = consent_req_confirm(h->st, s->req.id, pd_now(), err);
 	if (rc == 1)
 		rc = consent_apply(h->st, s->c.account_id, s->c.id,
 		    s->purpose_id, &a, err);
@@ -611,7 +612,7 @@ http_start(const struct pd_config *cfg, struct http_server **h_r, char *err)
 	h = xcalloc(1, sizeof(*h));
 	h->cfg = cfg;
 	pthread_mutex_init(&h->mu, NULL);
-	if (store_open(cfg->db_path, cfg->sync_mode, &h->st, err) != 0) {
+	if (dossier_conn_open(cfg, &h->st, err) != 0) {
 		http_stop(&h);
 		return -1;
 	}
@@ -646,7 +647,7 @@ http_stop(struct http_server **hp)
 	h = *hp;
 	if (h->d != NULL)
 		MHD_stop_daemon(h->d);
-	store_close(&h->st);
+	dossier_conn_close(&h->st);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 	*hp = NULL;

@@ -1,6 +1,6 @@
 /*
  * test_api.c - unit tests for the API's pieces that need no socket: the
- * token shape and hash (api.c), the Content-Disposition of a download
+ * token shape and hash (auth.c), the Content-Disposition of a download
  * (RFC 6266 / RFC 8187, api_res.c) and the SQL of store_api.c (tokens:
  * unique names, revoke, last use, account scope; the dossier page:
  * filters, cursor, tenant isolation).  Each test gets a fresh mkdtemp
@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "api/api_int.h"
+#include "auth/auth.h"
 #include "store/store.h"
 #include "store/store_api.h"
 #include "testlib.h"
@@ -69,7 +70,7 @@ START_TEST(test_token_shape)
 	size_t i;
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		ck_assert_msg(api_token_prefix(t[i].tok, prefix) == t[i].ok,
+		ck_assert_msg(auth_token_prefix(t[i].tok, prefix) == t[i].ok,
 		    "case %zu: %s", i, t[i].tok);
 		if (t[i].ok)
 			ck_assert_str_eq(prefix, "pdk_0123456789ab");
@@ -81,7 +82,7 @@ START_TEST(test_token_hash)
 {
 	char h[65];
 
-	api_token_hash("abc", h);
+	auth_token_hash("abc", h);
 	ck_assert_str_eq(h, SHA_ABC);
 }
 END_TEST

@@ -1,0 +1,127 @@
+/*
+ * dossier.h - the dossier service that every front end (the CLI, the
+ * JSON API, the web pages) calls: the store connection a front end holds,
+ * accounts, dossiers (create, find, list, close), their documents,
+ * messages and history, the bytes to download, and the one set of
+ * validators for what an operator or a client types.  It decides; the
+ * store keeps the rows.  Never prints, never speaks HTTP, never formats.
+ */
+#ifndef PD_DOSSIER_H
+#define PD_DOSSIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/records.h"
+
+struct pd_config;
+struct store;
+struct blob_store;
+
+/* ---- connections (dossier_conn.c) ----
+ * A front end never opens the store itself: it asks here for a
+ * connection (one per thread: SQLite connections are not shared) and the
+ * blob store, holds them as opaque handles and hands them to services. */
+int dossier_conn_open(const struct pd_config *cfg, struct store **st_r,
+    char *err);
+void dossier_conn_close(struct store **st);
+int dossier_blobs_open(const struct pd_config *cfg, struct blob_store **bs_r,
+    char *err);
+void dossier_blobs_close(struct blob_store **bs);
+
+/* ---- validators (dossier_valid.c): 1 valid, 0 not ---- */
+
+#define DOSSIER_REF_MAX 127
+#define DOSSIER_CONTACT_MAX 254
+
+/* Printable UTF-8 of 1 to max bytes: no C0 control, no DEL. */
+int dossier_valid_text(const char *s, size_t max);
+/* A dossier's ref: text of 1-127 bytes. */
+int dossier_valid_ref(const char *s);
+/* A contact: a plain addr-spec, dot-atom local part of at most 64
+ * octets, a DNS domain of two labels or more (mail to it must leave),
+ * 254 octets in all (RFC 5321 4.5.3.1). */
+int dossier_valid_contact(const char *s);
+/* An account or token name: 1-63 of A-Z a-z 0-9 _ . - */
+int dossier_valid_name(const char *s);
+/* A word that names a file family: template, locale, purpose:
+ * [a-z0-9_-]{1,32}, never a path. */
+int dossier_valid_word(const char *s);
+/* A due date "YYYY-MM-DD". */
+int dossier_valid_due(const char *s);
+/* A sender policy: "any", "contact" or "domains:a.example,b.example";
+ * the normal form (lower-cased) into out. */
+int dossier_valid_policy(const char *p, char *out, size_t outlen);
+/* A positive decimal id. */
+int dossier_parse_id(const char *s, int64_t *id_r);
+/* LOCAL@DOMAIN with DOMAIN our intake domain and LOCAL of the shape
+ * routing expects (d-[a-z0-9]{8,64} once lower-cased, into local). */
+int dossier_parse_address(const char *intake_domain, const char *addr,
+    char *local, size_t locallen);
+
+/* ---- accounts (dossier.c): lookups 1 found, 0 not, -1 error ---- */
+
+int dossier_account_add(struct store *st, const char *name,
+    const char *policy, int64_t *id_r, char *err);
+int dossier_account_get(struct store *st, const char *name,
+    struct store_account *a_r, char *err);
+int dossier_account_list(struct store *st, store_account_cb cb, void *ctx,
+    char *err);
+
+/* ---- dossiers ---- */
+
+/*
+ * A new dossier (contact and ref validated again here; intake_local NULL
+ * draws one).  0 created (*id_r), 1 the ref is taken in the account
+ * (*id_r that dossier, err says so), -1 error.
+ */
+int dossier_create(struct store *st, int64_t account_id, const char *contact,
+    const char *ref, const char *intake_local, int64_t *id_r, char *err);
+/* What an invitation asks for: requested_json a JSON array, due or "". */
+int dossier_set_request(struct store *st, int64_t account_id, int64_t id,
+    const char *requested_json, const char *due, char *err);
+/* account_id 0: any account (the operator's CLI). */
+int dossier_get(struct store *st, int64_t account_id, int64_t id,
+    struct store_dossier *d_r, char *err);
+/* By id, by intake address LOCAL@intake_domain or by a bare d-local
+ * part; scoped to account_id unless 0.  1, 0 not found, -1 error. */
+int dossier_find(struct store *st, const char *intake_domain,
+    int64_t account_id, const char *spec, struct store_dossier *d_r,
+    char *err);
+/* status NULL, "open" or "closed"; account_id 0: every account in turn
+ * (reads stay tenant-scoped). */
+int dossier_list(struct store *st, int64_t account_id, const char *status,
+    store_dossier_cb cb, void *ctx, char *err);
+/* A page: up to limit dossiers after id `after`, in id order, through
+ * cb; *next_after_r the cursor of the next page, 0 when this is the
+ * last. */
+int dossier_page(struct store *st, int64_t account_id,
+    const struct store_api_filter *f, int64_t after, int limit,
+    store_dossier_cb cb, void *ctx, int64_t *next_after_r, char *err);
+/* The owner's dossier closed (closing twice is fine: *was_closed_r
+ * says so) and its row read back into d_r. */
+int dossier_close(struct store *st, int64_t account_id, int64_t id,
+    int *was_closed_r, struct store_dossier *d_r, char *err);
+
+/* ---- what a dossier holds ---- */
+
+int dossier_documents(struct store *st, int64_t account_id,
+    int64_t dossier_id, store_doc_cb cb, void *ctx, char *err);
+int dossier_messages(struct store *st, int64_t account_id,
+    int64_t dossier_id, store_msg_cb cb, void *ctx, char *err);
+int dossier_history(struct store *st, int64_t account_id,
+    int64_t dossier_id, store_event_cb cb, void *ctx, char *err);
+/* account_id 0: any account.  1, 0 not found, -1 error. */
+int dossier_document_get(struct store *st, int64_t account_id, int64_t id,
+    struct store_doc_row *r, char *err);
+int dossier_message_get(struct store *st, int64_t account_id, int64_t id,
+    struct store_msg_row *r, char *err);
+/* A readable fd on a document's blob, or on a message's raw bytes
+ * wherever they live (the database or a blob).  1 with *fd_r, 0 the
+ * store holds no such bytes (purged, erased), -1 error. */
+int dossier_document_open(struct blob_store *bs, const char *sha256,
+    int *fd_r);
+int dossier_message_open(struct store *st, struct blob_store *bs,
+    const char *sha256, int *fd_r, char *err);
+
+#endif
