@@ -81,7 +81,10 @@ def trs_result(log):
     except OSError:
         return None
 
-for log in sorted(glob.glob(os.path.join(builddir, "tests/unit/*.log"))):
+# Unit programs sit in tests/unit/<folder>/; the layer checks in tests/.
+logs = glob.glob(os.path.join(builddir, "tests/unit/**/*.log"), recursive=True)
+logs += glob.glob(os.path.join(builddir, "tests/*.log"))
+for log in sorted(logs):
     text = open(log, errors="replace").read()
     sums = re.findall(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)", text)
     res = trs_result(log)
