@@ -21,6 +21,8 @@
 #define SMTP_OUT_HIGH (256 * 1024)
 #define SMTP_SPOOL_BUF 65536		/* every DATA's first buffer */
 #define SMTP_MEM_MSG_MAX (1024 * 1024)	/* a buffer grows to this at most */
+#define SMTP_CLOSE_LINGER 10	/* seconds the last reply may take to
+				 * reach a client, once we hung up */
 
 enum sess_state {
 	SS_GREETING,	/* greet pause: the client must stay silent */

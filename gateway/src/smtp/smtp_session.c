@@ -108,14 +108,24 @@ smtp_timer_arm(struct smtp_session *s, int64_t seconds)
 	evtimer_add(s->timer, &tv);
 }
 
-/* Send nothing more; free once the output reached the socket. */
+/*
+ * Send nothing more; free once the output reached the socket.  The
+ * session stops counting against connections_max and the per-address
+ * limit now, not when it is freed: a client that read our 221 and
+ * connects again at once (smtp-source -s 32 does, 32 at a time) must
+ * find its slot free, although the free waits for a later turn of the
+ * loop (the close timer below, run after that turn's accepts).  The
+ * linger timer bounds how long a client that stopped reading can keep
+ * an uncounted socket.
+ */
 void
 smtp_close(struct smtp_session *s)
 {
 	if (s->state == SS_CLOSING)
 		return;
 	s->state = SS_CLOSING;
-	evtimer_del(s->timer);
+	s->srv->nsessions--;
+	smtp_timer_arm(s, SMTP_CLOSE_LINGER);
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_enable(s->bev, EV_WRITE);
 	/*
@@ -360,6 +370,11 @@ smtp_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	switch (s->state) {
+	case SS_CLOSING:	/* the client never read its last reply */
+		log_info("%s: %s stopped reading: closing", s->sid,
+		    s->client_ip);
+		smtp_free(s);
+		return;
 	case SS_GREETING:
 		smtp_reply(s, 220, "", "%s ESMTP Postdoc%s",
 		    s->srv->cfg->hostname, s->lmtp ? " LMTP" : "");
@@ -425,7 +440,8 @@ smtp_free(struct smtp_session *s)
 		srv->sessions = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	srv->nsessions--;
+	if (s->state != SS_CLOSING)
+		srv->nsessions--;	/* smtp_close uncounted the others */
 	if (s->task != NULL)
 		s->task->sess = NULL;	/* the worker finishes alone */
 	smtp_data_discard(s);
@@ -445,7 +461,7 @@ smtp_count_ip(const struct smtp_server_ctx *srv, const char *ip)
 	unsigned n = 0;
 
 	for (s = srv->sessions; s != NULL; s = s->next)
-		if (strcmp(s->client_ip, ip) == 0)
+		if (s->state != SS_CLOSING && strcmp(s->client_ip, ip) == 0)
 			n++;
 	return n;
 }

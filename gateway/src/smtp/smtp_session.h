@@ -31,7 +31,8 @@ struct smtp_server_ctx {
 	SSL_CTX *ssl_ctx;		/* NULL: no STARTTLS */
 	char spool_dir[4096];
 	struct smtp_session *sessions;	/* all live sessions */
-	int nsessions;
+	int nsessions;			/* those that count against the
+					 * limits: not yet closing */
 	uint64_t nmessages;		/* accepted, for the log */
 	uint64_t spool_mem;		/* DATA octets held in memory beyond
 					 * each session's first buffer */
