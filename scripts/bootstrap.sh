@@ -29,7 +29,8 @@ fi
 # WebDAV plugins (the GnuTLS flavour: libetpan-dev depends on it and
 # Debian's two libcurl -dev flavours conflict), nginx-extras (DAV
 # module) as the WebDAV peer of their test, python3-jsonschema/yaml to
-# check API answers against openapi.yaml.
+# check API answers against openapi.yaml; iproute2 for ss(8), which
+# shows test_connections.py a listener's backlog.
 PKGS="build-essential autoconf automake libtool pkg-config libesmtp-dev
 libgmime-3.0-dev libetpan-dev libsqlite3-dev libconfig-dev libevent-dev
 libmicrohttpd-dev libssl-dev libjansson-dev libmagic-dev check openssl
@@ -37,7 +38,8 @@ curl swaks dovecot-imapd dovecot-pop3d postfix python3-aiosmtpd sqlite3
 python3 python3-pytest valgrind file libopendkim-dev python3-dkim opendkim-tools
 libnet-ssleay-perl libio-socket-ssl-perl
 chromium python3-websocket clang
-libcurl4-gnutls-dev nginx-extras python3-jsonschema python3-yaml"
+libcurl4-gnutls-dev nginx-extras python3-jsonschema python3-yaml
+iproute2"
 
 missing=""
 for p in $PKGS; do

@@ -64,3 +64,27 @@ def test_one_connection_over_the_per_address_limit_gets_421(srv):
     finally:
         for c in conns:
             c.close()
+
+
+def listen_queue(port):
+    """The backlog of the socket listening on 127.0.0.1:port: for a
+    listener, ss(8) shows it as Send-Q."""
+    p = subprocess.run(["ss", "-Hltn", "sport = :%d" % port],
+                       capture_output=True, text=True, timeout=30,
+                       check=True)
+    rows = [l.split() for l in p.stdout.splitlines() if l.strip()]
+    assert len(rows) == 1, p.stdout
+    return int(rows[0][2])
+
+
+def test_listen_backlog_defaults_to_the_system_maximum(srv):
+    with open("/proc/sys/net/core/somaxconn") as f:
+        somaxconn = int(f.read())
+    assert listen_queue(srv.smtp_port) == somaxconn
+    assert listen_queue(srv.lmtp_port) == somaxconn
+
+
+def test_listen_backlog_is_configurable(servers):
+    s = servers(server={"listen_backlog": 77})
+    assert listen_queue(s.smtp_port) == 77
+    assert listen_queue(s.lmtp_port) == 77

@@ -72,6 +72,12 @@ static const struct cf_param cf_params[] = {
 	    cf_check_listen, "SMTP listener host:port, \"\" = off"),
 	STR("server", "lmtp_listen", lmtp_listen, "127.0.0.1:2424",
 	    cf_check_listen, "LMTP listener host:port, \"\" = off"),
+	/* 0: what the kernel allows (net.core.somaxconn, read at bind):
+	 * a burst of clients waits in the queue instead of being refused
+	 * by the kernel before the loop has accepted the last ones. */
+	INT("server", "listen_backlog", listen_backlog, 0, 0, 65535,
+	    "listen(2) queue of the SMTP/LMTP listeners; 0 = the system "
+	    "maximum (net.core.somaxconn)"),
 	STR("server", "tls_cert", tls_cert, "", NULL,
 	    "PEM certificate for STARTTLS (needs tls_key)"),
 	STR("server", "tls_key", tls_key, "", NULL,

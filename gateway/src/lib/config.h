@@ -44,6 +44,7 @@ struct pd_config {
 	char *hostname;
 	char *smtp_listen;		/* "host:port" or "" to disable */
 	char *lmtp_listen;
+	int64_t listen_backlog;		/* 0 = net.core.somaxconn */
 	char *tls_cert;			/* STARTTLS offered only if both set */
 	char *tls_key;
 	int64_t workers;

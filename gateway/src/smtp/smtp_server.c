@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -48,6 +49,37 @@ server_accept_error_cb(struct evconnlistener *l, void *arg)
 	    EVUTIL_SOCKET_ERROR()));
 }
 
+/* The kernel's cap on any listen(2) backlog; SOMAXCONN if unreadable. */
+static int
+server_somaxconn(void)
+{
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+	int n = 0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n > 0 ? n : SOMAXCONN;
+}
+
+/* server.listen_backlog, 0 meaning the system maximum.  The kernel
+ * silently caps a larger one (listen(2)): say so. */
+static int
+server_backlog(const struct pd_config *cfg)
+{
+	int max = server_somaxconn();
+
+	if (cfg->listen_backlog == 0)
+		return max;
+	if (cfg->listen_backlog > max)
+		log_warn("server.listen_backlog %d is above "
+		    "net.core.somaxconn %d: the kernel queues %d",
+		    (int)cfg->listen_backlog, max, max);
+	return (int)cfg->listen_backlog;
+}
+
 static int
 server_listen(struct smtp_server_ctx *srv, struct listener *li,
     const char *addr, int lmtp, char *err)
@@ -66,7 +98,7 @@ server_listen(struct smtp_server_ctx *srv, struct listener *li,
 	}
 	li->l = evconnlistener_new_bind(srv->base, server_accept_cb, li,
 	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-	    511, (struct sockaddr *)&ss, sslen);
+	    server_backlog(srv->cfg), (struct sockaddr *)&ss, sslen);
 	if (li->l == NULL) {
 		pd_err(err, "cannot listen on %s: %s", addr, strerror(errno));
 		return -1;
