@@ -3,7 +3,8 @@
  * privileges, opens the store and plugins, starts the intake workers,
  * the outbound runner, the schedulers, the web pages, the JSON API, the
  * mailbox pollers and event delivery, and runs the loop until SIGTERM or
- * SIGINT.  On stop it lets messages in flight finish (their 250 is owed)
+ * SIGINT; SIGHUP reopens the log file and reloads the TLS certificate.
+ * On stop it lets messages in flight finish (their 250 is owed)
  * before it closes sessions.  It wires services; it never speaks SMTP.
  */
 #include <errno.h>
@@ -93,6 +94,65 @@ daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(base);
 }
 
+/*
+ * SIGHUP, the daemon convention: reopen the log file (logrotate renamed
+ * it) and load again what can change safely under a running serve, the
+ * STARTTLS certificate and key (renewed certificates).  Templates need
+ * nothing: they are read from template_dir at each use.  The rest of the
+ * configuration needs a restart.  One line says what was done; what
+ * failed keeps the old state and says why.
+ */
+static void
+daemon_hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon_ctx *d = arg;
+	const struct pd_config *cfg = d->cfg;
+	char err[PD_ERRLEN], logs[PD_ERRLEN + 64], tls[PD_ERRLEN + 64];
+	int lr, tr;
+
+	if ((lr = pd_log_reopen(err)) > 0)
+		snprintf(logs, sizeof(logs), "log file reopened");
+	else if (lr == 0)
+		snprintf(logs, sizeof(logs), "log to %s: nothing to reopen",
+		    cfg->log_output);
+	else
+		snprintf(logs, sizeof(logs), "old log file kept: %s", err);
+	if ((tr = smtp_server_tls_reload(d->smtp, err)) > 0)
+		snprintf(tls, sizeof(tls), "TLS certificate reloaded");
+	else if (tr == 0)
+		snprintf(tls, sizeof(tls), "no STARTTLS");
+	else
+		snprintf(tls, sizeof(tls), "old TLS certificate kept: %s",
+		    err);
+	pd_log(lr < 0 || tr < 0 ? PD_LOG_WARN : PD_LOG_INFO, "SIGHUP: %s; "
+	    "%s; templates are read at each use; other settings need a "
+	    "restart", logs, tls);
+}
+
+/* server.log = "file": lines go there from the privilege drop on, so
+ * the files logrotate renames belong to server.user, who reopens them. */
+static int
+daemon_log_file(const struct pd_config *cfg, char *err)
+{
+	char dir[4096];
+
+	if (strcmp(cfg->log_output, "file") != 0)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/log/postdoc.log", cfg->var_dir);
+	if (strcmp(cfg->log_file, dir) == 0) {	/* the default: ours */
+		snprintf(dir, sizeof(dir), "%s/log", cfg->var_dir);
+		if (pd_mkdirs(dir, 0750) != 0) {
+			pd_err(err, "cannot create %s: %s", dir,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	if (pd_log_file(cfg->log_file, err) != 0)
+		return -1;
+	log_info("logging to %s (reopened on SIGHUP)", cfg->log_file);
+	return 0;
+}
+
 static enum pd_log_level
 daemon_log_level(const char *s)
 {
@@ -155,7 +215,8 @@ daemon_setup(struct daemon_ctx *d, char *err)
 	const struct pd_config *cfg = d->cfg;
 
 	pd_var_owner_init(cfg->var_dir);	/* root without server.user */
-	if (daemon_spool_prepare(cfg, err) != 0)
+	if (daemon_log_file(cfg, err) != 0 ||
+	    daemon_spool_prepare(cfg, err) != 0)
 		return -1;
 	if (store_open(cfg->db_path, cfg->sync_mode, &d->store, err) != 0)
 		return -1;
@@ -243,7 +304,7 @@ int
 daemon_run(struct pd_config *cfg, char *err)
 {
 	struct daemon_ctx d;
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *sighup;
 	uint64_t accepted;
 	int rc = -1;
 
@@ -257,8 +318,10 @@ daemon_run(struct pd_config *cfg, char *err)
 	}
 	sigterm = evsignal_new(d.base, SIGTERM, daemon_signal_cb, d.base);
 	sigint = evsignal_new(d.base, SIGINT, daemon_signal_cb, d.base);
+	sighup = evsignal_new(d.base, SIGHUP, daemon_hup_cb, &d);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	evsignal_add(sighup, NULL);
 	smtp_server_new(cfg, d.base, &d.smtp);
 	/* Bind first (the loop does not accept before dispatch), then drop
 	 * root, then open everything else.  A user that does not exist is
@@ -283,6 +346,7 @@ out:
 	smtp_server_free(&d.smtp);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
 	event_base_free(d.base);
 	log_info("postdoc stopped (%llu messages accepted)",
 	    (unsigned long long)accepted);

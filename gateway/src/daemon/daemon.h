@@ -2,7 +2,8 @@
  * daemon.h - `postdoc serve`: the process that runs the SMTP/LMTP
  * listeners, the intake workers, the outbound runner, event delivery,
  * the web pages, the JSON API, the mailbox pollers and the schedulers,
- * until SIGTERM or SIGINT.
+ * until SIGTERM or SIGINT (SIGHUP: reopen the log file, reload the TLS
+ * certificate).
  */
 #ifndef PD_DAEMON_H
 #define PD_DAEMON_H

@@ -48,7 +48,8 @@ static const char *cf_check_url(const char *v);
 static const char *const cf_log_levels[] =
     { "err", "warn", "info", "debug", NULL };
 static const char *const cf_sync_modes[] = { "full", "normal", NULL };
-static const char *const cf_log_outputs[] = { "stderr", "syslog", NULL };
+static const char *const cf_log_outputs[] =
+    { "stderr", "syslog", "file", NULL };
 
 #define OFF(f) offsetof(struct pd_config, f)
 #define STR(g, k, f, d, chk, h) \
@@ -91,7 +92,10 @@ static const struct cf_param cf_params[] = {
 	STR("server", "user", user, "", NULL,
 	    "serve started as root drops to this user after binding"),
 	ENUM("server", "log", log_output, "stderr", cf_log_outputs,
-	    "stderr, or syslog (facility mail)"),
+	    "stderr, syslog (facility mail), or file (log_file)"),
+	STR("server", "log_file", log_file, "", NULL,
+	    "with log = \"file\": reopened on SIGHUP; "
+	    "\"\" = <var_dir>/log/postdoc.log"),
 	STR("store", "var_dir", var_dir, "var", cf_check_nonempty,
 	    "root of the database, blobs and spool"),
 	STR("store", "db_path", db_path, "", NULL,
@@ -1026,6 +1030,7 @@ static void cf_finish(struct cf_load *ld)
 	struct pd_config *cfg = ld->cfg;
 
 	cf_derive(&cfg->db_path, cfg->var_dir, "/postdoc.db");
+	cf_derive(&cfg->log_file, cfg->var_dir, "/log/postdoc.log");
 	cf_derive(&cfg->bounce_domain, cfg->intake_domain, "");
 	cf_derive(&cfg->from_addr, "postdoc@", cfg->intake_domain);
 	cf_default_plugins(ld);

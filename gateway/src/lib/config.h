@@ -51,7 +51,8 @@ struct pd_config {
 	char *plugin_dir;
 	char *log_level;
 	char *user;			/* serve as root: drop to it; "" = stay */
-	char *log_output;		/* "stderr" or "syslog" */
+	char *log_output;		/* "stderr", "syslog" or "file" */
+	char *log_file;			/* default var_dir/log/postdoc.log */
 	/* store */
 	char *var_dir;			/* var/ root: db, blobs, spool */
 	char *db_path;			/* default var_dir/postdoc.db */

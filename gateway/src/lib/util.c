@@ -2,8 +2,8 @@
  * util.c - the small helpers every module shares: error buffers, escaped
  * logging, allocation that aborts on exhaustion, time, hex, randomness and
  * directory durability.  Holds no state but the log level and destination
- * (stderr or syslog); never exits on anything a peer sent (only on our own
- * broken invariants and OOM).
+ * (stderr, a log file reopened on request, or syslog); never exits on
+ * anything a peer sent (only on our own broken invariants and OOM).
  */
 #include <dirent.h>
 #include <netdb.h>
@@ -26,6 +26,13 @@
 /* Atomic because worker threads log while the main thread may reconfigure. */
 static _Atomic int pd_log_level = PD_LOG_INFO;
 static _Atomic int pd_log_to_syslog;
+/* Where lines go when not to syslog: stderr, or the log file.  The
+ * file's descriptor number never changes once open: a reopen dup3()s the
+ * new file onto it, so a thread writing while SIGHUP is handled writes
+ * to the old file or the new one, never to a descriptor closed and
+ * reused for a socket in between. */
+static _Atomic int pd_log_fd = STDERR_FILENO;
+static char pd_log_path[4096];	/* set once, before threads; "" = none */
 static _Thread_local const char *pd_log_ctx;
 
 /* Longest log line we emit; longer messages are cut, never split. */
@@ -131,8 +138,9 @@ pd_vlog(enum pd_log_level lvl, const char *fmt, va_list ap)
 		return;
 	len = pd_log_escape(line, (size_t)n, sizeof(line), msg);
 	line[len++] = '\n';
-	/* One write per line: concurrent threads never interleave. */
-	while (write(STDERR_FILENO, line, len) < 0 && errno == EINTR)
+	/* One write per line: concurrent threads never interleave (the
+	 * file is O_APPEND, so neither do two processes). */
+	while (write(atomic_load(&pd_log_fd), line, len) < 0 && errno == EINTR)
 		;
 }
 
@@ -143,6 +151,58 @@ pd_log_syslog(const char *ident)
 	 * drop could hide it. */
 	openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 	atomic_store(&pd_log_to_syslog, 1);
+}
+
+static int
+pd_log_open(const char *path, char *err)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOCTTY, 0640);
+
+	if (fd < 0)
+		pd_err(err, "cannot open log file %s: %s", path,
+		    strerror(errno));
+	return fd;
+}
+
+int
+pd_log_file(const char *path, char *err)
+{
+	int fd;
+
+	if (strlen(path) >= sizeof(pd_log_path)) {
+		pd_err(err, "log file name too long: %s", path);
+		return -1;
+	}
+	if ((fd = pd_log_open(path, err)) < 0)
+		return -1;
+	snprintf(pd_log_path, sizeof(pd_log_path), "%s", path);
+	atomic_store(&pd_log_fd, fd);
+	return 0;
+}
+
+/*
+ * logrotate's convention (and newsyslog's): the file was renamed, and
+ * SIGHUP asks us to write to a new file under the old name.  On failure
+ * lines keep going to the renamed file, which is better than nowhere.
+ */
+int
+pd_log_reopen(char *err)
+{
+	int fd, cur = atomic_load(&pd_log_fd);
+
+	if (pd_log_path[0] == '\0' || atomic_load(&pd_log_to_syslog))
+		return 0;
+	if ((fd = pd_log_open(pd_log_path, err)) < 0)
+		return -1;
+	if (dup3(fd, cur, O_CLOEXEC) < 0) {
+		pd_err(err, "cannot reopen log file %s: %s", pd_log_path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 1;
 }
 
 void

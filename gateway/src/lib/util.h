@@ -28,6 +28,12 @@ void pd_log(enum pd_log_level lvl, const char *fmt, ...)
 /* From now on log to syslog: openlog(ident, LOG_PID | LOG_NDELAY,
  * LOG_MAIL).  Serve only: CLI commands keep stderr for their operator. */
 void pd_log_syslog(const char *ident);
+/* From now on log to the file path (appended, created 0640).  Serve
+ * only, before its threads start.  -1 with err. */
+int pd_log_file(const char *path, char *err);
+/* Open the log file's name again (after a rename by logrotate): 1 done,
+ * 0 when logging to stderr or syslog, -1 with err (the old file stays). */
+int pd_log_reopen(char *err);
 /* The id of what this thread works on (a queue id, an outbound id or a
  * session id), for log lines written by code that does not know it:
  * plugins' host->log.  Borrowed until cleared with NULL; per thread. */

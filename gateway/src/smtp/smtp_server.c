@@ -126,6 +126,9 @@ server_tls_ctx(const struct pd_config *cfg, char *err)
 	return ctx;
 fail:
 	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+	/* The queue is the loop thread's: leave nothing a session's TLS
+	 * error report would read as its own (a reload runs there). */
+	ERR_clear_error();
 	pd_err(err, "TLS certificate %s / key %s: %s", cfg->tls_cert,
 	    cfg->tls_key, e);
 	SSL_CTX_free(ctx);
@@ -167,6 +170,26 @@ smtp_server_tls(struct smtp_server *s, char *err)
 	    cfg->tls_cert[0] != '\0')
 		return -1;
 	return 0;
+}
+
+/*
+ * SIGHUP: new STARTTLS sessions get the certificate and key now on disk
+ * (a renewed certificate needs no restart).  Sessions already in TLS
+ * keep theirs: each SSL holds a reference on the context it came from.
+ * A pair that does not load leaves the old context in place.
+ */
+int
+smtp_server_tls_reload(struct smtp_server *s, char *err)
+{
+	SSL_CTX *ctx;
+
+	if (s->ctx.ssl_ctx == NULL)
+		return 0;
+	if ((ctx = server_tls_ctx(s->ctx.cfg, err)) == NULL)
+		return -1;
+	SSL_CTX_free(s->ctx.ssl_ctx);
+	s->ctx.ssl_ctx = ctx;
+	return 1;
 }
 
 void

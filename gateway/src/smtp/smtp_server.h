@@ -25,6 +25,10 @@ int smtp_server_listen(struct smtp_server *srv, char *err);
 /* Load server.tls_cert/tls_key for STARTTLS (none configured: none
  * offered).  -1 with err when the files do not make a context. */
 int smtp_server_tls(struct smtp_server *srv, char *err);
+/* Load tls_cert/tls_key again for new STARTTLS sessions (SIGHUP): 1
+ * done, 0 without STARTTLS, -1 with err when the files do not make a
+ * context (the old one stays).  On the loop thread. */
+int smtp_server_tls_reload(struct smtp_server *srv, char *err);
 /* What sessions use, borrowed until smtp_server_free: the loop's store
  * connection (routing at RCPT), the plugins and the intake workers.
  * Before the loop runs. */
