@@ -174,17 +174,26 @@ class Postfix:
         self._watchdog.start()
         deadline = time.monotonic() + H.T(timeout)
         while not H._port_open(self.smtp_port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self._exited() or time.monotonic() > deadline:
+                why = "%s\n%s" % (self.log_tail(), self._master_out())
                 self.stop()
-                raise AssertionError("postfix did not listen on %d:\n%s" % (
-                    self.smtp_port, self.log_tail()))
+                raise AssertionError("postfix did not listen on %d:\n%s"
+                                     % (self.smtp_port, why))
             time.sleep(0.05)
         return self
+
+    def _exited(self):
+        """Has master exited?  Asked without reaping it: until it is
+        reaped its pid, which is also the group id, cannot be reused, so
+        _kill() never hits a stranger's process group."""
+        r = os.waitid(os.P_PID, self.proc.pid,
+                      os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        return r is not None
 
     def _kill(self):
         """SIGKILL every process of the instance: master and the daemons
         it spawned all share master's process group."""
-        if self.proc is None:
+        if self.proc is None or self.proc.returncode is not None:
             return
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -195,17 +204,23 @@ class Postfix:
         if self._watchdog:
             self._watchdog.cancel()
             self._watchdog = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
+        if self.proc is not None and self.proc.returncode is None:
+            if not self._exited():
                 self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=H.T(10))
-                except subprocess.TimeoutExpired:
-                    pass
-            # Whatever master left behind (or master itself) goes now.
+                deadline = time.monotonic() + H.T(10)
+                while not self._exited() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            # Whatever master left behind (or master itself) goes now,
+            # before master is reaped (see _exited).
             self._kill()
             self.proc.wait(timeout=30)
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _master_out(self):
+        try:
+            return (self.root / "master.out").read_text(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, n=40):
         try:
