@@ -1,9 +1,15 @@
 """
 The operator CLI against a real store: check-config reports file:line,
-dossier create mints proper intake addresses, list/show speak JSON, and
-closing a dossier makes the running server refuse mail for it.
+dossier create mints proper intake addresses, list/show speak JSON,
+closing a dossier makes the running server refuse mail for it,
+`document get` without -o saves under the document's own name and never
+overwrites, and `message get` after a purge says when retention took it.
 """
+import calendar
 import re
+import subprocess
+import time
+from email.message import EmailMessage
 
 import pytest
 
@@ -25,7 +31,6 @@ def write_conf(tmp, text):
 
 
 def check_config(path):
-    import subprocess
     return subprocess.run([H.BIN, "--config", str(path), "check-config"],
                           capture_output=True, text=True, timeout=30)
 
@@ -148,3 +153,86 @@ def test_closed_dossier_refuses_mail(srv):
         assert c.cmd("MAIL FROM:<alice@sender.example>").code == 250
         r = c.cmd("RCPT TO:<%s>" % addr)
         assert (r.code, r.enhanced) == (550, "5.1.1"), r
+
+
+# ------------------------------------------- document get, message get
+
+@pytest.fixture(scope="module")
+def mail(servers):
+    """A running server whose raw copies retention keeps 30 days."""
+    s = servers(start=False)
+    s.sections["privacy"] = {"raw_messages_days": 30}
+    s.write_config()
+    s.start()
+    s.add_account("ACME")
+    return s
+
+
+def _mail_with_pdf(srv, ref, filename, tag):
+    addr = srv.create_dossier("ACME", ref=ref)
+    msg = EmailMessage()
+    msg["From"] = H.CORPUS_CONTACT
+    msg["To"] = addr
+    msg["Subject"] = "papers " + tag
+    msg.set_content("see attached\n")
+    pdf = H.make_pdf(tag)
+    msg.add_attachment(pdf, maintype="application", subtype="pdf",
+                       filename=filename)
+    data = msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    reply, conn = H.send_raw_message(srv.smtp_port, H.CORPUS_CONTACT,
+                                     [addr], data)
+    conn.close()
+    assert reply.code == 250, reply
+    return srv.show(addr), pdf
+
+
+def _postdoc(srv, cwd, *args):
+    return subprocess.run([H.BIN, "--config", str(srv.conf)] +
+                          [str(a) for a in args], cwd=str(cwd),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_document_get_without_o_saves_under_its_own_name_once(mail, tmp):
+    # The sender's "../../" is gone at intake; the file lands here, named
+    # after the document, and a second get never overwrites it.
+    d, pdf = _mail_with_pdf(mail, "CLI-DOC", "../../payslip.pdf", "doc")
+    doc = d["documents"][0]
+    assert doc["filename"] == "payslip.pdf", doc
+    p = _postdoc(mail, tmp, "document", "get", doc["id"])
+    assert (p.returncode, p.stdout, p.stderr) == (0, "payslip.pdf\n", "")
+    assert (tmp / "payslip.pdf").read_bytes() == pdf
+    assert sorted(x.name for x in tmp.iterdir()) == ["payslip.pdf"]
+
+    (tmp / "payslip.pdf").write_bytes(b"mine")
+    p = _postdoc(mail, tmp, "document", "get", doc["id"])
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout == ""
+    assert p.stderr == "postdoc: payslip.pdf already exists; not " \
+        "overwritten (name another file with -o FILE)\n", p.stderr
+    assert (tmp / "payslip.pdf").read_bytes() == b"mine"
+    # -o still names the file (and may replace it: the operator chose).
+    p = _postdoc(mail, tmp, "document", "get", doc["id"], "-o",
+                 "payslip.pdf")
+    assert (p.returncode, p.stdout) == (0, ""), p.stderr
+    assert (tmp / "payslip.pdf").read_bytes() == pdf
+
+
+def test_message_get_after_a_purge_says_when_retention_took_it(mail, tmp):
+    d, _ = _mail_with_pdf(mail, "CLI-PURGE", "a.pdf", "purge")
+    mid = d["messages"][0]["id"]
+    assert mail.message_get(mid)            # there before the purge
+    before = int(time.time())
+    mail.cli("purge", "--now", "2099-01-01")
+    after = int(time.time())
+    p = mail.cli("message", "get", mid, "-o", tmp / "m.eml", check=False)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    m = re.fullmatch(r"postdoc: message %d: its raw copy was purged on "
+                     r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) by retention\n"
+                     % mid, p.stderr)
+    assert m, p.stderr
+    at = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ"))
+    assert before <= at <= after, (before, m.group(1), after)
+    assert not (tmp / "m.eml").exists()
+    shown = mail.show(d["address"])["messages"][0]
+    assert shown["raw_removed"] == "retention", shown
+    assert shown["raw_removed_at"] == at, shown

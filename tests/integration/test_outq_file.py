@@ -123,7 +123,8 @@ def test_queue_run_beside_serve_sends_each_message_once(servers):
     srv = queue_server(servers, rate=5)
     queue_invitations(srv, n)
     srv.start()
-    p = srv.cli("queue", "run", "--json", timeout=T(60))
+    # -v: the CLI's own status= lines (INFO) are on its stderr.
+    p = srv.cli("-v", "queue", "run", "--json", timeout=T(60))
     assert wait_state(srv, "sent", n, 30), srv.log_tail()
     stats = json.loads(p.stdout)
     serve_ids = sent_ids(srv.log_text())

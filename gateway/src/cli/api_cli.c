@@ -128,6 +128,7 @@ ac_token_list(struct cli_ctx *c)
 {
 	json_t *arr = c->json ? json_array() : NULL;
 
+	cli_list_header(c, "NAME\tPREFIX\tCREATED\tLAST USED\tSTATE");
 	if (auth_token_list(c->st, c->account_id, ac_token_row_cb, arr,
 	    c->err) != 0) {
 		json_decref(arr);

@@ -37,10 +37,10 @@
 #include "plugin/plugin_host.h"
 #include "privacy_cli.h"
 
-/* Per-command options; --config, --json and --help are global. */
+/* Per-command options; --config, --json, -v and --help are global. */
 enum cli_opt_id {
 	OPT_ACCOUNT, OPT_CONTACT, OPT_REF, OPT_ADDRESS, OPT_STATUS,
-	OPT_OUTPUT, OPT_POLICY, OPT_VERBOSE, OPT_TEMPLATE, OPT_LOCALE,
+	OPT_OUTPUT, OPT_POLICY, OPT_TEMPLATE, OPT_LOCALE,
 	OPT_DOCUMENTS, OPT_DUE, OPT_NO_SEND, OPT_NOW, OPT_DATA, OPT_TO,
 	OPT_COUNT
 };
@@ -59,7 +59,6 @@ static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_STATUS] = { "--status", NULL, 1 },
 	[OPT_OUTPUT] = { "--output", "-o", 1 },
 	[OPT_POLICY] = { "--sender-policy", NULL, 1 },
-	[OPT_VERBOSE] = { "--verbose", "-v", 0 },
 	[OPT_TEMPLATE] = { "--template", NULL, 1 },
 	[OPT_LOCALE] = { "--locale", NULL, 1 },
 	[OPT_DOCUMENTS] = { "--documents", NULL, 1 },
@@ -90,7 +89,7 @@ static int cli_mailbox_check(struct cli_ctx *c);
 static const struct cli_cmd cli_cmds[] = {
 	{ "serve", NULL, 0, 0, 0, N_CFG, cli_serve,
 	    "serve" },
-	{ "check-config", NULL, 0, B(OPT_VERBOSE), 0, N_CFG, cli_check_config,
+	{ "check-config", NULL, 0, 0, 0, N_CFG, cli_check_config,
 	    "check-config [-v]" },
 	{ "account", "add", 1, B(OPT_POLICY), 0, N_STORE, cli_account_add,
 	    "account add NAME [--sender-policy any|contact|domains:D1,D2]" },
@@ -109,9 +108,10 @@ static const struct cli_cmd cli_cmds[] = {
 	    "dossier show ID|ADDRESS [--account NAME] [--json]" },
 	{ "dossier", "close", 1, B(OPT_ACCOUNT), 0, N_STORE, cli_dossier_close,
 	    "dossier close ID|ADDRESS [--account NAME]" },
-	{ "document", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
+	{ "document", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), 0,
 	    N_STORE, cli_document_get,
-	    "document get ID [--account NAME] -o FILE|-" },
+	    "document get ID [--account NAME] [-o FILE|-]   (no -o: its own "
+	    "name, here)" },
 	{ "message", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
 	    N_STORE, cli_message_get,
 	    "message get ID [--account NAME] -o FILE|-" },
@@ -127,7 +127,8 @@ static const struct cli_cmd cli_cmds[] = {
 	    "queue run [--json]" },
 	{ "queue", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, N_STORE,
 	    cli_queue_list,
-	    "queue list [--account NAME] [--status STATE] [--json]" },
+	    "queue list [--account NAME] [--status queued|sending|sent|"
+	    "deferred|bounced|failed] [--json]" },
 	{ "template", "render", 1, B(OPT_LOCALE) | B(OPT_ACCOUNT) |
 	    B(OPT_DATA) | B(OPT_TO), B(OPT_DATA), N_CFG, cli_template_render,
 	    "template render NAME --data FILE.json [--locale fr] "
@@ -150,7 +151,7 @@ static const struct cli_family cli_root = {
 static void
 cli_usage(FILE *out)
 {
-	fputs("usage: postdoc [--config FILE] [--json] COMMAND ...\n\n"
+	fputs("usage: postdoc [--config FILE] [--json] [-v] COMMAND ...\n\n"
 	    "commands:\n", out);
 	cli_family_usage(&cli_root, out);
 	cli_family_usage(&consent_cli_family, out);
@@ -160,6 +161,9 @@ cli_usage(FILE *out)
 	fputs("  postdoc help\n\n"
 	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
 	    "if that file is absent).\n"
+	    "-v, --verbose: INFO log lines too (plugins loaded, batches "
+	    "queued); errors\nand warnings are always printed.\n"
+	    "A list prints a header row when its output is a terminal.\n"
 	    "exit status: 0 ok, 1 failure, 2 usage error\n", out);
 }
 
@@ -261,7 +265,7 @@ cli_check_config(struct cli_ctx *c)
 {
 	printf("config OK: %s\n", c->cfg->file != NULL ? c->cfg->file :
 	    "(embedded defaults)");
-	if (c->seen & B(OPT_VERBOSE))
+	if (c->verbose)
 		config_dump(c->cfg, stdout);
 	return CLI_OK;
 }
@@ -319,6 +323,7 @@ cli_account_list(struct cli_ctx *c)
 {
 	json_t *arr = c->json ? json_array() : NULL;
 
+	cli_list_header(c, "NAME\tSENDER POLICY");
 	if (dossier_account_list(c->st, cli_account_row_cb, arr, c->err) != 0) {
 		json_decref(arr);
 		return CLI_ERR;
@@ -438,13 +443,15 @@ cli_dossier_list(struct cli_ctx *c)
 	const char *status = c->val[OPT_STATUS];
 	int64_t acct;
 
-	if (status != NULL && strcmp(status, "open") != 0 &&
-	    strcmp(status, "closed") != 0)
-		return cli_usage_err(c, "invalid --status \"%s\" (open or "
-		    "closed)", cli_safe(status));
+	int rc;
+
+	if (status != NULL && (rc = cli_check_choice(c, "--status", status,
+	    dossier_statuses)) != 0)
+		return rc;
 	if (cli_account_scope(c, &acct) < 0)
 		return CLI_ERR;
 	l.arr = c->json ? json_array() : NULL;
+	cli_list_header(c, "ID\tACCOUNT\tREF\tSTATUS\tADDRESS\tCONTACT");
 	if (dossier_list(c->st, acct, status, cli_dossier_row_cb, &l,
 	    c->err) != 0) {
 		json_decref(l.arr);
@@ -520,11 +527,16 @@ cli_show_msg_text(const struct store_msg_row *r)
 	    r->tls ? "+tls" : "", cli_safe(r->mail_from), cli_safe(r->rcpt_to),
 	    cli_safe(r->client_ip), cli_safe(r->helo), cli_safe(r->queue_id));
 	printf("      subject: %s\n"
-	    "      message-id: %s  size %" PRIu64 "  parse %s%s%s\n"
-	    "      sha256 %s\n",
+	    "      message-id: %s  size %" PRIu64 "  parse %s%s%s\n",
 	    cli_safe(r->subject), cli_safe(r->message_id), r->size,
 	    cli_safe(r->parse_status), r->anomalies[0] ? "  anomalies " : "",
-	    cli_safe(r->anomalies), r->sha256);
+	    cli_safe(r->anomalies));
+	if (r->sha256[0] != '\0')
+		printf("      sha256 %s\n", r->sha256);
+	else
+		printf("      raw copy removed by %s on %s\n",
+		    r->raw_removed[0] ? cli_safe(r->raw_removed) : "?",
+		    cli_time(r->raw_removed_at));
 }
 
 static int
@@ -554,6 +566,10 @@ cli_show_msg_cb(const struct store_msg_row *r, void *ctx)
 	cli_jset(o, "parse_status", cli_jstr(r->parse_status));
 	cli_jset(o, "anomalies", cli_jstr(r->anomalies));
 	cli_jset(o, "received", cli_jtime(r->received));
+	if (r->sha256[0] == '\0') {
+		cli_jset(o, "raw_removed", cli_jstr(r->raw_removed));
+		cli_jset(o, "raw_removed_at", cli_jtime(r->raw_removed_at));
+	}
 	json_array_append_new(s->arr, o);
 	return 0;
 }
@@ -735,20 +751,36 @@ cli_open_blob(struct cli_ctx *c, const char *sha, int raw, const char *what)
 	return in;
 }
 
+/* Where the bytes go: "-" is stdout; a name we chose (excl) is never
+ * an existing file, so nothing of the operator's is overwritten. */
+static int
+cli_open_dest(struct cli_ctx *c, const char *dest, int excl)
+{
+	int out;
+
+	if (strcmp(dest, "-") == 0)
+		return STDOUT_FILENO;
+	out = open(dest, O_WRONLY | O_CREAT | O_CLOEXEC | (excl ? O_EXCL |
+	    O_NOFOLLOW : O_TRUNC), 0640);
+	if (out < 0 && excl && errno == EEXIST)
+		snprintf(c->err, sizeof(c->err), "%s already exists; not "
+		    "overwritten (name another file with -o FILE)",
+		    cli_safe(dest));
+	else if (out < 0)
+		snprintf(c->err, sizeof(c->err), "%s: %s", cli_safe(dest),
+		    strerror(errno));
+	return out;
+}
+
 static int
 cli_get_blob(struct cli_ctx *c, const char *sha, int raw,
-    const char *what)
+    const char *what, const char *dest, int excl)
 {
-	const char *dest = c->val[OPT_OUTPUT];
 	int in, out, rc;
 
 	if ((in = cli_open_blob(c, sha, raw, what)) < 0)
 		return CLI_ERR;
-	out = strcmp(dest, "-") == 0 ? STDOUT_FILENO : open(dest,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (out < 0) {
-		snprintf(c->err, sizeof(c->err), "%s: %s", dest,
-		    strerror(errno));
+	if ((out = cli_open_dest(c, dest, excl)) < 0) {
 		close(in);
 		return CLI_ERR;
 	}
@@ -762,6 +794,44 @@ cli_get_blob(struct cli_ctx *c, const char *sha, int raw,
 	if (rc != 0 && out != STDOUT_FILENO)
 		unlink(dest);	/* never leave a partial copy behind */
 	return rc == 0 ? CLI_OK : CLI_ERR;
+}
+
+/* A message row kept without its raw copy: say what took it, when. */
+static int
+cli_raw_gone(struct cli_ctx *c, const struct store_msg_row *mr,
+    const char *label)
+{
+	const char *why = mr->raw_removed;
+
+	if (strcmp(why, "retention") == 0 && mr->raw_removed_at != 0)
+		snprintf(c->err, sizeof(c->err), "%s: its raw copy was purged "
+		    "on %s by retention", label, cli_time(mr->raw_removed_at));
+	else if (strcmp(why, "retention") == 0)
+		snprintf(c->err, sizeof(c->err), "%s: its raw copy was purged "
+		    "by retention (before postdoc recorded the date)", label);
+	else
+		snprintf(c->err, sizeof(c->err), "%s: its raw copy is no longer "
+		    "in the store (%s)", label, why[0] ? cli_safe(why) :
+		    "reason not recorded");
+	return CLI_ERR;
+}
+
+/* Without -o, a document goes to a file of its own name here. */
+static int
+cli_get_doc(struct cli_ctx *c, const struct store_doc_row *dr,
+    const char *label)
+{
+	char name[512];
+	int rc;
+
+	if (c->val[OPT_OUTPUT] != NULL)
+		return cli_get_blob(c, dr->sha256, 0, label, c->val[OPT_OUTPUT],
+		    0);
+	dossier_document_filename(dr, name, sizeof(name));
+	rc = cli_get_blob(c, dr->sha256, 0, label, name, 1);
+	if (rc == CLI_OK)
+		printf("%s\n", cli_safe(name));
+	return rc;
 }
 
 /* Shared by `document get` and `message get`: which = 0 doc, 1 message. */
@@ -788,8 +858,11 @@ cli_get_common(struct cli_ctx *c, int which)
 		    acct ? cli_safe(c->val[OPT_ACCOUNT]) : "");
 	if (rc != 1)
 		return CLI_ERR;
-	return cli_get_blob(c, which == 0 ? dr.sha256 : mr.sha256, which,
-	    label);
+	if (which == 0)
+		return cli_get_doc(c, &dr, label);
+	if (mr.sha256[0] == '\0')
+		return cli_raw_gone(c, &mr, label);
+	return cli_get_blob(c, mr.sha256, 1, label, c->val[OPT_OUTPUT], 0);
 }
 
 static int
@@ -882,6 +955,9 @@ cli_invite(struct cli_ctx *c)
 	struct store_dossier d;
 	int64_t id = 0;
 
+	if (c->val[OPT_DUE] != NULL && !dossier_valid_due(c->val[OPT_DUE]))
+		return cli_usage_err(c, "invalid --due \"%s\": not a calendar "
+		    "day YYYY-MM-DD", cli_safe(c->val[OPT_DUE]));
 	if (cli_find_dossier(c, c->pos[1], &d) != 1)
 		return CLI_ERR;
 	if (notify_invite(&env, &d, &req, &id, c->err) != 0 ||
@@ -890,36 +966,17 @@ cli_invite(struct cli_ctx *c)
 	return cli_print_outbound(c, id);
 }
 
-/* --now: an epoch or a YYYY-MM-DD day (midnight UTC), for schedules. */
-static int
-cli_parse_now(const char *s, int64_t *now_r)
-{
-	struct tm tm;
-	const char *end;
-
-	if (s == NULL) {
-		*now_r = pd_now();
-		return 0;
-	}
-	if (dossier_parse_id(s, now_r))
-		return 0;
-	memset(&tm, 0, sizeof(tm));
-	end = strptime(s, "%Y-%m-%d", &tm);
-	if (end == NULL || *end != '\0')
-		return -1;
-	*now_r = (int64_t)timegm(&tm);
-	return 0;
-}
-
 static int
 cli_remind(struct cli_ctx *c)
 {
 	struct notify_env env = { c->cfg, c->st, c->q };
 	unsigned n = 0;
-	int64_t now;
+	int64_t now = pd_now();
+	int rc;
 
-	if (cli_parse_now(c->val[OPT_NOW], &now) != 0)
-		return cli_usage_err(c, "--now takes YYYY-MM-DD or an epoch");
+	if (c->val[OPT_NOW] != NULL &&
+	    (rc = cli_parse_when(c, "--now", c->val[OPT_NOW], &now)) != 0)
+		return rc;
 	if (notify_reminders(&env, now, &n, c->err) != 0 ||
 	    cli_deliver_now(c) != 0)
 		return CLI_ERR;
@@ -963,11 +1020,19 @@ cli_queue_row_cb(const struct store_outbound *o, void *ctx)
 static int
 cli_queue_list(struct cli_ctx *c)
 {
-	json_t *arr = c->json ? json_array() : NULL;
+	json_t *arr;
 	int64_t acct;
+	int rc;
 
-	if (cli_account_scope(c, &acct) < 0 ||
-	    outq_view_list(c->st, acct, c->val[OPT_STATUS], cli_queue_row_cb,
+	if (c->val[OPT_STATUS] != NULL && (rc = cli_check_choice(c,
+	    "--status", c->val[OPT_STATUS], outq_view_states)) != 0)
+		return rc;
+	if (cli_account_scope(c, &acct) < 0)
+		return CLI_ERR;
+	arr = c->json ? json_array() : NULL;
+	cli_list_header(c, "ID\tKIND\tRECIPIENT\tSTATE\tUPDATED\t"
+	    "LAST REPLY");
+	if (outq_view_list(c->st, acct, c->val[OPT_STATUS], cli_queue_row_cb,
 	    arr, c->err) != 0) {
 		json_decref(arr);
 		return CLI_ERR;

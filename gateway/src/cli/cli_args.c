@@ -55,6 +55,10 @@ cli_args_option(const struct cli_optdef *defs, int ndefs, int argc,
 		*out->json = 1;
 		return 0;
 	}
+	if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+		*out->verbose = 1;
+		return 0;
+	}
 	if (out->help != NULL && (strcmp(a, "--help") == 0 ||
 	    strcmp(a, "-h") == 0)) {
 		*out->help = 1;
@@ -127,7 +131,8 @@ cli_args_group(const struct cli_optdef *defs, int ndefs, int argc,
 
 		if (a[0] != '-' || a[1] == '\0')
 			return a;
-		if (strcmp(a, "--json") == 0 || a[len] == '=')
+		if (strcmp(a, "--json") == 0 || strcmp(a, "--verbose") == 0 ||
+		    strcmp(a, "-v") == 0 || a[len] == '=')
 			continue;
 		o = cli_args_find(defs, ndefs, a, len);
 		if ((o >= 0 && defs[o].has_value) ||
@@ -245,6 +250,11 @@ cli_ctx_load_config(struct cli_ctx *c)
 static int
 cli_ctx_open(struct cli_ctx *c, const struct cli_cmd *cmd)
 {
+	/* An operator command's stderr is for what needs the operator's
+	 * eye: errors and warnings.  Plugins' "loaded" lines and the
+	 * queue's progress are INFO, shown with -v (serve takes its level
+	 * from server.log_level). */
+	pd_log_set_level(c->verbose ? PD_LOG_INFO : PD_LOG_WARN);
 	if (cmd->needs == 0)
 		return 0;
 	if (cli_ctx_load_config(c) != 0)
@@ -315,8 +325,9 @@ int
 cli_family_run(const struct cli_family *f, int argc, char **argv)
 {
 	struct cli_ctx c;
-	struct cli_args_out out = { &c.config, &c.json, &c.seen, c.val,
-	    &c.npos, c.pos, CLI_MAX_POS, f->help != NULL ? &c.help : NULL };
+	struct cli_args_out out = { &c.config, &c.json, &c.verbose, &c.seen,
+	    c.val, &c.npos, c.pos, CLI_MAX_POS, f->help != NULL ? &c.help :
+	    NULL };
 	const struct cli_cmd *cmd = NULL;
 	int rc, help;
 
@@ -338,6 +349,43 @@ cli_family_run(const struct cli_family *f, int argc, char **argv)
 	if (rc == CLI_USAGE)
 		fputs("try 'postdoc help'\n", stderr);
 	return rc;
+}
+
+int
+cli_parse_when(struct cli_ctx *c, const char *opt, const char *v,
+    int64_t *t_r)
+{
+	if (pd_parse_when(v, t_r) == 0)
+		return 0;
+	return cli_usage_err(c, "invalid %s \"%s\": not " PD_WHEN_FORMS, opt,
+	    cli_safe(v));
+}
+
+int
+cli_check_choice(struct cli_ctx *c, const char *opt, const char *v,
+    const char *const *ok)
+{
+	char list[256];
+	size_t i, n = 0, len = 0;
+
+	for (i = 0; ok[i] != NULL; i++)
+		if (strcmp(v, ok[i]) == 0)
+			return 0;
+	for (n = 0; ok[n] != NULL; n++)
+		;
+	list[0] = '\0';
+	for (i = 0; i < n && len < sizeof(list); i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+		    i == 0 ? "" : i + 1 == n ? " or " : ", ", ok[i]);
+	return cli_usage_err(c, "invalid %s \"%s\" (%s)", opt, cli_safe(v),
+	    list);
+}
+
+void
+cli_list_header(const struct cli_ctx *c, const char *cols)
+{
+	if (!c->json && isatty(STDOUT_FILENO))
+		printf("%s\n", cols);
 }
 
 int

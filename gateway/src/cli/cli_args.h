@@ -1,9 +1,9 @@
 /*
  * cli_args.h - what every `postdoc` command family shares (cli.c,
  * consent_cli.c, privacy_cli.c, api_cli.c, evq_cli.c): the argument
- * parser (per-family option tables; --config, --json, and --help where
- * asked, global and accepted anywhere; "--opt value", "--opt=value", "--"
- * ending the options) and the family runner (cli_family_*): a family is a
+ * parser (per-family option tables; --config, --json, -v/--verbose, and
+ * --help where asked, global and accepted anywhere; "--opt value",
+ * "--opt=value", "--" ending the options) and the family runner (cli_family_*): a family is a
  * table of {group, verb, nargs, options, needs, handler, synopsis} rows;
  * the runner picks the row, reports usage errors, opens the configuration,
  * the store and what else the row needs, runs it, and closes.
@@ -35,6 +35,7 @@ struct cli_optdef {
 struct cli_args_out {
 	const char **config;	/* --config value */
 	int *json;		/* --json seen */
+	int *verbose;		/* -v / --verbose seen */
 	unsigned *seen;		/* bit i: option i given */
 	const char **val;	/* val[i]: option i's value */
 	int *npos;
@@ -97,6 +98,7 @@ struct cli_ctx {
 	const struct cli_family *fam;
 	const char *config;		/* --config, or NULL */
 	int json;
+	int verbose;			/* -v: INFO lines on stderr too */
 	int help;
 	unsigned seen;			/* bit i: option i given */
 	const char *val[CLI_MAX_OPTS];	/* option values (borrowed argv) */
@@ -124,6 +126,20 @@ void cli_family_usage(const struct cli_family *f, FILE *out);
 /* Format a usage error into c->err; returns CLI_USAGE. */
 int cli_usage_err(struct cli_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* A date or time the operator typed (pd_parse_when): 0, or CLI_USAGE
+ * with c->err naming the option, the value and the forms taken. */
+int cli_parse_when(struct cli_ctx *c, const char *opt, const char *v,
+    int64_t *t_r);
+
+/* v must be one of ok (NULL-terminated): 0, or CLI_USAGE with c->err
+ * "invalid OPT \"V\" (a, b or c)". */
+int cli_check_choice(struct cli_ctx *c, const char *opt, const char *v,
+    const char *const *ok);
+
+/* A list's column names, tab-separated, when stdout is a terminal and
+ * not --json: a person reads it; a script reading a pipe gets rows only. */
+void cli_list_header(const struct cli_ctx *c, const char *cols);
 
 /* The store's account `name` into c->account_id: 0, or -1 with
  * c->err "no account \"NAME\"" (or the store's error). */

@@ -207,8 +207,11 @@ cc_purpose_list(struct cli_ctx *c)
 	json_t *arr = c->json ? json_array() : NULL;
 	int rc;
 
-	if (cli_ctx_account(c, c->pos[2]) != 0)
+	if (cli_ctx_account(c, c->pos[2]) != 0) {
+		json_decref(arr);
 		return CLI_ERR;
+	}
+	cli_list_header(c, "ID\tNAME");
 	rc = consent_purpose_list(c->st, c->account_id, cc_purpose_row, arr,
 	    c->err);
 	if (arr != NULL) {
@@ -506,13 +509,28 @@ cc_id(struct cli_ctx *c, const char *s, int64_t *id_r)
 	return 0;
 }
 
-/* A bar on a terminal; on a pipe, a line at every tenth. */
+struct cc_progress {
+	int tty;		/* a bar on stderr */
+	int64_t last;		/* the count last shown; -1: none yet */
+	int64_t tenth;		/* the last tenth printed on a pipe */
+};
+
+/*
+ * A bar on a terminal; on a pipe, a line each time a tenth more is
+ * done, and at the end.  done counts committed recipients only
+ * (campaign.c): it moves by whole batches, so a tenth is crossed, not
+ * hit, and the same count comes many times.
+ */
 static void
 cc_progress(int64_t done, int64_t total, void *ctx)
 {
-	int *tty = ctx, w = 40, i, fill;
+	struct cc_progress *p = ctx;
+	int w = 40, i, fill;
 
-	if (*tty) {
+	if (done == p->last)
+		return;
+	p->last = done;
+	if (p->tty) {
 		fill = total > 0 ? (int)(done * w / total) : w;
 		fputs("\rqueueing [", stderr);
 		for (i = 0; i < w; i++)
@@ -521,8 +539,8 @@ cc_progress(int64_t done, int64_t total, void *ctx)
 		if (done >= total)
 			fputc('\n', stderr);
 		fflush(stderr);
-	} else if (total == 0 || done == total || (total >= 10 &&
-	    done % (total / 10) == 0)) {
+	} else if (done >= total || done * 10 / total > p->tenth) {
+		p->tenth = done >= total ? 10 : done * 10 / total;
 		printf("queued %" PRId64 "/%" PRId64 "\n", done, total);
 		fflush(stdout);
 	}
@@ -532,12 +550,13 @@ static int
 cc_campaign_send(struct cli_ctx *c)
 {
 	struct campaign_stats s;
+	struct cc_progress p = { isatty(STDERR_FILENO) && !c->json, -1, 0 };
 	int64_t id;
-	int rc, tty = isatty(STDERR_FILENO) && !c->json;
+	int rc;
 
 	if ((rc = cc_id(c, c->pos[2], &id)) != 0)
 		return rc;
-	if (campaign_send(c->cfg, c->st, c->q, id, cc_progress, &tty, &s,
+	if (campaign_send(c->cfg, c->st, c->q, id, cc_progress, &p, &s,
 	    c->err) != 0)
 		return CLI_ERR;
 	printf("campaign %" PRId64 ": %" PRId64 " recipients, %" PRId64

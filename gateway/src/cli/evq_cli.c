@@ -79,10 +79,16 @@ ec_print(const struct cli_ctx *c, const struct store_evq_row *r, size_t n)
 static int
 ec_list(struct cli_ctx *c)
 {
-	struct store_evq_row *rows = xcalloc(EC_LIST_MAX, sizeof(*rows));
+	struct store_evq_row *rows;
 	size_t n = 0;
 	int rc = CLI_OK;
 
+	if (c->val[EO_STATE] != NULL && (rc = cli_check_choice(c, "--state",
+	    c->val[EO_STATE], evq_admin_states)) != 0)
+		return rc;
+	rows = xcalloc(EC_LIST_MAX, sizeof(*rows));
+	cli_list_header(c, "ID\tEVENT\tTYPE\tCONSUMER/HOOK\tSTREAM\t"
+	    "STATE\tATTEMPTS\tLAST ERROR");
 	if (evq_admin_list(c->st, c->val[EO_CONSUMER], c->val[EO_STATE], rows,
 	    EC_LIST_MAX, &n, c->err) != 0)
 		rc = CLI_ERR;

@@ -63,7 +63,8 @@ static const struct cli_cmd pc_cmds[] = {
 	    "[--new-email EMAIL] [--operator NAME]" },
 	{ "purge", NULL, 0, P(PO_DRY_RUN) | P(PO_NOW) | P(PO_MINORS) |
 	    P(PO_OPERATOR), 0, PC_NEEDS, pc_purge,
-	    "purge [--dry-run] [--now YYYY-MM-DD] [--minors]   (retention)" },
+	    "purge [--dry-run] [--now YYYY-MM-DD|EPOCH] [--minors]   "
+	    "(retention)" },
 	{ "audit", "list", 0, 0, 0, PC_NEEDS, pc_audit_list,
 	    "audit list [--json]   (exports, erasures, rectifications, "
 	    "consent changes, purges)" },
@@ -225,37 +226,17 @@ pc_rectify(struct cli_ctx *c)
 	return CLI_OK;
 }
 
-/* "YYYY-MM-DD" (midnight UTC) or seconds since the epoch. */
-static int
-pc_now(const char *s, int64_t *now_r)
-{
-	struct tm tm;
-	char *end;
-	long long v;
-
-	memset(&tm, 0, sizeof(tm));
-	end = strptime(s, "%Y-%m-%d", &tm);
-	if (end != NULL && *end == '\0') {
-		*now_r = (int64_t)timegm(&tm);
-		return 0;
-	}
-	v = strtoll(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v <= 0)
-		return -1;
-	*now_r = v;
-	return 0;
-}
-
 static int
 pc_purge(struct cli_ctx *c)
 {
 	struct privacy_env env;
 	json_t *rep = NULL;
 	int64_t now = pd_now();
+	int rc;
 
-	if (c->val[PO_NOW] != NULL && pc_now(c->val[PO_NOW], &now) != 0)
-		return cli_usage_err(c, "--now wants YYYY-MM-DD or epoch "
-		    "seconds");
+	if (c->val[PO_NOW] != NULL &&
+	    (rc = cli_parse_when(c, "--now", c->val[PO_NOW], &now)) != 0)
+		return rc;
 	pc_env(c, &env);
 	if (privacy_purge(&env, now, (c->seen & P(PO_DRY_RUN)) != 0,
 	    (c->seen & P(PO_MINORS)) != 0, 1, &rep, c->err) != 0)
@@ -304,7 +285,11 @@ static int
 pc_audit_list(struct cli_ctx *c)
 {
 	struct pc_audit a = { c->json ? json_array() : NULL };
-	int rc = privacy_audit_list(c->st, pc_audit_row, &a, c->err);
+	int rc;
+
+	cli_list_header(c, "ID\tTIME\tACTOR\tACTION\tACCOUNT\tSUBJECT\t"
+	    "DETAIL");
+	rc = privacy_audit_list(c->st, pc_audit_row, &a, c->err);
 
 	if (a.arr != NULL) {
 		json_dumpf(a.arr, stdout, JSON_INDENT(2));

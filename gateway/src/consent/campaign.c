@@ -64,7 +64,8 @@ struct campaign_run {
 	struct campaign_stats *stats;
 	campaign_progress_fn progress;
 	void *pctx;
-	int64_t done;
+	int64_t base;			/* settled before this run */
+	int64_t done;			/* settled and committed so far */
 	int64_t last_id;
 	int failed;
 	char *err;
@@ -122,6 +123,21 @@ campaign_queued_cb(struct store *st, size_t i, int64_t oid, void *ctx,
 	}
 	return store_campaign_rcpt_set(st, r->pend[i].rcpt_id, "queued",
 	    r->pend[i].message_id, oid, "", err);
+}
+
+/*
+ * Progress counts what is committed: recipients queued in a batch
+ * whose transaction is done, or skipped and resumed (each its own
+ * write).  A recipient built and added to a batch that then fails to
+ * commit was never queued, and is never reported as such.
+ */
+static void
+campaign_progress(struct campaign_run *r)
+{
+	r->done = r->base + r->stats->queued + r->stats->skipped +
+	    r->stats->resumed;
+	if (r->progress != NULL)
+		r->progress(r->done, r->stats->total, r->pctx);
 }
 
 static int
@@ -203,9 +219,7 @@ campaign_rcpt_cb(const struct store_campaign_rcpt *rc, void *ctx)
 		r->failed = 1;
 		return 1;
 	}
-	r->done++;
-	if (r->progress != NULL)
-		r->progress(r->done, r->stats->total, r->pctx);
+	campaign_progress(r);
 	return 0;
 }
 
@@ -249,7 +263,7 @@ campaign_send(const struct pd_config *cfg, struct store *st,
 	memset(&r, 0, sizeof(r));
 	r = (struct campaign_run){ .cfg = cfg, .st = st, .q = q, .c = &c,
 	    .stats = stats, .progress = progress, .pctx = ctx,
-	    .done = counts[1], .err = err };
+	    .base = counts[1], .done = counts[1], .err = err };
 	for (;;) {
 		rc = store_campaign_rcpt_next(st, id, r.last_id, CAMPAIGN_PAGE,
 		    campaign_rcpt_cb, &r, err);
@@ -261,15 +275,17 @@ campaign_send(const struct pd_config *cfg, struct store *st,
 			if (campaign_flush(&r, err2) != 0)
 				log_warn("campaign %lld: %s", (long long)id,
 				    err2);
+			campaign_progress(&r);
 			return -1;
 		}
 		if (rc == 0)
 			break;
 	}
-	if (campaign_flush(&r, err) != 0)
+	if (campaign_flush(&r, err) != 0) {
+		campaign_progress(&r);
 		return -1;
-	if (progress != NULL && r.done == 0)
-		progress(0, stats->total, ctx);
+	}
+	campaign_progress(&r);
 	return store_campaign_finish(st, id, pd_now(), err);
 }
 

@@ -23,7 +23,9 @@ struct campaign_stats {
 	int64_t resumed;	/* found already queued by an earlier run */
 };
 
-/* Called after each recipient (done of total). */
+/* Called after each recipient and once after the last commit: done is
+ * the recipients settled (queued, skipped, found queued) and committed
+ * so far (a batch commits every 64), of total. */
 typedef void (*campaign_progress_fn)(int64_t done, int64_t total, void *ctx);
 
 int campaign_create(struct store *st, int64_t account_id, int64_t purpose_id,

@@ -239,6 +239,27 @@ dossier_message_get(struct store *st, int64_t account_id, int64_t id,
 	return store_message_get(st, account_id, id, r, err);
 }
 
+void
+dossier_document_filename(const struct store_doc_row *r, char *out,
+    size_t outlen)
+{
+	const char *s = r->filename[0] != '\0' ? r->filename : r->stored_name;
+	size_t i;
+
+	if (outlen == 0)
+		return;
+	snprintf(out, outlen, "%s", s[0] != '\0' ? s : "document");
+	/* Intake's sanitiser already did this; a name from an older
+	 * store, or one bent by a bug, must still never be a path. */
+	for (i = 0; out[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char)out[i];
+
+		if (ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\' ||
+		    (i == 0 && ch == '.'))
+			out[i] = '_';
+	}
+}
+
 /* No link followed: a blob is a file we placed, by its digest. */
 int
 dossier_document_open(struct blob_store *bs, const char *sha256, int *fd_r)

@@ -47,7 +47,9 @@ int dossier_valid_name(const char *s);
 /* A word that names a file family: template, locale, purpose:
  * [a-z0-9_-]{1,32}, never a path. */
 int dossier_valid_word(const char *s);
-/* A due date "YYYY-MM-DD". */
+/* A dossier's statuses (NULL-terminated): what a list filter may name. */
+extern const char *const dossier_statuses[];
+/* A due date "YYYY-MM-DD", a day of the calendar. */
 int dossier_valid_due(const char *s);
 /* A sender policy: "any", "contact" or "domains:a.example,b.example";
  * the normal form (lower-cased) into out. */
@@ -116,6 +118,13 @@ int dossier_document_get(struct store *st, int64_t account_id, int64_t id,
     struct store_doc_row *r, char *err);
 int dossier_message_get(struct store *st, int64_t account_id, int64_t id,
     struct store_msg_row *r, char *err);
+/*
+ * The name to save a document under in a directory: its sanitised file
+ * name (intake kept the base name only), else its server-made stored
+ * name; never a path: '/', '\\', controls and a leading '.' become '_'.
+ */
+void dossier_document_filename(const struct store_doc_row *r, char *out,
+    size_t outlen);
 /* A readable fd on a document's blob, or on a message's raw bytes
  * wherever they live (the database or a blob).  1 with *fd_r, 0 the
  * store holds no such bytes (purged, erased), -1 error. */

@@ -14,6 +14,7 @@
 
 #include "dossier.h"
 #include "lib/sanitize.h"
+#include "lib/util.h"
 #include "outbound/outmsg.h"
 
 int
@@ -64,20 +65,17 @@ dossier_valid_word(const char *s)
 	return n > 0 && n <= 32 && s[n] == '\0';
 }
 
-/* Month 01-12 and day 01-31, as notify.c's strptime reads a due date;
- * the API's older check let "2024-13-01" through. */
+/* As the dossiers table's CHECK (store_schema.c) has them. */
+const char *const dossier_statuses[] = { "open", "closed", NULL };
+
+/* A day of the calendar, as notify.c reads a due date (pd_parse_day):
+ * the API's older check let "2024-13-01" and "2024-02-30" through. */
 int
 dossier_valid_due(const char *s)
 {
-	int month, day;
+	int64_t t;
 
-	if (strlen(s) != 10 || strspn(s, "0123456789") != 4 || s[4] != '-' ||
-	    strspn(s + 5, "0123456789") != 2 || s[7] != '-' ||
-	    strspn(s + 8, "0123456789") != 2)
-		return 0;
-	month = (s[5] - '0') * 10 + (s[6] - '0');
-	day = (s[8] - '0') * 10 + (s[9] - '0');
-	return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+	return pd_parse_day(s, &t) == 0;
 }
 
 /* A DNS name: dot-separated labels of [A-Za-z0-9-], no edge hyphens. */

@@ -6,6 +6,9 @@
 #include "evq_admin.h"
 #include "store/store_evq.h"
 
+const char *const evq_admin_states[] = { "pending", "done", "failed",
+	"expired", "dropped", NULL };
+
 int
 evq_admin_list(struct store *st, const char *consumer, const char *state,
     struct store_evq_row *rows, size_t max, size_t *n_r, char *err)

@@ -13,6 +13,9 @@
 
 struct store;
 
+/* A delivery's states (NULL-terminated): what a list filter may name. */
+extern const char *const evq_admin_states[];
+
 /* Newest first; consumer and state may be NULL (any); at most max. */
 int evq_admin_list(struct store *st, const char *consumer, const char *state,
     struct store_evq_row *rows, size_t max, size_t *n_r, char *err);

@@ -333,6 +333,74 @@ pd_monotonic_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int
+pd_month_days(int y, int m)
+{
+	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return days[m - 1] + (m == 2 && leap);
+}
+
+/* Digits only (no sign, no space: strtol's leniency is the bug). */
+static int
+pd_digits(const char *s, size_t n, int *v_r)
+{
+	size_t i;
+	int v = 0;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*v_r = v;
+	return 0;
+}
+
+int
+pd_parse_day(const char *s, int64_t *t_r)
+{
+	struct tm tm;
+	int y, m, d;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+	    pd_digits(s, 4, &y) != 0 || pd_digits(s + 5, 2, &m) != 0 ||
+	    pd_digits(s + 8, 2, &d) != 0)
+		return -1;
+	if (y < 1970 || m < 1 || m > 12 || d < 1 || d > pd_month_days(y, m))
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	*t_r = (int64_t)timegm(&tm);
+	return 0;
+}
+
+int
+pd_parse_when(const char *s, int64_t *t_r)
+{
+	size_t n = strlen(s), i;
+	int64_t v = 0;
+
+	if (pd_parse_day(s, t_r) == 0)
+		return 0;
+	/* 12 digits hold PD_TIME_MAX; more would need the clamp we refuse. */
+	if (n == 0 || n > 12)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < 1 || v > PD_TIME_MAX)
+		return -1;
+	*t_r = v;
+	return 0;
+}
+
 void
 pd_hex(char *out, const unsigned char *in, size_t n)
 {

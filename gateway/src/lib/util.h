@@ -64,6 +64,19 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pd_ascii_clean(char *dst, size_t dstlen, const char *src);
 
 int64_t pd_now(void);			/* seconds since the epoch */
+
+/*
+ * The one reading of a date people type (--now, --due, the API's due):
+ * "YYYY-MM-DD" must be a day of the calendar (no 2099-02-30 rolled
+ * into March), years 1970-9999, midnight UTC into *t_r.  pd_parse_when
+ * also takes epoch seconds, 1 to PD_TIME_MAX, digits only: a value out
+ * of range is refused, never clamped.  0 ok, -1 not.
+ */
+#define PD_TIME_MAX 253402300799LL	/* 9999-12-31T23:59:59Z */
+#define PD_WHEN_FORMS "YYYY-MM-DD (a calendar day) or epoch seconds " \
+	"(1 to 253402300799)"
+int pd_parse_day(const char *s, int64_t *t_r);
+int pd_parse_when(const char *s, int64_t *t_r);
 int64_t pd_monotonic_ms(void);		/* CLOCK_MONOTONIC, milliseconds */
 void pd_hex(char *out, const unsigned char *in, size_t n); /* 2n+1 bytes */
 /* Fill buf with n cryptographically random bytes; -1 on failure. */

@@ -228,12 +228,9 @@ notify_documents_json(const char *csv)
 static int
 notify_valid_due(const char *due)
 {
-	struct tm tm;
-	const char *end;
+	int64_t t;
 
-	memset(&tm, 0, sizeof(tm));
-	end = strptime(due, "%Y-%m-%d", &tm);
-	return end != NULL && *end == '\0' && strlen(due) == 10;
+	return pd_parse_day(due, &t) == 0;
 }
 
 int
@@ -253,7 +250,8 @@ notify_invite(const struct notify_env *env, const struct store_dossier *d,
 	}
 	if (req->due != NULL && req->due[0] != '\0' &&
 	    !notify_valid_due(req->due)) {
-		pd_err(err, "due date '%s' is not YYYY-MM-DD", req->due);
+		pd_err(err, "due date '%s' is not a calendar day YYYY-MM-DD",
+		    req->due);
 		return -1;
 	}
 	if (req->documents != NULL || req->due != NULL) {

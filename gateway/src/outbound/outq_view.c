@@ -5,6 +5,10 @@
 #include "outq_view.h"
 #include "store/store.h"
 
+/* As the outbound table's CHECK (store_schema.c) has them. */
+const char *const outq_view_states[] = { "queued", "sending", "sent",
+	"deferred", "bounced", "failed", NULL };
+
 int
 outq_view_get(struct store *st, int64_t account_id, int64_t id,
     struct store_outbound *o_r, char *err)

@@ -102,6 +102,10 @@ struct store_msg_row {
 	char parse_status[16];
 	char anomalies[256];
 	int64_t received;
+	/* sha256 "": why the raw copy went ("retention") and when (0:
+	 * before v7 recorded it). */
+	char raw_removed[16];
+	int64_t raw_removed_at;
 };
 
 struct store_event_row {

@@ -22,7 +22,7 @@
 #define MSG_COLS \
 	"SELECT id, queue_id, mail_from, rcpt_to, client_ip, helo, tls, " \
 	"lmtp, message_id, subject, size, sha256, parse_status, anomalies, " \
-	"received FROM messages "
+	"received, raw_removed, raw_removed_at FROM messages "
 
 /* This file's cached statements (their slots: store_int.h). */
 static const char *const store_message_sql[S_COUNT] = {
@@ -286,6 +286,8 @@ store_msg_row(sqlite3_stmt *s, struct store_msg_row *r)
 	COPY_COL(r->parse_status, s, 12);
 	COPY_COL(r->anomalies, s, 13);
 	r->received = sqlite3_column_int64(s, 14);
+	COPY_COL(r->raw_removed, s, 15);
+	r->raw_removed_at = sqlite3_column_int64(s, 16);
 }
 
 static void

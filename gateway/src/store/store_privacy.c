@@ -471,6 +471,11 @@ store_compact(struct store *st, int vacuum, char *err)
 
 /* ---- retention ---- */
 
+/* A message whose raw copy retention takes says so, and since when
+ * (the purge's wall clock, not its --now: the day it happened). */
+#define RAW_BY_RETENTION "raw_removed = 'retention', raw_removed_at =" \
+	" CAST(strftime('%s', 'now') AS INTEGER)"
+
 static const struct {
 	const char *cls;
 	const char *select;	/* ids into temp.pp */
@@ -482,7 +487,7 @@ static const struct {
 	  " (?1 = 0 OR account_id = ?1) AND received < ?2 AND sha256 <> ''"
 	  " AND dossier_id NOT IN (SELECT id FROM dossiers WHERE " HELD_D ")",
 	  "SELECT sha256 FROM messages WHERE id IN (SELECT id FROM temp.pp)",
-	  "UPDATE messages SET sha256 = '' WHERE id IN"
+	  "UPDATE messages SET sha256 = '', " RAW_BY_RETENTION " WHERE id IN"
 	  " (SELECT id FROM temp.pp)" },
 	{ "documents",
 	  "INSERT INTO temp.pp SELECT id FROM documents WHERE"
@@ -493,8 +498,9 @@ static const struct {
 	  " UNION SELECT m.sha256 FROM messages m JOIN documents d ON"
 	  " d.message_id = m.id WHERE d.id IN (SELECT id FROM temp.pp)",
 	  /* the raw message carries the same bytes: it goes too */
-	  "UPDATE messages SET sha256 = '' WHERE id IN (SELECT message_id"
-	  " FROM documents WHERE id IN (SELECT id FROM temp.pp));"
+	  "UPDATE messages SET sha256 = '', " RAW_BY_RETENTION " WHERE id IN"
+	  " (SELECT message_id FROM documents WHERE id IN"
+	  " (SELECT id FROM temp.pp));"
 	  "DELETE FROM documents WHERE id IN (SELECT id FROM temp.pp)" },
 	{ "outbound_bodies",
 	  "INSERT INTO temp.pp SELECT id FROM outbound WHERE"

@@ -332,6 +332,19 @@ static const char store_v6_raw_inline[] =
 	" sha256 TEXT NOT NULL UNIQUE,"
 	" data BLOB NOT NULL);";
 
+/*
+ * v7: why and when a message lost its raw copy (sha256 = ''), so that
+ * asking for it is answered "purged on DATE by retention", not "blob
+ * missing".  Rows emptied by an earlier purge (the only way sha256
+ * became '') are marked retention, their date unknown (0).
+ */
+static const char store_v7_raw_removed[] =
+	"ALTER TABLE messages ADD COLUMN raw_removed TEXT NOT NULL"
+	" DEFAULT '';"
+	"ALTER TABLE messages ADD COLUMN raw_removed_at INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"UPDATE messages SET raw_removed = 'retention' WHERE sha256 = '';";
+
 /* Entry N brings the schema from version N-1 to N. */
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[1] = store_v1_dossiers,
@@ -340,6 +353,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[4] = store_v4_privacy,
 	[5] = store_v5_integration,
 	[6] = store_v6_raw_inline,
+	[7] = store_v7_raw_removed,
 };
 
 static int

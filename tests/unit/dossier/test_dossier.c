@@ -148,6 +148,10 @@ START_TEST(test_valid_names)
 		{ "2024-12-31", 1 }, { "2024-1-31", 0 }, { "2024-13-01", 0 },
 		{ "2024-12-41", 0 }, { "2024-00-10", 0 }, { "2024-12-00", 0 },
 		{ "2024-12-3x", 0 }, { "20241231", 0 }, { "", 0 },
+		/* the calendar, not 31 days a month (2099-02-30 was March 2) */
+		{ "2099-02-30", 0 }, { "2024-04-31", 0 }, { "2023-02-29", 0 },
+		{ "2024-02-29", 1 }, { "2000-02-29", 1 }, { "2100-02-29", 0 },
+		{ "+024-12-31", 0 }, { "1969-12-31", 0 }, { "9999-12-31", 1 },
 	};
 
 	check_table("dossier_valid_name", dossier_valid_name, names,
@@ -155,6 +159,32 @@ START_TEST(test_valid_names)
 	check_table("dossier_valid_word", dossier_valid_word, words,
 	    NELEM(words));
 	check_table("dossier_valid_due", dossier_valid_due, dues, NELEM(dues));
+}
+END_TEST
+
+/* pd_parse_when (lib/util.c): the one reader of --now and friends. */
+START_TEST(test_parse_when)
+{
+	static const struct { const char *in; int ok; int64_t t; } t[] = {
+		{ "2024-02-29", 1, 1709164800 }, { "1970-01-01", 1, 0 },
+		{ "1", 1, 1 }, { "1700000000", 1, 1700000000 },
+		{ "253402300799", 1, 253402300799LL },
+		{ "253402300800", 0, 0 }, { "99999999999999999999", 0, 0 },
+		{ "0", 0, 0 }, { "-5", 0, 0 }, { "+5", 0, 0 }, { " 5", 0, 0 },
+		{ "5x", 0, 0 }, { "", 0, 0 }, { "2099-02-30", 0, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(t); i++) {
+		int64_t v = -1;
+		int rc = pd_parse_when(t[i].in, &v);
+
+		ck_assert_msg((rc == 0) == t[i].ok, "pd_parse_when(\"%s\") = %d",
+		    t[i].in, rc);
+		if (t[i].ok)
+			ck_assert_msg(v == t[i].t, "pd_parse_when(\"%s\") gave "
+			    "%lld", t[i].in, (long long)v);
+	}
 }
 END_TEST
 
@@ -317,6 +347,7 @@ dossier_suite(void)
 	tcase_add_test(tc, test_valid_ref);
 	tcase_add_test(tc, test_valid_contact);
 	tcase_add_test(tc, test_valid_names);
+	tcase_add_test(tc, test_parse_when);
 	tcase_add_test(tc, test_valid_policy_and_address);
 	tcase_add_test(tc, test_create_get_scope);
 	tcase_add_test(tc, test_create_refuses_invalid);
