@@ -1,8 +1,9 @@
 /*
  * daemon_sched.c - what `serve` does on a clock: once a minute, the
- * reminder check (notify.c) and, every privacy.purge_interval, the
- * retention purge (privacy.c), each as a job on a worker with its own
- * store connection.  It decides when, never what: the rules are theirs.
+ * reminder check (notify.c) and, at start and every
+ * privacy.purge_interval, the retention purge (privacy.c) or, without
+ * retention, the sweep of unnamed blobs alone, each as a job on a worker
+ * with its own store connection.  It decides when, never what: the rules are theirs.
  */
 #include <stdio.h>
 
@@ -66,19 +67,45 @@ daemon_purge_run(void *tctx, void *arg)
 	store_close(&env.st);
 }
 
+/*
+ * Without retention the purge never runs, but blobs a crash left between
+ * file and row must still go: the sweep alone (privacy_sweep), at start
+ * and every privacy.purge_interval.  The purge sweeps too.
+ */
+static void
+daemon_sweep_run(void *tctx, void *arg)
+{
+	struct daemon_ctx *d = arg;
+	struct privacy_env env = { d->cfg, NULL, NULL, "postdoc-serve" };
+	char err[PD_ERRLEN], blobs[4200];
+	size_t n = 0;
+
+	snprintf(blobs, sizeof(blobs), "%s/blobs", d->cfg->var_dir);
+	if (store_open(d->cfg->db_path, d->cfg->sync_mode, &env.st, err)
+	    != 0 || blob_store_open(blobs, &env.bs, err) != 0 ||
+	    privacy_sweep(&env, pd_now(), &n, err) != 0)
+		log_err("blob sweep: %s", err);
+	else if (n > 0)
+		log_info("blob sweep: removed %zu blob(s) no row names, older "
+		    "than %llds", n, (long long)d->cfg->blob_grace);
+	blob_store_free(&env.bs);
+	store_close(&env.st);
+}
+
 static void
 daemon_remind_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon_ctx *d = arg;
 	struct timeval tv = { DAEMON_REMIND_SECONDS, 0 };
 	const struct pd_config *c = d->cfg;
+	int retention = c->keep_raw_messages || c->keep_documents ||
+	    c->keep_outbound_bodies || c->keep_history || c->keep_logs;
 
 	worker_submit(d->workers, daemon_remind_run, NULL, d);
-	if ((c->keep_raw_messages || c->keep_documents ||
-	    c->keep_outbound_bodies || c->keep_history || c->keep_logs) &&
-	    pd_now() - d->purge_last >= c->purge_interval) {
+	if (pd_now() - d->purge_last >= c->purge_interval) {
 		d->purge_last = pd_now();
-		worker_submit(d->workers, daemon_purge_run, NULL, d);
+		worker_submit(d->workers, retention ? daemon_purge_run :
+		    daemon_sweep_run, NULL, d);
 	}
 	evtimer_add(d->remind_ev, &tv);
 }

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "store/blob.h"
+#include "store/blob_gc.h"
 #include "store/commit.h"
 #include "lib/config.h"
 #include "consent/consent.h"
@@ -135,6 +136,33 @@ intake_local_error(struct intake_msg *m, const char *what, const char *err)
 {
 	log_err("%s: intake: %s: %s", m->job->queue_id, what, err);
 	intake_reply(&m->fail, 451, "4.3.0", "local error, try again later");
+}
+
+static int
+intake_errno_full(int e)
+{
+	return e == ENOSPC || e == EDQUOT;
+}
+
+/*
+ * A write that failed: with the disk full, RFC 5321 4.2.3's "452
+ * insufficient system storage" and RFC 3463 3.4's X.3.1 "mail system
+ * full" (transient: the client retries when space returns); the log line
+ * names the errno so the operator knows which.
+ */
+static void
+intake_store_error(struct intake_msg *m, const char *what, const char *err,
+    int full, int errnum)
+{
+	if (!full) {
+		intake_local_error(m, what, err);
+		return;
+	}
+	log_err("%s: intake: %s: %s (%s: the disk is full)", m->job->queue_id,
+	    what, err, errnum == EDQUOT ? "EDQUOT" : errnum == ENOSPC ?
+	    "ENOSPC" : "SQLITE_FULL");
+	intake_reply(&m->fail, 452, "4.3.1", "insufficient system storage, "
+	    "try again later");
 }
 
 int
@@ -486,7 +514,12 @@ intake_pump(struct intake_msg *m, struct intake_doc *d, size_t *sniffed)
 			*sniffed += k;
 		}
 		if (blob_writer_write(&d->w, c->buf, (size_t)n) != 0) {
-			intake_local_error(m, "blob write", d->w.tmp_path);
+			char why[PD_ERRLEN];
+
+			pd_err(why, "%s: %s", d->w.tmp_path,
+			    strerror(d->w.errnum));
+			intake_store_error(m, "blob write", why,
+			    intake_errno_full(d->w.errnum), d->w.errnum);
 			rc = -1;
 			break;
 		}
@@ -531,7 +564,8 @@ intake_decode(struct intake_msg *m, struct intake_doc *d, unsigned ordinal)
 	sanitize_filename(name, name ? strlen(name) : 0, ordinal, fmax,
 	    d->filename, fmax + 1);
 	if (blob_writer_begin(c->bs, &d->w, err) != 0) {
-		intake_local_error(m, "blob", err);
+		intake_store_error(m, "blob", err, intake_errno_full(errno),
+		    errno);
 		return -1;
 	}
 	d->writing = 1;
@@ -949,13 +983,69 @@ intake_store_raw(struct intake_msg *m, char *err)
 }
 
 /*
+ * A delivery that failed after placing blobs: nothing will name them (a
+ * retry writes them again), and an erased sender's bytes must not
+ * survive in an unnamed file.  Only files no row names go, checked under
+ * the removal lock: the same bytes may be an older message's, or another
+ * delivery's in flight (blob_gc.h).
+ */
+static void
+intake_unplace(struct intake_msg *m, const char (*sha)[65], size_t n)
+{
+	char err[PD_ERRLEN];
+	size_t removed = 0;
+
+	if (n == 0)
+		return;
+	if (blob_gc_remove(m->ctx->st, m->ctx->bs, sha, n, &removed, err)
+	    != 0)
+		log_warn("%s: intake: unnamed blobs left for the sweep: %s",
+		    m->job->queue_id, err);
+	else if (removed > 0)
+		log_info("%s: intake: removed %zu blob(s) no row names",
+		    m->job->queue_id, removed);
+}
+
+/* Place the documents' blobs and the raw message; placed[] gets each
+ * hash placed (m->ndocs + 1 slots).  0, or -1 with m->fail set. */
+static int
+intake_place(struct intake_msg *m, char (*placed)[65], size_t *np)
+{
+	struct intake_ctx *c = m->ctx;
+	char err[PD_ERRLEN], sha[65];
+	size_t i;
+
+	for (i = 0; i < m->ndocs; i++) {
+		m->docs[i].writing = 0;	/* commit finishes the writer */
+		if (blob_writer_commit(c->bs, &m->docs[i].w, sha, err) != 0) {
+			intake_store_error(m, "store", err,
+			    intake_errno_full(errno), errno);
+			return -1;
+		}
+		if (strcmp(sha, m->docs[i].sha) != 0)
+			pd_fatal("intake: blob digest changed at commit");
+		memcpy(placed[(*np)++], sha, 65);
+	}
+	if (intake_store_raw(m, err) != 0) {
+		intake_store_error(m, "store", err, intake_errno_full(errno),
+		    errno);
+		return -1;
+	}
+	if (m->raw == NULL)	/* a blob, not a raw_inline row */
+		memcpy(placed[(*np)++], m->job->sha256, 65);
+	return 0;
+}
+
+/*
  * Blobs first (each fsync'd, renamed, its directory fsync'd: here, so the
  * workers' fsyncs overlap; done by the committer one after another they
  * were its bottleneck), then the rows that name them (and a small raw
  * message's bytes), in one transaction with the rest of the committer's
  * batch.  A crash leaves at worst an orphan blob, never a row without
- * its bytes (G2).  Blobs already placed are not removed on failure: the
- * store is content-addressed and another message may share them.
+ * its bytes (G2); the sweep removes it later.  From placing the blobs
+ * until the rows are in, the removal lock is held shared, so no erasure
+ * or sweep takes a blob this delivery found already stored; if the rows
+ * fail, the blobs no row names are removed before the answer.
  */
 static int
 intake_store(struct intake_msg *m, const char *ok, int64_t *ids,
@@ -964,30 +1054,29 @@ intake_store(struct intake_msg *m, const char *ok, int64_t *ids,
 	struct intake_ctx *c = m->ctx;
 	struct intake_rows rows = { m, ok, ids, added };
 	struct commit_item it;
-	char err[PD_ERRLEN], sha[65];
-	size_t i;
+	char err[PD_ERRLEN], (*placed)[65] = xcalloc(m->ndocs + 1, 65);
+	size_t np = 0;
 	int rc = -1;
 
 	memset(&it, 0, sizeof(it));
-	for (i = 0; i < m->ndocs; i++) {
-		m->docs[i].writing = 0;	/* commit finishes the writer */
-		if (blob_writer_commit(c->bs, &m->docs[i].w, sha, err) != 0)
-			goto out;
-		if (strcmp(sha, m->docs[i].sha) != 0)
-			pd_fatal("intake: blob digest changed at commit");
-	}
-	if (intake_store_raw(m, err) != 0)
-		goto out;
-	it.rows = intake_rows_cb;
-	it.arg = &rows;
-	if (commit_wait(c->commit, &it) != 0)
-		snprintf(err, sizeof(err), "%s", it.err);
-	else
-		rc = 0;
-	m->st = c->st;
-out:
-	if (rc != 0)
+	if (blob_hold(c->bs, BLOB_GC_WAIT_MS, err) != 0) {
 		intake_local_error(m, "store", err);
+		free(placed);
+		return -1;
+	}
+	if (intake_place(m, placed, &np) == 0) {
+		it.rows = intake_rows_cb;
+		it.arg = &rows;
+		if (commit_wait(c->commit, &it) != 0)
+			intake_store_error(m, "store", it.err, it.full, 0);
+		else
+			rc = 0;
+	}
+	m->st = c->st;
+	blob_unhold(c->bs);
+	if (rc != 0)
+		intake_unplace(m, (const char (*)[65])placed, np);
+	free(placed);
 	return rc;
 }
 

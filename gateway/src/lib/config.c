@@ -104,6 +104,8 @@ static const struct cf_param cf_params[] = {
 	    "SQLite synchronous mode: full or normal"),
 	INT("store", "inline_max", inline_max, 65536, 0, 1048576,
 	    "raw messages up to this size live in the database; 0 = never"),
+	INT("store", "blob_grace", blob_grace, 3600, 60, 2592000,
+	    "seconds an unnamed blob is kept before the sweep removes it"),
 	STR("intake", "domain", intake_domain, "dossiers.localhost",
 	    cf_check_domain, "domain of dossier addresses"),
 	INT("limits", "line_max", line_max, 512, 512, 65536,

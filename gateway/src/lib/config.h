@@ -58,6 +58,7 @@ struct pd_config {
 	char *db_path;			/* default var_dir/postdoc.db */
 	char *sync_mode;		/* "full" or "normal" */
 	int64_t inline_max;		/* raw message in the db up to this */
+	int64_t blob_grace;		/* sweep: unnamed blobs older than */
 	/* intake */
 	char *intake_domain;
 	/* limits (see config.c for defaults and bounds) */

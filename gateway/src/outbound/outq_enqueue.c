@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "store/blob.h"
+#include "store/blob_gc.h"
 #include "lib/config.h"
 #include "eligible.h"
 #include "outq.h"
@@ -383,16 +384,42 @@ outq_prepare_blob(struct outq_ctx *q, const struct outq_item *it,
 	return rc;
 }
 
+/*
+ * Blobs a failed queueing placed and no row names: removed now (under
+ * the removal lock, blob_gc.h), not left to outlive an erasure.
+ */
+static void
+outq_unplace(struct outq_ctx *q, const char (*sha)[65], size_t n)
+{
+	char err[PD_ERRLEN];
+	size_t removed = 0;
+
+	if (n == 0)
+		return;
+	if (blob_gc_remove(q->st, q->bs, sha, n, &removed, err) != 0)
+		log_warn("outbound: unnamed blobs left for the sweep: %s", err);
+	else if (removed > 0)
+		log_info("outbound: removed %zu blob(s) no row names", removed);
+}
+
+/* The removal lock is held from the blob until its row is in (blob.h). */
 static int
 outq_enqueue_file(struct outq_ctx *q, const struct outq_item *it,
     int64_t *id_r, char *err)
 {
 	struct store_outbound o;
+	int rc;
 
 	if (outq_prepare_row(q, it, &o, err) != 0 ||
-	    outq_prepare_blob(q, it, &o, err) != 0)
+	    blob_hold(q->bs, BLOB_GC_WAIT_MS, err) != 0)
 		return -1;
-	return outq_insert(q, &o, id_r, err);
+	o.sha256[0] = '\0';
+	rc = outq_prepare_blob(q, it, &o, err) == 0 &&
+	    outq_insert(q, &o, id_r, err) == 0 ? 0 : -1;
+	blob_unhold(q->bs);
+	if (rc != 0 && blob_sha_valid(o.sha256))
+		outq_unplace(q, (const char (*)[65])&o.sha256, 1);
+	return rc;
 }
 
 /*
@@ -519,13 +546,34 @@ outq_pool_stop(struct outq_ctx *q)
 	q->pool = NULL;
 }
 
-/* Forget the batch: waits for its jobs, frees their names. */
+/* The blobs of jobs named..npend-1 that were placed: no row names them. */
+static void
+outq_batch_unplace(struct outq_ctx *q)
+{
+	char (*sha)[65] = xcalloc(q->npend + 1, 65);
+	size_t i, n = 0;
+
+	for (i = q->named; i < q->npend; i++)
+		if (q->jobs[i].rc == 0 && blob_sha_valid(q->pend[i].sha256))
+			memcpy(sha[n++], q->pend[i].sha256, 65);
+	outq_unplace(q, (const char (*)[65])sha, n);
+	free(sha);
+}
+
+/* Forget the batch: waits for its jobs, releases the removal lock,
+ * removes the blobs of the rows that were not committed, frees names. */
 void
 outq_batch_reset(struct outq_ctx *q)
 {
 	size_t i;
 
 	outq_pool_wait(q);
+	if (q->held) {
+		blob_unhold(q->bs);
+		q->held = 0;
+	}
+	outq_batch_unplace(q);
+	q->named = 0;
 	for (i = 0; i < q->npend; i++) {
 		free(q->jobs[i].account);
 		free(q->jobs[i].msg_path);
@@ -542,9 +590,10 @@ outq_batch_reset(struct outq_ctx *q)
  * A batch costs one WAL commit instead of one per message, and its
  * messages are signed and stored by the queueing threads at the same
  * time.  Each blob is durable (file and dir fsync'd) before commit
- * inserts the row that names it, as in outq_enqueue.  A crash before the
- * commit leaves blobs no row names (as a crash between blob and row
- * always could) and no rows.
+ * inserts the row that names it, as in outq_enqueue.  The batch holds
+ * the blob store's removal lock from its first add until its rows commit
+ * or fail (outq_batch_reset), and a failed batch's blobs are removed; a
+ * crash before the commit leaves blobs no row names, for the sweep.
  */
 int
 outq_enqueue_add(struct outq_ctx *q, const struct outq_item *it, char *err)
@@ -556,10 +605,12 @@ outq_enqueue_add(struct outq_ctx *q, const struct outq_item *it, char *err)
 			unlink(it->msg_path);
 		return -1;
 	}
-	if (q->pool == NULL && outq_pool_start(q, err) != 0) {
+	if ((q->pool == NULL && outq_pool_start(q, err) != 0) ||
+	    (!q->held && blob_hold(q->bs, BLOB_GC_WAIT_MS, err) != 0)) {
 		unlink(it->msg_path);
 		return -1;
 	}
+	q->held = 1;	/* until the batch's rows commit or fail */
 	if (q->npend == q->cappend) {
 		outq_pool_wait(q);	/* no job may hold pend while it moves */
 		q->cappend = q->cappend ? q->cappend * 2 : 64;
@@ -614,7 +665,7 @@ outq_batch_insert(struct outq_ctx *q, size_t n, outq_queued_fn fn,
  * Waits for the batch's jobs.  If one failed, the messages added before
  * it are committed all the same (as when add itself failed, before the
  * jobs ran on threads) and its error is returned; the later ones are
- * dropped, their blobs unnamed.
+ * dropped, and the blobs no row names are removed (outq_batch_reset).
  */
 int
 outq_enqueue_commit(struct outq_ctx *q, outq_queued_fn fn, void *ctx,
@@ -629,7 +680,7 @@ outq_enqueue_commit(struct outq_ctx *q, outq_queued_fn fn, void *ctx,
 		;
 	rc = outq_batch_insert(q, k, fn, ctx, err);
 	if (rc == 0)
-		*n_r = k;
+		*n_r = q->named = k;
 	if (rc == 0 && k < q->npend) {
 		pd_err(err, "%s", q->jobs[k].err);
 		rc = -1;

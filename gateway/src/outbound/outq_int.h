@@ -32,6 +32,8 @@ struct outq_ctx {
 	struct store_outbound *pend;	/* outq_enqueue_add: rows not yet */
 	struct outq_job *jobs;		/* inserted, their jobs */
 	size_t npend, cappend;
+	size_t named;			/* pend[0..named) committed */
+	int held;			/* the batch holds bs's removal lock */
 	struct outq_pool *pool;		/* started by the first add */
 };
 

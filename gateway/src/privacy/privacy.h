@@ -33,6 +33,14 @@ int privacy_hash(const struct pd_config *cfg, const char *email, int create,
 int privacy_erased(const struct pd_config *cfg, struct store *st,
     int64_t account_id, const char *email, char *err);
 /* One audit row; email may be NULL (no subject). */
+/*
+ * Remove the blob files no row names whose mtime is older than
+ * store.blob_grace (what a crash between file and row leaves); *n_r
+ * files removed.  Run by serve at start and with each purge.
+ */
+int privacy_sweep(const struct privacy_env *env, int64_t now, size_t *n_r,
+    char *err);
+
 int privacy_audit(const struct privacy_env *env, const char *action,
     const char *account, const char *email, const char *detail, char *err);
 

@@ -90,9 +90,9 @@ smtp_spool_flush(struct data_state *d)
 		d->fd = open(d->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC, 0600);
 		if (d->fd < 0) {
+			d->io_error = errno != 0 ? errno : EIO;
 			log_err("%s: spool %s: %s", strrchr(d->path, '/') + 1,
-			    d->path, strerror(errno));
-			d->io_error = 1;
+			    d->path, strerror(d->io_error));
 		}
 	}
 	while (!d->io_error && off < d->blen) {
@@ -101,9 +101,11 @@ smtp_spool_flush(struct data_state *d)
 			continue;
 		if (n <= 0) {
 			/* The spool file is named after the queue id. */
-			log_err("%s: spool write: %s", strrchr(d->path, '/') +
-			    1, strerror(errno));
-			d->io_error = 1;
+			d->io_error = n < 0 && errno != 0 ? errno : EIO;
+			log_err("%s: spool write: %s%s", strrchr(d->path, '/') +
+			    1, strerror(d->io_error), d->io_error == ENOSPC ?
+			    " (ENOSPC: the disk is full)" : d->io_error ==
+			    EDQUOT ? " (EDQUOT: the disk is full)" : "");
 			break;
 		}
 		off += (size_t)n;
@@ -394,6 +396,10 @@ smtp_data_refusal(struct smtp_session *s)
 	else if (d->nul)
 		smtp_reply_all(s, MR_SYNTAX, 554, "5.6.0", "Error: NUL "
 		    "character in message");
+	else if (d->io_error == ENOSPC || d->io_error == EDQUOT)
+		/* RFC 5321 4.2.3 452; RFC 3463 3.4 X.3.1 mail system full. */
+		smtp_reply_all(s, MR_TEMPORARY, 452, "4.3.1", "Error: "
+		    "insufficient system storage, try again later");
 	else if (d->io_error)
 		smtp_reply_all(s, MR_TEMPORARY, 451, "4.3.0", "Error: local "
 		    "error writing the spool, try again later");

@@ -58,7 +58,8 @@ struct data_state {
 	uint64_t size;		/* octets written (after unstuffing) */
 	uint64_t line_len;	/* octets of the current wire line */
 	int bol, dot, cr;	/* at line start / line began with '.' / CR seen */
-	int too_big, line_long, nul, io_error;
+	int too_big, line_long, nul;
+	int io_error;		/* errno of the spool's failure, 0 */
 	size_t blen, bcap;
 	unsigned char *buf;
 };

@@ -6,12 +6,16 @@
  * under the root.  A path is only ever built from a validated 64-char
  * lowercase hex digest, never from a name a peer or a user supplied.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -26,6 +30,11 @@
 struct blob_store {
 	char root[BLOB_ROOT_MAX];
 	char tmp[BLOB_ROOT_MAX + 8];
+	/* The removal lock (blob_hold, blob_lock_excl): fds of root and
+	 * tmp, opened on first use. */
+	pthread_mutex_t mu;
+	int gate_fd, lock_fd;
+	unsigned holds;		/* threads of this store holding it shared */
 };
 
 int
@@ -103,20 +112,22 @@ blob_store_open(const char *root, struct blob_store **bs_r, char *err)
 
 	*bs_r = NULL;
 	bs = xcalloc(1, sizeof(*bs));
+	pthread_mutex_init(&bs->mu, NULL);
+	bs->gate_fd = bs->lock_fd = -1;
 	n = snprintf(bs->root, sizeof(bs->root), "%s", root);
 	if (n < 0 || (size_t)n >= sizeof(bs->root)) {
 		pd_err(err, "blob store %s: path too long", root);
-		free(bs);
+		blob_store_free(&bs);
 		return -1;
 	}
 	snprintf(bs->tmp, sizeof(bs->tmp), "%s/tmp", bs->root);
 	if (pd_mkdirs(bs->tmp, 0750) != 0) {
 		pd_err(err, "blob store %s: %s", bs->tmp, strerror(errno));
-		free(bs);
+		blob_store_free(&bs);
 		return -1;
 	}
 	if (blob_fanout_init(bs, err) != 0) {
-		free(bs);
+		blob_store_free(&bs);
 		return -1;
 	}
 	*bs_r = bs;
@@ -124,12 +135,19 @@ blob_store_open(const char *root, struct blob_store **bs_r, char *err)
 }
 
 void
-blob_store_free(struct blob_store **bs)
+blob_store_free(struct blob_store **bsp)
 {
-	if (bs == NULL || *bs == NULL)
+	struct blob_store *bs;
+
+	if (bsp == NULL || (bs = *bsp) == NULL)
 		return;
-	free(*bs);
-	*bs = NULL;
+	if (bs->lock_fd >= 0)
+		close(bs->lock_fd);	/* releases what this store held */
+	if (bs->gate_fd >= 0)
+		close(bs->gate_fd);
+	pthread_mutex_destroy(&bs->mu);
+	free(bs);
+	*bsp = NULL;
 }
 
 /* Where new blobs go: "<root>/ab/<sha>"; sha already validated. */
@@ -236,8 +254,11 @@ blob_tmp_open(struct blob_store *bs, char path[BLOB_PATH_MAX], char *err)
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	    0640);
 	if (fd < 0) {
-		pd_err(err, "blob store: %s: %s", path, strerror(errno));
+		int e = errno;	/* ENOSPC: the caller answers "full" */
+
+		pd_err(err, "blob store: %s: %s", path, strerror(e));
 		path[0] = '\0';
+		errno = e;
 	} else
 		pd_own_fd(fd);
 	return fd;
@@ -263,9 +284,14 @@ blob_writer_write(struct blob_writer *w, const void *buf, size_t len)
 {
 	if (w->failed || w->fd < 0)
 		return -1;
-	if (EVP_DigestUpdate(w->md, buf, len) != 1 ||
-	    pd_write_all(w->fd, buf, len) != 0) {
+	if (EVP_DigestUpdate(w->md, buf, len) != 1) {
 		w->failed = 1;
+		w->errnum = EIO;
+		return -1;
+	}
+	if (pd_write_all(w->fd, buf, len) != 0) {
+		w->failed = 1;
+		w->errnum = errno;	/* ENOSPC: the disk is full */
 		return -1;
 	}
 	w->size += len;
@@ -352,12 +378,16 @@ blob_place(struct blob_store *bs, const char *src, const char *sha,
 		}
 	}
 	if (rc < 0) {
+		rc = errno;
 		pd_err(err, "blob store: rename %s -> %s: %s", src, final,
-		    strerror(errno));
+		    strerror(rc));
+		errno = rc;
 		return -1;
 	}
 	if (rc == 1 && unlink(src) != 0) {
-		pd_err(err, "blob store: unlink %s: %s", src, strerror(errno));
+		rc = errno;
+		pd_err(err, "blob store: unlink %s: %s", src, strerror(rc));
+		errno = rc;
 		return -1;
 	}
 	/*
@@ -367,7 +397,9 @@ blob_place(struct blob_store *bs, const char *src, const char *sha,
 	 * placed by an earlier run and are durable.
 	 */
 	if (sync_dir && !old && pd_fsync_dir(dir) != 0) {
-		pd_err(err, "blob store: fsync %s: %s", dir, strerror(errno));
+		rc = errno;
+		pd_err(err, "blob store: fsync %s: %s", dir, strerror(rc));
+		errno = rc;
 		return -1;
 	}
 	return 0;
@@ -395,7 +427,8 @@ blob_writer_finish(struct blob_store *bs, struct blob_writer *w,
 
 	sha_r[0] = '\0';
 	if (w->failed || w->fd < 0) {
-		pd_err(err, "blob writer: a write failed, not committing");
+		pd_err(err, "blob writer: write %s: %s", w->tmp_path,
+		    strerror(w->errnum ? w->errnum : EIO));
 		goto fail;
 	}
 	if (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1 || mdlen != 32) {
@@ -406,25 +439,30 @@ blob_writer_finish(struct blob_store *bs, struct blob_writer *w,
 	/* A copy already in place is durable: its writer fsync'd it before
 	 * the rename.  This copy is about to be dropped, so don't sync it. */
 	if (!blob_exists(bs, sha_r) && fsync(w->fd) != 0) {
+		w->errnum = errno;
 		pd_err(err, "blob writer: fsync %s: %s", w->tmp_path,
-		    strerror(errno));
+		    strerror(w->errnum));
 		goto fail;
 	}
 	if (close(w->fd) != 0) {
 		w->fd = -1;
+		w->errnum = errno;
 		pd_err(err, "blob writer: close %s: %s", w->tmp_path,
-		    strerror(errno));
+		    strerror(w->errnum));
 		goto fail;
 	}
 	w->fd = -1;
-	if (blob_place(bs, w->tmp_path, sha_r, sync_dir, err) != 0)
+	if (blob_place(bs, w->tmp_path, sha_r, sync_dir, err) != 0) {
+		w->errnum = errno;
 		goto fail;
+	}
 	w->tmp_path[0] = '\0';	/* moved or dropped: nothing to unlink */
 	blob_writer_abort(w);
 	return 0;
 fail:
 	sha_r[0] = '\0';
 	blob_writer_abort(w);
+	errno = w->errnum ? w->errnum : EIO;
 	return -1;
 }
 
@@ -460,12 +498,13 @@ blob_adopt(struct blob_store *bs, const char *path, const char *sha,
 		pd_err(err, "blob adopt: open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	rc = fsync(fd);
-	if (rc != 0)
-		pd_err(err, "blob adopt: fsync %s: %s", path, strerror(errno));
+	if ((rc = fsync(fd) != 0 ? errno : 0) != 0)
+		pd_err(err, "blob adopt: fsync %s: %s", path, strerror(rc));
 	close(fd);
-	if (rc != 0)
+	if (rc != 0) {
+		errno = rc;	/* ENOSPC: the disk is full */
 		return -1;
+	}
 	return blob_place(bs, path, sha, 1, err);
 }
 
@@ -474,7 +513,7 @@ blob_put_mem(struct blob_store *bs, const void *buf, size_t len,
     const char *sha, char *err)
 {
 	char tmp_path[BLOB_PATH_MAX];
-	int fd;
+	int fd, saved;
 
 	if (!blob_sha_valid(sha)) {
 		pd_err(err, "blob put: invalid sha256 digest");
@@ -486,20 +525,216 @@ blob_put_mem(struct blob_store *bs, const void *buf, size_t len,
 	if ((fd = blob_tmp_open(bs, tmp_path, err)) < 0)
 		return -1;
 	if (pd_write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
-		pd_err(err, "blob put: %s: %s", tmp_path, strerror(errno));
+		saved = errno;	/* ENOSPC: the disk is full */
+		pd_err(err, "blob put: %s: %s", tmp_path, strerror(saved));
 		close(fd);
-		unlink(tmp_path);
-		return -1;
+		goto fail;
 	}
 	if (close(fd) != 0) {
+		saved = errno;
 		pd_err(err, "blob put: close %s: %s", tmp_path,
-		    strerror(errno));
-		unlink(tmp_path);
-		return -1;
+		    strerror(saved));
+		goto fail;
 	}
 	if (blob_place(bs, tmp_path, sha, 1, err) != 0) {
-		unlink(tmp_path);
+		saved = errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	unlink(tmp_path);
+	errno = saved;
+	return -1;
+}
+
+/* ---- the removal lock ---- */
+
+/*
+ * Blobs are shared by content: a delivery may find the bytes it wrote
+ * already in place (deduplicated), and commit a row naming them a moment
+ * later.  Whoever removes a blob no row names (a failed delivery's
+ * cleanup, erasure, the purge, the sweep) must not do it in that moment,
+ * or the row would name a file that is gone.  So a delivery holds
+ * "<root>/.lock" shared from placing its blobs until its rows commit or
+ * fail, and a remover holds it exclusive while it checks names and
+ * unlinks.  flock(2) on "<root>", not a mutex: the CLI (erase, purge,
+ * campaign send) is another process.  flock grants shared locks while an
+ * exclusive one waits, so a busy intake could starve the remover: a gate,
+ * flock on "<root>/tmp", is taken exclusive by the remover first, and
+ * briefly shared by a delivery on its way to the lock, so new deliveries
+ * queue behind a waiting remover.  Every wait is bounded (ETIMEDOUT).  flock locks belong to
+ * the open file, so each blob_store has its own files, and threads that
+ * share one store share its hold (counted).
+ */
+static int
+blob_lock_open(const char *dir, int *fd_r, char *err)
+{
+	if (*fd_r >= 0)
+		return 0;
+	*fd_r = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd_r < 0) {
+		pd_err(err, "blob store: %s: %s", dir, strerror(errno));
 		return -1;
+	}
+	return 0;
+}
+
+/* flock with a bound: 0, or -1 with errno (ETIMEDOUT when it waited). */
+static int
+blob_flock(int fd, int op, int64_t until_ms)
+{
+	struct timespec nap = { 0, 2 * 1000 * 1000 };
+
+	for (;;) {
+		if (flock(fd, op | LOCK_NB) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return -1;
+		if (pd_monotonic_ms() >= until_ms) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* The locks are on the directories themselves: no file of ours to
+ * create, own, or mistake for a blob. */
+static int
+blob_lock_files(struct blob_store *bs, char *err)
+{
+	return blob_lock_open(bs->tmp, &bs->gate_fd, err) != 0 ||
+	    blob_lock_open(bs->root, &bs->lock_fd, err) != 0 ? -1 : 0;
+}
+
+int
+blob_hold(struct blob_store *bs, int64_t wait_ms, char *err)
+{
+	int64_t until = pd_monotonic_ms() + wait_ms;
+	int rc = 0;
+
+	pthread_mutex_lock(&bs->mu);
+	if (bs->holds > 0) {
+		bs->holds++;
+		pthread_mutex_unlock(&bs->mu);
+		return 0;
+	}
+	if (blob_lock_files(bs, err) != 0)
+		rc = -1;
+	else if (blob_flock(bs->gate_fd, LOCK_SH, until) != 0 ||
+	    blob_flock(bs->lock_fd, LOCK_SH, until) != 0) {
+		pd_err(err, "blob store: waiting for a removal of unnamed "
+		    "blobs: %s", strerror(errno));
+		rc = -1;
+	}
+	if (bs->gate_fd >= 0)
+		flock(bs->gate_fd, LOCK_UN);
+	if (rc == 0)
+		bs->holds = 1;
+	pthread_mutex_unlock(&bs->mu);
+	return rc;
+}
+
+void
+blob_unhold(struct blob_store *bs)
+{
+	pthread_mutex_lock(&bs->mu);
+	if (bs->holds == 0)
+		pd_fatal("blob_unhold without blob_hold");
+	if (--bs->holds == 0)
+		flock(bs->lock_fd, LOCK_UN);
+	pthread_mutex_unlock(&bs->mu);
+}
+
+int
+blob_lock_excl(struct blob_store *bs, int64_t wait_ms, char *err)
+{
+	int64_t until = pd_monotonic_ms() + wait_ms;
+	int rc = -1;
+
+	pthread_mutex_lock(&bs->mu);
+	/* The same open file would convert our shared lock, not wait. */
+	if (bs->holds > 0) {
+		pd_err(err, "blob store: a delivery of this store still holds "
+		    "the removal lock");
+		goto out;
+	}
+	if (blob_lock_files(bs, err) != 0)
+		goto out;
+	if (blob_flock(bs->gate_fd, LOCK_EX, until) != 0) {
+		pd_err(err, "blob store: gate: %s", strerror(errno));
+		goto out;
+	}
+	if (blob_flock(bs->lock_fd, LOCK_EX, until) != 0) {
+		pd_err(err, "blob store: waiting for deliveries in flight: %s",
+		    strerror(errno));
+		flock(bs->gate_fd, LOCK_UN);
+		goto out;
+	}
+	rc = 0;
+out:
+	pthread_mutex_unlock(&bs->mu);
+	return rc;
+}
+
+void
+blob_unlock_excl(struct blob_store *bs)
+{
+	flock(bs->lock_fd, LOCK_UN);
+	flock(bs->gate_fd, LOCK_UN);
+}
+
+/* ---- walking every blob ---- */
+
+/* One fan-out dir: its blobs, and (old layout) its sub-dirs' blobs. */
+static int
+blob_walk_dir(const char *dir, int depth, blob_walk_cb cb, void *ctx,
+    char *err)
+{
+	char path[BLOB_PATH_MAX];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d = opendir(dir);
+	int rc = 0;
+
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		pd_err(err, "blob store: %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len != 64 && !(len == 2 && depth == 0))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &sb) != 0)
+			continue;	/* removed meanwhile */
+		if (len == 2 && S_ISDIR(sb.st_mode))
+			rc = blob_walk_dir(path, 1, cb, ctx, err);
+		else if (len == 64 && S_ISREG(sb.st_mode) &&
+		    blob_sha_valid(de->d_name))
+			rc = cb(de->d_name, (int64_t)sb.st_mtime, ctx) != 0 ?
+			    1 : 0;
+	}
+	closedir(d);
+	return rc;	/* 1: the callback stopped the walk */
+}
+
+int
+blob_walk(struct blob_store *bs, blob_walk_cb cb, void *ctx, char *err)
+{
+	char dir[BLOB_PATH_MAX];
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < 256; i++) {
+		snprintf(dir, sizeof(dir), "%s/%02x", bs->root, i);
+		if ((rc = blob_walk_dir(dir, 0, cb, ctx, err)) != 0)
+			return rc < 0 ? -1 : 0;
 	}
 	return 0;
 }

@@ -5,6 +5,8 @@
  * directory fsync'd, so a blob that exists is complete.  New blobs go to
  * "<root>/ab/<sha256>" (256 dirs, made when the store is opened); blobs of
  * older stores at "<root>/ab/cd/<sha256>" are still found and removed.
+ * A function that fails leaves errno saying why (ENOSPC, EDQUOT: the disk
+ * is full), so its caller can answer "452 4.3.1" rather than "451 4.3.0".
  */
 #ifndef PD_BLOB_H
 #define PD_BLOB_H
@@ -26,6 +28,7 @@ struct blob_writer {
 	uint64_t size;
 	EVP_MD_CTX *md;
 	int failed;		/* a write failed: commit will refuse */
+	int errnum;		/* why it failed (ENOSPC: the disk is full) */
 };
 
 int blob_writer_begin(struct blob_store *bs, struct blob_writer *w, char *err);
@@ -65,7 +68,26 @@ void blob_path(const struct blob_store *bs, const char *sha, char *out,
 int blob_exists(const struct blob_store *bs, const char *sha);
 /* 1 if sha is exactly 64 lowercase hex digits: the only names we store. */
 int blob_sha_valid(const char *sha);
-/* Delete a blob under both layouts (erase/purge); gone already is success. */
+/* Delete a blob under both layouts (erase/purge); gone already is success.
+ * Only under blob_lock_excl, after checking that no row names it. */
 int blob_remove(struct blob_store *bs, const char *sha);
+
+/*
+ * The removal lock (see blob.c).  A writer holds it shared from placing
+ * its blobs until the rows naming them are committed or have failed:
+ * blob_hold/blob_unhold, counted per store (threads sharing a store share
+ * the hold).  A remover of unnamed blobs holds it exclusive while it
+ * checks names and unlinks (refused while this store holds it shared).
+ * Both wait at most wait_ms: -1 with err (ETIMEDOUT) after that.
+ */
+int blob_hold(struct blob_store *bs, int64_t wait_ms, char *err);
+void blob_unhold(struct blob_store *bs);
+int blob_lock_excl(struct blob_store *bs, int64_t wait_ms, char *err);
+void blob_unlock_excl(struct blob_store *bs);
+
+/* Every blob file under both layouts, with its mtime; cb returns nonzero
+ * to stop.  0, or -1 with err if a fan-out dir cannot be read. */
+typedef int (*blob_walk_cb)(const char *sha, int64_t mtime, void *ctx);
+int blob_walk(struct blob_store *bs, blob_walk_cb cb, void *ctx, char *err);
 
 #endif

@@ -37,7 +37,7 @@ commit_batch(struct committer *c, struct commit_item *batch)
 {
 	struct commit_item *it;
 	char err[PD_ERRLEN];
-	int ok;
+	int ok, full = 0;
 
 	if (store_begin(c->st, err) != 0)
 		goto fail_all;
@@ -49,6 +49,8 @@ commit_batch(struct committer *c, struct commit_item *batch)
 			continue;
 		}
 		ok = it->rows(c->st, it->arg, it->err) == 0;
+		/* Read before the rollback replaces the connection's error. */
+		it->full = !ok && store_full(c->st);
 		if (store_delivery_end(c->st, ok, ok ? it->err : err) != 0)
 			ok = 0;
 		if (!ok)
@@ -56,11 +58,13 @@ commit_batch(struct committer *c, struct commit_item *batch)
 	}
 	if (store_commit(c->st, err) == 0)
 		return;
+	full = store_full(c->st);
 	store_rollback(c->st);
 fail_all:
 	for (it = batch; it != NULL; it = it->next)
 		if (it->result == 0) {
 			it->result = -1;
+			it->full = full;
 			pd_err(it->err, "%s", err);
 		}
 }
@@ -102,6 +106,7 @@ int
 commit_wait(struct committer *c, struct commit_item *it)
 {
 	it->result = 0;
+	it->full = 0;
 	it->err[0] = '\0';
 	it->done = 0;
 	it->next = NULL;

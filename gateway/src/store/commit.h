@@ -26,6 +26,7 @@ struct commit_item {
 	void *arg;
 	/* Filled by the committer. */
 	int result;			/* 0 durable, -1 failed */
+	int full;			/* failed because the disk is full */
 	char err[PD_ERRLEN];
 	int done;
 	pthread_cond_t done_cv;		/* this item's batch finished */

@@ -442,6 +442,17 @@ store_rollback(struct store *st)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int
+store_full(struct store *st)
+{
+	int code = sqlite3_extended_errcode(st->db) & 0xff;
+	int e = sqlite3_system_errno(st->db);
+
+	/* A write error SQLite did not map to SQLITE_FULL (fsync, say). */
+	return code == SQLITE_FULL || (code == SQLITE_IOERR &&
+	    (e == ENOSPC || e == EDQUOT));
+}
+
 /* One delivery inside a group commit's transaction: its rows stand or
  * fall together without taking the rest of the batch with them. */
 int

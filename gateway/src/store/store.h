@@ -27,6 +27,9 @@ int store_schema_version(struct store *st);
 int store_begin(struct store *st, char *err);	/* BEGIN IMMEDIATE */
 int store_commit(struct store *st, char *err);
 void store_rollback(struct store *st);
+/* 1 if the connection's last failure was the disk being full (SQLITE_FULL,
+ * ENOSPC, EDQUOT): what intake answers 452 4.3.1 rather than 451 4.3.0. */
+int store_full(struct store *st);
 /* A savepoint per delivery in a batch; ok == 0 rolls it back. */
 int store_delivery_begin(struct store *st, char *err);
 int store_delivery_end(struct store *st, int ok, char *err);

@@ -421,6 +421,57 @@ store_blob_referenced(struct store *st, const char *sha, char *err)
 	    " sha256 = ?1)", err, "t", sha), NULL, err, "blob references");
 }
 
+/* Each text of column 0 to cb; the statement is finalised. */
+static int
+sp_each_sha(struct store *st, sqlite3_stmt *s, store_sha_cb cb, void *ctx,
+    char *err, const char *what)
+{
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *sha = (const char *)sqlite3_column_text(s, 0);
+
+		if (sha != NULL && sha[0] != '\0' && cb(sha, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		sp_fail(st, err, what);
+		sqlite3_finalize(s);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+store_blob_names(struct store *st, store_sha_cb cb, void *ctx, char *err)
+{
+	return sp_each_sha(st, sp_prep(st, "SELECT sha256 FROM messages UNION"
+	    " SELECT sha256 FROM documents UNION SELECT sha256 FROM outbound",
+	    err, ""), cb, ctx, err, "blob names");
+}
+
+/*
+ * One pass over each table whatever the number of hashes: "x IN
+ * (SELECT ...)" is evaluated once into a temporary index, where asking
+ * per hash (store_blob_referenced) scans the tables each time (sha256
+ * alone is not indexed).
+ */
+int
+store_blobs_unnamed(struct store *st, const char *json_shas,
+    store_sha_cb cb, void *ctx, char *err)
+{
+	return sp_each_sha(st, sp_prep(st, "SELECT value FROM json_each(?1)"
+	    " WHERE value NOT IN (SELECT sha256 FROM messages) AND value NOT"
+	    " IN (SELECT sha256 FROM documents) AND value NOT IN (SELECT"
+	    " sha256 FROM outbound)", err, "t", json_shas), cb, ctx, err,
+	    "unnamed blobs");
+}
+
 int
 store_secure_delete(struct store *st, char *err)
 {

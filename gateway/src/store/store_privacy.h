@@ -59,6 +59,14 @@ int store_subject_rectify(struct store *st, int64_t account_id,
 
 /* 1 if any row still names this blob (messages, documents, outbound). */
 int store_blob_referenced(struct store *st, const char *sha256, char *err);
+/* Every hash a row names (messages, documents, outbound), once each;
+ * cb returns nonzero to stop. */
+int store_blob_names(struct store *st, store_sha_cb cb, void *ctx,
+    char *err);
+/* Of the hashes in json_shas (a JSON array of strings), those no row
+ * names, each to cb. */
+int store_blobs_unnamed(struct store *st, const char *json_shas,
+    store_sha_cb cb, void *ctx, char *err);
 
 /* Secure delete on this connection; then, after the erasing commit, fold
  * the WAL into the file, VACUUM, and truncate the WAL to zero. */
