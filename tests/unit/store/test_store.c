@@ -1004,7 +1004,7 @@ START_TEST(test_outq_deliver_file)
 	struct blob_store *bs;
 	int64_t acct, dos, ids[5], gone, late;
 	char eml[4096], blob[4096], outbox[600];
-	int i;
+	int i, fd;
 
 	if (plugin_so[0] == '\0')
 		return;		/* no build tree: covered by integration */
@@ -1047,9 +1047,13 @@ START_TEST(test_outq_deliver_file)
 	ck_assert_int_eq(store_outbound_get(st, acct, gone, &o, err), 1);
 	ck_assert_str_eq(o.state, "failed");
 	ck_assert_str_eq(o.last_text, "suppressed");
-	/* a local failure (the outbox is gone) defers with backoff... */
+	/* a local failure (a file where the outbox was: deliver makes a
+	 * missing outbox again, not this) defers with backoff... */
 	snprintf(outbox, sizeof(outbox), "%s/var/outbox", tmpdir);
 	tl_rmtree(outbox);
+	fd = open(outbox, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
 	late = enqueue(q, acct, dos, "late@d1.example", "l", 1);
 	ck_assert_msg(outq_run_once(q, &sts, err) == 0, "%s", err);
 	ck_assert_uint_eq(sts.deferred, 1);
