@@ -36,6 +36,7 @@ struct pd_plugin_conf {
 	char *name;			/* plugin name, e.g. "filetype" */
 	char *path;			/* .so path; NULL = plugin_dir/name.so */
 	const config_setting_t *settings; /* its "settings" group or NULL */
+	char *where;			/* "file:line" of its entry, for errors */
 };
 
 struct pd_config {
