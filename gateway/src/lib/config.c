@@ -93,6 +93,9 @@ static const struct cf_param cf_params[] = {
 	    "SQLite database; \"\" = <var_dir>/postdoc.db"),
 	ENUM("store", "sync", sync_mode, "full", cf_sync_modes,
 	    "SQLite synchronous mode: full or normal"),
+	INT("store", "wal_size_max", wal_size_max, 67108864, 1048576,
+	    INT64_C(1099511627776), "octets of WAL file past which serve "
+	    "checkpoints and truncates it once no reader holds it"),
 	INT("store", "inline_max", inline_max, 65536, 0, 1048576,
 	    "raw messages up to this size live in the database; 0 = never"),
 	STR("intake", "domain", intake_domain, "dossiers.localhost",

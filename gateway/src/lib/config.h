@@ -57,6 +57,7 @@ struct pd_config {
 	char *db_path;			/* default var_dir/postdoc.db */
 	char *sync_mode;		/* "full" or "normal" */
 	int64_t inline_max;		/* raw message in the db up to this */
+	int64_t wal_size_max;		/* serve truncates the WAL past this */
 	/* intake */
 	char *intake_domain;
 	/* limits (see config.c for defaults and bounds) */

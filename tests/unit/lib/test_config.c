@@ -352,9 +352,9 @@ START_TEST(test_dump)
 	ck_assert_ptr_nonnull(strstr(buf, "limits.data_line_max = 998\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "plugins[1].path = "
 	    "\"/opt/vs.so\"\n"));
-	/* 73 parameters (53, web: 5, privacy: 7, api: 4, events: 4),
+	/* 74 parameters (54, web: 5, privacy: 7, api: 4, events: 4),
 	 * 3 lines per plugin */
-	ck_assert_int_eq(count_lines(buf), 73 + 2 * 3);
+	ck_assert_int_eq(count_lines(buf), 74 + 2 * 3);
 	free(buf);
 	config_free(&cfg);
 }
