@@ -136,6 +136,26 @@ def test_check_config_checks_plugins_without_starting_them(tmp):
     assert sorted(x.name for x in tmp.iterdir()) == ["bad.conf"]
 
 
+def test_check_config_loads_the_starttls_certificate(tmp, tls_pair):
+    """serve loads the certificate before it listens; check-config too
+    (a key that is not the certificate's is refused by both)."""
+    cert, key = tls_pair
+    path, _ = plugin_conf(tmp, ['{ name = "filetype"; }'], server={
+        "tls_cert": str(cert), "tls_key": str(key)})
+    p = check_config(path)
+    assert p.returncode == 0, p.stderr
+    other = tmp / "other-key.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out",
+                    str(other)], check=True, capture_output=True,
+                   timeout=H.T(60))
+    path, _ = plugin_conf(tmp, ['{ name = "filetype"; }'], server={
+        "tls_cert": str(cert), "tls_key": str(other)})
+    p = check_config(path)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "TLS certificate %s / key %s" % (cert, other) in p.stderr
+    assert "config OK" not in p.stdout
+
+
 def test_var_dir_whose_parent_is_missing_is_refused(tmp):
     """check-config and serve both refuse it, and serve creates nothing:
     a mistyped or unmounted parent must not become an empty store."""

@@ -239,6 +239,8 @@ daemon_check(const struct pd_config *cfg, char *err)
 		    errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
 		return -1;
 	}
+	if (smtp_server_tls_check(cfg, err) != 0)
+		return -1;
 	/* init only parses and checks settings (postdoc/plugin.h): files,
 	 * threads and connections wait for start(), which serve alone calls */
 	if (plugin_host_load(cfg, &ph, err) != 0)

@@ -25,6 +25,8 @@ int smtp_server_listen(struct smtp_server *srv, char *err);
 /* Load server.tls_cert/tls_key for STARTTLS (none configured: none
  * offered).  -1 with err when the files do not make a context. */
 int smtp_server_tls(struct smtp_server *srv, char *err);
+/* check-config: would smtp_server_tls succeed?  Loads and frees. */
+int smtp_server_tls_check(const struct pd_config *cfg, char *err);
 /* What sessions use, borrowed until smtp_server_free: the loop's store
  * connection (routing at RCPT), the plugins and the intake workers.
  * Before the loop runs. */
