@@ -20,6 +20,7 @@ struct ex_state {
 	uint64_t max_size;
 };
 
+/* Reads and checks only: check-config calls init then deinit. */
 static int
 ex_init(const config_setting_t *settings, void **state_r, char *err,
     size_t errlen)

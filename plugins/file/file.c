@@ -68,13 +68,9 @@ file_init(const config_setting_t *settings, void **state_r, char *err,
 		free(st);
 		return -1;
 	}
+	/* No mkdir here: init only checks settings (check-config runs it,
+	 * maybe as another user); deliver makes the directory. */
 	snprintf(st->dir, sizeof(st->dir), "%s", dir);
-	if (file_mkdirs(st->dir) != 0) {
-		snprintf(err, errlen, "cannot create %s: %s", st->dir,
-		    strerror(errno));
-		free(st);
-		return -1;
-	}
 	*state_r = st;
 	return 0;
 }
@@ -278,6 +274,17 @@ file_deliver(void *state, const struct postdoc_outbound_info *msgs, size_t n,
 	const struct file_state *st = state;
 	size_t i;
 
+	/* Made on first use (and again if an operator removed it); mkdir
+	 * of what exists is EEXIST, harmless from several threads. */
+	if (file_mkdirs(st->dir) != 0) {
+		for (i = 0; i < n; i++) {
+			results[i].code = 0;	/* local: deferred, retried */
+			snprintf(results[i].text, sizeof(results[i].text),
+			    "cannot create %.100s: %.80s", st->dir,
+			    strerror(errno));
+		}
+		return;
+	}
 	for (i = 0; i < n; i++)
 		file_deliver_one(st, &msgs[i], &results[i]);
 }

@@ -7,7 +7,8 @@
  *
  * settings = { allow = [ "application/pdf", ... ];
  *              accounts = ( { name = "ACME"; allow = [ ... ]; } ); };
- * Without `allow`, a conservative list of document types applies.
+ * Without `allow`, a conservative list of document types applies.  An
+ * account listed twice is refused: one of its lists would go unused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,18 @@ ft_list_read(const config_setting_t *arr, struct ft_list *l, char *err,
 	return 0;
 }
 
+/* Two lists for one account would leave one of them silently unused. */
+static int
+ft_account_seen(const struct ft_state *st, const char *name)
+{
+	int i;
+
+	for (i = 0; i < st->naccounts; i++)
+		if (strcmp(st->accounts[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 ft_accounts_read(const config_setting_t *list, struct ft_state *st,
     char *err, size_t errlen)
@@ -105,12 +118,24 @@ ft_accounts_read(const config_setting_t *list, struct ft_state *st,
 	const config_setting_t *a, *allow;
 	const char *name;
 
-	for (i = 0; i < n && st->naccounts < FT_MAX_ACCOUNTS; i++) {
+	if (!config_setting_is_list(list) || n > FT_MAX_ACCOUNTS) {
+		snprintf(err, errlen, "line %d: 'accounts' must be a list of "
+		    "at most %d groups", config_setting_source_line(list),
+		    FT_MAX_ACCOUNTS);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
 		a = config_setting_get_elem(list, (unsigned)i);
 		if (config_setting_lookup_string(a, "name", &name) != CONFIG_TRUE
 		    || (allow = config_setting_get_member(a, "allow")) == NULL) {
 			snprintf(err, errlen, "line %d: each account needs "
 			    "name and allow", config_setting_source_line(a));
+			return -1;
+		}
+		if (ft_account_seen(st, name)) {
+			snprintf(err, errlen, "line %d: account '%.64s' has "
+			    "two allow lists", config_setting_source_line(a),
+			    name);
 			return -1;
 		}
 		st->accounts[st->naccounts].name = strdup(name);

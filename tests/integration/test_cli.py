@@ -81,6 +81,120 @@ def test_check_config_out_of_bounds_names_file_and_line(tmp):
     _assert_points_at(check_config(path), path, 2, "rcpt_max")
 
 
+# -- check-config checks what serve checks (issue 17): plugins load and
+#    accept their settings, var_dir's parent exists.
+
+def plugin_conf(tmp, plugins, var=None, server=None):
+    """A config whose `plugins` list is the text given (one entry per
+    line, so each entry's line is known), in a file of tmp."""
+    srv = {"plugin_dir": H.PLUGIN_DIR, "smtp_listen":
+           "127.0.0.1:%d" % H.free_port(), "lmtp_listen": ""}
+    srv.update(server or {})
+    text = H.libconfig_text({
+        "server": srv,
+        "store": {"var_dir": str(var or tmp / "var")},
+        "intake": {"domain": H.INTAKE_DOMAIN}})
+    first = text.count("\n") + 2       # line of the first entry
+    text += "plugins = (\n%s\n);\n" % ",\n".join(plugins)
+    return write_conf(tmp, text), first
+
+
+def test_check_config_refuses_a_plugin_that_does_not_exist(tmp):
+    path, line = plugin_conf(tmp, ['{ name = "filetype"; }',
+                                   '{ name = "no_such_plugin"; }'])
+    p = check_config(path)
+    _assert_points_at(p, path, line + 1, "plugin no_such_plugin",
+                      "no such plugin")
+    assert "config OK" not in p.stdout
+
+
+def test_check_config_runs_the_plugins_settings_check(tmp):
+    """Two allow lists for one account: filetype's init refuses them, so
+    check-config must too, with the plugin's own reason."""
+    path, line = plugin_conf(tmp, [
+        '{ name = "filetype"; settings = { accounts = ('
+        ' { name = "ACME"; allow = [ "application/pdf" ]; },'
+        ' { name = "ACME"; allow = [ "text/plain" ]; } ); }; }'])
+    p = check_config(path)
+    _assert_points_at(p, path, line, "plugin filetype",
+                      "account 'ACME' has two allow lists")
+    assert "config OK" not in p.stdout
+
+
+def test_check_config_checks_plugins_without_starting_them(tmp):
+    """The file transport's init refuses an empty dir; given a good one,
+    check-config creates nothing: init only checks (start, or the first
+    delivery, makes the outbox), and var_dir is serve's to create."""
+    path, line = plugin_conf(tmp, [
+        '{ name = "filetype"; }',
+        '{ name = "file"; settings = { dir = ""; }; }'])
+    _assert_points_at(check_config(path), path, line + 1, "plugin file",
+                      "dir must be a path")
+    outbox = tmp / "outbox"
+    path, _ = plugin_conf(tmp, [
+        '{ name = "file"; settings = { dir = "%s"; }; }' % outbox,
+        '{ name = "filetype"; }'])
+    p = check_config(path)
+    assert p.returncode == 0, p.stderr
+    assert "config OK: %s" % path in p.stdout
+    assert sorted(x.name for x in tmp.iterdir()) == ["bad.conf"]
+
+
+def test_check_config_loads_the_starttls_certificate(tmp, tls_pair):
+    """serve loads the certificate before it listens; check-config too
+    (a key that is not the certificate's is refused by both)."""
+    cert, key = tls_pair
+    path, _ = plugin_conf(tmp, ['{ name = "filetype"; }'], server={
+        "tls_cert": str(cert), "tls_key": str(key)})
+    p = check_config(path)
+    assert p.returncode == 0, p.stderr
+    other = tmp / "other-key.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out",
+                    str(other)], check=True, capture_output=True,
+                   timeout=H.T(60))
+    path, _ = plugin_conf(tmp, ['{ name = "filetype"; }'], server={
+        "tls_cert": str(cert), "tls_key": str(other)})
+    p = check_config(path)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "TLS certificate %s / key %s" % (cert, other) in p.stderr
+    assert "config OK" not in p.stdout
+
+
+def test_var_dir_whose_parent_is_missing_is_refused(tmp):
+    """check-config and serve both refuse it, and serve creates nothing:
+    a mistyped or unmounted parent must not become an empty store."""
+    var = tmp / "not-mounted" / "var"
+    path, _ = plugin_conf(tmp, ['{ name = "filetype"; }'], var=var)
+    line = [n for n, l in enumerate(path.read_text().splitlines(), 1)
+            if "var_dir" in l][0]
+    _assert_points_at(check_config(path), path, line, "store.var_dir",
+                      "%s does not exist" % var.parent)
+    serve = subprocess.Popen([H.BIN, "--config", str(path), "serve"],
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = serve.communicate(timeout=H.T(30))
+    except subprocess.TimeoutExpired:
+        serve.kill()
+        serve.communicate()
+        pytest.fail("serve ran with var_dir %s" % var)
+    assert serve.returncode == 1, (serve.returncode, err)
+    assert "%s:%d:" % (path, line) in err, err
+    assert not var.parent.exists()
+
+
+def test_serve_prints_why_it_did_not_start_before_it_stops(tmp):
+    path, line = plugin_conf(tmp, ['{ name = "no_such_plugin"; }'])
+    p = subprocess.run([H.BIN, "--config", str(path), "serve"],
+                       capture_output=True, text=True, timeout=H.T(30))
+    assert p.returncode == 1, p.stderr
+    why = "%s:%d: plugin no_such_plugin: no such plugin" % (path, line)
+    assert why in p.stderr, p.stderr
+    assert "postdoc stopped" in p.stderr, p.stderr
+    assert p.stderr.index(why) < p.stderr.index("postdoc stopped"), \
+        p.stderr
+
+
 def test_dossier_create_prints_a_fresh_intake_address(srv):
     a = srv.create_dossier("ACME", contact="alice@sender.example",
                            ref="CLI-1")

@@ -255,7 +255,10 @@ struct postdoc_plugin {
 	/*
 	 * Called once at load with the plugin's own settings group (may be
 	 * NULL).  Return 0 and set *state_r, or -1 with a message in err
-	 * (errlen bytes, NUL-terminated).
+	 * (errlen bytes, NUL-terminated).  It only reads and checks the
+	 * settings: `postdoc check-config` calls init then deinit, never
+	 * start, so init creates no file, thread or connection (start or
+	 * the first hook call does).
 	 */
 	int (*init)(const config_setting_t *settings, void **state_r,
 	    char *err, size_t errlen);

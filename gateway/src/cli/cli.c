@@ -260,9 +260,16 @@ cli_serve(struct cli_ctx *c)
 	return CLI_OK;
 }
 
+/* What serve checks before it starts (daemon_check), then "config OK". */
 static int
 cli_check_config(struct cli_ctx *c)
 {
+	if (daemon_check(c->cfg, c->err) != 0) {
+		/* Bare, as config errors print: "FILE:LINE: plugin ...". */
+		fprintf(stderr, "%s\n", c->err);
+		c->err[0] = '\0';
+		return CLI_ERR;
+	}
 	printf("config OK: %s\n", c->cfg->file != NULL ? c->cfg->file :
 	    "(embedded defaults)");
 	if (c->verbose)

@@ -288,6 +288,28 @@ daemon_drop_privileges(const struct pd_config *cfg, char *err)
 	return 0;
 }
 
+int
+daemon_check(const struct pd_config *cfg, char *err)
+{
+	struct plugin_host *ph = NULL;
+
+	errno = 0;
+	if (cfg->user != NULL && cfg->user[0] != '\0' &&
+	    getpwnam(cfg->user) == NULL) {
+		pd_err(err, "server.user: no user '%s'%s%s", cfg->user,
+		    errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
+		return -1;
+	}
+	if (smtp_server_tls_check(cfg, err) != 0)
+		return -1;
+	/* init only parses and checks settings (postdoc/plugin.h): files,
+	 * threads and connections wait for start(), which serve alone calls */
+	if (plugin_host_load(cfg, &ph, err) != 0)
+		return -1;
+	plugin_host_free(&ph);
+	return 0;
+}
+
 /* Logging, threads and SIGPIPE: before anything can log or spawn. */
 static void
 daemon_process_init(const struct pd_config *cfg)
@@ -340,6 +362,9 @@ daemon_run(struct pd_config *cfg, char *err)
 	event_base_dispatch(d.base);
 	rc = 0;
 out:
+	/* The reason first: what the teardown logs after it is noise. */
+	if (rc != 0)
+		log_err("not started: %s", err);
 	smtp_server_unlisten(d.smtp);
 	daemon_teardown(&d);
 	accepted = smtp_server_accepted(d.smtp);

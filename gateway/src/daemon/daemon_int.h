@@ -35,10 +35,14 @@ struct daemon_ctx {
 	struct mailhost *mailhost;	/* poller plugins' intake (ABI 3) */
 	struct event *remind_ev;	/* the once-a-minute schedulers */
 	int64_t purge_last;		/* last retention purge (pd_now) */
+	struct event *wal_ev;		/* every 5 s: the WAL's size */
+	int wal_job;			/* loop: a truncation job is queued */
+	unsigned wal_waiting;		/* that job: busy rounds in a row */
 };
 
 /* daemon_sched.c: reminders and the retention purge, on a worker once a
- * minute; start runs the first round at once. */
+ * minute (start runs the first round at once); the WAL truncated past
+ * store.wal_size_max, looked at every 5 seconds. */
 void daemon_sched_start(struct daemon_ctx *d);
 void daemon_sched_stop(struct daemon_ctx *d);
 

@@ -1,9 +1,11 @@
 /*
  * daemon_sched.c - what `serve` does on a clock: once a minute, the
- * reminder check (notify.c) and, at start and every
- * privacy.purge_interval, the retention purge (privacy.c) or, without
- * retention, the sweep of unnamed blobs alone, each as a job on a worker
- * with its own store connection.  It decides when, never what: the rules are theirs.
+ * reminder check (notify.c); at start and every privacy.purge_interval,
+ * the retention purge (privacy.c) or, without retention, the sweep of
+ * unnamed blobs alone; every 5 seconds a look at the WAL's size,
+ * truncated past store.wal_size_max.  Each runs as a job on a worker
+ * with its own store connection.  It decides when, never what: the
+ * rules are theirs.
  */
 #include <stdio.h>
 
@@ -110,11 +112,75 @@ daemon_remind_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(d->remind_ev, &tv);
 }
 
+/* ---- the WAL: truncated past store.wal_size_max ---- */
+
+/*
+ * A stat every few seconds costs nothing on the loop; only a WAL over the
+ * limit gets a worker, one job at a time.  Not in the committer: a
+ * checkpoint there would sit between a commit and its 250.
+ */
+#define DAEMON_WAL_SECONDS 5
+
+static void
+daemon_wal_run(void *tctx, void *arg)
+{
+	struct daemon_ctx *d = arg;
+	struct store *st = NULL;
+	char err[PD_ERRLEN];
+	int64_t before = store_wal_size(d->cfg->db_path);
+	int rc = -1;
+
+	(void)tctx;
+	if (store_open(d->cfg->db_path, d->cfg->sync_mode, &st, err) == 0)
+		rc = store_wal_truncate(st, err);
+	store_close(&st);
+	if (rc < 0)
+		log_err("WAL truncation: %s", err);
+	else if (rc == 0)
+		log_info("WAL truncated: %lld octets checkpointed into the "
+		    "database", (long long)before);
+	/* Said once while a reader holds it, not every 5 seconds. */
+	else if (d->wal_waiting++ == 0)
+		log_info("WAL is %lld octets, over store.wal_size_max; a "
+		    "reader holds it: truncating once it is done",
+		    (long long)before);
+	if (rc == 0)
+		d->wal_waiting = 0;
+}
+
+static void
+daemon_wal_done(void *arg)
+{
+	struct daemon_ctx *d = arg;
+
+	d->wal_job = 0;
+}
+
+static void
+daemon_wal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon_ctx *d = arg;
+	struct timeval tv = { DAEMON_WAL_SECONDS, 0 };
+
+	(void)fd;
+	(void)what;
+	if (!d->wal_job &&
+	    store_wal_size(d->cfg->db_path) > d->cfg->wal_size_max) {
+		d->wal_job = 1;
+		worker_submit(d->workers, daemon_wal_run, daemon_wal_done, d);
+	}
+	evtimer_add(d->wal_ev, &tv);
+}
+
 void
 daemon_sched_start(struct daemon_ctx *d)
 {
+	struct timeval tv = { DAEMON_WAL_SECONDS, 0 };
+
 	d->remind_ev = evtimer_new(d->base, daemon_remind_cb, d);
 	daemon_remind_cb(-1, 0, d);
+	d->wal_ev = evtimer_new(d->base, daemon_wal_cb, d);
+	evtimer_add(d->wal_ev, &tv);
 }
 
 void
@@ -123,4 +189,7 @@ daemon_sched_stop(struct daemon_ctx *d)
 	if (d->remind_ev != NULL)
 		event_free(d->remind_ev);
 	d->remind_ev = NULL;
+	if (d->wal_ev != NULL)
+		event_free(d->wal_ev);
+	d->wal_ev = NULL;
 }

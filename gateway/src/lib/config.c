@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #ifndef PD_PLUGIN_DIR
 #define PD_PLUGIN_DIR "/usr/local/lib/postdoc"
@@ -102,6 +103,9 @@ static const struct cf_param cf_params[] = {
 	    "SQLite database; \"\" = <var_dir>/postdoc.db"),
 	ENUM("store", "sync", sync_mode, "full", cf_sync_modes,
 	    "SQLite synchronous mode: full or normal"),
+	INT("store", "wal_size_max", wal_size_max, 67108864, 1048576,
+	    INT64_C(1099511627776), "octets of WAL file past which serve "
+	    "checkpoints and truncates it once no reader holds it"),
 	INT("store", "inline_max", inline_max, 65536, 0, 1048576,
 	    "raw messages up to this size live in the database; 0 = never"),
 	INT("store", "blob_grace", blob_grace, 3600, 60, 2592000,
@@ -277,6 +281,13 @@ static void cf_append(struct cf_errs *e, const char *fmt, ...)
 		e->used += (size_t)n;
 }
 
+/* libconfig names an @include'd file as written: show where it is. */
+static int cf_in_incdir(const struct cf_errs *e, const char *file)
+{
+	return file[0] != '/' && strcmp(file, e->file) != 0 &&
+	    e->incdir != NULL;
+}
+
 static void cf_verr(struct cf_errs *e, const char *file, int line,
     const char *fmt, va_list ap)
 {
@@ -286,8 +297,7 @@ static void cf_verr(struct cf_errs *e, const char *file, int line,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (file == NULL)
 		file = e->file;
-	/* libconfig names an @include'd file as written: show where it is */
-	if (file[0] != '/' && strcmp(file, e->file) != 0 && e->incdir != NULL)
+	if (cf_in_incdir(e, file))
 		cf_append(e, "%s/", e->incdir);
 	if (line > 0)
 		cf_append(e, "%s:%d: %s\n", file, line, msg);
@@ -788,6 +798,24 @@ static int cf_plugin_dup(const struct pd_config *cfg, const char *name)
 	return 0;
 }
 
+/*
+ * "file:line" of a setting, as errors print it: a plugin's load and
+ * init run after config_load (plugin_host.c) and name its entry so.
+ */
+static char *cf_where_dup(const struct cf_errs *e, const config_setting_t *s)
+{
+	const char *file = config_setting_source_file(s);
+	char buf[4200];
+
+	if (file == NULL)
+		file = e->file;
+	snprintf(buf, sizeof(buf), "%s%s%s:%u",
+	    cf_in_incdir(e, file) ? e->incdir : "",
+	    cf_in_incdir(e, file) ? "/" : "", file,
+	    config_setting_source_line(s));
+	return cf_strdup(buf);
+}
+
 static void cf_load_plugin(struct cf_load *ld, const config_setting_t *ent,
     int i)
 {
@@ -824,6 +852,7 @@ static void cf_load_plugin(struct cf_load *ld, const config_setting_t *ent,
 	pc->name = cf_strdup(name);
 	pc->path = path != NULL ? cf_strdup(path) : NULL;
 	pc->settings = settings;
+	pc->where = cf_where_dup(ld->errs, ent);
 }
 
 static void cf_load_plugins(struct cf_load *ld, const config_setting_t *l)
@@ -995,6 +1024,52 @@ static void cf_check_tls(struct cf_load *ld)
 	    cert ? "tls_cert" : "tls_key", cert ? "tls_key" : "tls_cert");
 }
 
+/* The directory above path ("." for a bare name); -1 if too long. */
+static int cf_parent_dir(const char *path, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "%s", path);
+	char *slash;
+
+	if (n >= len)
+		return -1;
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	if ((slash = strrchr(buf, '/')) == NULL)
+		snprintf(buf, len, ".");
+	else
+		slash[slash == buf ? 1 : 0] = '\0';
+	return 0;
+}
+
+/*
+ * serve and the commands create var_dir when it is missing (a first
+ * start), never the directories above it: a mistyped or unmounted
+ * parent would otherwise become an empty store that answers 550 for
+ * every dossier.  The parent must be there (a stat, no side effect).
+ */
+static void cf_check_var_dir(struct cf_load *ld)
+{
+	const config_setting_t *s = cf_where(ld, "store", "var_dir");
+	char parent[4096], q[256], qp[256];
+	const char *why = NULL;
+	struct stat sb;
+
+	if (cf_parent_dir(ld->cfg->var_dir, parent, sizeof(parent)) != 0)
+		why = "is too long";	/* parent holds its first 4095 bytes */
+	else if (stat(parent, &sb) != 0)
+		why = errno == ENOENT ? "does not exist" : strerror(errno);
+	else if (!S_ISDIR(sb.st_mode))
+		why = "is not a directory";
+	if (why == NULL)
+		return;
+	cf_err(ld->errs, s ? config_setting_source_file(s) : NULL,
+	    s ? (int)config_setting_source_line(s) : 0,
+	    "store.var_dir = \"%s\": its parent %s %s (postdoc creates "
+	    "var_dir, never the directories above it)",
+	    cf_quote(q, sizeof(q), ld->cfg->var_dir),
+	    cf_quote(qp, sizeof(qp), parent), why);
+}
+
 /* Replace an empty string parameter by a value made from others. */
 static void cf_derive(char **field, const char *a, const char *b)
 {
@@ -1022,9 +1097,13 @@ static void cf_default_plugins(struct cf_load *ld)
 
 	if (ld->plugins_set)
 		return;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		ld->cfg->plugins[ld->cfg->plugin_count++].name =
-		    cf_strdup(names[i]);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct pd_plugin_conf *pc =
+		    &ld->cfg->plugins[ld->cfg->plugin_count++];
+
+		pc->name = cf_strdup(names[i]);
+		pc->where = cf_strdup(ld->errs->file);	/* no line: implied */
+	}
 }
 
 static void cf_finish(struct cf_load *ld)
@@ -1101,6 +1180,8 @@ int config_load(const char *path, struct pd_config **cfg_r,
 			cf_load_root(&ld, config_root_setting(&cfg->lc));
 	}
 	cf_check_tls(&ld);
+	if (errs.count == 0)
+		cf_check_var_dir(&ld);
 	if (errs.count > 0) {
 		config_free(&cfg);
 		return -1;
@@ -1124,6 +1205,7 @@ void config_free(struct pd_config **cfgp)
 	for (k = 0; k < cfg->plugin_count; k++) {
 		free(cfg->plugins[k].name);
 		free(cfg->plugins[k].path);
+		free(cfg->plugins[k].where);
 	}
 	for (k = 0; k < cfg->account_count; k++) {
 		int f;

@@ -36,6 +36,7 @@ struct pd_plugin_conf {
 	char *name;			/* plugin name, e.g. "filetype" */
 	char *path;			/* .so path; NULL = plugin_dir/name.so */
 	const config_setting_t *settings; /* its "settings" group or NULL */
+	char *where;			/* "file:line" of its entry, for errors */
 };
 
 struct pd_config {
@@ -59,6 +60,7 @@ struct pd_config {
 	char *sync_mode;		/* "full" or "normal" */
 	int64_t inline_max;		/* raw message in the db up to this */
 	int64_t blob_grace;		/* sweep: unnamed blobs older than */
+	int64_t wal_size_max;		/* serve truncates the WAL past this */
 	/* intake */
 	char *intake_domain;
 	/* limits (see config.c for defaults and bounds) */

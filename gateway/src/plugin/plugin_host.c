@@ -6,6 +6,7 @@
  * it, so a plugin cannot inject a reply line or a header.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,45 +55,72 @@ plugin_build_tree_path(const char *name, char *path, size_t len)
 		memcpy(path, alt, strlen(alt) + 1);
 }
 
+/* The file to dlopen: path if set, else plugin_dir/NAME.so (or the build
+ * tree's); -1 with why naming the file that is not there. */
+static int
+plugin_path(const struct pd_config *cfg, const struct pd_plugin_conf *pc,
+    char *path, size_t len, char *why)
+{
+	int explicit = pc->path != NULL && pc->path[0] != '\0', saved;
+
+	if (explicit)
+		snprintf(path, len, "%s", pc->path);
+	else
+		snprintf(path, len, "%s/%s.so", cfg->plugin_dir, pc->name);
+	if (access(path, F_OK) == 0)
+		return 0;
+	saved = errno;		/* about the file the config names */
+	if (!explicit) {
+		char alt[4096];
+
+		snprintf(alt, sizeof(alt), "%s", path);
+		plugin_build_tree_path(pc->name, alt, sizeof(alt));
+		if (access(alt, F_OK) == 0 && strlen(alt) < len) {
+			memcpy(path, alt, strlen(alt) + 1);
+			return 0;
+		}
+	}
+	pd_err(why, "no such plugin: %s: %s", path, strerror(saved));
+	return -1;
+}
+
+/*
+ * Load and init one plugin.  Its errors go to why (no prefix): the
+ * caller names the config entry, so check-config and serve both answer
+ * "FILE:LINE: plugin NAME: why" like every other configuration error.
+ */
 static int
 plugin_load_one(const struct pd_config *cfg, const struct pd_plugin_conf *pc,
-    struct loaded_plugin *lp, char *err)
+    struct loaded_plugin *lp, char *why)
 {
 	char path[4096], perr[PD_ERRLEN];
 	const struct postdoc_plugin *d;
 
 	if (!plugin_valid_name(pc->name)) {
-		pd_err(err, "plugin name '%s' is not [a-z0-9_]+", pc->name);
+		pd_err(why, "name is not [a-z0-9_]+");
 		return -1;
 	}
-	if (pc->path != NULL && pc->path[0] != '\0')
-		snprintf(path, sizeof(path), "%s", pc->path);
-	else
-		snprintf(path, sizeof(path), "%s/%s.so", cfg->plugin_dir,
-		    pc->name);
-	if ((pc->path == NULL || pc->path[0] == '\0') &&
-	    access(path, F_OK) != 0)
-		plugin_build_tree_path(pc->name, path, sizeof(path));
+	if (plugin_path(cfg, pc, path, sizeof(path), why) != 0)
+		return -1;
 	/* NODELETE: libraries a plugin pulls in (libESMTP, OpenSSL, GnuTLS)
 	 * keep process-wide state and exit handlers; unmapping them at
 	 * dlclose leaves dangling handlers and makes what their globals
 	 * still hold look leaked. */
 	lp->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (lp->dl == NULL) {
-		pd_err(err, "plugin %s: cannot load %s: %s", pc->name, path,
-		    dlerror());
+		pd_err(why, "cannot load: %s", dlerror());
 		return -1;
 	}
 	d = dlsym(lp->dl, POSTDOC_PLUGIN_SYMBOL);
 	if (d == NULL) {
-		pd_err(err, "plugin %s: %s exports no '%s' descriptor",
-		    pc->name, path, POSTDOC_PLUGIN_SYMBOL);
+		pd_err(why, "%s exports no '%s' descriptor", path,
+		    POSTDOC_PLUGIN_SYMBOL);
 		return -1;
 	}
 	if (d->abi != POSTDOC_PLUGIN_ABI || d->size < sizeof(*d)) {
-		pd_err(err, "plugin %s: ABI %u (descriptor %u bytes), this "
-		    "postdoc needs ABI %u (%zu bytes): rebuild the plugin",
-		    pc->name, d->abi, d->size, POSTDOC_PLUGIN_ABI, sizeof(*d));
+		pd_err(why, "ABI %u (descriptor %u bytes), this postdoc needs "
+		    "ABI %u (%zu bytes): rebuild the plugin", d->abi, d->size,
+		    POSTDOC_PLUGIN_ABI, sizeof(*d));
 		return -1;
 	}
 	lp->desc = d;
@@ -100,8 +128,8 @@ plugin_load_one(const struct pd_config *cfg, const struct pd_plugin_conf *pc,
 	if (d->init != NULL &&
 	    d->init(pc->settings, &lp->state, perr, sizeof(perr)) != 0) {
 		lp->desc = NULL;	/* not initialised: no deinit */
-		pd_err(err, "plugin %s: init failed: %s", pc->name,
-		    perr[0] != '\0' ? perr : "(no reason given)");
+		pd_err(why, "init failed: %s", perr[0] != '\0' ? perr :
+		    "(no reason given)");
 		return -1;
 	}
 	return 0;
@@ -112,11 +140,15 @@ plugin_host_load(const struct pd_config *cfg, struct plugin_host **ph_r,
     char *err)
 {
 	struct plugin_host *ph = xcalloc(1, sizeof(*ph));
+	char why[PD_ERRLEN];
 	int i;
 
 	for (i = 0; i < cfg->plugin_count; i++) {
-		if (plugin_load_one(cfg, &cfg->plugins[i], &ph->p[i], err)
-		    != 0) {
+		const struct pd_plugin_conf *pc = &cfg->plugins[i];
+
+		if (plugin_load_one(cfg, pc, &ph->p[i], why) != 0) {
+			pd_err(err, "%s: plugin %s: %s", pc->where != NULL ?
+			    pc->where : "(config)", pc->name, why);
 			ph->count = i + 1;
 			plugin_host_free(&ph);
 			return -1;

@@ -192,6 +192,17 @@ smtp_server_tls_reload(struct smtp_server *s, char *err)
 	return 1;
 }
 
+int
+smtp_server_tls_check(const struct pd_config *cfg, char *err)
+{
+	SSL_CTX *ctx = server_tls_ctx(cfg, err);
+
+	if (ctx == NULL && cfg->tls_cert != NULL && cfg->tls_cert[0] != '\0')
+		return -1;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
 void
 smtp_server_attach(struct smtp_server *s, struct store *st,
     struct plugin_host *ph, struct worker_pool *wp)

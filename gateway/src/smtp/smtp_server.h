@@ -29,6 +29,8 @@ int smtp_server_tls(struct smtp_server *srv, char *err);
  * done, 0 without STARTTLS, -1 with err when the files do not make a
  * context (the old one stays).  On the loop thread. */
 int smtp_server_tls_reload(struct smtp_server *srv, char *err);
+/* check-config: would smtp_server_tls succeed?  Loads and frees. */
+int smtp_server_tls_check(const struct pd_config *cfg, char *err);
 /* What sessions use, borrowed until smtp_server_free: the loop's store
  * connection (routing at RCPT), the plugins and the intake workers.
  * Before the loop runs. */

@@ -10,12 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
+
+/* How long a statement waits for a lock (PRAGMA busy_timeout below). */
+#define STORE_BUSY_MS 10000
 
 /* One connection and its cache of prepared single-row statements. */
 struct store {
@@ -332,7 +336,7 @@ store_configure(struct store *st, const char *sync_mode, char *err)
 	if (sync_mode != NULL && strcmp(sync_mode, "normal") == 0)
 		sync = "PRAGMA synchronous=NORMAL";
 	sqlite3_extended_result_codes(st->db, 1);
-	if (sqlite3_busy_timeout(st->db, 10000) != SQLITE_OK)
+	if (sqlite3_busy_timeout(st->db, STORE_BUSY_MS) != SQLITE_OK)
 		return store_fail(st, err, "busy_timeout");
 	if (store_exec(st, "PRAGMA busy_timeout=10000", err, "busy_timeout")
 	    != 0 || store_set_wal(st, err) != 0 ||
@@ -410,6 +414,47 @@ store_close(struct store **stp)
 	sqlite3_close(st->db);
 	free(st);
 	*stp = NULL;
+}
+
+int64_t
+store_wal_size(const char *db_path)
+{
+	char wal[4200];
+	struct stat sb;
+
+	snprintf(wal, sizeof(wal), "%s-wal", db_path);
+	return stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/*
+ * SQLite reuses the WAL from its start once every frame is back in the
+ * database and no reader needs them, but never makes the file shorter; a
+ * long reader (a backup, an export) lets it grow without end.  PASSIVE
+ * first copies what it can without blocking anyone; only when nothing
+ * is held back does TRUNCATE run, with no busy wait, so it holds the
+ * writer lock for the few frames committed meanwhile and a commit
+ * waiting behind it is not held up.
+ */
+int
+store_wal_truncate(struct store *st, char *err)
+{
+	int nlog = 0, nckpt = 0, rc;
+
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc == SQLITE_OK && nckpt < nlog))
+		return 1;	/* a reader holds frames back */
+	if (rc != SQLITE_OK)
+		return store_fail(st, err, "wal_checkpoint(PASSIVE)");
+	sqlite3_busy_timeout(st->db, 0);
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+	    SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return 1;
+	if (rc != SQLITE_OK)
+		return store_fail(st, err, "wal_checkpoint(TRUNCATE)");
+	return 0;
 }
 
 /* For store_privacy.c (store_int.h): the same connection, same thread. */

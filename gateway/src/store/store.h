@@ -22,6 +22,14 @@ struct store;
 int store_open(const char *db_path, const char *sync_mode,
     struct store **st_r, char *err);
 void store_close(struct store **st);
+/* Octets in db_path's WAL file (db_path-wal); 0 when there is none. */
+int64_t store_wal_size(const char *db_path);
+/*
+ * Checkpoint the whole WAL and truncate it to 0 octets, never waiting:
+ * 0 done, 1 busy (a reader still uses the WAL, or a writer holds its
+ * lock: try again later), -1 error.
+ */
+int store_wal_truncate(struct store *st, char *err);
 int store_schema_version(struct store *st);
 
 int store_begin(struct store *st, char *err);	/* BEGIN IMMEDIATE */

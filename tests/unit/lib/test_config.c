@@ -131,7 +131,7 @@ START_TEST(test_good_file)
 {
 	const char *path = write_file("good.conf", good_conf);
 	struct pd_config *cfg = NULL;
-	char err[512];
+	char err[512], want[4200];
 
 	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s",
 	    err);
@@ -159,6 +159,11 @@ START_TEST(test_good_file)
 	ck_assert_str_eq(cfg->plugins[1].name, "virus_scan2");
 	ck_assert_str_eq(cfg->plugins[1].path, "/opt/vs.so");
 	ck_assert_ptr_null(cfg->plugins[1].settings);
+	/* plugin_host.c names an entry so when its load or init fails */
+	snprintf(want, sizeof(want), "%s:19", path);
+	ck_assert_str_eq(cfg->plugins[0].where, want);
+	snprintf(want, sizeof(want), "%s:20", path);
+	ck_assert_str_eq(cfg->plugins[1].where, want);
 	config_free(&cfg);
 }
 END_TEST
@@ -219,6 +224,15 @@ static const struct bad_row bad_rows[] = {
 	  { "1: plugins: expected a list ( {...}, ... ), got a group" } },
 	{ "limits = 5;\n",
 	  { "1: limits: expected a group, got an integer" } },
+	/* serve would create both levels and run on an empty store */
+	{ "store = {\n  var_dir = \"/nonexistent-pd/var\";\n};\n",
+	  { "2: store.var_dir = \"/nonexistent-pd/var\": its parent "
+	    "/nonexistent-pd does not exist (postdoc creates var_dir, never "
+	    "the directories above it)" } },
+	{ "store = { var_dir = \"/dev/null/var/\"; };\n",
+	  { "1: store.var_dir = \"/dev/null/var/\": its parent /dev/null is "
+	    "not a directory (postdoc creates var_dir, never the directories "
+	    "above it)" } },
 };
 #define NBAD (int)(sizeof(bad_rows) / sizeof(bad_rows[0]))
 
@@ -338,9 +352,9 @@ START_TEST(test_dump)
 	ck_assert_ptr_nonnull(strstr(buf, "limits.data_line_max = 998\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "plugins[1].path = "
 	    "\"/opt/vs.so\"\n"));
-	/* 76 parameters (56, web: 5, privacy: 7, api: 4, events: 4),
+	/* 77 parameters (57, web: 5, privacy: 7, api: 4, events: 4),
 	 * 3 lines per plugin */
-	ck_assert_int_eq(count_lines(buf), 76 + 2 * 3);
+	ck_assert_int_eq(count_lines(buf), 77 + 2 * 3);
 	free(buf);
 	config_free(&cfg);
 }
