@@ -7,7 +7,12 @@
 #   scripts/test.sh --sanitizers  ASan+UBSan build of a copy of the tree
 #                                 (tests/tmp/sanitizers), make check
 #   scripts/test.sh --valgrind    in-tree build, make check-valgrind
+#   scripts/test.sh --repeat N    build once, then make check N times in
+#                                 a row: each run's line, then "M of N
+#                                 runs passed"; non-zero if any failed
 #
+# TESTS="tests/unit/lib/test_config ..." limits make check to those
+# programs (e.g. to repeat a suspect one).
 # The hostile corpus is read from ../shared (or $POSTDOC_SHARED); without
 # it the corpus tests are reported as skipped.
 set -uo pipefail
@@ -15,19 +20,41 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 srcdir=$(pwd)
 mode=plain
-for arg in "$@"; do
-	case $arg in
+repeat=1
+while [ $# -gt 0 ]; do
+	case $1 in
 	--sanitizers) mode=sanitizers ;;
 	--valgrind) mode=valgrind ;;
+	--repeat)
+		# A flaky test shows up as one run out of N: repeat to find it.
+		case ${2:-} in
+		'' | *[!0-9]* | 0)
+			echo "test.sh: --repeat needs a count of 1 or more" >&2
+			exit 2
+			;;
+		esac
+		repeat=$2
+		shift
+		;;
+	--repeat=*)
+		repeat=${1#--repeat=}
+		case $repeat in
+		'' | *[!0-9]* | 0)
+			echo "test.sh: --repeat needs a count of 1 or more" >&2
+			exit 2
+			;;
+		esac
+		;;
 	-h | --help)
-		sed -n '2,13s/^# \{0,1\}//p' "$0"
+		sed -n '2,19s/^# \{0,1\}//p' "$0"
 		exit 0
 		;;
 	*)
-		echo "test.sh: unknown option $arg (try --help)" >&2
+		echo "test.sh: unknown option $1 (try --help)" >&2
 		exit 2
 		;;
 	esac
+	shift
 done
 
 export POSTDOC_SHARED=${POSTDOC_SHARED:-$(cd "$srcdir/.." && pwd)/shared}
@@ -61,11 +88,10 @@ valgrind)
 	;;
 esac
 
-echo "test.sh: make $target (in $builddir)"
-make -C "$builddir" -j2 "$target" VERBOSE=1
-make_rc=$?
-
-/usr/bin/python3 - "$builddir" "$make_rc" <<'PY'
+# summarize BUILDDIR MAKE_RC: sum the Check summaries of the unit tests
+# and pytest's junit report into one line; exit 1 if anything failed.
+summarize() {
+/usr/bin/python3 - "$1" "$2" <<'PY'
 # Sum the Check summaries of the unit tests and pytest's junit report.
 import glob, os, re, sys
 import xml.etree.ElementTree as ET
@@ -124,3 +150,34 @@ if skipped:
 print(line)
 sys.exit(1 if failed else 0)
 PY
+}
+
+# Build once (a failed build fails every run: stop there), then run.
+if ! make -C "$builddir" -j2 >/dev/null; then
+	echo "test.sh: the build failed (make -C $builddir)" >&2
+	exit 1
+fi
+passed_runs=0
+for run in $(seq 1 "$repeat"); do
+	of=""
+	[ "$repeat" -gt 1 ] && of=", run $run of $repeat"
+	echo "test.sh: make $target (in $builddir$of)"
+	# Each run's summary counts that run only: drop the last results.
+	find "$builddir/tests" -name '*.trs' -print | while read -r trs; do
+		rm -f "$trs" "${trs%.trs}.log"
+	done
+	rm -f "$builddir/tests/tmp/pytest-junit.xml"
+	make -C "$builddir" -j2 "$target" VERBOSE=1 ${TESTS:+TESTS="$TESTS"}
+	line=$(summarize "$builddir" $?)
+	rc=$?
+	if [ "$repeat" -gt 1 ]; then
+		echo "run $run: $line"
+	else
+		echo "$line"
+	fi
+	[ "$rc" -eq 0 ] && passed_runs=$((passed_runs + 1))
+done
+if [ "$repeat" -gt 1 ]; then
+	echo "$passed_runs of $repeat runs passed"
+fi
+[ "$passed_runs" -eq "$repeat" ]

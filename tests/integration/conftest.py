@@ -110,5 +110,16 @@ def servers(request, tmp_path_factory):
 
 
 @pytest.fixture
+def own_servers(request, tmp_path_factory):
+    """Like `servers`, but the servers belong to this one test and are
+    stopped and checked when it ends.  A test that kills or restarts a
+    server uses these: if it fails half-way, the dead server is its own
+    and cannot take the module's later tests down with it."""
+    f = ServerFactory(tmp_path_factory, request.node.name[:40])
+    yield f
+    f.finish()
+
+
+@pytest.fixture
 def tmp(tmp_path):
     return tmp_path

@@ -24,6 +24,10 @@ MAIL_UID = 8
 MAIL_GID = 8
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class Dovecot:
     def __init__(self, users, tls=None, tls_other=None):
         self.root = Path(tempfile.mkdtemp(prefix="postdoc-dovecot-"))
@@ -39,12 +43,13 @@ class Dovecot:
         self.proc = None
         self._watchdog = None
         self._n = 0
+        self._started = False
         self._write_config()
 
     def _write_config(self):
         r = self.root
         for d in ("run", "state", "mail"):
-            (r / d).mkdir(mode=0o755)
+            (r / d).mkdir(mode=0o755, exist_ok=True)
         os.chown(r / "mail", MAIL_UID, MAIL_GID)
         lines = ["%s:{PLAIN}%s:%d:%d::%s::" % (u, p, MAIL_UID, MAIL_GID,
                                               r / "mail" / u)
@@ -52,7 +57,7 @@ class Dovecot:
         (r / "users").write_text("\n".join(lines) + "\n")
         for u in self.users:
             for sub in ("new", "cur", "tmp"):
-                (r / "mail" / u / sub).mkdir(parents=True)
+                (r / "mail" / u / sub).mkdir(parents=True, exist_ok=True)
             for dirpath, _, _ in os.walk(r / "mail" / u):
                 os.chown(dirpath, MAIL_UID, MAIL_GID)
         ssl = "ssl = no\n"
@@ -118,7 +123,21 @@ protocol imap {{
         self.conf = r / "dovecot.conf"
         self.conf.write_text(conf)
 
-    def start(self, timeout=10):
+    def start(self, timeout=30):
+        """Start dovecot; ports taken since free_port() are picked again
+        (a few times), on the first start only."""
+        for attempt in range(5):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                if self._started or attempt == 4:
+                    raise AssertionError("dovecot: ports taken")
+                self.imap_port = H.free_port()
+                self.pop3_port = H.free_port()
+                self.imaps_port = H.free_port()
+                self._write_config()
+
+    def _start_once(self, timeout):
         log = open(self.root / "stderr.log", "ab")
         self.proc = subprocess.Popen(["dovecot", "-c", str(self.conf), "-F"],
                                      stdin=subprocess.DEVNULL, stdout=log,
@@ -128,14 +147,19 @@ protocol imap {{
         ports = [self.imap_port, self.pop3_port]
         if self.tls:
             ports.append(self.imaps_port)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + H.T(timeout)
         while not all(H._port_open(p) for p in ports):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
+                if "Address already in use" in (
+                        (self.root / "stderr.log").read_text(errors="replace")
+                        + self.log_text()):
+                    raise _PortTaken()
                 raise AssertionError("dovecot did not start:\n%s\n%s" % (
                     (self.root / "stderr.log").read_text(errors="replace"),
                     self.log_text()))
             time.sleep(0.05)
+        self._started = True
         self._watchdog = threading.Timer(600, self._kill)
         self._watchdog.daemon = True
         self._watchdog.start()

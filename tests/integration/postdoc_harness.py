@@ -47,6 +47,23 @@ def T(seconds):
     return seconds * FACTOR
 
 
+def wait_for(cond, timeout, what, interval=0.05):
+    """cond()'s first true value, polled until T(timeout) seconds have
+    passed on the monotonic clock; an AssertionError naming `what` after
+    that.  Tests wait on conditions, never on sleeps: bounds are
+    generous (a loaded 2-core machine is slow, not broken) and a test
+    that passes returns as soon as the condition holds."""
+    deadline = time.monotonic() + T(timeout)
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %ss waiting for %s"
+                                 % (T(timeout), what))
+        time.sleep(interval)
+
+
 # The limits of the contract's test configuration: short timeouts so a
 # hung session shows up in seconds, and a 5 MiB size limit so the size
 # tests stay cheap.
@@ -70,7 +87,10 @@ STRICT_ALLOW = ["application/pdf"]
 # ---------------------------------------------------------------- ports
 
 def free_port():
-    """A TCP port nobody listens on right now (bind port 0, read it back)."""
+    """A TCP port nobody listens on right now (bind port 0, read it back).
+    Someone else may take it before our server binds it (teammates' suites
+    and every outgoing connection draw from the same range): Server.start
+    picks new ports and retries when serve says it cannot listen."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -134,6 +154,10 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 
 class ServerError(AssertionError):
     pass
+
+
+class _PortTaken(Exception):
+    """serve exited because a port free_port() chose was taken since."""
 
 
 class Server:
@@ -278,7 +302,7 @@ class Server:
         return [p for p in spool.rglob("*") if not p.is_dir()]
 
     def wait_spool_empty(self, timeout=None):
-        deadline = time.monotonic() + (timeout or T(5))
+        deadline = time.monotonic() + (timeout or T(30))
         left = self.spool_files()
         while left and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -328,7 +352,52 @@ class Server:
     def log_tail(self, n=60):
         return "\n".join(self.log_text().splitlines()[-n:])
 
+    # The server's own listeners: (section, key, URL key beside it).
+    LISTENERS = (("server", "smtp_listen", None),
+                 ("server", "lmtp_listen", None),
+                 ("api", "listen", None), ("web", "listen", "base_url"))
+    PORT_ATTEMPTS = 5
+
     def start(self, timeout=10):
+        """Start serve and wait until it logs "postdoc ready".  A port
+        taken between free_port() and serve's bind is not the test's
+        failure: pick new ones for every listener and start again."""
+        for attempt in range(self.PORT_ATTEMPTS):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken as e:
+                if attempt + 1 == self.PORT_ATTEMPTS:
+                    raise ServerError(str(e))
+                self.repick_ports()
+
+    def repick_ports(self):
+        """New free ports for every listener of this server (SMTP, LMTP,
+        api.listen, web.listen and its base_url), in the config and in
+        the attributes tests read (smtp_port, api_port, web_port, base)."""
+        moved = {}
+        for sect, key, url_key in self.LISTENERS:
+            conf = self.sections.get(sect) or {}
+            m = re.fullmatch(r"(.*):(\d+)", str(conf.get(key) or ""))
+            if not m:
+                continue
+            new = free_port()
+            while new in moved.values() or new == int(m.group(2)):
+                new = free_port()
+            moved[int(m.group(2))] = new
+            conf[key] = "%s:%d" % (m.group(1), new)
+            if url_key and conf.get(url_key):
+                conf[url_key] = conf[url_key].replace(
+                    ":%s" % m.group(2), ":%d" % new, 1)
+        for name, v in list(vars(self).items()):
+            if name.endswith("_port") and v in moved:
+                setattr(self, name, moved[v])
+            elif name == "base" and isinstance(v, str):
+                for old, new in moved.items():
+                    v = v.replace(":%d" % old, ":%d" % new)
+                self.base = v
+        self.write_config()
+
+    def _start_once(self, timeout):
         self.problems = []
         cmd = WRAPPER + [BIN, "--config", str(self.conf), "serve"]
         log = open(self.log_path, "ab")
@@ -343,6 +412,7 @@ class Server:
         log.close()
         LIVE_SERVERS.append(self)
         self._stopped = False
+        self._killed = False
         deadline = time.monotonic() + T(timeout)
         ports = [self.smtp_port]
         if self.sections["server"].get("lmtp_listen"):
@@ -351,6 +421,10 @@ class Server:
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
                 LIVE_SERVERS.remove(self)
+                if self._port_taken(start_at):
+                    raise _PortTaken("postdoc serve could not bind its "
+                                     "ports %d times; its stderr:\n%s"
+                                     % (self.PORT_ATTEMPTS, self.log_tail()))
                 raise ServerError("postdoc serve exited with %s before "
                                   "listening; its stderr:\n%s"
                                   % (rc, self.log_tail()))
@@ -369,6 +443,17 @@ class Server:
         self._watchdog.daemon = True
         self._watchdog.start()
         return self
+
+    def _port_taken(self, offset):
+        """serve's log since `offset` says a listener could not bind."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read()
+        except OSError:
+            return False
+        return (b"Address already in use" in text or
+                re.search(rb"(api|web): cannot listen on", text) is not None)
 
     def _ready(self, offset):
         try:
@@ -390,12 +475,14 @@ class Server:
             self._watchdog = None
 
     def kill(self):
-        """SIGKILL, as a crash would; not a problem to report."""
+        """SIGKILL, as a crash would; not a problem to report (the
+        fixture's final stop() does not call it a death on its own)."""
         self._cancel_watchdog()
         if self.running():
             self.proc.kill()
         if self.proc:
             self.proc.wait(timeout=30)
+            self._killed = True
         if self in LIVE_SERVERS:
             LIVE_SERVERS.remove(self)
 
@@ -407,7 +494,9 @@ class Server:
         if self.proc is None or self._stopped:
             return self.problems    # a test stopped it already
         self._stopped = True
-        if self.proc.poll() is not None:
+        if self.proc.poll() is not None and self._killed:
+            pass                    # the test killed it on purpose
+        elif self.proc.poll() is not None:
             why = ""
             if "signal 15" in self.log_text():
                 why = ("; its log shows a SIGTERM the tests did not send: "

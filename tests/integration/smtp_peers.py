@@ -60,9 +60,13 @@ def announce(port):
     os.close(devnull)
 
 
-def wait_listening(port, timeout=10.0):
+def wait_listening(port, timeout=30.0, child=None):
+    """True once the port accepts; False if `child` (the process that
+    should listen there) exits first or the time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if child is not None and child.poll() is not None:
+            return False
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return True
@@ -96,19 +100,25 @@ def run_sink(directory):
     # smtp-sink drops to nobody before it dumps: let it reach DIR/sink.
     os.chmod(directory, os.stat(directory).st_mode | 0o711)
     os.chmod(dump, 0o777)
-    port = free_port()
-    cmd = [SMTP_SINK, "-d", os.path.join(dump, "%Y%m%d%H%M%S."), "-t", "30"]
+    base = [SMTP_SINK, "-d", os.path.join(dump, "%Y%m%d%H%M%S."), "-t", "30"]
     if os.geteuid() == 0:
-        cmd += ["-u", "nobody"]
-    cmd += ["127.0.0.1:%d" % port, "16"]
-    child = subprocess.Popen(cmd, preexec_fn=die_with_parent)
+        base += ["-u", "nobody"]
+    # smtp-sink binds a port we name: one taken since free_port() makes
+    # it exit, and then another port is tried (a few times).
+    for attempt in range(5):
+        port = free_port()
+        child = subprocess.Popen(base + ["127.0.0.1:%d" % port, "16"],
+                                 preexec_fn=die_with_parent)
+        if wait_listening(port, child=child):
+            break
+        child.kill()
+        child.wait()
+    else:
+        raise SystemExit("smtp_peers: smtp-sink did not listen (5 ports)")
     stop = lambda *_: (child.terminate(), sys.exit(0))
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGALRM, stop)
     signal.alarm(WATCHDOG_SECONDS)
-    if not wait_listening(port):
-        child.kill()
-        raise SystemExit("smtp_peers: smtp-sink did not listen on %d" % port)
     announce(port)
     child.wait()
 
@@ -200,9 +210,10 @@ def run_tls(directory, user, password, reject, auth_required, bind):
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    port = free_port()
+    # Port 0: bound at once, no window for another process to take it.
     server = loop.run_until_complete(
-        loop.create_server(factory, bind, port))
+        loop.create_server(factory, bind, 0))
+    port = server.sockets[0].getsockname()[1]
     loop.call_later(WATCHDOG_SECONDS, loop.stop)
     loop.add_signal_handler(signal.SIGTERM, loop.stop)
     announce(port)

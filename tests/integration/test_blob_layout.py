@@ -87,7 +87,7 @@ def test_new_blobs_one_level(srv):
     d = srv.create_dossier("ACME", contact=SENDER, ref="NEW-1")
     att = pdf("new")
     send(srv, d, "new", att)
-    docs = wait_for(lambda: srv.show(d).get("documents"), T(10))
+    docs = wait_for(lambda: srv.show(d).get("documents"), T(30))
     assert docs and srv.document_get(docs[0]["id"]) == att
     got = layout(srv)
     sha = H.sha256(att)
@@ -101,7 +101,7 @@ def test_old_layout_served_deduplicated_erased(srv):
     att = pdf("old")
     send(srv, d, "old", att)
     show = wait_for(lambda: srv.show(d).get("documents") and srv.show(d),
-                    T(10))
+                    T(30))
     doc, msg = show["documents"][0], show["messages"][0]
     raw_sha = rows(srv, "SELECT sha256 FROM messages WHERE id = ?",
                    msg["id"])[0][0]
@@ -127,7 +127,7 @@ def test_old_layout_served_deduplicated_erased(srv):
     # row, its bytes stored once, in the old place.
     d2 = srv.create_dossier("ACME", contact=SENDER, ref="OLD-2")
     send(srv, d2, "again", att)
-    docs2 = wait_for(lambda: srv.show(d2).get("documents"), T(10))
+    docs2 = wait_for(lambda: srv.show(d2).get("documents"), T(30))
     assert docs2 and docs2[0]["id"] != doc["id"]
     assert srv.document_get(docs2[0]["id"]) == att
     now = layout(srv)

@@ -68,7 +68,7 @@ def web_server(servers, transport="file", sink=None, limit=100000,
     srv.write_config()
     srv.start()
     deadline = time.monotonic() + T(10)
-    while not H._port_open(port) and time.monotonic() < deadline:
+    while not H._port_open(srv.web_port) and time.monotonic() < deadline:
         time.sleep(0.05)
     srv.add_account("ACME", "any")
     srv.cli("purpose", "add", "ACME", "newsletter")
@@ -134,7 +134,7 @@ def newsletter_for(srv, addr, subject="News"):
     cid = srv.cli_json("campaign", "create", "--account", "ACME",
                        "--purpose", "newsletter", "--subject", subject)["id"]
     srv.cli("campaign", "send", cid)
-    deadline = time.monotonic() + T(10)
+    deadline = time.monotonic() + T(30)
     while True:     # serve's runner may hold a row the CLI did not
         new = [p for p in outbox(srv) if p.name not in before
                and p.name.split("-", 1)[1] == addr + ".eml"]
@@ -221,11 +221,11 @@ def test_double_opt_in_confirms_by_post_only(srv):
     srv.cli("consent", "request", addr, "--account", "ACME", "--purpose",
             "product-updates", "--text-file", srv.root / "consent.txt")
     # serve's queue runner may deliver it instead of the CLI: wait for it
-    deadline = time.time() + T(10)
+    deadline = time.monotonic() + T(30)
     while True:
         mail = [p for p in outbox(srv)
                 if p.name.endswith("-" + addr + ".eml")]
-        if mail or time.time() > deadline:
+        if mail or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     assert len(mail) == 1
@@ -423,10 +423,13 @@ def test_u13_withdrawal_after_queueing_stops_the_message(srv):
     srv.cli("consent", "withdraw", addr, "--account", "ACME", "--purpose",
             "newsletter", "--source", "form")
     srv.cli("queue", "run")
-    time.sleep(0.5)
-    rows = [o for o in srv.cli_json("queue", "list")
-            if o["rcpt"] == addr and o["kind"] == "newsletter"]
-    assert rows
+    # serve's runner may hold the row `queue run` skipped: wait until
+    # its outcome is recorded (was: half a second, then "sending" failed)
+    rows = H.wait_for(lambda: [
+        o for o in srv.cli_json("queue", "list")
+        if o["rcpt"] == addr and o["kind"] == "newsletter"
+        and o["state"] not in ("queued", "sending")], 30,
+        "the newsletter to %s settled" % addr)
     sent = [p for p in outbox(srv)[before:] if p.name.endswith(addr + ".eml")]
     if rows[-1]["state"] == "failed":
         assert rows[-1]["last_text"] == "consent withdrawn"
@@ -662,7 +665,11 @@ def test_sigkill_during_send_then_resume(bulk, sink, tmp_path):
     cid = bulk.cli_json("campaign", "create", "--account", "ACME",
                         "--purpose", "product-updates", "--subject",
                         "Crash test")["id"]
-    proc = subprocess.Popen([H.BIN, "--config", str(bulk.conf), "campaign",
+    # The kill must land mid-send.  The CLI runs at the lowest priority
+    # and is killed at its first visible batch (was: a third of the
+    # audience, which a starved poller on a loaded machine could miss).
+    proc = subprocess.Popen(["nice", "-n", "19", H.BIN, "--config",
+                             str(bulk.conf), "campaign",
                              "send", str(cid), "--no-send"],
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -673,7 +680,7 @@ def test_sigkill_during_send_then_resume(bulk, sink, tmp_path):
             queued = c.execute("SELECT count(*) FROM campaign_recipients "
                                "WHERE campaign_id = ? AND state = 'queued'",
                                (cid,)).fetchone()[0]
-        if queued >= n // 3:
+        if queued >= 1:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "campaign send finished before the kill"

@@ -103,12 +103,25 @@ def soaked(servers):
         t.start()
     rnd = random.Random()
     slot = SECONDS * (2 if H.SLOW else 1) / KILLS
+
+    def acked():
+        return sum(len(t.acked) for t in senders)
     for _ in range(KILLS):
+        before = acked()
+        # The kill lands at a random moment (that is the soak), but
+        # only once this server life acknowledged something: on a
+        # loaded machine a restart may take most of a slot.
         time.sleep(rnd.uniform(0.3 * slot, slot))
+        H.wait_for(lambda: acked() > before, 60,
+                   "an acknowledgement since the last restart")
         srv.kill()
         srv.start()
-    # Let every sender's retries through on the last server.
-    time.sleep(T(3))
+    # Every sender gets its retries through on the last server (and
+    # one new message more), and the run has acknowledged enough.
+    marks = [len(t.acked) for t in senders]
+    H.wait_for(lambda: acked() >= 10 * THREADS and all(
+        len(t.acked) > m and not t.retry for t, m in zip(senders, marks)),
+        120, "every sender's retries acknowledged by the last server")
     stop.set()
     for t in senders:
         t.join(T(30))

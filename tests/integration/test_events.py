@@ -80,7 +80,7 @@ def mail_pdf(srv, rcpt, name):
 
 
 def settled(srv, oid):
-    deadline = time.monotonic() + T(10)
+    deadline = time.monotonic() + T(30)
     while time.monotonic() < deadline:
         o = {r["id"]: r for r in srv.cli_json("queue", "list")}[oid]
         if o["state"] not in ("queued", "sending"):

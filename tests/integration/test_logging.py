@@ -82,8 +82,8 @@ def refused_at_end_of_data(port, sender, rcpt):
 
 
 def settled(srv, oid, timeout=None):
-    deadline = time.time() + T(timeout or 15)
-    while time.time() < deadline:
+    deadline = time.monotonic() + T(timeout or 30)
+    while time.monotonic() < deadline:
         rows = {r["id"]: r for r in srv.cli_json("queue", "list")}
         if rows[oid]["state"] not in ("queued", "sending"):
             return rows[oid]
@@ -92,8 +92,8 @@ def settled(srv, oid, timeout=None):
 
 
 def wait_for(pred, what, timeout=None):
-    deadline = time.time() + T(timeout or 10)
-    while time.time() < deadline:
+    deadline = time.monotonic() + T(timeout or 30)
+    while time.monotonic() < deadline:
         if pred():
             return
         time.sleep(0.05)

@@ -87,8 +87,8 @@ def outbox(srv):
 
 
 def wait_for(pred, what, timeout=None):
-    deadline = time.time() + T(timeout or 15)
-    while time.time() < deadline:
+    deadline = time.monotonic() + T(timeout or 30)
+    while time.monotonic() < deadline:
         v = pred()
         if v:
             return v

@@ -47,8 +47,8 @@ def srv(servers, relay):
 
 def settled(srv, o):
     """serve's runner may have claimed the row before the CLI did."""
-    deadline = time.time() + T(20)
-    while o["state"] in ("queued", "sending") and time.time() < deadline:
+    deadline = time.monotonic() + T(20)
+    while o["state"] in ("queued", "sending") and time.monotonic() < deadline:
         time.sleep(0.05)
         o = {r["id"]: r for r in srv.cli_json("queue", "list")}[o["id"]]
     return o

@@ -87,9 +87,9 @@ def check_delivered(srv, all_rows):
     assert len(list(out.glob("*.eml"))) == len(all_rows)
 
 
-def test_sigkill_mid_queue_delivers_each_sent_message_once(servers):
+def test_sigkill_mid_queue_delivers_each_sent_message_once(own_servers):
     n = 24
-    srv = queue_server(servers)
+    srv = queue_server(own_servers)
     queue_invitations(srv, n)
     srv.start()
     # 4 a second: the kill lands with most of the queue still to go.

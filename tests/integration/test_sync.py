@@ -33,14 +33,7 @@ SENDER = H.CORPUS_CONTACT
 # ------------------------------------------------------------ helpers
 
 def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + T(timeout)
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out after %ss waiting for %s" % (T(timeout),
-                                                                  what))
+    return H.wait_for(cond, timeout, what)
 
 
 def plugins(root, dav_url, password=DAV_PASS, ca_file=None):
@@ -364,43 +357,59 @@ def test_wrong_password_is_retried_and_logged(servers, dav, tmp_path):
     assert (dav_folder(dav, "R-AUTH") / name).read_bytes() == data
 
 
-def test_repeated_delivery_makes_no_second_copy(env):
+def test_repeated_delivery_makes_no_second_copy(own_servers, dav,
+                                                tmp_path):
     """The crash window: serve is SIGKILLed after the hooks wrote the
     file; the record of their verdicts is then put back to pending, as
     a kill between the hook and that record leaves it, so the restarted
-    server calls both hooks again for the same event."""
-    srv, root, dav = env
+    server calls both hooks again for the same event.
+
+    The file appears before the verdict is committed, so the kill waits
+    for the verdicts themselves (killing at the file's appearance raced
+    the commit).  The server is this test's own: killing the module's
+    shared one took the later tests down when this one failed."""
+    root = tmp_path / "share-again"
+    root.mkdir()
+    srv = sync_server(own_servers, root, dav.url)
+    srv.start()
+    srv.add_account(ACCOUNT)
+    env = (srv, root, dav)
     addr = new_dossier(srv, "R-AGAIN")
     data = pdf("delivered at least once")
     send(srv, addr, [("again.pdf", data, "application/pdf")])
     did = documents(srv, addr)[0][0]
     name = "%d-again.pdf" % did
     wait_mirrored(env, "R-AGAIN", [name])
+
+    def verdicts():
+        """{plugin: (event id, attempts)} once both recorded done."""
+        got = {}
+        for p in ("sync_dir", "sync_webdav"):
+            for ev, (state, attempts, err) in deliveries(srv, p).items():
+                if state == "done" and (err or "").endswith(" " + name):
+                    got[p] = (ev, attempts)
+        return got if len(got) == 2 else None
+    got = wait_for(verdicts, 20, "both sync verdicts on %s recorded" % name)
+    ev = got["sync_dir"][0]
+    assert got["sync_webdav"][0] == ev, got
+    before = {p: got[p][1] for p in got}
     ino = (dir_folder(root, "R-AGAIN") / name).stat().st_ino
     srv.kill()
     db = sqlite3.connect(str(srv.var / "postdoc.db"), timeout=10)
     with db:
-        ev = db.execute("SELECT event_id FROM event_deliveries "
-                        "WHERE consumer = 'sync_dir' AND hook = 'sync' "
-                        "AND last_error LIKE ?", ("%% %s" % name,)
-                        ).fetchone()
-        assert ev is not None, "no sync_dir delivery for %s" % name
-        before = {p: deliveries(srv, p)[ev[0]][1]
-                  for p in ("sync_dir", "sync_webdav")}
         db.execute("UPDATE event_deliveries SET state = 'pending', "
                    "next_attempt = 0 WHERE event_id = ? AND hook = 'sync'",
-                   (ev[0],))
+                   (ev,))
     db.close()
     srv.start()
 
     def called_again():
-        d = [deliveries(srv, p)[ev[0]] for p in before]
+        d = [deliveries(srv, p)[ev] for p in before]
         return all(r[0] == "done" and r[1] > before[p]
                    for r, p in zip(d, before))
     wait_for(called_again, 20, "both hooks called again")
     for p in before:
-        assert "already mirrored as %s" % name in \
-            deliveries(srv, p)[ev[0]][2]
+        assert "already mirrored as %s" % name in deliveries(srv, p)[ev][2]
     for folder in (dir_folder(root, "R-AGAIN"), dav_folder(dav, "R-AGAIN")):
         assert folder_files(folder) == {name: data}
     assert (dir_folder(root, "R-AGAIN") / name).stat().st_ino == ino

@@ -250,12 +250,12 @@ def test_an_expired_event_gives_way_to_the_next(servers):
         recv.close()
 
 
-def test_pending_events_survive_sigkill(servers):
+def test_pending_events_survive_sigkill(own_servers):
     recv = W.Receiver()
     down = {"v": True}
     try:
         recv.policy = lambda req: 503 if down["v"] else 200
-        srv = webhook_server(servers, recv, retry_cap=1)
+        srv = webhook_server(own_servers, recv, retry_cap=1)
         addr = srv.create_dossier("ACME", contact=SENDER, ref="WH-KILL")
         assert mail_pdf(srv, addr, "kept.pdf")[0] == 250
         first = recv.wait_for(lambda rs: len(rs) >= 1)[0]

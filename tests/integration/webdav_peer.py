@@ -25,6 +25,10 @@ NGINX = "/usr/sbin/nginx"
 FOLDER = "postdoc"	# the dedicated folder: http://127.0.0.1:PORT/postdoc/
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class Nginx:
     def __init__(self, users=None, tls=None):
         self.tls = tls		# (cert, key) paths: https instead of http
@@ -39,6 +43,7 @@ class Nginx:
         self.error_log = self.root / "error.log"
         self.proc = None
         self._watchdog = None
+        self._started = False
         self._write_config()
 
     @property
@@ -103,7 +108,20 @@ http {{
         self.conf = r / "nginx.conf"
         self.conf.write_text(conf)
 
-    def start(self, timeout=10):
+    def start(self, timeout=30):
+        """Start nginx.  On its first start a port taken since free_port()
+        is not the test's failure: pick another and try again (a later
+        start keeps the port: the server under test knows the URL)."""
+        for attempt in range(5):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                if self._started or attempt == 4:
+                    raise AssertionError("nginx: port %d taken" % self.port)
+                self.port = H.free_port()
+                self._write_config()
+
+    def _start_once(self, timeout):
         log = open(self.root / "stderr.log", "ab")
         # -e: the startup error log too, before the config is read.
         self.proc = subprocess.Popen(
@@ -112,19 +130,31 @@ http {{
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             preexec_fn=H._die_with_parent)
         log.close()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + H.T(timeout)
         while not H._port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop(remove=False)
+                if b"Address already in use" in self._logs():
+                    raise _PortTaken()
                 raise AssertionError("nginx did not start:\n%s\n%s" % (
                     (self.root / "stderr.log").read_text(errors="replace"),
                     self.error_log.read_text(errors="replace")
                     if self.error_log.exists() else ""))
             time.sleep(0.05)
+        self._started = True
         self._watchdog = threading.Timer(600, self._kill)
         self._watchdog.daemon = True
         self._watchdog.start()
         return self
+
+    def _logs(self):
+        out = b""
+        for p in (self.root / "stderr.log", self.error_log):
+            try:
+                out += p.read_bytes()
+            except OSError:
+                pass
+        return out
 
     def _kill(self):
         if self.proc is not None and self.proc.poll() is None:

@@ -23,8 +23,6 @@ class Receiver:
         self.policy = lambda req: 200
         self.release = threading.Event()
         self.hanging = threading.Event()
-        self.port = H.free_port()
-        self.url = "http://127.0.0.1:%d/hooks/postdoc" % self.port
         recv = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,7 +56,11 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        # Port 0: the kernel's choice is ours at once (a port picked
+        # first and bound later may be taken by then).
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = "http://127.0.0.1:%d/hooks/postdoc" % self.port
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        daemon=True)
