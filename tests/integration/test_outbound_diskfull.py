@@ -17,6 +17,7 @@ import ctypes
 import errno
 import os
 import re
+import select
 import struct
 import subprocess
 import threading
@@ -55,16 +56,17 @@ class OpenGate:
             raise OSError(ctypes.get_errno(), "fanotify_mark %s" % path)
         self.held = threading.Event()
         self.release = threading.Event()
+        self.wake_r, self.wake_w = os.pipe()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         first = True
         while True:
-            try:
-                buf = os.read(self.fd, 4096)
-            except OSError:
-                return                   # closed: the test is over
+            ready, _, _ = select.select([self.fd, self.wake_r], [], [])
+            if self.wake_r in ready:
+                return                   # close(): the fd stays ours
+            buf = os.read(self.fd, 4096)
             off = 0
             while off + 24 <= len(buf):
                 ln, _, _, _, _, fd, _ = struct.unpack_from("<IBBHQii",
@@ -73,16 +75,18 @@ class OpenGate:
                     first = False
                     self.held.set()
                     self.release.wait(T(120))
-                try:
-                    os.write(self.fd, struct.pack("<iI", fd, 0x01))  # ALLOW
-                except OSError:
-                    pass                 # closed meanwhile: allowed
+                os.write(self.fd, struct.pack("<iI", fd, 0x01))  # ALLOW
                 os.close(fd)
                 off += ln
 
     def close(self):
+        """Stop the thread before closing its descriptor (a number the
+        next open may reuse); events still queued are allowed."""
         self.release.set()
-        os.close(self.fd)                # pending events are allowed
+        os.write(self.wake_w, b"x")
+        self.thread.join(T(30))
+        for fd in (self.fd, self.wake_r, self.wake_w):
+            os.close(fd)
 
 
 class RenameCounter:
@@ -144,11 +148,13 @@ def wait_for(what, cond, timeout):
 
 # ---------------------------------------------------------------- setup
 
-def make_server(servers, transport, peer):
-    srv = servers(start=False)
-    srv.var.mkdir()
+def mount_tmpfs(path):
+    path.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755",
-                    "postdoc-diskfull", str(srv.var)], check=True)
+                    "postdoc-diskfull", str(path)], check=True)
+
+
+def make_server(srv, transport, peer):
     ob = {"transport": transport,
           "template_dir": str(H.SRCDIR / "templates"),
           "queue_interval_ms": 50, "retry_base": 1, "rate": 0,
@@ -199,11 +205,13 @@ def copies(transport, srv, peer, renames):
 def test_accepted_but_unrecorded_is_sent_once(servers, tmp_path, transport,
                                               restart):
     hold = tmp_path / "release"
-    peer = gate = renames = srv = None
+    peer = gate = renames = None
+    srv = servers(start=False)
+    mount_tmpfs(srv.var)
     try:
         if transport == "smtp":
             peer = smtp_peers.start_tls(str(tmp_path / "relay"), hold=hold)
-        srv = make_server(servers, transport, peer)
+        make_server(srv, transport, peer)
         filler = srv.var / "filler"
         if transport == "file":
             outbox = srv.root / "outbox"
@@ -258,8 +266,7 @@ def test_accepted_but_unrecorded_is_sent_once(servers, tmp_path, transport,
             gate.close()
         if renames is not None:
             renames.close()
-        if srv is not None:
-            srv.stop()
-            subprocess.run(["umount", str(srv.var)], check=False)
+        srv.stop()
+        subprocess.run(["umount", str(srv.var)], check=False)
         if peer is not None:
             peer.stop()

@@ -330,19 +330,27 @@ outq_journal_reserve(struct outq_journal *jn, int *slots, size_t n)
 	return k;
 }
 
-/* The slot's record no longer counts: 8 zero octets over magic and sum. */
+/*
+ * Zeros over the whole slot, not just the magic: a recipient's address
+ * must not outlive its row (privacy.c's erasure leaves no residue).  A
+ * clear that fails leaves a record replay ignores by its attempt.
+ */
+static void
+outq_journal_zero(struct outq_journal *jn, int region, int slot)
+{
+	static const struct outq_jrec zero;
+
+	if (pwrite(jn->fd, &zero, sizeof(zero), outq_joff(region, slot)) !=
+	    (ssize_t)sizeof(zero))
+		log_warn("%s: clearing a slot: %s", jn->path, strerror(errno));
+}
+
 void
 outq_journal_clear(struct outq_journal *jn, int slot)
 {
-	static const char zero[8];
-
 	if (slot < 0)
 		return;
-	if (pwrite(jn->fd, zero, sizeof(zero), outq_joff(jn->region, slot)) !=
-	    (ssize_t)sizeof(zero))
-		log_warn("%s: clearing slot %d: %s (a stale record is "
-		    "ignored by its attempt number)", jn->path, slot,
-		    strerror(errno));
+	outq_journal_zero(jn, jn->region, slot);
 	pthread_mutex_lock(&jn->mu);
 	jn->used[slot] = 0;
 	pthread_mutex_unlock(&jn->mu);
@@ -471,9 +479,7 @@ outq_journal_adopt(struct outq_journal *jn, struct outq_ctx *q, int region,
 			rc = -1;
 			break;
 		}
-		if (pwrite(jn->fd, "\0\0\0\0\0\0\0\0", 8,
-		    outq_joff(region, i)) != 8)
-			log_warn("%s: clearing: %s", jn->path, strerror(errno));
+		outq_journal_zero(jn, region, i);
 	}
 	outq_journal_lock(jn->fd, region, F_UNLCK);
 	return rc;
