@@ -10,10 +10,13 @@ Command line (used by the C unit test):
     smtp_peers.py sink DIR
     smtp_peers.py tls DIR [--user U --password P] [--reject ADDR ...]
                           [--auth-required] [--bind 127.0.0.2]
+                          [--hold FILE]
 prints the port on stdout once the peer accepts connections, then serves
 until killed.  DIR/cert.pem is the self-signed certificate (CN=localhost,
 SAN localhost and 127.0.0.1) of the tls peer; DIR/mail/NNNN.eml and
-NNNN.json are what it received.  smtp-sink dumps into DIR/sink/.
+NNNN.json are what it received; with --hold, the reply to each message
+waits (after the files are written) until FILE exists, so a test can act
+while the transport waits for its 250.  smtp-sink dumps into DIR/sink/.
 
 From pytest: start_sink(dir), start_tls(dir, ...) return a Peer with
 .port and .stop(); read_tls_mail(dir) and read_sink_mail(dir) return what
@@ -151,11 +154,12 @@ def read_sink_mail(directory):
 class Recorder:
     """aiosmtpd handler: refuses listed recipients, records the rest."""
 
-    def __init__(self, directory, reject):
+    def __init__(self, directory, reject, hold=None):
         self.dir = os.path.join(directory, "mail")
         os.makedirs(self.dir, exist_ok=True)
         self.reject = set(a.lower() for a in reject)
         self.count = 0
+        self.hold = hold
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address.lower() in self.reject:
@@ -179,10 +183,15 @@ class Recorder:
         with open(base + ".json", "w") as f:
             json.dump(meta, f)
         os.rename(base + ".eml.tmp", base + ".eml")
+        if self.hold:
+            import asyncio
+            while not os.path.exists(self.hold):
+                await asyncio.sleep(0.02)
         return "250 2.0.0 Ok: queued as %04d" % self.count
 
 
-def run_tls(directory, user, password, reject, auth_required, bind):
+def run_tls(directory, user, password, reject, auth_required, bind,
+            hold=None):
     import asyncio
     import ssl
     import logging
@@ -193,7 +202,7 @@ def run_tls(directory, user, password, reject, auth_required, bind):
     cert, key = make_cert(directory)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
-    handler = Recorder(directory, reject)
+    handler = Recorder(directory, reject, hold)
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword) and
@@ -268,8 +277,10 @@ def start_sink(directory):
 
 
 def start_tls(directory, user="postdoc", password="s3cret", reject=(),
-              auth_required=False):
+              auth_required=False, hold=None):
     args = ["tls", "--user", user, "--password", password]
+    if hold:
+        args += ["--hold", str(hold)]
     for r in reject:
         args += ["--reject", r]
     if auth_required:
@@ -285,6 +296,7 @@ def main():
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--auth-required", action="store_true")
     p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--hold")
     p.add_argument("dir")
     a = p.parse_args()
     die_with_parent()
@@ -293,7 +305,7 @@ def main():
         run_sink(a.dir)
     else:
         run_tls(a.dir, a.user, a.password, a.reject, a.auth_required,
-                a.bind)
+                a.bind, a.hold)
 
 
 if __name__ == "__main__":

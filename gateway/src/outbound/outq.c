@@ -84,17 +84,29 @@ outq_lock_try(const struct pd_config *cfg)
 	return fd;
 }
 
-void
+/*
+ * Rows left "sending" go back to "deferred" only after every outcome the
+ * journal kept is recorded: one of them may say the transport accepted
+ * the message, and sending it again would deliver it twice.  -1: not
+ * now (the store refuses, or another process is delivering); the caller
+ * claims nothing and tries again later.
+ */
+int
 outq_recover(struct outq_ctx *q)
 {
 	char err[PD_ERRLEN];
 	int n = 0;
 
-	if (store_outbound_recover(q->st, pd_now(), &n, err) != 0)
+	if (q->jn != NULL && outq_journal_recover(q->jn, q) != 0)
+		return -1;
+	if (store_outbound_recover(q->st, pd_now(), &n, err) != 0) {
 		log_err("outbound: recovery failed: %s", err);
-	else if (n > 0)
+		return -1;
+	}
+	if (n > 0)
 		log_warn("outbound: %d message(s) interrupted by a stop or a "
 		    "crash will be retried", n);
+	return 0;
 }
 
 int

@@ -2,8 +2,10 @@
  * outq_deliver.c - one delivery: the last look before the transport
  * (eligible.c's verdict, the blob), the transport's deliver
  * hook for a batch of one domain, and recording each outcome (row,
- * suppression, events) durably before counting and logging it.  Never
- * claims rows: the runners hand them over.
+ * suppression, events) durably before counting and logging it: into
+ * the journal first, then the store (an outcome the store refuses is
+ * kept and retried: outq_journal.c).  Never claims rows: the runners
+ * hand them over.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,33 +132,58 @@ outq_done(const struct store_outbound *o, const struct outq_outcome *oc,
 	    o->rcpt, oc->state, oc->code, oc->enhanced, oc->text);
 }
 
+/*
+ * The store refused the outcome (disk full, locked past the busy
+ * timeout).  The transport may have accepted the message: keep the
+ * outcome (in its journal slot, or in memory if it has none) and record
+ * it later, so the row never goes back to "deferred" and out again.
+ */
+static void
+outq_keep(struct outq_ctx *q, const struct store_outbound *o,
+    const struct outq_outcome *oc, int slot, const char *why)
+{
+	struct outq_jrec rec;
+
+	if (q->jn == NULL) {
+		/* Left "sending": recovery retries it. */
+		log_err("out-%lld: cannot record %s: %s", (long long)o->id,
+		    oc->state, why);
+		return;
+	}
+	log_err("out-%lld: cannot record %s: %s; kept %s and retried",
+	    (long long)o->id, oc->state, why, slot >= 0 ? "in the journal" :
+	    "in memory");
+	outq_jrec_pack(&rec, o, oc);
+	outq_journal_keep(q->jn, slot, &rec);
+}
+
 static void
 outq_finish(struct outq_ctx *q, const struct store_outbound *o,
-    const struct outq_outcome *oc, struct outq_stats *stats)
+    const struct outq_outcome *oc, int slot, struct outq_stats *stats)
 {
 	char err[PD_ERRLEN];
 
 	if (outq_record(q->st, q->cfg, o, oc, err) != 0) {
-		/* Left "sending": recovery retries it; never lost. */
-		log_err("out-%lld: cannot record %s: %s", (long long)o->id,
-		    oc->state, err);
+		outq_keep(q, o, oc, slot, err);
 		return;
 	}
+	if (q->jn != NULL)
+		outq_journal_clear(q->jn, slot);
 	outq_done(o, oc, stats);
 }
 
 /*
  * A delivered batch's outcomes in one transaction: one WAL commit for
- * the session instead of one per message.  Every message of the batch
- * was handed to the transport before the first outcome was written, so
- * a crash leaves the same messages "sending" (and retried) as before.
- * If the transaction fails, each outcome is recorded on its own, so one
- * bad row does not hold back the others.
+ * the session instead of one per message.  Every outcome of the batch
+ * is in the journal before the transaction starts, so a crash at any
+ * point after the transport answered loses none of them.  If the
+ * transaction fails, each outcome is recorded on its own, so one bad
+ * row does not hold back the others.
  */
 static void
 outq_finish_batch(struct outq_ctx *q, const struct store_outbound *rows,
-    const size_t *map, const struct outq_outcome *oc, size_t k,
-    struct outq_stats *stats)
+    const size_t *map, const struct outq_outcome *oc, const int *slots,
+    size_t k, struct outq_stats *stats)
 {
 	char err[PD_ERRLEN];
 	size_t i;
@@ -173,14 +200,58 @@ outq_finish_batch(struct outq_ctx *q, const struct store_outbound *rows,
 		store_rollback(q->st);
 		goto one_by_one;
 	}
-	for (i = 0; i < k; i++)
+	for (i = 0; i < k; i++) {
+		if (q->jn != NULL)
+			outq_journal_clear(q->jn, slots[i]);
 		outq_done(&rows[map[i]], &oc[i], stats);
+	}
 	return;
 one_by_one:
 	log_warn("outbound: recording %zu outcomes at once: %s; one by one",
 	    k, err);
 	for (i = 0; i < k; i++)
-		outq_finish(q, &rows[map[i]], &oc[i], stats);
+		outq_finish(q, &rows[map[i]], &oc[i], slots[i], stats);
+}
+
+/*
+ * An outcome the journal kept: recorded only if its row is still in
+ * the attempt it belongs to ("sending", same attempt number), so a
+ * stale record can never overwrite a later attempt.  1 recorded, 0
+ * stale (dropped), -1 the store still refuses it.
+ */
+int
+outq_replay(struct outq_ctx *q, const struct outq_jrec *r,
+    struct outq_stats *stats)
+{
+	struct store_outbound row, o;
+	struct outq_outcome oc;
+	char err[PD_ERRLEN];
+	int rc;
+
+	outq_jrec_unpack(r, &o, &oc);
+	if (store_begin(q->st, err) != 0)
+		goto fail;
+	if ((rc = store_outbound_get(q->st, 0, o.id, &row, err)) < 0)
+		goto rollback;
+	if (rc == 0 || strcmp(row.state, "sending") != 0 ||
+	    row.attempts != o.attempts) {
+		store_rollback(q->st);
+		log_info("out-%lld: kept outcome %s of attempt %d dropped: "
+		    "the row is %s (attempt %d)", (long long)o.id, oc.state,
+		    o.attempts, rc == 0 ? "gone" : row.state, row.attempts);
+		return 0;
+	}
+	if (outq_record_rows(q->st, q->cfg, &o, &oc, err) != 0 ||
+	    store_commit(q->st, err) != 0)
+		goto rollback;
+	outq_done(&o, &oc, stats);
+	return 1;
+rollback:
+	store_rollback(q->st);
+fail:
+	log_err("out-%lld: cannot record %s yet: %s", (long long)o.id,
+	    oc.state, err);
+	return -1;
 }
 
 static void
@@ -201,7 +272,7 @@ outq_fail_row(struct outq_ctx *q, const struct store_outbound *o,
 		snprintf(res.text, sizeof(res.text), "%s", text);
 		outq_classify(q->cfg, o, &res, pd_now(), &oc);
 	}
-	outq_finish(q, o, &oc, stats);
+	outq_finish(q, o, &oc, -1, stats);
 }
 
 /*
@@ -237,6 +308,46 @@ outq_precheck(struct outq_ctx *q, const struct store_outbound *o,
 	return 1;
 }
 
+/*
+ * A journal slot for each row about to go out.  A row without one
+ * (every slot holds an outcome the store refused) is not handed to the
+ * transport: deferred, it goes out once the outcomes are recorded.
+ */
+static size_t
+outq_reserve(struct outq_ctx *q, const struct store_outbound *rows,
+    const size_t *map, int *slots, size_t k, struct outq_stats *stats)
+{
+	size_t got, i;
+
+	if (q->jn == NULL) {
+		for (i = 0; i < k; i++)
+			slots[i] = -1;
+		return k;
+	}
+	got = outq_journal_reserve(q->jn, slots, k);
+	for (i = got; i < k; i++)
+		outq_fail_row(q, &rows[map[i]], "deferred",
+		    "no free slot in the outcome journal", stats);
+	return got;
+}
+
+/* Outcomes into the journal, fdatasync'd, before the store sees them. */
+static void
+outq_journal_batch(struct outq_ctx *q, const struct store_outbound *rows,
+    const size_t *map, const struct outq_outcome *oc, int *slots, size_t k)
+{
+	struct outq_jrec *recs;
+	size_t i;
+
+	if (q->jn == NULL || k == 0)
+		return;
+	recs = xcalloc(k, sizeof(*recs));
+	for (i = 0; i < k; i++)
+		outq_jrec_pack(&recs[i], &rows[map[i]], &oc[i]);
+	outq_journal_write(q->jn, slots, recs, k);
+	free(recs);
+}
+
 /* One transport call for rows of one domain (n <= batch_max). */
 void
 outq_deliver_batch(struct outq_ctx *q, const struct store_outbound *rows,
@@ -246,28 +357,32 @@ outq_deliver_batch(struct outq_ctx *q, const struct store_outbound *rows,
 	struct postdoc_delivery *res = xcalloc(n, sizeof(*res));
 	char (*paths)[OUTQ_PATH_MAX] = xcalloc(n, OUTQ_PATH_MAX);
 	size_t *map = xcalloc(n, sizeof(*map));
+	int *slots = xcalloc(n, sizeof(*slots));
 	struct outq_outcome *oc = xcalloc(n, sizeof(*oc));
 	size_t i, k = 0;
 
-	for (i = 0; i < n; i++) {
-		const struct store_outbound *o = &rows[i];
+	for (i = 0; i < n; i++)
+		if (outq_precheck(q, &rows[i], stats))
+			map[k++] = i;
+	k = outq_reserve(q, rows, map, slots, k, stats);
+	for (i = 0; i < k; i++) {
+		const struct store_outbound *o = &rows[map[i]];
 
-		if (!outq_precheck(q, o, stats))
-			continue;
-		blob_path(q->bs, o->sha256, paths[k], OUTQ_PATH_MAX);
-		info[k] = (struct postdoc_outbound_info){ .id = o->id,
+		blob_path(q->bs, o->sha256, paths[i], OUTQ_PATH_MAX);
+		info[i] = (struct postdoc_outbound_info){ .id = o->id,
 		    .account = o->account, .kind = o->kind,
 		    .mail_from = o->mail_from, .rcpt = o->rcpt,
-		    .from_domain = o->from_domain, .path = paths[k],
+		    .from_domain = o->from_domain, .path = paths[i],
 		    .size = o->size };
-		map[k++] = i;
 	}
 	if (k > 0)
 		plugin_deliver(q->ph, q->cfg->transport, info, k, res);
 	for (i = 0; i < k; i++)
 		outq_classify(q->cfg, &rows[map[i]], &res[i], pd_now(), &oc[i]);
-	outq_finish_batch(q, rows, map, oc, k, stats);
+	outq_journal_batch(q, rows, map, oc, slots, k);
+	outq_finish_batch(q, rows, map, oc, slots, k, stats);
 	free(oc);
+	free(slots);
 	free(map);
 	free(paths);
 	free(res);

@@ -21,6 +21,7 @@ struct postdoc_delivery;
 struct store;
 struct store_outbound;
 struct outq_job;
+struct outq_journal;
 struct outq_pool;
 struct outq_stats;
 
@@ -35,6 +36,7 @@ struct outq_ctx {
 	size_t named;			/* pend[0..named) committed */
 	int held;			/* the batch holds bs's removal lock */
 	struct outq_pool *pool;		/* started by the first add */
+	struct outq_journal *jn;	/* borrowed: the delivering process's */
 };
 
 /* What one attempt (or a DSN) did to a row. */
@@ -65,9 +67,21 @@ struct outq_bucket {
 typedef void (*outq_batch_fn)(const struct store_outbound *rows, size_t n,
     void *ctx);
 
+/* One slot on disk: fixed widths, no implicit padding. */
+struct outq_jrec {
+	uint32_t magic;
+	uint32_t sum;		/* FNV-1a of what follows: a torn write */
+	int64_t id, account_id, dossier_id, next_attempt;
+	int32_t attempts, code, suppress, pad;
+	char kind[32], state[16], event[32], enhanced[12];
+	char rcpt[320], text[256], reason[256];
+	char spare[44];
+};
+_Static_assert(sizeof(struct outq_jrec) == 1024, "journal slot size");
+
 /* outq.c */
 int outq_lock_try(const struct pd_config *cfg);
-void outq_recover(struct outq_ctx *q);
+int outq_recover(struct outq_ctx *q);
 int outq_transport_check(struct outq_ctx *q, char *err);
 
 /* outq_enqueue.c */
@@ -81,6 +95,27 @@ int outq_record(struct store *st, const struct pd_config *cfg,
 void outq_count(const char *state);
 void outq_deliver_batch(struct outq_ctx *q,
     const struct store_outbound *rows, size_t n, struct outq_stats *stats);
+int outq_replay(struct outq_ctx *q, const struct outq_jrec *r,
+    struct outq_stats *stats);
+
+/* outq_journal.c: outcomes kept until the store has recorded them */
+struct outq_journal *outq_journal_new(const struct pd_config *cfg);
+void outq_journal_free(struct outq_journal **jn);
+int outq_journal_open(struct outq_journal *jn, char *err);
+size_t outq_journal_reserve(struct outq_journal *jn, int *slots, size_t n);
+void outq_journal_write(struct outq_journal *jn, int *slots,
+    const struct outq_jrec *recs, size_t n);
+void outq_journal_clear(struct outq_journal *jn, int slot);
+void outq_journal_keep(struct outq_journal *jn, int slot,
+    const struct outq_jrec *r);
+size_t outq_journal_pending(struct outq_journal *jn);
+size_t outq_journal_retry(struct outq_journal *jn, struct outq_ctx *q,
+    struct outq_stats *stats, int force);
+int outq_journal_recover(struct outq_journal *jn, struct outq_ctx *q);
+void outq_jrec_pack(struct outq_jrec *r, const struct store_outbound *o,
+    const struct outq_outcome *oc);
+void outq_jrec_unpack(const struct outq_jrec *r, struct store_outbound *o,
+    struct outq_outcome *oc);
 
 /* outq_bounce.c */
 void outq_classify(const struct pd_config *cfg,

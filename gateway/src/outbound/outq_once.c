@@ -1,7 +1,9 @@
 /*
  * outq_once.c - `postdoc queue run`: deliver every due message once,
  * blocking, on outbound.delivery_threads threads with a context each,
- * one domain's batches on one thread.  Never retries within a run.
+ * one domain's batches on one thread.  Never retries a delivery within
+ * a run; retries recording an outcome the store refused, for a while,
+ * and claims nothing more meanwhile.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -125,12 +127,14 @@ outq_once_init(struct outq_once *o, struct outq_ctx *q,
 	o->stats = stats;
 	o->qs = xcalloc((size_t)(n < 64 ? n : 64), sizeof(*o->qs));
 	o->qs[0] = q;
-	for (o->nq = 1; o->nq < n && o->nq < 64; o->nq++)
+	for (o->nq = 1; o->nq < n && o->nq < 64; o->nq++) {
 		if (outq_ctx_new(q->cfg, q->ph, &o->qs[o->nq], err) != 0) {
 			log_warn("outbound: queue run on %d threads: %s",
 			    o->nq, err);
 			break;
 		}
+		o->qs[o->nq]->jn = q->jn;
+	}
 }
 
 static void
@@ -158,6 +162,9 @@ outq_drain(struct outq_ctx *q, int64_t start, struct outq_stats *stats,
 	outq_once_init(&once, q, stats);
 	outq_bucket_init(&b, q->cfg->rate);
 	for (;;) {
+		/* An outcome the store refused: send nothing more for now. */
+		if (outq_journal_retry(q->jn, q, stats, 0) > 0)
+			break;
 		while ((want = outq_bucket_take(&b, OUTQ_CHUNK)) == 0)
 			usleep(50 * 1000);
 		r.n = 0;
@@ -173,6 +180,30 @@ outq_drain(struct outq_ctx *q, int64_t start, struct outq_stats *stats,
 	return rc;
 }
 
+/*
+ * Outcomes the store refused during the run: retried with the journal's
+ * backoff for OUTQ_SETTLE_MS, then left in the journal for the next run
+ * or serve's start, with an error saying so.
+ */
+#define OUTQ_SETTLE_MS 15000
+
+static int
+outq_settle(struct outq_ctx *q, struct outq_stats *stats, char *err)
+{
+	int64_t until = pd_monotonic_ms() + OUTQ_SETTLE_MS;
+	size_t left;
+
+	while ((left = outq_journal_retry(q->jn, q, stats, 0)) > 0 &&
+	    pd_monotonic_ms() < until)
+		usleep(50 * 1000);
+	if (left == 0)
+		return 0;
+	pd_err(err, "%zu outcome(s) could not be recorded (see the log); "
+	    "kept in %s/outq.journal and recorded by the next run", left,
+	    q->cfg->var_dir);
+	return -1;
+}
+
 int
 outq_run_once(struct outq_ctx *q, struct outq_stats *stats, char *err)
 {
@@ -184,12 +215,21 @@ outq_run_once(struct outq_ctx *q, struct outq_stats *stats, char *err)
 	memset(stats, 0, sizeof(*stats));
 	if (outq_transport_check(q, err) != 0)
 		return -1;
-	if ((fd = outq_lock_try(q->cfg)) >= 0)
-		outq_recover(q);
+	q->jn = outq_journal_new(q->cfg);
+	if (outq_journal_open(q->jn, err) != 0) {
+		outq_journal_free(&q->jn);
+		return -1;
+	}
+	if ((fd = outq_lock_try(q->cfg)) >= 0 && outq_recover(q) != 0)
+		log_warn("outbound: rows left \"sending\" are not retried "
+		    "by this run");
 	/* Rows deferred during the run are due later than `start`, so each
 	 * message is tried at most once per run. */
 	rc = outq_drain(q, pd_now(), stats, err);
+	if (outq_settle(q, stats, rc == 0 ? err : NULL) != 0 && rc == 0)
+		rc = -1;
 	if (fd >= 0)
 		close(fd);
+	outq_journal_free(&q->jn);
 	return rc;
 }

@@ -2,8 +2,10 @@
  * outq_runner.c - the runner of `postdoc serve`: a scheduler thread claims
  * due rows (at the configured rate, once it holds var/outq.lock), splits
  * them into batches by recipient domain, and delivery threads take the
- * batches within outbound.domain_concurrency.  Also the claiming helpers
- * `queue run` shares.  Never records an outcome itself: outq_deliver.c.
+ * batches within outbound.domain_concurrency.  While outcomes wait for
+ * the store (outq_journal.c) it retries them and claims nothing.  Also
+ * the claiming helpers `queue run` shares.  Never records an outcome
+ * itself: outq_deliver.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -131,10 +133,13 @@ struct outq_runner {
 	size_t pending;			/* rows in that list */
 	struct outq_domain *domains;
 	size_t ndomains;
+	struct outq_journal *jn;	/* shared by every delivery thread */
 	/* scheduler thread only */
 	struct outq_ctx *sq;
 	struct outq_bucket bucket;
 	int lockfd;
+	int recovered;			/* since the lock was taken */
+	int jn_failed;			/* journal open failure logged */
 	pthread_t sched;
 	int sched_started;
 	int nworkers;
@@ -258,11 +263,25 @@ outq_sched_tick(struct outq_runner *r)
 	int64_t room;
 	int want;
 
+	if (outq_journal_open(r->jn, err) != 0) {
+		/* Without it an outcome the store refuses would be lost. */
+		if (!r->jn_failed)
+			log_err("outbound: nothing is sent: %s", err);
+		r->jn_failed = 1;
+		return;
+	}
+	r->jn_failed = 0;
 	if (r->lockfd < 0) {
 		if ((r->lockfd = outq_lock_try(r->cfg)) < 0)
 			return;
-		outq_recover(r->sq);
+		r->recovered = 0;
 	}
+	if (!r->recovered && outq_recover(r->sq) != 0)
+		return;
+	r->recovered = 1;
+	/* Nothing new goes out while an outcome waits for the store. */
+	if (outq_journal_retry(r->jn, r->sq, NULL, 0) > 0)
+		return;
 	pthread_mutex_lock(&r->mu);
 	room = 2 * (int64_t)r->nworkers * r->cfg->batch_max -
 	    (int64_t)r->pending;
@@ -325,6 +344,19 @@ outq_requeue(struct outq_runner *r)
 	r->pending = 0;
 }
 
+/* At stop: one last try; what the store still refuses stays journaled. */
+static void
+outq_runner_settle(struct outq_runner *r)
+{
+	size_t left;
+
+	if (r->jn == NULL || outq_journal_pending(r->jn) == 0)
+		return;
+	if ((left = outq_journal_retry(r->jn, r->sq, NULL, 1)) > 0)
+		log_warn("outbound: %zu outcome(s) left in the journal, "
+		    "recorded at the next start", left);
+}
+
 static int
 outq_runner_init(struct outq_runner *r, char *err)
 {
@@ -342,13 +374,16 @@ outq_runner_init(struct outq_runner *r, char *err)
 	r->nworkers = r->cfg->delivery_threads > 0 ?
 	    (int)r->cfg->delivery_threads : 1;
 	r->workers = xcalloc((size_t)r->nworkers, sizeof(*r->workers));
+	r->jn = outq_journal_new(r->cfg);
 	if (outq_ctx_new(r->cfg, r->ph, &r->sq, err) != 0 ||
 	    outq_transport_check(r->sq, err) != 0)
 		return -1;
+	r->sq->jn = r->jn;
 	for (i = 0; i < r->nworkers; i++) {
 		r->workers[i].r = r;
 		if (outq_ctx_new(r->cfg, r->ph, &r->workers[i].q, err) != 0)
 			return -1;
+		r->workers[i].q->jn = r->jn;
 	}
 	return 0;
 }
@@ -414,11 +449,14 @@ outq_runner_stop(struct outq_runner **rp)
 	for (i = 0; i < r->nworkers; i++)
 		if (r->workers[i].started)
 			pthread_join(r->workers[i].tid, NULL);
-	if (r->sq != NULL)
+	if (r->sq != NULL) {
 		outq_requeue(r);
+		outq_runner_settle(r);
+	}
 	for (i = 0; i < r->nworkers; i++)
 		outq_ctx_free(&r->workers[i].q);
 	outq_ctx_free(&r->sq);
+	outq_journal_free(&r->jn);
 	if (r->lockfd >= 0)
 		close(r->lockfd);
 	pthread_cond_destroy(&r->tick);
