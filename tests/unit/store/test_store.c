@@ -829,6 +829,8 @@ outq_cfg(int with_file_plugin)
 	for (k = 0; k < cfg->plugin_count; k++) {
 		free(cfg->plugins[k].name);
 		free(cfg->plugins[k].path);
+		free(cfg->plugins[k].where);
+		cfg->plugins[k].where = NULL;
 	}
 	cfg->plugin_count = 0;
 	if (with_file_plugin) {
