@@ -32,6 +32,10 @@ def srv(servers):
 
 @pytest.mark.skipif(not shutil.which(SMTP_SOURCE),
                     reason="smtp-source (postfix) not installed")
+@pytest.mark.skipif(H.SLOW, reason="under valgrind the loop lags the "
+                    "client by more than a turn: a reconnect can be accepted "
+                    "before the old session's QUIT is read, so the limit is "
+                    "met by timing, not by the accounting this test checks")
 def test_smtp_source_at_the_per_address_limit_never_gets_421(srv):
     addr = srv.create_dossier("CONN", contact=SENDER)
     before = srv.log_text().count("too many connections")
