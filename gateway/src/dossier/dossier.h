@@ -12,11 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "store/records.h"
 
 struct pd_config;
 struct store;
 struct blob_store;
+struct outq_ctx;
 
 /* ---- connections (dossier_conn.c) ----
  * A front end never opens the store itself: it asks here for a
@@ -132,5 +135,138 @@ int dossier_document_open(struct blob_store *bs, const char *sha256,
     int *fd_r);
 int dossier_message_open(struct store *st, struct blob_store *bs,
     const char *sha256, int *fd_r, char *err);
+
+/* ---- the dossier loop (dossier_item.c) ----
+ * A dossier asks for items; each document is filed under one item (or
+ * none), is reviewed (accepted, or rejected with a reason), and the
+ * dossier is complete when every required item is accepted.  Functions
+ * that change something return 0, or one of these with err saying what:
+ */
+#define DOSSIER_ENOTFOUND (-2)	/* no such document, item, checklist */
+#define DOSSIER_EINVAL (-3)	/* bad input or not allowed now: nothing
+				 * changed */
+#define DOSSIER_ITEMS_MAX 50
+#define DOSSIER_LABEL_MAX 200
+
+/* What a review or an assignment needs: the store, and the queue for
+ * the message it sends (NULL: no message can go; q is needed by reject,
+ * by accept when it completes the dossier, by close with notify), and
+ * who acts ("cli:alice", "api:crm"), recorded in the history. */
+struct dossier_env {
+	const struct pd_config *cfg;
+	struct store *st;
+	struct outq_ctx *q;
+	const char *actor;
+};
+
+/* End what store_begin began (a savepoint when nested): commit when ok,
+ * else roll back and return -1. */
+int dossier_tx_end(struct store *st, int ok, char *err);
+
+/*
+ * An item from what an operator types: "LABEL[|TYPES][|MAX]", TYPES
+ * words joined by '/' or ',' ("pdf/jpeg"; shown "PDF, JPEG"), MAX a
+ * size ("5MB", "500KB", "2000000").  The slug is made from the label.
+ * 0 or DOSSIER_EINVAL.
+ */
+int dossier_item_parse(const char *spec, int required,
+    struct store_item *it_r, char *err);
+/* The same from JSON: {"label", "required" (default true), "types" (a
+ * string or an array of strings), "max_size" (bytes)}. */
+int dossier_item_from_json(json_t *o, struct store_item *it_r, char *err);
+json_t *dossier_item_spec_json(const struct store_item *it);
+/* "ID card, Proof of address" (invite --documents): required items.
+ * *v_r is the caller's to free. */
+int dossier_items_parse_csv(const char *csv, struct store_item **v_r,
+    size_t *n_r, char *err);
+/*
+ * Add items to a dossier, all or none.  An item whose slug and label
+ * are already there is skipped (*added_r counts the new ones); a slug
+ * that another label of the dossier or of the batch has is an error
+ * naming both labels.  0, DOSSIER_EINVAL, -1.
+ */
+int dossier_items_add(struct store *st, int64_t account_id,
+    int64_t dossier_id, const struct store_item *v, size_t n,
+    unsigned *added_r, char *err);
+int dossier_items(struct store *st, int64_t account_id, int64_t dossier_id,
+    store_item_cb cb, void *ctx, char *err);
+/* By slug (any case) or by id: 1, 0 not found, -1. */
+int dossier_item_find(struct store *st, int64_t account_id,
+    int64_t dossier_id, const char *spec, struct store_item *it_r,
+    char *err);
+/* The item's own address d-<token>+<slug>@domain (the plain address
+ * when that would pass the 64 octets of a local part, RFC 5321
+ * 4.5.3.1.1). */
+void dossier_item_address(const char *intake_domain,
+    const struct store_dossier *d, const struct store_item *it, char *out,
+    size_t len);
+
+/* An account's named checklists: name [a-z0-9_-]{1,32}. */
+int dossier_checklist_add(struct store *st, int64_t account_id,
+    const char *name, const struct store_item *v, size_t n, char *err);
+int dossier_checklist_list(struct store *st, int64_t account_id,
+    store_checklist_cb cb, void *ctx, char *err);
+/* A checklist's items (*v_r the caller's to free): 1, 0 no such
+ * checklist, -1. */
+int dossier_checklist_items(struct store *st, int64_t account_id,
+    const char *name, struct store_item **v_r, size_t *n_r, char *err);
+
+/* "Zoé Martin <zoe@example.fr>" or "zoe@example.fr": the address into
+ * email and the display name (may be "") into name; 1 valid, 0 not. */
+int dossier_parse_contact(const char *s, char *email, size_t emaillen,
+    char *name, size_t namelen);
+/* A language tag we have messages for the shape of: "fr", "en", "pt-BR"
+ * ([a-z]{2,3}(-[A-Za-z0-9]{2,8})?). */
+int dossier_valid_locale(const char *s);
+/* Remember the contact's name and language (NULL or "": keep). */
+int dossier_contact_set(struct store *st, int64_t account_id,
+    const char *email, const char *name, const char *locale, char *err);
+
+/*
+ * What a new dossier starts with (dossier_create_with): the contact
+ * as a person, and its items from a checklist of the account and/or
+ * given items.  All or nothing.
+ */
+struct dossier_new {
+	const char *contact;		/* "Name <addr>" or addr */
+	const char *locale;		/* NULL: none */
+	const char *ref;
+	const char *intake_local;	/* NULL: drawn */
+	const char *checklist;		/* NULL: none */
+	const struct store_item *items;
+	size_t n_items;
+	const char *due;		/* "YYYY-MM-DD" or NULL */
+};
+/* 0 created (*id_r), 1 the ref is taken (*id_r that dossier),
+ * DOSSIER_ENOTFOUND no such checklist, DOSSIER_EINVAL, -1. */
+int dossier_create_with(struct store *st, int64_t account_id,
+    const struct dossier_new *n, int64_t *id_r, char *err);
+
+/* The result of a review or an assignment, for the front end to show. */
+struct dossier_review {
+	int unchanged;			/* it was so already: nothing done */
+	int completed;			/* this completed the dossier */
+	int64_t mail_id;		/* the message queued (0: none) */
+	struct store_doc_row doc;	/* after the change */
+	struct store_item item;		/* its item after (id 0: none) */
+};
+/* File a document under an item (slug or id; "none": unassigned).
+ * The review is kept; both items' states follow. */
+int dossier_document_assign(const struct dossier_env *env,
+    int64_t account_id, int64_t doc_id, const char *item,
+    struct dossier_review *r, char *err);
+/* Accept (the document must be filed under an item). */
+int dossier_document_accept(const struct dossier_env *env,
+    int64_t account_id, int64_t doc_id, struct dossier_review *r,
+    char *err);
+/* Reject with a reason (1-1000 bytes of text): the contact is told, in
+ * one transaction with the review. */
+int dossier_document_reject(const struct dossier_env *env,
+    int64_t account_id, int64_t doc_id, const char *reason,
+    struct dossier_review *r, char *err);
+/* Close, and with notify queue the closing message to the contact. */
+int dossier_close_with(const struct dossier_env *env, int64_t account_id,
+    int64_t id, int notify, int *was_closed_r, struct store_dossier *d_r,
+    int64_t *mail_id_r, char *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include "smtp_addr.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -465,6 +466,118 @@ int smtp_addr_intake_local(const char *addr, const char *intake_domain,
 	memcpy(local_r, buf, (size_t)n);
 	local_r[n] = '\0';
 	return 1;
+}
+
+int smtp_addr_slug_valid(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > SMTP_ADDR_SLUG_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+int smtp_addr_intake_item(const char *addr, const char *intake_domain,
+    char *local_r, size_t local_len, char *item_r, size_t item_len)
+{
+	char buf[sizeof(((struct smtp_path *)0)->addr)];
+	long n = ap_local_in(addr, intake_domain, buf, sizeof(buf));
+	char *plus;
+	size_t ln;
+
+	if (n < 0)
+		return 0;
+	buf[n] = '\0';
+	plus = strchr(buf, '+');
+	ln = plus != NULL ? (size_t)(plus - buf) : (size_t)n;
+	if (!ap_token_ok(buf, ln, 'd', 8, 64) || ln >= local_len)
+		return 0;
+	if (plus != NULL && (!smtp_addr_slug_valid(plus + 1) ||
+	    strlen(plus + 1) >= item_len))
+		return 0;
+	memcpy(local_r, buf, ln);
+	local_r[ln] = '\0';
+	snprintf(item_r, item_len, "%s", plus != NULL ? plus + 1 : "");
+	return 1;
+}
+
+/*
+ * The accented Latin letters of UTF-8 (U+00C0..U+00FF, and the
+ * ligatures) as the ASCII a reader would type; NULL: not a letter we
+ * know (it becomes a separator).
+ */
+static const char *ap_fold_latin(unsigned cp)
+{
+	static const char *const l1[64] = {
+		"a", "a", "a", "a", "a", "a", "ae", "c",	/* C0 */
+		"e", "e", "e", "e", "i", "i", "i", "i",
+		"d", "n", "o", "o", "o", "o", "o", NULL,	/* D0 */
+		"o", "u", "u", "u", "u", "y", "th", "ss",
+		"a", "a", "a", "a", "a", "a", "ae", "c",	/* E0 */
+		"e", "e", "e", "e", "i", "i", "i", "i",
+		"d", "n", "o", "o", "o", "o", "o", NULL,	/* F0 */
+		"o", "u", "u", "u", "u", "y", "th", "y",
+	};
+
+	if (cp >= 0xC0 && cp <= 0xFF)
+		return l1[cp - 0xC0];
+	if (cp == 0x152 || cp == 0x153)
+		return "oe";
+	return NULL;
+}
+
+/* Append f to tmp, after a '-' when a separator came since the last. */
+static void ap_slug_put(char *tmp, size_t len, size_t *o, int *dash,
+    const char *f)
+{
+	if (*dash && *o > 0 && *o + 1 < len)
+		tmp[(*o)++] = '-';
+	*dash = 0;
+	for (; *f != '\0' && *o + 1 < len; f++)
+		tmp[(*o)++] = *f;
+	tmp[*o] = '\0';
+}
+
+void smtp_addr_slug(const char *label, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)label;
+	size_t o = 0, max = outlen - 1 < SMTP_ADDR_SLUG_MAX ? outlen - 1 :
+	    SMTP_ADDR_SLUG_MAX, cut;
+	char tmp[2 * SMTP_ADDR_SLUG_MAX], one[2] = { 0, 0 };
+	const char *f;
+	int dash = 0;
+
+	tmp[0] = '\0';
+	for (; *p != '\0' && o < max + 2; p++) {
+		f = NULL;
+		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))
+			one[0] = (char)*p, f = one;
+		else if (*p >= 'A' && *p <= 'Z')
+			one[0] = (char)(*p - 'A' + 'a'), f = one;
+		else if ((*p & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80) {
+			f = ap_fold_latin(((unsigned)(*p & 0x1F) << 6) |
+			    (p[1] & 0x3F));
+			p++;
+		}
+		if (f == NULL)
+			dash = 1;
+		else
+			ap_slug_put(tmp, sizeof(tmp), &o, &dash, f);
+	}
+	if (o > max) {
+		/* Cut at a '-' in the last third, else hard. */
+		for (cut = max; cut > max * 2 / 3 && tmp[cut] != '-'; cut--)
+			;
+		tmp[tmp[cut] == '-' ? cut : max] = '\0';
+		o = strlen(tmp);
+		while (o > 0 && tmp[o - 1] == '-')
+			tmp[--o] = '\0';
+	}
+	snprintf(out, outlen, "%s", tmp[0] != '\0' ? tmp : "item");
 }
 
 int smtp_addr_bounce_token(const char *addr, const char *bounce_domain,

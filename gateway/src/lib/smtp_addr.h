@@ -44,6 +44,27 @@ int smtp_addr_intake_local(const char *addr, const char *intake_domain,
     char *local_r, size_t local_len);
 
 /*
+ * An item's address: "d-<token>+<item>@<intake_domain>" (RFC 5233
+ * subaddress).  Fills local_r with "d-<token>" as smtp_addr_intake_local
+ * does and item_r with the folded item part ("" when the address has no
+ * '+').  The item part: 1..SMTP_ADDR_SLUG_MAX of [a-z0-9-].  1 or 0.
+ */
+#define SMTP_ADDR_SLUG_MAX 32
+int smtp_addr_intake_item(const char *addr, const char *intake_domain,
+    char *local_r, size_t local_len, char *item_r, size_t item_len);
+
+/*
+ * The item part made from a label: ASCII letters and digits lower-cased,
+ * the Latin letters of French, German, Spanish... without their accents
+ * ("Pièce d'identité" -> "piece-d-identite"), every other run a single
+ * '-', none at either end, at most SMTP_ADDR_SLUG_MAX octets (cut at a
+ * '-' where one is near).  "item" when nothing is left.
+ */
+void smtp_addr_slug(const char *label, char *out, size_t outlen);
+/* 1 when s is a valid item part. */
+int smtp_addr_slug_valid(const char *s);
+
+/*
  * If addr is a VERP bounce address "b-<token>@<bounce_domain>" (token:
  * 16..64 of [a-z0-9] after case folding), write the token (without "b-")
  * into token_r and return 1; else 0.

@@ -583,3 +583,40 @@ out:
 	json_decref(data);
 	return rc;
 }
+
+/* ---- the dossier loop (stubs until the templates land) ---- */
+
+int
+notify_rejection(const struct notify_env *env, const struct store_dossier *d,
+    const struct store_doc_row *doc, const struct store_item *it,
+    const char *reason, int64_t *id_r, char *err)
+{
+	(void)env; (void)d; (void)doc; (void)it; (void)reason; (void)id_r;
+	pd_err(err, "rejection message: not yet");
+	return -1;
+}
+
+int
+notify_completed(const struct notify_env *env, const struct store_dossier *d,
+    int64_t *id_r, char *err)
+{
+	(void)env; (void)d; (void)id_r;
+	pd_err(err, "completion message: not yet");
+	return -1;
+}
+
+int
+notify_closing(const struct notify_env *env, const struct store_dossier *d,
+    int64_t *id_r, char *err)
+{
+	(void)env; (void)d; (void)id_r;
+	pd_err(err, "closing message: not yet");
+	return -1;
+}
+
+int
+notify_wants_completion(const struct pd_config *cfg, const char *account)
+{
+	(void)cfg; (void)account;
+	return 0;
+}

@@ -78,6 +78,29 @@ int notify_receipt(const struct notify_env *env, const struct store_dossier *d,
     const char *sender, json_t *received, char *err);
 
 /*
+ * The dossier loop's messages to the dossier's contact, in her language
+ * (contact_locale, else the account's), greeting her by name:
+ * - rejection: names the document (its file name), the reason and the
+ *   address to send a new version to (the item's, else the dossier's);
+ * - completed: every required item is accepted (sent only when the
+ *   account asks for it: notify_wants_completion);
+ * - closing: the dossier is closed (`dossier close --notify`).
+ * Each queues one message (*id_r its outbound id); -1 on error.
+ */
+struct store_doc_row;
+struct store_item;
+int notify_rejection(const struct notify_env *env,
+    const struct store_dossier *d, const struct store_doc_row *doc,
+    const struct store_item *it, const char *reason, int64_t *id_r,
+    char *err);
+int notify_completed(const struct notify_env *env,
+    const struct store_dossier *d, int64_t *id_r, char *err);
+int notify_closing(const struct notify_env *env,
+    const struct store_dossier *d, int64_t *id_r, char *err);
+int notify_wants_completion(const struct pd_config *cfg,
+    const char *account);
+
+/*
  * `postdoc template render`: render `tmpl` with `data` for `account` and
  * build the message into path exactly as it would be queued (before the
  * outbound plugins' headers).  to may be NULL (the data's contact.email).

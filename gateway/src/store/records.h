@@ -31,9 +31,45 @@ struct store_dossier {
 	char status[8];			/* "open" / "closed" */
 	int64_t created;
 	int64_t closed;
-	char requested[2048];		/* JSON array of document names, or "" */
+	char requested[2048];		/* before v8: JSON array of names */
 	char due[16];			/* "YYYY-MM-DD" or "" */
+	char contact_name[256];		/* "" when not known */
+	char contact_locale[16];	/* "fr", "en"... or "" */
+	int64_t reminded_at;		/* the time the last reminder was for */
 };
+
+/*
+ * One requested document of a dossier (v8).  state: "requested" (nothing
+ * filed under it), "received" (a document waits for review), "accepted",
+ * "rejected" (every document filed under it was rejected: asked again,
+ * reason the latest rejection's).  Outstanding = requested or rejected.
+ */
+struct store_item {
+	int64_t id;
+	int64_t dossier_id;
+	int position;			/* 1, 2... the order asked in */
+	char slug[40];			/* the address part: d-<token>+<slug> */
+	char label[256];		/* as shown to the client */
+	int required;
+	char types[128];		/* shown to the client: "PDF, JPEG" or "" */
+	int64_t max_size;		/* shown to the client; 0 none */
+	char state[12];
+	char reason[512];		/* state "rejected": why */
+	int64_t updated;
+};
+typedef int (*store_item_cb)(const struct store_item *it, void *ctx);
+
+/* A named checklist of an account: items is a JSON array of
+ * {"label", "required", "types", "max_size"}. */
+struct store_checklist {
+	int64_t id;
+	int64_t account_id;
+	char name[64];
+	char items[8192];
+	int64_t created;
+};
+typedef int (*store_checklist_cb)(const struct store_checklist *c,
+    void *ctx);
 
 struct store_message {
 	int64_t id;
@@ -68,6 +104,7 @@ struct store_document {
 	uint64_t size;
 	const char *sha256;
 	const char *part_path;		/* MIME path, e.g. "1.2" */
+	int64_t item_id;		/* 0: unassigned */
 };
 
 typedef int (*store_account_cb)(const struct store_account *a, void *ctx);
@@ -84,6 +121,13 @@ struct store_doc_row {
 	uint64_t size;
 	char sha256[65];
 	int64_t received;
+	int64_t item_id;		/* 0: unassigned */
+	char item_slug[40];
+	char item_label[256];
+	char review[12];		/* pending / accepted / rejected */
+	char review_reason[512];
+	char reviewed_by[64];
+	int64_t reviewed_at;
 };
 
 struct store_msg_row {

@@ -25,6 +25,7 @@
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
+	int nest;		/* store_begin calls inside an open transaction */
 };
 
 /* ---- statements ---- */
@@ -466,9 +467,21 @@ store_sqlite(struct store *st)
 
 /* ---- transactions ---- */
 
+/*
+ * Inside a transaction already open on this connection (a service that
+ * records a review and queues the mail it sends in one savepoint),
+ * begin/commit/rollback nest as a savepoint, so the caller's outcome
+ * decides for both.
+ */
 int
 store_begin(struct store *st, char *err)
 {
+	if (!sqlite3_get_autocommit(st->db)) {
+		if (store_exec(st, "SAVEPOINT store_nest", err, "begin") != 0)
+			return -1;
+		st->nest++;
+		return 0;
+	}
 	/* IMMEDIATE takes the write lock now, so a delivery never fails
 	 * half-way with SQLITE_BUSY on its first write. */
 	return store_exec(st, "BEGIN IMMEDIATE", err, "begin");
@@ -477,12 +490,22 @@ store_begin(struct store *st, char *err)
 int
 store_commit(struct store *st, char *err)
 {
+	if (st->nest > 0) {
+		st->nest--;
+		return store_exec(st, "RELEASE store_nest", err, "commit");
+	}
 	return store_exec(st, "COMMIT", err, "commit");
 }
 
 void
 store_rollback(struct store *st)
 {
+	if (st->nest > 0) {
+		st->nest--;
+		sqlite3_exec(st->db, "ROLLBACK TO store_nest; RELEASE "
+		    "store_nest", NULL, NULL, NULL);
+		return;
+	}
 	if (!sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }

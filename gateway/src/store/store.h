@@ -16,7 +16,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* Open (creating dirs/file), set WAL + synchronous, run migrations. */
 int store_open(const char *db_path, const char *sync_mode,
@@ -70,6 +70,51 @@ int store_dossier_close(struct store *st, int64_t account_id, int64_t id,
     char *err);
 int store_dossier_list(struct store *st, int64_t account_id,
     const char *status, store_dossier_cb cb, void *ctx, char *err);
+
+/* ---- the dossier loop (store_item.c) ---- */
+
+/* Items: add (position after the last; a taken slug is an error naming
+ * it), list in order, look up (1, 0 not found, -1). */
+int store_item_add(struct store *st, int64_t account_id, int64_t dossier_id,
+    const struct store_item *it, int64_t *id_r, char *err);
+int store_item_list(struct store *st, int64_t account_id, int64_t dossier_id,
+    store_item_cb cb, void *ctx, char *err);
+int store_item_by_slug(struct store *st, int64_t account_id,
+    int64_t dossier_id, const char *slug, struct store_item *it_r,
+    char *err);			/* account_id 0 = any */
+int store_item_by_id(struct store *st, int64_t account_id, int64_t id,
+    struct store_item *it_r, char *err);
+/* Outstanding (requested or rejected) items: how many, and the first. */
+int store_item_outstanding(struct store *st, int64_t dossier_id,
+    int64_t *n_r, struct store_item *first_r, char *err);
+/* Recompute an item's state and reason from its documents. */
+int store_item_refresh(struct store *st, int64_t item_id, int *changed_r,
+    char *err);
+/* A document's item (0: unassigned) and review ("pending", "accepted",
+ * "rejected"; reason and actor recorded with the time). */
+int store_document_set_item(struct store *st, int64_t account_id,
+    int64_t doc_id, int64_t item_id, char *err);
+int store_document_review(struct store *st, int64_t account_id,
+    int64_t doc_id, const char *review, const char *reason,
+    const char *actor, char *err);
+/* Every required item accepted (and one at least); dossier.completed
+ * already recorded. */
+int store_dossier_completion(struct store *st, int64_t dossier_id,
+    int *complete_r, int *announced_r, char *err);
+/* An account's named checklists (items: a JSON array). */
+int store_checklist_add(struct store *st, int64_t account_id,
+    const char *name, const char *items_json, int64_t *id_r, char *err);
+int store_checklist_get(struct store *st, int64_t account_id,
+    const char *name, struct store_checklist *c_r, char *err);
+int store_checklist_list(struct store *st, int64_t account_id,
+    store_checklist_cb cb, void *ctx, char *err);
+/* The contact's name and language (NULL: keep what is there). */
+int store_contact_set_person(struct store *st, int64_t account_id,
+    const char *email, const char *name, const char *locale, char *err);
+/* The time the last reminder was for (the schedule's clock, which
+ * `remind --now` moves). */
+int store_dossier_set_reminded(struct store *st, int64_t dossier_id,
+    int64_t at, char *err);
 
 /* ---- messages, documents, raw messages, events ---- */
 

@@ -16,7 +16,8 @@
 #define DOSSIER_COLS \
 	"SELECT d.id, d.account_id, a.name, a.sender_policy, d.ref, " \
 	"c.email, d.intake_local, d.status, d.created, " \
-	"COALESCE(d.closed, 0), d.requested, d.due FROM dossiers d " \
+	"COALESCE(d.closed, 0), d.requested, d.due, COALESCE(c.name, ''), " \
+	"c.locale, d.reminded_at FROM dossiers d " \
 	"JOIN accounts a ON a.id = d.account_id " \
 	"JOIN contacts c ON c.id = d.contact_id "
 
@@ -180,6 +181,9 @@ store_dossier_row(sqlite3_stmt *s, struct store_dossier *d)
 	d->closed = sqlite3_column_int64(s, 9);
 	COPY_COL(d->requested, s, 10);
 	COPY_COL(d->due, s, 11);
+	COPY_COL(d->contact_name, s, 12);
+	COPY_COL(d->contact_locale, s, 13);
+	d->reminded_at = sqlite3_column_int64(s, 14);
 }
 
 /* Step a bound dossier query: 1 found, 0 not found, -1 error. */

@@ -18,12 +18,14 @@
 const char *const store_evq_public[STORE_EVQ_NPUBLIC] = {
 	"document.received", "dossier.completed", "invitation.sent",
 	"message.bounced", "consent.granted", "consent.withdrawn",
-	"subject.erased",
+	"subject.erased", "message.received", "item.received",
+	"document.accepted", "document.rejected",
 };
 
 #define EVQ_PUBLIC_IN "('document.received', 'dossier.completed'," \
 	" 'invitation.sent', 'message.bounced', 'consent.granted'," \
-	" 'consent.withdrawn', 'subject.erased')"
+	" 'consent.withdrawn', 'subject.erased', 'message.received'," \
+	" 'item.received', 'document.accepted', 'document.rejected')"
 #define EVQ_SYNC_IN "('document.received')"
 
 /* The store's one preparer: binds by a format, 'i' int64, 't' text. */

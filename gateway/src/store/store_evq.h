@@ -16,7 +16,7 @@ struct store;
 
 /* The seven public types, the only ones an `event` hook ever sees. */
 extern const char *const store_evq_public[];
-#define STORE_EVQ_NPUBLIC 7
+#define STORE_EVQ_NPUBLIC 11
 
 /*
  * Copy events after this consumer's cursor into pending deliveries (only

@@ -16,8 +16,11 @@
 #define DOC_COLS \
 	"SELECT d.id, d.dossier_id, COALESCE(d.message_id, 0), d.filename, " \
 	"d.stored_name, d.declared_type, d.sniffed_type, d.size, d.sha256, " \
-	"COALESCE(m.received, d.created) FROM documents d " \
-	"LEFT JOIN messages m ON m.id = d.message_id "
+	"COALESCE(m.received, d.created), COALESCE(d.item_id, 0), " \
+	"COALESCE(i.slug, ''), COALESCE(i.label, ''), d.review, " \
+	"d.review_reason, d.reviewed_by, d.reviewed_at FROM documents d " \
+	"LEFT JOIN messages m ON m.id = d.message_id " \
+	"LEFT JOIN dossier_items i ON i.id = d.item_id "
 
 #define MSG_COLS \
 	"SELECT id, queue_id, mail_from, rcpt_to, client_ip, helo, tls, " \
@@ -39,8 +42,8 @@ static const char *const store_message_sql[S_COUNT] = {
 	    " AND sha256 = ?2 AND message_id <> ?3 LIMIT 1",
 	[S_DOCUMENT_ADD] = "INSERT INTO documents (account_id, dossier_id,"
 	    " message_id, filename, stored_name, declared_type, sniffed_type,"
-	    " size, sha256, part_path, created) VALUES (?1, ?2, ?3, ?4, ?5,"
-	    " ?6, ?7, ?8, ?9, ?10, ?11)",
+	    " size, sha256, part_path, created, item_id) VALUES (?1, ?2, ?3,"
+	    " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[S_DOCUMENT_GET] = DOC_COLS
 	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
 	[S_DOCUMENT_COUNT_SINCE] = "SELECT COUNT(*) FROM documents"
@@ -153,7 +156,8 @@ store_document_bind(sqlite3_stmt *s, const struct store_document *d)
 	    sqlite3_bind_int64(s, 8, (sqlite3_int64)d->size) ||
 	    store_bind_text(s, 9, d->sha256) ||
 	    store_bind_text(s, 10, d->part_path) ||
-	    sqlite3_bind_int64(s, 11, pd_now());
+	    sqlite3_bind_int64(s, 11, pd_now()) ||
+	    store_bind_id(s, 12, d->item_id);
 }
 
 int
@@ -265,6 +269,13 @@ store_doc_row(sqlite3_stmt *s, struct store_doc_row *r)
 	r->size = (uint64_t)sqlite3_column_int64(s, 7);
 	COPY_COL(r->sha256, s, 8);
 	r->received = sqlite3_column_int64(s, 9);
+	r->item_id = sqlite3_column_int64(s, 10);
+	COPY_COL(r->item_slug, s, 11);
+	COPY_COL(r->item_label, s, 12);
+	COPY_COL(r->review, s, 13);
+	COPY_COL(r->review_reason, s, 14);
+	COPY_COL(r->reviewed_by, s, 15);
+	r->reviewed_at = sqlite3_column_int64(s, 16);
 }
 
 static void

@@ -11,6 +11,7 @@
 
 #include "store.h"
 #include "store_int.h"
+#include "lib/smtp_addr.h"
 #include "lib/util.h"
 
 /*
@@ -345,6 +346,106 @@ static const char store_v7_raw_removed[] =
 	" DEFAULT 0;"
 	"UPDATE messages SET raw_removed = 'retention' WHERE sha256 = '';";
 
+/*
+ * v8: the dossier loop.  A dossier's requested documents become items
+ * (label, required, the types and size shown to the client, a state
+ * kept by store_item_refresh from the documents filed under it, and the
+ * address part d-<token>+<slug>); documents get the item they answer
+ * and a review (who, when, why); an account's named checklists; the
+ * contact's language; the time the last reminder was for, so that two
+ * are never closer than the schedule's gap.  The old `requested` names
+ * become required items; their slugs are made in C (store_v8_slugs).
+ * Erasing a dossier takes its items with it (ON DELETE CASCADE).
+ */
+static const char store_v8_items[] =
+	"CREATE TABLE checklists ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" name TEXT NOT NULL,"
+	" items TEXT NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" UNIQUE (account_id, name));"
+	"CREATE TABLE dossier_items ("
+	" id INTEGER PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" dossier_id INTEGER NOT NULL,"
+	" position INTEGER NOT NULL,"
+	" slug TEXT NOT NULL,"
+	" label TEXT NOT NULL,"
+	" required INTEGER NOT NULL DEFAULT 1,"
+	" types TEXT NOT NULL DEFAULT '',"
+	" max_size INTEGER NOT NULL DEFAULT 0,"
+	" state TEXT NOT NULL DEFAULT 'requested'"
+	"  CHECK (state IN ('requested', 'received', 'accepted',"
+	"  'rejected')),"
+	" reason TEXT NOT NULL DEFAULT '',"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" UNIQUE (dossier_id, slug),"
+	" UNIQUE (id, account_id),"
+	" FOREIGN KEY (dossier_id, account_id)"
+	"  REFERENCES dossiers(id, account_id) ON DELETE CASCADE);"
+	"ALTER TABLE documents ADD COLUMN item_id INTEGER"
+	" REFERENCES dossier_items(id) ON DELETE SET NULL;"
+	"ALTER TABLE documents ADD COLUMN review TEXT NOT NULL"
+	" DEFAULT 'pending' CHECK (review IN ('pending', 'accepted',"
+	" 'rejected'));"
+	"ALTER TABLE documents ADD COLUMN review_reason TEXT NOT NULL"
+	" DEFAULT '';"
+	"ALTER TABLE documents ADD COLUMN reviewed_by TEXT NOT NULL"
+	" DEFAULT '';"
+	"ALTER TABLE documents ADD COLUMN reviewed_at INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"CREATE INDEX documents_item ON documents (item_id);"
+	"ALTER TABLE contacts ADD COLUMN locale TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE dossiers ADD COLUMN reminded_at INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"INSERT INTO dossier_items (account_id, dossier_id, position, slug,"
+	" label, required, created, updated)"
+	" SELECT d.account_id, d.id, j.key + 1, 'v8-' || (j.key + 1),"
+	" trim(j.value), 1, d.created, d.created"
+	" FROM dossiers d, json_each(CASE WHEN json_valid(d.requested) AND"
+	" d.requested LIKE '[%' THEN d.requested ELSE '[]' END) j"
+	" WHERE j.type = 'text' AND trim(j.value) <> '';";
+
+/* The migrated items' slugs, from their labels, unique per dossier
+ * (a second "Payslip" becomes payslip-2). */
+static int
+store_v8_slugs(struct store *st, char *err)
+{
+	sqlite3_stmt *s = store_stmt_once(st, "SELECT id, dossier_id, label"
+	    " FROM dossier_items WHERE slug LIKE 'v8-%' ORDER BY id", err);
+	sqlite3_stmt *u;
+	char slug[SMTP_ADDR_SLUG_MAX + 1], try[SMTP_ADDR_SLUG_MAX + 8];
+	int rc, n, urc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		smtp_addr_slug((const char *)sqlite3_column_text(s, 2), slug,
+		    sizeof(slug));
+		snprintf(try, sizeof(try), "%s", slug);
+		for (n = 2, urc = SQLITE_CONSTRAINT; n < 100 &&
+		    (urc & 0xff) == SQLITE_CONSTRAINT; n++) {
+			u = store_cx(st, "UPDATE dossier_items SET slug = ?1"
+			    " WHERE id = ?2", err, "ti", try,
+			    sqlite3_column_int64(s, 0));
+			if (u == NULL)
+				break;
+			urc = sqlite3_step(u);
+			sqlite3_finalize(u);
+			snprintf(try, sizeof(try), "%.*s-%d",
+			    SMTP_ADDR_SLUG_MAX - 3, slug, n);
+		}
+		if (urc != SQLITE_DONE) {
+			sqlite3_finalize(s);
+			return store_fail(st, err, "migration 8: item slugs");
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "migration 8");
+}
+
 /* Entry N brings the schema from version N-1 to N. */
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[1] = store_v1_dossiers,
@@ -354,6 +455,13 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[5] = store_v5_integration,
 	[6] = store_v6_raw_inline,
 	[7] = store_v7_raw_removed,
+	[8] = store_v8_items,
+};
+
+/* What a migration does in C after its SQL, when SQL cannot say it. */
+static int (*const store_migration_fn[STORE_SCHEMA_VERSION + 1])(
+    struct store *, char *) = {
+	[8] = store_v8_slugs,
 };
 
 static int
@@ -381,6 +489,9 @@ store_migrate_one(struct store *st, int v, char *err)
 
 	snprintf(what, sizeof(what), "migration %d", v);
 	if (store_exec(st, store_migrations[v], err, what) != 0)
+		return -1;
+	if (store_migration_fn[v] != NULL && store_migration_fn[v](st, err)
+	    != 0)
 		return -1;
 	/* The version is our own integer, not data: PRAGMA cannot bind. */
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
