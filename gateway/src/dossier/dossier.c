@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dossier.h"
+#include "lib/mailtext.h"
 #include "lib/util.h"
 #include "store/blob.h"
 #include "store/rawmsg.h"
@@ -277,4 +278,26 @@ dossier_message_open(struct store *st, struct blob_store *bs,
 {
 	*fd_r = -1;
 	return rawmsg_open(st, bs, sha256, fd_r, err);
+}
+
+int
+dossier_message_text(struct store *st, struct blob_store *bs,
+    int64_t account_id, int64_t message_id, size_t max, char **text_r,
+    char *err)
+{
+	struct store_msg_row *m = xmalloc(sizeof(*m));
+	int fd = -1, rc;
+
+	*text_r = NULL;
+	rc = store_message_get(st, account_id, message_id, m, err);
+	if (rc == 1 && m->sha256[0] == '\0')
+		rc = 0;
+	if (rc == 1)
+		rc = dossier_message_open(st, bs, m->sha256, &fd, err);
+	free(m);
+	if (rc != 1)
+		return rc;
+	rc = mailtext_extract(fd, max, text_r, err) == 0 ? 1 : -1;
+	close(fd);
+	return rc;
 }

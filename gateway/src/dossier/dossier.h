@@ -135,6 +135,12 @@ int dossier_document_open(struct blob_store *bs, const char *sha256,
     int *fd_r);
 int dossier_message_open(struct store *st, struct blob_store *bs,
     const char *sha256, int *fd_r, char *err);
+/* What the sender wrote in a message of the dossier (lib/mailtext.h:
+ * sanitised text, at most max bytes) into *text_r (malloc'd).  1, 0 the
+ * raw copy is gone (purged, erased: *text_r NULL), -1 error. */
+int dossier_message_text(struct store *st, struct blob_store *bs,
+    int64_t account_id, int64_t message_id, size_t max, char **text_r,
+    char *err);
 
 /* ---- the dossier loop (dossier_item.c) ----
  * A dossier asks for items; each document is filed under one item (or
