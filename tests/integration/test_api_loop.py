@@ -87,6 +87,13 @@ def other(srv):
     return Curl(srv.api_port, new_token(srv, "OTHER", "crm"))
 
 
+@pytest.fixture(scope="module")
+def kyc(acme):
+    """ACME's checklist kyc-individual, made once for the module."""
+    return post(acme, "/checklists", {"name": "kyc-individual",
+                                      "items": KYC}, expect=201)[1]
+
+
 _n = iter(range(1, 1000000))
 
 
@@ -154,9 +161,8 @@ def new_dossier(api, **kw):
 
 # ------------------------------------------------------------ checklists
 
-def test_checklist_create_list_and_refusals(acme, other):
-    st, c = post(acme, "/checklists", {"name": "kyc-individual",
-                                       "items": KYC}, expect=201)
+def test_checklist_create_list_and_refusals(acme, other, kyc):
+    c = kyc
     assert c["name"] == "kyc-individual"
     assert [(i["label"], i["required"], i["types"], i["max_size"])
             for i in c["items"]] == [
@@ -189,7 +195,7 @@ def test_checklist_create_list_and_refusals(acme, other):
 
 # ------------------------------------------------------------ dossiers
 
-def test_create_from_checklist_with_contact_as_person(srv, acme):
+def test_create_from_checklist_with_contact_as_person(srv, acme, kyc):
     d = new_dossier(acme, checklist="kyc-individual", due="2026-12-20",
                     items=[{"label": "Avis d'imposition", "types": "pdf"}])
     assert d["contact"] == ZOE and d["contact_name"] == "Zoé Martin"
@@ -217,7 +223,7 @@ def test_create_from_checklist_with_contact_as_person(srv, acme):
         ("Passeport", True)]
 
 
-def test_create_refusals_create_nothing(acme):
+def test_create_refusals_create_nothing(acme, kyc):
     before = acme.call("GET", "/api/v1/dossiers?limit=7",
                        expect=200)[1]
     cases = [
@@ -272,7 +278,7 @@ def test_items_added_later(acme):
 
 # ------------------------------------------------------------ the journey
 
-def test_journey_assign_accept_complete(srv, acme, other):
+def test_journey_assign_accept_complete(srv, acme, other, kyc):
     d = new_dossier(acme, checklist="kyc-individual")
     # two outstanding required items: what reaches the plain address is
     # unassigned, for the operator to file
@@ -464,7 +470,7 @@ def test_close_with_notify_sends_the_closing_message(srv, acme):
 
 
 @INTAKE
-def test_files_to_item_addresses_are_filed_under_them(srv, acme):
+def test_files_to_item_addresses_are_filed_under_them(srv, acme, kyc):
     d = new_dossier(acme, checklist="kyc-individual")
     mail(srv, item(d, "id-card")["address"], "passport.pdf")
     mail(srv, item(d, "proof-of-address")["address"], "edf.pdf")
@@ -489,7 +495,7 @@ def test_plain_address_files_under_the_only_outstanding_item(srv, acme):
 
 
 @INVITE
-def test_invitation_lists_each_item_with_its_address(srv, acme):
+def test_invitation_lists_each_item_with_its_address(srv, acme, kyc):
     d = new_dossier(acme, checklist="kyc-individual")
     oid = post(acme, "/dossiers/%d/invitations" % d["id"], {},
                expect=202)[1]["outbound_id"]
