@@ -1,6 +1,8 @@
 /*
- * api_res.c - the resources of the JSON API: dossiers, documents,
- * invitations, consent, campaigns, data subjects, /metrics.  Each
+ * api_res.c - the resources of the JSON API: dossiers (lists), documents,
+ * invitations, consent, campaigns, data subjects, /metrics; the dossier
+ * loop (a dossier's items, reviews, messages, checklists) is
+ * api_loop.c.  Each
  * handler validates its input (422 naming the field), scopes every
  * lookup by the token's account (another account's object is 404) and
  * calls the same module the CLI command calls, recording the actor as
