@@ -192,7 +192,8 @@ def test_dossier_journey_through_the_api(world):
         code, data = api("POST", "/dossiers/%d/items" % did,
                          {"items": [{"label": "Piece d'identite"}]})
         assert code == 422, (code, data)
-        assert ID_LABEL in str(data) and "Piece d'identite" in str(data)
+        msg = data["error"]["message"]
+        assert ID_LABEL in msg and "Piece d'identite" in msg, msg
         assert snapshot(srv, api, did) == before
         code, data = api("POST", "/dossiers", {
             "ref": "API-CLASH", "contact": J.ZOE_ADDR,
