@@ -234,3 +234,16 @@ def test_a_question_without_documents_reaches_the_webhook(srv, recv):
     assert ev[1]["data"]["documents"] == 1
     assert ev[1]["data"]["text"] == "see attached"
     assert ev[1]["data"]["subject"] == "documents"
+    # a message over store.inline_max: its raw copy is a blob file
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = SENDER, addr, "the scan"
+    m.set_content("Here is the full scan.\n")
+    m.add_attachment(H.make_pdf("big") + b"%" + b"x" * 100000 + b"\n",
+                     maintype="application", subtype="pdf",
+                     filename="scan.pdf")
+    send(srv, addr, m)
+    ev = of_type(recv, "message.received", of_ref("IT-TALK"), n=3)
+    assert not srv.query("SELECT 1 FROM raw_inline r JOIN messages m ON"
+                         " m.sha256 = r.sha256 WHERE m.id = ?",
+                         ev[2]["data"]["message"])
+    assert ev[2]["data"]["text"] == "Here is the full scan."
