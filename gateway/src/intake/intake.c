@@ -848,7 +848,7 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
  * history says what was asked for (item.unknown).
  */
 static int
-intake_filing(struct intake_msg *m, const struct intake_rcpt *rc,
+intake_pick_item(struct intake_msg *m, const struct intake_rcpt *rc,
     struct intake_filing *f, char *err)
 {
 	struct store_item it;
@@ -997,7 +997,7 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 	if ((m->raw != NULL && store_raw_put(m->st, job->sha256, m->raw,
 	    m->raw_len, err) != 0) ||
 	    store_message_add(m->st, &sm, id_r, err) != 0 ||
-	    intake_filing(m, rc, f, err) != 0 ||
+	    intake_pick_item(m, rc, f, err) != 0 ||
 	    intake_store_docs(m, rc, f, *id_r, added_r, err) != 0 ||
 	    intake_store_events(m, rc, f, *id_r, *added_r, err) != 0)
 		return -1;
