@@ -25,6 +25,8 @@ notify_identity(const struct pd_config *cfg, const char *account,
 	id->from_name = a && a->from_name ? a->from_name : cfg->from_name;
 	id->from_addr = a && a->from_addr ? a->from_addr : cfg->from_addr;
 	id->locale = a ? a->locale : NULL;
+	id->signer = a && a->from_name && strcmp(a->from_name,
+	    id->legal_name) != 0 ? a->from_name : "";
 }
 
 void
@@ -194,9 +196,10 @@ notify_dossier_address(const struct pd_config *cfg,
 json_t *
 notify_account_json(const char *account, const struct notify_identity *id)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", account,
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", account,
 	    "legal_name", id->legal_name, "legal_address", id->legal_address,
-	    "from_name", id->from_name, "from_addr", id->from_addr);
+	    "from_name", id->from_name, "from_addr", id->from_addr,
+	    "signer", id->signer);
 }
 
 json_t *

@@ -22,6 +22,8 @@ struct notify_identity {
 	const char *from_name;
 	const char *from_addr;
 	const char *locale;
+	const char *signer;	/* the account's own from_name, else "": a
+				 * message is never signed by the default */
 };
 
 void notify_identity(const struct pd_config *cfg, const char *account,
