@@ -3,8 +3,8 @@
  * reminders, receipts, and the dossier loop's rejection, completion and
  * closing messages, each in the contact's language.  It gathers what a
  * template may show (dossier, items, contact, the account's legal
- * identity), renders the template, builds the message and queues it
- * (joining the caller's transaction); delivery is the queue's job.  Blocking (SQL,
+ * identity), renders the template, builds the message and queues it;
+ * delivery is the queue's job.  Blocking (SQL,
  * files, signing): call it from a CLI command or a worker thread.
  */
 #ifndef PD_NOTIFY_H
@@ -44,7 +44,7 @@ int notify_invite(const struct notify_env *env, const struct store_dossier *d,
  * Queue the reminders that are due at `now` (outbound.reminder_days
  * after the first invitation) for open dossiers with required items
  * still missing, each listing only those.  A queued reminder moves the
- * dossier's reminder clock to now in the same transaction.
+ * dossier's reminder clock (reminded_at) to now.
  */
 int notify_reminders(const struct notify_env *env, int64_t now,
     unsigned *queued_r, char *err);

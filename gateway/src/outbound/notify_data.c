@@ -313,14 +313,15 @@ notify_data(const struct notify_env *env, const struct store_dossier *d,
 	gmtime_r(&tt, &tm);
 	strftime(today, sizeof(today), "%Y-%m-%d", &tm);
 	notify_time_text(now, locale, today_text, sizeof(today_text));
-	return json_pack("{s:o, s:o, s:s, s:o, s:o, s:b, s:o, s:b, s:o, s:b,"
-	    " s:s, s:s}",
+	return json_pack("{s:o, s:o, s:s, s:o, s:o, s:b, s:o, s:b, s:b, s:o,"
+	    " s:b, s:s, s:s}",
 	    "account", notify_account_json(d->account, &id),
 	    "contact", notify_contact_json(d), "locale", locale,
 	    "dossier", notify_dossier_json(env->cfg, d, locale, c.names),
 	    "items", c.all, "has_items", json_array_size(c.all) > 0,
 	    "outstanding", c.outstanding,
 	    "has_outstanding", json_array_size(c.outstanding) > 0,
+	    "one_outstanding", json_array_size(c.outstanding) == 1,
 	    "optional_outstanding", c.optional,
 	    "has_optional_outstanding", json_array_size(c.optional) > 0,
 	    "now", today, "now_text", today_text);

@@ -3,7 +3,7 @@
  * time (notify_reminder_number, a rule without the store), and queuing
  * it with only the required items still missing.  Two reminders are
  * never closer than the schedule's gap: the dossier's reminder clock
- * (reminded_at) moves with each one, in the same transaction.
+ * (reminded_at) moves with each one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,7 +140,7 @@ notify_remind_one(const struct notify_env *env, const struct store_dossier *d,
     int number, int64_t days, int64_t now, char *err)
 {
 	struct notify_msg nm;
-	char addr[512], locale[16];
+	char addr[512], locale[16], ebuf[PD_ERRLEN];
 	json_t *data;
 	int rc;
 
@@ -152,18 +152,24 @@ notify_remind_one(const struct notify_env *env, const struct store_dossier *d,
 		return -1;
 	json_object_set_new(data, "reminder", json_pack("{s:i, s:I}",
 	    "number", number, "days_since_invitation", (json_int_t)days));
-	/* the message and the clock move together, or neither does */
-	if (store_begin(env->st, err) != 0) {
+	/*
+	 * The clock moves first, then the message is queued; if queuing
+	 * fails the clock goes back.  The queue writes through its own
+	 * store connection (outq_ctx_new), which cannot join a transaction
+	 * of env->st, so this order is the one whose worst case (a crash
+	 * between the two) is a reminder skipped, never two too close.
+	 */
+	if (store_dossier_set_reminded(env->st, d->id, now, err) != 0) {
 		json_decref(data);
 		return -1;
 	}
-	rc = notify_send(env, d, &nm, data, NULL, err) == 0 &&
-	    store_dossier_set_reminded(env->st, d->id, now, err) == 0 ? 0 : -1;
+	rc = notify_send(env, d, &nm, data, NULL, err);
 	json_decref(data);
-	if (rc == 0)
-		return store_commit(env->st, err);
-	store_rollback(env->st);
-	return -1;
+	if (rc != 0 && store_dossier_set_reminded(env->st, d->id,
+	    d->reminded_at, ebuf) != 0)
+		log_warn("reminder for dossier %lld: the clock stays at %lld: "
+		    "%s", (long long)d->id, (long long)now, ebuf);
+	return rc;
 }
 
 int
