@@ -66,7 +66,7 @@ struct notify_msg {
 	const char *reply_to;		/* NULL: none */
 };
 
-/* Render, build, queue (joins the caller's transaction). */
+/* Render, build, queue (outq_enqueue, through the queue's store). */
 int notify_send(const struct notify_env *env, const struct store_dossier *d,
     const struct notify_msg *nm, json_t *data, int64_t *id_r, char *err);
 

@@ -2,8 +2,9 @@
  * notify_loop.c - the dossier loop's messages to the contact: a rejected
  * document (what, why, where to send a new version), the dossier
  * complete (when the account asks for it), the dossier closed.  Each is
- * queued inside the review's or the closing's transaction; never decides
- * whether a review or a closing is allowed (the dossier service does).
+ * queued while the caller's review or closing is being recorded, so a
+ * failure here undoes it; never decides whether a review or a closing is
+ * allowed (the dossier service does).
  */
 #include <stdio.h>
 #include <string.h>
