@@ -137,6 +137,7 @@ def test_invitation_lists_each_item_with_its_address(srv):
     srv.cli_json("invite", did, "--due", "2026-12-20")
     m = delivered(srv, rows(srv, did, "invitation")[-1])
     assert m["Reply-To"].addresses[0].addr_spec == addr
+    assert m["To"].addresses[0].display_name == "Zoé Martin"
     text, html = bodies(m)
     assert text.startswith("Bonjour Zoé Martin,\n")
     assert "20 décembre 2026" in text

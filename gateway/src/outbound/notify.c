@@ -93,7 +93,9 @@ notify_send(const struct notify_env *env, const struct store_dossier *d,
 	memset(&spec, 0, sizeof(spec));
 	spec.from_name = id.from_name;
 	spec.from_addr = id.from_addr;
-	spec.to_name = "";
+	/* To: names her when the message goes to the contact herself */
+	spec.to_name = strcasecmp(nm->to, d->contact) == 0 ?
+	    d->contact_name : "";
 	spec.to_addr = nm->to;
 	spec.reply_to = nm->reply_to;
 	spec.subject = out.subject;

@@ -405,7 +405,7 @@ START_TEST(test_invitation_items)
 	    err);
 	ck_assert_int_eq(queued("invitation", &m), 1);
 	HAS(m, "Reply-To: " PLAIN);
-	HAS(m, "To: zoe@example.fr");
+	HAS(m, " <zoe@example.fr>\r\n");
 	body = strstr(m, "\r\n\r\n");
 	HAS(body, "Bonjour Zo\xC3\xA9 Martin,");
 	HAS(body, "  - Pi\xC3\xA8" "ce d'identit\xC3\xA9 : \xC3\xA0 envoyer "
