@@ -216,7 +216,7 @@ notify_item_json(const struct pd_config *cfg, const struct store_dossier *d,
 	if (it->max_size > 0)
 		notify_size_text(it->max_size, locale, size, sizeof(size));
 	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:b, s:s, s:b,"
-	    " s:b, s:b, s:s, s:b, s:b, s:b, s:s, s:b}",
+	    " s:b, s:b, s:s, s:b, s:b, s:b, s:b, s:s, s:b}",
 	    "label", it->label, "slug", it->slug, "address", addr,
 	    "mailto", mailto, "required", it->required != 0,
 	    "optional", it->required == 0, "types", it->types,
@@ -226,6 +226,7 @@ notify_item_json(const struct pd_config *cfg, const struct store_dossier *d,
 	    "has_both", it->types[0] != '\0' && it->max_size > 0,
 	    "state", it->state, "requested", strcmp(it->state, "requested")
 	    == 0, "received", strcmp(it->state, "received") == 0,
+	    "accepted", strcmp(it->state, "accepted") == 0,
 	    "rejected", rejected, "reason", rejected ? it->reason : "",
 	    "has_reason", rejected && it->reason[0] != '\0');
 }
