@@ -35,8 +35,6 @@ CLOSING = pytest.mark.xfail(
     strict=False, reason="notify_closing lands with the notify branch")
 INVITE = pytest.mark.xfail(
     strict=False, reason="invitations list items with the notify branch")
-INTAKE = pytest.mark.xfail(
-    strict=False, reason="item addresses land with the intake branch")
 
 ZOE = "zoe@client.example"
 PDF = (b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n"
@@ -469,7 +467,6 @@ def test_close_with_notify_sends_the_closing_message(srv, acme):
                 if r["dossier_id"] == d["id"]]) == 1
 
 
-@INTAKE
 def test_files_to_item_addresses_are_filed_under_them(srv, acme, kyc):
     d = new_dossier(acme, checklist="kyc-individual")
     mail(srv, item(d, "id-card")["address"], "passport.pdf")
@@ -486,7 +483,6 @@ def test_files_to_item_addresses_are_filed_under_them(srv, acme, kyc):
     assert get(acme, d)["complete"] is True
 
 
-@INTAKE
 def test_plain_address_files_under_the_only_outstanding_item(srv, acme):
     d = new_dossier(acme, items=[{"label": "Avis d'imposition"}])
     mail(srv, d["address"], "avis.pdf")

@@ -201,6 +201,21 @@ def test_files_land_under_their_item(srv, recv):
                 and r["json"]["dossier"]["ref"] == "IT-FILE"]
 
 
+def test_one_message_to_two_item_addresses_files_as_the_plain_one(srv):
+    """Which file answers which item is unknowable: unassigned when two
+    items are outstanding, the only outstanding one otherwise."""
+    addr = srv.create_dossier("ACME", contact=SENDER, ref="IT-TWO")
+    add_items(srv, addr, ["id-card", "payslip", "bank-details"])
+    send(srv, item_addr(addr, "bank-details"), with_pdf(addr, "bank.pdf"))
+    m = with_pdf(addr, "both.pdf")
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=T(30)) as s:
+        s.ehlo("client.test")
+        s.send_message(m, from_addr=SENDER, to_addrs=[
+            item_addr(addr, "id-card"), item_addr(addr, "payslip")])
+    assert [(r[1], r[2]) for r in filed(srv, addr)] == [
+        ("bank.pdf", "bank-details"), ("both.pdf", None)]
+
+
 def test_a_question_without_documents_reaches_the_webhook(srv, recv):
     addr = srv.create_dossier("ACME", contact=SENDER, ref="IT-TALK")
     add_items(srv, addr, ["bank-statement"])
