@@ -23,12 +23,16 @@
 #define CLI_USAGE 2
 #define CLI_MAX_POS 4		/* group, verb, two arguments */
 #define CLI_MAX_OPTS 32		/* options are bits of an unsigned */
+#define CLI_MAX_REPEAT 64	/* occurrences of repeatable options */
 #define CLI_DEFAULT_CONFIG "conf/postdoc.conf"
 
 struct cli_optdef {
 	const char *name;	/* "--account" */
 	const char *alias;	/* "-o" or NULL */
 	int has_value;
+	int repeat;		/* may be given again: each value is kept,
+				 * in order, with the other repeatable
+				 * options' (--item A --optional B --item C) */
 };
 
 /* Where the parse goes: the caller's own fields. */
@@ -42,6 +46,9 @@ struct cli_args_out {
 	const char **pos;	/* positional words */
 	int maxpos;
 	int *help;		/* --help / -h seen; NULL: not an option */
+	int *nrep;		/* repeatable options, in argv order: */
+	int *rep_opt;		/* rep_opt[k] the option, */
+	const char **rep_val;	/* rep_val[k] its value */
 };
 
 /* Index of the option named a[0..len) in defs, or -1. */
@@ -101,7 +108,11 @@ struct cli_ctx {
 	int verbose;			/* -v: INFO lines on stderr too */
 	int help;
 	unsigned seen;			/* bit i: option i given */
-	const char *val[CLI_MAX_OPTS];	/* option values (borrowed argv) */
+	const char *val[CLI_MAX_OPTS];	/* option values (borrowed argv);
+					 * a repeated option: the last */
+	int nrep;			/* repeatable options in order */
+	int rep_opt[CLI_MAX_REPEAT];
+	const char *rep_val[CLI_MAX_REPEAT];
 	int npos;
 	const char *pos[CLI_MAX_POS];
 	struct pd_config *cfg;
