@@ -1011,7 +1011,10 @@ dc_outcome_text(const struct dc_outcome *oc, const struct store_dossier *d,
 		    "accepted under", cli_safe(label));
 	if (r->item.id == 0)
 		return;
-	dc_dossier_tail(d, items, r);
+	/* Filing says what is left only when it completed the dossier
+	 * (an accepted document moved); a review always does. */
+	if (strcmp(oc->verb, "assign") != 0 || r->completed)
+		dc_dossier_tail(d, items, r);
 	putchar('\n');
 }
 
