@@ -88,7 +88,7 @@ static const struct cli_cmd cli_cmds[] = {
 	    "account list [--json]" },
 	{ "checklist", "add", 2, B(OPT_ITEM) | B(OPT_OPTIONAL), 0, N_STORE,
 	    cli_checklist_add,
-	    "checklist add ACCOUNT NAME --item \"LABEL[|TYPES][|MAX]\"... "
+	    "checklist add ACCOUNT NAME --item SPEC [--item SPEC]... "
 	    "[--optional SPEC]... [--json]" },
 	{ "checklist", "list", 0, B(OPT_ACCOUNT), 0, N_STORE,
 	    cli_checklist_list,
@@ -98,7 +98,7 @@ static const struct cli_cmd cli_cmds[] = {
 	    B(OPT_LOCALE) | B(OPT_CHECKLIST) | B(OPT_ITEM) | B(OPT_OPTIONAL) |
 	    B(OPT_DUE), B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF), N_STORE,
 	    cli_dossier_create,
-	    "dossier create --account NAME --contact \"[NAME] <EMAIL>\" "
+	    "dossier create --account NAME --contact EMAIL|\"NAME <EMAIL>\" "
 	    "--ref REF [--locale fr] [--checklist NAME] [--item SPEC]... "
 	    "[--optional SPEC]... [--due YYYY-MM-DD] [--address LOCAL@DOMAIN] "
 	    "[--json]" },
@@ -172,6 +172,10 @@ cli_usage(FILE *out)
 	cli_family_usage(&privacy_cli_family, out);
 	cli_family_usage(&evq_cli_family, out);
 	fputs("  postdoc help\n\n"
+	    "SPEC (--item, --optional): \"LABEL[|TYPES][|MAX]\", e.g. "
+	    "\"Proof of address|pdf/jpeg|5MB\";\n"
+	    "an item's documents go to d-<token>+<slug>@<intake domain> "
+	    "(dossier show).\n"
 	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
 	    "if that file is absent).\n"
 	    "-v, --verbose: INFO log lines too (plugins loaded, batches "
