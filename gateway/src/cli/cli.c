@@ -108,7 +108,7 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "dossier", "show", 1, B(OPT_ACCOUNT), 0, N_STORE, cli_dossier_show,
 	    "dossier show ID|ADDRESS [--account NAME] [--json]" },
 	{ "dossier", "close", 1, B(OPT_ACCOUNT) | B(OPT_NOTIFY) |
-	    B(OPT_NO_SEND), 0, N_OUT, cli_dossier_close,
+	    B(OPT_NO_SEND), 0, N_STORE, cli_dossier_close,
 	    "dossier close ID|ADDRESS [--notify [--no-send]] [--account NAME] "
 	    "[--json]" },
 	{ "document", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), 0,

@@ -21,6 +21,8 @@
 #include "dossier/dossier.h"
 #include "lib/config.h"
 #include "lib/util.h"
+#include "outbound/outq.h"
+#include "plugin/plugin_host.h"
 
 #define DC_TEXT_MAX 2000	/* what the client wrote, on a terminal */
 #define DC_JSON_TEXT_MAX 8000	/* and for a program */
@@ -228,6 +230,15 @@ dc_wrap(const char *indent, const char *text)
 		save = strchr(line, '\n');
 		if (save != NULL)
 			*save++ = '\0';
+		if (line[strspn(line, " ")] == '\0') {
+			/* An empty line: the indent without its trailing
+			 * blanks. */
+			n = strlen(indent);
+			while (n > 0 && indent[n - 1] == ' ')
+				n--;
+			printf("%.*s\n", (int)n, indent);
+			continue;
+		}
 		fputs(indent, stdout);
 		col = 0;
 		for (w = strtok(line, " "); w != NULL; w = strtok(NULL, " ")) {
@@ -691,16 +702,18 @@ dc_show_msg_text(struct cli_ctx *c, const struct store_dossier *d,
 	char *text = NULL, err[PD_ERRLEN];
 	int rc;
 
-	printf("  #%" PRId64 "  %s  from <%s>\n      subject: %s\n",
-	    r->id, cli_time(r->received), cli_safe(r->mail_from),
+	printf("  #%" PRId64 "  %s  from <%s>\n      to <%s>\n"
+	    "      subject: %s\n", r->id, cli_time(r->received),
+	    cli_safe(r->mail_from), cli_safe(r->rcpt_to),
 	    cli_safe(r->subject));
-	printf("      to <%s> %s%s, client %s, helo %s, queue %s\n",
-	    cli_safe(r->rcpt_to), r->lmtp ? "lmtp" : "smtp", r->tls ? "+tls" :
-	    "", cli_safe(r->client_ip), cli_safe(r->helo),
-	    cli_safe(r->queue_id));
-	printf("      message-id %s, %" PRIu64 " bytes, parse %s%s%s\n",
-	    cli_safe(r->message_id), r->size, cli_safe(r->parse_status),
-	    r->anomalies[0] ? ", anomalies " : "", cli_safe(r->anomalies));
+	printf("      %s%s from %s (helo %s), queue %s\n", r->lmtp ? "lmtp" :
+	    "smtp", r->tls ? "+tls" : "", cli_safe(r->client_ip),
+	    cli_safe(r->helo), cli_safe(r->queue_id));
+	printf("      %" PRIu64 " bytes, parse %s%s%s\n", r->size,
+	    cli_safe(r->parse_status), r->anomalies[0] ? ", anomalies " : "",
+	    cli_safe(r->anomalies));
+	if (r->message_id[0] != '\0')
+		printf("      message-id %s\n", cli_safe(r->message_id));
 	if (r->sha256[0] == '\0') {
 		printf("      raw copy removed by %s on %s: its text is gone "
 		    "too\n", r->raw_removed[0] ? cli_safe(r->raw_removed) : "?",
@@ -728,8 +741,18 @@ dc_event_cb(const struct store_event_row *r, void *ctx)
 	json_t *arr = ctx, *o;
 
 	if (arr == NULL) {
-		printf("  %s  %s  %s\n", cli_time(r->at), cli_safe(r->kind),
-		    cli_safe(r->detail));
+		/* One line when it fits in 80 columns, else the detail
+		 * (a reason, a reply text) wrapped under it. */
+		if (2 + 20 + 2 + strlen(r->kind) + 2 + strlen(r->detail) <=
+		    DC_WIDTH)
+			printf("  %s  %s  %s\n", cli_time(r->at),
+			    cli_safe(r->kind), cli_safe(r->detail));
+		else {
+			printf("  %s  %s\n", cli_time(r->at),
+			    cli_safe(r->kind));
+			if (r->detail[0] != '\0')
+				dc_wrap("      ", r->detail);
+		}
 		return 0;
 	}
 	o = json_object();
@@ -868,6 +891,11 @@ cli_dossier_close(struct cli_ctx *c)
 
 	if (cli_find_dossier(c, c->pos[2], &d) != 1)
 		return CLI_ERR;
+	/* Only a message needs the plugins (DKIM) and the queue: a plain
+	 * close opens neither (the runner frees what is opened here). */
+	if (notify && (plugin_host_load(c->cfg, &c->ph, c->err) != 0 ||
+	    outq_ctx_new(c->cfg, c->ph, &c->q, c->err) != 0))
+		return dc_fail(c, "opening the outbound queue");
 	dc_env(c, &env);
 	if (dossier_close_with(&env, d.account_id, d.id, notify, &was_closed,
 	    &d, &mail, c->err) != 0)
