@@ -126,6 +126,7 @@ dc_items(struct cli_ctx *c, struct store_item **v_r, size_t *n_r)
 struct dc_items_v {
 	struct store_item *v;
 	size_t n;
+	int complete;			/* dossier_complete: the service's rule */
 };
 
 static int
@@ -144,12 +145,16 @@ dc_load_items(struct cli_ctx *c, const struct store_dossier *d,
 {
 	l->v = NULL;
 	l->n = 0;
-	return dossier_items(c->st, d->account_id, d->id, dc_item_cb, l,
-	    c->err);
+	if (dossier_items(c->st, d->account_id, d->id, dc_item_cb, l,
+	    c->err) != 0)
+		return -1;
+	return dossier_complete(c->st, d->account_id, d->id, &l->complete,
+	    c->err) == 0 ? 0 : -1;
 }
 
-/* Accepted required items over required items (the operator's view of
- * the service's completion rule: every required item accepted). */
+/* How many required items there are and how many are accepted: words
+ * for the operator ("1 of 2"); whether that is complete is
+ * dossier_complete's to say. */
 static void
 dc_progress(const struct dc_items_v *l, unsigned *req_r, unsigned *ok_r)
 {
@@ -456,15 +461,12 @@ static void
 dc_dossier_loop_json(json_t *o, const struct store_dossier *d,
     const struct dc_items_v *items, json_t *item_arr)
 {
-	unsigned req, ok;
-
-	dc_progress(items, &req, &ok);
 	cli_jset(o, "contact_name", d->contact_name[0] ?
 	    cli_jstr(d->contact_name) : json_null());
 	cli_jset(o, "locale", d->contact_locale[0] ?
 	    cli_jstr(d->contact_locale) : json_null());
 	cli_jset(o, "due", d->due[0] ? cli_jstr(d->due) : json_null());
-	cli_jset(o, "complete", json_boolean(req > 0 && ok == req));
+	cli_jset(o, "complete", json_boolean(items->complete));
 	cli_jset(o, "items", item_arr);
 }
 
@@ -625,7 +627,8 @@ dc_show_header(const struct cli_ctx *c, const struct dc_show *s)
 		printf("  complete: no (no required item)\n");
 	else
 		printf("  complete: %s (%u of %u required item%s accepted)\n",
-		    ok == req ? "yes" : "no", ok, req, req == 1 ? "" : "s");
+		    s->items.complete ? "yes" : "no", ok, req, req == 1 ? "" :
+		    "s");
 	printf("  created:  %s\n  closed:   %s\n", cli_time(d->created),
 	    cli_time(d->closed));
 }
@@ -974,15 +977,13 @@ dc_outcome_json(struct cli_ctx *c, const struct dc_outcome *oc,
     const struct store_dossier *d, const struct dc_items_v *items)
 {
 	json_t *o = json_object(), *dj = json_object();
-	unsigned req, ok;
 
-	dc_progress(items, &req, &ok);
 	cli_jset(o, "document", dc_doc_json(&oc->r->doc));
 	cli_jset(o, "item", oc->r->item.id ? dc_item_json(c, d,
 	    &oc->r->item) : json_null());
 	cli_jset(dj, "id", json_integer(d->id));
 	cli_jset(dj, "ref", cli_jstr(d->ref));
-	cli_jset(dj, "complete", json_boolean(req > 0 && ok == req));
+	cli_jset(dj, "complete", json_boolean(items->complete));
 	cli_jset(o, "dossier", dj);
 	cli_jset(o, "unchanged", json_boolean(oc->r->unchanged));
 	cli_jset(o, "completed", json_boolean(oc->r->completed));
@@ -998,11 +999,9 @@ dc_dossier_tail(const struct store_dossier *d, const struct dc_items_v *l,
     const struct dossier_review *r)
 {
 	char missing[1024];
-	unsigned req, ok;
 
-	dc_progress(l, &req, &ok);
 	dc_missing(l, missing, sizeof(missing));
-	if (req > 0 && ok == req)
+	if (l->complete)
 		printf(" - dossier %s is complete", cli_safe(d->ref));
 	else if (missing[0] != '\0')
 		printf(" - dossier %s still needs %s", cli_safe(d->ref),
@@ -1050,7 +1049,7 @@ static int
 dc_review_done(struct cli_ctx *c, const struct dc_outcome *oc)
 {
 	struct store_dossier d;
-	struct dc_items_v items = { NULL, 0 };
+	struct dc_items_v items = { NULL, 0, 0 };
 	int rc;
 
 	if (dossier_get(c->st, oc->account_id, oc->r->doc.dossier_id, &d,
