@@ -3,7 +3,9 @@
  * consent_cli.c, privacy_cli.c, api_cli.c, evq_cli.c): the argument
  * parser (per-family option tables; --config, --json, -v/--verbose, and
  * --help where asked, global and accepted anywhere; "--opt value",
- * "--opt=value", "--" ending the options) and the family runner (cli_family_*): a family is a
+ * "--opt=value", "--" ending the options; repeatable options such as
+ * --item and --optional kept in the order given, across each other) and
+ * the family runner (cli_family_*): a family is a
  * table of {group, verb, nargs, options, needs, handler, synopsis} rows;
  * the runner picks the row, reports usage errors, opens the configuration,
  * the store and what else the row needs, runs it, and closes.
