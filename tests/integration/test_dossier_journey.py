@@ -19,6 +19,7 @@ rejection without reason, colliding slugs - gets a clear error and an
 exit code and changes nothing.
 """
 import contextlib
+import json
 import re
 
 import pytest
@@ -52,7 +53,6 @@ def checklist_items(c):
     JSON text)."""
     items = c.get("items")
     if isinstance(items, str):
-        import json
         items = json.loads(items)
     return items
 
