@@ -296,6 +296,14 @@ dossier_close_with(const struct dossier_env *env, int64_t account_id,
 		pd_err(err, "no outbound queue to tell the contact");
 		return -1;
 	}
+	/* Another account's dossier, or none: not found, as for a review
+	 * (account_id 0: any, the operator's CLI, as dossier_close). */
+	rc = store_dossier_get(env->st, account_id, id, d_r, err);
+	if (rc <= 0) {
+		if (rc == 0)
+			pd_err(err, "dossier %lld not found", (long long)id);
+		return rc == 0 ? DOSSIER_ENOTFOUND : -1;
+	}
 	if (store_begin(env->st, err) != 0)
 		return -1;
 	rc = dossier_close(env->st, account_id, id, was_closed_r, d_r, err);
