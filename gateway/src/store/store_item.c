@@ -354,7 +354,7 @@ store_contact_set_person(struct store *st, int64_t account_id,
 {
 	return store_cx_exec(st, store_cx(st, "UPDATE contacts SET"
 	    " name = COALESCE(?3, name), locale = COALESCE(?4, locale)"
-	    " WHERE account_id = ?1 AND email = lower(?2)", err, "itttt",
+	    " WHERE account_id = ?1 AND email = lower(?2)", err, "ittt",
 	    account_id, email, name, locale), NULL, err, "contact update");
 }
 
