@@ -514,6 +514,21 @@ dossier_checklist_items(struct store *st, int64_t account_id,
 
 /* ---- the contact as a person ---- */
 
+/* A quoted-string of n bytes, its quotes and its quoted-pairs' backslashes
+ * removed in place: "Zoé \"Z\" Martin" (quotes included) -> Zoé "Z" Martin. */
+static void
+di_unquote(char *buf, size_t n)
+{
+	size_t i, o = 0;
+
+	for (i = 1; i + 1 < n; i++) {
+		if (buf[i] == '\\' && i + 2 < n)
+			i++;
+		buf[o++] = buf[i];
+	}
+	buf[o] = '\0';
+}
+
 int
 dossier_parse_contact(const char *s, char *email, size_t emaillen,
     char *name, size_t namelen)
@@ -544,12 +559,11 @@ dossier_parse_contact(const char *s, char *email, size_t emaillen,
 	 * to greet anyone by. */
 	if (strpbrk(buf, "<>") != NULL)
 		return 0;
-	/* A quoted display name ("Martin, Zoé") loses its quotes. */
+	/* A quoted display name ("Martin, Zoé") loses its quotes and the
+	 * backslashes of its quoted-pairs (RFC 5322 3.2.4). */
 	n = strlen(buf);
-	if (n >= 2 && buf[0] == '"' && buf[n - 1] == '"') {
-		buf[n - 1] = '\0';
-		memmove(buf, buf + 1, n - 1);
-	}
+	if (n >= 2 && buf[0] == '"' && buf[n - 1] == '"')
+		di_unquote(buf, n);
 	if (!dossier_valid_contact(email) || (buf[0] != '\0' &&
 	    (!dossier_valid_text(buf, 200) || strlen(buf) >= namelen)))
 		return 0;
@@ -629,10 +643,15 @@ dossier_create_with(struct store *st, int64_t account_id,
 	int64_t t;
 	int rc;
 
-	if (!dossier_parse_contact(n->contact, email, sizeof(email), name,
-	    sizeof(name))) {
+	if (n->ref == NULL || !dossier_valid_ref(n->ref)) {
+		pd_err(err, "invalid ref: 1-%d bytes of text",
+		    DOSSIER_REF_MAX);
+		return DOSSIER_EINVAL;
+	}
+	if (n->contact == NULL || !dossier_parse_contact(n->contact, email,
+	    sizeof(email), name, sizeof(name))) {
 		pd_err(err, "invalid contact \"%s\": give an address, or "
-		    "\"Name <address>\"", n->contact);
+		    "\"Name <address>\"", n->contact ? n->contact : "");
 		return DOSSIER_EINVAL;
 	}
 	if ((n->locale != NULL && n->locale[0] != '\0' &&

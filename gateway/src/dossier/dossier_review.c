@@ -153,7 +153,8 @@ dossier_document_assign(const struct dossier_env *env, int64_t account_id,
 	memset(&to, 0, sizeof(to));
 	if ((rc = dr_load(env, account_id, doc_id, &doc, &d, &cur, err)) != 0)
 		return rc;
-	if (strcmp(item, "none") != 0) {
+	/* NULL (the API's "item": null) is "none". */
+	if (item != NULL && strcmp(item, "none") != 0) {
 		rc = dossier_item_find(env->st, account_id, d.id, item, &to,
 		    err);
 		if (rc < 0)

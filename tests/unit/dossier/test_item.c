@@ -619,6 +619,10 @@ static const struct {
 	{ "Zo\xc3\xa9 Martin <zoe@example.fr>  ", 1, "zoe@example.fr",
 	  "Zo\xc3\xa9 Martin" },
 	{ "Zoe <Zoe.Martin@Example.FR>", 1, "Zoe.Martin@Example.FR", "Zoe" },
+	/* a quoted-string's escapes (RFC 5322 3.2.4) are not the name's */
+	{ "\"Zo\xc3\xa9 \\\"Z\\\" Martin\" <zoe@example.fr>", 1,
+	  "zoe@example.fr", "Zo\xc3\xa9 \"Z\" Martin" },
+	{ "\"a\\\\b\" <zoe@example.fr>", 1, "zoe@example.fr", "a\\b" },
 	{ "", 0, NULL, NULL },
 	{ "Zo\xc3\xa9 Martin", 0, NULL, NULL },
 	{ "Zo\xc3\xa9 <zoe@example.fr", 0, NULL, NULL },
@@ -738,6 +742,18 @@ START_TEST(test_create_with_refused)
 	n.contact = "Zo\xc3\xa9 <zoe@localhost>";
 	ck_assert_int_eq(dossier_create_with(st, acme, &n, &id, err),
 	    DOSSIER_EINVAL);
+	/* what a front end left out is bad input, not a crash */
+	n.contact = NULL;
+	ck_assert_int_eq(dossier_create_with(st, acme, &n, &id, err),
+	    DOSSIER_EINVAL);
+	n.contact = "zoe@example.fr";
+	n.ref = NULL;
+	ck_assert_int_eq(dossier_create_with(st, acme, &n, &id, err),
+	    DOSSIER_EINVAL);
+	n.ref = "";
+	ck_assert_int_eq(dossier_create_with(st, acme, &n, &id, err),
+	    DOSSIER_EINVAL);
+	n.ref = "NEW-3";
 	n.contact = "zoe@example.fr";
 	n.locale = "French";
 	ck_assert_int_eq(dossier_create_with(st, acme, &n, &id, err),

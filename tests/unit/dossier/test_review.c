@@ -264,6 +264,32 @@ START_TEST(test_move_unassign)
 	ck_assert_int_eq(dossier_document_assign(&env, acme, d, "none", &r,
 	    err), 0);
 	ck_assert_int_eq(r.unchanged, 1);
+	/* NULL (the API's "item": null) is none too */
+	ck_assert_int_eq(dossier_document_assign(&env, acme, d, "id-card", &r,
+	    err), 0);
+	ck_assert_int_eq(dossier_document_assign(&env, acme, d, NULL, &r,
+	    err), 0);
+	ck_assert_int_eq(r.unchanged, 0);
+	ck_assert_int_eq(r.doc.item_id, 0);
+}
+END_TEST
+
+START_TEST(test_outstanding)
+{
+	struct store_item first;
+	int64_t n = -1;
+
+	/* requested or rejected, required or not, first in order */
+	ck_assert_int_eq(store_item_outstanding(st, dos, &n, &first, err), 0);
+	ck_assert_int_eq(n, 3);
+	ck_assert_str_eq(first.slug, "id-card");
+	add_doc(id_card.id);
+	ck_assert_int_eq(store_item_outstanding(st, dos, &n, &first, err), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_str_eq(first.slug, "proof-of-address");
+	add_doc(proof.id);
+	ck_assert_int_eq(store_item_outstanding(st, dos, &n, NULL, err), 0);
+	ck_assert_int_eq(n, 1);
 }
 END_TEST
 
@@ -651,6 +677,7 @@ review_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_assign);
 	tcase_add_test(tc, test_move_unassign);
+	tcase_add_test(tc, test_outstanding);
 	tcase_add_test(tc, test_accept);
 	tcase_add_test(tc, test_completion_once);
 	tcase_add_test(tc, test_completion_by_assign);
