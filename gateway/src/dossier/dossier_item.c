@@ -65,8 +65,8 @@ di_types(const char *in, char *out, size_t outlen, char *err)
 		for (i = 0; tok[i] != '\0'; i++)
 			if (!isalnum((unsigned char)tok[i]) && tok[i] != '.' &&
 			    tok[i] != '+' && tok[i] != '-') {
-				pd_err(err, "types \"%s\": \"%s\" is not a file "
-				    "type (pdf, jpeg, png...)", in, tok);
+				pd_err(err, "types \"%s\": \"%s\" is not a "
+				    "file type (pdf, jpeg, png...)", in, tok);
 				return DOSSIER_EINVAL;
 			}
 		/* What is shown is what was asked: refuse, never drop one. */
@@ -212,8 +212,8 @@ dossier_item_from_json(json_t *o, struct store_item *it_r, char *err)
 	if (json_is_string(t))
 		snprintf(types, sizeof(types), "%s", json_string_value(t));
 	json_array_foreach(t, i, v) {
-		if (!json_is_string(v) || n + strlen(json_string_value(v)) + 2 >=
-		    sizeof(types)) {
+		if (!json_is_string(v) || n + strlen(json_string_value(v)) +
+		    2 >= sizeof(types)) {
 			pd_err(err, "item \"types\": a few file types as "
 			    "strings (\"pdf\", \"jpeg\")");
 			return DOSSIER_EINVAL;
@@ -514,8 +514,8 @@ dossier_checklist_items(struct store *st, int64_t account_id,
 
 /* ---- the contact as a person ---- */
 
-/* A quoted-string of n bytes, its quotes and its quoted-pairs' backslashes
- * removed in place: "Zoé \"Z\" Martin" (quotes included) -> Zoé "Z" Martin. */
+/* A quoted-string of n bytes, its quotes and its quoted-pairs'
+ * backslashes removed in place: "Zoé \"Z\"" -> Zoé "Z". */
 static void
 di_unquote(char *buf, size_t n)
 {

@@ -44,7 +44,8 @@ setup(void)
 {
 	struct store_message m = {
 		.account_id = 0, .queue_id = "Q1",
-		.mail_from = "zoe@example.fr", .rcpt_to = "d-x@dossiers.example",
+		.mail_from = "zoe@example.fr",
+		.rcpt_to = "d-x@dossiers.example",
 		.helo = "mx", .client_ip = "192.0.2.1", .subject = "Pieces",
 		.size = 100, .sha256 = SHA_A, .parse_status = "ok",
 		.anomalies = "",

@@ -354,22 +354,24 @@ static const struct { const char *label; const char *slug; } slug_rows[] = {
 	{ "ID card", "id-card" },
 	{ "Pi\xc3\xa8" "ce d'identit\xc3\xa9", "piece-d-identite" },
 	{ "Justificatif de domicile", "justificatif-de-domicile" },
-	{ "\xc3\x89tat des lieux", "etat-des-lieux" },		/* E acute */
-	{ "\xc5\x92uvre", "oeuvre" },				/* OE ligature */
-	{ "C\xc5\x93ur", "coeur" },				/* oe ligature */
-	{ "L'HA\xc5\xb8-LES-ROSES", "l-hay-les-roses" },	/* Y diaeresis, U+0178 */
-	{ "Stra\xc3\x9f" "e", "strasse" },			/* sharp s */
-	{ "STRA\xe1\xba\x9e" "E", "strasse" },			/* capital sharp s, U+1E9E */
+	{ "\xc3\x89tat des lieux", "etat-des-lieux" },	/* E acute */
+	{ "\xc5\x92uvre", "oeuvre" },			/* OE ligature */
+	{ "C\xc5\x93ur", "coeur" },			/* oe ligature */
+	/* Y diaeresis, U+0178 */
+	{ "L'HA\xc5\xb8-LES-ROSES", "l-hay-les-roses" },
+	{ "Stra\xc3\x9f" "e", "strasse" },		/* sharp s */
+	{ "STRA\xe1\xba\x9e" "E", "strasse" },		/* U+1E9E */
 	{ "F\xc3\xbchrerschein", "fuhrerschein" },
 	{ "\xc3\x86gir", "aegir" },
 	{ "A\xc3\xb1o fiscal", "ano-fiscal" },
-	{ "\xc5\x81\xc3\xb3" "d\xc5\xba", "lodz" },		/* Latin Ext-A */
+	{ "\xc5\x81\xc3\xb3" "d\xc5\xba", "lodz" },	/* Latin Ext-A */
 	{ "  --ID   card!!  ", "id-card" },
 	{ "a...b///c", "a-b-c" },
 	{ "2024", "2024" },
 	{ "PAYSLIP", "payslip" },
-	{ "caf\xc3\xa9 \xc3\x97 2", "cafe-2" },			/* the multiplication sign is no letter */
-	{ "\xe6\x97\xa5\xe6\x9c\xac", "item" },			/* no Latin letter */
+	/* the multiplication sign is no letter */
+	{ "caf\xc3\xa9 \xc3\x97 2", "cafe-2" },
+	{ "\xe6\x97\xa5\xe6\x9c\xac", "item" },	/* no Latin letter */
 	{ "", "item" },
 	{ "!!!", "item" },
 	{ "bad \xc3\x28 utf8", "bad-utf8" },
