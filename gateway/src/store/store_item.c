@@ -202,12 +202,18 @@ store_document_set_item(struct store *st, int64_t account_id, int64_t doc_id,
 {
 	int changes = 0;
 
+	/* Only under an item of the document's own dossier: the foreign key
+	 * names an item, not whose it is. */
 	if (store_cx_exec(st, store_cx(st, "UPDATE documents SET item_id = ?3"
-	    " WHERE id = ?1 AND account_id = ?2", err, "iiI", doc_id,
-	    account_id, item_id), &changes, err, "document assign") != 0)
+	    " WHERE id = ?1 AND account_id = ?2 AND (?3 IS NULL OR EXISTS"
+	    " (SELECT 1 FROM dossier_items i WHERE i.id = ?3 AND"
+	    " i.dossier_id = documents.dossier_id AND i.account_id = ?2))",
+	    err, "iiI", doc_id, account_id, item_id), &changes, err,
+	    "document assign") != 0)
 		return -1;
 	if (changes != 1) {
-		pd_err(err, "document %lld not found", (long long)doc_id);
+		pd_err(err, "document %lld (or that item of its dossier) not "
+		    "found", (long long)doc_id);
 		return -1;
 	}
 	return 0;

@@ -596,6 +596,30 @@ START_TEST(test_refresh)
 }
 END_TEST
 
+START_TEST(test_set_item_same_dossier)
+{
+	struct store_item v;
+	int64_t d2, d = add_doc(0);
+
+	/* the store itself never files a document under another dossier's
+	 * item, whatever a caller passes */
+	ck_assert_int_eq(dossier_create(st, acme, "zoe@example.fr", "R2", NULL,
+	    &d2, err), 0);
+	ck_assert_int_eq(dossier_item_parse("Lease", 1, &v, err), 0);
+	ck_assert_int_eq(dossier_items_add(st, acme, d2, &v, 1, NULL, err), 0);
+	ck_assert_int_eq(dossier_item_find(st, acme, d2, "lease", &v, err), 1);
+	ck_assert_int_eq(store_document_set_item(st, acme, d, v.id, err), -1);
+	ck_assert_int_eq(doc(d).item_id, 0);
+	ck_assert_int_eq(store_document_set_item(st, acme, d, 424242, err),
+	    -1);
+	ck_assert_int_eq(store_document_set_item(st, acme, d, proof.id, err),
+	    0);
+	ck_assert_int_eq(doc(d).item_id, proof.id);
+	ck_assert_int_eq(store_document_set_item(st, acme, d, 0, err), 0);
+	ck_assert_int_eq(doc(d).item_id, 0);
+}
+END_TEST
+
 START_TEST(test_refresh_reason_follows)
 {
 	struct store_item it;
@@ -691,6 +715,7 @@ review_suite(void)
 	tcase_add_loop_test(tc, test_refresh, 0,
 	    (int)(sizeof(refresh_rows) / sizeof(refresh_rows[0])));
 	tcase_add_test(tc, test_refresh_reason_follows);
+	tcase_add_test(tc, test_set_item_same_dossier);
 	tcase_add_test(tc, test_begin_nests);
 	suite_add_tcase(s, tc);
 	return s;
