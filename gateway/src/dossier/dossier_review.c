@@ -202,11 +202,15 @@ dr_review_sp(const struct dossier_env *env, const struct store_dossier *d,
 		return -1;
 	if (reason != NULL) {
 		struct store_doc_row now;
+		struct store_item it_now;
 
+		/* The message describes the document and its item as they
+		 * are now: rejected, asked again. */
 		if (store_document_get(env->st, d->account_id, doc->id, &now,
-		    err) != 1)
+		    err) != 1 || (it->id != 0 && store_item_by_id(env->st,
+		    d->account_id, it->id, &it_now, err) != 1))
 			return -1;
-		return notify_rejection(&ne, d, &now, it->id ? it : NULL,
+		return notify_rejection(&ne, d, &now, it->id ? &it_now : NULL,
 		    reason, &r->mail_id, err);
 	}
 	return dr_completion(env, d, r, err);
