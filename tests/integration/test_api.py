@@ -518,8 +518,7 @@ def test_invitation_queued_and_delivered(srv, acme):
                                    policy=email.policy.default)
     assert msg["To"] == "invitee@client.example"
     assert msg["Reply-To"] == d["address"]
-    text = msg.get_body(("plain",)).get_content()
-    assert "Passeport" in text
+    # what the invitation says of each item: test_api_loop.py
     q = srv.cli_json("queue", "list", "--account", "ACME")
     row = [r for r in q if r["id"] == body["outbound_id"]][0]
     assert row["kind"] == "invitation" and row["dossier_id"] == d["id"]
@@ -528,7 +527,12 @@ def test_invitation_queued_and_delivered(srv, acme):
                       if r["id"] == body["outbound_id"]
                       and r["state"] == "sent"], "state sent")
     g = acme.call("GET", "/api/v1/dossiers/%d" % d["id"], expect=200)[2]
+    # "requested" became a required item (the older field lists the
+    # required items' labels); the locale is remembered on the contact
     assert g["requested"] == ["Passeport"] and g["due"] == "2030-02-01"
+    assert [(i["slug"], i["required"], i["state"]) for i in g["items"]] \
+        == [("passeport", True, "requested")]
+    assert g["locale"] == "fr"
 
 
 def test_invitation_refusals(acme):
@@ -712,7 +716,9 @@ def test_newcomer_flow_with_curl(srv):
     msg = email.message_from_bytes(new[0].read_bytes(),
                                    policy=email.policy.default)
     assert msg["To"] == "new@client.example"
-    assert "ID card" in msg.get_body(("plain",)).get_content()
+    code, body = curl(*auth, base + "/dossiers/%d" % d["id"])
+    assert code == 200, body
+    assert [i["label"] for i in json.loads(body)["items"]] == ["ID card"]
 
 
 def test_every_status_validated_was_described():

@@ -4,11 +4,14 @@ each produced by the real command or protocol exchange that causes it:
 consent.granted and consent.withdrawn from the consent CLI (account-level,
 dossier null), subject.erased carrying the subject hash and not the
 address, invitation.sent when `invite` is delivered, message.bounced from
-a DSN, dossier.completed once after the last requested document, and
+a DSN, item.received per document filed under an item (and no
+dossier.completed at intake: completion is every required item accepted,
+a review's outcome), message.received with what the sender wrote, and
 events recorded before a consumer first started are not replayed.
 """
 import json
 import smtplib
+import sqlite3
 import time
 from email.message import EmailMessage
 
@@ -136,7 +139,24 @@ def test_subject_erased_carries_the_hash_not_the_address(srv, recv):
     assert left == 0
 
 
-def test_invitation_sent_and_dossier_completed(srv, recv):
+def add_items(srv, did, slugs):
+    """Required items (SQL until `dossier create --item` is on main)."""
+    con = sqlite3.connect(str(srv.var / "postdoc.db"), timeout=10)
+    try:
+        acct = con.execute("SELECT account_id FROM dossiers WHERE id = ?",
+                           (did,)).fetchone()[0]
+        now = int(time.time())
+        for pos, slug in enumerate(slugs, 1):
+            con.execute("INSERT INTO dossier_items (account_id, dossier_id,"
+                        " position, slug, label, created, updated) VALUES"
+                        " (?, ?, ?, ?, ?, ?, ?)",
+                        (acct, did, pos, slug, slug, now, now))
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_invitation_sent_and_items_received(srv, recv):
     addr = srv.create_dossier("ACME", contact="claire@client.example",
                               ref="EV-DONE")
     did = srv.dossier_id(addr)
@@ -147,27 +167,36 @@ def test_invitation_sent_and_dossier_completed(srv, recv):
     assert len(inv) == 1
     assert inv[0]["data"]["outbound"] == o["id"]
     assert inv[0]["data"]["rcpt"] == "claire@client.example"
+    if not srv.query("SELECT 1 FROM dossier_items WHERE dossier_id = ?",
+                     did):
+        add_items(srv, did, ["id-card", "payslip"])
     mine = lambda e: e["dossier"] and e["dossier"]["ref"] == "EV-DONE"
-    mail_pdf(srv, addr, "id-card.pdf")
-    of_type(recv, "document.received", mine, n=1)
+    local, dom = addr.split("@")
+    mail_pdf(srv, "%s+id-card@%s" % (local, dom), "id-card.pdf")
+    got = of_type(recv, "item.received", mine, n=1)
+    doc = of_type(recv, "document.received", mine, n=1)
+    assert got[0]["data"] == {"item": "id-card",
+                              "document": doc[0]["data"]["id"],
+                              "state": "received"}
+    assert got[0]["id"] > doc[0]["id"]
+    # the plain address: payslip is the only item missing
     mail_pdf(srv, addr, "payslip.pdf")
-    done = of_type(recv, "dossier.completed", mine)
-    docs = of_type(recv, "document.received", mine, n=2)
-    assert len(done) == 1
-    assert done[0]["data"] == {"requested": 2, "documents": 2}
-    assert done[0]["id"] > max(d["id"] for d in docs)
-    # a third document does not complete it again
+    got = of_type(recv, "item.received", mine, n=2)
+    assert got[1]["data"]["item"] == "payslip"
+    msgs = of_type(recv, "message.received", mine, n=2)
+    assert [m["data"]["documents"] for m in msgs] == [1, 1]
+    assert msgs[0]["data"]["from"] == SENDER
+    assert msgs[0]["data"]["text"] == "see attached"
+    # both received, neither accepted: not complete (it was, when a
+    # dossier completed on a count of documents)
     mail_pdf(srv, addr, "extra.pdf")
+    of_type(recv, "message.received", mine, n=3)
     of_type(recv, "document.received", mine, n=3)
-    assert len(of_type(recv, "dossier.completed", mine)) == 1
-    # a dossier that asked for nothing never completes
-    plain = srv.create_dossier("ACME", contact=SENDER, ref="EV-PLAIN")
-    mail_pdf(srv, plain, "anything.pdf")
-    of_type(recv, "document.received",
-            lambda e: e["dossier"]["ref"] == "EV-PLAIN")
     assert not [r for r in recv.snapshot()
                 if r["json"]["type"] == "dossier.completed"
-                and r["json"]["dossier"]["ref"] == "EV-PLAIN"]
+                and r["json"]["dossier"]["ref"] == "EV-DONE"]
+    assert not srv.query("SELECT 1 FROM events WHERE dossier_id = ? AND"
+                         " kind = 'dossier.completed'", did)
 
 
 def dsn_for(verp, rcpt):
@@ -221,8 +250,15 @@ def test_history_before_the_first_start_is_not_replayed(servers):
         srv.write_config()
         srv.start()
         mail_pdf(srv, old, "after.pdf")
-        # Same dossier, same stream: a replayed before.pdf would come first.
-        reqs = recv.wait_for(lambda rs: len(rs) >= 1)
-        assert reqs[0]["json"]["data"]["filename"] == "after.pdf"
+        # Same dossier, same stream: a replayed before.pdf (its
+        # message.received, then its document) would come first.
+        reqs = recv.wait_for(lambda rs: any(
+            r["json"]["type"] == "document.received" for r in rs))
+        after = srv.query("SELECT max(id) FROM messages")[0][0]
+        assert reqs[0]["json"]["type"] == "message.received"
+        assert reqs[0]["json"]["data"]["message"] == after
+        docs = [r["json"] for r in reqs
+                if r["json"]["type"] == "document.received"]
+        assert docs[0]["data"]["filename"] == "after.pdf"
     finally:
         recv.close()

@@ -1,10 +1,14 @@
 """
 LMTP (RFC 2033) on its own port, driven by Python's smtplib.LMTP: after
 DATA there is one reply per accepted recipient, in RCPT order, so one
-dossier can take a message another one's account refuses.
+dossier can take a message another one's account refuses; an item's
+address (d-<token>+<item>) is a recipient like its dossier's, and its
+files land under that item.
 """
 import email.policy
 import smtplib
+import sqlite3
+import time
 from email.message import EmailMessage
 
 import pytest
@@ -104,3 +108,36 @@ def test_lmtp_unknown_recipient_and_lhlo(srv):
         assert c.cmd("MAIL FROM:<%s>" % SENDER).code == 250
         r = c.cmd("RCPT TO:<d-aaaaaaaaaaaaaaaaaaaaaaaaaa@dossiers.example>")
         assert (r.code, r.enhanced) == (550, "5.1.1"), r
+
+
+def test_lmtp_item_address(srv):
+    a = srv.create_dossier("OPEN", contact=SENDER)
+    b = srv.create_dossier("OPEN", contact=SENDER)
+    con = sqlite3.connect(str(srv.var / "postdoc.db"), timeout=10)
+    try:    # SQL until `dossier create --item` is on main
+        now = int(time.time())
+        for pos, (did, slug) in enumerate(((srv.dossier_id(a), "id-card"),
+                                           (srv.dossier_id(a), "proof"),
+                                           (srv.dossier_id(b), "proof")), 1):
+            con.execute("INSERT INTO dossier_items (account_id, dossier_id,"
+                        " position, slug, label, created, updated) SELECT"
+                        " account_id, id, ?, ?, ?, ?, ? FROM dossiers"
+                        " WHERE id = ?", (pos, slug, slug, now, now, did))
+        con.commit()
+    finally:
+        con.close()
+    local, dom = a.split("@")
+    item = "%s+id-card@%s" % (local, dom)
+    png = H.make_png("lmtp-item")
+    raw = message([item, b], "card.png", png, "image/png")
+    (c1, t1), (c2, t2) = lmtp_deliver(srv, [item, b], raw)
+    assert c1 == 250 and c2 == 250, (t1, t2)
+    rows = srv.query("SELECT x.intake_local, m.rcpt_to, i.slug FROM"
+                     " documents d JOIN messages m ON m.id = d.message_id"
+                     " JOIN dossiers x ON x.id = d.dossier_id LEFT JOIN"
+                     " dossier_items i ON i.id = d.item_id WHERE"
+                     " d.dossier_id IN (?, ?) ORDER BY d.id",
+                     srv.dossier_id(a), srv.dossier_id(b))
+    # b's plain address: its only outstanding item
+    assert rows == [(local, item, "id-card"),
+                    (b.split("@")[0], b, "proof")]

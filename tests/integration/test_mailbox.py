@@ -6,11 +6,13 @@ afterwards, POP3 deletes them; unmatched go to Unmatched; a SIGKILL
 between filing and moving does not duplicate documents; a wrong password
 is logged and retried with backoff while SMTP still answers; IDLE picks a
 new message up within a second or so; a certificate for another name
-means no login; a 20 MB message is fetched with bounded memory.
+means no login; a 20 MB message is fetched with bounded memory; an item's
+address (d-<token>+<item>) in the headers files under that item.
 """
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from email.message import EmailMessage
@@ -181,6 +183,58 @@ def test_sender_policy_applies_to_return_path(srv, dove):
     assert wait_for(lambda: dove.count("docs", "Unmatched") == 3, T(30))
     assert "refused (550 5.7.1 sender <mallory@evil.example>" in \
         srv.log_text()
+
+
+def add_items(srv, addr, slugs):
+    """Required items (SQL until `dossier create --item` is on main)."""
+    did = srv.dossier_id(addr)
+    con = sqlite3.connect(str(srv.var / "postdoc.db"), timeout=10)
+    try:
+        acct = con.execute("SELECT account_id FROM dossiers WHERE id = ?",
+                           (did,)).fetchone()[0]
+        now = int(time.time())
+        for pos, slug in enumerate(slugs, 1):
+            con.execute("INSERT INTO dossier_items (account_id, dossier_id,"
+                        " position, slug, label, created, updated) VALUES"
+                        " (?, ?, ?, ?, ?, ?, ?)",
+                        (acct, did, pos, slug, slug, now, now))
+        con.commit()
+    finally:
+        con.close()
+
+
+def item_of(srv, doc_id):
+    rows = srv.query("SELECT i.slug FROM documents d LEFT JOIN"
+                     " dossier_items i ON i.id = d.item_id WHERE d.id = ?",
+                     doc_id)
+    return rows[0][0]
+
+
+def test_item_addresses_route_like_rcpt(srv, dove):
+    d = srv.create_dossier("ACME")
+    add_items(srv, d, ["id-card", "proof", "payslip"])
+    local, dom = d.split("@")
+    plus = lambda slug: "%s+%s@%s" % (local, slug, dom)
+    card, pdf1 = message(plus("ID-Card"), "item-to")
+    # Delivered-To (the envelope recipient) before To, as for dossiers
+    proof, pdf2 = message(d, "item-delivered",
+                          extra={"Delivered-To": plus("proof")})
+    dove.deliver("docs", card)
+    dove.deliver("docs", proof)
+    got = wait_docs(srv, d, 2)
+    by = {srv.document_get(x["id"]): item_of(srv, x["id"]) for x in got}
+    assert by == {pdf1: "id-card", pdf2: "proof"}
+    # the plain address: payslip is the only item missing
+    plain, pdf3 = message(d, "item-plain")
+    dove.deliver("docs", plain)
+    got = wait_docs(srv, d, 3)
+    assert [item_of(srv, x["id"]) for x in got
+            if srv.document_get(x["id"]) == pdf3] == ["payslip"]
+    # a closed dossier's item address is no more ours than its own
+    srv.cli("dossier", "close", d)
+    late, _ = message(plus("id-card"), "item-closed")
+    dove.deliver("docs", late)
+    assert wait_for(lambda: dove.count("docs", "Unmatched") == 4, T(30))
 
 
 def test_pop3_files_and_deletes(srv, dove):

@@ -6,7 +6,9 @@ plugin's timeout, then accepts gets the same event again (and mail sent
 meanwhile is acknowledged without waiting for it); events of one dossier
 arrive in order even when the first fails; an event older than
 events.max_age is given up and the next one goes on; events pending when
-serve is killed are delivered after the restart.
+serve is killed are delivered after the restart.  Each message also sends
+a message.received before its documents' events (same stream): the
+failure plans below apply to document.received.
 """
 import hashlib
 import os
@@ -54,12 +56,15 @@ def mail_pdf(srv, rcpt, name, tag=None):
 
 
 class Plan:
-    """Answers per dossier ref: a list consumed in order, then 200."""
+    """Answers per dossier ref to its document.received events: a list
+    consumed in order, then 200 (other events: 200)."""
 
     def __init__(self):
         self.plans = {}
 
     def __call__(self, req):
+        if (req["json"] or {}).get("type") != "document.received":
+            return 200
         d = (req["json"] or {}).get("dossier") or {}
         p = self.plans.get(d.get("ref"))
         if callable(p):
@@ -85,9 +90,10 @@ def dossier(srv, ref):
     return srv.create_dossier("ACME", contact=SENDER, ref=ref)
 
 
-def for_ref(reqs, ref):
+def for_ref(reqs, ref, type_="document.received"):
     return [r for r in reqs if r["json"] and r["json"]["dossier"]
-            and r["json"]["dossier"]["ref"] == ref]
+            and r["json"]["dossier"]["ref"] == ref
+            and (type_ is None or r["json"]["type"] == type_)]
 
 
 def test_document_received_is_posted_signed(srv, recv):
@@ -180,8 +186,9 @@ def test_events_of_one_dossier_arrive_in_order(srv, recv):
                                          if r["answer"] == 200]) == 3,
                          what="3 accepted events for WH-ORDER")
     mine = for_ref(reqs, "WH-ORDER")
-    ids = [r["json"]["id"] for r in mine]
-    # never a later event while an earlier one is still failing
+    ids = [r["json"]["id"] for r in for_ref(reqs, "WH-ORDER", None)]
+    # never a later event while an earlier one is still failing (each
+    # message.received first, then its document)
     assert ids == sorted(ids), ids
     assert [r["answer"] for r in mine] == [500, 500, 200, 200, 200]
     assert [r["json"]["data"]["filename"] for r in mine[2:]] == \
@@ -223,15 +230,22 @@ def test_an_expired_event_gives_way_to_the_next(servers):
         addr = srv.create_dossier("ACME", contact=SENDER, ref="WH-EXP")
         assert mail_pdf(srv, addr, "stale.pdf")[0] == 250
         assert mail_pdf(srv, addr, "fresh.pdf")[0] == 250
-        reqs = recv.wait_for(lambda rs: any(r["answer"] == 200 for r in rs),
+        isdoc = lambda r: r["json"]["type"] == "document.received"
+        reqs = recv.wait_for(lambda rs: any(r["answer"] == 200 and isdoc(r)
+                                            for r in rs),
                              what="fresh.pdf after the expiry")
         stale = [r for r in reqs if r["answer"] == 500]
-        fresh = [r for r in reqs if r["answer"] == 200]
+        fresh = [r for r in reqs if r["answer"] == 200 and isdoc(r)]
         assert len(stale) >= 2 and len(fresh) == 1
         assert fresh[0]["json"]["data"]["filename"] == "fresh.pdf"
         assert fresh[0]["at"] > stale[-1]["at"]
-        rows = W.delivery_rows(srv)
-        assert rows[0][1] == "expired" and rows[0][3] == "document.received"
+        # fresh's message.received waited behind the stale document
+        later = [r for r in reqs if r["answer"] == 200 and not isdoc(r)
+                 and r["json"]["id"] > stale[0]["json"]["id"]]
+        assert later and later[0]["at"] > stale[-1]["at"]
+        rows = [r for r in W.delivery_rows(srv)
+                if r[3] == "document.received"]
+        assert rows[0][1] == "expired"
         assert rows[0][0] == stale[0]["json"]["id"]
         assert "expired for webhook" in srv.log_text()
         # the operator sees it and, once the endpoint is fixed, retries it
@@ -242,9 +256,11 @@ def test_an_expired_event_gives_way_to_the_next(servers):
         assert p.returncode == 1
         recv.policy = lambda req: 200
         srv.cli("events", "retry", listed[0]["id"])
-        again = recv.wait_for(lambda rs: len(rs) > len(reqs) and
-                              rs[-1]["answer"] == 200, what="the retry")
-        assert again[-1]["json"]["id"] == stale[0]["json"]["id"]
+        again = recv.wait_for(lambda rs: any(
+            r["json"]["id"] == stale[0]["json"]["id"] and r["answer"] == 200
+            for r in rs), what="the retry")
+        assert len([r for r in again if r["answer"] == 200 and
+                    r["json"]["id"] == stale[0]["json"]["id"]]) == 1
         assert srv.cli_json("events", "list", "--state", "expired") == []
     finally:
         recv.close()
@@ -258,18 +274,22 @@ def test_pending_events_survive_sigkill(own_servers):
         srv = webhook_server(own_servers, recv, retry_cap=1)
         addr = srv.create_dossier("ACME", contact=SENDER, ref="WH-KILL")
         assert mail_pdf(srv, addr, "kept.pdf")[0] == 250
+        # the stream's head (message.received) failing holds the rest
         first = recv.wait_for(lambda rs: len(rs) >= 1)[0]
+        assert first["json"]["type"] == "message.received"
         srv.kill()
         rows = W.delivery_rows(srv)
-        assert rows and rows[0][1] == "pending"
+        assert [r[1] for r in rows] == ["pending", "pending"]
         down["v"] = False
         srv.start()
-        reqs = recv.wait_for(lambda rs: any(r["answer"] == 200 for r in rs),
-                             what="the event after the restart")
+        reqs = recv.wait_for(lambda rs: any(
+            r["answer"] == 200 and r["json"]["type"] == "document.received"
+            for r in rs), what="the events after the restart")
         ok = [r for r in reqs if r["answer"] == 200]
-        assert len(ok) == 1
+        assert [r["json"]["type"] for r in ok] == ["message.received",
+                                                   "document.received"]
         assert ok[0]["json"]["id"] == first["json"]["id"]
-        assert ok[0]["json"]["data"]["filename"] == "kept.pdf"
+        assert ok[1]["json"]["data"]["filename"] == "kept.pdf"
     finally:
         recv.close()
 

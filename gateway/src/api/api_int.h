@@ -103,4 +103,39 @@ enum MHD_Result api_campaign_send(struct api_ctx *x);
 enum MHD_Result api_subject_export(struct api_ctx *x);
 enum MHD_Result api_subject_erase(struct api_ctx *x);
 
+/* Shared by api_res.c and api_loop.c. */
+struct store_dossier;
+struct store_doc_row;
+struct store_item;
+/* The token's dossier x->id (or document x->id): 1, or 0 with the 404
+ * (or 500) queued. */
+int api_find_dossier(struct api_ctx *x, struct store_dossier *d,
+    enum MHD_Result *ret);
+int api_find_doc(struct api_ctx *x, struct store_doc_row *r,
+    enum MHD_Result *ret);
+json_t *api_doc_json(const struct store_doc_row *r);
+/* A dossier as every route shows it: with its items, the contact's name
+ * and language, the due date and whether it is complete.  NULL with err
+ * when the store failed. */
+json_t *api_dossier_json(struct api_ctx *x, const struct store_dossier *d,
+    char *err);
+/* "items" (objects) or "requested" (names, the older form: required
+ * items) of the body as items: 1 ok (*v_r malloc'd or NULL), 0 with the
+ * 422 naming the field queued. */
+int api_body_items(struct api_ctx *x, const char *field,
+    struct store_item **v_r, size_t *n_r, enum MHD_Result *ret);
+/* The completion rule shown as "complete": at least one required item,
+ * every required item accepted (dossier_review.c fires
+ * dossier.completed on the same rule). */
+int api_items_complete(const struct store_item *v, size_t n);
+
+/* api_loop.c: the dossier loop (items, review, messages, checklists). */
+enum MHD_Result api_dossier_messages(struct api_ctx *x);
+enum MHD_Result api_dossier_items_add(struct api_ctx *x);
+enum MHD_Result api_document_assign(struct api_ctx *x);
+enum MHD_Result api_document_accept(struct api_ctx *x);
+enum MHD_Result api_document_reject(struct api_ctx *x);
+enum MHD_Result api_checklist_list(struct api_ctx *x);
+enum MHD_Result api_checklist_create(struct api_ctx *x);
+
 #endif

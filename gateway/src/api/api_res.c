@@ -1,6 +1,8 @@
 /*
- * api_res.c - the resources of the JSON API: dossiers, documents,
- * invitations, consent, campaigns, data subjects, /metrics.  Each
+ * api_res.c - the resources of the JSON API: dossiers (lists), documents,
+ * invitations, consent, campaigns, data subjects, /metrics; the dossier
+ * loop (a dossier's items, reviews, messages, checklists) is
+ * api_loop.c.  Each
  * handler validates its input (422 naming the field), scopes every
  * lookup by the token's account (another account's object is 404) and
  * calls the same module the CLI command calls, recording the actor as
@@ -33,7 +35,6 @@
 #include "privacy/privacy.h"
 
 #define API_PAGE_DEFAULT 50
-#define API_REQUESTED_MAX 50
 #define API_CONSENT_TEXT_MAX 65536
 
 /* ---- /metrics ---- */
@@ -61,81 +62,9 @@ api_metrics(struct api_ctx *x)
 	return ret;
 }
 
-/* ---- validation ---- */
-
-/* The validators are the dossier service's (dossier_valid_*), the
- * same the CLI applies. */
-
-/*
- * "requested": an array of document names.  notify.c takes them as one
- * comma-separated string, so a name may not hold a comma, and the
- * dossier keeps them as JSON in 2 KiB.  1 ok (*out_r malloc'd, or NULL
- * when absent), 0 invalid.
- */
-static int
-api_requested(struct api_ctx *x, char **out_r)
-{
-	json_t *a = json_object_get(x->body, "requested"), *v;
-	size_t i, len = 0;
-	char *out;
-
-	*out_r = NULL;
-	if (a == NULL || json_is_null(a))
-		return 1;
-	if (!json_is_array(a) || json_array_size(a) > API_REQUESTED_MAX)
-		return 0;
-	json_array_foreach(a, i, v) {
-		const char *s = json_string_value(v);
-
-		if (s == NULL || !dossier_valid_text(s, 200) ||
-		    strchr(s, ',') != NULL || s[0] == ' ' ||
-		    s[strlen(s) - 1] == ' ')
-			return 0;
-		len += strlen(s) + 4;
-	}
-	if (len > 1500)
-		return 0;
-	out = xcalloc(1, len + 1);
-	json_array_foreach(a, i, v) {
-		if (i > 0)
-			strcat(out, ",");
-		strcat(out, json_string_value(v));
-	}
-	*out_r = out;
-	return 1;
-}
-
 /* ---- dossiers ---- */
 
-/* The requested documents kept on the dossier, as an array. */
-static json_t *
-api_requested_json(const char *stored)
-{
-	json_t *a = stored[0] ? json_loads(stored, 0, NULL) : NULL;
-
-	if (json_is_array(a))
-		return a;
-	json_decref(a);
-	return json_array();
-}
-
-static json_t *
-api_dossier_json(struct api_ctx *x, const struct store_dossier *d)
-{
-	char addr[512];
-
-	snprintf(addr, sizeof(addr), "%s@%s", d->intake_local,
-	    x->s->cfg->intake_domain);
-	return json_pack("{s:I, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o}",
-	    "id", (json_int_t)d->id, "ref", api_jstr(d->ref), "contact",
-	    api_jstr(d->contact), "address", api_jstr(addr), "status",
-	    d->status, "created", api_jtime(d->created), "closed",
-	    api_jtime(d->closed), "requested", api_requested_json(d->requested),
-	    "due", d->due[0] ? json_string(d->due) : json_null());
-}
-
-/* The token's dossier x->id: 1, or 0 with the 404 (or 500) queued. */
-static int
+int
 api_find_dossier(struct api_ctx *x, struct store_dossier *d,
     enum MHD_Result *ret)
 {
@@ -146,68 +75,6 @@ api_find_dossier(struct api_ctx *x, struct store_dossier *d,
 		return 1;
 	*ret = rc == 0 ? api_not_found(x, "dossier") : api_internal(x, err);
 	return 0;
-}
-
-static enum MHD_Result
-api_dossier_reply(struct api_ctx *x, unsigned status, int64_t id)
-{
-	struct store_dossier d;
-	char err[PD_ERRLEN] = "";
-
-	if (dossier_get(x->st, x->account_id, id, &d, err) != 1)
-		return api_internal(x, err[0] ? err : "dossier vanished");
-	return api_json(x, status, api_dossier_json(x, &d));
-}
-
-/* The request of a new dossier, once valid: the requested array as
- * JSON and the due date.  0, or -1 with err. */
-static int
-api_dossier_request(struct api_ctx *x, int64_t id, const char *due,
-    char *err)
-{
-	json_t *a = json_object_get(x->body, "requested");
-	char *js = json_is_array(a) ? json_dumps(a, JSON_COMPACT) :
-	    xstrdup("[]");
-	int rc = dossier_set_request(x->st, x->account_id, id, js,
-	    due != NULL ? due : "", err);
-
-	free(js);
-	return rc;
-}
-
-enum MHD_Result
-api_dossier_create(struct api_ctx *x)
-{
-	const char *contact, *ref, *due;
-	char err[PD_ERRLEN] = "", *docs = NULL;
-	int64_t id = 0;
-	int rc;
-
-	if (!api_field_str(x, "contact", 1, DOSSIER_CONTACT_MAX, &contact) ||
-	    !dossier_valid_contact(contact))
-		return api_invalid(x, "contact", "an e-mail address is required");
-	if (!api_field_str(x, "ref", 1, DOSSIER_REF_MAX, &ref) ||
-	    !dossier_valid_ref(ref))
-		return api_invalid(x, "ref", "1-127 bytes of UTF-8 text, no "
-		    "control characters");
-	if (!api_field_str(x, "due", 0, 10, &due) || (due &&
-	    !dossier_valid_due(due)))
-		return api_invalid(x, "due", "a date YYYY-MM-DD");
-	if (!api_requested(x, &docs))
-		return api_invalid(x, "requested", "an array of at most 50 "
-		    "document names (no commas)");
-	rc = dossier_create(x->st, x->account_id, contact, ref, NULL, &id,
-	    err);
-	if (rc == 0 && (docs != NULL || due != NULL) &&
-	    api_dossier_request(x, id, due, err) != 0)
-		rc = -1;
-	free(docs);
-	if (rc == 1)
-		return api_error(x, MHD_HTTP_CONFLICT, "conflict", "a dossier "
-		    "with this ref exists (id %lld)", (long long)id);
-	if (rc < 0)
-		return api_internal(x, err);
-	return api_dossier_reply(x, MHD_HTTP_CREATED, id);
 }
 
 /* limit and after of a page: 1 ok, 0 with the 422 queued. */
@@ -245,9 +112,11 @@ api_page_args(struct api_ctx *x, int *limit_r, int64_t *after_r,
 	return 1;
 }
 
+/* A page's rows, rendered once the page's query is done (each row's
+ * items and documents are more queries). */
 struct api_page {
-	struct api_ctx *x;
-	json_t *data;
+	struct store_dossier *v;
+	size_t n;
 };
 
 static int
@@ -255,7 +124,8 @@ api_dossier_row_cb(const struct store_dossier *d, void *ctx)
 {
 	struct api_page *p = ctx;
 
-	json_array_append_new(p->data, api_dossier_json(p->x, d));
+	p->v = xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
+	p->v[p->n++] = *d;
 	return 0;
 }
 
@@ -269,6 +139,8 @@ api_dossier_list(struct api_ctx *x)
 	int64_t after, next;
 	int limit;
 	struct api_page p;
+	json_t *data, *j;
+	size_t i;
 
 	if (f.status != NULL && strcmp(f.status, "open") != 0 &&
 	    strcmp(f.status, "closed") != 0)
@@ -279,56 +151,67 @@ api_dossier_list(struct api_ctx *x)
 		return api_invalid(x, "ref", "a dossier ref");
 	if (!api_page_args(x, &limit, &after, &ret))
 		return ret;
-	p.x = x;
-	p.data = json_array();
+	memset(&p, 0, sizeof(p));
+	data = json_array();
 	if (dossier_page(x->st, x->account_id, &f, after, limit,
-	    api_dossier_row_cb, &p, &next, err) != 0) {
-		json_decref(p.data);
-		return api_internal(x, err);
+	    api_dossier_row_cb, &p, &next, err) != 0)
+		goto fail;
+	for (i = 0; i < p.n; i++) {
+		if ((j = api_dossier_json(x, &p.v[i], err)) == NULL)
+			goto fail;
+		json_array_append_new(data, j);
 	}
-	return api_json(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "data", p.data,
+	free(p.v);
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "data", data,
 	    "next_after", next != 0 ? json_integer(next) : json_null()));
+fail:
+	free(p.v);
+	json_decref(data);
+	return api_internal(x, err);
 }
 
 enum MHD_Result
 api_dossier_get(struct api_ctx *x)
 {
 	struct store_dossier d;
-	enum MHD_Result ret;
-
-	if (!api_find_dossier(x, &d, &ret))
-		return ret;
-	return api_json(x, MHD_HTTP_OK, api_dossier_json(x, &d));
-}
-
-enum MHD_Result
-api_dossier_close(struct api_ctx *x)
-{
-	struct store_dossier d;
 	char err[PD_ERRLEN] = "";
 	enum MHD_Result ret;
-	int was_closed;
+	json_t *j;
 
 	if (!api_find_dossier(x, &d, &ret))
 		return ret;
-	if (dossier_close(x->st, x->account_id, d.id, &was_closed, &d,
-	    err) != 0)
+	if ((j = api_dossier_json(x, &d, err)) == NULL)
 		return api_internal(x, err);
-	return api_json(x, MHD_HTTP_OK, api_dossier_json(x, &d));
+	return api_json(x, MHD_HTTP_OK, j);
 }
 
 /* ---- documents ---- */
 
+/* "" as null. */
 static json_t *
+api_jopt(const char *s)
+{
+	return s[0] != '\0' ? api_jstr(s) : json_null();
+}
+
+/* A document with the item it is filed under (slug, null: unassigned)
+ * and its review. */
+json_t *
 api_doc_json(const struct store_doc_row *r)
 {
-	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:s, s:o}",
+	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:s, s:o, s:o,"
+	    " s:s, s:o, s:o, s:o}",
 	    "id", (json_int_t)r->id, "dossier_id", (json_int_t)r->dossier_id,
 	    "message_id", r->message_id ? json_integer(r->message_id) :
 	    json_null(), "filename", api_jstr(r->filename), "content_type",
 	    api_jstr(r->sniffed_type), "declared_type",
 	    api_jstr(r->declared_type), "size", (json_int_t)r->size,
-	    "sha256", r->sha256, "received", api_jtime(r->received));
+	    "sha256", r->sha256, "received", api_jtime(r->received),
+	    "item", r->item_id != 0 ? api_jstr(r->item_slug) : json_null(),
+	    "review", r->review[0] ? r->review : "pending", "review_reason",
+	    api_jopt(r->review_reason), "reviewed_by",
+	    api_jopt(r->reviewed_by), "reviewed_at",
+	    api_jtime(r->reviewed_at));
 }
 
 static int
@@ -357,7 +240,7 @@ api_dossier_documents(struct api_ctx *x)
 	return api_json(x, MHD_HTTP_OK, json_pack("{s:o}", "data", data));
 }
 
-static int
+int
 api_find_doc(struct api_ctx *x, struct store_doc_row *r, enum MHD_Result *ret)
 {
 	char err[PD_ERRLEN] = "";
@@ -458,15 +341,24 @@ api_document_content(struct api_ctx *x)
 
 /* ---- invitations ---- */
 
+/*
+ * "requested" adds required items to the dossier (those it has are
+ * kept), all or none, before the invitation is queued: the invitation
+ * lists the dossier's items, each with its own address.  A locale that
+ * names a language is remembered on the contact, for every later
+ * message to them.
+ */
 enum MHD_Result
 api_dossier_invite(struct api_ctx *x)
 {
 	struct notify_env env = { x->s->cfg, x->st, x->q };
 	struct notify_invite_req req;
 	struct store_dossier d;
+	struct store_item *v = NULL;
 	const char *tmpl, *locale, *due;
-	char err[PD_ERRLEN] = "", *docs = NULL;
+	char err[PD_ERRLEN] = "";
 	enum MHD_Result ret;
+	size_t n = 0;
 	int64_t oid = 0;
 	int rc;
 
@@ -480,18 +372,26 @@ api_dossier_invite(struct api_ctx *x)
 		return api_invalid(x, "locale", "a name of [a-z0-9_-]{1,32}");
 	if (!api_field_str(x, "due", 0, 10, &due) || (due && !dossier_valid_due(due)))
 		return api_invalid(x, "due", "a date YYYY-MM-DD");
-	if (!api_requested(x, &docs))
-		return api_invalid(x, "requested", "an array of at most 50 "
-		    "document names (no commas)");
+	if (!api_body_items(x, "requested", &v, &n, &ret))
+		return ret;
 	if (strcmp(d.status, "open") != 0) {
-		free(docs);
+		free(v);
 		return api_error(x, MHD_HTTP_CONFLICT, "dossier_closed",
 		    "dossier %lld is closed", (long long)d.id);
 	}
-	req = (struct notify_invite_req){ tmpl, locale, docs, due };
+	rc = n > 0 ? dossier_items_add(x->st, x->account_id, d.id, v, n, NULL,
+	    err) : 0;
+	free(v);
+	if (rc == DOSSIER_EINVAL)
+		return api_invalid(x, "requested", err);
+	if (rc == 0 && locale != NULL && dossier_valid_locale(locale))
+		rc = dossier_contact_set(x->st, x->account_id, d.contact, NULL,
+		    locale, err);
+	if (rc != 0)
+		return api_internal(x, err);
+	req = (struct notify_invite_req){ tmpl, locale, NULL, due };
 	/* Queued only: serve's runner delivers it, as the reminder check. */
 	rc = notify_invite(&env, &d, &req, &oid, err);
-	free(docs);
 	if (rc != 0) {
 		log_warn("api: %s: invitation for dossier %lld: %s", x->account,
 		    (long long)d.id, err);

@@ -301,3 +301,17 @@ dossier_message_text(struct store *st, struct blob_store *bs,
 	close(fd);
 	return rc;
 }
+
+int
+dossier_complete(struct store *st, int64_t account_id, int64_t id,
+    int *complete_r, char *err)
+{
+	struct store_dossier d;
+	int announced, rc;
+
+	*complete_r = 0;
+	rc = store_dossier_get(st, account_id, id, &d, err);
+	if (rc != 1)
+		return rc == 0 ? DOSSIER_ENOTFOUND : -1;
+	return store_dossier_completion(st, id, complete_r, &announced, err);
+}

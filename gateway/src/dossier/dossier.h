@@ -248,6 +248,11 @@ struct dossier_new {
 int dossier_create_with(struct store *st, int64_t account_id,
     const struct dossier_new *n, int64_t *id_r, char *err);
 
+/* 1 in *complete_r when every required item is accepted (and there is
+ * one at least): the one rule front ends show as "complete". */
+int dossier_complete(struct store *st, int64_t account_id, int64_t id,
+    int *complete_r, char *err);
+
 /* The result of a review or an assignment, for the front end to show. */
 struct dossier_review {
 	int unchanged;			/* it was so already: nothing done */

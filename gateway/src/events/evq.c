@@ -6,7 +6,9 @@
  * or per account for account-level events: strict order inside a stream,
  * streams independent), and records the verdict after the hook returned,
  * so a crash in between calls the hook again: at least once.  Intake never
- * waits for it: it only reads what intake already committed.
+ * waits for it: it only reads what intake already committed (a
+ * message.received also carries what the sender wrote, read here from
+ * the stored raw message, so that someone answers it).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,18 +16,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "store/blob.h"
 #include "lib/config.h"
+#include "lib/mailtext.h"
 #include "evq.h"
 #include "plugin/plugin_host.h"
+#include "store/rawmsg.h"
 #include "store/store.h"
 #include "store/store_evq.h"
 #include "lib/util.h"
 
 #define EVQ_BATCH 32		/* stream heads handled per pass */
+#define EVQ_TEXT_MAX 4000	/* a message.received's text, in bytes */
 
 struct evq;
 
@@ -136,17 +142,20 @@ evq_document_json(const struct store_evq_doc *d)
 	    "received", (json_int_t)d->received);
 }
 
-/* The whole event, the body a webhook POSTs (plugin.h's shape). */
+/* The whole event, the body a webhook POSTs (plugin.h's shape); data is
+ * the detail's unless given (stolen). */
 static char *
-evq_json(const struct store_evq_item *it, const struct store_evq_doc *doc)
+evq_json(const struct store_evq_item *it, const struct store_evq_doc *doc,
+    json_t *data)
 {
-	json_t *ev, *dossier, *data;
+	json_t *ev, *dossier;
 	char *s;
 
 	dossier = it->dossier_id != 0 ? json_pack("{s:I, s:s}", "id",
 	    (json_int_t)it->dossier_id, "ref", it->dossier_ref) : json_null();
-	data = doc != NULL ? evq_document_json(doc) :
-	    evq_detail_json(it->detail);
+	if (data == NULL)
+		data = doc != NULL ? evq_document_json(doc) :
+		    evq_detail_json(it->detail);
 	ev = json_pack("{s:I, s:s, s:I, s:s, s:o, s:o}", "id",
 	    (json_int_t)it->event_id, "type", it->kind, "created",
 	    (json_int_t)it->at, "account", it->account, "dossier", dossier,
@@ -241,6 +250,61 @@ evq_doc(struct evq_consumer *c, const struct store_evq_item *it,
 	return store_evq_document(c->st, it->account_id, (int64_t)id, d, err);
 }
 
+/*
+ * The sender's text of the stored raw message `sha` ("" when the raw copy
+ * is gone: purged by retention, erased).  0, or -1 with err.
+ */
+static int
+evq_message_text(struct evq_consumer *c, const char *sha, char **text_r,
+    char *err)
+{
+	int fd = -1, r;
+
+	*text_r = NULL;
+	r = sha[0] != '\0' ? rawmsg_open(c->st, c->bs, sha, &fd, err) : 0;
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		*text_r = xstrdup("");
+		return 0;
+	}
+	r = mailtext_extract(fd, EVQ_TEXT_MAX, text_r, err);
+	close(fd);
+	return r;
+}
+
+/*
+ * message.received's data: the detail, and the envelope sender, the
+ * subject and the text of the message, so a question sent without a
+ * document reaches someone who can answer it.  NULL on a store error
+ * (the event is tried again).
+ */
+static json_t *
+evq_message_json(struct evq_consumer *c, const struct store_evq_item *it,
+    char *err)
+{
+	json_t *data = evq_detail_json(it->detail);
+	json_int_t id = json_integer_value(json_object_get(data, "message"));
+	struct store_msg_row *m = xcalloc(1, sizeof(*m));
+	char *text = NULL;
+	int r = id > 0 ? store_message_get(c->st, it->account_id,
+	    (int64_t)id, m, err) : 0;
+
+	if (r < 0 || (r == 1 && evq_message_text(c, m->sha256, &text, err)
+	    != 0)) {
+		json_decref(data);
+		free(m);
+		return NULL;
+	}
+	json_object_set_new(data, "from", json_string(m->mail_from));
+	json_object_set_new(data, "subject", json_string(m->subject));
+	json_object_set_new(data, "text", json_string(text != NULL ? text :
+	    ""));
+	free(text);
+	free(m);
+	return data;
+}
+
 static int
 evq_deliver(struct evq_consumer *c, const struct store_evq_item *it)
 {
@@ -249,6 +313,7 @@ evq_deliver(struct evq_consumer *c, const struct store_evq_item *it)
 	struct postdoc_event ev;
 	struct plugin_outcome o;
 	char err[PD_ERRLEN], path[4096], *json;
+	json_t *data = NULL;
 	int isdoc = strcmp(it->kind, "document.received") == 0, r = 0;
 
 	if (it->gone)
@@ -261,7 +326,12 @@ evq_deliver(struct evq_consumer *c, const struct store_evq_item *it)
 		}
 		return evq_drop(c, it, "document erased or purged");
 	}
-	if ((json = evq_json(it, isdoc ? &doc : NULL)) == NULL)
+	if (strcmp(it->kind, "message.received") == 0 &&
+	    (data = evq_message_json(c, it, err)) == NULL) {
+		log_err("event %lld: %s", (long long)it->event_id, err);
+		return 0;
+	}
+	if ((json = evq_json(it, isdoc ? &doc : NULL, data)) == NULL)
 		return evq_drop(c, it, "event not representable as JSON");
 	memset(&ev, 0, sizeof(ev));
 	ev.id = it->event_id;

@@ -2,7 +2,8 @@
  * intake.c - owns delivery on worker threads: parse a spooled message with
  * GMime under our own limits, decode its documents into blobs, ask the
  * plugins, then make blobs and rows durable in that order (a small raw
- * message goes into the database with its rows) and answer.
+ * message goes into the database with its rows), each document filed
+ * under the item its recipient address names, and answer.
  * It never names a file after the message, never calls a GMime boundary
  * getter or setter (GMime issue #165, corpus m52) and never leaves half a
  * delivery: on any refusal or failure the temp blobs and spool file go.
@@ -34,8 +35,8 @@
 #include "plugin/plugin_host.h"
 #include "store/rawmsg.h"
 #include "lib/sanitize.h"
+#include "lib/smtp_addr.h"
 #include "store/store.h"
-#include "store/store_evq.h"
 #include "lib/util.h"
 
 #define INTAKE_BUF (64 * 1024)	/* decode chunk and libmagic window */
@@ -66,6 +67,18 @@ struct intake_doc {
 	int64_t row_id;			/* per recipient; -1 = duplicate */
 	int writing;			/* w owns a temp file */
 	struct blob_writer w;
+};
+
+/*
+ * Where one recipient's documents go, decided inside the delivery's
+ * transaction: the item its address names (d-<token>+<item>), or for
+ * the plain address the dossier's only outstanding item, else none.
+ */
+struct intake_filing {
+	int64_t item_id;		/* 0: unassigned */
+	char slug[40];			/* the item's; or the part as sent */
+	char label[256];
+	int unknown;			/* the part named no item of it */
 };
 
 /* Anomalies, rendered in this order into messages.anomalies. */
@@ -793,7 +806,8 @@ intake_doc_dup(struct intake_msg *m, const struct intake_rcpt *rc,
 
 static int
 intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
-    int64_t msg_id, unsigned *added_r, char *err)
+    const struct intake_filing *f, int64_t msg_id, unsigned *added_r,
+    char *err)
 {
 	struct store_document sd;
 	unsigned i;
@@ -819,6 +833,7 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 		sd.size = d->size;
 		sd.sha256 = d->sha;
 		sd.part_path = d->path;
+		sd.item_id = f->item_id;
 		if (store_document_add(m->st, &sd, &d->row_id, err) != 0)
 			return -1;
 		(*added_r)++;
@@ -827,36 +842,92 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 }
 
 /*
- * dossier.completed, once: each stored document (not a duplicate) counts
- * as one requested item, so the dossier is complete when it holds as many
- * documents as its invitation asked for (docs/webhooks.md).
+ * The item this recipient's documents are filed under (struct
+ * intake_filing).  An item part that names no item of the dossier files
+ * unassigned: routing accepted it like the plain address, and the
+ * history says what was asked for (item.unknown).
  */
 static int
-intake_completed(struct intake_msg *m, const struct intake_rcpt *rc,
-    char *err)
+intake_pick_item(struct intake_msg *m, const struct intake_rcpt *rc,
+    struct intake_filing *f, char *err)
 {
-	unsigned req, held;
-	char detail[64];
-	int r = store_evq_dossier_complete(m->st, rc->dossier_id, &req, &held,
-	    err);
+	struct store_item it;
+	char local[80], part[40];
+	int64_t n = 0;
+	int r;
 
+	memset(f, 0, sizeof(*f));
+	if (!smtp_addr_intake_item(rc->address, m->ctx->cfg->intake_domain,
+	    local, sizeof(local), part, sizeof(part)))
+		part[0] = '\0';
+	if (part[0] != '\0') {
+		r = store_item_by_slug(m->st, rc->account_id, rc->dossier_id,
+		    part, &it, err);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			f->unknown = 1;
+			snprintf(f->slug, sizeof(f->slug), "%s", part);
+			return 0;
+		}
+	} else {
+		/* The plain address: only when one item is missing is it
+		 * clear which one the sender answers. */
+		if (store_item_outstanding(m->st, rc->dossier_id, &n, &it, err)
+		    != 0)
+			return -1;
+		if (n != 1)
+			return 0;
+	}
+	f->item_id = it.id;
+	snprintf(f->slug, sizeof(f->slug), "%s", it.slug);
+	snprintf(f->label, sizeof(f->label), "%s", it.label);
+	return 0;
+}
+
+/*
+ * After this message's documents: the item's state from its documents;
+ * while it waits for review (received), item.received names each new
+ * document filed under it, so a reviewer hears of every version.
+ */
+static int
+intake_item_events(struct intake_msg *m, const struct intake_rcpt *rc,
+    const struct intake_filing *f, char *err)
+{
+	struct store_item it;
+	char detail[160];
+	unsigned i;
+	int r;
+
+	if (store_item_refresh(m->st, f->item_id, NULL, err) != 0)
+		return -1;
+	r = store_item_by_id(m->st, rc->account_id, f->item_id, &it, err);
 	if (r <= 0)
 		return r;
-	snprintf(detail, sizeof(detail), "requested=%u documents=%u", req,
-	    held);
-	return store_event_add(m->st, rc->account_id, rc->dossier_id,
-	    "dossier.completed", detail, err);
+	if (strcmp(it.state, "received") != 0)
+		return 0;
+	for (i = 0; i < m->ndocs; i++) {
+		if (m->docs[i].row_id <= 0)
+			continue;	/* a duplicate */
+		snprintf(detail, sizeof(detail), "item=%s document=%lld "
+		    "state=received", it.slug, (long long)m->docs[i].row_id);
+		if (store_event_add(m->st, rc->account_id, rc->dossier_id,
+		    "item.received", detail, err) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int
 intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
-    unsigned added, char *err)
+    const struct intake_filing *f, int64_t msg_id, unsigned added,
+    char *err)
 {
 	char detail[200];
 	unsigned i;
 
-	snprintf(detail, sizeof(detail), "queue_id=%s documents=%u",
-	    m->job->queue_id, added);
+	snprintf(detail, sizeof(detail), "queue_id=%s message=%lld "
+	    "documents=%u", m->job->queue_id, (long long)msg_id, added);
 	if (store_event_add(m->st, rc->account_id, rc->dossier_id,
 	    "message.received", detail, err) != 0)
 		return -1;
@@ -869,13 +940,22 @@ intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
 		    rc->dossier_id, "document.received", detail, err) != 0)
 			return -1;
 	}
-	return added > 0 ? intake_completed(m, rc, err) : 0;
+	if (f->unknown) {
+		snprintf(detail, sizeof(detail), "item=%s", f->slug);
+		if (store_event_add(m->st, rc->account_id, rc->dossier_id,
+		    "item.unknown", detail, err) != 0)
+			return -1;
+	}
+	/* Completion is the reviewer's call now (dossier_review.c): a
+	 * document received is not a document accepted. */
+	return f->item_id != 0 && added > 0 ?
+	    intake_item_events(m, rc, f, err) : 0;
 }
 
 /* Rows for one recipient dossier; *id_r = 0 for a duplicate delivery. */
 static int
 intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
-    int64_t *id_r, unsigned *added_r, char *err)
+    struct intake_filing *f, int64_t *id_r, unsigned *added_r, char *err)
 {
 	const struct intake_job *job = m->job;
 	struct store_message sm;
@@ -917,8 +997,9 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 	if ((m->raw != NULL && store_raw_put(m->st, job->sha256, m->raw,
 	    m->raw_len, err) != 0) ||
 	    store_message_add(m->st, &sm, id_r, err) != 0 ||
-	    intake_store_docs(m, rc, *id_r, added_r, err) != 0 ||
-	    intake_store_events(m, rc, *added_r, err) != 0)
+	    intake_pick_item(m, rc, f, err) != 0 ||
+	    intake_store_docs(m, rc, f, *id_r, added_r, err) != 0 ||
+	    intake_store_events(m, rc, f, *id_r, *added_r, err) != 0)
 		return -1;
 	return 0;
 }
@@ -929,6 +1010,7 @@ struct intake_rows {
 	const char *ok;
 	int64_t *ids;
 	unsigned *added;
+	struct intake_filing *files;
 };
 
 static int
@@ -941,7 +1023,7 @@ intake_rows_cb(struct store *st, void *arg, char *err)
 	m->st = st;
 	for (i = 0; i < m->job->rcpt_count; i++)
 		if (r->ok[i] && intake_store_rcpt(m, &m->job->rcpts[i],
-		    &r->ids[i], &r->added[i], err) != 0)
+		    &r->files[i], &r->ids[i], &r->added[i], err) != 0)
 			return -1;
 	return 0;
 }
@@ -1049,10 +1131,10 @@ intake_place(struct intake_msg *m, char (*placed)[65], size_t *np)
  */
 static int
 intake_store(struct intake_msg *m, const char *ok, int64_t *ids,
-    unsigned *added)
+    unsigned *added, struct intake_filing *files)
 {
 	struct intake_ctx *c = m->ctx;
-	struct intake_rows rows = { m, ok, ids, added };
+	struct intake_rows rows = { m, ok, ids, added, files };
 	struct commit_item it;
 	char err[PD_ERRLEN], (*placed)[65] = xcalloc(m->ndocs + 1, 65);
 	size_t np = 0;
@@ -1189,10 +1271,12 @@ intake_unsubscribes(struct intake_msg *m, struct intake_result *res)
 		intake_reply(&res[i], 250, "2.0.0", "Ok: unsubscribed");
 }
 
-/* After the commit: a receipt to a sender the policy vouches for.  Its
- * failure is logged, never turned into a refusal of what is stored. */
+/* After the commit: a receipt to a sender the policy vouches for, each
+ * file with the item it was filed under.  Its failure is logged, never
+ * turned into a refusal of what is stored. */
 static void
-intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc)
+intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc,
+    const struct intake_filing *f)
 {
 	struct intake_ctx *c = m->ctx;
 	struct notify_env env;
@@ -1211,9 +1295,17 @@ intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc)
 	    != 1)
 		return;
 	got = json_array();
-	for (i = 0; i < m->ndocs; i++)
-		json_array_append_new(got, json_pack("{s:s, s:I}", "filename",
-		    m->docs[i].filename, "size", (json_int_t)m->docs[i].size));
+	for (i = 0; i < m->ndocs; i++) {
+		json_t *file = json_pack("{s:s, s:I}", "filename",
+		    m->docs[i].filename, "size", (json_int_t)m->docs[i].size);
+
+		if (f->item_id != 0) {
+			json_object_set_new(file, "item", json_string(f->slug));
+			json_object_set_new(file, "item_label",
+			    json_string(f->label));
+		}
+		json_array_append_new(got, file);
+	}
 	env = (struct notify_env){ c->cfg, c->st, c->q };
 	if (notify_receipt(&env, &d, m->job->mail_from, got, err) < 0)
 		log_warn("%s: receipt: %s", m->job->queue_id, err);
@@ -1222,7 +1314,8 @@ intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc)
 
 static void
 intake_success(struct intake_msg *m, const char *ok, const int64_t *ids,
-    const unsigned *added, struct intake_result *res)
+    const unsigned *added, const struct intake_filing *files,
+    struct intake_result *res)
 {
 	const struct intake_job *job = m->job;
 	struct postdoc_stored_info si;
@@ -1241,7 +1334,7 @@ intake_success(struct intake_msg *m, const char *ok, const int64_t *ids,
 		if (ids[i] == 0)
 			continue;	/* duplicate: nothing new stored */
 		metrics_documents(added[i]);
-		intake_receipt(m, &job->rcpts[i]);
+		intake_receipt(m, &job->rcpts[i], &files[i]);
 		if (m->ctx->ph == NULL)
 			continue;
 		si.queue_id = job->queue_id;
@@ -1294,6 +1387,7 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 	char *ok = xcalloc(n, 1);
 	int64_t *ids = xcalloc(n, sizeof(*ids));
 	unsigned *added = xcalloc(n, sizeof(*added));
+	struct intake_filing *files = xcalloc(n, sizeof(*files));
 
 	memset(&m, 0, sizeof(m));
 	/* Plugins' host->log lines during the hooks carry the queue id. */
@@ -1313,8 +1407,8 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 		if (intake_parse(&m) == 0)
 			intake_bounces(&m, results);
 	} else if (intake_parse(&m) == 0 && intake_decide(&m, ok, results)) {
-		if (intake_store(&m, ok, ids, added) == 0)
-			intake_success(&m, ok, ids, added, results);
+		if (intake_store(&m, ok, ids, added, files) == 0)
+			intake_success(&m, ok, ids, added, files, results);
 		else
 			intake_reply_accepted(job, results, ok, &m.fail);
 		m.fail.code = 0;	/* refused recipients keep their reply */
@@ -1326,4 +1420,5 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 	free(ok);
 	free(ids);
 	free(added);
+	free(files);
 }

@@ -17,7 +17,9 @@ struct plugin_host;
 struct intake_ctx;
 
 struct intake_rcpt {
-	const char *address;	/* as accepted at RCPT, normalised */
+	const char *address;	/* as accepted at RCPT, normalised; its
+				 * item part (d-<token>+<item>) picks the
+				 * item the documents are filed under */
 	int64_t dossier_id;
 	int64_t account_id;
 	const char *account;

@@ -4,7 +4,8 @@
  * gets its own intake context and store connection (both are one-thread
  * objects), released when the thread exits.  A message is copied into the
  * spool (intake consumes the spool file) while it is hashed and its
- * header block is kept for routing; nothing is held whole in memory.
+ * header block is kept for routing (an item's address, d-<token>+<item>,
+ * routes as RCPT does); nothing is held whole in memory.
  * It never decides what the plugin does on the server: it only answers
  * 250 (filed or duplicate), 550 5.1.1 (no dossier), 5xx or 4xx.
  */
@@ -125,12 +126,28 @@ mailhost_addr_char(char c, int domain)
 	return !domain && (c == '_' || c == '+' || c == '=');
 }
 
+/*
+ * The local part routing sees: "d-<token>" or, for an item's address,
+ * "d-<token>+<item>" (folded).  1, or 0 when addr is not ours.
+ */
+static int
+mailhost_local(const char *addr, const char *domain, char *out, size_t len)
+{
+	char local[80], item[40];
+
+	if (!smtp_addr_intake_item(addr, domain, local, sizeof(local), item,
+	    sizeof(item)))
+		return 0;
+	return snprintf(out, len, "%s%s%s", local, item[0] ? "+" : "", item)
+	    < (int)len;
+}
+
 /* Every local@domain in v[0..n) whose domain is ours; count cb's yeses. */
 static int
 mailhost_scan_value(const char *v, size_t n, const char *domain,
     mailhost_addr_cb cb, void *ctx)
 {
-	char addr[257], local[80];
+	char addr[257], local[128];
 	size_t i, a, b;
 	int yes = 0;
 
@@ -145,8 +162,8 @@ mailhost_scan_value(const char *v, size_t n, const char *domain,
 			continue;
 		memcpy(addr, v + a, b - a);
 		addr[b - a] = '\0';
-		if (smtp_addr_intake_local(addr, domain, local, sizeof(local))
-		    && cb(local, ctx))
+		if (mailhost_local(addr, domain, local, sizeof(local)) &&
+		    cb(local, ctx))
 			yes++;
 	}
 	return yes;
@@ -211,9 +228,11 @@ mailhost_route(const char *hdr, size_t len, const char *domain,
 }
 
 /*
- * cb for mailhost_route: an open dossier, once.  Routing (route.c, as
- * for RCPT) applies the sender policy too; a dossier it refuses still
- * names the message's field, and is dropped by mailhost_policy.
+ * cb for mailhost_route: an open dossier, once (the first address naming
+ * it decides the item, as the first RCPT does in SMTP).  Routing
+ * (route.c, as for RCPT) applies the sender policy too; a dossier it
+ * refuses still names the message's field, and is dropped by
+ * mailhost_policy.
  */
 static int
 mailhost_dossier_cb(const char *local, void *arg)
@@ -406,10 +425,10 @@ mailhost_pick(struct mailhost_msg *m, struct postdoc_delivery *r)
 	const char *def = m->in->default_dossier;
 	int field = mailhost_route(m->hdr != NULL ? m->hdr : "", m->hdr_len,
 	    dom, mailhost_dossier_cb, m);
-	char local[80];
+	char local[128];
 
 	if (field < 0 && !m->lookup_failed && def != NULL && def[0] != '\0') {
-		if (smtp_addr_intake_local(def, dom, local, sizeof(local)))
+		if (mailhost_local(def, dom, local, sizeof(local)))
 			mailhost_dossier_cb(local, m);
 		if (m->nd == 0)
 			log_warn("%s: %s: default dossier <%s> is not an open "
@@ -436,13 +455,15 @@ mailhost_intake(struct mailhost_msg *m, struct postdoc_delivery *r)
 	struct intake_rcpt rc[MAILHOST_RCPT_MAX];
 	struct intake_result res;
 	struct intake_job job;
-	char addr[MAILHOST_RCPT_MAX][192];
+	char addr[MAILHOST_RCPT_MAX][512];
 	size_t i;
 
 	memset(rc, 0, sizeof(rc));
 	for (i = 0; i < m->nd; i++) {
-		snprintf(addr[i], sizeof(addr[i]), "%s@%s",
-		    m->d[i].intake_local, m->mh->cfg->intake_domain);
+		/* As routed: intake files by the item part (intake.c). */
+		snprintf(addr[i], sizeof(addr[i]), "%s%s%s@%s",
+		    m->d[i].intake_local, m->d[i].item[0] ? "+" : "",
+		    m->d[i].item, m->mh->cfg->intake_domain);
 		rc[i].address = addr[i];
 		rc[i].dossier_id = m->d[i].dossier_id;
 		rc[i].account_id = m->d[i].account_id;

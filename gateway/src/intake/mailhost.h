@@ -24,7 +24,8 @@ const struct postdoc_host *mailhost_api(struct mailhost *mh);
 /*
  * Routing, exposed for tests: scan a raw header block (as in the message,
  * folded or not) for addresses of `domain` in the fields Delivered-To,
- * X-Original-To, To and Cc.  Calls cb(local part, ctx) for each address
+ * X-Original-To, To and Cc.  Calls cb(local part, ctx) ("d-<token>", or
+ * "d-<token>+<item>" for an item's address; folded) for each address
  * of the first of these fields (in that order, all occurrences of a field
  * name together) for which cb returns nonzero at least once.  Returns the
  * index of the winning field (0..3) or -1 when none matched.

@@ -2,8 +2,9 @@
  * route.c - routing an address: b-<token>@<bounce domain> (VERP) to the
  * outbound message it names, u-<token>@<list domain> to the contact and
  * purpose of a valid unsubscribe token, d-<token>@<intake domain> to an
- * open dossier whose account's sender policy admits the sender.  Every
- * other answer is a refusal with its code.  It reads the store through the
+ * open dossier whose account's sender policy admits the sender, and
+ * d-<token>+<item>@<intake domain> to the same dossier and that item.
+ * Every other answer is a refusal with its code.  It reads the store through the
  * caller's connection and never writes, replies, logs or counts.
  */
 #include <stdarg.h>
@@ -112,7 +113,30 @@ route_unsub(const struct route_env *env, const char *token,
 	return o->kind;
 }
 
-/* An open dossier, then the account's sender policy on the sender. */
+/*
+ * The item an item address names: its id, or 0 for a part that names no
+ * item of this dossier.  Looked up only once the plain address would be
+ * accepted, and accepted whatever it finds: an unknown item is filed
+ * unassigned (nothing lost), and RCPT tells nobody which items exist.
+ */
+static enum route_kind
+route_item(const struct route_env *env, struct route_outcome *o, char *err)
+{
+	struct store_item it;
+	int found;
+
+	if (o->item[0] == '\0')
+		return o->kind;
+	found = store_item_by_slug(env->st, o->account_id, o->dossier_id,
+	    o->item, &it, err);
+	if (found < 0)
+		return route_temporary(o);
+	o->item_id = found == 1 ? it.id : 0;
+	return o->kind;
+}
+
+/* An open dossier, then the account's sender policy on the sender, then
+ * the item when the address names one. */
 static enum route_kind
 route_dossier(const struct route_env *env, const char *addr,
     const char *sender, enum route_kind txn, struct route_outcome *o,
@@ -125,8 +149,10 @@ route_dossier(const struct route_env *env, const char *addr,
 	if (txn != ROUTE_NONE && txn != ROUTE_DOSSIER)
 		return route_refuse(o, ROUTE_MIXED, 452, "4.5.3", "send "
 		    "dossier mail in a transaction of its own");
-	if (!smtp_addr_intake_local(addr, env->cfg->intake_domain, local,
-	    sizeof(local)))
+	/* A malformed item part (not [a-z0-9-], too long) is no address
+	 * of ours, whatever the token: refused before any lookup. */
+	if (!smtp_addr_intake_item(addr, env->cfg->intake_domain, local,
+	    sizeof(local), o->item, sizeof(o->item)))
 		return route_unknown(o);
 	found = store_dossier_by_local(env->st, local, &d, err);
 	if (found < 0)
@@ -143,7 +169,7 @@ route_dossier(const struct route_env *env, const char *addr,
 		return route_refuse(o, ROUTE_SENDER, 550, "5.7.1", "sender "
 		    "<%s> may not file into this dossier", sender);
 	o->kind = ROUTE_DOSSIER;
-	return o->kind;
+	return route_item(env, o, err);
 }
 
 enum route_kind

@@ -1,5 +1,6 @@
 /*
- * route.h - where an address delivers: an open dossier, a bounce report
+ * route.h - where an address delivers: an open dossier (or one of its
+ * items, d-<token>+<item>), a bounce report
  * for a message we sent (VERP), an unsubscribe request by mail, or a
  * refusal with its reply code.  The one routing rule that the SMTP/LMTP
  * session (RCPT) and the mailbox host (fetched mail) both call, with the
@@ -52,6 +53,11 @@ struct route_outcome {
 	char account[64];
 	char ref[128];
 	char intake_local[80];
+	/* ROUTE_DOSSIER: the item part of d-<token>+<item> as sent (folded;
+	 * "" for the plain address) and the item it names in this dossier,
+	 * or 0 when it names none (intake files unassigned and notes it). */
+	char item[40];
+	int64_t item_id;
 	/* ROUTE_BOUNCE: the VERP token; ROUTE_UNSUB: "u-<token>" */
 	char token[72];
 	int64_t contact_id;		/* ROUTE_UNSUB: the token's contact */

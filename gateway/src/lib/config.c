@@ -875,7 +875,8 @@ static void cf_load_plugins(struct cf_load *ld, const config_setting_t *l)
 }
 
 /* accounts = ( { name = "ACME"; legal_name = "..."; ... } ): outbound
- * identity per account; every key is an optional string but name. */
+ * identity per account; every key is an optional string but name, and
+ * the boolean notify_completed (kept apart: it is not a string field). */
 static const char *const cf_account_keys[] = { "name", "legal_name",
     "legal_address", "locale", "from_name", "from_addr", NULL };
 
@@ -901,6 +902,15 @@ static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
 	for (j = 0; j < n; j++) {
 		const config_setting_t *s = config_setting_get_elem(ent, j);
 
+		if (strcmp(config_setting_name(s), "notify_completed") == 0) {
+			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+				cf_serr(ld->errs, s, "accounts[%d].notify_completed:"
+				    " expected true or false, got %s", i,
+				    cf_type_name(config_setting_type(s)));
+			else
+				a->notify_completed = config_setting_get_bool(s);
+			continue;
+		}
 		for (k = 0; cf_account_keys[k] != NULL; k++)
 			if (strcmp(config_setting_name(s), cf_account_keys[k])
 			    == 0)
@@ -928,6 +938,7 @@ static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
 			free(*cf_account_field(a, k));
 			*cf_account_field(a, k) = NULL;
 		}
+		a->notify_completed = 0;
 		return;
 	}
 	ld->cfg->account_count++;
@@ -1293,5 +1304,7 @@ void config_dump(const struct pd_config *cfg, FILE *out)
 			if (v != NULL)
 				cf_dump_str(out, name, v);
 		}
+		fprintf(out, "accounts[%d].notify_completed = %s\n", k,
+		    c->accounts[k].notify_completed ? "true" : "false");
 	}
 }

@@ -21,6 +21,7 @@ struct pd_account_conf {
 	char *locale;		/* default template locale, or NULL */
 	char *from_name;	/* From: display name, or NULL */
 	char *from_addr;	/* From: address, or NULL (outbound.from_addr) */
+	int notify_completed;	/* tell the contact her dossier is complete */
 };
 
 /* A legal hold (config privacy.holds): the account's data of a class

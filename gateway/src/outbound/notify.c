@@ -1,8 +1,9 @@
 /*
- * notify.c - invitations, reminders and receipts: the template data of a
- * dossier, then render (tmpl), build (outmsg) and queue (outq).  Owns the
- * rules of *when* such mail is sent (reminder schedule, receipt only to a
- * vouched-for sender); never delivers anything itself.
+ * notify.c - render (tmpl), build (outmsg) and queue (outq) a message
+ * about a dossier; invitations and receipts (receipt only to a
+ * vouched-for sender), previews and mail not tied to a dossier.  The
+ * data is notify_data.c's, reminders notify_remind.c's, the review's
+ * messages notify_loop.c's.  Never delivers anything itself.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,89 +14,12 @@
 #include <unistd.h>
 
 #include "lib/config.h"
-#include "notify.h"
+#include "notify_int.h"
 #include "outmsg.h"
 #include "outq.h"
 #include "store/store.h"
 #include "tmpl.h"
 #include "lib/util.h"
-
-/* Who an account writes as: config `accounts`, else the defaults. */
-struct notify_identity {
-	const char *legal_name;
-	const char *legal_address;
-	const char *from_name;
-	const char *from_addr;
-	const char *locale;
-};
-
-static void
-notify_identity(const struct pd_config *cfg, const char *account,
-    struct notify_identity *id)
-{
-	const struct pd_account_conf *a = config_account(cfg, account);
-
-	id->legal_name = a && a->legal_name ? a->legal_name : account;
-	id->legal_address = a && a->legal_address ? a->legal_address : "";
-	id->from_name = a && a->from_name ? a->from_name : cfg->from_name;
-	id->from_addr = a && a->from_addr ? a->from_addr : cfg->from_addr;
-	id->locale = a ? a->locale : NULL;
-}
-
-static void
-notify_date(char *out, size_t len, int64_t t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, len, "%Y-%m-%d", &tm);
-}
-
-static json_t *
-notify_account_json(const char *account, const struct notify_identity *id)
-{
-	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", account,
-	    "legal_name", id->legal_name, "legal_address", id->legal_address,
-	    "from_name", id->from_name, "from_addr", id->from_addr);
-}
-
-/* The requested documents recorded on the dossier, as [{"name"}]. */
-static json_t *
-notify_requested(const char *requested_json)
-{
-	json_t *names = json_loads(requested_json, 0, NULL), *out = json_array();
-	json_t *v;
-	size_t i;
-
-	json_array_foreach(names, i, v)
-		if (json_is_string(v))
-			json_array_append_new(out, json_pack("{s:s}", "name",
-			    json_string_value(v)));
-	json_decref(names);
-	return out;
-}
-
-/* Everything a template of this dossier may show. */
-static json_t *
-notify_data(const struct pd_config *cfg, const struct store_dossier *d,
-    const struct notify_identity *id, int64_t now)
-{
-	char addr[512], today[16];
-	json_t *docs = notify_requested(d->requested);
-
-	snprintf(addr, sizeof(addr), "%s@%s", d->intake_local,
-	    cfg->intake_domain);
-	notify_date(today, sizeof(today), now);
-	return json_pack("{s:o, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:b, s:o, s:b},"
-	    " s:s}",
-	    "account", notify_account_json(d->account, id),
-	    "contact", "name", "", "email", d->contact,
-	    "dossier", "ref", d->ref, "address", addr, "due", d->due,
-	    "has_due", d->due[0] != '\0', "documents", docs,
-	    "has_documents", json_array_size(docs) > 0,
-	    "now", today);
-}
 
 static const char *
 notify_domain(const char *addr)
@@ -123,14 +47,6 @@ notify_tmp_path(const struct pd_config *cfg, char *path, size_t len,
 	return 0;
 }
 
-struct notify_msg {
-	const char *tmpl;
-	const char *locale;
-	const char *kind;
-	const char *to;
-	const char *reply_to;		/* NULL: none */
-};
-
 #ifndef PD_TEMPLATE_DIR
 #define PD_TEMPLATE_DIR "/usr/local/share/postdoc/templates"
 #endif
@@ -152,7 +68,7 @@ notify_template_dir(const struct pd_config *cfg, char *buf, size_t len)
 }
 
 /* Render, build, queue. */
-static int
+int
 notify_send(const struct notify_env *env, const struct store_dossier *d,
     const struct notify_msg *nm, json_t *data, int64_t *id_r, char *err)
 {
@@ -167,13 +83,19 @@ notify_send(const struct notify_env *env, const struct store_dossier *d,
 
 	memset(&out, 0, sizeof(out));
 	notify_identity(cfg, d->account, &id);
-	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)), nm->tmpl, nm->locale, id.locale,
-	    data, &out, err) != 0)
+	if (env->q == NULL) {
+		pd_err(err, "no outbound queue to write to %s", nm->to);
+		return -1;
+	}
+	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)),
+	    nm->tmpl, nm->locale, id.locale, data, &out, err) != 0)
 		return -1;
 	memset(&spec, 0, sizeof(spec));
 	spec.from_name = id.from_name;
 	spec.from_addr = id.from_addr;
-	spec.to_name = "";
+	/* To: names her when the message goes to the contact herself */
+	spec.to_name = strcasecmp(nm->to, d->contact) == 0 ?
+	    d->contact_name : "";
 	spec.to_addr = nm->to;
 	spec.reply_to = nm->reply_to;
 	spec.subject = out.subject;
@@ -197,34 +119,6 @@ out:
 	return rc;
 }
 
-/* "ID card, Proof of address" -> ["ID card","Proof of address"]. */
-static char *
-notify_documents_json(const char *csv)
-{
-	json_t *arr = json_array();
-	const char *p = csv;
-	char *s;
-	size_t n;
-
-	while (p != NULL && *p != '\0') {
-		n = strcspn(p, ",");
-		while (n > 0 && (*p == ' ' || *p == '\t')) {
-			p++;
-			n--;
-		}
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		if (n > 0)
-			json_array_append_new(arr, json_stringn(p, n));
-		p += strcspn(p, ",");
-		if (*p == ',')
-			p++;
-	}
-	s = json_dumps(arr, JSON_COMPACT);
-	json_decref(arr);
-	return s;
-}
-
 static int
 notify_valid_due(const char *due)
 {
@@ -238,9 +132,8 @@ notify_invite(const struct notify_env *env, const struct store_dossier *d,
     const struct notify_invite_req *req, int64_t *outbound_id_r, char *err)
 {
 	struct store_dossier nd = *d;
-	struct notify_identity id;
 	struct notify_msg nm;
-	char addr[512], *docs = NULL;
+	char addr[512], locale[16];
 	json_t *data;
 	int rc;
 
@@ -254,198 +147,27 @@ notify_invite(const struct notify_env *env, const struct store_dossier *d,
 		    req->due);
 		return -1;
 	}
-	if (req->documents != NULL || req->due != NULL) {
-		docs = notify_documents_json(req->documents ? req->documents :
-		    "");
-		snprintf(nd.requested, sizeof(nd.requested), "%s", docs);
-		snprintf(nd.due, sizeof(nd.due), "%s", req->due ? req->due : "");
-		rc = store_dossier_set_request(env->st, d->account_id, d->id,
-		    nd.requested, nd.due, err);
-		free(docs);
-		if (rc != 0)
+	/* req->documents is ignored: the items are the request now.  Only
+	 * the due date is recorded (requested is kept as it is). */
+	if (req->due != NULL) {
+		snprintf(nd.due, sizeof(nd.due), "%s", req->due);
+		if (store_dossier_set_request(env->st, d->account_id, d->id,
+		    d->requested[0] != '\0' ? d->requested : "[]", nd.due,
+		    err) != 0)
 			return -1;
 	}
-	notify_identity(env->cfg, d->account, &id);
-	snprintf(addr, sizeof(addr), "%s@%s", d->intake_local,
-	    env->cfg->intake_domain);
+	notify_dossier_address(env->cfg, d, addr, sizeof(addr));
+	notify_locale(env->cfg, d, req->locale, locale, sizeof(locale));
 	nm = (struct notify_msg){ req->tmpl ? req->tmpl : "invitation",
-	    req->locale, "invitation", d->contact, addr };
-	data = notify_data(env->cfg, &nd, &id, pd_now());
+	    locale, "invitation", d->contact, addr };
+	if ((data = notify_data(env, &nd, locale, pd_now(), err)) == NULL)
+		return -1;
 	rc = notify_send(env, &nd, &nm, data, outbound_id_r, err);
 	json_decref(data);
 	return rc;
 }
 
-/* ---- reminders ---- */
-
-struct notify_dossiers {
-	struct store_dossier *v;
-	size_t n, cap;
-};
-
-static int
-notify_collect_cb(const struct store_dossier *d, void *ctx)
-{
-	struct notify_dossiers *l = ctx;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
-	}
-	l->v[l->n++] = *d;
-	return 0;
-}
-
-static int
-notify_collect_account_cb(const struct store_account *a, void *ctx)
-{
-	char err[PD_ERRLEN];
-	void **args = ctx;
-
-	return store_dossier_list(args[0], a->id, "open", notify_collect_cb,
-	    args[1], err) != 0 ? -1 : 0;
-}
-
-/* The n-th entry (0-based) of "3,7,14" into *days_r: 1, or 0 past the end. */
-static int
-notify_schedule_step(const char *p, int64_t n, int64_t *days_r)
-{
-	int64_t k;
-
-	for (k = 0; *p != '\0' && k < n; k++)
-		p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',');
-	if (*p == '\0')
-		return 0;			/* schedule exhausted */
-	*days_r = strtoll(p, NULL, 10);
-	return 1;
-}
-
-int
-notify_reminder_number(const struct notify_schedule *s, int64_t now,
-    notify_count_fn count, void *ctx, int64_t *days_r, char *err)
-{
-	int64_t n_docs, wanted;
-	json_t *req;
-
-	if (s->invitations == 0 ||
-	    !notify_schedule_step(s->days, s->sent, days_r))
-		return 0;
-	if (now < s->invited + *days_r * 86400)
-		return 0;
-	if (count(ctx, s->invited, &n_docs, err) != 0)
-		return -1;
-	req = json_loads(s->requested, 0, NULL);
-	wanted = json_array_size(req) > 0 ? (int64_t)json_array_size(req) : 1;
-	json_decref(req);
-	return n_docs >= wanted ? 0 : (int)(s->sent + 1);
-}
-
-struct notify_count_ctx {
-	struct store *st;
-	int64_t dossier_id;
-};
-
-static int
-notify_count_cb(void *ctx, int64_t since, int64_t *n_r, char *err)
-{
-	struct notify_count_ctx *c = ctx;
-
-	return store_document_count_since(c->st, c->dossier_id, since, n_r,
-	    err);
-}
-
-/* The reminder number (1-based) due for d at `now`, or 0. */
-static int
-notify_reminder_due(const struct notify_env *env,
-    const struct store_dossier *d, int64_t now, int64_t *days_r, char *err)
-{
-	struct notify_schedule s = { .days = env->cfg->reminder_days,
-	    .requested = d->requested };
-	struct notify_count_ctx c = { env->st, d->id };
-	int64_t last, r_first, r_last;
-
-	if (store_outbound_count(env->st, d->id, "invitation", &s.invitations,
-	    &s.invited, &last, err) != 0)
-		return -1;
-	if (s.invitations == 0)
-		return 0;
-	if (store_outbound_count(env->st, d->id, "reminder", &s.sent, &r_first,
-	    &r_last, err) != 0)
-		return -1;
-	return notify_reminder_number(&s, now, notify_count_cb, &c, days_r,
-	    err);
-}
-
-static int
-notify_remind_one(const struct notify_env *env, const struct store_dossier *d,
-    int number, int64_t days, int64_t now, char *err)
-{
-	struct notify_identity id;
-	struct notify_msg nm;
-	char addr[512];
-	json_t *data;
-	int rc;
-
-	notify_identity(env->cfg, d->account, &id);
-	snprintf(addr, sizeof(addr), "%s@%s", d->intake_local,
-	    env->cfg->intake_domain);
-	nm = (struct notify_msg){ "reminder", NULL, "reminder", d->contact,
-	    addr };
-	data = notify_data(env->cfg, d, &id, now);
-	json_object_set_new(data, "reminder", json_pack("{s:i, s:I}",
-	    "number", number, "days_since_invitation", (json_int_t)days));
-	rc = notify_send(env, d, &nm, data, NULL, err);
-	json_decref(data);
-	return rc;
-}
-
-int
-notify_reminders(const struct notify_env *env, int64_t now,
-    unsigned *queued_r, char *err)
-{
-	struct notify_dossiers l = { NULL, 0, 0 };
-	void *args[2] = { env->st, &l };
-	int64_t days = 0;
-	size_t i;
-	int k, rc = 0;
-
-	*queued_r = 0;
-	if (env->cfg->reminder_days[0] == '\0')
-		return 0;
-	/* Collect first: queuing writes while a listing is open is asking
-	 * for surprises. */
-	if (store_account_list(env->st, notify_collect_account_cb, args, err)
-	    != 0) {
-		free(l.v);
-		return -1;
-	}
-	for (i = 0; i < l.n && rc == 0; i++) {
-		k = notify_reminder_due(env, &l.v[i], now, &days, err);
-		if (k < 0)
-			rc = -1;
-		else if (k > 0 && notify_remind_one(env, &l.v[i], k, days, now,
-		    err) == 0)
-			(*queued_r)++;
-		else if (k > 0)	/* one dossier's problem is not the rest's */
-			log_warn("reminder for dossier %lld: %s",
-			    (long long)l.v[i].id, err);
-	}
-	free(l.v);
-	return rc;
-}
-
 /* ---- receipts ---- */
-
-static void
-notify_size_human(char *out, size_t len, json_int_t n)
-{
-	if (n < 1024)
-		snprintf(out, len, "%lld B", (long long)n);
-	else if (n < 1024 * 1024)
-		snprintf(out, len, "%.1f KiB", (double)n / 1024);
-	else
-		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
-}
 
 /* The policy vouches for sender: it is the contact, or the account names
  * its domain (the session refused any other at RCPT). */
@@ -456,48 +178,108 @@ notify_vouched(const struct store_dossier *d, const char *sender)
 	    strncmp(d->sender_policy, "domains:", 8) == 0;
 }
 
+/* The documents of d, to tell which item a received file went to when
+ * intake did not say. */
+struct notify_docs {
+	struct store_doc_row *v;
+	size_t n, cap;
+};
+
+static int
+notify_doc_cb(const struct store_doc_row *r, void *ctx)
+{
+	struct notify_docs *l = ctx;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = *r;
+	return 0;
+}
+
+/* The document a received entry is: by id, else the latest of that name
+ * and size (the one just filed). */
+static const struct store_doc_row *
+notify_doc_of(const struct notify_docs *l, json_t *v)
+{
+	json_int_t id = json_integer_value(json_object_get(v, "document"));
+	const char *name = json_string_value(json_object_get(v, "filename"));
+	json_int_t size = json_integer_value(json_object_get(v, "size"));
+	const struct store_doc_row *best = NULL;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		if (id > 0 && l->v[i].id == id)
+			return &l->v[i];
+		if (id <= 0 && name != NULL && strcmp(l->v[i].filename, name)
+		    == 0 && (json_int_t)l->v[i].size == size &&
+		    (best == NULL || l->v[i].id > best->id))
+			best = &l->v[i];
+	}
+	return best;
+}
+
+/* One line of the receipt: the file, its size, the day, its item. */
+static json_t *
+notify_received_json(const struct notify_docs *l, json_t *v,
+    const char *locale, const char *today)
+{
+	const struct store_doc_row *doc = notify_doc_of(l, v);
+	const char *label = json_string_value(json_object_get(v,
+	    "item_label"));
+	char size[32];
+
+	if (label == NULL && doc != NULL && doc->item_id != 0)
+		label = doc->item_label;
+	notify_size_text(json_integer_value(json_object_get(v, "size")),
+	    locale, size, sizeof(size));
+	return json_pack("{s:s, s:s, s:s, s:s, s:b}", "filename",
+	    json_string_value(json_object_get(v, "filename")) ?
+	    json_string_value(json_object_get(v, "filename")) : "",
+	    "size_human", size, "received_at", today,
+	    "item_label", label ? label : "", "has_item",
+	    label != NULL && label[0] != '\0');
+}
+
 int
 notify_receipt(const struct notify_env *env, const struct store_dossier *d,
     const char *sender, json_t *received, char *err)
 {
-	struct notify_identity id;
+	struct notify_docs docs = { NULL, 0, 0 };
 	struct notify_msg nm;
-	json_t *data, *list = json_array(), *v;
-	char size[32], today[16];
-	int64_t have = 0;
-	json_int_t asked;
+	json_t *data, *list, *v;
+	char today[64], locale[16], addr[512];
 	size_t i;
-	int rc;
+	int rc = -1, outstanding;
 
 	if (!env->cfg->receipts || sender[0] == '\0' ||
 	    !outmsg_addr_valid(sender, 0) || !notify_vouched(d, sender) ||
-	    json_array_size(received) == 0) {
-		json_decref(list);
+	    json_array_size(received) == 0)
 		return 0;
-	}
-	notify_identity(env->cfg, d->account, &id);
-	notify_date(today, sizeof(today), pd_now());
-	json_array_foreach(received, i, v) {
-		notify_size_human(size, sizeof(size), json_integer_value(
-		    json_object_get(v, "size")));
-		json_array_append_new(list, json_pack("{s:O, s:s, s:s}",
-		    "filename", json_object_get(v, "filename"),
-		    "size_human", size, "received_at", today));
-	}
-	nm = (struct notify_msg){ "receipt", NULL, "receipt", sender, NULL };
-	data = notify_data(env->cfg, d, &id, pd_now());
-	/* Which file answers which request is unknowable: compare counts. */
-	if (store_document_count_since(env->st, d->id, 0, &have, err) != 0) {
-		json_decref(data);
-		json_decref(list);
+	notify_locale(env->cfg, d, NULL, locale, sizeof(locale));
+	notify_when_text(pd_now(), locale, today, sizeof(today));
+	if (store_document_list(env->st, d->account_id, d->id, notify_doc_cb,
+	    &docs, err) != 0 ||
+	    (data = notify_data(env, d, locale, pd_now(), err)) == NULL) {
+		free(docs.v);
 		return -1;
 	}
-	asked = (json_int_t)json_array_size(json_object_get(json_object_get(
-	    data, "dossier"), "documents"));
+	list = json_array();
+	json_array_foreach(received, i, v)
+		json_array_append_new(list, notify_received_json(&docs, v,
+		    locale, today));
+	free(docs.v);
+	outstanding = json_is_true(json_object_get(data, "has_outstanding"));
+	/* complete: every required item has something to review (nothing
+	 * is missing); pending: something is.  Neither without items. */
 	json_object_set_new(data, "receipt", json_pack("{s:o, s:I, s:b, s:b}",
 	    "received", list, "count", (json_int_t)json_array_size(received),
-	    "pending", asked > 0 && have < asked,
-	    "complete", asked > 0 && have >= asked));
+	    "pending", outstanding, "complete", !outstanding &&
+	    json_is_true(json_object_get(data, "has_items"))));
+	/* A reply must reach the dossier (it bounced without Reply-To). */
+	notify_dossier_address(env->cfg, d, addr, sizeof(addr));
+	nm = (struct notify_msg){ "receipt", locale, "receipt", sender, addr };
 	rc = notify_send(env, d, &nm, data, NULL, err);
 	json_decref(data);
 	return rc == 0 ? 1 : -1;
@@ -582,41 +364,4 @@ out:
 	tmpl_output_free(&out);
 	json_decref(data);
 	return rc;
-}
-
-/* ---- the dossier loop (stubs until the templates land) ---- */
-
-int
-notify_rejection(const struct notify_env *env, const struct store_dossier *d,
-    const struct store_doc_row *doc, const struct store_item *it,
-    const char *reason, int64_t *id_r, char *err)
-{
-	(void)env; (void)d; (void)doc; (void)it; (void)reason; (void)id_r;
-	pd_err(err, "rejection message: not yet");
-	return -1;
-}
-
-int
-notify_completed(const struct notify_env *env, const struct store_dossier *d,
-    int64_t *id_r, char *err)
-{
-	(void)env; (void)d; (void)id_r;
-	pd_err(err, "completion message: not yet");
-	return -1;
-}
-
-int
-notify_closing(const struct notify_env *env, const struct store_dossier *d,
-    int64_t *id_r, char *err)
-{
-	(void)env; (void)d; (void)id_r;
-	pd_err(err, "closing message: not yet");
-	return -1;
-}
-
-int
-notify_wants_completion(const struct pd_config *cfg, const char *account)
-{
-	(void)cfg; (void)account;
-	return 0;
 }

@@ -1,13 +1,16 @@
 /*
  * notify.h - the mail Postdoc sends about a dossier: invitations,
- * reminders and receipts.  It gathers what a template may show (dossier,
- * contact, the account's legal identity), renders the template, builds
- * the message and queues it; delivery is the queue's job.  Blocking (SQL,
+ * reminders, receipts, and the dossier loop's rejection, completion and
+ * closing messages, each in the contact's language.  It gathers what a
+ * template may show (dossier, items, contact, the account's legal
+ * identity), renders the template, builds the message and queues it;
+ * delivery is the queue's job.  Blocking (SQL,
  * files, signing): call it from a CLI command or a worker thread.
  */
 #ifndef PD_NOTIFY_H
 #define PD_NOTIFY_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
 
@@ -24,44 +27,65 @@ struct notify_env {
 
 struct notify_invite_req {
 	const char *tmpl;		/* default "invitation" */
-	const char *locale;		/* NULL: account default, then "en" */
-	const char *documents;		/* "ID card,Proof of address" or NULL */
+	const char *locale;		/* used when the contact has none */
+	const char *documents;		/* ignored: callers add items first
+					 * (dossier_items_add); removed at
+					 * the merge of issue 14 */
 	const char *due;		/* "YYYY-MM-DD" or NULL */
 };
 
-/* Invite the dossier's contact; Reply-To is the intake address.  The
- * request (documents, due date) is recorded on the dossier. */
+/* Invite the dossier's contact to send each item, each to its own
+ * address; Reply-To is the plain intake address.  A due date given is
+ * recorded on the dossier. */
 int notify_invite(const struct notify_env *env, const struct store_dossier *d,
     const struct notify_invite_req *req, int64_t *outbound_id_r, char *err);
 
 /*
- * Queue the reminders that are due at `now` (outbound.reminder_days after
- * the first invitation) for open dossiers where fewer documents arrived
- * since the invitation than were asked for (at least one).
+ * Queue the reminders that are due at `now` (outbound.reminder_days
+ * after the first invitation) for open dossiers with required items
+ * still missing, each listing only those.  A queued reminder moves the
+ * dossier's reminder clock (reminded_at) to now.
  */
 int notify_reminders(const struct notify_env *env, int64_t now,
     unsigned *queued_r, char *err);
 
 /*
- * The reminder schedule as a rule, without the store (notify_reminders
- * reads the facts and counts through count): the number (1-based) of the
- * reminder due at now, or 0.  Reminder n+1 is due `days`'s n-th entry
- * days after the first invitation (*days_r), while fewer documents
- * arrived since that invitation than requested asks for (at least one);
- * none without an invitation or past the schedule's end.  count is
- * called only once a reminder is due by the clock; -1 if it fails.
+ * The reminder schedule as a rule, without the store: the number
+ * (1-based) of the reminder due at now, or 0; *days_r its schedule entry.
+ * Reminder n is due when something required is outstanding, now >=
+ * invited + days[n] and now >= last + (days[n] - days[n-1]): two
+ * reminders are never closer than the schedule's gap, whatever clock
+ * `remind --now` is given and however long an outage lasted (an outage
+ * yields one reminder, the next one gap later, never a catch-up).  None
+ * without an invitation or past the schedule's end.
  */
 struct notify_schedule {
 	const char *days;		/* outbound.reminder_days: "3,7" */
 	int64_t invitations;		/* invitations queued for the dossier */
 	int64_t invited;		/* the first one's creation time */
 	int64_t sent;			/* reminders queued so far */
-	const char *requested;		/* the dossier's request: JSON array */
+	int64_t last;			/* the last reminder: max(its creation,
+					 * dossiers.reminded_at); 0 none */
+	int64_t outstanding;		/* required items still missing */
 };
-typedef int (*notify_count_fn)(void *ctx, int64_t since, int64_t *n_r,
-    char *err);
 int notify_reminder_number(const struct notify_schedule *s, int64_t now,
-    notify_count_fn count, void *ctx, int64_t *days_r, char *err);
+    int64_t *days_r);
+
+/* What the messages write, exposed for their tests: "20 décembre 2026",
+ * "1er mai 2027", "20 December 2026" (ISO for a language without month
+ * names; -1 and the input copied if it is no day); "5 Mo", "1,5 Mo",
+ * "5 MB"; a mailto URI (RFC 6068) with a percent-encoded subject (-1 if
+ * out is too small); an item's own address (dossier_item_address's
+ * rule: the plain address past 64 octets of local part). */
+int notify_day_text(const char *day, const char *locale, char *out,
+    size_t len);
+void notify_size_text(int64_t n, const char *locale, char *out, size_t len);
+int notify_mailto(const char *addr, const char *subject, char *out,
+    size_t len);
+struct store_item;
+void notify_item_address(const char *intake_domain,
+    const struct store_dossier *d, const struct store_item *it, char *out,
+    size_t len);
 
 /* A receipt goes only to a sender the policy vouches for: the dossier's
  * contact (any case), or anyone when the policy names domains. */
@@ -69,7 +93,10 @@ int notify_vouched(const struct store_dossier *d, const char *sender);
 
 /*
  * Acknowledge documents filed from `sender` into d.  `received` is a
- * JSON array of {"filename", "size"}.  Sends only when the account's
+ * JSON array of {"filename", "size"} with, when intake knows them,
+ * "item" (slug), "item_label" and "document" (id); without them the
+ * dossier's documents say which item each file went to.  Reply-To is the
+ * dossier's address; the receipt says what required items are missing.  Sends only when the account's
  * sender policy vouches for the sender (it is the dossier's contact, or
  * the policy names its domain): never backscatter to a forged sender.
  * Returns 1 if queued, 0 if not warranted, -1 on error.
@@ -85,10 +112,14 @@ int notify_receipt(const struct notify_env *env, const struct store_dossier *d,
  * - completed: every required item is accepted (sent only when the
  *   account asks for it: notify_wants_completion);
  * - closing: the dossier is closed (`dossier close --notify`).
- * Each queues one message (*id_r its outbound id); -1 on error.
+ * Each queues one message (*id_r its outbound id, id_r may be NULL),
+ * Reply-To the dossier's address (a rejection: the item's, so that a
+ * reply files the new version under it); -1 on error, and without an
+ * outbound queue (env->q NULL) so that the caller's transaction rolls
+ * back rather than record a review nobody is told about.
+ * notify_wants_completion: the account's notify_completed setting.
  */
 struct store_doc_row;
-struct store_item;
 int notify_rejection(const struct notify_env *env,
     const struct store_dossier *d, const struct store_doc_row *doc,
     const struct store_item *it, const char *reason, int64_t *id_r,

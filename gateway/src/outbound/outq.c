@@ -122,3 +122,9 @@ outq_transport_check(struct outq_ctx *q, char *err)
 	}
 	return 0;
 }
+
+struct store *
+outq_store(struct outq_ctx *q)
+{
+	return q->st;
+}

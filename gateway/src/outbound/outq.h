@@ -38,6 +38,10 @@ struct outq_stats {
 int outq_ctx_new(const struct pd_config *cfg, struct plugin_host *ph,
     struct outq_ctx **q_r, char *err);
 void outq_ctx_free(struct outq_ctx **q);
+/* The queue's own store connection: a caller whose writes must commit
+ * with a queued message writes through it (store_begin nests, and
+ * outq_enqueue's BEGIN becomes a savepoint of the caller's). */
+struct store *outq_store(struct outq_ctx *q);
 
 /*
  * Queue a message: makes the VERP envelope sender

@@ -309,6 +309,15 @@ smtp_rcpt_add(struct smtp_session *s, const char *addr,
 	struct sess_rcpt *r;
 	size_t i;
 
+	/* One message to two item addresses of a dossier (d-x+id-card and
+	 * d-x+payslip): which file answers which item is unknowable, so it
+	 * is filed as sent to the plain address (the one outstanding item,
+	 * else unassigned).  Only the first recipient of a dossier files. */
+	for (i = 0; o->kind == ROUTE_DOSSIER && i < s->nrcpt; i++)
+		if (s->rcpts[i].dossier_id == o->dossier_id &&
+		    strcasecmp(s->rcpts[i].addr, addr) != 0)
+			snprintf(s->rcpts[i].addr, sizeof(s->rcpts[i].addr),
+			    "%s@%s", o->intake_local, s->srv->cfg->intake_domain);
 	/* SMTP owes one reply per message: a repeated dossier is one
 	 * delivery.  LMTP owes one reply per RCPT, so it keeps them all. */
 	for (i = 0; !s->lmtp && o->kind == ROUTE_DOSSIER && i < s->nrcpt; i++)

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <sqlite3.h>
 
 #include "store_evq.h"
@@ -214,66 +213,6 @@ store_evq_document(struct store *st, int64_t account_id, int64_t doc_id,
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : se_fail(st, err, "evq document");
-}
-
-/* Number of names in a requested-documents JSON array ("" = none). */
-static unsigned
-se_requested_count(const char *json)
-{
-	json_t *a = json_loads(json, 0, NULL), *v;
-	unsigned n = 0;
-	size_t i;
-
-	json_array_foreach(a, i, v)
-		if (json_is_string(v))
-			n++;
-	json_decref(a);
-	return n;
-}
-
-/*
- * Counted only when the dossier asks for documents: the counts walk every
- * document and event of the dossier, and on the committer thread, once
- * per stored message, that grew with the dossier (a dossier of 10,000
- * messages spent ~40% of serve's CPU here; bench/README.md, "Blob
- * fan-out").  EXISTS stops at the first completion event.
- */
-int
-store_evq_dossier_complete(struct store *st, int64_t dossier_id,
-    unsigned *requested_r, unsigned *held_r, char *err)
-{
-	sqlite3_stmt *s = se_prep(st, "SELECT requested FROM dossiers"
-	    " WHERE id = ?1", err, "i", dossier_id);
-	int rc, done = 1;
-
-	*requested_r = *held_r = 0;
-	if (s == NULL)
-		return -1;
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const unsigned char *req = sqlite3_column_text(s, 0);
-
-		*requested_r = se_requested_count(req != NULL ?
-		    (const char *)req : "");
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return se_fail(st, err, "evq dossier complete");
-	if (*requested_r == 0)
-		return 0;
-	s = se_prep(st, "SELECT (SELECT COUNT(*) FROM documents WHERE"
-	    " dossier_id = ?1), EXISTS (SELECT 1 FROM events WHERE"
-	    " dossier_id = ?1 AND kind = 'dossier.completed')", err, "i",
-	    dossier_id);
-	if (s == NULL)
-		return -1;
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		*held_r = (unsigned)sqlite3_column_int64(s, 0);
-		done = sqlite3_column_int64(s, 1) != 0;
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW)
-		return se_fail(st, err, "evq dossier complete");
-	return !done && *held_r >= *requested_r;
 }
 
 int

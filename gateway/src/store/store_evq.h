@@ -14,7 +14,7 @@
 
 struct store;
 
-/* The seven public types, the only ones an `event` hook ever sees. */
+/* The public types, the only ones an `event` hook ever sees. */
 extern const char *const store_evq_public[];
 #define STORE_EVQ_NPUBLIC 11
 
@@ -67,13 +67,6 @@ struct store_evq_doc {
 /* The document of a document.received event: 1 found, 0 gone, -1. */
 int store_evq_document(struct store *st, int64_t account_id, int64_t doc_id,
     struct store_evq_doc *d, char *err);
-
-/* dossier.completed: 1 when the dossier asked for documents (a JSON
- * array of names), now holds at least that many, and has no
- * dossier.completed event yet; 0 otherwise; -1 on error.  Call inside
- * the transaction that stored the documents. */
-int store_evq_dossier_complete(struct store *st, int64_t dossier_id,
-    unsigned *requested_r, unsigned *held_r, char *err);
 
 /* consent.granted / consent.withdrawn (action "grant" / "withdraw") for
  * a contact and purpose, account-level; inside the consent record's

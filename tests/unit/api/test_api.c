@@ -3,7 +3,8 @@
  * token shape and hash (auth.c), the Content-Disposition of a download
  * (RFC 6266 / RFC 8187, api_res.c) and the SQL of store_api.c (tokens:
  * unique names, revoke, last use, account scope; the dossier page:
- * filters, cursor, tenant isolation).  Each test gets a fresh mkdtemp
+ * filters, cursor, tenant isolation), the completion rule the API shows
+ * as "complete" and the dossier loop's routes.  Each test gets a fresh mkdtemp
  * dir; the HTTP side is tests/integration/test_api.py.
  */
 #include <check.h>
@@ -208,6 +209,78 @@ START_TEST(test_dossier_page)
 }
 END_TEST
 
+/* "complete": at least one required item, every required one accepted;
+ * optional items never count. */
+START_TEST(test_items_complete)
+{
+	static const struct {
+		const char *states;	/* one letter per item: r c a x */
+		const char *required;	/* 1 required, 0 optional */
+		int complete;
+	} t[] = {
+		{ "", "", 0 },			/* nothing asked */
+		{ "a", "0", 0 },		/* only optional items */
+		{ "a", "1", 1 },
+		{ "aa", "11", 1 },
+		{ "ar", "11", 0 },
+		{ "ac", "11", 0 },		/* received is not accepted */
+		{ "ax", "11", 0 },		/* rejected */
+		{ "ar", "10", 1 },		/* optional outstanding */
+		{ "rx", "00", 0 },
+	};
+	struct store_item v[4];
+	size_t i, k, n;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		n = strlen(t[i].states);
+		memset(v, 0, sizeof(v));
+		for (k = 0; k < n; k++) {
+			const char c = t[i].states[k];
+
+			snprintf(v[k].state, sizeof(v[k].state), "%s", c == 'a' ?
+			    "accepted" : c == 'c' ? "received" : c == 'x' ?
+			    "rejected" : "requested");
+			v[k].required = t[i].required[k] == '1';
+		}
+		ck_assert_msg(api_items_complete(v, n) == t[i].complete,
+		    "case %zu (%s/%s)", i, t[i].states, t[i].required);
+	}
+}
+END_TEST
+
+/* The loop's routes are served once each, with the method the docs
+ * give (test_api.py checks openapi.yaml against `api routes`). */
+START_TEST(test_loop_routes)
+{
+	static const char *const want[] = {
+		"GET /api/v1/dossiers/{id}/messages",
+		"POST /api/v1/dossiers/{id}/items",
+		"POST /api/v1/dossiers/{id}/close",
+		"POST /api/v1/documents/{id}/assign",
+		"POST /api/v1/documents/{id}/accept",
+		"POST /api/v1/documents/{id}/reject",
+		"GET /api/v1/checklists",
+		"POST /api/v1/checklists",
+	};
+	const char *m, *p;
+	char line[256];
+	size_t i, k;
+	int seen;
+
+	for (k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		seen = 0;
+		for (i = 0; api_route_at(i, &m, &p); i++) {
+			snprintf(line, sizeof(line), "%s %s", m, p);
+			seen += strcmp(line, want[k]) == 0;
+		}
+		ck_assert_msg(seen == 1, "%s served %d times", want[k], seen);
+	}
+	for (i = 0; i < api_nroutes; i++)
+		ck_assert_int_eq(api_routes[i].auth,
+		    strcmp(api_routes[i].path, "/metrics") != 0);
+}
+END_TEST
+
 static Suite *
 api_suite(void)
 {
@@ -220,6 +293,8 @@ api_suite(void)
 	tcase_add_test(tc, test_disposition);
 	tcase_add_test(tc, test_token_rows);
 	tcase_add_test(tc, test_dossier_page);
+	tcase_add_test(tc, test_items_complete);
+	tcase_add_test(tc, test_loop_routes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,8 +5,12 @@
  * header fields) answered 552 5.3.4 with nothing stored, parse_status,
  * the empty message and the recipient-less job, a duplicate delivery
  * that adds an event and no rows, the same attachment in a second
- * message, the spool file consumed whatever the outcome, and a mail to
- * u-<token> that withdraws consent.  Messages are built in the test.
+ * message, the spool file consumed whatever the outcome, a mail to
+ * u-<token> that withdraws consent, and filing by item: an item's address
+ * files under that item (item.received), the plain address under the only
+ * outstanding item or unassigned, an unknown item part unassigned with
+ * item.unknown, and no completion at intake.  Messages are built in the
+ * test.
  */
 #include <check.h>
 #include <stdio.h>
@@ -47,6 +51,8 @@ setup(void)
 	cfg->attachments_max = 3;
 	cfg->header_count_max = 12;
 	cfg->receipts = 0;
+	free(cfg->intake_domain);
+	cfg->intake_domain = xstrdup("intake.example");
 	st = tl_store_open(cfg->db_path, "normal");
 	ck_assert_msg(store_account_add(st, "acme", "any", &acme, err) == 0,
 	    "%s", err);
@@ -79,11 +85,11 @@ sha_hex(const void *p, size_t n, char out[65])
  * when unsub_token is not NULL; from a spool file when from_file.
  */
 static struct intake_result
-deliver(const char *msg, int from_file, const char *unsub_token,
-    size_t nrcpt)
+deliver_to(const char *msg, int from_file, const char *unsub_token,
+    size_t nrcpt, const char *address)
 {
 	static int seq;
-	struct intake_rcpt rc = { .address = "d-r1@intake.example",
+	struct intake_rcpt rc = { .address = address,
 	    .dossier_id = dos, .account_id = acme, .account = "acme",
 	    .dossier_ref = "R1" };
 	struct intake_result res;
@@ -127,6 +133,14 @@ deliver(const char *msg, int from_file, const char *unsub_token,
 	ck_assert_int_eq(access(spool, F_OK), -1);
 	free(mem);
 	return res;
+}
+
+static struct intake_result
+deliver(const char *msg, int from_file, const char *unsub_token,
+    size_t nrcpt)
+{
+	return deliver_to(msg, from_file, unsub_token, nrcpt,
+	    "d-r1@intake.example");
 }
 
 struct counts {
@@ -385,6 +399,213 @@ START_TEST(test_unsubscribe)
 }
 END_TEST
 
+/* ---- filing by item ---- */
+
+#define CSV_PART(b, body) "--" b "\r\nContent-Type: text/csv\r\n" \
+	"Content-Disposition: attachment; filename=\"x.csv\"\r\n\r\n" body \
+	"\r\n"
+
+/* The dossier's items, in order, each required. */
+static int64_t
+add_item(const char *slug, const char *label)
+{
+	struct store_item it;
+	int64_t id;
+
+	memset(&it, 0, sizeof(it));
+	snprintf(it.slug, sizeof(it.slug), "%s", slug);
+	snprintf(it.label, sizeof(it.label), "%s", label);
+	it.required = 1;
+	ck_assert_msg(store_item_add(st, acme, dos, &it, &id, err) == 0, "%s",
+	    err);
+	return id;
+}
+
+struct filed {
+	int n;
+	char item[40];		/* the last document's item slug */
+	int64_t id;		/* and its id */
+	int64_t message_id;
+};
+
+static int
+filed_cb(const struct store_doc_row *r, void *ctx)
+{
+	struct filed *f = ctx;
+
+	f->n++;
+	snprintf(f->item, sizeof(f->item), "%s", r->item_id != 0 ?
+	    r->item_slug : "");
+	f->id = r->id;
+	f->message_id = r->message_id;
+	return 0;
+}
+
+static struct filed
+filed(void)
+{
+	struct filed f;
+
+	memset(&f, 0, sizeof(f));
+	ck_assert(store_document_list(st, acme, dos, filed_cb, &f, err) == 0);
+	return f;
+}
+
+struct evs {
+	char all[4096];		/* "kind detail\n" each */
+};
+
+static int
+evs_cb(const struct store_event_row *r, void *ctx)
+{
+	struct evs *e = ctx;
+	size_t n = strlen(e->all);
+
+	snprintf(e->all + n, sizeof(e->all) - n, "%s %s\n", r->kind,
+	    r->detail);
+	return 0;
+}
+
+static struct evs
+evs(void)
+{
+	struct evs e;
+
+	memset(&e, 0, sizeof(e));
+	ck_assert(store_event_list(st, acme, dos, evs_cb, &e, err) == 0);
+	return e;
+}
+
+static const char *
+item_state(int64_t id)
+{
+	static struct store_item it;
+
+	ck_assert_int_eq(store_item_by_id(st, acme, id, &it, err), 1);
+	return it.state;
+}
+
+static const struct {
+	const char *name;
+	const char *items;	/* slugs to create, "a,b" */
+	const char *to;		/* the local part */
+	const char *want;	/* the document's item, "" unassigned */
+	const char *unknown;	/* item.unknown's part, or NULL */
+} filings[] = {
+	{ "an item's address", "id-card,proof", "d-filing01+proof", "proof",
+	    NULL },
+	{ "an item's address, upper case", "id-card,proof",
+	    "D-Filing01+PROOF", "proof", NULL },
+	{ "the plain address, one item outstanding", "id-card",
+	    "d-filing01", "id-card", NULL },
+	{ "the plain address, two items outstanding", "id-card,proof",
+	    "d-filing01", "", NULL },
+	{ "the plain address, no items", "", "d-filing01", "", NULL },
+	{ "an unknown item", "id-card", "d-filing01+payslip", "", "payslip" },
+	{ "an unknown item, no items", "", "d-filing01+id-card", "",
+	    "id-card" },
+};
+
+START_TEST(test_filing)
+{
+	char items[64], addr[128], want[160], *slug, *save = NULL;
+	struct intake_result r;
+	struct filed f;
+	struct evs e;
+	int64_t id = 0;
+
+	snprintf(items, sizeof(items), "%s", filings[_i].items);
+	for (slug = strtok_r(items, ",", &save); slug != NULL;
+	    slug = strtok_r(NULL, ",", &save)) {
+		int64_t x = add_item(slug, slug);
+
+		if (strcmp(slug, filings[_i].want) == 0)
+			id = x;
+	}
+	snprintf(addr, sizeof(addr), "%s@intake.example", filings[_i].to);
+	r = deliver_to(HDR MP("b") TEXT_PART("b") PDF_PART("b", "id.pdf")
+	    END("b"), _i % 2, NULL, 1, addr);
+	ck_assert_msg(r.code == 250, "%s: %d %s", filings[_i].name, r.code,
+	    r.text);
+	f = filed();
+	e = evs();
+	ck_assert_int_eq(f.n, 1);
+	ck_assert_msg(strcmp(f.item, filings[_i].want) == 0, "%s: filed "
+	    "under \"%s\"", filings[_i].name, f.item);
+	snprintf(want, sizeof(want), "message.received queue_id=Q");
+	ck_assert_ptr_nonnull(strstr(e.all, want));
+	snprintf(want, sizeof(want), "message=%lld documents=1\n",
+	    (long long)f.message_id);
+	ck_assert_msg(strstr(e.all, want) != NULL, "%s", e.all);
+	if (id != 0) {
+		ck_assert_str_eq(item_state(id), "received");
+		snprintf(want, sizeof(want), "item.received item=%s "
+		    "document=%lld state=received\n", filings[_i].want,
+		    (long long)f.id);
+		ck_assert_msg(strstr(e.all, want) != NULL, "%s", e.all);
+	} else
+		ck_assert_ptr_null(strstr(e.all, "item.received"));
+	if (filings[_i].unknown != NULL) {
+		snprintf(want, sizeof(want), "item.unknown item=%s\n",
+		    filings[_i].unknown);
+		ck_assert_msg(strstr(e.all, want) != NULL, "%s", e.all);
+	} else
+		ck_assert_ptr_null(strstr(e.all, "item.unknown"));
+	/* completion is a review's outcome, never a count at intake */
+	ck_assert_ptr_null(strstr(e.all, "dossier.completed"));
+}
+END_TEST
+
+/*
+ * The journey's plain-address case: once one of two items has a
+ * document, the other is the only one outstanding, and a file sent to
+ * the plain address answers it.  A second version to an item waiting
+ * for review is announced again (one item.received per document).
+ */
+START_TEST(test_filing_sequence)
+{
+	int64_t card = add_item("id-card", "ID card");
+	int64_t proof = add_item("proof", "Proof of address");
+	struct evs e;
+
+	ck_assert_int_eq(deliver_to(HDR MP("b") PDF_PART("b", "id.pdf")
+	    END("b"), 0, NULL, 1, "d-filing01+id-card@intake.example").code,
+	    250);
+	ck_assert_str_eq(filed().item, "id-card");
+	ck_assert_str_eq(item_state(card), "received");
+	ck_assert_str_eq(item_state(proof), "requested");
+	ck_assert_int_eq(deliver_to(HDR MP("b") CSV_PART("b", "a,b") END("b"),
+	    0, NULL, 1, "d-filing01@intake.example").code, 250);
+	ck_assert_str_eq(filed().item, "proof");
+	ck_assert_str_eq(item_state(proof), "received");
+	ck_assert_int_eq(deliver_to(HDR MP("b") CSV_PART("b", "c,d") END("b"),
+	    1, NULL, 1, "d-filing01+proof@intake.example").code, 250);
+	e = evs();
+	ck_assert_int_eq(filed().n, 3);
+	ck_assert_str_eq(filed().item, "proof");
+	ck_assert_msg(strstr(strstr(e.all, "item.received item=proof") + 1,
+	    "item.received item=proof") != NULL, "%s", e.all);
+	/* both received, none outstanding: the plain address files
+	 * unassigned */
+	ck_assert_int_eq(deliver_to(HDR MP("b") CSV_PART("b", "e,f") END("b"),
+	    0, NULL, 1, "d-filing01@intake.example").code, 250);
+	ck_assert_str_eq(filed().item, "");
+}
+END_TEST
+
+/* A dossier that requested two names (the old column) and holds two
+ * documents is not complete: nobody accepted them. */
+START_TEST(test_no_completion_by_count)
+{
+	ck_assert_int_eq(store_dossier_set_request(st, acme, dos,
+	    "[\"ID card\", \"Payslip\"]", "", err), 0);
+	ck_assert_int_eq(deliver(HDR MP("b") PDF_PART("b", "id.pdf")
+	    CSV_PART("b", "a,b") END("b"), 0, NULL, 1).code, 250);
+	ck_assert_int_eq(filed().n, 2);
+	ck_assert_ptr_null(strstr(evs().all, "dossier.completed"));
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *
@@ -398,6 +619,9 @@ intake_suite(void)
 	tcase_add_test(tc, test_no_rcpt);
 	tcase_add_test(tc, test_duplicate);
 	tcase_add_loop_test(tc, test_unsubscribe, 0, N(unsubs));
+	tcase_add_loop_test(tc, test_filing, 0, N(filings));
+	tcase_add_test(tc, test_filing_sequence);
+	tcase_add_test(tc, test_no_completion_by_count);
 	suite_add_tcase(s, tc);
 	return s;
 }

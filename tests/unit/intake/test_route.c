@@ -4,7 +4,9 @@
  * already holds) to an outcome and its reply code.  A temp store holds
  * three accounts (sender policies any, contact, domains), an open and a
  * closed dossier, an outbound message with its VERP token and a contact
- * with an unsubscribe token made under a key in the temp var/keys.
+ * with an unsubscribe token made under a key in the temp var/keys.  The
+ * open dossiers have an item "id-card": its address d-<token>+id-card
+ * routes like the plain one, with the item.
  */
 #include <check.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@ static struct pd_config *cfg;
 static struct store *st;
 static char err[PD_ERRLEN];
 static int64_t d_open, d_contact, d_domains, contact_id;
+static int64_t i_open, i_contact;	/* their "id-card" items */
 static char unsub_ok[UNSUB_TOKEN_MAX], unsub_forged[UNSUB_TOKEN_MAX];
 
 static void
@@ -82,6 +85,21 @@ setup_unsub(int64_t acct)
 	unsub_forged[n - 2] = unsub_forged[n - 2] == 'a' ? 'b' : 'a';
 }
 
+static int64_t
+setup_item(int64_t acct, int64_t dossier)
+{
+	struct store_item it;
+	int64_t id;
+
+	memset(&it, 0, sizeof(it));
+	snprintf(it.slug, sizeof(it.slug), "id-card");
+	snprintf(it.label, sizeof(it.label), "ID card");
+	it.required = 1;
+	ck_assert_msg(store_item_add(st, acct, dossier, &it, &id, err) == 0,
+	    "%s", err);
+	return id;
+}
+
 static void
 setup(void)
 {
@@ -104,6 +122,9 @@ setup(void)
 	    "alice@sender.example", "C1", "d-contact1", &d_contact, err), 0);
 	ck_assert_int_eq(store_dossier_create(st, domains, "x@client.example",
 	    "D1", "d-domains1", &d_domains, err), 0);
+	i_open = setup_item(any, d_open);
+	i_contact = setup_item(contact, d_contact);
+	(void)setup_item(any, closed);
 	setup_outbound(any, d_open);
 	setup_unsub(any);
 }
@@ -129,17 +150,23 @@ struct route_row {
 	int code;			/* refusals */
 	const char *enh;
 	const char *account;		/* accepted: whose */
+	const char *item;		/* ROUTE_DOSSIER: the part, or NULL */
+	int known;			/* and whether it names the item */
 };
 
 #define DOSSIER(a, s, acct) \
-	{ a, T_NONE, s, ROUTE_NONE, ROUTE_DOSSIER, ROUTE_OK, 0, "", acct }
+	{ a, T_NONE, s, ROUTE_NONE, ROUTE_DOSSIER, ROUTE_OK, 0, "", acct, \
+	    NULL, 0 }
 #define REFUSED(a, t, s, txn, why, code, enh) \
-	{ a, t, s, txn, ROUTE_REFUSED, why, code, enh, NULL }
+	{ a, t, s, txn, ROUTE_REFUSED, why, code, enh, NULL, NULL, 0 }
 #define UNKNOWN(a) REFUSED(a, T_NONE, "", ROUTE_NONE, ROUTE_UNKNOWN, 550, \
 	"5.1.1")
 #define SENDER(a, s) REFUSED(a, T_NONE, s, ROUTE_NONE, ROUTE_SENDER, 550, \
 	"5.7.1")
 #define MIXED(a, t, txn) REFUSED(a, t, "", txn, ROUTE_MIXED, 452, "4.5.3")
+#define ITEM(a, s, acct, item, known) \
+	{ a, T_NONE, s, ROUTE_NONE, ROUTE_DOSSIER, ROUTE_OK, 0, "", acct, \
+	    item, known }
 
 static const struct route_row rows[] = {
 	/* dossiers: open, closed, unknown, malformed, not our domain */
@@ -152,6 +179,28 @@ static const struct route_row rows[] = {
 	UNKNOWN("x-open0001@dossiers.example"),
 	UNKNOWN("d-open0001@elsewhere.example"),
 	UNKNOWN("d-open0001@bounce.example"),
+	/* an item's address: the same dossier, and the item it names; a
+	 * part naming none is accepted too (filed unassigned); a part that
+	 * is no item part at all is no address of ours */
+	ITEM("d-open0001+id-card@dossiers.example", "x@y.example", "ANY",
+	    "id-card", 1),
+	ITEM("D-Open0001+ID-Card@DOSSIERS.example", "", "ANY", "id-card", 1),
+	ITEM("d-open0001+payslip@dossiers.example", "x@y.example", "ANY",
+	    "payslip", 0),
+	UNKNOWN("d-open0001+id_card@dossiers.example"),
+	UNKNOWN("d-open0001+id.card@dossiers.example"),
+	UNKNOWN("d-open0001+@dossiers.example"),
+	UNKNOWN("d-open0001+id+card@dossiers.example"),
+	UNKNOWN("d-open0001+abcdefghijklmnopqrstuvwxyz0123456@dossiers.example"),
+	UNKNOWN("d-closed01+id-card@dossiers.example"),
+	UNKNOWN("d-nosuch01+id-card@dossiers.example"),
+	UNKNOWN("d-open0001+id-card@elsewhere.example"),
+	ITEM("d-contact1+id-card@dossiers.example", "alice@sender.example",
+	    "CONTACT", "id-card", 1),
+	SENDER("d-contact1+id-card@dossiers.example", "mallory@sender.example"),
+	SENDER("d-contact1+nosuch@dossiers.example", "mallory@sender.example"),
+	SENDER("d-domains1+id-card@dossiers.example", "bob@evil.example"),
+	MIXED("d-open0001+id-card@dossiers.example", T_NONE, ROUTE_BOUNCE),
 	/* sender policy: contact */
 	DOSSIER("d-contact1@dossiers.example", "alice@sender.example",
 	    "CONTACT"),
@@ -164,14 +213,14 @@ static const struct route_row rows[] = {
 	SENDER("d-domains1@dossiers.example", ""),
 	/* VERP bounce reports: a token we issued, whatever the sender */
 	{ "b-" VERP_OK "@bounce.example", T_NONE, "", ROUTE_NONE,
-	    ROUTE_BOUNCE, ROUTE_OK, 0, "", "ANY" },
+	    ROUTE_BOUNCE, ROUTE_OK, 0, "", "ANY", NULL, 0 },
 	{ "B-" VERP_OK "@BOUNCE.example", T_NONE, "", ROUTE_BOUNCE,
-	    ROUTE_BOUNCE, ROUTE_OK, 0, "", "ANY" },
+	    ROUTE_BOUNCE, ROUTE_OK, 0, "", "ANY", NULL, 0 },
 	UNKNOWN("b-" VERP_FORGED "@bounce.example"),
 	UNKNOWN("b-" VERP_OK "@dossiers.example"),
 	/* mailto: unsubscribe: a token with a valid MAC only */
 	{ "u-%s@lists.example", T_UNSUB, "x@y.example", ROUTE_NONE,
-	    ROUTE_UNSUB, ROUTE_OK, 0, "", "ANY" },
+	    ROUTE_UNSUB, ROUTE_OK, 0, "", "ANY", NULL, 0 },
 	REFUSED("u-%s@lists.example", T_UNSUB_FORGED, "", ROUTE_NONE,
 	    ROUTE_UNKNOWN, 550, "5.1.1"),
 	UNKNOWN("u-%s@dossiers.example"),
@@ -208,6 +257,11 @@ route_check_accepted(const struct route_row *r, const struct route_outcome *o,
 		    (long long)o->dossier_id);
 		ck_assert_str_eq(o->token, "");
 		ck_assert_str_eq(o->account, r->account);
+		ck_assert_msg(strcmp(o->item, r->item != NULL ? r->item : "")
+		    == 0, "row %zu: item \"%s\"", i, o->item);
+		ck_assert_msg(o->item_id == (!r->known ? 0 : o->dossier_id ==
+		    d_open ? i_open : i_contact), "row %zu: item id %lld", i,
+		    (long long)o->item_id);
 		break;
 	case ROUTE_BOUNCE:
 		ck_assert_int_eq(o->dossier_id, d_open);
@@ -283,6 +337,44 @@ START_TEST(test_route_texts)
 }
 END_TEST
 
+/*
+ * No oracle: for every sender, an item address (known item or not) gets
+ * what the plain address gets, code, enhanced code and text alike.
+ */
+START_TEST(test_route_item_like_plain)
+{
+	static const char *const locals[] = { "d-open0001", "d-contact1",
+	    "d-domains1", "d-closed01", "d-nosuch01" };
+	static const char *const senders[] = { "", "x@y.example",
+	    "alice@sender.example", "mallory@sender.example",
+	    "bob@partner.example", "bob@evil.example" };
+	static const char *const items[] = { "id-card", "payslip" };
+	struct route_env env = { cfg, st };
+	struct route_outcome p, o;
+	char plain[128], item[128];
+	size_t l, k, j;
+
+	for (l = 0; l < sizeof(locals) / sizeof(locals[0]); l++)
+	for (k = 0; k < sizeof(senders) / sizeof(senders[0]); k++)
+	for (j = 0; j < sizeof(items) / sizeof(items[0]); j++) {
+		snprintf(plain, sizeof(plain), "%s@dossiers.example",
+		    locals[l]);
+		snprintf(item, sizeof(item), "%s+%s@dossiers.example",
+		    locals[l], items[j]);
+		route_address(&env, plain, senders[k], ROUTE_NONE, &p, err);
+		route_address(&env, item, senders[k], ROUTE_NONE, &o, err);
+		ck_assert_msg(p.kind == o.kind && p.why == o.why &&
+		    p.code == o.code && strcmp(p.enhanced, o.enhanced) == 0 &&
+		    strcmp(p.text, o.text) == 0 && p.dossier_id ==
+		    o.dossier_id, "<%s> from <%s>: %d %s %s, plain %d %s %s",
+		    item, senders[k], o.code, o.enhanced, o.text, p.code,
+		    p.enhanced, p.text);
+		ck_assert_str_eq(p.item, "");
+		ck_assert_int_eq(p.item_id, 0);
+	}
+}
+END_TEST
+
 static Suite *
 route_suite(void)
 {
@@ -292,6 +384,7 @@ route_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_route_table);
 	tcase_add_test(tc, test_route_texts);
+	tcase_add_test(tc, test_route_item_like_plain);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -369,7 +369,8 @@ START_TEST(test_accounts)
 
 	ck_assert_int_eq(config_load(write_file("acc.conf",
 	    "accounts = ( { name = \"ACME\"; legal_name = \"ACME SAS\";\n"
-	    "  locale = \"fr\"; from_addr = \"docs@acme.example\"; } );\n"
+	    "  locale = \"fr\"; from_addr = \"docs@acme.example\";\n"
+	    "  notify_completed = true; }, { name = \"B\"; } );\n"
 	    "outbound = { reminder_days = \"2,5,9\"; rate = 0; };\n"),
 	    &cfg, err, sizeof(err)), 0);
 	a = config_account(cfg, "ACME");
@@ -378,12 +379,16 @@ START_TEST(test_accounts)
 	ck_assert_str_eq(a->locale, "fr");
 	ck_assert_str_eq(a->from_addr, "docs@acme.example");
 	ck_assert_ptr_null(a->from_name);
+	ck_assert_int_eq(a->notify_completed, 1);
+	/* the completion message is asked for, never assumed */
+	ck_assert_int_eq(config_account(cfg, "B")->notify_completed, 0);
 	ck_assert_ptr_null(config_account(cfg, "OTHER"));
 	ck_assert_str_eq(cfg->reminder_days, "2,5,9");
 	config_free(&cfg);
 	ck_assert_int_eq(config_load(write_file("acc2.conf",
 	    "accounts = ( { legal_name = \"x\"; },\n"
-	    "  { name = \"B\"; colour = \"red\"; locale = \"../fr\"; } );\n"
+	    "  { name = \"B\"; colour = \"red\"; locale = \"../fr\";"
+	    " notify_completed = \"yes\"; } );\n"
 	    "outbound = { reminder_days = \"7,3\"; transport = \"a/b\"; };\n"),
 	    &cfg, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:1: accounts[0]: 'name' "
@@ -391,6 +396,8 @@ START_TEST(test_accounts)
 	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:2: unknown key "
 	    "'accounts[1].colour'"));
 	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:2: accounts[1].locale"));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:2: accounts[1]."
+	    "notify_completed: expected true or false"));
 	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: outbound.reminder_days"));
 	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: outbound.transport"));
 }

@@ -295,7 +295,8 @@ static const char *tmpl_data_json =
     "\"reminder\":{\"number\":2,\"days_since_invitation\":9},"
     "\"now\":\"2026-11-26\"}";
 
-static const char *shipped[] = { "invitation", "reminder", "receipt" };
+static const char *shipped[] = { "invitation", "reminder", "receipt",
+    "rejection", "completed", "closing" };
 
 /* Every shipped template, fr and en: renders, keeps the legal identity,
  * escapes data in HTML and leaves it alone in text. */
@@ -344,6 +345,11 @@ START_TEST(test_tmpl_escaping_rule)
 		{ "receipt", "text", 0 }, { "receipt", "subject", 0 },
 		{ "partials", "header", 0 }, { "partials", "footer", 0 },
 		{ NULL, "footer", 0 },
+		{ "rejection", "html", 1 }, { "rejection", "text", 0 },
+		{ "rejection", "subject", 0 }, { "completed", "html", 1 },
+		{ "completed", "text", 0 }, { "completed", "subject", 0 },
+		{ "closing", "html", 1 }, { "closing", "text", 0 },
+		{ "closing", "subject", 0 },
 	};
 	const char *locale = _i ? "en" : "fr", *p;
 	char path[512], buf[8192];
