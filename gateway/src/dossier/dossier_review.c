@@ -4,7 +4,9 @@
  * Each change is one savepoint with everything it sets off (the item's
  * state, the history naming who, dossier.completed once, the message
  * to the contact), so a failure changes nothing and a success leaves
- * nothing half done.
+ * nothing half done.  With a queue, all of it runs on the queue's own
+ * store connection: the message and the change commit together, and no
+ * second connection waits on the first one's write lock.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +15,21 @@
 #include "dossier.h"
 #include "lib/util.h"
 #include "outbound/notify.h"
+#include "outbound/outq.h"
 #include "store/store.h"
 
 #define REVIEW_REASON_MAX 1000
+
+/* The environment a change runs in: env itself, on the queue's store
+ * connection when there is a queue (outq_enqueue's BEGIN then nests as
+ * a savepoint of ours). */
+static void
+dr_env(const struct dossier_env *env, struct dossier_env *e)
+{
+	*e = *env;
+	if (env->q != NULL)
+		e->st = outq_store(env->q);
+}
 
 /* The document, its open dossier and its item (it_r->id 0: none). */
 static int
@@ -140,8 +154,8 @@ dr_assign_sp(const struct dossier_env *env, const struct store_dossier *d,
 	return dr_completion(env, d, r, err);
 }
 
-int
-dossier_document_assign(const struct dossier_env *env, int64_t account_id,
+static int
+dr_assign(const struct dossier_env *env, int64_t account_id,
     int64_t doc_id, const char *item, struct dossier_review *r, char *err)
 {
 	struct store_doc_row doc;
@@ -176,6 +190,16 @@ dossier_document_assign(const struct dossier_env *env, int64_t account_id,
 	if (dossier_tx_end(env->st, rc == 0, err) != 0)
 		return -1;
 	return dr_result(env, account_id, doc_id, r, err);
+}
+
+int
+dossier_document_assign(const struct dossier_env *env, int64_t account_id,
+    int64_t doc_id, const char *item, struct dossier_review *r, char *err)
+{
+	struct dossier_env e;
+
+	dr_env(env, &e);
+	return dr_assign(&e, account_id, doc_id, item, r, err);
 }
 
 /* ---- accept, reject ---- */
@@ -217,15 +241,19 @@ dr_review_sp(const struct dossier_env *env, const struct store_dossier *d,
 }
 
 static int
-dr_review(const struct dossier_env *env, int64_t account_id, int64_t doc_id,
-    const char *reason, struct dossier_review *r, char *err)
+dr_review(const struct dossier_env *env_in, int64_t account_id,
+    int64_t doc_id, const char *reason, struct dossier_review *r, char *err)
 {
+	const struct dossier_env *env;
+	struct dossier_env e;
 	struct store_doc_row doc;
 	struct store_dossier d;
 	struct store_item it;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
+	dr_env(env_in, &e);
+	env = &e;
 	if ((rc = dr_load(env, account_id, doc_id, &doc, &d, &it, err)) != 0)
 		return rc;
 	if (reason == NULL && doc.item_id == 0) {
@@ -289,13 +317,17 @@ dossier_document_reject(const struct dossier_env *env, int64_t account_id,
 /* ---- close ---- */
 
 int
-dossier_close_with(const struct dossier_env *env, int64_t account_id,
+dossier_close_with(const struct dossier_env *env_in, int64_t account_id,
     int64_t id, int notify, int *was_closed_r, struct store_dossier *d_r,
     int64_t *mail_id_r, char *err)
 {
-	struct notify_env ne = { env->cfg, env->st, env->q };
+	struct dossier_env e;
+	const struct dossier_env *env = &e;
+	struct notify_env ne;
 	int rc;
 
+	dr_env(env_in, &e);
+	ne = (struct notify_env){ env->cfg, env->st, env->q };
 	*mail_id_r = 0;
 	if (notify && env->q == NULL) {
 		pd_err(err, "no outbound queue to tell the contact");

@@ -5,8 +5,11 @@
  * exactly once; rejecting needs a one-line reason and a queue; a closed
  * dossier and another account's document are refused and nothing
  * changes.  Also the store under it: an item's state from its documents
- * (store_item_refresh) and store_begin nesting as a savepoint.  q is NULL
- * here (no message goes out; the messages are notify's tests).
+ * (store_item_refresh) and store_begin nesting as a savepoint.  The
+ * "core" case runs with q NULL; "queue" with a real outbound queue (its
+ * own store connection, the shipped templates): the rejection, the
+ * completion and the closing messages queue with the change or not at
+ * all.
  */
 #include <check.h>
 #include <stdio.h>
@@ -14,7 +17,9 @@
 #include <string.h>
 
 #include "dossier/dossier.h"
+#include "lib/config.h"
 #include "lib/util.h"
+#include "outbound/outq.h"
 #include "store/store.h"
 #include "testlib.h"
 
@@ -28,6 +33,9 @@ static int64_t acme, other, dos, msg;
 static struct store_item id_card, proof, bank;
 static const struct dossier_env env_ = { NULL, NULL, NULL, "cli:alice" };
 static struct dossier_env env;
+/* the "queue" case */
+static struct pd_config *cfg;
+static struct outq_ctx *q;
 
 static struct store_item
 find(const char *slug)
@@ -40,7 +48,7 @@ find(const char *slug)
 }
 
 static void
-setup(void)
+setup_in(const char *db)
 {
 	struct store_message m = {
 		.account_id = 0, .queue_id = "Q1",
@@ -51,14 +59,11 @@ setup(void)
 		.anomalies = "",
 	};
 	struct store_item v[3];
-	char db[512];
 
-	tl_tmpdir(tmpdir, sizeof(tmpdir), "review");
-	snprintf(db, sizeof(db), "%s/postdoc.db", tmpdir);
 	st = tl_store_open(db, "normal");
 	env = env_;
 	env.st = st;
-	ck_assert_int_eq(dossier_account_add(st, "ACME", "any", &acme, err),
+	ck_assert_int_eq(dossier_account_add(st, "acme", "any", &acme, err),
 	    0);
 	ck_assert_int_eq(dossier_account_add(st, "OTHER", "any", &other,
 	    err), 0);
@@ -80,9 +85,55 @@ setup(void)
 }
 
 static void
+setup(void)
+{
+	char db[512];
+
+	tl_tmpdir(tmpdir, sizeof(tmpdir), "review");
+	snprintf(db, sizeof(db), "%s/postdoc.db", tmpdir);
+	setup_in(db);
+}
+
+static void
 teardown(void)
 {
 	dossier_conn_close(&st);
+	tl_rmtree(tmpdir);
+}
+
+/* The account's identity and the shipped templates, the file transport
+ * never reached (nothing is delivered here, only queued). */
+static void
+setup_queue(void)
+{
+	char e[PD_ERRLEN];
+
+	tl_tmpdir(tmpdir, sizeof(tmpdir), "review-q");
+	ck_assert_msg(config_load(NULL, &cfg, e, sizeof(e)) == 0, "%s", e);
+	free(cfg->var_dir);
+	cfg->var_dir = xasprintf("%s/var", tmpdir);
+	free(cfg->db_path);
+	cfg->db_path = xasprintf("%s/postdoc.db", tmpdir);
+	free(cfg->template_dir);
+	cfg->template_dir = xstrdup(TOP_SRCDIR "/templates");
+	free(cfg->intake_domain);
+	cfg->intake_domain = xstrdup("dossiers.example");
+	cfg->accounts[0] = (struct pd_account_conf){ xstrdup("acme"),
+	    xstrdup("ACME SAS"), xstrdup("1 rue de la Paix, 75002 Paris"),
+	    NULL, xstrdup("Claire Dubois"), xstrdup("docs@acme.example"), 0 };
+	cfg->account_count = 1;
+	setup_in(cfg->db_path);
+	ck_assert_msg(outq_ctx_new(cfg, NULL, &q, err) == 0, "%s", err);
+	env.cfg = cfg;
+	env.q = q;
+}
+
+static void
+teardown_queue(void)
+{
+	outq_ctx_free(&q);
+	dossier_conn_close(&st);
+	config_free(&cfg);
 	tl_rmtree(tmpdir);
 }
 
@@ -693,6 +744,140 @@ START_TEST(test_begin_nests)
 }
 END_TEST
 
+/* ---- with the outbound queue ---- */
+
+static void
+queued(int64_t id, const char *kind)
+{
+	struct store_outbound o;
+
+	ck_assert_int_gt(id, 0);
+	ck_assert_int_eq(store_outbound_get(st, acme, id, &o, err), 1);
+	ck_assert_str_eq(o.kind, kind);
+	ck_assert_str_eq(o.rcpt, "zoe@example.fr");
+	ck_assert_int_eq(o.dossier_id, dos);
+}
+
+START_TEST(test_reject_queued)
+{
+	struct dossier_review r;
+	int64_t a = add_doc(id_card.id);
+	const char *detail;
+	char want[256];
+
+	ck_assert_msg(dossier_document_reject(&env, acme, a, "  The scan is "
+	    "cut off at the bottom ", &r, err) == 0, "%s", err);
+	queued(r.mail_id, "rejection");
+	ck_assert_str_eq(r.doc.review, "rejected");
+	ck_assert_str_eq(r.doc.review_reason, "The scan is cut off at the "
+	    "bottom");
+	ck_assert_str_eq(r.doc.reviewed_by, "cli:alice");
+	ck_assert_str_eq(r.item.state, "rejected");
+	ck_assert_str_eq(r.item.reason, "The scan is cut off at the bottom");
+	ck_assert_int_eq(count("document.rejected", &detail), 1);
+	snprintf(want, sizeof(want), "document=%lld item=id-card by=cli:alice "
+	    "reason=The scan is cut off at the bottom", (long long)a);
+	ck_assert_str_eq(detail, want);
+	/* again: unchanged, no second message */
+	ck_assert_int_eq(dossier_document_reject(&env, acme, a, "Again", &r,
+	    err), 0);
+	ck_assert_int_eq(r.unchanged, 1);
+	ck_assert_int_eq(r.mail_id, 0);
+	ck_assert_int_eq(count("document.rejected", NULL), 1);
+	/* an unfiled document may be rejected too */
+	a = add_doc(0);
+	ck_assert_msg(dossier_document_reject(&env, acme, a, "Unreadable", &r,
+	    err) == 0, "%s", err);
+	queued(r.mail_id, "rejection");
+	ck_assert_int_eq(count("document.rejected", &detail), 2);
+	ck_assert_ptr_nonnull(strstr(detail, "item=none"));
+}
+END_TEST
+
+START_TEST(test_reject_then_accept_once)
+{
+	struct dossier_review r;
+	int64_t a = add_doc(id_card.id), b = add_doc(proof.id), c;
+
+	ck_assert_int_eq(dossier_document_accept(&env, acme, a, &r, err), 0);
+	ck_assert_int_eq(dossier_document_accept(&env, acme, b, &r, err), 0);
+	ck_assert_int_eq(r.completed, 1);
+	ck_assert_int_eq(r.mail_id, 0);		/* the account did not ask */
+	/* the accepted ID card turns out unreadable: rejected, asked again */
+	ck_assert_msg(dossier_document_reject(&env, acme, a, "Unreadable", &r,
+	    err) == 0, "%s", err);
+	ck_assert_str_eq(state_of(&id_card), "rejected");
+	/* she sends a new one; accepted: complete again, announced once */
+	c = add_doc(id_card.id);
+	ck_assert_str_eq(state_of(&id_card), "received");
+	ck_assert_int_eq(dossier_document_accept(&env, acme, c, &r, err), 0);
+	ck_assert_int_eq(r.completed, 0);
+	ck_assert_int_eq(count("dossier.completed", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_completion_message)
+{
+	struct dossier_review r;
+	int64_t a = add_doc(id_card.id), b = add_doc(proof.id);
+
+	cfg->accounts[0].notify_completed = 1;
+	ck_assert_int_eq(dossier_document_accept(&env, acme, a, &r, err), 0);
+	ck_assert_int_eq(r.mail_id, 0);
+	ck_assert_msg(dossier_document_accept(&env, acme, b, &r, err) == 0,
+	    "%s", err);
+	ck_assert_int_eq(r.completed, 1);
+	queued(r.mail_id, "completed");
+}
+END_TEST
+
+START_TEST(test_close_notify)
+{
+	struct store_dossier dd;
+	int64_t mail = 0;
+	int was = -1;
+
+	ck_assert_msg(dossier_close_with(&env, acme, dos, 1, &was, &dd, &mail,
+	    err) == 0, "%s", err);
+	ck_assert_int_eq(was, 0);
+	ck_assert_str_eq(dd.status, "closed");
+	queued(mail, "closing");
+	/* closing twice tells her once */
+	ck_assert_int_eq(dossier_close_with(&env, acme, dos, 1, &was, &dd,
+	    &mail, err), 0);
+	ck_assert_int_eq(was, 1);
+	ck_assert_int_eq(mail, 0);
+}
+END_TEST
+
+START_TEST(test_reject_rolled_back)
+{
+	struct dossier_review r;
+	struct store_dossier dd;
+	int64_t a = add_doc(id_card.id), n = events()->n, mail = 0;
+	int was = -1;
+
+	/* the message cannot be queued (the contact is suppressed): the
+	 * review is not recorded either */
+	ck_assert_int_eq(store_suppression_add(st, acme, "zoe@example.fr",
+	    "5.1.1 no such user", pd_now() + 86400, err), 0);
+	ck_assert_int_eq(dossier_document_reject(&env, acme, a, "Unreadable",
+	    &r, err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "suppressed"));
+	ck_assert_str_eq(doc(a).review, "pending");
+	ck_assert_str_eq(state_of(&id_card), "received");
+	ck_assert_int_eq(events()->n, n);
+	/* nor is the closing */
+	ck_assert_int_eq(dossier_close_with(&env, acme, dos, 1, &was, &dd,
+	    &mail, err), -1);
+	ck_assert_int_eq(dossier_get(st, acme, dos, &dd, err), 1);
+	ck_assert_str_eq(dd.status, "open");
+	/* and the connection is not left inside a transaction */
+	ck_assert_int_eq(dossier_document_accept(&env, acme, a, &r, err), 0);
+	ck_assert_str_eq(doc(a).review, "accepted");
+}
+END_TEST
+
 static Suite *
 review_suite(void)
 {
@@ -717,6 +902,15 @@ review_suite(void)
 	tcase_add_test(tc, test_refresh_reason_follows);
 	tcase_add_test(tc, test_set_item_same_dossier);
 	tcase_add_test(tc, test_begin_nests);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("queue");
+	tcase_add_checked_fixture(tc, setup_queue, teardown_queue);
+	tcase_add_test(tc, test_reject_queued);
+	tcase_add_test(tc, test_reject_then_accept_once);
+	tcase_add_test(tc, test_completion_message);
+	tcase_add_test(tc, test_close_notify);
+	tcase_add_test(tc, test_reject_rolled_back);
 	suite_add_tcase(s, tc);
 	return s;
 }
