@@ -108,8 +108,16 @@ dr_completion(const struct dossier_env *env, const struct store_dossier *d,
 	r->completed = 1;
 	if (dr_event(env, d, "dossier.completed", "", err) != 0)
 		return -1;
-	if (env->q == NULL || !notify_wants_completion(env->cfg, d->account))
+	if (env->cfg == NULL || !notify_wants_completion(env->cfg,
+	    d->account))
 		return 0;
+	/* Announced is for good: without a queue the message would never
+	 * go, so the change that completes the dossier waits for one. */
+	if (env->q == NULL) {
+		pd_err(err, "no outbound queue to tell the contact her dossier "
+		    "is complete");
+		return -1;
+	}
 	return notify_completed(&ne, d, &r->mail_id, err);
 }
 

@@ -831,6 +831,28 @@ START_TEST(test_completion_message)
 }
 END_TEST
 
+START_TEST(test_completion_message_needs_queue)
+{
+	struct dossier_review r;
+	int64_t a = add_doc(id_card.id), b = add_doc(proof.id);
+
+	/* the account wants the message and no queue can take it: the
+	 * accept that would complete the dossier is refused, not recorded,
+	 * rather than completing it silently for good */
+	cfg->accounts[0].notify_completed = 1;
+	ck_assert_int_eq(dossier_document_accept(&env, acme, a, &r, err), 0);
+	env.q = NULL;
+	ck_assert_int_eq(dossier_document_accept(&env, acme, b, &r, err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "queue"));
+	ck_assert_str_eq(doc(b).review, "pending");
+	ck_assert_int_eq(count("dossier.completed", NULL), 0);
+	env.q = q;
+	ck_assert_int_eq(dossier_document_accept(&env, acme, b, &r, err), 0);
+	ck_assert_int_eq(r.completed, 1);
+	queued(r.mail_id, "completed");
+}
+END_TEST
+
 START_TEST(test_close_notify)
 {
 	struct store_dossier dd;
@@ -909,6 +931,7 @@ review_suite(void)
 	tcase_add_test(tc, test_reject_queued);
 	tcase_add_test(tc, test_reject_then_accept_once);
 	tcase_add_test(tc, test_completion_message);
+	tcase_add_test(tc, test_completion_message_needs_queue);
 	tcase_add_test(tc, test_close_notify);
 	tcase_add_test(tc, test_reject_rolled_back);
 	suite_add_tcase(s, tc);
