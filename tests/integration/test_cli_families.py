@@ -83,6 +83,20 @@ USAGE = [
     (["events", "retry", "1", "--state", "done"],
      "postdoc: events retry takes no options\n"),
     (["--no-send", "events", "list"], "postdoc: unknown option --no-send\n"),
+    (["checklist", "add", "ACME"], "postdoc: usage: postdoc checklist add "
+     "ACCOUNT NAME --item SPEC [--item SPEC]... [--optional SPEC]... "
+     "[--json]\n"),
+    (["checklist", "list", "--item", "X"],
+     "postdoc: option --item is not valid here\n"),
+    (["document", "reject", "1"], "postdoc: option --reason is required\n"),
+    (["document", "accept", "1", "--reason", "x"],
+     "postdoc: option --reason is not valid here\n"),
+    (["document", "assign", "1"], "postdoc: usage: postdoc document assign "
+     "ID ITEM|none [--account NAME] [--json]\n"),
+    (["dossier", "close", "1", "--reason", "x"],
+     "postdoc: option --reason is not valid here\n"),
+    (["dossier", "create", "--account", "ACME", "--contact", "a@b.example",
+      "--ref", "R", "--item"], "postdoc: option --item needs a value\n"),
 ]
 
 
@@ -131,7 +145,8 @@ def test_help_lists_every_family_in_order():
     for g in groups:
         if not order or order[-1] != g:
             order.append(g)
-    assert order == ["serve", "check-config", "account", "dossier",
+    assert order == ["serve", "check-config", "account", "checklist",
+                     "dossier",
                      "document", "message", "invite", "remind", "queue",
                      "template", "mailbox", "purpose", "consent", "contact",
                      "campaign", "notice", "token", "api", "subject", "purge",

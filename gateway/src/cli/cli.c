@@ -1,9 +1,11 @@
 /*
  * cli.c - the `postdoc` command line: hands each command group to its
  * family (consent_cli.c, privacy_cli.c, api_cli.c, evq_cli.c), and is the
- * root family itself: serve, check-config, account, dossier, document,
- * message, invite, remind, queue, template, mailbox, with their text/JSON
- * output and `postdoc help`.  It owns no data and no rules: it calls
+ * root family itself: serve, check-config, account, checklist, dossier,
+ * document, message, invite, remind, queue, template, mailbox, with their
+ * text/JSON output and `postdoc help` (the dossier loop's commands,
+ * checklist, dossier create/show/close and document review, are in
+ * dossier_cli.c).  It owns no data and no rules: it calls
  * services (dossier/ for accounts, dossiers, their files and the
  * validators; outbound/ for the queue), never the store; parsing,
  * opening and the one error line on stderr are cli_args.c's.
@@ -24,6 +26,7 @@
 #include "api_cli.h"
 #include "cli.h"
 #include "cli_args.h"
+#include "cli_int.h"
 #include "consent_cli.h"
 #include "daemon/daemon.h"
 #include "dossier/dossier.h"
@@ -36,20 +39,6 @@
 #include "outbound/outq_view.h"
 #include "plugin/plugin_host.h"
 #include "privacy_cli.h"
-
-/* Per-command options; --config, --json, -v and --help are global. */
-enum cli_opt_id {
-	OPT_ACCOUNT, OPT_CONTACT, OPT_REF, OPT_ADDRESS, OPT_STATUS,
-	OPT_OUTPUT, OPT_POLICY, OPT_TEMPLATE, OPT_LOCALE,
-	OPT_DOCUMENTS, OPT_DUE, OPT_NO_SEND, OPT_NOW, OPT_DATA, OPT_TO,
-	OPT_COUNT
-};
-#define B(o) (1u << (o))
-
-/* What a row opens: configuration; + store and blobs; + outbound. */
-#define N_CFG CLI_NEED_CONFIG
-#define N_STORE (CLI_NEED_STORE | CLI_NEED_BLOBS)
-#define N_OUT (N_STORE | CLI_NEED_OUTBOUND)
 
 static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_ACCOUNT] = { "--account", NULL, 1 },
@@ -67,16 +56,18 @@ static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_NOW] = { "--now", NULL, 1 },
 	[OPT_DATA] = { "--data", NULL, 1 },
 	[OPT_TO] = { "--to", NULL, 1 },
+	[OPT_ITEM] = { "--item", NULL, 1, 1 },
+	[OPT_OPTIONAL] = { "--optional", NULL, 1, 1 },
+	[OPT_CHECKLIST] = { "--checklist", NULL, 1 },
+	[OPT_REASON] = { "--reason", NULL, 1 },
+	[OPT_NOTIFY] = { "--notify", NULL, 0 },
 };
 
 static int cli_serve(struct cli_ctx *c);
 static int cli_check_config(struct cli_ctx *c);
 static int cli_account_add(struct cli_ctx *c);
 static int cli_account_list(struct cli_ctx *c);
-static int cli_dossier_create(struct cli_ctx *c);
 static int cli_dossier_list(struct cli_ctx *c);
-static int cli_dossier_show(struct cli_ctx *c);
-static int cli_dossier_close(struct cli_ctx *c);
 static int cli_document_get(struct cli_ctx *c);
 static int cli_message_get(struct cli_ctx *c);
 static int cli_invite(struct cli_ctx *c);
@@ -95,23 +86,45 @@ static const struct cli_cmd cli_cmds[] = {
 	    "account add NAME [--sender-policy any|contact|domains:D1,D2]" },
 	{ "account", "list", 0, 0, 0, N_STORE, cli_account_list,
 	    "account list [--json]" },
+	{ "checklist", "add", 2, B(OPT_ITEM) | B(OPT_OPTIONAL), 0, N_STORE,
+	    cli_checklist_add,
+	    "checklist add ACCOUNT NAME --item SPEC [--item SPEC]... "
+	    "[--optional SPEC]... [--json]" },
+	{ "checklist", "list", 0, B(OPT_ACCOUNT), 0, N_STORE,
+	    cli_checklist_list,
+	    "checklist list [--account NAME] [--json]" },
 	{ "dossier", "create", 0,
-	    B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF) | B(OPT_ADDRESS),
-	    B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF), N_STORE,
+	    B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF) | B(OPT_ADDRESS) |
+	    B(OPT_LOCALE) | B(OPT_CHECKLIST) | B(OPT_ITEM) | B(OPT_OPTIONAL) |
+	    B(OPT_DUE), B(OPT_ACCOUNT) | B(OPT_CONTACT) | B(OPT_REF), N_STORE,
 	    cli_dossier_create,
-	    "dossier create --account NAME --contact EMAIL --ref REF "
-	    "[--address LOCAL@DOMAIN] [--json]" },
+	    "dossier create --account NAME --contact EMAIL|\"NAME <EMAIL>\" "
+	    "--ref REF [--locale fr] [--checklist NAME] [--item SPEC]... "
+	    "[--optional SPEC]... [--due YYYY-MM-DD] [--address LOCAL@DOMAIN] "
+	    "[--json]" },
 	{ "dossier", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, N_STORE,
 	    cli_dossier_list,
 	    "dossier list [--account NAME] [--status open|closed] [--json]" },
 	{ "dossier", "show", 1, B(OPT_ACCOUNT), 0, N_STORE, cli_dossier_show,
 	    "dossier show ID|ADDRESS [--account NAME] [--json]" },
-	{ "dossier", "close", 1, B(OPT_ACCOUNT), 0, N_STORE, cli_dossier_close,
-	    "dossier close ID|ADDRESS [--account NAME]" },
+	{ "dossier", "close", 1, B(OPT_ACCOUNT) | B(OPT_NOTIFY) |
+	    B(OPT_NO_SEND), 0, N_STORE, cli_dossier_close,
+	    "dossier close ID|ADDRESS [--notify [--no-send]] [--account NAME] "
+	    "[--json]" },
 	{ "document", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), 0,
 	    N_STORE, cli_document_get,
 	    "document get ID [--account NAME] [-o FILE|-]   (no -o: its own "
 	    "name, here)" },
+	{ "document", "assign", 2, B(OPT_ACCOUNT), 0, N_OUT,
+	    cli_document_assign,
+	    "document assign ID ITEM|none [--account NAME] [--json]" },
+	{ "document", "accept", 1, B(OPT_ACCOUNT) | B(OPT_NO_SEND), 0, N_OUT,
+	    cli_document_accept,
+	    "document accept ID [--account NAME] [--no-send] [--json]" },
+	{ "document", "reject", 1, B(OPT_ACCOUNT) | B(OPT_REASON) |
+	    B(OPT_NO_SEND), B(OPT_REASON), N_OUT, cli_document_reject,
+	    "document reject ID --reason TEXT [--account NAME] [--no-send] "
+	    "[--json]   (the contact is told why)" },
 	{ "message", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
 	    N_STORE, cli_message_get,
 	    "message get ID [--account NAME] -o FILE|-" },
@@ -159,6 +172,10 @@ cli_usage(FILE *out)
 	cli_family_usage(&privacy_cli_family, out);
 	cli_family_usage(&evq_cli_family, out);
 	fputs("  postdoc help\n\n"
+	    "SPEC (--item, --optional): \"LABEL[|TYPES][|MAX]\", e.g. "
+	    "\"Proof of address|pdf/jpeg|5MB\";\n"
+	    "an item's documents go to d-<token>+<slug>@<intake domain> "
+	    "(dossier show).\n"
 	    "--config defaults to " CLI_DEFAULT_CONFIG " (built-in defaults "
 	    "if that file is absent).\n"
 	    "-v, --verbose: INFO log lines too (plugins loaded, batches "
@@ -169,7 +186,7 @@ cli_usage(FILE *out)
 
 /* ---- output helpers ---- */
 
-static const char *
+const char *
 cli_time(int64_t t)
 {
 	static char bufs[4][32];
@@ -185,26 +202,26 @@ cli_time(int64_t t)
 }
 
 /* A JSON string; bytes that are not UTF-8 are shown as '?'. */
-static json_t *
+json_t *
 cli_jstr(const char *s)
 {
 	return sanitize_json_str(s);
 }
 
-static json_t *
+json_t *
 cli_jtime(int64_t t)
 {
 	return t == 0 ? json_null() : json_integer(t);
 }
 
-static void
+void
 cli_jset(json_t *o, const char *key, json_t *v)
 {
 	if (json_object_set_new(o, key, v != NULL ? v : json_null()) != 0)
 		pd_fatal("json_object_set_new(%s) failed", key);
 }
 
-static void
+void
 cli_json_print(json_t *j)
 {
 	json_dumpf(j, stdout, JSON_INDENT(2));
@@ -212,14 +229,14 @@ cli_json_print(json_t *j)
 	json_decref(j);
 }
 
-static void
+void
 cli_address(const struct cli_ctx *c, const struct store_dossier *d, char *out,
     size_t outlen)
 {
 	snprintf(out, outlen, "%s@%s", d->intake_local, c->cfg->intake_domain);
 }
 
-static json_t *
+json_t *
 cli_dossier_json(const struct cli_ctx *c, const struct store_dossier *d)
 {
 	json_t *o = json_object();
@@ -235,16 +252,6 @@ cli_dossier_json(const struct cli_ctx *c, const struct store_dossier *d)
 	cli_jset(o, "created", cli_jtime(d->created));
 	cli_jset(o, "closed", cli_jtime(d->closed));
 	return o;
-}
-
-/* ---- validation of operator input: dossier_valid_* (shared) ---- */
-
-static int
-cli_parse_address(const struct cli_ctx *c, const char *addr, char *local,
-    size_t locallen)
-{
-	return dossier_parse_address(c->cfg->intake_domain, addr, local,
-	    locallen);
 }
 
 /* ---- commands: serve, check-config ---- */
@@ -341,7 +348,7 @@ cli_account_list(struct cli_ctx *c)
 }
 
 /* --account NAME, if given: 1 and *id_r set; 0 absent; -1 unknown name. */
-static int
+int
 cli_account_scope(struct cli_ctx *c, int64_t *id_r)
 {
 	struct store_account a;
@@ -362,64 +369,6 @@ cli_account_scope(struct cli_ctx *c, int64_t *id_r)
 }
 
 /* ---- commands: dossier ---- */
-
-static int
-cli_dossier_create_args(struct cli_ctx *c, char *local, size_t locallen)
-{
-	const char *addr = c->val[OPT_ADDRESS];
-
-	if (!dossier_valid_contact(c->val[OPT_CONTACT]))
-		return cli_usage_err(c, "invalid contact address \"%s\"",
-		    cli_safe(c->val[OPT_CONTACT]));
-	if (!dossier_valid_ref(c->val[OPT_REF]))
-		return cli_usage_err(c, "invalid ref \"%s\" (1-127 bytes of "
-		    "UTF-8 text, no control characters)",
-		    cli_safe(c->val[OPT_REF]));
-	local[0] = '\0';
-	if (addr != NULL && !cli_parse_address(c, addr, local, locallen)) {
-		char dom[300];
-
-		snprintf(dom, sizeof(dom), "d-<8-64 of a-z0-9>@%s",
-		    c->cfg->intake_domain);
-		snprintf(c->err, sizeof(c->err), "invalid --address \"%s\": "
-		    "must look like %s", cli_safe(addr), dom);
-		return CLI_USAGE;
-	}
-	return 0;
-}
-
-static int
-cli_dossier_create(struct cli_ctx *c)
-{
-	struct store_dossier d;
-	char local[80], addr[512];
-	int64_t acct, id;
-	int rc;
-
-	if ((rc = cli_dossier_create_args(c, local, sizeof(local))) != 0)
-		return rc;
-	if (cli_account_scope(c, &acct) != 1)
-		return CLI_ERR;
-	if (dossier_create(c->st, acct, c->val[OPT_CONTACT], c->val[OPT_REF],
-	    local[0] ? local : NULL, &id, c->err) != 0)
-		return CLI_ERR;
-	if (dossier_get(c->st, acct, id, &d, c->err) != 1) {
-		if (c->err[0] == '\0')
-			snprintf(c->err, sizeof(c->err), "dossier vanished");
-		return CLI_ERR;
-	}
-	if (c->json) {
-		json_t *o = cli_dossier_json(c, &d);
-
-		json_object_del(o, "created");
-		json_object_del(o, "closed");
-		cli_json_print(o);
-		return CLI_OK;
-	}
-	cli_address(c, &d, addr, sizeof(addr));
-	printf("%s\n", addr);
-	return CLI_OK;
-}
 
 struct cli_list_ctx {
 	struct cli_ctx *c;
@@ -473,7 +422,7 @@ cli_dossier_list(struct cli_ctx *c)
  * The dossier named by ID (a number) or by its intake address / local
  * part, within --account if given.  1 found, 0 not (err set), -1 error.
  */
-static int
+int
 cli_find_dossier(struct cli_ctx *c, const char *spec, struct store_dossier *d)
 {
 	int64_t acct;
@@ -487,198 +436,6 @@ cli_find_dossier(struct cli_ctx *c, const char *spec, struct store_dossier *d)
 		    cli_safe(spec), acct ? " in account " : "",
 		    acct ? cli_safe(c->val[OPT_ACCOUNT]) : "");
 	return rc;
-}
-
-struct cli_show_ctx {
-	json_t *arr;			/* NULL: text output */
-	int n;
-};
-
-static int
-cli_show_doc_cb(const struct store_doc_row *r, void *ctx)
-{
-	struct cli_show_ctx *s = ctx;
-	json_t *o;
-
-	s->n++;
-	if (s->arr == NULL) {
-		printf("  #%" PRId64 "  %s  (%s, %" PRIu64 " bytes)  message #%"
-		    PRId64 "  %s\n      sha256 %s  stored as %s  declared %s\n",
-		    r->id, cli_safe(r->filename), cli_safe(r->sniffed_type),
-		    r->size, r->message_id, cli_time(r->received), r->sha256,
-		    cli_safe(r->stored_name), cli_safe(r->declared_type));
-		return 0;
-	}
-	o = json_object();
-	cli_jset(o, "id", json_integer(r->id));
-	cli_jset(o, "filename", cli_jstr(r->filename));
-	cli_jset(o, "stored_name", cli_jstr(r->stored_name));
-	cli_jset(o, "declared_type", cli_jstr(r->declared_type));
-	cli_jset(o, "sniffed_type", cli_jstr(r->sniffed_type));
-	cli_jset(o, "size", json_integer((json_int_t)r->size));
-	cli_jset(o, "sha256", cli_jstr(r->sha256));
-	cli_jset(o, "message_id", r->message_id ?
-	    json_integer(r->message_id) : json_null());
-	cli_jset(o, "received", cli_jtime(r->received));
-	json_array_append_new(s->arr, o);
-	return 0;
-}
-
-static void
-cli_show_msg_text(const struct store_msg_row *r)
-{
-	/* Split so no printf needs more cli_safe buffers than it has. */
-	printf("  #%" PRId64 "  %s  %s%s  from <%s> to <%s>\n"
-	    "      client %s  helo %s  queue %s\n",
-	    r->id, cli_time(r->received), r->lmtp ? "lmtp" : "smtp",
-	    r->tls ? "+tls" : "", cli_safe(r->mail_from), cli_safe(r->rcpt_to),
-	    cli_safe(r->client_ip), cli_safe(r->helo), cli_safe(r->queue_id));
-	printf("      subject: %s\n"
-	    "      message-id: %s  size %" PRIu64 "  parse %s%s%s\n",
-	    cli_safe(r->subject), cli_safe(r->message_id), r->size,
-	    cli_safe(r->parse_status), r->anomalies[0] ? "  anomalies " : "",
-	    cli_safe(r->anomalies));
-	if (r->sha256[0] != '\0')
-		printf("      sha256 %s\n", r->sha256);
-	else
-		printf("      raw copy removed by %s on %s\n",
-		    r->raw_removed[0] ? cli_safe(r->raw_removed) : "?",
-		    cli_time(r->raw_removed_at));
-}
-
-static int
-cli_show_msg_cb(const struct store_msg_row *r, void *ctx)
-{
-	struct cli_show_ctx *s = ctx;
-	json_t *o;
-
-	s->n++;
-	if (s->arr == NULL) {
-		cli_show_msg_text(r);
-		return 0;
-	}
-	o = json_object();
-	cli_jset(o, "id", json_integer(r->id));
-	cli_jset(o, "queue_id", cli_jstr(r->queue_id));
-	cli_jset(o, "mail_from", cli_jstr(r->mail_from));
-	cli_jset(o, "rcpt_to", cli_jstr(r->rcpt_to));
-	cli_jset(o, "client_ip", cli_jstr(r->client_ip));
-	cli_jset(o, "helo", cli_jstr(r->helo));
-	cli_jset(o, "tls", json_boolean(r->tls));
-	cli_jset(o, "lmtp", json_boolean(r->lmtp));
-	cli_jset(o, "message_id", cli_jstr(r->message_id));
-	cli_jset(o, "subject", cli_jstr(r->subject));
-	cli_jset(o, "size", json_integer((json_int_t)r->size));
-	cli_jset(o, "sha256", cli_jstr(r->sha256));
-	cli_jset(o, "parse_status", cli_jstr(r->parse_status));
-	cli_jset(o, "anomalies", cli_jstr(r->anomalies));
-	cli_jset(o, "received", cli_jtime(r->received));
-	if (r->sha256[0] == '\0') {
-		cli_jset(o, "raw_removed", cli_jstr(r->raw_removed));
-		cli_jset(o, "raw_removed_at", cli_jtime(r->raw_removed_at));
-	}
-	json_array_append_new(s->arr, o);
-	return 0;
-}
-
-static int
-cli_show_event_cb(const struct store_event_row *r, void *ctx)
-{
-	struct cli_show_ctx *s = ctx;
-	json_t *o;
-
-	s->n++;
-	if (s->arr == NULL) {
-		printf("  %s  %s  %s\n", cli_time(r->at), cli_safe(r->kind),
-		    cli_safe(r->detail));
-		return 0;
-	}
-	o = json_object();
-	cli_jset(o, "at", cli_jtime(r->at));
-	cli_jset(o, "kind", cli_jstr(r->kind));
-	cli_jset(o, "detail", cli_jstr(r->detail));
-	json_array_append_new(s->arr, o);
-	return 0;
-}
-
-static void
-cli_show_header(const struct cli_ctx *c, const struct store_dossier *d)
-{
-	char addr[512];
-
-	cli_address(c, d, addr, sizeof(addr));
-	printf("Dossier %" PRId64 "\n  account:  %s\n  ref:      %s\n"
-	    "  contact:  %s\n  address:  %s\n  status:   %s\n"
-	    "  created:  %s\n  closed:   %s\n", d->id, cli_safe(d->account),
-	    cli_safe(d->ref), cli_safe(d->contact), cli_safe(addr), d->status,
-	    cli_time(d->created), cli_time(d->closed));
-}
-
-/* Run one section: a heading in text mode, an array in JSON mode. */
-static int
-cli_show_section(struct cli_ctx *c, json_t *obj, const char *key,
-    const char *title, const struct store_dossier *d, int which)
-{
-	struct cli_show_ctx s = { c->json ? json_array() : NULL, 0 };
-	int rc;
-
-	if (s.arr == NULL)
-		printf("\n%s:\n", title);
-	if (which == 0)
-		rc = dossier_documents(c->st, d->account_id, d->id,
-		    cli_show_doc_cb, &s, c->err);
-	else if (which == 1)
-		rc = dossier_messages(c->st, d->account_id, d->id,
-		    cli_show_msg_cb, &s, c->err);
-	else
-		rc = dossier_history(c->st, d->account_id, d->id,
-		    cli_show_event_cb, &s, c->err);
-	if (s.arr != NULL)
-		cli_jset(obj, key, s.arr);
-	else if (rc == 0 && s.n == 0)
-		printf("  (none)\n");
-	return rc;
-}
-
-static int
-cli_dossier_show(struct cli_ctx *c)
-{
-	struct store_dossier d;
-	json_t *obj = NULL;
-
-	if (cli_find_dossier(c, c->pos[2], &d) != 1)
-		return CLI_ERR;
-	if (c->json)
-		obj = cli_dossier_json(c, &d);
-	else
-		cli_show_header(c, &d);
-	if (cli_show_section(c, obj, "documents", "Documents", &d, 0) != 0 ||
-	    cli_show_section(c, obj, "messages", "Messages", &d, 1) != 0 ||
-	    cli_show_section(c, obj, "events", "History", &d, 2) != 0) {
-		json_decref(obj);
-		return CLI_ERR;
-	}
-	if (obj != NULL)
-		cli_json_print(obj);
-	return CLI_OK;
-}
-
-static int
-cli_dossier_close(struct cli_ctx *c)
-{
-	struct store_dossier d;
-	int was_closed;
-
-	if (cli_find_dossier(c, c->pos[2], &d) != 1 ||
-	    dossier_close(c->st, d.account_id, d.id, &was_closed, &d,
-	    c->err) != 0)
-		return CLI_ERR;
-	if (c->json)
-		cli_json_print(cli_dossier_json(c, &d));
-	else
-		printf("dossier %" PRId64 " (%s) %s\n", d.id, cli_safe(d.ref),
-		    was_closed ? "was already closed" : "closed");
-	return CLI_OK;
 }
 
 /* ---- commands: document get, message get ---- */
@@ -942,7 +699,7 @@ cli_print_outbound(struct cli_ctx *c, int64_t id)
 }
 
 /* Deliver what is due now, unless --no-send: the queue is the record. */
-static int
+int
 cli_deliver_now(struct cli_ctx *c)
 {
 	struct outq_stats st;
@@ -957,15 +714,22 @@ static int
 cli_invite(struct cli_ctx *c)
 {
 	struct notify_env env = { c->cfg, c->st, c->q };
+	/* The documents asked for are the dossier's items now (added
+	 * first, by the dossier service), not the invitation's text. */
 	struct notify_invite_req req = { c->val[OPT_TEMPLATE],
-	    c->val[OPT_LOCALE], c->val[OPT_DOCUMENTS], c->val[OPT_DUE] };
+	    c->val[OPT_LOCALE], NULL, c->val[OPT_DUE] };
 	struct store_dossier d;
 	int64_t id = 0;
 
 	if (c->val[OPT_DUE] != NULL && !dossier_valid_due(c->val[OPT_DUE]))
 		return cli_usage_err(c, "invalid --due \"%s\": not a calendar "
 		    "day YYYY-MM-DD", cli_safe(c->val[OPT_DUE]));
-	if (cli_find_dossier(c, c->pos[1], &d) != 1)
+	if (c->val[OPT_LOCALE] != NULL &&
+	    !dossier_valid_locale(c->val[OPT_LOCALE]))
+		return cli_usage_err(c, "invalid --locale \"%s\": a language "
+		    "tag like fr or en", cli_safe(c->val[OPT_LOCALE]));
+	if (cli_find_dossier(c, c->pos[1], &d) != 1 ||
+	    cli_invite_prepare(c, &d) != 0)
 		return CLI_ERR;
 	if (notify_invite(&env, &d, &req, &id, c->err) != 0 ||
 	    cli_deliver_now(c) != 0)

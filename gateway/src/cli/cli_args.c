@@ -42,6 +42,21 @@ o_takes_none(const struct cli_optdef *defs, int ndefs, const char *a,
 	return eq != NULL && o >= 0 && !defs[o].has_value;
 }
 
+/* One more value of a repeatable option, kept in argv order. */
+static int
+cli_args_repeat(const struct cli_args_out *out, int o, const char *v,
+    char *err, size_t errlen)
+{
+	if (out->nrep == NULL || *out->nrep == CLI_MAX_REPEAT) {
+		snprintf(err, errlen, "at most %d repeated options",
+		    CLI_MAX_REPEAT);
+		return -1;
+	}
+	out->rep_opt[*out->nrep] = o;
+	out->rep_val[(*out->nrep)++] = v;
+	return 0;
+}
+
 static int
 cli_args_option(const struct cli_optdef *defs, int ndefs, int argc,
     char **argv, int *i, const struct cli_args_out *out, char *err,
@@ -84,6 +99,9 @@ cli_args_option(const struct cli_optdef *defs, int ndefs, int argc,
 	}
 	if (o < 0)
 		*out->config = v;
+	else if (defs[o].repeat && cli_args_repeat(out, o, v, err,
+	    errlen) != 0)
+		return -1;
 	else {
 		*out->seen |= 1u << o;
 		out->val[o] = v;
@@ -327,7 +345,7 @@ cli_family_run(const struct cli_family *f, int argc, char **argv)
 	struct cli_ctx c;
 	struct cli_args_out out = { &c.config, &c.json, &c.verbose, &c.seen,
 	    c.val, &c.npos, c.pos, CLI_MAX_POS, f->help != NULL ? &c.help :
-	    NULL };
+	    NULL, &c.nrep, c.rep_opt, c.rep_val };
 	const struct cli_cmd *cmd = NULL;
 	int rc, help;
 

@@ -3,7 +3,9 @@
  * consent_cli.c, privacy_cli.c, api_cli.c, evq_cli.c): the argument
  * parser (per-family option tables; --config, --json, -v/--verbose, and
  * --help where asked, global and accepted anywhere; "--opt value",
- * "--opt=value", "--" ending the options) and the family runner (cli_family_*): a family is a
+ * "--opt=value", "--" ending the options; repeatable options such as
+ * --item and --optional kept in the order given, across each other) and
+ * the family runner (cli_family_*): a family is a
  * table of {group, verb, nargs, options, needs, handler, synopsis} rows;
  * the runner picks the row, reports usage errors, opens the configuration,
  * the store and what else the row needs, runs it, and closes.
@@ -23,12 +25,16 @@
 #define CLI_USAGE 2
 #define CLI_MAX_POS 4		/* group, verb, two arguments */
 #define CLI_MAX_OPTS 32		/* options are bits of an unsigned */
+#define CLI_MAX_REPEAT 64	/* occurrences of repeatable options */
 #define CLI_DEFAULT_CONFIG "conf/postdoc.conf"
 
 struct cli_optdef {
 	const char *name;	/* "--account" */
 	const char *alias;	/* "-o" or NULL */
 	int has_value;
+	int repeat;		/* may be given again: each value is kept,
+				 * in order, with the other repeatable
+				 * options' (--item A --optional B --item C) */
 };
 
 /* Where the parse goes: the caller's own fields. */
@@ -42,6 +48,9 @@ struct cli_args_out {
 	const char **pos;	/* positional words */
 	int maxpos;
 	int *help;		/* --help / -h seen; NULL: not an option */
+	int *nrep;		/* repeatable options, in argv order: */
+	int *rep_opt;		/* rep_opt[k] the option, */
+	const char **rep_val;	/* rep_val[k] its value */
 };
 
 /* Index of the option named a[0..len) in defs, or -1. */
@@ -101,7 +110,11 @@ struct cli_ctx {
 	int verbose;			/* -v: INFO lines on stderr too */
 	int help;
 	unsigned seen;			/* bit i: option i given */
-	const char *val[CLI_MAX_OPTS];	/* option values (borrowed argv) */
+	const char *val[CLI_MAX_OPTS];	/* option values (borrowed argv);
+					 * a repeated option: the last */
+	int nrep;			/* repeatable options in order */
+	int rep_opt[CLI_MAX_REPEAT];
+	const char *rep_val[CLI_MAX_REPEAT];
 	int npos;
 	const char *pos[CLI_MAX_POS];
 	struct pd_config *cfg;
