@@ -157,7 +157,9 @@ int dossier_message_text(struct store *st, struct blob_store *bs,
 /* What a review or an assignment needs: the store, and the queue for
  * the message it sends (NULL: no message can go; q is needed by reject,
  * by accept when it completes the dossier, by close with notify), and
- * who acts ("cli:alice", "api:crm"), recorded in the history. */
+ * who acts ("cli:alice", "api:crm"), recorded in the history.  With a
+ * queue the change runs on the queue's own store connection
+ * (outq_store), so the message commits with it; st is then unused. */
 struct dossier_env {
 	const struct pd_config *cfg;
 	struct store *st;
@@ -189,14 +191,16 @@ int dossier_items_parse_csv(const char *csv, struct store_item **v_r,
  * Add items to a dossier, all or none.  An item whose slug and label
  * are already there is skipped (*added_r counts the new ones); a slug
  * that another label of the dossier or of the batch has is an error
- * naming both labels.  0, DOSSIER_EINVAL, -1.
+ * naming both labels.  0, DOSSIER_EINVAL, DOSSIER_ENOTFOUND (not a
+ * dossier of the account), -1.
  */
 int dossier_items_add(struct store *st, int64_t account_id,
     int64_t dossier_id, const struct store_item *v, size_t n,
     unsigned *added_r, char *err);
 int dossier_items(struct store *st, int64_t account_id, int64_t dossier_id,
     store_item_cb cb, void *ctx, char *err);
-/* By slug (any case) or by id: 1, 0 not found, -1. */
+/* By slug (any case), else by id (a slug of digits, "2024", is its
+ * slug first): 1, 0 not found, -1. */
 int dossier_item_find(struct store *st, int64_t account_id,
     int64_t dossier_id, const char *spec, struct store_item *it_r,
     char *err);
@@ -207,7 +211,8 @@ void dossier_item_address(const char *intake_domain,
     const struct store_dossier *d, const struct store_item *it, char *out,
     size_t len);
 
-/* An account's named checklists: name [a-z0-9_-]{1,32}. */
+/* An account's named checklists: name [a-z0-9_-]{1,32}; a name the
+ * account has already is DOSSIER_EINVAL. */
 int dossier_checklist_add(struct store *st, int64_t account_id,
     const char *name, const struct store_item *v, size_t n, char *err);
 int dossier_checklist_list(struct store *st, int64_t account_id,
@@ -261,8 +266,8 @@ struct dossier_review {
 	struct store_doc_row doc;	/* after the change */
 	struct store_item item;		/* its item after (id 0: none) */
 };
-/* File a document under an item (slug or id; "none": unassigned).
- * The review is kept; both items' states follow. */
+/* File a document under an item (slug or id; "none" or NULL:
+ * unassigned).  The review is kept; both items' states follow. */
 int dossier_document_assign(const struct dossier_env *env,
     int64_t account_id, int64_t doc_id, const char *item,
     struct dossier_review *r, char *err);
@@ -275,7 +280,9 @@ int dossier_document_accept(const struct dossier_env *env,
 int dossier_document_reject(const struct dossier_env *env,
     int64_t account_id, int64_t doc_id, const char *reason,
     struct dossier_review *r, char *err);
-/* Close, and with notify queue the closing message to the contact. */
+/* Close, and with notify queue the closing message to the contact.
+ * account_id 0: any account's; DOSSIER_ENOTFOUND when not the account's
+ * or none. */
 int dossier_close_with(const struct dossier_env *env, int64_t account_id,
     int64_t id, int notify, int *was_closed_r, struct store_dossier *d_r,
     int64_t *mail_id_r, char *err);

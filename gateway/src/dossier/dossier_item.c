@@ -49,8 +49,12 @@ di_types(const char *in, char *out, size_t outlen, char *err)
 	char buf[256], *tok, *save = NULL;
 	size_t o = 0, i, n = 0;
 
-	snprintf(buf, sizeof(buf), "%s", in);
 	out[0] = '\0';
+	if (strlen(in) >= sizeof(buf)) {
+		pd_err(err, "types \"%.40s...\": too long", in);
+		return DOSSIER_EINVAL;
+	}
+	snprintf(buf, sizeof(buf), "%s", in);
 	for (tok = strtok_r(buf, "/, ", &save); tok != NULL;
 	    tok = strtok_r(NULL, "/, ", &save)) {
 		if (strlen(tok) > 16 || ++n > 8) {
@@ -61,12 +65,15 @@ di_types(const char *in, char *out, size_t outlen, char *err)
 		for (i = 0; tok[i] != '\0'; i++)
 			if (!isalnum((unsigned char)tok[i]) && tok[i] != '.' &&
 			    tok[i] != '+' && tok[i] != '-') {
-				pd_err(err, "types \"%s\": \"%s\" is not a file "
-				    "type (pdf, jpeg, png...)", in, tok);
+				pd_err(err, "types \"%s\": \"%s\" is not a "
+				    "file type (pdf, jpeg, png...)", in, tok);
 				return DOSSIER_EINVAL;
 			}
-		if (o + strlen(tok) + 3 >= outlen)
-			break;
+		/* What is shown is what was asked: refuse, never drop one. */
+		if (o + strlen(tok) + 3 > outlen) {
+			pd_err(err, "types \"%s\": too long to show", in);
+			return DOSSIER_EINVAL;
+		}
 		o += (size_t)snprintf(out + o, outlen - o, "%s", o ? ", " : "");
 		for (i = 0; tok[i] != '\0'; i++)
 			out[o++] = (char)toupper((unsigned char)tok[i]);
@@ -75,29 +82,39 @@ di_types(const char *in, char *out, size_t outlen, char *err)
 	return 0;
 }
 
-/* "5MB", "500 KB", "2000000" -> bytes (K and M are 1024-based). */
+/*
+ * "5MB", "500 KB", "1.5 MiB", "2000000" -> bytes (K, M and G are
+ * 1024-based).  Decimal digits only: strtod would also take "nan", "inf",
+ * "0x10" and "1e3", none of which is a size a person means.  At least one
+ * byte, at most 1 TB.
+ */
 static int
 di_size(const char *in, int64_t *v_r, char *err)
 {
-	char *end;
-	double v = strtod(in, &end);
+	const char *p = in;
+	double v = 0, scale = 0.1;
 	int64_t mul = 1;
+	int digits = 0;
 
-	while (*end == ' ')
-		end++;
-	if (strncasecmp(end, "k", 1) == 0)
-		mul = 1024, end++;
-	else if (strncasecmp(end, "m", 1) == 0)
-		mul = 1024 * 1024, end++;
-	else if (strncasecmp(end, "g", 1) == 0)
-		mul = 1024 * 1024 * 1024, end++;
-	if (mul > 1 && strncasecmp(end, "ib", 2) == 0)
-		end += 2;
-	else if (mul > 1 && (*end == 'b' || *end == 'B'))
-		end++;
-	else if (mul == 1 && (*end == 'b' || *end == 'B'))
-		end++;
-	if (end == in || *end != '\0' || v <= 0 || v * mul > 1e12) {
+	for (; *p >= '0' && *p <= '9' && digits < 15; p++, digits++)
+		v = v * 10 + (*p - '0');
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9' && digits < 15; p++,
+		    digits++, scale /= 10)
+			v += (*p - '0') * scale;
+	while (*p == ' ')
+		p++;
+	if (*p == 'k' || *p == 'K')
+		mul = 1024, p++;
+	else if (*p == 'm' || *p == 'M')
+		mul = 1024 * 1024, p++;
+	else if (*p == 'g' || *p == 'G')
+		mul = 1024 * 1024 * 1024, p++;
+	if (mul > 1 && strncasecmp(p, "ib", 2) == 0)
+		p += 2;
+	else if (*p == 'b' || *p == 'B')
+		p++;
+	if (digits == 0 || *p != '\0' || v * mul < 1 || v * mul > 1e12) {
 		pd_err(err, "size \"%s\": give bytes or a size like 5MB", in);
 		return DOSSIER_EINVAL;
 	}
@@ -110,9 +127,11 @@ di_label(const char *label, struct store_item *it, char *err)
 {
 	char buf[DOSSIER_LABEL_MAX + 64];
 
+	/* Never cut to fit: "x <300 spaces> y" is not the label "x". */
 	snprintf(buf, sizeof(buf), "%.*s", (int)sizeof(buf) - 1, label);
 	di_trim(buf);
-	if (buf[0] == '\0' || !dossier_valid_text(buf, DOSSIER_LABEL_MAX)) {
+	if (strlen(label) >= sizeof(buf) || buf[0] == '\0' ||
+	    !dossier_valid_text(buf, DOSSIER_LABEL_MAX)) {
 		pd_err(err, "item label \"%s\": 1-%d bytes of text, no "
 		    "control characters", label, DOSSIER_LABEL_MAX);
 		return DOSSIER_EINVAL;
@@ -193,10 +212,14 @@ dossier_item_from_json(json_t *o, struct store_item *it_r, char *err)
 	if (json_is_string(t))
 		snprintf(types, sizeof(types), "%s", json_string_value(t));
 	json_array_foreach(t, i, v) {
-		if (json_is_string(v) && n + strlen(json_string_value(v)) + 2 <
-		    sizeof(types))
-			n += (size_t)snprintf(types + n, sizeof(types) - n,
-			    "%s%s", n ? "/" : "", json_string_value(v));
+		if (!json_is_string(v) || n + strlen(json_string_value(v)) +
+		    2 >= sizeof(types)) {
+			pd_err(err, "item \"types\": a few file types as "
+			    "strings (\"pdf\", \"jpeg\")");
+			return DOSSIER_EINVAL;
+		}
+		n += (size_t)snprintf(types + n, sizeof(types) - n, "%s%s",
+		    n ? "/" : "", json_string_value(v));
 	}
 	return types[0] != '\0' ? di_types(types, it_r->types,
 	    sizeof(it_r->types), err) : 0;
@@ -326,9 +349,24 @@ int
 dossier_items_add(struct store *st, int64_t account_id, int64_t dossier_id,
     const struct store_item *v, size_t n, unsigned *added_r, char *err)
 {
+	struct store_dossier *d;
 	unsigned added = 0;
 	int rc;
 
+	if (added_r != NULL)
+		*added_r = 0;
+	/* Items of another account's dossier (or none): not found, as a
+	 * read of it would be, rather than a constraint's message. */
+	d = xmalloc(sizeof(*d));
+	rc = account_id > 0 ? store_dossier_get(st, account_id, dossier_id,
+	    d, err) : 0;
+	free(d);
+	if (rc <= 0) {
+		if (rc == 0)
+			pd_err(err, "dossier %lld not found",
+			    (long long)dossier_id);
+		return rc == 0 ? DOSSIER_ENOTFOUND : -1;
+	}
 	if (store_begin(st, err) != 0)
 		return -1;
 	rc = di_add_sp(st, account_id, dossier_id, v, n, &added, err);
@@ -351,18 +389,19 @@ dossier_item_find(struct store *st, int64_t account_id, int64_t dossier_id,
     const char *spec, struct store_item *it_r, char *err)
 {
 	int64_t id;
-	int rc;
+	int rc = 0;
 
-	if (spec[0] != '\0' && strspn(spec, "0123456789") == strlen(spec)) {
-		if (!dossier_parse_id(spec, &id))
-			return 0;
-		rc = store_item_by_id(st, account_id, id, it_r, err);
-		return rc == 1 && it_r->dossier_id != dossier_id ? 0 : rc;
-	}
-	if (strlen(spec) > SMTP_ADDR_SLUG_MAX)
+	/* The slug first: a label "2024" has the slug "2024", which must
+	 * not be taken for an item id. */
+	if (spec[0] != '\0' && strlen(spec) <= SMTP_ADDR_SLUG_MAX &&
+	    (rc = store_item_by_slug(st, account_id, dossier_id, spec, it_r,
+	    err)) != 0)
+		return rc;
+	if (spec[0] == '\0' || strspn(spec, "0123456789") != strlen(spec) ||
+	    !dossier_parse_id(spec, &id))
 		return 0;
-	return store_item_by_slug(st, account_id, dossier_id, spec, it_r,
-	    err);
+	rc = store_item_by_id(st, account_id, id, it_r, err);
+	return rc == 1 && it_r->dossier_id != dossier_id ? 0 : rc;
 }
 
 void
@@ -379,6 +418,23 @@ dossier_item_address(const char *intake_domain,
 }
 
 /* ---- checklists ---- */
+
+/* 0 free, DOSSIER_EINVAL the account has one of that name, -1. */
+static int
+di_checklist_taken(struct store *st, int64_t account_id, const char *name,
+    char *err)
+{
+	struct store_checklist *c = xmalloc(sizeof(*c));	/* 8 KB */
+	int rc = store_checklist_get(st, account_id, name, c, err);
+
+	free(c);
+	if (rc == 1) {
+		pd_err(err, "checklist \"%s\" already exists in this account",
+		    name);
+		return DOSSIER_EINVAL;
+	}
+	return rc;
+}
 
 int
 dossier_checklist_add(struct store *st, int64_t account_id, const char *name,
@@ -412,12 +468,15 @@ dossier_checklist_add(struct store *st, int64_t account_id, const char *name,
 	}
 	s = json_dumps(arr, JSON_COMPACT);
 	json_decref(arr);
-	if (strlen(s) >= sizeof(((struct store_checklist *)0)->items)) {
+	if (s == NULL || strlen(s) >= sizeof(((struct store_checklist *)0)->
+	    items)) {
 		free(s);
 		pd_err(err, "checklist \"%s\" is too long", name);
 		return DOSSIER_EINVAL;
 	}
-	rc = store_checklist_add(st, account_id, name, s, NULL, err);
+	rc = di_checklist_taken(st, account_id, name, err);
+	if (rc == 0)
+		rc = store_checklist_add(st, account_id, name, s, NULL, err);
 	free(s);
 	return rc;
 }
@@ -455,36 +514,56 @@ dossier_checklist_items(struct store *st, int64_t account_id,
 
 /* ---- the contact as a person ---- */
 
+/* A quoted-string of n bytes, its quotes and its quoted-pairs'
+ * backslashes removed in place: "Zoé \"Z\"" -> Zoé "Z". */
+static void
+di_unquote(char *buf, size_t n)
+{
+	size_t i, o = 0;
+
+	for (i = 1; i + 1 < n; i++) {
+		if (buf[i] == '\\' && i + 2 < n)
+			i++;
+		buf[o++] = buf[i];
+	}
+	buf[o] = '\0';
+}
+
 int
 dossier_parse_contact(const char *s, char *email, size_t emaillen,
     char *name, size_t namelen)
 {
-	const char *lt = strrchr(s, '<'), *gt;
-	char buf[512];
+	char in[DOSSIER_CONTACT_MAX + 256], buf[512];
+	const char *lt, *gt;
 	size_t n;
 
 	name[0] = '\0';
-	if (lt == NULL) {
-		snprintf(buf, sizeof(buf), "%s", s);
-		di_trim(buf);
-		if (!dossier_valid_contact(buf) || strlen(buf) >= emaillen)
+	if (strlen(s) >= sizeof(in))
+		return 0;
+	snprintf(in, sizeof(in), "%s", s);
+	di_trim(in);
+	if ((lt = strrchr(in, '<')) == NULL) {
+		if (!dossier_valid_contact(in) || strlen(in) >= emaillen)
 			return 0;
-		snprintf(email, emaillen, "%s", buf);
+		snprintf(email, emaillen, "%s", in);
 		return 1;
 	}
 	gt = strchr(lt, '>');
 	if (gt == NULL || gt[1] != '\0' || (size_t)(gt - lt - 1) >= emaillen ||
-	    (size_t)(lt - s) >= sizeof(buf))
+	    (size_t)(lt - in) >= sizeof(buf))
 		return 0;
 	snprintf(email, emaillen, "%.*s", (int)(gt - lt - 1), lt + 1);
-	snprintf(buf, sizeof(buf), "%.*s", (int)(lt - s), s);
+	snprintf(buf, sizeof(buf), "%.*s", (int)(lt - in), in);
 	di_trim(buf);
-	/* A quoted display name ("Martin, Zoé") loses its quotes. */
+	/* A second address in the name ("a <b> <c>"): garbage, not a name
+	 * to greet anyone by. */
+	if (strpbrk(buf, "<>") != NULL)
+		return 0;
+	/* A quoted display name ("Martin, Zoé") loses its quotes and the
+	 * backslashes of its quoted-pairs (RFC 5322 3.2.4). */
 	n = strlen(buf);
-	if (n >= 2 && buf[0] == '"' && buf[n - 1] == '"') {
-		buf[n - 1] = '\0';
-		memmove(buf, buf + 1, n - 1);
-	}
+	if (n >= 2 && buf[0] == '"' && buf[n - 1] == '"')
+		di_unquote(buf, n);
 	if (!dossier_valid_contact(email) || (buf[0] != '\0' &&
 	    (!dossier_valid_text(buf, 200) || strlen(buf) >= namelen)))
 		return 0;
@@ -564,20 +643,27 @@ dossier_create_with(struct store *st, int64_t account_id,
 	int64_t t;
 	int rc;
 
-	if (!dossier_parse_contact(n->contact, email, sizeof(email), name,
-	    sizeof(name))) {
-		pd_err(err, "invalid contact \"%s\": give an address, or "
-		    "\"Name <address>\"", n->contact);
+	if (n->ref == NULL || !dossier_valid_ref(n->ref)) {
+		pd_err(err, "invalid ref: 1-%d bytes of text",
+		    DOSSIER_REF_MAX);
 		return DOSSIER_EINVAL;
 	}
-	if ((n->locale != NULL && !dossier_valid_locale(n->locale)) ||
+	if (n->contact == NULL || !dossier_parse_contact(n->contact, email,
+	    sizeof(email), name, sizeof(name))) {
+		pd_err(err, "invalid contact \"%s\": give an address, or "
+		    "\"Name <address>\"", n->contact ? n->contact : "");
+		return DOSSIER_EINVAL;
+	}
+	if ((n->locale != NULL && n->locale[0] != '\0' &&
+	    !dossier_valid_locale(n->locale)) ||
 	    (n->due != NULL && n->due[0] != '\0' && pd_parse_day(n->due, &t)
 	    != 0)) {
-		pd_err(err, "invalid %s \"%s\"", n->due != NULL && (n->locale ==
-		    NULL || dossier_valid_locale(n->locale)) ? "due date "
-		    "(YYYY-MM-DD)" : "locale (fr, en...)", n->due != NULL &&
-		    (n->locale == NULL || dossier_valid_locale(n->locale)) ?
-		    n->due : n->locale);
+		int bad_locale = n->locale != NULL && n->locale[0] != '\0' &&
+		    !dossier_valid_locale(n->locale);
+
+		pd_err(err, "invalid %s \"%s\"", bad_locale ? "locale (fr, "
+		    "en...)" : "due date (YYYY-MM-DD)", bad_locale ? n->locale :
+		    n->due);
 		return DOSSIER_EINVAL;
 	}
 	if (n->checklist != NULL && (rc = dossier_checklist_items(st,

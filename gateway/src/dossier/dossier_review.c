@@ -4,7 +4,9 @@
  * Each change is one savepoint with everything it sets off (the item's
  * state, the history naming who, dossier.completed once, the message
  * to the contact), so a failure changes nothing and a success leaves
- * nothing half done.
+ * nothing half done.  With a queue, all of it runs on the queue's own
+ * store connection: the message and the change commit together, and no
+ * second connection waits on the first one's write lock.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +15,21 @@
 #include "dossier.h"
 #include "lib/util.h"
 #include "outbound/notify.h"
+#include "outbound/outq.h"
 #include "store/store.h"
 
 #define REVIEW_REASON_MAX 1000
+
+/* The environment a change runs in: env itself, on the queue's store
+ * connection when there is a queue (outq_enqueue's BEGIN then nests as
+ * a savepoint of ours). */
+static void
+dr_env(const struct dossier_env *env, struct dossier_env *e)
+{
+	*e = *env;
+	if (env->q != NULL)
+		e->st = outq_store(env->q);
+}
 
 /* The document, its open dossier and its item (it_r->id 0: none). */
 static int
@@ -94,8 +108,16 @@ dr_completion(const struct dossier_env *env, const struct store_dossier *d,
 	r->completed = 1;
 	if (dr_event(env, d, "dossier.completed", "", err) != 0)
 		return -1;
-	if (env->q == NULL || !notify_wants_completion(env->cfg, d->account))
+	if (env->cfg == NULL || !notify_wants_completion(env->cfg,
+	    d->account))
 		return 0;
+	/* Announced is for good: without a queue the message would never
+	 * go, so the change that completes the dossier waits for one. */
+	if (env->q == NULL) {
+		pd_err(err, "no outbound queue to tell the contact her dossier "
+		    "is complete");
+		return -1;
+	}
 	return notify_completed(&ne, d, &r->mail_id, err);
 }
 
@@ -140,8 +162,8 @@ dr_assign_sp(const struct dossier_env *env, const struct store_dossier *d,
 	return dr_completion(env, d, r, err);
 }
 
-int
-dossier_document_assign(const struct dossier_env *env, int64_t account_id,
+static int
+dr_assign(const struct dossier_env *env, int64_t account_id,
     int64_t doc_id, const char *item, struct dossier_review *r, char *err)
 {
 	struct store_doc_row doc;
@@ -153,7 +175,8 @@ dossier_document_assign(const struct dossier_env *env, int64_t account_id,
 	memset(&to, 0, sizeof(to));
 	if ((rc = dr_load(env, account_id, doc_id, &doc, &d, &cur, err)) != 0)
 		return rc;
-	if (strcmp(item, "none") != 0) {
+	/* NULL (the API's "item": null) is "none". */
+	if (item != NULL && strcmp(item, "none") != 0) {
 		rc = dossier_item_find(env->st, account_id, d.id, item, &to,
 		    err);
 		if (rc < 0)
@@ -175,6 +198,16 @@ dossier_document_assign(const struct dossier_env *env, int64_t account_id,
 	if (dossier_tx_end(env->st, rc == 0, err) != 0)
 		return -1;
 	return dr_result(env, account_id, doc_id, r, err);
+}
+
+int
+dossier_document_assign(const struct dossier_env *env, int64_t account_id,
+    int64_t doc_id, const char *item, struct dossier_review *r, char *err)
+{
+	struct dossier_env e;
+
+	dr_env(env, &e);
+	return dr_assign(&e, account_id, doc_id, item, r, err);
 }
 
 /* ---- accept, reject ---- */
@@ -201,26 +234,34 @@ dr_review_sp(const struct dossier_env *env, const struct store_dossier *d,
 		return -1;
 	if (reason != NULL) {
 		struct store_doc_row now;
+		struct store_item it_now;
 
+		/* The message describes the document and its item as they
+		 * are now: rejected, asked again. */
 		if (store_document_get(env->st, d->account_id, doc->id, &now,
-		    err) != 1)
+		    err) != 1 || (it->id != 0 && store_item_by_id(env->st,
+		    d->account_id, it->id, &it_now, err) != 1))
 			return -1;
-		return notify_rejection(&ne, d, &now, it->id ? it : NULL,
+		return notify_rejection(&ne, d, &now, it->id ? &it_now : NULL,
 		    reason, &r->mail_id, err);
 	}
 	return dr_completion(env, d, r, err);
 }
 
 static int
-dr_review(const struct dossier_env *env, int64_t account_id, int64_t doc_id,
-    const char *reason, struct dossier_review *r, char *err)
+dr_review(const struct dossier_env *env_in, int64_t account_id,
+    int64_t doc_id, const char *reason, struct dossier_review *r, char *err)
 {
+	const struct dossier_env *env;
+	struct dossier_env e;
 	struct store_doc_row doc;
 	struct store_dossier d;
 	struct store_item it;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
+	dr_env(env_in, &e);
+	env = &e;
 	if ((rc = dr_load(env, account_id, doc_id, &doc, &d, &it, err)) != 0)
 		return rc;
 	if (reason == NULL && doc.item_id == 0) {
@@ -284,17 +325,29 @@ dossier_document_reject(const struct dossier_env *env, int64_t account_id,
 /* ---- close ---- */
 
 int
-dossier_close_with(const struct dossier_env *env, int64_t account_id,
+dossier_close_with(const struct dossier_env *env_in, int64_t account_id,
     int64_t id, int notify, int *was_closed_r, struct store_dossier *d_r,
     int64_t *mail_id_r, char *err)
 {
-	struct notify_env ne = { env->cfg, env->st, env->q };
+	struct dossier_env e;
+	const struct dossier_env *env = &e;
+	struct notify_env ne;
 	int rc;
 
+	dr_env(env_in, &e);
+	ne = (struct notify_env){ env->cfg, env->st, env->q };
 	*mail_id_r = 0;
 	if (notify && env->q == NULL) {
 		pd_err(err, "no outbound queue to tell the contact");
 		return -1;
+	}
+	/* Another account's dossier, or none: not found, as for a review
+	 * (account_id 0: any, the operator's CLI, as dossier_close). */
+	rc = store_dossier_get(env->st, account_id, id, d_r, err);
+	if (rc <= 0) {
+		if (rc == 0)
+			pd_err(err, "dossier %lld not found", (long long)id);
+		return rc == 0 ? DOSSIER_ENOTFOUND : -1;
 	}
 	if (store_begin(env->st, err) != 0)
 		return -1;

@@ -496,8 +496,11 @@ int smtp_addr_intake_item(const char *addr, const char *intake_domain,
 	ln = plus != NULL ? (size_t)(plus - buf) : (size_t)n;
 	if (!ap_token_ok(buf, ln, 'd', 8, 64) || ln >= local_len)
 		return 0;
+	/* With its item part the local part is still one of at most 64
+	 * octets (RFC 5321 4.5.3.1.1): dossier_item_address never makes a
+	 * longer one, it falls back to the plain address. */
 	if (plus != NULL && (!smtp_addr_slug_valid(plus + 1) ||
-	    strlen(plus + 1) >= item_len))
+	    strlen(plus + 1) >= item_len || (size_t)n > AP_LOCAL_MAX))
 		return 0;
 	memcpy(local_r, buf, ln);
 	local_r[ln] = '\0';
@@ -506,11 +509,13 @@ int smtp_addr_intake_item(const char *addr, const char *intake_domain,
 }
 
 /*
- * The accented Latin letters of UTF-8 (U+00C0..U+00FF, and the
- * ligatures) as the ASCII a reader would type; NULL: not a letter we
- * know (it becomes a separator).
+ * The accented Latin letters of UTF-8 as the ASCII a reader would type:
+ * Latin-1 (U+00C0..U+00FF) and Latin Extended-A (U+0100..U+017F: the
+ * French OE and Y-diaeresis capitals, Polish, Czech, Turkish...); NULL:
+ * not a letter we know (it becomes a separator).  one: room for a
+ * single letter.
  */
-static const char *ap_fold_latin(unsigned cp)
+static const char *ap_fold_latin(unsigned cp, char one[2])
 {
 	static const char *const l1[64] = {
 		"a", "a", "a", "a", "a", "a", "ae", "c",	/* C0 */
@@ -522,11 +527,25 @@ static const char *ap_fold_latin(unsigned cp)
 		"d", "n", "o", "o", "o", "o", "o", NULL,	/* F0 */
 		"o", "u", "u", "u", "u", "y", "th", "y",
 	};
-
+	/* U+0100..U+017F, one letter each but for the ligatures below. */
+	static const char exta[] =
+	    "aaaaaaccccccccdd" "ddeeeeeeeeeegggg"	/* 0100, 0110 */
+	    "gggghhhhiiiiiiii" "ii--jjkkklllllll"	/* 0120, 0130 */
+	    "lllnnnnnnnnnoooo" "oo--rrrrrrssssss"	/* 0140, 0150 */
+	    "ssttttttuuuuuuuu" "uuuuwwyyyzzzzzzs";	/* 0160, 0170 */
 	if (cp >= 0xC0 && cp <= 0xFF)
 		return l1[cp - 0xC0];
+	if (cp == 0x132 || cp == 0x133)
+		return "ij";
 	if (cp == 0x152 || cp == 0x153)
 		return "oe";
+	if (cp >= 0x100 && cp <= 0x17F) {
+		one[0] = exta[cp - 0x100];
+		one[1] = '\0';
+		return one;
+	}
+	if (cp == 0x1E9E)		/* capital sharp s (German) */
+		return "ss";
 	return NULL;
 }
 
@@ -560,8 +579,14 @@ void smtp_addr_slug(const char *label, char *out, size_t outlen)
 			one[0] = (char)(*p - 'A' + 'a'), f = one;
 		else if ((*p & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80) {
 			f = ap_fold_latin(((unsigned)(*p & 0x1F) << 6) |
-			    (p[1] & 0x3F));
+			    (p[1] & 0x3F), one);
 			p++;
+		} else if ((*p & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 &&
+		    (p[2] & 0xC0) == 0x80) {
+			f = ap_fold_latin(((unsigned)(*p & 0x0F) << 12) |
+			    ((unsigned)(p[1] & 0x3F) << 6) | (p[2] & 0x3F),
+			    one);
+			p += 2;
 		}
 		if (f == NULL)
 			dash = 1;

@@ -47,7 +47,8 @@ int smtp_addr_intake_local(const char *addr, const char *intake_domain,
  * An item's address: "d-<token>+<item>@<intake_domain>" (RFC 5233
  * subaddress).  Fills local_r with "d-<token>" as smtp_addr_intake_local
  * does and item_r with the folded item part ("" when the address has no
- * '+').  The item part: 1..SMTP_ADDR_SLUG_MAX of [a-z0-9-].  1 or 0.
+ * '+').  The item part: 1..SMTP_ADDR_SLUG_MAX of [a-z0-9-], and the
+ * whole local part with it at most 64 octets (RFC 5321 4.5.3.1.1).  1 or 0.
  */
 #define SMTP_ADDR_SLUG_MAX 32
 int smtp_addr_intake_item(const char *addr, const char *intake_domain,
@@ -55,8 +56,9 @@ int smtp_addr_intake_item(const char *addr, const char *intake_domain,
 
 /*
  * The item part made from a label: ASCII letters and digits lower-cased,
- * the Latin letters of French, German, Spanish... without their accents
- * ("Pièce d'identité" -> "piece-d-identite"), every other run a single
+ * the Latin letters of French, German, Spanish, Polish, Czech... (Latin-1,
+ * Latin Extended-A, U+1E9E) without their accents ("Pièce d'identité" ->
+ * "piece-d-identite", "Straße" -> "strasse"), every other run a single
  * '-', none at either end, at most SMTP_ADDR_SLUG_MAX octets (cut at a
  * '-' where one is near).  "item" when nothing is left.
  */

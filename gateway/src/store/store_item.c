@@ -161,7 +161,10 @@ store_item_outstanding(struct store *st, int64_t dossier_id, int64_t *n_r,
 /*
  * An item's state from its documents: accepted if one is, else received
  * if one waits for review, else rejected (reason: the latest) if it has
- * any, else requested.  *changed_r: 1 when the state moved.
+ * any, else requested.  Only a rejected item keeps a reason.  *changed_r:
+ * 1 when the state or the reason moved.  One UPDATE with a WITH clause
+ * rather than UPDATE ... FROM, which needs SQLite 3.33: the rest of the
+ * store runs on 3.24.
  */
 int
 store_item_refresh(struct store *st, int64_t item_id, int *changed_r,
@@ -169,26 +172,22 @@ store_item_refresh(struct store *st, int64_t item_id, int *changed_r,
 {
 	int changes = 0;
 
-	if (store_cx_exec(st, store_cx(st, "UPDATE dossier_items SET"
-	    " state = n.state, reason = n.reason, updated = ?2 FROM (SELECT"
+	if (store_cx_exec(st, store_cx(st, "WITH s (state) AS (SELECT"
 	    " CASE WHEN EXISTS (SELECT 1 FROM documents WHERE item_id = ?1"
 	    "  AND review = 'accepted') THEN 'accepted'"
 	    " WHEN EXISTS (SELECT 1 FROM documents WHERE item_id = ?1 AND"
 	    "  review = 'pending') THEN 'received'"
 	    " WHEN EXISTS (SELECT 1 FROM documents WHERE item_id = ?1) THEN"
-	    "  'rejected' ELSE 'requested' END AS state,"
-	    " COALESCE((SELECT review_reason FROM documents WHERE item_id = ?1"
-	    "  AND review = 'rejected' ORDER BY reviewed_at DESC, id DESC"
-	    "  LIMIT 1), '') AS reason) n"
-	    " WHERE dossier_items.id = ?1 AND (dossier_items.state <> n.state"
-	    " OR dossier_items.reason <> CASE WHEN n.state = 'rejected' THEN"
-	    " n.reason ELSE '' END)", err, "ii", item_id, pd_now()), &changes,
-	    err, "item refresh") != 0)
-		return -1;
-	/* Only a rejected item keeps a reason. */
-	if (store_cx_exec(st, store_cx(st, "UPDATE dossier_items SET reason ="
-	    " '' WHERE id = ?1 AND state <> 'rejected' AND reason <> ''", err,
-	    "i", item_id), NULL, err, "item refresh") != 0)
+	    "  'rejected' ELSE 'requested' END),"
+	    " n (state, reason) AS (SELECT state, CASE WHEN state = 'rejected'"
+	    "  THEN COALESCE((SELECT review_reason FROM documents WHERE"
+	    "  item_id = ?1 AND review = 'rejected' ORDER BY reviewed_at DESC,"
+	    "  id DESC LIMIT 1), '') ELSE '' END FROM s)"
+	    " UPDATE dossier_items SET state = (SELECT state FROM n),"
+	    " reason = (SELECT reason FROM n), updated = ?2"
+	    " WHERE id = ?1 AND (state <> (SELECT state FROM n) OR"
+	    " reason <> (SELECT reason FROM n))", err, "ii", item_id,
+	    pd_now()), &changes, err, "item refresh") != 0)
 		return -1;
 	if (changed_r != NULL)
 		*changed_r = changes > 0;
@@ -203,12 +202,18 @@ store_document_set_item(struct store *st, int64_t account_id, int64_t doc_id,
 {
 	int changes = 0;
 
+	/* Only under an item of the document's own dossier: the foreign key
+	 * names an item, not whose it is. */
 	if (store_cx_exec(st, store_cx(st, "UPDATE documents SET item_id = ?3"
-	    " WHERE id = ?1 AND account_id = ?2", err, "iiI", doc_id,
-	    account_id, item_id), &changes, err, "document assign") != 0)
+	    " WHERE id = ?1 AND account_id = ?2 AND (?3 IS NULL OR EXISTS"
+	    " (SELECT 1 FROM dossier_items i WHERE i.id = ?3 AND"
+	    " i.dossier_id = documents.dossier_id AND i.account_id = ?2))",
+	    err, "iiI", doc_id, account_id, item_id), &changes, err,
+	    "document assign") != 0)
 		return -1;
 	if (changes != 1) {
-		pd_err(err, "document %lld not found", (long long)doc_id);
+		pd_err(err, "document %lld (or that item of its dossier) not "
+		    "found", (long long)doc_id);
 		return -1;
 	}
 	return 0;
@@ -354,7 +359,7 @@ store_contact_set_person(struct store *st, int64_t account_id,
 {
 	return store_cx_exec(st, store_cx(st, "UPDATE contacts SET"
 	    " name = COALESCE(?3, name), locale = COALESCE(?4, locale)"
-	    " WHERE account_id = ?1 AND email = lower(?2)", err, "itttt",
+	    " WHERE account_id = ?1 AND email = lower(?2)", err, "ittt",
 	    account_id, email, name, locale), NULL, err, "contact update");
 }
 

@@ -402,19 +402,21 @@ static const char store_v8_items[] =
 	" DEFAULT 0;"
 	"INSERT INTO dossier_items (account_id, dossier_id, position, slug,"
 	" label, required, created, updated)"
-	" SELECT d.account_id, d.id, j.key + 1, 'v8-' || (j.key + 1),"
+	" SELECT d.account_id, d.id, j.key + 1, 'v8+' || (j.key + 1),"
 	" trim(j.value), 1, d.created, d.created"
 	" FROM dossiers d, json_each(CASE WHEN json_valid(d.requested) AND"
 	" d.requested LIKE '[%' THEN d.requested ELSE '[]' END) j"
 	" WHERE j.type = 'text' AND trim(j.value) <> '';";
 
 /* The migrated items' slugs, from their labels, unique per dossier
- * (a second "Payslip" becomes payslip-2). */
+ * (a second "Payslip" becomes payslip-2).  The SQL's placeholders
+ * ("v8+1") hold a '+', so no slug made here can collide with one not yet
+ * replaced (a label "V8 2" gets the slug v8-2). */
 static int
 store_v8_slugs(struct store *st, char *err)
 {
 	sqlite3_stmt *s = store_stmt_once(st, "SELECT id, dossier_id, label"
-	    " FROM dossier_items WHERE slug LIKE 'v8-%' ORDER BY id", err);
+	    " FROM dossier_items WHERE slug LIKE 'v8+%' ORDER BY id", err);
 	sqlite3_stmt *u;
 	char slug[SMTP_ADDR_SLUG_MAX + 1], try[SMTP_ADDR_SLUG_MAX + 8];
 	int rc, n, urc;

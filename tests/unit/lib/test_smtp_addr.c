@@ -1,7 +1,9 @@
 /*
  * test_smtp_addr.c - table-driven tests of smtp_addr.c: MAIL/RCPT path
  * syntax, ESMTP parameters, SIZE overflow, and dossier token mapping,
- * including the RCPTs of corpus/smtp/30_* and the SIZEs of 23_*.
+ * including the RCPTs of corpus/smtp/30_* and the SIZEs of 23_*; item
+ * addresses d-<token>+<slug> and the slug made from a label (accents,
+ * punctuation, the 32-octet cut, the 64 octets of a local part).
  */
 #include <check.h>
 #include <stdlib.h>
@@ -346,6 +348,151 @@ START_TEST(test_corpus_30_pipeline)
 }
 END_TEST
 
+/* ---- items: d-<token>+<slug>, and the slug made from a label ---- */
+
+static const struct { const char *label; const char *slug; } slug_rows[] = {
+	{ "ID card", "id-card" },
+	{ "Pi\xc3\xa8" "ce d'identit\xc3\xa9", "piece-d-identite" },
+	{ "Justificatif de domicile", "justificatif-de-domicile" },
+	{ "\xc3\x89tat des lieux", "etat-des-lieux" },	/* E acute */
+	{ "\xc5\x92uvre", "oeuvre" },			/* OE ligature */
+	{ "C\xc5\x93ur", "coeur" },			/* oe ligature */
+	/* Y diaeresis, U+0178 */
+	{ "L'HA\xc5\xb8-LES-ROSES", "l-hay-les-roses" },
+	{ "Stra\xc3\x9f" "e", "strasse" },		/* sharp s */
+	{ "STRA\xe1\xba\x9e" "E", "strasse" },		/* U+1E9E */
+	{ "F\xc3\xbchrerschein", "fuhrerschein" },
+	{ "\xc3\x86gir", "aegir" },
+	{ "A\xc3\xb1o fiscal", "ano-fiscal" },
+	{ "\xc5\x81\xc3\xb3" "d\xc5\xba", "lodz" },	/* Latin Ext-A */
+	{ "  --ID   card!!  ", "id-card" },
+	{ "a...b///c", "a-b-c" },
+	{ "2024", "2024" },
+	{ "PAYSLIP", "payslip" },
+	/* the multiplication sign is no letter */
+	{ "caf\xc3\xa9 \xc3\x97 2", "cafe-2" },
+	{ "\xe6\x97\xa5\xe6\x9c\xac", "item" },	/* no Latin letter */
+	{ "", "item" },
+	{ "!!!", "item" },
+	{ "bad \xc3\x28 utf8", "bad-utf8" },
+	/* 32 octets at most, cut at a '-' in the last third */
+	{ "Justificatif de domicile de moins de trois mois",
+	  "justificatif-de-domicile-de" },
+	{ "abcdefghijklmnopqrstuvwxyzabcdefghijkl",
+	  "abcdefghijklmnopqrstuvwxyzabcdef" },
+	{ "abcdefghijklmnopqrstuvwxyzabcdef ghi",
+	  "abcdefghijklmnopqrstuvwxyzabcdef" },
+	{ "abcdefghijklmnopqrstuvwxyzabcde ghi",
+	  "abcdefghijklmnopqrstuvwxyzabcde" },
+	{ "a bcdefghijklmnopqrstuvwxyzabcdefghi",
+	  "a-bcdefghijklmnopqrstuvwxyzabcde" },
+};
+
+START_TEST(test_slug)
+{
+	char out[SMTP_ADDR_SLUG_MAX + 1];
+
+	memset(out, 'x', sizeof(out));
+	smtp_addr_slug(slug_rows[_i].label, out, sizeof(out));
+	ck_assert_msg(strcmp(out, slug_rows[_i].slug) == 0,
+	    "row %d \"%s\": got \"%s\"", _i, slug_rows[_i].label, out);
+	ck_assert_int_eq(smtp_addr_slug_valid(out), 1);
+}
+END_TEST
+
+START_TEST(test_slug_small_buffer)
+{
+	char out[8];
+
+	smtp_addr_slug("Proof of address", out, sizeof(out));
+	ck_assert_str_eq(out, "proof");
+	smtp_addr_slug("Proofofaddress", out, sizeof(out));
+	ck_assert_str_eq(out, "proofof");
+}
+END_TEST
+
+static const struct { const char *s; int ok; } slug_valid_rows[] = {
+	{ "id-card", 1 }, { "a", 1 }, { "2024", 1 },
+	{ "abcdefghijklmnopqrstuvwxyzabcdef", 1 },	/* 32 */
+	{ "abcdefghijklmnopqrstuvwxyzabcdefg", 0 },	/* 33 */
+	{ "", 0 }, { "ID-card", 0 }, { "id card", 0 }, { "id_card", 0 },
+	{ "id+card", 0 }, { "id.card", 0 }, { "pi\xc3\xa8" "ce", 0 },
+	{ "../x", 0 },
+};
+
+START_TEST(test_slug_valid)
+{
+	ck_assert_msg(smtp_addr_slug_valid(slug_valid_rows[_i].s) ==
+	    slug_valid_rows[_i].ok, "\"%s\"", slug_valid_rows[_i].s);
+}
+END_TEST
+
+/* token of 26 (generated) and of 36 octets: with "d-" 28 and 38 */
+#define TOK26 "d-abcdefghijklmnopqrstuvwxyz"
+#define TOK36 "d-abcdefghijklmnopqrstuvwxyz0123456789"
+static const struct {
+	const char *addr;
+	int ok;
+	const char *local, *item;
+} item_rows[] = {
+	{ "d-7f3a9c2e@dossiers.example", 1, "d-7f3a9c2e", "" },
+	{ "d-7f3a9c2e+id-card@dossiers.example", 1, "d-7f3a9c2e", "id-card" },
+	{ "D-7F3A9C2E+ID-Card@Dossiers.EXAMPLE", 1, "d-7f3a9c2e", "id-card" },
+	{ "d-7f3a9c2e+2024@dossiers.example", 1, "d-7f3a9c2e", "2024" },
+	{ "d-7f3a9c2e+@dossiers.example", 0, NULL, NULL },
+	{ "d-7f3a9c2e+id_card@dossiers.example", 0, NULL, NULL },
+	{ "d-7f3a9c2e+id.card@dossiers.example", 0, NULL, NULL },
+	{ "d-7f3a9c2e+a+b@dossiers.example", 0, NULL, NULL },
+	{ "d-7f3a9c2e+../x@dossiers.example", 0, NULL, NULL },
+	{ "d-7f3a9c2e+pi\xc3\xa8" "ce@dossiers.example", 0, NULL, NULL },
+	{ "d-1234567+id-card@dossiers.example", 0, NULL, NULL },
+	{ "+id-card@dossiers.example", 0, NULL, NULL },
+	{ "x-7f3a9c2e+id-card@dossiers.example", 0, NULL, NULL },
+	{ "d-7f3a9c2e+id-card@other.example", 0, NULL, NULL },
+	{ "d-7f3a9c2e+id-card", 0, NULL, NULL },
+	/* a slug of 33 */
+	{ "d-7f3a9c2e+abcdefghijklmnopqrstuvwxyzabcdefg@dossiers.example", 0,
+	  NULL, NULL },
+	/* the local part of an item address: 64 octets at most (RFC 5321
+	 * 4.5.3.1.1), as dossier_item_address makes them: 28 + 1 + 32 */
+	{ TOK26 "+abcdefghijklmnopqrstuvwxyzabcdef@dossiers.example", 1,
+	  TOK26, "abcdefghijklmnopqrstuvwxyzabcdef" },
+	{ TOK36 "+abcdefghijklmnopqrstuvwxy@dossiers.example", 1, TOK36,
+	  "abcdefghijklmnopqrstuvwxy" },			/* 64 */
+	{ TOK36 "+abcdefghijklmnopqrstuvwxyz@dossiers.example", 0, NULL,
+	  NULL },						/* 65 */
+};
+
+START_TEST(test_intake_item)
+{
+	char local[80] = "untouched", item[40] = "untouched";
+	int ok = smtp_addr_intake_item(item_rows[_i].addr, "dossiers.example",
+	    local, sizeof(local), item, sizeof(item));
+
+	ck_assert_msg(ok == item_rows[_i].ok, "row %d \"%s\": got %d", _i,
+	    item_rows[_i].addr, ok);
+	if (!ok)
+		return;
+	ck_assert_str_eq(local, item_rows[_i].local);
+	ck_assert_str_eq(item, item_rows[_i].item);
+}
+END_TEST
+
+START_TEST(test_intake_item_small_buffer)
+{
+	char local[11], item[8];
+
+	/* refused, never truncated */
+	ck_assert_int_eq(smtp_addr_intake_item("d-7f3a9c2e+id-card@x.example",
+	    "x.example", local, sizeof(local), item, 7), 0);
+	ck_assert_int_eq(smtp_addr_intake_item("d-7f3a9c2e+id-card@x.example",
+	    "x.example", local, 10, item, sizeof(item)), 0);
+	ck_assert_int_eq(smtp_addr_intake_item("d-7f3a9c2e+id-card@x.example",
+	    "x.example", local, sizeof(local), item, sizeof(item)), 1);
+	ck_assert_str_eq(item, "id-card");
+}
+END_TEST
+
 static Suite *smtp_addr_suite(void)
 {
 	Suite *s = suite_create("smtp_addr");
@@ -358,6 +505,14 @@ static Suite *smtp_addr_suite(void)
 	tcase_add_loop_test(tc, test_bounce_token, 0,
 	    (int)(sizeof(bounce_rows) / sizeof(bounce_rows[0])));
 	tcase_add_test(tc, test_corpus_30_pipeline);
+	tcase_add_loop_test(tc, test_slug, 0,
+	    (int)(sizeof(slug_rows) / sizeof(slug_rows[0])));
+	tcase_add_test(tc, test_slug_small_buffer);
+	tcase_add_loop_test(tc, test_slug_valid, 0,
+	    (int)(sizeof(slug_valid_rows) / sizeof(slug_valid_rows[0])));
+	tcase_add_loop_test(tc, test_intake_item, 0,
+	    (int)(sizeof(item_rows) / sizeof(item_rows[0])));
+	tcase_add_test(tc, test_intake_item_small_buffer);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,8 +5,8 @@
  * blob.c (writer, dedup, adopt, digest validation) and outq.c over them
  * (queueing, bounces, delivery and the runner through the real `file`
  * plugin when the build tree has it), rawmsg.c (a small raw message
- * inline in the store, else a blob file).  Each test gets a fresh mkdtemp
- * dir.
+ * inline in the store, else a blob file); v8: a v7 file's requested
+ * names become items.  Each test gets a fresh mkdtemp dir.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -482,6 +482,134 @@ START_TEST(test_migrate_v1_to_v2)
 	ck_assert_str_eq(d.due, "2030-01-31");
 	ck_assert_int_eq(store_suppressed(old, 1, "X@example.org", pd_now(),
 	    err), 1);
+	store_close(&old);
+}
+END_TEST
+
+/* ---- schema v8: the dossier loop ---- */
+
+struct v8_items {
+	char slug[8][40], label[8][256];
+	int required[8], position[8];
+	char state[8][12];
+	int n;
+};
+
+static int
+v8_items_cb(const struct store_item *it, void *ctx)
+{
+	struct v8_items *l = ctx;
+
+	ck_assert_int_lt(l->n, 8);
+	snprintf(l->slug[l->n], sizeof(l->slug[0]), "%s", it->slug);
+	snprintf(l->label[l->n], sizeof(l->label[0]), "%s", it->label);
+	snprintf(l->state[l->n], sizeof(l->state[0]), "%s", it->state);
+	l->required[l->n] = it->required;
+	l->position[l->n++] = it->position;
+	return 0;
+}
+
+static struct v8_items
+v8_items_of(struct store *s, int64_t dossier_id)
+{
+	struct v8_items l;
+
+	memset(&l, 0, sizeof(l));
+	ck_assert_msg(store_item_list(s, 1, dossier_id, v8_items_cb, &l,
+	    err) == 0, "%s", err);
+	return l;
+}
+
+/* Old dossiers as a v7 postdoc wrote them: `requested` a JSON array of
+ * names (invite --documents), or empty, or anything a hand edit left. */
+static const char v7_rows[] =
+	"INSERT INTO accounts VALUES (1, 'acme', 'any', 100);"
+	"INSERT INTO contacts (id, account_id, email, name, created)"
+	" VALUES (1, 1, 'zoe@example.fr', NULL, 100);"
+	"INSERT INTO dossiers (id, account_id, contact_id, ref, intake_local,"
+	" created, requested, due) VALUES"
+	" (1, 1, 1, 'R1', 'd-aaaaaaaa', 100,"
+	"  '[\"ID card\",\"Payslip\",\"Payslip\"]', '2026-12-20'),"
+	" (2, 1, 1, 'R2', 'd-bbbbbbbb', 100, '[]', ''),"
+	" (3, 1, 1, 'R3', 'd-cccccccc', 100, '', ''),"
+	" (4, 1, 1, 'R4', 'd-dddddddd', 100, 'not json', ''),"
+	" (5, 1, 1, 'R5', 'd-eeeeeeee', 100, '{\"a\": \"b\"}', ''),"
+	" (6, 1, 1, 'R6', 'd-ffffffff', 100,"
+	"  '[\"  \", 5, \" Pi\xc3\xa8" "ce d''identit\xc3\xa9 \", null,"
+	"  \"!!!\", \"V8 3\"]', ''),"
+	" (7, 1, 1, 'R7', 'd-gggggggg', 100, '[\"V8 2\", \"Lease\"]', '');"
+	"INSERT INTO messages (id, account_id, dossier_id, size, sha256,"
+	" received) VALUES (1, 1, 1, 3, '" SHA_ABC "', 100);"
+	"INSERT INTO documents (id, account_id, dossier_id, message_id,"
+	" filename, stored_name, size, sha256, part_path, created) VALUES"
+	" (1, 1, 1, 1, 'id.pdf', 'doc-1.pdf', 3, '" SHA_ABC "', '2', 100);";
+
+START_TEST(test_migrate_v7_to_v8)
+{
+	char path[600], *schema;
+	sqlite3 *db;
+	struct store *old;
+	struct store_dossier d;
+	struct store_doc_row dr;
+	struct v8_items l;
+	int64_t id;
+
+	schema = tl_slurp(TOP_SRCDIR "/tests/unit/store/schema-v7.sql", NULL);
+	snprintf(path, sizeof(path), "%s/v7.db", tmpdir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, schema, NULL, NULL, NULL) == SQLITE_OK,
+	    "%s", sqlite3_errmsg(db));
+	ck_assert_msg(sqlite3_exec(db, v7_rows, NULL, NULL, NULL) == SQLITE_OK,
+	    "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	free(schema);
+	ck_assert_msg(store_open(path, "full", &old, err) == 0, "%s", err);
+	ck_assert_int_eq(store_schema_version(old), STORE_SCHEMA_VERSION);
+
+	/* the names become required items, in order, each its own slug */
+	l = v8_items_of(old, 1);
+	ck_assert_int_eq(l.n, 3);
+	ck_assert_str_eq(l.slug[0], "id-card");
+	ck_assert_str_eq(l.label[0], "ID card");
+	ck_assert_str_eq(l.slug[1], "payslip");
+	ck_assert_str_eq(l.slug[2], "payslip-2");
+	ck_assert_str_eq(l.label[2], "Payslip");
+	ck_assert_int_eq(l.position[0], 1);
+	ck_assert_int_eq(l.position[2], 3);
+	ck_assert_int_eq(l.required[1], 1);
+	ck_assert_str_eq(l.state[0], "requested");
+	/* nothing for an empty list, nothing, or what is not a list */
+	ck_assert_int_eq(v8_items_of(old, 2).n, 0);
+	ck_assert_int_eq(v8_items_of(old, 3).n, 0);
+	ck_assert_int_eq(v8_items_of(old, 4).n, 0);
+	ck_assert_int_eq(v8_items_of(old, 5).n, 0);
+	/* names only: blanks and non-strings skipped, labels trimmed */
+	l = v8_items_of(old, 6);
+	ck_assert_int_eq(l.n, 3);
+	ck_assert_str_eq(l.label[0], "Pi\xc3\xa8" "ce d'identit\xc3\xa9");
+	ck_assert_str_eq(l.slug[0], "piece-d-identite");
+	ck_assert_str_eq(l.slug[1], "item");
+	ck_assert_str_eq(l.slug[2], "v8-3");
+	/* a label may look like the migration's own placeholders */
+	l = v8_items_of(old, 7);
+	ck_assert_int_eq(l.n, 2);
+	ck_assert_str_eq(l.slug[0], "v8-2");
+	ck_assert_str_eq(l.slug[1], "lease");
+	/* old documents stay unfiled, pending review */
+	ck_assert_int_eq(store_document_get(old, 1, 1, &dr, err), 1);
+	ck_assert_int_eq(dr.item_id, 0);
+	ck_assert_str_eq(dr.review, "pending");
+	ck_assert_int_eq(store_dossier_get(old, 1, 1, &d, err), 1);
+	ck_assert_str_eq(d.due, "2026-12-20");
+	ck_assert_str_eq(d.contact_locale, "");
+	ck_assert_int_eq(d.reminded_at, 0);
+	/* the new tables work on the migrated file */
+	ck_assert_msg(store_checklist_add(old, 1, "kyc", "[]", &id, err) == 0,
+	    "%s", err);
+	store_close(&old);
+	/* and re-opening migrates nothing twice */
+	ck_assert_msg(store_open(path, "full", &old, err) == 0, "%s", err);
+	ck_assert_int_eq(v8_items_of(old, 1).n, 3);
 	store_close(&old);
 }
 END_TEST
@@ -1380,6 +1508,7 @@ store_suite(void)
 	tcase_add_test(tc, test_wal_truncate);
 	tcase_add_test(tc, test_events);
 	tcase_add_test(tc, test_migrate_v1_to_v2);
+	tcase_add_test(tc, test_migrate_v7_to_v8);
 	tcase_add_test(tc, test_dossier_request);
 	tcase_add_test(tc, test_outbound_rows);
 	tcase_add_test(tc, test_outbound_claim);

@@ -1,0 +1,44 @@
+-- The schema of a postdoc database at version 7 (before the dossier loop),
+-- as `sqlite3 DB .schema` prints one written by commit a02d098: the
+-- previous release's migrations 1-7.  test_store.c builds a v7 file from
+-- it to check that migration 8 carries old data over.  Never edit.
+CREATE TABLE accounts ( id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, sender_policy TEXT NOT NULL DEFAULT 'any', created INTEGER NOT NULL);
+CREATE TABLE contacts ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id), email TEXT NOT NULL, name TEXT, created INTEGER NOT NULL, adult TEXT NOT NULL DEFAULT 'unknown'  CHECK (adult IN ('yes', 'no', 'unknown')), adult_at INTEGER, adult_by TEXT NOT NULL DEFAULT '', UNIQUE (account_id, email), UNIQUE (id, account_id));
+CREATE TABLE dossiers ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id), contact_id INTEGER NOT NULL, ref TEXT NOT NULL, intake_local TEXT NOT NULL UNIQUE, status TEXT NOT NULL DEFAULT 'open'  CHECK (status IN ('open', 'closed')), created INTEGER NOT NULL, closed INTEGER, requested TEXT NOT NULL DEFAULT '', due TEXT NOT NULL DEFAULT '', UNIQUE (account_id, ref), UNIQUE (id, account_id), FOREIGN KEY (contact_id, account_id)  REFERENCES contacts(id, account_id));
+CREATE INDEX dossiers_account_status ON dossiers (account_id, status);
+CREATE TABLE messages ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, dossier_id INTEGER NOT NULL, queue_id TEXT NOT NULL DEFAULT '', mail_from TEXT NOT NULL DEFAULT '', rcpt_to TEXT NOT NULL DEFAULT '', helo TEXT, client_ip TEXT, tls INTEGER NOT NULL DEFAULT 0, lmtp INTEGER NOT NULL DEFAULT 0, message_id TEXT, subject TEXT, from_header TEXT, size INTEGER NOT NULL, sha256 TEXT NOT NULL, parse_status TEXT NOT NULL DEFAULT 'ok', anomalies TEXT NOT NULL DEFAULT '', received INTEGER NOT NULL, raw_removed TEXT NOT NULL DEFAULT '', raw_removed_at INTEGER NOT NULL DEFAULT 0, FOREIGN KEY (dossier_id, account_id)  REFERENCES dossiers(id, account_id));
+CREATE INDEX messages_dossier_sha ON messages (dossier_id, sha256);
+CREATE INDEX messages_account ON messages (account_id);
+CREATE TABLE documents ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, dossier_id INTEGER NOT NULL, message_id INTEGER REFERENCES messages(id), filename TEXT NOT NULL DEFAULT '', stored_name TEXT NOT NULL DEFAULT '', declared_type TEXT, sniffed_type TEXT, size INTEGER NOT NULL, sha256 TEXT NOT NULL, part_path TEXT, created INTEGER NOT NULL, UNIQUE (message_id, part_path), FOREIGN KEY (dossier_id, account_id)  REFERENCES dossiers(id, account_id));
+CREATE INDEX documents_dossier_sha ON documents (dossier_id, sha256);
+CREATE INDEX documents_message ON documents (message_id);
+CREATE INDEX documents_account ON documents (account_id);
+CREATE TABLE events ( id INTEGER PRIMARY KEY, account_id INTEGER REFERENCES accounts(id), dossier_id INTEGER REFERENCES dossiers(id), at INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
+CREATE INDEX events_dossier ON events (dossier_id, at);
+CREATE TABLE outbound ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id), dossier_id INTEGER, kind TEXT NOT NULL, rcpt TEXT NOT NULL, rcpt_domain TEXT NOT NULL, mail_from TEXT NOT NULL, verp_token TEXT NOT NULL UNIQUE, message_id TEXT NOT NULL DEFAULT '', from_domain TEXT NOT NULL DEFAULT '', sha256 TEXT NOT NULL, size INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'queued'  CHECK (state IN ('queued', 'sending', 'sent', 'deferred',  'bounced', 'failed')), attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL, last_code INTEGER NOT NULL DEFAULT 0, last_enhanced TEXT NOT NULL DEFAULT '', last_text TEXT NOT NULL DEFAULT '', FOREIGN KEY (dossier_id, account_id)  REFERENCES dossiers(id, account_id));
+CREATE INDEX outbound_due ON outbound (state, next_attempt);
+CREATE INDEX outbound_dossier ON outbound (dossier_id, kind);
+CREATE INDEX outbound_account ON outbound (account_id);
+CREATE TABLE suppressions ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id), email TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, expires INTEGER NOT NULL, UNIQUE (account_id, email));
+CREATE TABLE purposes ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id), name TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE (account_id, name), UNIQUE (id, account_id));
+CREATE TABLE consent_texts ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id), sha256 TEXT NOT NULL, body TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE (account_id, sha256));
+CREATE TABLE consent_records ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, purpose_id INTEGER NOT NULL, action TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')), basis TEXT NOT NULL CHECK (basis IN ('consent', 'contract',  'legitimate_interest')), source TEXT NOT NULL CHECK (source IN ('form', 'api', 'import',  'double_opt_in', 'one_click', 'mailto', 'admin')), method TEXT NOT NULL DEFAULT '', at INTEGER NOT NULL, ip TEXT NOT NULL DEFAULT '', user_agent TEXT NOT NULL DEFAULT '', operator TEXT NOT NULL DEFAULT '', text_id INTEGER REFERENCES consent_texts(id), FOREIGN KEY (contact_id, account_id)  REFERENCES contacts(id, account_id), FOREIGN KEY (purpose_id, account_id)  REFERENCES purposes(id, account_id));
+CREATE INDEX consent_latest ON consent_records (contact_id, purpose_id, id);
+CREATE TRIGGER consent_records_no_update BEFORE UPDATE ON consent_records BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END;
+CREATE TABLE consent_requests ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, purpose_id INTEGER NOT NULL, text_id INTEGER REFERENCES consent_texts(id), created INTEGER NOT NULL, confirmed INTEGER, FOREIGN KEY (contact_id, account_id)  REFERENCES contacts(id, account_id), FOREIGN KEY (purpose_id, account_id)  REFERENCES purposes(id, account_id));
+CREATE TABLE campaigns ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL, purpose_id INTEGER NOT NULL, template TEXT NOT NULL, subject TEXT NOT NULL, locale TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'draft'  CHECK (state IN ('draft', 'sending', 'queued')), created INTEGER NOT NULL, started INTEGER, finished INTEGER, FOREIGN KEY (purpose_id, account_id)  REFERENCES purposes(id, account_id));
+CREATE TABLE campaign_recipients ( id INTEGER PRIMARY KEY, campaign_id INTEGER NOT NULL REFERENCES campaigns(id), contact_id INTEGER NOT NULL REFERENCES contacts(id), email TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending'  CHECK (state IN ('pending', 'queuing', 'queued', 'skipped')), message_id TEXT, outbound_id INTEGER, detail TEXT NOT NULL DEFAULT '', updated INTEGER NOT NULL, UNIQUE (campaign_id, contact_id));
+CREATE INDEX campaign_recipients_state ON campaign_recipients (campaign_id, state, id);
+CREATE INDEX campaign_recipients_msgid ON campaign_recipients (message_id);
+CREATE INDEX outbound_rcpt ON outbound (account_id, rcpt COLLATE NOCASE);
+CREATE TABLE audit ( id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, account TEXT NOT NULL DEFAULT '', subject_hash TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '');
+CREATE TABLE erasures ( id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, account TEXT NOT NULL DEFAULT '', subject_hash TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
+CREATE TABLE erased_subjects ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL DEFAULT 0, hash TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE (hash, account_id));
+CREATE TABLE privacy_erasing (contact_id INTEGER PRIMARY KEY);
+CREATE TRIGGER consent_records_no_delete BEFORE DELETE ON consent_records WHEN OLD.contact_id NOT IN (SELECT contact_id FROM privacy_erasing) BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END;
+CREATE TABLE api_tokens ( id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id), name TEXT NOT NULL, prefix TEXT NOT NULL UNIQUE, hash TEXT NOT NULL, created INTEGER NOT NULL, last_used INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0, UNIQUE (account_id, name));
+CREATE TABLE event_cursors ( consumer TEXT PRIMARY KEY, last_event INTEGER NOT NULL);
+CREATE TABLE event_deliveries ( id INTEGER PRIMARY KEY, consumer TEXT NOT NULL, hook TEXT NOT NULL, event_id INTEGER NOT NULL, stream TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL, last_error TEXT NOT NULL DEFAULT '', UNIQUE (consumer, hook, event_id));
+CREATE INDEX event_deliveries_due ON event_deliveries (consumer, hook, state, stream, id);
+CREATE TABLE raw_inline ( sha256 TEXT NOT NULL UNIQUE, data BLOB NOT NULL);
+PRAGMA user_version = 7;
