@@ -16,7 +16,8 @@ required items accepted fire dossier.completed exactly once (history and
 webhook); her reply to a receipt without attachment is filed and its text
 shown.  Bad input - an unknown item, another account's document, a
 rejection without reason, colliding slugs - gets a clear error and an
-exit code and changes nothing.
+exit code and changes nothing.  After an outage one reminder goes out,
+not every overdue one, and the next waits the schedule's gap.
 """
 import contextlib
 import json
@@ -489,3 +490,27 @@ def test_item_addresses_are_accepted_exactly_as_the_plain_one(world):
         (item, plain)
     assert (bogus.code, bogus.enhanced) == (plain.code, plain.enhanced), \
         (bogus, plain)
+
+
+def test_after_an_outage_one_reminder_then_the_gap(world):
+    """Both reminders overdue (nothing ran for a month): one goes out, not
+    two back to back; the next waits the schedule's gap (7 - 3 = 4 days)
+    from it, however often `remind` runs."""
+    srv = world["srv"]
+    addr = srv.cli("dossier", "create", "--account", "ACME", "--contact",
+                   J.ZOE, "--ref", "OUTAGE-1", "--locale", "fr",
+                   "--checklist", "kyc-fr").stdout.strip()
+    did = srv.dossier_id(addr)
+    out = J.Outbox(srv, did)
+    srv.cli_json("invite", did)
+    t0 = J.now()
+    assert [m.kind for m in out.new()] == ["invitation"]
+    got = [(at, remind(srv, t0 + at * DAY)["queued"])
+           for at in (30, 30, 33, 34, 34)]
+    assert got == [(30, 1), (30, 0), (33, 0), (34, 1), (34, 0)], got
+    rem = out.new()
+    assert [m.kind for m in rem] == ["reminder", "reminder"], rem
+    for r in rem:
+        J.assert_french_to_zoe(r, addr)
+        assert ID_LABEL in r.text and HOME_LABEL in r.text, r
+        assert BANK_LABEL not in r.text, r
