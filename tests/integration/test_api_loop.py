@@ -11,10 +11,6 @@ document of the path exists, it is the body that names nothing), another
 account's document (404, never 403), a rejection without a reason (422
 naming "reason"), a slug two labels share (422 naming "items", no
 dossier).  Every JSON answer is validated against docs/openapi.yaml.
-
-Steps that need the other branches of issue 14 are xfail(strict=False)
-until they land: the rejection, closing and invitation messages
-(notify_*), and intake filing by item address.
 """
 import email
 import email.policy
@@ -29,12 +25,6 @@ import postdoc_harness as H
 from postdoc_harness import T
 from test_api import api_server, new_token, validate, wait_for
 
-NOTIFY = pytest.mark.xfail(
-    strict=False, reason="notify_rejection lands with the notify branch")
-CLOSING = pytest.mark.xfail(
-    strict=False, reason="notify_closing lands with the notify branch")
-INVITE = pytest.mark.xfail(
-    strict=False, reason="invitations list items with the notify branch")
 
 ZOE = "zoe@client.example"
 PDF = (b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n"
@@ -406,7 +396,6 @@ def reviewed_dossier(srv, acme):
     return d, doc
 
 
-@NOTIFY
 def test_reject_with_reason_tells_the_contact(srv, acme):
     d, doc = reviewed_dossier(srv, acme)
     why = "Le scan est coupé en bas"
@@ -430,7 +419,6 @@ def test_reject_with_reason_tells_the_contact(srv, acme):
     assert again["unchanged"] is True and again["outbound_id"] is None
 
 
-@NOTIFY
 def test_resend_after_rejection_then_complete(srv, acme):
     d, doc = reviewed_dossier(srv, acme)
     post(acme, "/documents/%d/reject" % doc["id"],
@@ -448,7 +436,6 @@ def test_resend_after_rejection_then_complete(srv, acme):
     assert events(srv, d, "dossier.completed") == [""]
 
 
-@CLOSING
 def test_close_with_notify_sends_the_closing_message(srv, acme):
     d = new_dossier(acme)
     post(acme, "/dossiers/%d/close" % d["id"], {"notify": True},
@@ -490,7 +477,6 @@ def test_plain_address_files_under_the_only_outstanding_item(srv, acme):
     assert doc["item"] == "avis-d-imposition"
 
 
-@INVITE
 def test_invitation_lists_each_item_with_its_address(srv, acme, kyc):
     d = new_dossier(acme, checklist="kyc-individual")
     oid = post(acme, "/dossiers/%d/invitations" % d["id"], {},

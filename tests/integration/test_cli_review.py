@@ -33,9 +33,6 @@ ACTOR = "cli:" + pwd.getpwuid(os.getuid()).pw_name
 # while the review's transaction holds the database ("database is
 # locked") until the dossier service queues on one connection.  These
 # run for real, unchanged, once both are on main.
-NOTIFY = pytest.mark.xfail(strict=False, reason="notify_rejection lands "
-                           "with the notify branch, and its message must "
-                           "be queued on the review's store connection")
 
 
 @pytest.fixture(scope="module")
@@ -418,7 +415,6 @@ def test_a_closed_dossier_refuses_reviews(srv):
     unchanged(srv, did, before)
 
 
-@NOTIFY
 def test_reject_tells_the_contact_and_asks_again(srv):
     did = new_dossier(srv, "REV-6")
     a = deliver(srv, did, ["scan.pdf", "other.pdf"])["scan.pdf"]
@@ -450,7 +446,6 @@ def test_reject_tells_the_contact_and_asks_again(srv):
         "nothing sent\n" % a
 
 
-@NOTIFY
 def test_close_notify_tells_the_contact(srv):
     did = new_dossier(srv, "REV-7")
     p = run(srv, "dossier", "close", did, "--notify")

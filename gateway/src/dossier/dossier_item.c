@@ -22,8 +22,8 @@
 int
 dossier_tx_end(struct store *st, int ok, char *err)
 {
-	if (ok)
-		return store_commit(st, err);
+	if (ok && store_commit(st, err) == 0)
+		return 0;
 	store_rollback(st);
 	return -1;
 }
@@ -139,6 +139,9 @@ di_label(const char *label, struct store_item *it, char *err)
 	snprintf(it->label, sizeof(it->label), "%.*s",
 	    (int)sizeof(it->label) - 1, buf);
 	smtp_addr_slug(it->label, it->slug, sizeof(it->slug));
+	/* `document assign DOC none` unassigns: no item may be called so. */
+	if (strcmp(it->slug, "none") == 0)
+		snprintf(it->slug, sizeof(it->slug), "none-item");
 	return 0;
 }
 

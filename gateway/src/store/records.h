@@ -54,7 +54,7 @@ struct store_item {
 	char types[128];		/* shown to the client: "PDF, JPEG" or "" */
 	int64_t max_size;		/* shown to the client; 0 none */
 	char state[12];
-	char reason[512];		/* state "rejected": why */
+	char reason[1024];		/* state "rejected": why (<= 1000) */
 	int64_t updated;
 };
 typedef int (*store_item_cb)(const struct store_item *it, void *ctx);
@@ -125,7 +125,7 @@ struct store_doc_row {
 	char item_slug[40];
 	char item_label[256];
 	char review[12];		/* pending / accepted / rejected */
-	char review_reason[512];
+	char review_reason[1024];	/* <= 1000 bytes */
 	char reviewed_by[64];
 	int64_t reviewed_at;
 };
@@ -156,7 +156,7 @@ struct store_event_row {
 	int64_t id;
 	int64_t at;
 	char kind[64];
-	char detail[1024];
+	char detail[1536];		/* a rejection's reason is 1000 */
 };
 
 typedef int (*store_doc_cb)(const struct store_doc_row *r, void *ctx);

@@ -490,9 +490,15 @@ store_begin(struct store *st, char *err)
 int
 store_commit(struct store *st, char *err)
 {
+	/* A failed RELEASE leaves the savepoint for the caller's
+	 * store_rollback, as a failed COMMIT leaves the transaction (the
+	 * committer reads the error, disk full or not, before it rolls
+	 * back). */
 	if (st->nest > 0) {
+		if (store_exec(st, "RELEASE store_nest", err, "commit") != 0)
+			return -1;
 		st->nest--;
-		return store_exec(st, "RELEASE store_nest", err, "commit");
+		return 0;
 	}
 	return store_exec(st, "COMMIT", err, "commit");
 }

@@ -102,6 +102,8 @@ static const struct {
 	{ "Proof of address|pdf/jpeg|5MB", 0, "Proof of address",
 	  "proof-of-address", "PDF, JPEG", 5 * MB },
 	{ "ID card", 0, "ID card", "id-card", "", 0 },
+	/* "none" unassigns in `document assign`: no item is called so */
+	{ "None", 0, "None", "none-item", "", 0 },
 	{ "  ID card  |  pdf , png |  500 KB ", 0, "ID card", "id-card",
 	  "PDF, PNG", 500 * 1024 },
 	{ "Payslip||2000000", 0, "Payslip", "payslip", "", 2000000 },

@@ -188,7 +188,7 @@ doc(int64_t id)
 
 struct events {
 	char kind[64][64];
-	char detail[64][1024];
+	char detail[64][1536];
 	int n;
 };
 
