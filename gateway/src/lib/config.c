@@ -157,7 +157,7 @@ static const struct cf_param cf_params[] = {
 	    "milliseconds before the greeting (early-talker check)"),
 	STR("outbound", "transport", transport, "file", cf_check_name,
 	    "plugin that delivers outbound mail (file, smtp)"),
-	STR("outbound", "from_name", from_name, "Postdoc", NULL,
+	STR("outbound", "from_name", from_name, "", NULL,
 	    "default From: display name"),
 	STR("outbound", "from_addr", from_addr, "", cf_check_addr_or_empty,
 	    "default From: address; \"\" = postdoc@<intake domain>"),

@@ -22,7 +22,8 @@ notify_identity(const struct pd_config *cfg, const char *account,
 
 	id->legal_name = a && a->legal_name ? a->legal_name : account;
 	id->legal_address = a && a->legal_address ? a->legal_address : "";
-	id->from_name = a && a->from_name ? a->from_name : cfg->from_name;
+	id->from_name = a && a->from_name ? a->from_name :
+	    cfg->from_name[0] != '\0' ? cfg->from_name : id->legal_name;
 	id->from_addr = a && a->from_addr ? a->from_addr : cfg->from_addr;
 	id->locale = a ? a->locale : NULL;
 	id->signer = a && a->from_name && strcmp(a->from_name,
