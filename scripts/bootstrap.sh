@@ -30,7 +30,11 @@ fi
 # Debian's two libcurl -dev flavours conflict), nginx-extras (DAV
 # module) as the WebDAV peer of their test, python3-jsonschema/yaml to
 # check API answers against openapi.yaml; iproute2 for ss(8), which
-# shows test_connections.py a listener's backlog.
+# shows test_connections.py a listener's backlog.  Inbound trust:
+# libspf2, libopendmarc and libunbound check SPF and DMARC and resolve
+# (DKIM is libopendkim's); the tests start their own nsd (zones on
+# loopback, read back with python3-dnspython) and clamd (clamav-daemon,
+# offline, with a signature file the test writes).
 PKGS="build-essential autoconf automake libtool pkg-config libesmtp-dev
 libgmime-3.0-dev libetpan-dev libsqlite3-dev libconfig-dev libevent-dev
 libmicrohttpd-dev libssl-dev libjansson-dev libmagic-dev check openssl
@@ -39,7 +43,9 @@ python3 python3-pytest valgrind file libopendkim-dev python3-dkim opendkim-tools
 libnet-ssleay-perl libio-socket-ssl-perl
 chromium python3-websocket clang
 libcurl4-gnutls-dev nginx-extras python3-jsonschema python3-yaml
-iproute2"
+iproute2
+libspf2-dev libopendmarc-dev libunbound-dev nsd python3-dnspython
+clamav-daemon"
 
 missing=""
 for p in $PKGS; do

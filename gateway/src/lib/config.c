@@ -878,14 +878,35 @@ static void cf_load_plugins(struct cf_load *ld, const config_setting_t *l)
  * identity per account; every key is an optional string but name, and
  * the boolean notify_completed (kept apart: it is not a string field). */
 static const char *const cf_account_keys[] = { "name", "legal_name",
-    "legal_address", "locale", "from_name", "from_addr", NULL };
+    "legal_address", "locale", "from_name", "from_addr", "sender_auth",
+    "auth_fail", "refused_file", NULL };
 
 static char **cf_account_field(struct pd_account_conf *a, int k)
 {
 	char **f[] = { &a->name, &a->legal_name, &a->legal_address,
-	    &a->locale, &a->from_name, &a->from_addr };
+	    &a->locale, &a->from_name, &a->from_addr, &a->sender_auth,
+	    &a->auth_fail, &a->refused_file };
 
 	return f[k];
+}
+
+/* The inbound-trust choices of an account (issue 16): NULL if v is one
+ * of them, else what to say. */
+static const char *cf_check_account_choice(int k, const char *v)
+{
+	static const char *const choices[][4] = {
+		[6] = { "none", "spf-or-dkim", "dmarc", NULL },
+		[7] = { "refuse", "mark", NULL },
+		[8] = { "reject-message", "drop-file", NULL },
+	};
+	int i;
+
+	for (i = 0; choices[k][i] != NULL; i++)
+		if (strcmp(v, choices[k][i]) == 0)
+			return NULL;
+	return k == 6 ? "must be \"none\", \"spf-or-dkim\" or \"dmarc\"" :
+	    k == 7 ? "must be \"refuse\" or \"mark\"" :
+	    "must be \"reject-message\" or \"drop-file\"";
 }
 
 static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
@@ -925,6 +946,8 @@ static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
 		else if ((k == 3 && (why = cf_check_name(
 		    config_setting_get_string(s))) != NULL) ||
 		    (k == 5 && (why = cf_check_addr_or_empty(
+		    config_setting_get_string(s))) != NULL) ||
+		    (k >= 6 && (why = cf_check_account_choice(k,
 		    config_setting_get_string(s))) != NULL))
 			cf_serr(ld->errs, s, "accounts[%d].%s %s", i,
 			    cf_account_keys[k], why);

@@ -22,6 +22,10 @@ struct pd_account_conf {
 	char *from_name;	/* From: display name, or NULL */
 	char *from_addr;	/* From: address, or NULL (outbound.from_addr) */
 	int notify_completed;	/* tell the contact her dossier is complete */
+	/* Inbound trust (NULL: the default in parentheses). */
+	char *sender_auth;	/* ("none"), "spf-or-dkim", "dmarc" */
+	char *auth_fail;	/* ("refuse") with 550 5.7.1, or "mark" */
+	char *refused_file;	/* ("reject-message"), "drop-file" */
 };
 
 /* A legal hold (config privacy.holds): the account's data of a class

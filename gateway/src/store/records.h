@@ -90,6 +90,12 @@ struct store_message {
 	const char *parse_status;	/* "ok", "review", "unparsed" */
 	const char *anomalies;		/* comma list, may be "" */
 	int64_t received;
+	/* v9, inbound trust (NULL: "") */
+	const char *auth_results;	/* RFC 8601 value, without the header */
+	const char *spf, *dkim, *dmarc;	/* "pass", "fail", "none"... */
+	int sender_pass;		/* 1 passed, -1 did not, 0 not checked */
+	const char *signed_;		/* "smime", "pgp" or "" */
+	const char *refused;		/* JSON [{filename,type,reason}] or "" */
 };
 
 struct store_document {
@@ -105,6 +111,8 @@ struct store_document {
 	const char *sha256;
 	const char *part_path;		/* MIME path, e.g. "1.2" */
 	int64_t item_id;		/* 0: unassigned */
+	const char *flags;		/* v9: "truncated,..." or NULL */
+	const char *scan;		/* v9: "clean", "unscanned" or NULL */
 };
 
 typedef int (*store_account_cb)(const struct store_account *a, void *ctx);
@@ -128,6 +136,8 @@ struct store_doc_row {
 	char review_reason[1024];	/* <= 1000 bytes */
 	char reviewed_by[64];
 	int64_t reviewed_at;
+	char flags[128];		/* v9 */
+	char scan[16];
 };
 
 struct store_msg_row {
@@ -150,6 +160,12 @@ struct store_msg_row {
 	 * before v7 recorded it). */
 	char raw_removed[16];
 	int64_t raw_removed_at;
+	/* v9, inbound trust */
+	char auth_results[1024];
+	char spf[16], dkim[16], dmarc[16];
+	int sender_pass;		/* 1 passed, -1 did not, 0 not checked */
+	char signed_[16];
+	char refused[2048];
 };
 
 struct store_event_row {

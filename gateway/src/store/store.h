@@ -16,7 +16,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 /* Open (creating dirs/file), set WAL + synchronous, run migrations. */
 int store_open(const char *db_path, const char *sync_mode,

@@ -18,14 +18,16 @@
 	"d.stored_name, d.declared_type, d.sniffed_type, d.size, d.sha256, " \
 	"COALESCE(m.received, d.created), COALESCE(d.item_id, 0), " \
 	"COALESCE(i.slug, ''), COALESCE(i.label, ''), d.review, " \
-	"d.review_reason, d.reviewed_by, d.reviewed_at FROM documents d " \
+	"d.review_reason, d.reviewed_by, d.reviewed_at, d.flags, d.scan " \
+	"FROM documents d " \
 	"LEFT JOIN messages m ON m.id = d.message_id " \
 	"LEFT JOIN dossier_items i ON i.id = d.item_id "
 
 #define MSG_COLS \
 	"SELECT id, queue_id, mail_from, rcpt_to, client_ip, helo, tls, " \
 	"lmtp, message_id, subject, size, sha256, parse_status, anomalies, " \
-	"received, raw_removed, raw_removed_at FROM messages "
+	"received, raw_removed, raw_removed_at, auth_results, spf, dkim, " \
+	"dmarc, sender_pass, signed, refused FROM messages "
 
 /* This file's cached statements (their slots: store_int.h). */
 static const char *const store_message_sql[S_COUNT] = {
@@ -34,16 +36,18 @@ static const char *const store_message_sql[S_COUNT] = {
 	[S_MESSAGE_ADD] = "INSERT INTO messages (account_id, dossier_id,"
 	    " queue_id, mail_from, rcpt_to, helo, client_ip, tls, lmtp,"
 	    " message_id, subject, from_header, size, sha256, parse_status,"
-	    " anomalies, received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-	    " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+	    " anomalies, received, auth_results, spf, dkim, dmarc,"
+	    " sender_pass, signed, refused) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
+	    " ?20, ?21, ?22, ?23, ?24)",
 	[S_MESSAGE_GET] = MSG_COLS
 	    "WHERE id = ?1 AND (?2 = 0 OR account_id = ?2)",
 	[S_DOCUMENT_DUP] = "SELECT id FROM documents WHERE dossier_id = ?1"
 	    " AND sha256 = ?2 AND message_id <> ?3 LIMIT 1",
 	[S_DOCUMENT_ADD] = "INSERT INTO documents (account_id, dossier_id,"
 	    " message_id, filename, stored_name, declared_type, sniffed_type,"
-	    " size, sha256, part_path, created, item_id) VALUES (?1, ?2, ?3,"
-	    " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	    " size, sha256, part_path, created, item_id, flags, scan) VALUES"
+	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[S_DOCUMENT_GET] = DOC_COLS
 	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
 	[S_DOCUMENT_COUNT_SINCE] = "SELECT COUNT(*) FROM documents"
@@ -123,7 +127,14 @@ store_message_bind(sqlite3_stmt *s, const struct store_message *m)
 	    store_bind_text(s, 14, m->sha256) ||
 	    store_bind_text(s, 15, m->parse_status ? m->parse_status : "ok") ||
 	    store_bind_text(s, 16, m->anomalies ? m->anomalies : "") ||
-	    sqlite3_bind_int64(s, 17, m->received ? m->received : pd_now());
+	    sqlite3_bind_int64(s, 17, m->received ? m->received : pd_now()) ||
+	    store_bind_text(s, 18, m->auth_results ? m->auth_results : "") ||
+	    store_bind_text(s, 19, m->spf ? m->spf : "") ||
+	    store_bind_text(s, 20, m->dkim ? m->dkim : "") ||
+	    store_bind_text(s, 21, m->dmarc ? m->dmarc : "") ||
+	    sqlite3_bind_int(s, 22, m->sender_pass) ||
+	    store_bind_text(s, 23, m->signed_ ? m->signed_ : "") ||
+	    store_bind_text(s, 24, m->refused ? m->refused : "");
 }
 
 int
@@ -157,7 +168,9 @@ store_document_bind(sqlite3_stmt *s, const struct store_document *d)
 	    store_bind_text(s, 9, d->sha256) ||
 	    store_bind_text(s, 10, d->part_path) ||
 	    sqlite3_bind_int64(s, 11, pd_now()) ||
-	    store_bind_id(s, 12, d->item_id);
+	    store_bind_id(s, 12, d->item_id) ||
+	    store_bind_text(s, 13, d->flags ? d->flags : "") ||
+	    store_bind_text(s, 14, d->scan ? d->scan : "");
 }
 
 int
@@ -276,6 +289,8 @@ store_doc_row(sqlite3_stmt *s, struct store_doc_row *r)
 	COPY_COL(r->review_reason, s, 14);
 	COPY_COL(r->reviewed_by, s, 15);
 	r->reviewed_at = sqlite3_column_int64(s, 16);
+	COPY_COL(r->flags, s, 17);
+	COPY_COL(r->scan, s, 18);
 }
 
 static void
@@ -299,6 +314,13 @@ store_msg_row(sqlite3_stmt *s, struct store_msg_row *r)
 	r->received = sqlite3_column_int64(s, 14);
 	COPY_COL(r->raw_removed, s, 15);
 	r->raw_removed_at = sqlite3_column_int64(s, 16);
+	COPY_COL(r->auth_results, s, 17);
+	COPY_COL(r->spf, s, 18);
+	COPY_COL(r->dkim, s, 19);
+	COPY_COL(r->dmarc, s, 20);
+	r->sender_pass = sqlite3_column_int(s, 21);
+	COPY_COL(r->signed_, s, 22);
+	COPY_COL(r->refused, s, 23);
 }
 
 static void

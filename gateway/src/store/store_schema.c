@@ -448,6 +448,31 @@ store_v8_slugs(struct store *st, char *err)
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "migration 8");
 }
 
+/*
+ * v9: inbound trust.  A message records how its sender authenticated
+ * (the RFC 8601 Authentication-Results value and the SPF, DKIM and
+ * DMARC results apart; sender_pass 1 passed what the account asks, -1
+ * did not, 0 not checked), whether it was signed (S/MIME, PGP: the
+ * signature part is kept with the raw message, not filed), and the
+ * files refused out of it under refused_file = "drop-file" (a JSON
+ * array of {filename, type, reason}).  A document records what intake
+ * noticed about its part (flags: "truncated", "no-header-break"...) and
+ * the malware scan ("clean", "unscanned" when the scanner could not be
+ * asked and the account accepts that; "" when no scanner runs).
+ */
+static const char store_v9_trust[] =
+	"ALTER TABLE messages ADD COLUMN auth_results TEXT NOT NULL"
+	" DEFAULT '';"
+	"ALTER TABLE messages ADD COLUMN spf TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE messages ADD COLUMN dkim TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE messages ADD COLUMN dmarc TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE messages ADD COLUMN sender_pass INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"ALTER TABLE messages ADD COLUMN signed TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE messages ADD COLUMN refused TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE documents ADD COLUMN flags TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE documents ADD COLUMN scan TEXT NOT NULL DEFAULT '';";
+
 /* Entry N brings the schema from version N-1 to N. */
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[1] = store_v1_dossiers,
@@ -458,6 +483,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[6] = store_v6_raw_inline,
 	[7] = store_v7_raw_removed,
 	[8] = store_v8_items,
+	[9] = store_v9_trust,
 };
 
 /* What a migration does in C after its SQL, when SQL cannot say it. */

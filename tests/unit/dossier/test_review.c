@@ -118,9 +118,11 @@ setup_queue(void)
 	cfg->template_dir = xstrdup(TOP_SRCDIR "/templates");
 	free(cfg->intake_domain);
 	cfg->intake_domain = xstrdup("dossiers.example");
-	cfg->accounts[0] = (struct pd_account_conf){ xstrdup("acme"),
-	    xstrdup("ACME SAS"), xstrdup("1 rue de la Paix, 75002 Paris"),
-	    NULL, xstrdup("Claire Dubois"), xstrdup("docs@acme.example"), 0 };
+	cfg->accounts[0] = (struct pd_account_conf){ .name = xstrdup("acme"),
+	    .legal_name = xstrdup("ACME SAS"),
+	    .legal_address = xstrdup("1 rue de la Paix, 75002 Paris"),
+	    .from_name = xstrdup("Claire Dubois"),
+	    .from_addr = xstrdup("docs@acme.example") };
 	cfg->account_count = 1;
 	setup_in(cfg->db_path);
 	ck_assert_msg(outq_ctx_new(cfg, NULL, &q, err) == 0, "%s", err);

@@ -370,7 +370,9 @@ START_TEST(test_accounts)
 	ck_assert_int_eq(config_load(write_file("acc.conf",
 	    "accounts = ( { name = \"ACME\"; legal_name = \"ACME SAS\";\n"
 	    "  locale = \"fr\"; from_addr = \"docs@acme.example\";\n"
-	    "  notify_completed = true; }, { name = \"B\"; } );\n"
+	    "  notify_completed = true; sender_auth = \"dmarc\";\n"
+	    "  auth_fail = \"mark\"; refused_file = \"drop-file\"; },\n"
+	    "  { name = \"B\"; } );\n"
 	    "outbound = { reminder_days = \"2,5,9\"; rate = 0; };\n"),
 	    &cfg, err, sizeof(err)), 0);
 	a = config_account(cfg, "ACME");
@@ -380,6 +382,10 @@ START_TEST(test_accounts)
 	ck_assert_str_eq(a->from_addr, "docs@acme.example");
 	ck_assert_ptr_null(a->from_name);
 	ck_assert_int_eq(a->notify_completed, 1);
+	ck_assert_str_eq(a->sender_auth, "dmarc");
+	ck_assert_str_eq(a->auth_fail, "mark");
+	ck_assert_str_eq(a->refused_file, "drop-file");
+	ck_assert_ptr_null(config_account(cfg, "B")->sender_auth);
 	/* the completion message is asked for, never assumed */
 	ck_assert_int_eq(config_account(cfg, "B")->notify_completed, 0);
 	ck_assert_ptr_null(config_account(cfg, "OTHER"));
@@ -388,7 +394,8 @@ START_TEST(test_accounts)
 	ck_assert_int_eq(config_load(write_file("acc2.conf",
 	    "accounts = ( { legal_name = \"x\"; },\n"
 	    "  { name = \"B\"; colour = \"red\"; locale = \"../fr\";"
-	    " notify_completed = \"yes\"; } );\n"
+	    " notify_completed = \"yes\";\n"
+	    "  sender_auth = \"spf\"; auth_fail = \"drop\"; refused_file = 1; } );\n"
 	    "outbound = { reminder_days = \"7,3\"; transport = \"a/b\"; };\n"),
 	    &cfg, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:1: accounts[0]: 'name' "
@@ -398,8 +405,14 @@ START_TEST(test_accounts)
 	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:2: accounts[1].locale"));
 	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:2: accounts[1]."
 	    "notify_completed: expected true or false"));
-	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: outbound.reminder_days"));
-	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: outbound.transport"));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: accounts[1].sender_auth "
+	    "must be \"none\", \"spf-or-dkim\" or \"dmarc\""));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: accounts[1].auth_fail "
+	    "must be \"refuse\" or \"mark\""));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:3: accounts[1].refused_file:"
+	    " expected a string"));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:4: outbound.reminder_days"));
+	ck_assert_ptr_nonnull(strstr(err, "acc2.conf:4: outbound.transport"));
 }
 END_TEST
 

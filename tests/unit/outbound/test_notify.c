@@ -250,9 +250,11 @@ msg_setup(void)
 	free(cfg->reminder_days);
 	cfg->reminder_days = xstrdup("3,7");
 	cfg->receipts = 1;
-	cfg->accounts[0] = (struct pd_account_conf){ xstrdup("acme"),
-	    xstrdup("ACME SAS"), xstrdup("1 rue de la Paix, 75002 Paris"),
-	    NULL, xstrdup("Claire Dubois"), xstrdup("docs@acme.example"), 0 };
+	cfg->accounts[0] = (struct pd_account_conf){ .name = xstrdup("acme"),
+	    .legal_name = xstrdup("ACME SAS"),
+	    .legal_address = xstrdup("1 rue de la Paix, 75002 Paris"),
+	    .from_name = xstrdup("Claire Dubois"),
+	    .from_addr = xstrdup("docs@acme.example") };
 	cfg->account_count = 1;
 	st = tl_store_open(cfg->db_path, "normal");
 	ck_assert_msg(store_account_add(st, "acme", "contact", &acme, err) ==
