@@ -51,6 +51,7 @@ struct intake_doc {
 	int64_t row_id;			/* per recipient; -1 = duplicate */
 	int writing;			/* w owns a temp file */
 	struct blob_writer w;
+	char flags[64];			/* documents.flags: "truncated" */
 };
 
 /*
@@ -69,11 +70,14 @@ struct intake_filing {
 static const char *const intake_anomaly_names[] = {
 	"duplicate-content-type", "duplicate-content-transfer-encoding",
 	"multipart-without-boundary", "multipart-without-parts",
-	"filename-conflict",
+	"filename-conflict", "invalid-boundary", "truncated-part",
+	"header-line-dropped",
 };
 enum {
 	AN_DUP_CT = 1 << 0, AN_DUP_CTE = 1 << 1, AN_NO_BOUNDARY = 1 << 2,
 	AN_NO_PARTS = 1 << 3, AN_NAME_CONFLICT = 1 << 4,
+	AN_BAD_BOUNDARY = 1 << 5, AN_TRUNCATED = 1 << 6,
+	AN_LOST_LINE = 1 << 7,
 };
 
 struct intake_msg {
@@ -98,6 +102,11 @@ struct intake_msg {
 	void *raw_owned;		/* read from the spool, or NULL */
 	size_t raw_len;
 	struct intake_result fail;	/* why processing stopped */
+	/* intake_mime.c: what GMime's parser warned of (the bytes it could
+	 * not place in the tree), read after the parse. */
+	unsigned lost_lines;		/* lines neither header nor body */
+	int64_t lost_line_at;		/* the first one's offset */
+	int malformed;			/* GMime lost a part (overlong line) */
 };
 
 /* intake.c */
