@@ -407,7 +407,8 @@ intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
 			quantum += g_ascii_isalnum(c) || c == '+' ||
 			    c == '/' || c == '=';
 		}
-	if (n < 0) {
+	/* GMime's fs stream answers -1 at the end of its window */
+	if (n < 0 && !g_mime_stream_eos(src)) {
 		intake_local_error(m, "decode", "read from spool failed");
 		return -1;
 	}
