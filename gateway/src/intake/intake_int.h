@@ -107,6 +107,7 @@ struct intake_msg {
 	unsigned lost_lines;		/* lines neither header nor body */
 	int64_t lost_line_at;		/* the first one's offset */
 	int malformed;			/* GMime lost a part (overlong line) */
+	int cut_short;			/* a multipart ran to the end (m09) */
 };
 
 /* intake.c */

@@ -380,12 +380,20 @@ intake_pump(struct intake_msg *m, struct intake_doc *d, size_t *sniffed)
 }
 
 /*
- * RFC 2045 section 6.8: base64 comes in 4-character quanta, the last one
- * padded with '='.  A body whose alphabet-and-pad characters do not fill
- * whole quanta was cut (corpus m09: a part running to the end of the
- * message); GMime decodes what is there and says nothing, so count the
- * encoded characters once more and flag the document and the message.
+ * A document whose bytes were cut gets the flag "truncated" and the
+ * message the anomaly; GMime decodes what is there and says nothing of
+ * it.  Two signs: the part runs to the end of the message inside a
+ * multipart whose close delimiter never came (RFC 2046 section 5.1.1;
+ * corpus m09, GMime's TRUNCATED_MESSAGE warning), or its base64 does not
+ * fill whole 4-character quanta (RFC 2045 section 6.8).
  */
+static void
+intake_flag_truncated(struct intake_msg *m, struct intake_doc *d)
+{
+	snprintf(d->flags, sizeof(d->flags), "truncated");
+	m->anomalies |= AN_TRUNCATED;
+}
+
 static int
 intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
 {
@@ -394,9 +402,14 @@ intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
 	uint64_t quantum = 0;
 	ssize_t n, i;
 
-	if (dw == NULL || g_mime_data_wrapper_get_encoding(dw) !=
-	    GMIME_CONTENT_ENCODING_BASE64 ||
-	    (src = g_mime_data_wrapper_get_stream(dw)) == NULL)
+	if (dw == NULL || (src = g_mime_data_wrapper_get_stream(dw)) == NULL)
+		return 0;
+	if (m->cut_short && GMIME_IS_MULTIPART(g_mime_message_get_mime_part(
+	    m->msg)) && (src->bound_end < 0 ||
+	    (uint64_t)src->bound_end + 2 >= m->job->size))	/* + CRLF */
+		intake_flag_truncated(m, d);
+	if (g_mime_data_wrapper_get_encoding(dw) !=
+	    GMIME_CONTENT_ENCODING_BASE64)
 		return 0;
 	g_mime_stream_reset(src);
 	while ((n = g_mime_stream_read(src, (char *)m->ctx->buf,
@@ -412,10 +425,8 @@ intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
 		intake_local_error(m, "decode", "read from spool failed");
 		return -1;
 	}
-	if (quantum % 4 != 0) {
-		snprintf(d->flags, sizeof(d->flags), "truncated");
-		m->anomalies |= AN_TRUNCATED;
-	}
+	if (quantum % 4 != 0)
+		intake_flag_truncated(m, d);
 	return 0;
 }
 
@@ -703,6 +714,8 @@ intake_warning_cb(gint64 offset, GMimeParserWarning code, const gchar *item,
 		m->lost_line_at = offset;
 	else if (code == GMIME_WARN_MALFORMED_MESSAGE)
 		m->malformed = 1;
+	else if (code == GMIME_WARN_TRUNCATED_MESSAGE)
+		m->cut_short = 1;
 }
 
 static void

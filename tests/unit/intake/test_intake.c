@@ -405,7 +405,18 @@ START_TEST(test_truncated_base64)
 	ck_assert_str_eq(c.flags, "truncated");
 	ck_assert_str_eq(c.parse_status, "review");
 	ck_assert_ptr_nonnull(strstr(c.anomalies, "truncated-part"));
-	/* whole quanta: no flag */
+	/* whole quanta, but the part runs to the end: no close delimiter
+	 * (corpus m09 exactly) */
+	r = deliver(HDR "Subject: 2\r\n" MP("b") TEXT_PART("b")
+	    "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: "
+	    "attachment; filename=\"cut.pdf\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjUKJcfs\r\n",
+	    1, NULL, 1);
+	ck_assert_int_eq(r.code, 250);
+	c = counts();
+	ck_assert_int_eq(c.documents, 2);
+	ck_assert_str_eq(c.flags, "truncated");
+	/* whole quanta and a close delimiter: no flag */
 	r = deliver(HDR MP("b") PDF_PART("b", "id.pdf") END("b"), 1, NULL, 1);
 	ck_assert_int_eq(r.code, 250);
 	ck_assert_str_eq(counts().flags, "");
