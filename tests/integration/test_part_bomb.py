@@ -43,6 +43,7 @@ def send(port, addr, data):
     try:
         with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test",
                           timeout=T(120)) as s:
+            s.ehlo()
             s.mail(SENDER)
             s.rcpt(addr)
             code, text = s.data(data)
