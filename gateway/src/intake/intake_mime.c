@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gmime/gmime.h>
@@ -545,7 +546,7 @@ prescan_collect(struct prescan *ps, const unsigned char *p, size_t n)
 static int
 prescan_delimiter(struct prescan *ps, const unsigned char *l, size_t len)
 {
-	char key[PRESCAN_BOUNDARY_MAX + 1];
+	char key[PRESCAN_BOUNDARY_MAX + 3];	/* and a close's "--" */
 
 	if (len < 3 || l[0] != '-' || l[1] != '-')
 		return 0;
@@ -568,12 +569,25 @@ prescan_delimiter(struct prescan *ps, const unsigned char *l, size_t len)
 	return 0;
 }
 
+/* Does this Content-Type line (len bytes) declare an inner message,
+ * whose body is one more header block? */
+static int
+prescan_is_message(const unsigned char *l, size_t len)
+{
+	size_t i = 13;	/* after "Content-Type:" */
+
+	while (i < len && (l[i] == ' ' || l[i] == '\t'))
+		i++;
+	return i + 14 <= len && (g_ascii_strncasecmp((const char *)l + i,
+	    "message/rfc822", 14) == 0 || g_ascii_strncasecmp(
+	    (const char *)l + i, "message/global", 14) == 0);
+}
+
 /* One line of a header block (without its line break). */
 static int
 prescan_header_line(struct prescan *ps, const unsigned char *l, size_t len)
 {
 	const struct pd_config *cfg = ps->m->ctx->cfg;
-	const char *v;
 
 	if (len == 0) {			/* the block ends */
 		ps->in_headers = ps->next_is_message;
@@ -595,15 +609,8 @@ prescan_header_line(struct prescan *ps, const unsigned char *l, size_t len)
 			    "too many header fields in one part",
 			    cfg->header_count_max);
 		if (len > 13 && g_ascii_strncasecmp((const char *)l,
-		    "content-type:", 13) == 0) {
-			for (v = (const char *)l + 13; *v == ' ' || *v == '\t';
-			    v++)
-				;
-			ps->next_is_message = (size_t)(v - (const char *)l) +
-			    14 <= len && (g_ascii_strncasecmp(v,
-			    "message/rfc822", 14) == 0 ||
-			    g_ascii_strncasecmp(v, "message/global", 14) == 0);
-		}
+		    "content-type:", 13) == 0)
+			ps->next_is_message = prescan_is_message(l, len);
 	}
 	if (ps->field_len > (uint64_t)cfg->header_size_max)
 		return intake_limit(ps->m, "header field too long",
@@ -670,22 +677,29 @@ static int
 intake_prescan(struct intake_msg *m)
 {
 	const struct intake_job *job = m->job;
+	struct stat sb;
+	size_t len;
 	void *map;
 	int rc;
 
-	if (job->size == 0)
-		return 0;
 	if (job->spool_mem != NULL)
-		return intake_prescan_bytes(m, job->spool_mem,
-		    (size_t)job->size);
-	map = mmap(NULL, (size_t)job->size, PROT_READ, MAP_PRIVATE, m->fd, 0);
+		return job->size == 0 ? 0 : intake_prescan_bytes(m,
+		    job->spool_mem, (size_t)job->size);
+	if (fstat(m->fd, &sb) != 0) {
+		intake_local_error(m, "stat spool", strerror(errno));
+		return -1;
+	}
+	/* the file's own size: a mapping past its end would SIGBUS */
+	if ((len = (size_t)sb.st_size) == 0)
+		return 0;
+	map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, m->fd, 0);
 	if (map == MAP_FAILED) {
 		intake_local_error(m, "mmap spool", strerror(errno));
 		return -1;
 	}
-	(void)madvise(map, (size_t)job->size, MADV_SEQUENTIAL);
-	rc = intake_prescan_bytes(m, map, (size_t)job->size);
-	munmap(map, (size_t)job->size);
+	(void)madvise(map, len, MADV_SEQUENTIAL);
+	rc = intake_prescan_bytes(m, map, len);
+	munmap(map, len);
 	return rc;
 }
 
