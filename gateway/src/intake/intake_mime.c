@@ -496,22 +496,36 @@ intake_decode(struct intake_msg *m, struct intake_doc *d, unsigned ordinal)
  * splits on; the walk checks the tree again afterwards.
  */
 #define PRESCAN_BOUNDARY_MAX 256	/* longer: never a delimiter we count */
+#define PRESCAN_DASH_FACTOR 16		/* lines "--..." per part allowed */
 
 struct prescan {
 	struct intake_msg *m;
 	GHashTable *bounds;		/* declared boundary values */
 	int in_headers;			/* in a header block */
 	int next_is_message;		/* the block declared message/rfc822 */
-	int64_t delims, fields;
+	int64_t delims, fields, dashes;
 	uint64_t field_len, header_bytes;
 };
 
-/* The value after "boundary" at p (n bytes left): quoted or a token. */
+/*
+ * The value after "boundary" at p (n bytes left): quoted or a token,
+ * also in the RFC 2231 forms boundary*= (its charset'language' prefix
+ * skipped) and boundary*0= (the first section; a boundary split into
+ * sections or percent-encoded is not recognised here, which is why
+ * prescan_line also caps every line that begins with "--").
+ */
 static void
 prescan_boundary(struct prescan *ps, const unsigned char *p, size_t n)
 {
+	const unsigned char *q;
 	size_t i = 8, b, e;
+	int ext = 0;
 
+	if (i < n && p[i] == '*') {
+		ext = 1;
+		for (i++; i < n && (p[i] == '*' || g_ascii_isdigit(p[i])); i++)
+			;
+	}
 	while (i < n && (p[i] == ' ' || p[i] == '\t'))
 		i++;
 	if (i >= n || p[i++] != '=')
@@ -526,20 +540,33 @@ prescan_boundary(struct prescan *ps, const unsigned char *p, size_t n)
 		for (b = e = i; e < n && p[e] > ' ' && p[e] < 0x7f &&
 		    strchr(";\"()<>,", p[e]) == NULL; e++)
 			;
+	/* charset'language'value */
+	if (ext && e > b && (q = memchr(p + b, '\'', e - b)) != NULL &&
+	    (q = memchr(q + 1, '\'', (size_t)(p + e - (q + 1)))) != NULL)
+		b = (size_t)(q + 1 - p);
 	if (e > b && e - b <= PRESCAN_BOUNDARY_MAX)
 		g_hash_table_add(ps->bounds, g_strndup((const char *)p + b,
 		    e - b));
 }
 
-static void
+/* Every boundary the bytes declare; more of them than parts allowed is
+ * a refusal too (each is a multipart), and keeps the set small. */
+static int
 prescan_collect(struct prescan *ps, const unsigned char *p, size_t n)
 {
+	const struct pd_config *cfg = ps->m->ctx->cfg;
 	size_t i;
 
-	for (i = 0; i + 8 <= n; i++)
-		if ((p[i] | 0x20) == 'b' &&
-		    g_ascii_strncasecmp((const char *)p + i, "boundary", 8) == 0)
-			prescan_boundary(ps, p + i, n - i);
+	for (i = 0; i + 8 <= n; i++) {
+		if ((p[i] | 0x20) != 'b' ||
+		    g_ascii_strncasecmp((const char *)p + i, "boundary", 8) != 0)
+			continue;
+		prescan_boundary(ps, p + i, n - i);
+		if (g_hash_table_size(ps->bounds) > (guint)cfg->mime_parts_max)
+			return intake_limit(ps->m, "too many MIME parts",
+			    cfg->mime_parts_max);
+	}
+	return 0;
 }
 
 /* 1: an opening delimiter, 2: a closing one, 0: neither. */
@@ -626,6 +653,11 @@ prescan_line(struct prescan *ps, const unsigned char *l, size_t len)
 
 	if (len > 0 && l[len - 1] == '\r')
 		len--;
+	/* a catch-all for boundaries declared in a form not collected */
+	if (len >= 2 && l[0] == '-' && l[1] == '-' &&
+	    ++ps->dashes > PRESCAN_DASH_FACTOR * cfg->mime_parts_max)
+		return intake_limit(ps->m, "too many MIME parts",
+		    cfg->mime_parts_max);
 	d = prescan_delimiter(ps, l, len);
 	if (d == 1) {
 		if (++ps->delims >= cfg->mime_parts_max)
@@ -659,7 +691,7 @@ intake_prescan_bytes(struct intake_msg *m, const unsigned char *p, size_t n)
 	ps.in_headers = 1;		/* the message's own header block */
 	ps.bounds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 	    NULL);
-	prescan_collect(&ps, p, n);
+	rc = prescan_collect(&ps, p, n);
 	while (rc == 0 && off < n) {
 		nl = memchr(p + off, '\n', n - off);
 		len = nl != NULL ? (size_t)(nl - (p + off)) : n - off;
