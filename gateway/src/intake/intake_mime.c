@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gmime/gmime.h>
@@ -497,6 +495,8 @@ intake_decode(struct intake_msg *m, struct intake_doc *d, unsigned ordinal)
  */
 #define PRESCAN_BOUNDARY_MAX 256	/* longer: never a delimiter we count */
 #define PRESCAN_DASH_FACTOR 16		/* lines "--..." per part allowed */
+#define PRESCAN_HEAD 320		/* of a line: what the rules read */
+#define PRESCAN_CARRY 1024		/* a boundary parameter, whole */
 
 struct prescan {
 	struct intake_msg *m;
@@ -504,7 +504,11 @@ struct prescan {
 	int in_headers;			/* in a header block */
 	int next_is_message;		/* the block declared message/rfc822 */
 	int64_t delims, fields, dashes;
-	uint64_t field_len, header_bytes;
+	uint64_t field_len, header_bytes, lines;
+	unsigned char head[PRESCAN_HEAD];	/* the line being read */
+	size_t hlen, len;
+	int cr;				/* its last byte so far is CR */
+	unsigned char *scratch;		/* carry + a chunk, pass 1 */
 };
 
 /*
@@ -549,15 +553,22 @@ prescan_boundary(struct prescan *ps, const unsigned char *p, size_t n)
 		    e - b));
 }
 
-/* Every boundary the bytes declare; more of them than parts allowed is
- * a refusal too (each is a multipart), and keeps the set small. */
+/*
+ * Every boundary the bytes declare, one chunk at a time; a chunk is
+ * searched after the last PRESCAN_CARRY bytes of the one before, and a
+ * "boundary" starting in those last bytes waits for the next round, so a
+ * value cut by the chunk's end is read whole.  More boundaries than
+ * parts allowed is a refusal too (each is a multipart), and keeps the
+ * set small.
+ */
 static int
-prescan_collect(struct prescan *ps, const unsigned char *p, size_t n)
+prescan_collect(struct prescan *ps, const unsigned char *p, size_t n,
+    int last)
 {
 	const struct pd_config *cfg = ps->m->ctx->cfg;
-	size_t i;
+	size_t i, stop = last ? n : n > PRESCAN_CARRY ? n - PRESCAN_CARRY : 0;
 
-	for (i = 0; i + 8 <= n; i++) {
+	for (i = 0; i < stop && i + 8 <= n; i++) {
 		if ((p[i] | 0x20) != 'b' ||
 		    g_ascii_strncasecmp((const char *)p + i, "boundary", 8) != 0)
 			continue;
@@ -610,9 +621,11 @@ prescan_is_message(const unsigned char *l, size_t len)
 	    (const char *)l + i, "message/global", 14) == 0);
 }
 
-/* One line of a header block (without its line break). */
+/* One line of a header block: its first hlen bytes at l, len in all
+ * (without its line break). */
 static int
-prescan_header_line(struct prescan *ps, const unsigned char *l, size_t len)
+prescan_header_line(struct prescan *ps, const unsigned char *l,
+    size_t hlen, size_t len)
 {
 	const struct pd_config *cfg = ps->m->ctx->cfg;
 
@@ -635,9 +648,9 @@ prescan_header_line(struct prescan *ps, const unsigned char *l, size_t len)
 			return intake_limit(ps->m,
 			    "too many header fields in one part",
 			    cfg->header_count_max);
-		if (len > 13 && g_ascii_strncasecmp((const char *)l,
+		if (hlen > 13 && g_ascii_strncasecmp((const char *)l,
 		    "content-type:", 13) == 0)
-			ps->next_is_message = prescan_is_message(l, len);
+			ps->next_is_message = prescan_is_message(l, hlen);
 	}
 	if (ps->field_len > (uint64_t)cfg->header_size_max)
 		return intake_limit(ps->m, "header field too long",
@@ -645,20 +658,21 @@ prescan_header_line(struct prescan *ps, const unsigned char *l, size_t len)
 	return 0;
 }
 
+/* One line: its first hlen bytes at l, len in all (without CR LF). */
 static int
-prescan_line(struct prescan *ps, const unsigned char *l, size_t len)
+prescan_line(struct prescan *ps, const unsigned char *l, size_t hlen,
+    size_t len)
 {
 	const struct pd_config *cfg = ps->m->ctx->cfg;
-	int d;
+	int d = 0;
 
-	if (len > 0 && l[len - 1] == '\r')
-		len--;
 	/* a catch-all for boundaries declared in a form not collected */
 	if (len >= 2 && l[0] == '-' && l[1] == '-' &&
 	    ++ps->dashes > PRESCAN_DASH_FACTOR * cfg->mime_parts_max)
 		return intake_limit(ps->m, "too many MIME parts",
 		    cfg->mime_parts_max);
-	d = prescan_delimiter(ps, l, len);
+	if (hlen == len)		/* a delimiter line is short */
+		d = prescan_delimiter(ps, l, len);
 	if (d == 1) {
 		if (++ps->delims >= cfg->mime_parts_max)
 			return intake_limit(ps->m, "too many MIME parts",
@@ -673,65 +687,141 @@ prescan_line(struct prescan *ps, const unsigned char *l, size_t len)
 		ps->in_headers = 0;
 		return 0;
 	}
-	return ps->in_headers ? prescan_header_line(ps, l, len) : 0;
+	return ps->in_headers ? prescan_header_line(ps, l, hlen, len) : 0;
+}
+
+/* The line in ps->head is complete. */
+static int
+prescan_line_end(struct prescan *ps)
+{
+	int rc;
+
+	if (ps->cr)		/* CR LF; a bare LF ends a line too */
+		ps->len--;
+	rc = prescan_line(ps, ps->head, ps->hlen < ps->len ? ps->hlen :
+	    ps->len, ps->len);
+	ps->hlen = ps->len = 0;
+	ps->cr = 0;
+	if (rc == 0 && ++ps->lines % 65536 == 0 && !intake_time_ok(ps->m))
+		rc = -1;
+	return rc;
+}
+
+/*
+ * Cut a chunk into lines; a line's first PRESCAN_HEAD bytes are all any
+ * rule reads (its length counts in full), so a line of megabytes (m53)
+ * costs no memory.  A line the chunk does not finish waits in ps.
+ */
+static int
+prescan_lines(struct prescan *ps, const unsigned char *p, size_t n)
+{
+	const unsigned char *nl;
+	size_t off = 0, seg, k;
+	int rc = 0;
+
+	while (rc == 0 && off < n) {
+		nl = memchr(p + off, '\n', n - off);
+		seg = nl != NULL ? (size_t)(nl - (p + off)) : n - off;
+		k = seg < PRESCAN_HEAD - ps->hlen ? seg : PRESCAN_HEAD -
+		    ps->hlen;
+		memcpy(ps->head + ps->hlen, p + off, k);
+		ps->hlen += k;
+		ps->len += seg;
+		if (seg > 0)
+			ps->cr = p[off + seg - 1] == '\r';
+		off += seg;
+		if (nl == NULL)
+			break;		/* the line goes on in the next chunk */
+		off++;
+		rc = prescan_line_end(ps);
+	}
+	return rc;
+}
+
+/*
+ * The next chunk of the spooled bytes at off: a window on the session's
+ * buffer, or read from the spool file into the worker's buffer (never
+ * mapped: a mapped 20 MB file would count 20 MB in the process's RSS).
+ */
+static ssize_t
+prescan_chunk(struct intake_msg *m, uint64_t off, const unsigned char **p_r)
+{
+	const struct intake_job *job = m->job;
+	size_t want = INTAKE_BUF;
+	ssize_t n;
+
+	if (job->spool_mem != NULL) {
+		if (off >= job->size)
+			return 0;
+		if (job->size - off < want)
+			want = (size_t)(job->size - off);
+		*p_r = (const unsigned char *)job->spool_mem + off;
+		return (ssize_t)want;
+	}
+	do
+		n = pread(m->fd, m->ctx->buf, want, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	*p_r = m->ctx->buf;
+	return n;
+}
+
+/* Pass 1 collects the boundaries, pass 2 reads the lines. */
+static int
+prescan_pass(struct prescan *ps, int pass)
+{
+	struct intake_msg *m = ps->m;
+	unsigned char *carry = ps->scratch;
+	const unsigned char *p;
+	uint64_t off = 0;
+	size_t keep = 0;
+	ssize_t n;
+	int rc = 0;
+
+	while (rc == 0 && (n = prescan_chunk(m, off, &p)) > 0) {
+		off += (uint64_t)n;
+		if (pass == 2) {
+			rc = prescan_lines(ps, p, (size_t)n);
+			continue;
+		}
+		memcpy(carry + keep, p, (size_t)n);
+		rc = prescan_collect(ps, carry, keep + (size_t)n, 0);
+		keep += (size_t)n;
+		if (keep > PRESCAN_CARRY) {
+			memmove(carry, carry + keep - PRESCAN_CARRY,
+			    PRESCAN_CARRY);
+			keep = PRESCAN_CARRY;
+		}
+	}
+	if (rc == 0 && n < 0) {
+		intake_local_error(m, "pre-scan", strerror(errno));
+		return -1;
+	}
+	if (rc != 0)
+		return rc;
+	if (pass == 1)
+		return prescan_collect(ps, carry, keep, 1);
+	/* the last line, when the message does not end with a line break */
+	return ps->hlen > 0 || ps->len > 0 ? prescan_line_end(ps) : 0;
 }
 
 /* 0, or -1 with m->fail set (552 5.3.4, as the walk answers). */
 static int
-intake_prescan_bytes(struct intake_msg *m, const unsigned char *p, size_t n)
+intake_prescan(struct intake_msg *m)
 {
 	struct prescan ps;
-	const unsigned char *nl;
-	size_t off = 0, len;
-	uint64_t lines = 0;
-	int rc = 0;
+	int rc;
 
 	memset(&ps, 0, sizeof(ps));
 	ps.m = m;
 	ps.in_headers = 1;		/* the message's own header block */
 	ps.bounds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 	    NULL);
-	rc = prescan_collect(&ps, p, n);
-	while (rc == 0 && off < n) {
-		nl = memchr(p + off, '\n', n - off);
-		len = nl != NULL ? (size_t)(nl - (p + off)) : n - off;
-		rc = prescan_line(&ps, p + off, len);
-		off += len + 1;
-		if (rc == 0 && ++lines % 65536 == 0 && !intake_time_ok(m))
-			rc = -1;
-	}
+	ps.scratch = xmalloc(PRESCAN_CARRY + INTAKE_BUF);
+	rc = prescan_pass(&ps, 1);
+	if (rc == 0)
+		rc = prescan_pass(&ps, 2);
+	free(ps.scratch);
 	g_hash_table_destroy(ps.bounds);
-	return rc;
-}
-
-/* The spooled bytes, from the session's buffer or mapped from the file. */
-static int
-intake_prescan(struct intake_msg *m)
-{
-	const struct intake_job *job = m->job;
-	struct stat sb;
-	size_t len;
-	void *map;
-	int rc;
-
-	if (job->spool_mem != NULL)
-		return job->size == 0 ? 0 : intake_prescan_bytes(m,
-		    job->spool_mem, (size_t)job->size);
-	if (fstat(m->fd, &sb) != 0) {
-		intake_local_error(m, "stat spool", strerror(errno));
-		return -1;
-	}
-	/* the file's own size: a mapping past its end would SIGBUS */
-	if ((len = (size_t)sb.st_size) == 0)
-		return 0;
-	map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, m->fd, 0);
-	if (map == MAP_FAILED) {
-		intake_local_error(m, "mmap spool", strerror(errno));
-		return -1;
-	}
-	(void)madvise(map, len, MADV_SEQUENTIAL);
-	rc = intake_prescan_bytes(m, map, len);
-	munmap(map, len);
 	return rc;
 }
 
