@@ -211,6 +211,8 @@ counts(void)
 	"Content-Disposition: attachment; filename=\"" name "\"\r\n" \
 	"Content-Transfer-Encoding: base64\r\n\r\n" PDF_B64
 #define END(b) "--" b "--\r\n"
+#define DASH4 "--\r\n--\r\n--\r\n--\r\n"
+#define DASH32 DASH4 DASH4 DASH4 DASH4 DASH4 DASH4 DASH4 DASH4
 
 static const struct {
 	const char *name;
@@ -335,6 +337,12 @@ static const struct {
 	    "--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n"
 	    END("b"),
 	    250, "2.0.0", 0, "ok" },
+	/* the pre-scan's catch-all for boundaries in forms it does not
+	 * read: 16 lines "--..." per part allowed (8 here) */
+	{ "129 lines beginning with \"--\": refused",
+	    HDR "Content-Type: text/plain\r\n\r\n"
+	    DASH32 DASH32 DASH32 DASH32 "--\r\n",
+	    552, "5.3.4", -1, NULL },
 };
 
 START_TEST(test_messages)
