@@ -260,8 +260,42 @@ intake_declared_type(GMimeObject *o, char *out, size_t outlen)
 }
 
 /*
+ * A signature, not a document (RFC 8551 3.5 application/pkcs7-signature
+ * in multipart/signed, 3.4 application/pkcs7-mime; smime-type=signed-data;
+ * RFC 3156 5 application/pgp-signature; the x- forms older clients
+ * send): "smime" or "pgp", else NULL.  It stays in the raw message, where
+ * it can be verified against the bytes it signs; filing it alone would
+ * make every signed message run into the allow-list (smime.p7s).
+ */
+static const char *
+intake_signature_kind(GMimeObject *o)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(o);
+	const char *type = ct != NULL ?
+	    g_mime_content_type_get_media_type(ct) : NULL;
+	const char *sub = ct != NULL ?
+	    g_mime_content_type_get_media_subtype(ct) : NULL;
+	const char *st;
+
+	if (type == NULL || sub == NULL || strcasecmp(type, "application"))
+		return NULL;
+	if (strcasecmp(sub, "pgp-signature") == 0)
+		return "pgp";
+	if (strcasecmp(sub, "pkcs7-signature") == 0 ||
+	    strcasecmp(sub, "x-pkcs7-signature") == 0)
+		return "smime";
+	if (strcasecmp(sub, "pkcs7-mime") != 0 &&
+	    strcasecmp(sub, "x-pkcs7-mime") != 0)
+		return NULL;
+	st = g_mime_content_type_get_parameter(ct, "smime-type");
+	return st != NULL && strcasecmp(st, "signed-data") == 0 ? "smime" :
+	    NULL;
+}
+
+/*
  * A leaf is a document when it is an attachment, has any name, or is not
- * text; text body parts stay in the raw message only.
+ * text; text body parts stay in the raw message only, and so do
+ * signatures (message.signed says the message carried one).
  */
 static int
 intake_leaf(struct intake_msg *m, GMimePart *part, const char *path)
@@ -272,9 +306,14 @@ intake_leaf(struct intake_msg *m, GMimePart *part, const char *path)
 	GMimeContentType *ct = g_mime_object_get_content_type(o);
 	const char *mt = ct != NULL ? g_mime_content_type_get_media_type(ct) :
 	    NULL;
+	const char *sig;
 	struct intake_doc *d;
 
 	intake_check_names(m, o);
+	if ((sig = intake_signature_kind(o)) != NULL) {
+		m->signed_ = sig;
+		return 0;
+	}
 	if (!(cd != NULL && g_mime_content_disposition_is_attachment(cd)) &&
 	    g_mime_part_get_filename(part) == NULL &&
 	    (mt == NULL || strcasecmp(mt, "text") == 0))
