@@ -267,16 +267,19 @@ clam_stream(struct clam_conn *c, int file, char *reply, size_t rlen,
 		}
 		be = htonl((uint32_t)n);
 		memcpy(buf, &be, 4);
-		if (clam_send(c, buf, 4 + (size_t)n, why, whylen) != 0)
-			break;	/* an early answer explains it, if any */
-		if (n == 0) {
-			rc = 0;
-			break;
+		if (clam_send(c, buf, 4 + (size_t)n, why, whylen) != 0) {
+			/* clamd may have answered early and closed (its
+			 * StreamMaxLength): that answer says why. */
+			char ignored[8];
+
+			rc = clam_recv(c, reply, rlen, ignored,
+			    sizeof(ignored));
+			goto out;
 		}
+		if (n == 0)
+			break;
 	}
-	/* Even after a failed send: clamd may have said why. */
-	if (clam_recv(c, reply, rlen, why, whylen) == 0)
-		rc = 0;
+	rc = clam_recv(c, reply, rlen, why, whylen);
 out:
 	free(buf);
 	return rc;
