@@ -130,6 +130,11 @@ def test_drop_file_leaves_the_file_out_and_files_the_rest(srv):
     shown = srv.show(addr)
     ev = [e for e in shown["events"] if e["kind"] == "document.refused"]
     assert len(ev) == 1 and "filename=setup.exe" in ev[0]["detail"], ev
+    # dossier show: the message says what was left out, and why.
+    assert [e["filename"] for e in shown["messages"][0]["refused"]] == \
+        ["setup.exe"]
+    text = srv.cli("dossier", "show", srv.dossier_id(addr)).stdout
+    assert 'left out: "setup.exe"' in text, text
     text = receipt(srv, addr)
     assert "payslip.pdf" in text, text
     assert '"setup.exe"' in text and "not one this file accepts" in text, \
@@ -181,6 +186,7 @@ def test_malware_under_drop_file_is_dropped_never_stored(own_servers,
         assert docs(srv, addr) == ["payslip.pdf"]
         assert srv.query("SELECT scan FROM documents WHERE dossier_id = ?",
                          srv.dossier_id(addr)) == [("clean",)]
+        assert [d["scan"] for d in srv.show(addr)["documents"]] == ["clean"]
         _, refused, _ = last_message(srv, addr)
         got = json.loads(refused)
         assert [(e["filename"], e["kind"]) for e in got] == \
@@ -275,7 +281,11 @@ def test_smime_detached_signature_is_not_a_document(strict, smime_key):
     assert signed == "smime" and refused == ""
     raw = strict.message_get(msg_id)
     assert b"smime.p7s" in raw      # kept with the raw message
-    assert strict.show(addr)["documents"][0]["filename"] == "contract.pdf"
+    shown = strict.show(addr)
+    assert [d["filename"] for d in shown["documents"]] == ["contract.pdf"]
+    assert shown["messages"][0]["signed"] == "smime"
+    assert "signed (smime)" in strict.cli("dossier", "show",
+                                          strict.dossier_id(addr)).stdout
 
 
 def test_smime_opaque_signed_data_is_not_refused(strict, smime_key):
