@@ -305,3 +305,24 @@ def test_pgp_signature_is_not_a_document(strict):
     assert docs(strict, addr) == ["contract.pdf"]
     _, _, signed = last_message(strict, addr)
     assert signed == "pgp"
+
+
+def test_lmtp_each_recipient_by_its_own_account(srv):
+    """One message, two dossiers: the drop-file account files the PDF and
+    records the refusal; the reject-message one refuses the message."""
+    import smtplib
+    drop, keep = dossier(srv, "DROP"), dossier(srv, "KEEP")
+    raw = message(("payslip.pdf", H.make_pdf("lmtp"), "application/pdf"),
+                  ("run.exe", H.make_pe(), "application/octet-stream"))
+    with smtplib.LMTP("127.0.0.1", srv.lmtp_port, timeout=H.T(30)) as s:
+        assert s.ehlo("client.test")[0] == 250
+        assert s.mail(SENDER)[0] == 250
+        assert s.rcpt(drop)[0] == 250 and s.rcpt(keep)[0] == 250
+        replies = [s.data(raw), s.getreply()]
+    assert replies[0][0] == 250, replies
+    assert replies[1][0] == 554 and b"run.exe" in replies[1][1], replies
+    assert docs(srv, drop) == ["payslip.pdf"]
+    assert [e["filename"] for e in json.loads(last_message(srv, drop)[1])] \
+        == ["run.exe"]
+    assert srv.query("SELECT count(*) FROM messages WHERE dossier_id = ?",
+                     srv.dossier_id(keep)) == [(0,)]
