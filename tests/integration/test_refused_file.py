@@ -288,14 +288,34 @@ def test_smime_detached_signature_is_not_a_document(strict, smime_key):
                                           strict.dossier_id(addr)).stdout
 
 
-def test_smime_opaque_signed_data_is_not_refused(strict, smime_key):
+def test_smime_opaque_signed_data_files_what_it_carries(strict, smime_key):
+    """smime.p7m (signed-data): the PDF is inside the CMS envelope; it
+    is taken out and filed, the envelope stays in the raw message."""
     addr = strict.create_dossier("STRICT")
-    r = send(strict, addr, smime_signed(smime_key, H.make_pdf("opaque"),
-                                        opaque=True))
+    pdf = H.make_pdf("opaque")
+    r = send(strict, addr, smime_signed(smime_key, pdf, opaque=True))
     assert r.code == 250, r
     msg_id, _, signed = last_message(strict, addr)
     assert signed == "smime"
+    assert docs(strict, addr) == ["contract.pdf"]
+    doc = strict.show(addr)["documents"][0]
+    assert strict.document_get(doc["id"]) == pdf
     assert b"smime.p7m" in strict.message_get(msg_id)
+
+
+def test_garbage_signed_data_is_kept_raw_not_filed(strict):
+    """A pkcs7-mime part that is no CMS: nothing to take out; the
+    message is filed, the bytes stay in the raw copy."""
+    addr = strict.create_dossier("STRICT")
+    raw = (b"From: " + SENDER.encode() + b"\r\nTo: d\r\nSubject: p7m\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime;"
+           b" smime-type=signed-data; name=smime.p7m\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n"
+           b"bm90IGEgQ01TIHN0cnVjdHVyZQ==\r\n")
+    r = send(strict, addr, raw)
+    assert r.code == 250, r
+    assert docs(strict, addr) == []
+    assert last_message(strict, addr)[2] == "smime"
 
 
 def test_pgp_signature_is_not_a_document(strict):

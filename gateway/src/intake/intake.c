@@ -482,6 +482,12 @@ intake_cleanup(struct intake_msg *m)
 	}
 	free(m->docs);
 	free(m->verdicts);
+	if (m->signed_inner != NULL)
+		g_object_unref(m->signed_inner);
+	if (m->signed_parser != NULL)
+		g_object_unref(m->signed_parser);
+	if (m->signed_stream != NULL)
+		g_object_unref(m->signed_stream);
 	if (m->msg != NULL)
 		g_object_unref(m->msg);
 	if (m->parser != NULL)

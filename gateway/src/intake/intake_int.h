@@ -113,6 +113,11 @@ struct intake_msg {
 	size_t raw_len;
 	struct intake_result fail;	/* why processing stopped */
 	const char *signed_;		/* "smime", "pgp" or "" (static) */
+	/* The content of an opaque S/MIME signed-data part, parsed: its
+	 * documents' parts live in it (intake_mime.c; one level only). */
+	GMimeStream *signed_stream;
+	GMimeParser *signed_parser;
+	GMimeObject *signed_inner;
 	struct intake_verdict *verdicts; /* rcpt_count x ndocs, or NULL */
 };
 
