@@ -33,6 +33,7 @@ struct clam_state {
 	char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int timeout_ms;		/* one file's whole conversation */
 	int accept_on_error;	/* on_error = "accept" */
+	const struct postdoc_host *host;	/* serve only: the log */
 };
 
 /* One conversation with clamd: the socket and when it must be over. */
@@ -118,6 +119,27 @@ static void
 clam_deinit(void *state)
 {
 	free(state);
+}
+
+/* serve: keep the host for the log (hooks run on intake workers). */
+static int
+clam_start(void *state, const struct postdoc_host *host, char *err,
+    size_t errlen)
+{
+	struct clam_state *st = state;
+
+	(void)err;
+	(void)errlen;
+	__atomic_store_n(&st->host, host, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void
+clam_stop(void *state)
+{
+	struct clam_state *st = state;
+
+	__atomic_store_n(&st->host, NULL, __ATOMIC_RELEASE);
 }
 
 /* ---- the conversation ---------------------------------------------- */
@@ -345,6 +367,7 @@ clam_attachment(void *state, const struct postdoc_attachment_info *a,
     struct postdoc_reply *r)
 {
 	const struct clam_state *st = state;
+	const struct postdoc_host *host;
 	char sig[128] = "", why[160] = "";
 
 	switch (clam_scan(st, a->path, sig, sizeof(sig), why, sizeof(why))) {
@@ -358,6 +381,14 @@ clam_attachment(void *state, const struct postdoc_attachment_info *a,
 		return POSTDOC_DENY;
 	default:
 		r->scan = POSTDOC_SCAN_UNSCANNED;
+		host = __atomic_load_n(&st->host, __ATOMIC_ACQUIRE);
+		/* The operator must hear of it: "unscanned" marks alone
+		 * would hide a clamd that is down. */
+		if (host != NULL)
+			host->log(host->ctx, POSTDOC_LOG_WARN, "clamav: %s not "
+			    "scanned (%s): %s", a->filename, why,
+			    st->accept_on_error ? "accepted, marked unscanned" :
+			    "deferred (451)");
 		if (st->accept_on_error)
 			return POSTDOC_CONT;	/* filed, marked unscanned */
 		snprintf(r->text, sizeof(r->text), "attachment \"%.80s\" "
@@ -374,6 +405,8 @@ const struct postdoc_plugin postdoc_plugin = {
 	.version = "1.0",
 	.init = clam_init,
 	.deinit = clam_deinit,
+	.start = clam_start,
+	.stop = clam_stop,
 	.hooks = {
 		.attachment = clam_attachment,
 	},

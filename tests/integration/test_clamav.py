@@ -166,6 +166,10 @@ def test_clamd_down_accept_files_and_marks_unscanned(own_servers, tmp_path):
                                  "application/pdf")))
     assert r.code == 250, r
     assert scans(srv, addr) == {"a.pdf": "unscanned"}
+    # The operator hears of it, not only through the marks.
+    H.wait_for(lambda: "clamav: a.pdf not scanned" in srv.log_text(), 10,
+               "the clamav warning in the log")
+    assert "accepted, marked unscanned" in srv.log_text()
 
 
 @pytest.fixture
