@@ -309,6 +309,29 @@ def m45(srv, r, d):
     assert "victim" not in m["rcpt_to"]
 
 
+def m09(srv, r, d):
+    """Base64 cut mid-quantum: the document is kept and flagged, the
+    message carries the anomaly (issue 16, hostile input 1)."""
+    docs = by_name(d)["cut.pdf"]
+    assert len(docs) == 1, d["documents"]
+    flags = srv.query("SELECT flags FROM documents WHERE id = ?",
+                      docs[0]["id"])[0][0]
+    assert "truncated" in flags.split(","), flags
+    m = d["messages"][0]
+    assert "truncated-part" in m["anomalies"], m
+    assert m["parse_status"] == "review", m
+
+
+def m14(srv, r, d):
+    """boundary="" is no boundary: never split on every "--" line, so
+    e.exe is not a document; the message is kept for review."""
+    assert "e.exe" not in by_name(d), d["documents"]
+    assert d["documents"] == [], d["documents"]
+    m = d["messages"][0]
+    assert "invalid-boundary" in m["anomalies"], m
+    assert m["parse_status"] == "review", m
+
+
 def m06(srv, r, d):
     assert d["messages"][0]["parse_status"] in ("ok", "review", "unparsed")
 
@@ -318,7 +341,7 @@ def m26(srv, r, d):
         assert len(doc["filename"].encode()) <= 255, doc["filename"]
 
 
-SPECIFIC = {"m10": m10, "m20": m20, "m23": m23, "m24": m24, "m29": m29,
+SPECIFIC = {"m09": m09, "m14": m14, "m10": m10, "m20": m20, "m23": m23, "m24": m24, "m29": m29,
             "m41": m41, "m45": m45}
 SPECIFIC_LONG = {"m06": m06, "m26": m26}
 
@@ -352,3 +375,30 @@ def test_m54_sniffed_type_is_recorded_not_declared(srv):
     doc = docs["invoice.pdf"][0]
     assert doc["declared_type"] == "application/pdf"
     assert doc["sniffed_type"] != "application/pdf", doc
+
+
+# ------------------------------------------- a part without an empty line
+
+NO_BREAK_HEAD = (b"From: Alice <alice@sender.example>\r\n"
+                 b"To: <d-7f3a9c2e@dossiers.example>\r\n"
+                 b"Subject: no header break\r\nMIME-Version: 1.0\r\n"
+                 b"Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n"
+                 b"--b0\r\nContent-Type: text/plain\r\n\r\nSee.\r\n"
+                 b"--b0\r\nContent-Type: application/octet-stream\r\n"
+                 b"Content-Disposition: attachment; filename=\"x.exe\"\r\n")
+
+
+@pytest.mark.parametrize("line", [76, 4224, 9000])
+def test_part_without_header_break_refused(srv_long, line):
+    """Issue 16, hostile input 1: a part whose body follows its headers
+    with no empty line was stored as an empty document (0 bytes,
+    application/x-empty) and, with a line of 4,224 bytes or more, not at
+    all, while the raw message carried the executable.  Refused now,
+    nothing stored."""
+    body = b"TVqQ" + b"A" * (line - 4)
+    data = NO_BREAK_HEAD + body + b"\r\nAAAA\r\n--b0--\r\n"
+    addr = srv_long.create_dossier("MIME", contact=SENDER)
+    r, closed, _ = deliver_smtplib(srv_long, addr, data, T(30))
+    assert (r.code, r.enhanced) == (554, "5.6.0"), r
+    d = srv_long.show(addr)
+    assert d["messages"] == [] and d["documents"] == [], d

@@ -52,6 +52,7 @@ struct intake_doc {
 	int64_t row_id;			/* per recipient; -1 = duplicate */
 	int writing;			/* w owns a temp file */
 	struct blob_writer w;
+	char flags[64];			/* documents.flags: "truncated" */
 };
 
 /*
@@ -70,11 +71,14 @@ struct intake_filing {
 static const char *const intake_anomaly_names[] = {
 	"duplicate-content-type", "duplicate-content-transfer-encoding",
 	"multipart-without-boundary", "multipart-without-parts",
-	"filename-conflict",
+	"filename-conflict", "invalid-boundary", "truncated-part",
+	"header-line-dropped",
 };
 enum {
 	AN_DUP_CT = 1 << 0, AN_DUP_CTE = 1 << 1, AN_NO_BOUNDARY = 1 << 2,
 	AN_NO_PARTS = 1 << 3, AN_NAME_CONFLICT = 1 << 4,
+	AN_BAD_BOUNDARY = 1 << 5, AN_TRUNCATED = 1 << 6,
+	AN_LOST_LINE = 1 << 7,
 };
 
 /*
@@ -119,6 +123,12 @@ struct intake_msg {
 	GMimeParser *signed_parser;
 	GMimeObject *signed_inner;
 	struct intake_verdict *verdicts; /* rcpt_count x ndocs, or NULL */
+	/* intake_mime.c: what GMime's parser warned of (the bytes it could
+	 * not place in the tree), read after the parse. */
+	unsigned lost_lines;		/* lines neither header nor body */
+	int64_t lost_line_at;		/* the first one's offset */
+	int malformed;			/* GMime lost a part (overlong line) */
+	int cut_short;			/* a multipart ran to the end (m09) */
 };
 
 /* intake.c: the verdict on document i for recipient r (never NULL). */

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -145,6 +146,26 @@ intake_check_names(struct intake_msg *m, GMimeObject *o)
 static int intake_walk(struct intake_msg *m, GMimeObject *obj,
     int64_t depth, const char *path);
 
+/*
+ * RFC 2046 section 5.1.1: boundary := 0*69<bchars> bcharsnospace, one
+ * to 70 characters.  boundary="" (corpus m14) makes every line "--" a
+ * delimiter, and GMime splits on them: such a multipart is one opaque
+ * body kept in the raw message, flagged, its "parts" never documents.
+ */
+static int
+intake_boundary_invalid(struct intake_msg *m, GMimeMultipart *mp)
+{
+	const char *b = g_mime_object_get_content_type_parameter(
+	    GMIME_OBJECT(mp), "boundary");
+
+	while (b != NULL && (*b == ' ' || *b == '\t'))
+		b++;
+	if (b == NULL || *b != '\0')
+		return 0;
+	m->anomalies |= AN_BAD_BOUNDARY;
+	return 1;
+}
+
 static int
 intake_walk_multipart(struct intake_msg *m, GMimeMultipart *mp,
     int64_t depth, const char *path)
@@ -157,6 +178,8 @@ intake_walk_multipart(struct intake_msg *m, GMimeMultipart *mp,
 	if (g_mime_object_get_content_type_parameter(GMIME_OBJECT(mp),
 	    "boundary") == NULL)
 		m->anomalies |= AN_NO_BOUNDARY;
+	if (intake_boundary_invalid(m, mp))
+		return 0;
 	if (n == 0)
 		m->anomalies |= AN_NO_PARTS;	/* m08: all preamble */
 	for (i = 0; i < n; i++) {
@@ -451,6 +474,57 @@ intake_pump(struct intake_msg *m, struct intake_doc *d, size_t *sniffed)
 	return rc;
 }
 
+/*
+ * A document whose bytes were cut gets the flag "truncated" and the
+ * message the anomaly; GMime decodes what is there and says nothing of
+ * it.  Two signs: the part runs to the end of the message inside a
+ * multipart whose close delimiter never came (RFC 2046 section 5.1.1;
+ * corpus m09, GMime's TRUNCATED_MESSAGE warning), or its base64 does not
+ * fill whole 4-character quanta (RFC 2045 section 6.8).
+ */
+static void
+intake_flag_truncated(struct intake_msg *m, struct intake_doc *d)
+{
+	snprintf(d->flags, sizeof(d->flags), "truncated");
+	m->anomalies |= AN_TRUNCATED;
+}
+
+static int
+intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
+{
+	GMimeDataWrapper *dw = g_mime_part_get_content(d->part);
+	GMimeStream *src;
+	uint64_t quantum = 0;
+	ssize_t n, i;
+
+	if (dw == NULL || (src = g_mime_data_wrapper_get_stream(dw)) == NULL)
+		return 0;
+	if (m->cut_short && GMIME_IS_MULTIPART(g_mime_message_get_mime_part(
+	    m->msg)) && (src->bound_end < 0 ||
+	    (uint64_t)src->bound_end + 2 >= m->job->size))	/* + CRLF */
+		intake_flag_truncated(m, d);
+	if (g_mime_data_wrapper_get_encoding(dw) !=
+	    GMIME_CONTENT_ENCODING_BASE64)
+		return 0;
+	g_mime_stream_reset(src);
+	while ((n = g_mime_stream_read(src, (char *)m->ctx->buf,
+	    INTAKE_BUF)) > 0)
+		for (i = 0; i < n; i++) {
+			unsigned char c = m->ctx->buf[i];
+
+			quantum += g_ascii_isalnum(c) || c == '+' ||
+			    c == '/' || c == '=';
+		}
+	/* GMime's fs stream answers -1 at the end of its window */
+	if (n < 0 && !g_mime_stream_eos(src)) {
+		intake_local_error(m, "decode", "read from spool failed");
+		return -1;
+	}
+	if (quantum % 4 != 0)
+		intake_flag_truncated(m, d);
+	return 0;
+}
+
 /* The writer's running sha256, read without finishing it. */
 static int
 intake_peek_sha(struct blob_writer *w, char out[65])
@@ -484,7 +558,8 @@ intake_decode(struct intake_msg *m, struct intake_doc *d, unsigned ordinal)
 		return -1;
 	}
 	d->writing = 1;
-	if (intake_pump(m, d, &sniffed) != 0)
+	if (intake_pump(m, d, &sniffed) != 0 ||
+	    intake_check_truncated(m, d) != 0)
 		return -1;
 	if (intake_peek_sha(&d->w, d->sha) != 0) {
 		intake_local_error(m, "sha256", "digest failed");
@@ -498,6 +573,451 @@ intake_decode(struct intake_msg *m, struct intake_doc *d, unsigned ordinal)
 	snprintf(d->stored_name, sizeof(d->stored_name), "%.16s-%u", d->sha,
 	    ordinal);
 	return 0;
+}
+
+/* ---- the pre-scan: limits before GMime builds a tree ------------------ */
+
+/*
+ * GMime builds every part and keeps every header it reads before we can
+ * count them (corpus m03: 100,000 empty parts in 700 KB took RSS from 62
+ * to 190 MB, never given back; m04: 100,000 header fields).  So one
+ * linear pass over the raw bytes counts what the tree would hold: the
+ * delimiter lines of every boundary the message declares (each opens a
+ * part) and the fields of every header block (the message's, each
+ * part's, each message/rfc822 body's), and refuses with the same replies
+ * as the walk before a single part is built.  It over-counts at worst (a
+ * text that quotes a delimiter line), never under-counts what GMime
+ * splits on; the walk checks the tree again afterwards.
+ */
+#define PRESCAN_BOUNDARY_MAX 256	/* longer: never a delimiter we count */
+#define PRESCAN_DASH_FACTOR 16		/* lines "--..." per part allowed */
+#define PRESCAN_HEAD 320		/* of a line: what the rules read */
+#define PRESCAN_CARRY 1024		/* a boundary parameter, whole */
+
+struct prescan {
+	struct intake_msg *m;
+	GHashTable *bounds;		/* declared boundary values */
+	int in_headers;			/* in a header block */
+	int next_is_message;		/* the block declared message/rfc822 */
+	int64_t delims, fields, dashes;
+	uint64_t field_len, header_bytes, lines;
+	unsigned char head[PRESCAN_HEAD];	/* the line being read */
+	size_t hlen, len;
+	int cr;				/* its last byte so far is CR */
+	unsigned char *scratch;		/* carry + a chunk, pass 1 */
+};
+
+/*
+ * The value after "boundary" at p (n bytes left): quoted or a token,
+ * also in the RFC 2231 forms boundary*= (its charset'language' prefix
+ * skipped) and boundary*0= (the first section; a boundary split into
+ * sections or percent-encoded is not recognised here, which is why
+ * prescan_line also caps every line that begins with "--").
+ */
+static void
+prescan_boundary(struct prescan *ps, const unsigned char *p, size_t n)
+{
+	const unsigned char *q;
+	size_t i = 8, b, e;
+	int ext = 0;
+
+	if (i < n && p[i] == '*') {
+		ext = 1;
+		for (i++; i < n && (p[i] == '*' || g_ascii_isdigit(p[i])); i++)
+			;
+	}
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	if (i >= n || p[i++] != '=')
+		return;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	if (i < n && p[i] == '"') {
+		for (b = e = ++i; e < n && p[e] != '"' && p[e] != '\r' &&
+		    p[e] != '\n'; e++)
+			;
+	} else
+		for (b = e = i; e < n && p[e] > ' ' && p[e] < 0x7f &&
+		    strchr(";\"()<>,", p[e]) == NULL; e++)
+			;
+	/* charset'language'value */
+	if (ext && e > b && (q = memchr(p + b, '\'', e - b)) != NULL &&
+	    (q = memchr(q + 1, '\'', (size_t)(p + e - (q + 1)))) != NULL)
+		b = (size_t)(q + 1 - p);
+	if (e > b && e - b <= PRESCAN_BOUNDARY_MAX)
+		g_hash_table_add(ps->bounds, g_strndup((const char *)p + b,
+		    e - b));
+}
+
+/*
+ * Every boundary the bytes declare, one chunk at a time; a chunk is
+ * searched after the last PRESCAN_CARRY bytes of the one before, and a
+ * "boundary" starting in those last bytes waits for the next round, so a
+ * value cut by the chunk's end is read whole.  More boundaries than
+ * parts allowed is a refusal too (each is a multipart), and keeps the
+ * set small.
+ */
+static int
+prescan_collect(struct prescan *ps, const unsigned char *p, size_t n,
+    int last)
+{
+	const struct pd_config *cfg = ps->m->ctx->cfg;
+	size_t i, stop = last ? n : n > PRESCAN_CARRY ? n - PRESCAN_CARRY : 0;
+
+	for (i = 0; i < stop && i + 8 <= n; i++) {
+		if ((p[i] | 0x20) != 'b' ||
+		    g_ascii_strncasecmp((const char *)p + i, "boundary", 8) != 0)
+			continue;
+		prescan_boundary(ps, p + i, n - i);
+		if (g_hash_table_size(ps->bounds) > (guint)cfg->mime_parts_max)
+			return intake_limit(ps->m, "too many MIME parts",
+			    cfg->mime_parts_max);
+	}
+	return 0;
+}
+
+/* 1: an opening delimiter, 2: a closing one, 0: neither. */
+static int
+prescan_delimiter(struct prescan *ps, const unsigned char *l, size_t len)
+{
+	char key[PRESCAN_BOUNDARY_MAX + 3];	/* and a close's "--" */
+
+	if (len < 3 || l[0] != '-' || l[1] != '-')
+		return 0;
+	l += 2;
+	len -= 2;
+	while (len > 0 && (l[len - 1] == ' ' || l[len - 1] == '\t'))
+		len--;	/* RFC 2046 5.1.1: transport padding */
+	if (len == 0 || len > PRESCAN_BOUNDARY_MAX + 2)
+		return 0;
+	memcpy(key, l, len);
+	key[len] = '\0';
+	if (len <= PRESCAN_BOUNDARY_MAX &&
+	    g_hash_table_contains(ps->bounds, key))
+		return 1;
+	if (len > 2 && key[len - 1] == '-' && key[len - 2] == '-') {
+		key[len - 2] = '\0';
+		if (g_hash_table_contains(ps->bounds, key))
+			return 2;
+	}
+	return 0;
+}
+
+/* Does this Content-Type line (len bytes) declare an inner message,
+ * whose body is one more header block? */
+static int
+prescan_is_message(const unsigned char *l, size_t len)
+{
+	size_t i = 13;	/* after "Content-Type:" */
+
+	while (i < len && (l[i] == ' ' || l[i] == '\t'))
+		i++;
+	return i + 14 <= len && (g_ascii_strncasecmp((const char *)l + i,
+	    "message/rfc822", 14) == 0 || g_ascii_strncasecmp(
+	    (const char *)l + i, "message/global", 14) == 0);
+}
+
+/* One line of a header block: its first hlen bytes at l, len in all
+ * (without its line break). */
+static int
+prescan_header_line(struct prescan *ps, const unsigned char *l,
+    size_t hlen, size_t len)
+{
+	const struct pd_config *cfg = ps->m->ctx->cfg;
+
+	if (len == 0) {			/* the block ends */
+		ps->in_headers = ps->next_is_message;
+		ps->next_is_message = 0;
+		ps->fields = 0;
+		ps->field_len = 0;
+		return 0;
+	}
+	ps->header_bytes += len;
+	if (ps->header_bytes > (uint64_t)cfg->header_block_max)
+		return intake_limit(ps->m, "header block too large",
+		    cfg->header_block_max);
+	if (l[0] == ' ' || l[0] == '\t')
+		ps->field_len += len;	/* a folded continuation */
+	else {
+		ps->field_len = len;
+		if (++ps->fields > cfg->header_count_max)
+			return intake_limit(ps->m,
+			    "too many header fields in one part",
+			    cfg->header_count_max);
+		if (hlen > 13 && g_ascii_strncasecmp((const char *)l,
+		    "content-type:", 13) == 0)
+			ps->next_is_message = prescan_is_message(l, hlen);
+	}
+	if (ps->field_len > (uint64_t)cfg->header_size_max)
+		return intake_limit(ps->m, "header field too long",
+		    cfg->header_size_max);
+	return 0;
+}
+
+/* One line: its first hlen bytes at l, len in all (without CR LF). */
+static int
+prescan_line(struct prescan *ps, const unsigned char *l, size_t hlen,
+    size_t len)
+{
+	const struct pd_config *cfg = ps->m->ctx->cfg;
+	int d = 0;
+
+	/* a catch-all for boundaries declared in a form not collected */
+	if (len >= 2 && l[0] == '-' && l[1] == '-' &&
+	    ++ps->dashes > PRESCAN_DASH_FACTOR * cfg->mime_parts_max)
+		return intake_limit(ps->m, "too many MIME parts",
+		    cfg->mime_parts_max);
+	if (hlen == len)		/* a delimiter line is short */
+		d = prescan_delimiter(ps, l, len);
+	if (d == 1) {
+		if (++ps->delims >= cfg->mime_parts_max)
+			return intake_limit(ps->m, "too many MIME parts",
+			    cfg->mime_parts_max);
+		ps->in_headers = 1;	/* a part's header block follows */
+		ps->next_is_message = 0;
+		ps->fields = 0;
+		ps->field_len = 0;
+		return 0;
+	}
+	if (d == 2) {
+		ps->in_headers = 0;
+		return 0;
+	}
+	return ps->in_headers ? prescan_header_line(ps, l, hlen, len) : 0;
+}
+
+/* The line in ps->head is complete. */
+static int
+prescan_line_end(struct prescan *ps)
+{
+	int rc;
+
+	if (ps->cr)		/* CR LF; a bare LF ends a line too */
+		ps->len--;
+	rc = prescan_line(ps, ps->head, ps->hlen < ps->len ? ps->hlen :
+	    ps->len, ps->len);
+	ps->hlen = ps->len = 0;
+	ps->cr = 0;
+	if (rc == 0 && ++ps->lines % 65536 == 0 && !intake_time_ok(ps->m))
+		rc = -1;
+	return rc;
+}
+
+/*
+ * Cut a chunk into lines; a line's first PRESCAN_HEAD bytes are all any
+ * rule reads (its length counts in full), so a line of megabytes (m53)
+ * costs no memory.  A line the chunk does not finish waits in ps.
+ */
+static int
+prescan_lines(struct prescan *ps, const unsigned char *p, size_t n)
+{
+	const unsigned char *nl;
+	size_t off = 0, seg, k;
+	int rc = 0;
+
+	while (rc == 0 && off < n) {
+		nl = memchr(p + off, '\n', n - off);
+		seg = nl != NULL ? (size_t)(nl - (p + off)) : n - off;
+		k = seg < PRESCAN_HEAD - ps->hlen ? seg : PRESCAN_HEAD -
+		    ps->hlen;
+		memcpy(ps->head + ps->hlen, p + off, k);
+		ps->hlen += k;
+		ps->len += seg;
+		if (seg > 0)
+			ps->cr = p[off + seg - 1] == '\r';
+		off += seg;
+		if (nl == NULL)
+			break;		/* the line goes on in the next chunk */
+		off++;
+		rc = prescan_line_end(ps);
+	}
+	return rc;
+}
+
+/*
+ * The next chunk of the spooled bytes at off: a window on the session's
+ * buffer, or read from the spool file into the worker's buffer (never
+ * mapped: a mapped 20 MB file would count 20 MB in the process's RSS).
+ */
+static ssize_t
+prescan_chunk(struct intake_msg *m, uint64_t off, const unsigned char **p_r)
+{
+	const struct intake_job *job = m->job;
+	size_t want = INTAKE_BUF;
+	ssize_t n;
+
+	if (job->spool_mem != NULL) {
+		if (off >= job->size)
+			return 0;
+		if (job->size - off < want)
+			want = (size_t)(job->size - off);
+		*p_r = (const unsigned char *)job->spool_mem + off;
+		return (ssize_t)want;
+	}
+	do
+		n = pread(m->fd, m->ctx->buf, want, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	*p_r = m->ctx->buf;
+	return n;
+}
+
+/* Pass 1 collects the boundaries, pass 2 reads the lines. */
+static int
+prescan_pass(struct prescan *ps, int pass)
+{
+	struct intake_msg *m = ps->m;
+	unsigned char *carry = ps->scratch;
+	const unsigned char *p;
+	uint64_t off = 0;
+	size_t keep = 0;
+	ssize_t n;
+	int rc = 0;
+
+	while (rc == 0 && (n = prescan_chunk(m, off, &p)) > 0) {
+		off += (uint64_t)n;
+		if (pass == 2) {
+			rc = prescan_lines(ps, p, (size_t)n);
+			continue;
+		}
+		memcpy(carry + keep, p, (size_t)n);
+		rc = prescan_collect(ps, carry, keep + (size_t)n, 0);
+		keep += (size_t)n;
+		if (keep > PRESCAN_CARRY) {
+			memmove(carry, carry + keep - PRESCAN_CARRY,
+			    PRESCAN_CARRY);
+			keep = PRESCAN_CARRY;
+		}
+	}
+	if (rc == 0 && n < 0) {
+		intake_local_error(m, "pre-scan", strerror(errno));
+		return -1;
+	}
+	if (rc != 0)
+		return rc;
+	if (pass == 1)
+		return prescan_collect(ps, carry, keep, 1);
+	/* the last line, when the message does not end with a line break */
+	return ps->hlen > 0 || ps->len > 0 ? prescan_line_end(ps) : 0;
+}
+
+/* 0, or -1 with m->fail set (552 5.3.4, as the walk answers). */
+static int
+intake_prescan(struct intake_msg *m)
+{
+	struct prescan ps;
+	int rc;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.m = m;
+	ps.in_headers = 1;		/* the message's own header block */
+	ps.bounds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	    NULL);
+	ps.scratch = xmalloc(PRESCAN_CARRY + INTAKE_BUF);
+	rc = prescan_pass(&ps, 1);
+	if (rc == 0)
+		rc = prescan_pass(&ps, 2);
+	free(ps.scratch);
+	g_hash_table_destroy(ps.bounds);
+	return rc;
+}
+
+/* ---- what GMime's parser could not place ------------------------------ */
+
+/*
+ * GMime reports through one callback per options object, with no way to
+ * stop the parse; one process-wide object (never freed: header lists
+ * keep a pointer to it), and the message being parsed on this thread.
+ */
+static __thread struct intake_msg *intake_parsing;
+static GMimeParserOptions *intake_popts;
+static pthread_once_t intake_popts_once = PTHREAD_ONCE_INIT;
+
+static void
+intake_warning_cb(gint64 offset, GMimeParserWarning code, const gchar *item,
+    gpointer unused)
+{
+	struct intake_msg *m = intake_parsing;
+
+	(void)item;
+	(void)unused;
+	if (m == NULL)
+		return;
+	if (code == GMIME_CRIT_INVALID_HEADER_NAME && m->lost_lines++ == 0)
+		m->lost_line_at = offset;
+	else if (code == GMIME_WARN_MALFORMED_MESSAGE)
+		m->malformed = 1;
+	else if (code == GMIME_WARN_TRUNCATED_MESSAGE)
+		m->cut_short = 1;
+}
+
+static void
+intake_popts_init(void)
+{
+	intake_popts = g_mime_parser_options_new();
+	g_mime_parser_options_set_warning_callback(intake_popts,
+	    intake_warning_cb, NULL);
+}
+
+/*
+ * A part whose header block runs into its body (no empty line between
+ * them): GMime drops each body line as a bad header field, so the part
+ * comes out empty (0 bytes, application/x-empty) while the raw message
+ * still carries the bytes; with a line over GMime's 4 KB scan buffer the
+ * part disappears from the tree altogether (MALFORMED_MESSAGE).  An
+ * executable passed the type filter that way.  A structure we cannot
+ * read as the sender's client will is refused (RFC 3463 5.6.0); only a
+ * stray line inside the message's own header block, which ended with
+ * its empty line as RFC 5322 section 2.1 wants, costs nothing but that
+ * line: the message is kept for review, the line in the raw copy.
+ */
+static int
+intake_check_lost(struct intake_msg *m)
+{
+	gint64 hend = g_mime_parser_get_headers_end(m->parser);
+
+	if (m->malformed) {
+		intake_reply(&m->fail, 554, "5.6.0", "malformed MIME "
+		    "structure: a part could not be read");
+		return -1;
+	}
+	if (m->lost_lines == 0)
+		return 0;
+	if (hend >= 0 && m->lost_line_at >= 0 && m->lost_line_at < hend) {
+		m->anomalies |= AN_LOST_LINE;
+		return 0;
+	}
+	intake_reply(&m->fail, 554, "5.6.0", "malformed MIME structure: "
+	    "a header block holds a line that is not a header field (no "
+	    "empty line before the body?)");
+	return -1;
+}
+
+/*
+ * GMime frees a large tree into the allocator, which keeps it (four
+ * part bombs at once: 546 MB, never returned).  The destroy notify of
+ * data set on the message runs at the end of its finalize, after its
+ * parts are freed, wherever the last reference goes (intake_cleanup).
+ */
+#define INTAKE_TRIM_SIZE (1024 * 1024)	/* message bytes */
+#define INTAKE_TRIM_PARTS 256
+
+static void
+intake_trim_cb(gpointer unused)
+{
+	(void)unused;
+	(void)malloc_trim(0);
+}
+
+static void
+intake_trim_later(struct intake_msg *m)
+{
+	static char key;
+
+	if (m->job->size < INTAKE_TRIM_SIZE && m->parts < INTAKE_TRIM_PARTS &&
+	    m->header_bytes < INTAKE_TRIM_SIZE)
+		return;
+	g_object_set_data_full(G_OBJECT(m->msg), "postdoc-trim", &key,
+	    intake_trim_cb);
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -570,6 +1090,7 @@ intake_parse(struct intake_msg *m)
 {
 	GMimeObject *body;
 	unsigned i;
+	int rc;
 
 	if (m->job->spool_mem != NULL)
 		m->stream = intake_mem_stream(m);
@@ -584,9 +1105,14 @@ intake_parse(struct intake_msg *m)
 		m->stream = g_mime_stream_fs_new(m->fd);
 		g_mime_stream_fs_set_owner(GMIME_STREAM_FS(m->stream), FALSE);
 	}
+	if (intake_prescan(m) != 0)
+		return -1;
+	pthread_once(&intake_popts_once, intake_popts_init);
 	m->parser = g_mime_parser_new_with_stream(m->stream);
 	g_mime_parser_set_persist_stream(m->parser, TRUE);
-	m->msg = g_mime_parser_construct_message(m->parser, NULL);
+	intake_parsing = m;
+	m->msg = g_mime_parser_construct_message(m->parser, intake_popts);
+	intake_parsing = NULL;
 	m->parse_status = "ok";
 	if (m->msg == NULL) {
 		/* m06, m56: GMime gives up; keep the raw bytes for review. */
@@ -597,10 +1123,12 @@ intake_parse(struct intake_msg *m)
 		return 0;
 	}
 	intake_read_meta(m);
-	if (intake_check_headers(m, GMIME_OBJECT(m->msg)) != 0)
-		return -1;
 	body = g_mime_message_get_mime_part(m->msg);
-	if (body != NULL && intake_walk(m, body, 1, "") != 0)
+	rc = intake_check_lost(m) != 0 ||
+	    intake_check_headers(m, GMIME_OBJECT(m->msg)) != 0 ||
+	    (body != NULL && intake_walk(m, body, 1, "") != 0);
+	intake_trim_later(m);
+	if (rc)
 		return -1;
 	for (i = 0; i < m->ndocs; i++)
 		if (intake_decode(m, &m->docs[i], i + 1) != 0)

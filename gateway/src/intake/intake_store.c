@@ -98,6 +98,7 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 		sd.sha256 = d->sha;
 		sd.part_path = d->path;
 		sd.item_id = f->item_id;
+		sd.flags = d->flags;
 		sd.scan = v->scan;
 		if (store_document_add(m->st, &sd, &d->row_id, err) != 0)
 			return -1;

@@ -148,6 +148,8 @@ struct counts {
 	char parse_status[16];
 	char sniffed[128];
 	char kinds[512];
+	char anomalies[256];
+	char flags[128];	/* the last document's */
 };
 
 static int
@@ -158,6 +160,7 @@ msg_cb(const struct store_msg_row *r, void *ctx)
 	c->messages++;
 	snprintf(c->parse_status, sizeof(c->parse_status), "%s",
 	    r->parse_status);
+	snprintf(c->anomalies, sizeof(c->anomalies), "%s", r->anomalies);
 	return 0;
 }
 
@@ -168,6 +171,7 @@ doc_cb(const struct store_doc_row *r, void *ctx)
 
 	c->documents++;
 	snprintf(c->sniffed, sizeof(c->sniffed), "%s", r->sniffed_type);
+	snprintf(c->flags, sizeof(c->flags), "%s", r->flags);
 	return 0;
 }
 
@@ -207,6 +211,8 @@ counts(void)
 	"Content-Disposition: attachment; filename=\"" name "\"\r\n" \
 	"Content-Transfer-Encoding: base64\r\n\r\n" PDF_B64
 #define END(b) "--" b "--\r\n"
+#define DASH4 "--\r\n--\r\n--\r\n--\r\n"
+#define DASH32 DASH4 DASH4 DASH4 DASH4 DASH4 DASH4 DASH4 DASH4
 
 static const struct {
 	const char *name;
@@ -289,6 +295,54 @@ static const struct {
 	    "Content-Transfer-Encoding: base64\r\n\r\n" PDF_B64 END("b"),
 	    250, "2.0.0", 1, "review" },
 	{ "empty message", "", 554, "5.6.0", -1, NULL },
+	/* issue 16, hostile input 1: no empty line after a part's headers;
+	 * GMime dropped the body as bad header lines, leaving an empty
+	 * document while the raw message carried an executable */
+	{ "a part without an empty line before its body: refused",
+	    HDR MP("b") TEXT_PART("b") "--b\r\nContent-Type: "
+	    "application/octet-stream\r\nContent-Disposition: attachment; "
+	    "filename=\"x.exe\"\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAA\r\n"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAA\r\n" END("b"),
+	    554, "5.6.0", -1, NULL },
+	{ "the message's body without an empty line: refused",
+	    HDR "Content-Type: application/octet-stream\r\n"
+	    "Content-Disposition: attachment; filename=\"x.exe\"\r\n"
+	    "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAA\r\n",
+	    554, "5.6.0", -1, NULL },
+	{ "a stray line in the message's header block: kept for review",
+	    "From: Client <c@example.org>\r\nnot a header\r\n"
+	    "Subject: papers\r\nMIME-Version: 1.0\r\n" MP("b")
+	    PDF_PART("b", "id.pdf") END("b"),
+	    250, "2.0.0", 1, "review" },
+	/* corpus m14: never split on every "--" line */
+	{ "boundary=\"\": one opaque body, no documents, for review",
+	    HDR MP("") "--\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+	    "--\r\nContent-Type: application/octet-stream\r\n"
+	    "Content-Disposition: attachment; filename=\"e.exe\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\nTVo=\r\n----\r\n",
+	    250, "2.0.0", 0, "review" },
+	{ "too many header fields in a part: refused before the parse",
+	    HDR MP("b") "--b\r\nX-1: a\r\nX-2: a\r\nX-3: a\r\nX-4: a\r\n"
+	    "X-5: a\r\nX-6: a\r\nX-7: a\r\nX-8: a\r\nX-9: a\r\nX-10: a\r\n"
+	    "X-11: a\r\nX-12: a\r\nX-13: a\r\n\r\nx\r\n" END("b"),
+	    552, "5.3.4", -1, NULL },
+	{ "too many header fields in an inner message: refused",
+	    HDR MP("b") "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+	    "X-1: a\r\nX-2: a\r\nX-3: a\r\nX-4: a\r\n"
+	    "X-5: a\r\nX-6: a\r\nX-7: a\r\nX-8: a\r\nX-9: a\r\nX-10: a\r\n"
+	    "X-11: a\r\nX-12: a\r\nX-13: a\r\n\r\nx\r\n" END("b"),
+	    552, "5.3.4", -1, NULL },
+	{ "delimiter lines of an undeclared boundary are text",
+	    HDR MP("b") "--b\r\nContent-Type: text/plain\r\n\r\n"
+	    "--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n--c\r\n"
+	    END("b"),
+	    250, "2.0.0", 0, "ok" },
+	/* the pre-scan's catch-all for boundaries in forms it does not
+	 * read: 16 lines "--..." per part allowed (8 here) */
+	{ "129 lines beginning with \"--\": refused",
+	    HDR "Content-Type: text/plain\r\n\r\n"
+	    DASH32 DASH32 DASH32 DASH32 "--\r\n",
+	    552, "5.3.4", -1, NULL },
 };
 
 START_TEST(test_messages)
@@ -315,6 +369,74 @@ START_TEST(test_messages)
 		    msgs[_i].name, c.documents);
 		ck_assert_str_eq(c.parse_status, msgs[_i].status);
 	}
+}
+END_TEST
+
+/*
+ * Issue 16, hostile input 1, the second form: a body line longer than
+ * GMime's 4 KB scan buffer right after a part's headers made the part
+ * disappear from the tree (no document at all, status ok).
+ */
+START_TEST(test_long_line_part)
+{
+	size_t n = 8192;
+	char *msg = xmalloc(n);
+	char line[4401];
+	struct intake_result r;
+
+	memset(line, 'A', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\0';
+	memcpy(line, "TVqQ", 4);
+	snprintf(msg, n, HDR MP("b") TEXT_PART("b") "--b\r\nContent-Type: "
+	    "application/octet-stream\r\nContent-Disposition: attachment; "
+	    "filename=\"x.exe\"\r\n%s\r\n" END("b"), line);
+	r = deliver(msg, 1, NULL, 1);
+	ck_assert_msg(r.code == 554, "%d %s %s", r.code, r.enhanced, r.text);
+	ck_assert_str_eq(r.enhanced, "5.6.0");
+	ck_assert_int_eq(counts().messages, 0);
+	free(msg);
+}
+END_TEST
+
+/* Corpus m09: base64 cut mid-quantum: the document is kept, flagged. */
+START_TEST(test_truncated_base64)
+{
+	struct intake_result r = deliver(HDR MP("b") TEXT_PART("b")
+	    "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: "
+	    "attachment; filename=\"cut.pdf\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfs===",
+	    0, NULL, 1);
+	struct counts c = counts();
+
+	ck_assert_int_eq(r.code, 250);
+	ck_assert_int_eq(c.documents, 1);
+	ck_assert_str_eq(c.flags, "truncated");
+	ck_assert_str_eq(c.parse_status, "review");
+	ck_assert_ptr_nonnull(strstr(c.anomalies, "truncated-part"));
+	/* whole quanta, but the part runs to the end: no close delimiter
+	 * (corpus m09 exactly) */
+	r = deliver(HDR "Subject: 2\r\n" MP("b") TEXT_PART("b")
+	    "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: "
+	    "attachment; filename=\"cut.pdf\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjUKJcfs\r\n",
+	    1, NULL, 1);
+	ck_assert_int_eq(r.code, 250);
+	c = counts();
+	ck_assert_int_eq(c.documents, 2);
+	ck_assert_str_eq(c.flags, "truncated");
+	/* whole quanta and a close delimiter: no flag */
+	r = deliver(HDR MP("b") PDF_PART("b", "id.pdf") END("b"), 1, NULL, 1);
+	ck_assert_int_eq(r.code, 250);
+	ck_assert_str_eq(counts().flags, "");
+}
+END_TEST
+
+/* boundary="" (m14) and a stray header line are named. */
+START_TEST(test_anomaly_names)
+{
+	ck_assert_int_eq(deliver(HDR MP("") "--\r\nContent-Type: "
+	    "application/pdf\r\n\r\nx\r\n----\r\n", 0, NULL, 1).code, 250);
+	ck_assert_str_eq(counts().anomalies, "invalid-boundary");
 }
 END_TEST
 
@@ -617,6 +739,9 @@ intake_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_messages, 0, N(msgs));
 	tcase_add_test(tc, test_no_rcpt);
+	tcase_add_test(tc, test_long_line_part);
+	tcase_add_test(tc, test_truncated_base64);
+	tcase_add_test(tc, test_anomaly_names);
 	tcase_add_test(tc, test_duplicate);
 	tcase_add_loop_test(tc, test_unsubscribe, 0, N(unsubs));
 	tcase_add_loop_test(tc, test_filing, 0, N(filings));
