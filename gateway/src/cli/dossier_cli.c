@@ -214,6 +214,7 @@ dc_doc_json(const struct store_doc_row *r)
 	cli_jset(o, "reviewed_by", r->reviewed_by[0] ?
 	    cli_jstr(r->reviewed_by) : json_null());
 	cli_jset(o, "scan", r->scan[0] ? cli_jstr(r->scan) : json_null());
+	cli_jset(o, "flags", cli_jstr(r->flags));
 	cli_jset(o, "reviewed_at", cli_jtime(r->reviewed_at));
 	return o;
 }
@@ -698,6 +699,9 @@ dc_show_doc_text(const struct store_doc_row *r)
 	    cli_safe(r->declared_type));
 	if (r->scan[0] != '\0')
 		printf("      malware scan: %s\n", cli_safe(r->scan));
+	/* what intake noticed about the part: "truncated" above all */
+	if (r->flags[0] != '\0')
+		printf("      flags: %s\n", cli_safe(r->flags));
 }
 
 /* messages.refused (drop-file): each file left out, with why. */
