@@ -16,6 +16,7 @@
 
 #include "intake.h"
 #include "store/blob.h"
+#include "trust/trust.h"
 
 struct committer;
 struct outq_ctx;
@@ -37,6 +38,7 @@ struct intake_ctx {
 	struct outq_ctx *q;		/* receipts; opened on first use */
 	unsigned char *buf;		/* decode chunks */
 	unsigned char *sniff;		/* first INTAKE_BUF decoded bytes */
+	struct trust_ctx *trust;	/* SPF/DKIM/DMARC; opened on first use */
 };
 
 struct intake_doc {
@@ -98,6 +100,11 @@ struct intake_msg {
 	void *raw_owned;		/* read from the spool, or NULL */
 	size_t raw_len;
 	struct intake_result fail;	/* why processing stopped */
+	/* Sender authentication (intake_auth.c): the verdict, when
+	 * checked, and per recipient 1 passed, -1 did not, 0 not checked. */
+	int auth_checked;
+	struct trust_verdict auth;
+	int *sender_pass;
 };
 
 /* intake.c */
@@ -109,6 +116,10 @@ int intake_errno_full(int e);
 void intake_store_error(struct intake_msg *m, const char *what,
     const char *err, int full, int errnum);
 void intake_cleanup(struct intake_msg *m);
+/* intake_auth.c: the verdict once per message, the accounts' rules */
+void intake_authenticate(struct intake_msg *m);
+int intake_sender_rule(struct intake_msg *m, size_t i,
+    struct intake_result *r);
 /* intake_mime.c: parse the spooled message, walk it, decode documents */
 int intake_parse(struct intake_msg *m);
 /* intake_store.c: place blobs, then the rows through the committer */

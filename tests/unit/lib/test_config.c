@@ -211,6 +211,12 @@ static const struct bad_row bad_rows[] = {
 	{ "server = { log_level = \"loud\"; };\n",
 	  { "1: server.log_level = \"loud\" is not one of err, warn, "
 	    "info, debug" } },
+	{ "dns = {\n  server = \"resolver.example\";\n};\n",
+	  { "2: dns.server = \"resolver.example\" is not an IP address or "
+	    "IP@port (a resolver's address, not a name)" } },
+	{ "dns = { server = \"127.0.0.1@0\"; timeout_ms = 5; };\n",
+	  { "1: dns.server = \"127.0.0.1@0\" needs a port 1..65535 after @",
+	    "1: dns.timeout_ms = 5 is out of range 100..60000" } },
 	{ "store = { sync = \"off\"; };\n",
 	  { "1: store.sync = \"off\" is not one of full, normal" } },
 	{ "plugins = (\n  { path = \"x.so\"; },\n  { name = \"../x\"; }\n);\n",
@@ -352,9 +358,11 @@ START_TEST(test_dump)
 	ck_assert_ptr_nonnull(strstr(buf, "limits.data_line_max = 998\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "plugins[1].path = "
 	    "\"/opt/vs.so\"\n"));
-	/* 77 parameters (57, web: 5, privacy: 7, api: 4, events: 4),
-	 * 3 lines per plugin */
-	ck_assert_int_eq(count_lines(buf), 77 + 2 * 3);
+	/* 80 parameters (57, web: 5, privacy: 7, api: 4, events: 4,
+	 * dns: 2, auth: 1), 3 lines per plugin */
+	ck_assert_int_eq(count_lines(buf), 80 + 2 * 3);
+	ck_assert_ptr_nonnull(strstr(buf, "dns.server = \"\"\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "auth.checks = true\n"));
 	free(buf);
 	config_free(&cfg);
 }
