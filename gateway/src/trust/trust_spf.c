@@ -195,6 +195,10 @@ trust_spf_dns_failed(SPF_response_t *rp)
 /*
  * RFC 7208 2.4: the MAIL FROM identity; for the null sender, the HELO
  * identity as postmaster@helo.  libspf2 derives the domain itself.
+ * libspf2 passes any loopback client without reading the record ("a
+ * free ride", SPF_REASON_LOCALHOST): behind a local relay that would
+ * vouch for every forged sender.  SPF says nothing about a client on
+ * this host, so that is "none" here, and DKIM must vouch.
  */
 void
 trust_spf_check(struct trust_ctx *c, const struct trust_input *in,
@@ -220,6 +224,7 @@ trust_spf_check(struct trust_ctx *c, const struct trust_input *in,
 		(void)SPF_request_query_mailfrom(rq, &rp);
 		snprintf(v->spf, sizeof(v->spf), "%s", rp == NULL ||
 		    trust_spf_dns_failed(rp) ? "temperror" :
+		    SPF_response_reason(rp) == SPF_REASON_LOCALHOST ? "none" :
 		    trust_spf_word(SPF_response_result(rp)));
 	} else
 		snprintf(v->spf, sizeof(v->spf), "permerror");
