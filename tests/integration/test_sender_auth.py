@@ -324,6 +324,9 @@ def test_mark_accepts_and_shows(srv, keys):
     assert msgs and msgs[0]["auth"]["pass"] is False, shown
     assert msgs[0]["auth"]["dkim"] == "pass"
     assert msgs[0]["auth"]["authentication_results"] == ar
+    text = srv.cli("dossier", "show", srv.dossier_id(addr)).stdout
+    assert "auth: spf=none dkim=pass (evil.example) dmarc=fail" in text
+    assert "NOT authenticated" in text
 
 
 def test_no_receipt_to_failed_sender(srv, keys):
