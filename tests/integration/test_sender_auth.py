@@ -21,8 +21,10 @@ Messages are signed by python3-dkim and by Postdoc's dkim plugin (an
 invitation from the file transport's outbox, fed back through SMTP).
 """
 import base64
+import json
 import smtplib
 import subprocess
+import tarfile
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -100,6 +102,8 @@ def srv(servers, nsd, keys):
          "keys": H.LcList([{"domain": "client.fr", "selector": "pd",
                             "key_file": str(kdir / "plugin.pem")}])}},
     ])
+    s.api_port = H.free_port()
+    s.sections["api"] = {"listen": "127.0.0.1:%d" % s.api_port}
     s.write_config()
     s.start()
     for name in ("SPFDKIM", "DMARCACC", "MARKED", "SIGNER"):
@@ -371,3 +375,42 @@ def test_dns_down_451(own_servers, tmp, keys):
     v = auth_check(s, tmp, raw, "192.0.2.10", "zoe@example.fr")
     assert (v["spf"], v["dkim"], v["dmarc"]) == (
         "temperror", "temperror", "temperror"), v
+
+
+def test_api_and_export_show_the_verdict(srv, keys, tmp):
+    """The API's messages (checked against openapi.yaml) and the subject
+    export carry the verdict; a marked sender's pass is false."""
+    from test_api import new_token, validate
+    k, _ = keys
+    addr = dossier(srv, "MARKED", "zoe@client.fr")
+    raw = sign(message("zoe@client.fr"), "client.fr", k["client"][0])
+    assert deliver(srv, "zoe@client.fr", addr, raw)[0] == 250
+    raw = sign(message("zoe@client.fr"), "evil.example", k["evil"][0])
+    assert deliver(srv, "zoe@client.fr", addr, raw)[0] == 250
+    H.wait_for(lambda: H._port_open(srv.api_port), 10, "the API")
+    tok = new_token(srv, "MARKED", "crm")
+    path = "/api/v1/dossiers/%d/messages" % srv.dossier_id(addr)
+    p = subprocess.run(["curl", "-sS", "--max-time", str(T(30)), "-H",
+                        "Authorization: Bearer " + tok, "-w",
+                        "\n%{http_code} %{content_type}",
+                        "http://127.0.0.1:%d%s" % (srv.api_port, path)],
+                       capture_output=True, text=True, timeout=T(60))
+    out, _, tail = p.stdout.rpartition("\n")
+    code, _, ctype = tail.partition(" ")
+    assert code == "200", p.stdout
+    validate("GET", path, 200, ctype, out)
+    got = [m["auth"] for m in json.loads(out)["data"]]
+    assert sorted(a["pass"] for a in got) == [False, True], got
+    bad = [a for a in got if a["pass"] is False][0]
+    assert bad["dkim"] == "pass", bad
+    assert "header.d=evil.example" in bad["authentication_results"]
+    tar = tmp / "zoe.tar"
+    srv.cli("subject", "export", "zoe@client.fr", "--account", "MARKED",
+            "-o", tar)
+    with tarfile.open(tar) as t:
+        doc = json.loads(t.extractfile("export.json").read())
+    msgs = doc["data"]["messages"]
+    # every message zoe sent to MARKED: marked ones and the genuine one
+    assert {m["sender_pass"] for m in msgs} == {-1, 1}, msgs
+    assert all(m["auth_results"].startswith("postdoc.test; spf=")
+               and m["spf"] and m["dkim"] and m["dmarc"] for m in msgs)
