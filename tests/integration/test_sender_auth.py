@@ -189,10 +189,18 @@ def test_cli_spf_pass_unsigned(srv, tmp):
     assert (v["spf"], v["dkim"], v["dmarc"]) == ("pass", "none", "pass"), v
 
 
-def test_cli_missing_records(srv, tmp):
+def test_cli_missing_records(srv, keys, tmp):
+    k, _ = keys
     v = auth_check(srv, tmp, message("a@norecords.example"), "192.0.2.1",
                    "a@norecords.example")
     assert (v["spf"], v["dkim"], v["dmarc"]) == ("none", "none", "none"), v
+    # a signature whose key is not published: permerror, not temperror
+    raw = sign(message("a@norecords.example"), "norecords.example",
+               k["wrong"][0])
+    v = auth_check(srv, tmp, raw, "192.0.2.1", "a@norecords.example")
+    assert v["dkim"] == "permerror", v
+    assert v["signatures"] == [{"domain": "norecords.example",
+                                "result": "permerror"}], v
 
 
 def test_cli_loopback_no_free_ride(srv, tmp):

@@ -114,7 +114,7 @@ tc_check(struct cli_ctx *c)
 	}
 	in = (struct trust_input){ c->val[TO_IP], c->val[TO_HELO] ?
 	    c->val[TO_HELO] : "", c->val[TO_FROM], (unsigned char *)raw, len,
-	    c->cfg->hostname };
+	    c->cfg->hostname, 0 };
 	(void)trust_check(t, &in, &v);
 	tc_print(c, &v);
 	trust_ctx_free(&t);

@@ -65,7 +65,7 @@ intake_auth_run(struct intake_msg *m, const unsigned char *raw)
 	const struct intake_job *job = m->job;
 	struct trust_input in = { job->client_ip ? job->client_ip : "",
 	    job->helo ? job->helo : "", job->mail_from, raw,
-	    (size_t)job->size, m->ctx->cfg->hostname };
+	    (size_t)job->size, m->ctx->cfg->hostname, job->deadline_ms };
 
 	(void)trust_check(m->ctx->trust, &in, &m->auth);
 }

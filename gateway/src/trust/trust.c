@@ -13,6 +13,7 @@ trust_check(struct trust_ctx *c, const struct trust_input *in,
     struct trust_verdict *v)
 {
 	memset(v, 0, sizeof(*v));
+	c->deadline_ms = in->deadline_ms;
 	trust_spf_check(c, in, v);
 	trust_dkim_check(c, in, v);
 	trust_dmarc_check(c, in, v);

@@ -10,6 +10,7 @@
 #define PD_TRUST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct trust_ctx;
 
@@ -25,6 +26,9 @@ struct trust_input {
 	const unsigned char *raw;	/* the message, headers and body */
 	size_t raw_len;
 	const char *authserv_id;	/* server.hostname (RFC 8601 2.5) */
+	int64_t deadline_ms;		/* pd_monotonic_ms() end of the whole
+					 * check (the message's budget), 0 =
+					 * only the per-query timeout */
 };
 
 /* One DKIM signature's result (RFC 8601 2.7.1 names). */

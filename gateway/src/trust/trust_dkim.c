@@ -28,21 +28,16 @@ trust_dkim_start(void *srv, int type, unsigned char *query,
 	struct trust_ctx *c = srv;
 	struct trust_dkim_q *q = xcalloc(1, sizeof(*q));
 	struct ub_result *r = NULL;
-	enum trust_dns st = trust_dns_query(c, (const char *)query, type, &r);
 
+	/* The reply packet itself: libopendkim parses it (NXDOMAIN and
+	 * NODATA included, which it reports as no key). */
 	q->status = DKIM_DNS_ERROR;
-	if (st == TRUST_DNS_OK || st == TRUST_DNS_NODATA ||
-	    st == TRUST_DNS_NXDOMAIN) {
-		/* NXDOMAIN and NODATA come without a packet from
-		 * trust_dns_query: ask again for the packet itself. */
-		if (r == NULL)
-			(void)ub_resolve(c->ub, (const char *)query, type, 1, &r);
-		if (r != NULL && r->answer_packet != NULL &&
-		    (size_t)r->answer_len <= buflen) {
-			memcpy(buf, r->answer_packet, (size_t)r->answer_len);
-			q->len = (size_t)r->answer_len;
-			q->status = DKIM_DNS_SUCCESS;
-		}
+	if (trust_dns_answer(c, (const char *)query, type, &r) !=
+	    TRUST_DNS_TEMP && r->answer_packet != NULL &&
+	    (size_t)r->answer_len <= buflen) {
+		memcpy(buf, r->answer_packet, (size_t)r->answer_len);
+		q->len = (size_t)r->answer_len;
+		q->status = DKIM_DNS_SUCCESS;
 	}
 	if (r != NULL)
 		ub_resolve_free(r);

@@ -9,7 +9,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <unbound.h>
 
@@ -96,23 +95,18 @@ trust_dns_cb(void *arg, int err, struct ub_result *res)
 	q->res = res;
 }
 
-static int64_t
-trust_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait for q within the timeout; a late answer is cancelled. */
+/* Wait for q within the timeout and the check's deadline (a message
+ * has limits.message_time_max in all: SPF alone may make ten lookups,
+ * RFC 7208 4.6.4); a late answer is cancelled. */
 static void
 trust_dns_wait(struct trust_ctx *c, struct trust_q *q, int id)
 {
-	int64_t end = trust_now_ms() + c->timeout_ms, left;
+	int64_t end = pd_monotonic_ms() + c->timeout_ms, left;
 	struct pollfd p = { .fd = ub_fd(c->ub), .events = POLLIN };
 
-	while (!q->done && (left = end - trust_now_ms()) > 0) {
+	if (c->deadline_ms > 0 && c->deadline_ms < end)
+		end = c->deadline_ms;
+	while (!q->done && (left = end - pd_monotonic_ms()) > 0) {
 		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
 			break;
 		if (ub_process(c->ub) != 0)
@@ -123,7 +117,7 @@ trust_dns_wait(struct trust_ctx *c, struct trust_q *q, int id)
 }
 
 enum trust_dns
-trust_dns_query(struct trust_ctx *c, const char *name, int type,
+trust_dns_answer(struct trust_ctx *c, const char *name, int type,
     struct ub_result **res_r)
 {
 	struct trust_q q = { 0, 0, NULL };
@@ -139,20 +133,27 @@ trust_dns_query(struct trust_ctx *c, const char *name, int type,
 			ub_resolve_free(q.res);
 		return TRUST_DNS_TEMP;
 	}
-	if (q.res->nxdomain || q.res->rcode == TRUST_RCODE_NXDOMAIN) {
-		ub_resolve_free(q.res);
-		return TRUST_DNS_NXDOMAIN;
-	}
-	if (q.res->rcode != 0) {		/* SERVFAIL, REFUSED... */
-		ub_resolve_free(q.res);
+	if (q.res->rcode != 0 && q.res->rcode != TRUST_RCODE_NXDOMAIN) {
+		ub_resolve_free(q.res);		/* SERVFAIL, REFUSED... */
 		return TRUST_DNS_TEMP;
 	}
-	if (!q.res->havedata) {
-		ub_resolve_free(q.res);
-		return TRUST_DNS_NODATA;
-	}
 	*res_r = q.res;
-	return TRUST_DNS_OK;
+	if (q.res->nxdomain || q.res->rcode == TRUST_RCODE_NXDOMAIN)
+		return TRUST_DNS_NXDOMAIN;
+	return q.res->havedata ? TRUST_DNS_OK : TRUST_DNS_NODATA;
+}
+
+enum trust_dns
+trust_dns_query(struct trust_ctx *c, const char *name, int type,
+    struct ub_result **res_r)
+{
+	enum trust_dns st = trust_dns_answer(c, name, type, res_r);
+
+	if (st != TRUST_DNS_OK && *res_r != NULL) {
+		ub_resolve_free(*res_r);
+		*res_r = NULL;
+	}
+	return st;
 }
 
 /* One TXT RR's character-strings, joined (RFC 7208 3.3, RFC 6376

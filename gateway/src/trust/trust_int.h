@@ -18,6 +18,7 @@ struct DKIM_LIB;
 struct trust_ctx {
 	struct ub_ctx *ub;
 	int timeout_ms;
+	int64_t deadline_ms;		/* this check's end, 0 = none */
 	struct SPF_server_struct *spf;
 	struct dkim_lib *dkim;		/* DKIM_LIB */
 	void *spf_layer;		/* SPF_dns_server_t */
@@ -34,6 +35,11 @@ enum trust_dns {
 /* Resolve name/type (class IN) within ctx->timeout_ms.  With
  * TRUST_DNS_OK, *res_r is the answer (ub_resolve_free it); else NULL. */
 enum trust_dns trust_dns_query(struct trust_ctx *c, const char *name,
+    int type, struct ub_result **res_r);
+
+/* The same, keeping the answer (its wire packet) for NXDOMAIN and
+ * NODATA too: *res_r is set unless TRUST_DNS_TEMP. */
+enum trust_dns trust_dns_answer(struct trust_ctx *c, const char *name,
     int type, struct ub_result **res_r);
 
 /* TXT records of name concatenated per RR (RFC 7208 3.3), NUL-ended;

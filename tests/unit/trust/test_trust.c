@@ -214,7 +214,7 @@ START_TEST(test_dns_down_temperror)
 	struct trust_ctx *c = NULL;
 	struct trust_input in = { "192.0.2.1", "mx.example.fr",
 	    "zoe@example.fr", (const unsigned char *)signed_msg,
-	    sizeof(signed_msg) - 1, "postdoc.test" };
+	    sizeof(signed_msg) - 1, "postdoc.test", 0 };
 	struct trust_verdict v;
 	char server[64], err[PD_ERRLEN];
 	const char *check;
@@ -233,6 +233,41 @@ START_TEST(test_dns_down_temperror)
 	    TRUST_TEMP);
 	trust_ctx_free(&c);
 	ck_assert_ptr_null(c);
+}
+END_TEST
+
+/* The message's budget bounds the whole check, not each query. */
+START_TEST(test_deadline)
+{
+	struct trust_ctx *c = NULL;
+	struct trust_input in = { "192.0.2.1", "mx.example.fr",
+	    "zoe@example.fr", (const unsigned char *)signed_msg,
+	    sizeof(signed_msg) - 1, "postdoc.test", 0 };
+	struct trust_verdict v;
+	char server[64], err[PD_ERRLEN];
+	int64_t t0;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a;
+	socklen_t n = sizeof(a);
+
+	/* A server that receives and never answers: each query would
+	 * wait its whole 10 s timeout. */
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+	snprintf(server, sizeof(server), "127.0.0.1@%d", ntohs(a.sin_port));
+	ck_assert_msg(trust_ctx_new(server, 10000, &c, err) == 0, "%s", err);
+	t0 = pd_monotonic_ms();
+	in.deadline_ms = t0 + 500;
+	trust_check(c, &in, &v);
+	ck_assert_int_lt(pd_monotonic_ms() - t0, 3000);
+	ck_assert_str_eq(v.spf, "temperror");
+	ck_assert_str_eq(v.dkim, "temperror");
+	ck_assert_str_eq(v.dmarc, "temperror");
+	trust_ctx_free(&c);
+	close(fd);
 }
 END_TEST
 
@@ -262,6 +297,7 @@ trust_suite(void)
 	tcase_add_loop_test(tc, test_from_domain, 0,
 	    (int)(sizeof(from_rows) / sizeof(from_rows[0])));
 	tcase_add_test(tc, test_dns_down_temperror);
+	tcase_add_test(tc, test_deadline);
 	tcase_add_test(tc, test_bad_server);
 	suite_add_tcase(s, tc);
 	return s;
