@@ -32,6 +32,7 @@ import dkim
 import pytest
 
 import postdoc_harness as H
+import webhook_receiver as W
 from dns_peer import NsdPeer
 from postdoc_harness import T
 
@@ -86,10 +87,22 @@ ACCOUNTS = [
 ]
 
 
+SECRET = "whsec-sender-auth-0123456789abcdef"
+
+
 @pytest.fixture(scope="module")
-def srv(servers, nsd, keys):
+def recv():
+    r = W.Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def srv(servers, nsd, keys, recv):
     _, kdir = keys
     s = servers(start=False)
+    s.sections["events"] = {"interval_ms": 100, "retry_base": 1,
+                            "retry_cap": 2, "max_age": 3600}
     s.sections["dns"] = {"server": nsd.server, "timeout_ms": 3000}
     s.sections["auth"] = {"checks": True}
     s.sections["accounts"] = H.LcList(ACCOUNTS)
@@ -101,6 +114,7 @@ def srv(servers, nsd, keys):
         {"name": "dkim", "settings": {"key_dir": str(s.var / "dkim"),
          "keys": H.LcList([{"domain": "client.fr", "selector": "pd",
                             "key_file": str(kdir / "plugin.pem")}])}},
+        W.webhook_plugin(SECRET, recv, account="MARKED"),
     ])
     s.api_port = H.free_port()
     s.sections["api"] = {"listen": "127.0.0.1:%d" % s.api_port}
@@ -422,3 +436,23 @@ def test_api_and_export_show_the_verdict(srv, keys, tmp):
     assert {m["sender_pass"] for m in msgs} == {-1, 1}, msgs
     assert all(m["auth_results"].startswith("postdoc.test; spf=")
                and m["spf"] and m["dkim"] and m["dmarc"] for m in msgs)
+
+
+def test_webhook_carries_the_verdict(srv, keys, recv):
+    """message.received's data gains auth: a marked sender's pass is
+    false, so a receiver does not act on it as the client's."""
+    k, _ = keys
+    addr = dossier(srv, "MARKED", "zoe@client.fr")
+    raw = sign(message("zoe@client.fr", subject="webhook forged"),
+               "evil.example", k["evil"][0])
+    assert deliver(srv, "zoe@client.fr", addr, raw)[0] == 250
+
+    def mine(rs):
+        return [r["json"] for r in rs
+                if r["json"]["type"] == "message.received"
+                and r["json"]["data"].get("subject") == "webhook forged"]
+    got = mine(recv.wait_for(lambda rs: mine(rs), timeout=T(30),
+                             what="message.received"))
+    auth = got[0]["data"]["auth"]
+    assert auth["pass"] is False and auth["dkim"] == "pass", auth
+    assert auth["authentication_results"].startswith("postdoc.test; spf=")
