@@ -153,9 +153,10 @@ trust_dmarc_eval(const struct trust_input *in, const struct trust_verdict *v,
     const char *rec, const char *org)
 {
 	int v6 = strchr(in->client_ip, ':') != NULL;
+	/* libopendmarc wants an address; it only reports it (RFC 7489 7). */
 	DMARC_POLICY_T *p = opendmarc_policy_connect_init(
-	    (u_char *)in->client_ip, v6 ? DMARC_POLICY_IP_TYPE_IPV6 :
-	    DMARC_POLICY_IP_TYPE_IPV4);
+	    (u_char *)(in->client_ip[0] ? in->client_ip : "0.0.0.0"),
+	    v6 ? DMARC_POLICY_IP_TYPE_IPV6 : DMARC_POLICY_IP_TYPE_IPV4);
 	int pol = -1;
 	unsigned i;
 

@@ -215,6 +215,12 @@ trust_spf_check(struct trust_ctx *c, const struct trust_input *in,
 	else
 		snprintf(from, sizeof(from), "postmaster@%s", helo);
 	trust_addr_domain(from, v->spf_domain);
+	if (in->client_ip[0] == '\0') {
+		/* No SMTP client known (fetched mail): nothing to check. */
+		snprintf(v->spf, sizeof(v->spf), "none");
+		SPF_request_free(rq);
+		return;
+	}
 	ok = strchr(in->client_ip, ':') != NULL ?
 	    SPF_request_set_ipv6_str(rq, in->client_ip) == 0 :
 	    SPF_request_set_ipv4_str(rq, in->client_ip) == 0;
