@@ -75,6 +75,57 @@ sync_name_segment(char *out, size_t outlen, const char *in, size_t len,
 }
 
 /*
+ * The last extension of in[0..len) ('.' included), or 0 when there is
+ * none worth keeping: no dot, a dot first (".profile"), a bare trailing
+ * dot, or longer than SYNC_EXT_MAX (not an extension a program opens
+ * files by).
+ */
+static inline size_t
+sync_name_ext(const char *in, size_t len)
+{
+	size_t i = len;
+
+	while (i > 0 && in[i - 1] != '.')
+		i--;
+	if (i <= 1 || len - (i - 1) < 2 || len - (i - 1) > SYNC_EXT_MAX)
+		return 0;
+	return len - (i - 1);
+}
+
+/*
+ * A document's file name, cut to SYNC_FILENAME_MAX bytes the way the
+ * desktop that opens it will read it: the stem is cut (at a UTF-8
+ * character boundary) and the last extension kept whole, so
+ * "A...A.vbs.txt" stays a ".txt" and never becomes "A...A.vbs" (issue 16,
+ * defect 2: the type a user double-clicks must be the type that was let
+ * in).  When the last extension is too long to keep, every dot left in
+ * the cut name becomes '_': a cut must never make up an extension.
+ * out must hold SYNC_FILENAME_MAX + 1 bytes.
+ */
+static inline void
+sync_name_filename(char *out, size_t outlen, const char *in, size_t len)
+{
+	char buf[SYNC_FILENAME_MAX + 1];
+	size_t ext, stem, i;
+
+	if (len <= SYNC_FILENAME_MAX) {
+		sync_name_segment(out, outlen, in, len, SYNC_FILENAME_MAX);
+		return;
+	}
+	if ((ext = sync_name_ext(in, len)) == 0) {
+		sync_name_segment(out, outlen, in, len, SYNC_FILENAME_MAX);
+		for (i = 0; out[i] != '\0'; i++)
+			if (out[i] == '.')
+				out[i] = '_';
+		return;
+	}
+	stem = sync_name_cut(in, len - ext, SYNC_FILENAME_MAX - ext);
+	memcpy(buf, in, stem);
+	memcpy(buf + stem, in + len - ext, ext);
+	sync_name_segment(out, outlen, buf, stem + ext, SYNC_FILENAME_MAX);
+}
+
+/*
  * Candidate `n` (1, 2, ...) for a document's file name:
  * "<id>-<filename>" and then "<id>-<stem> (n)<ext>".  The document id
  * makes the name unique in the dossier whatever the sender called two
@@ -93,8 +144,7 @@ sync_name_file(char *out, size_t outlen, const struct postdoc_document *d,
 	const char *dot;
 	size_t stem;
 
-	sync_name_segment(name, sizeof(name), src, strlen(src),
-	    SYNC_FILENAME_MAX);
+	sync_name_filename(name, sizeof(name), src, strlen(src));
 	if (n <= 1) {
 		snprintf(out, outlen, "%lld-%s", (long long)d->id, name);
 		return;

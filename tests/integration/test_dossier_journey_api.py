@@ -269,6 +269,10 @@ def test_dossier_journey_through_the_api(world):
         closing = out.new()
         assert len(closing) == 1, closing
         J.assert_french_to_zoe(closing[0], addr)
+        # the closed dossier's address refuses mail: a reply must reach
+        # the firm, so no Reply-To and no address in the message
+        assert closing[0].msg["Reply-To"] is None, closing[0]
+        assert addr.split("@")[0] not in closing[0].text, closing[0].text
         before = snapshot(srv, api, did)
         code, data = api("POST", "/documents/%d/reject" %
                          ids["domicile.pdf"], {"reason": "trop tard"})

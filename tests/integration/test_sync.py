@@ -232,6 +232,37 @@ def test_same_filename_twice_gets_two_names(env):
         assert have == {names[0]: first, names[1]: second}
 
 
+def test_long_names_keep_their_last_extension(env):
+    """Issue 16, defect 2: a name past 160 bytes is cut in its stem,
+    never in its extension: "A...A.vbs.pdf" must not become "A...A.vbs"
+    on the share.  UTF-8 is cut at a character boundary; a last
+    extension too long to keep leaves no dot that would make one up."""
+    srv, root, dav = env
+    addr = new_dossier(srv, "R-LONGNAME")
+    sent = [("A" * 156 + ".vbs.pdf", pdf("spoofed extension")),
+            ("\u00e9" * 100 + ".vbs.pdf", pdf("two-byte letters")),
+            ("B" * 156 + ".vbs." + "x" * 20, pdf("long last extension")),
+            ("short.vbs.pdf", pdf("not cut"))]
+    send(srv, addr, [(n, d, "application/pdf") for n, d in sent])
+    docs = documents(srv, addr)
+    assert [d[1] for d in docs] == [n for n, _ in sent]
+    want = ["A" * 156 + ".pdf",
+            "\u00e9" * 78 + ".pdf",     # 156 bytes: the 79th letter splits
+            "B" * 156 + "_vbs",
+            "short.vbs.pdf"]
+    names = ["%d-%s" % (d[0], w) for d, w in zip(docs, want)]
+    wait_mirrored(env, "R-LONGNAME", names)
+    for folder in (dir_folder(root, "R-LONGNAME"),
+                   dav_folder(dav, "R-LONGNAME")):
+        have = folder_files(folder)
+        assert have == {n: d for n, (_, d) in zip(names, sent)}, \
+            sorted(have)
+        for n in have:
+            stem = n.split("-", 1)[1]
+            assert len(stem.encode()) <= 160
+            assert not stem.endswith(".vbs"), n
+
+
 def test_files_already_there_are_never_overwritten_or_deleted(env):
     srv, root, dav = env
     addr = new_dossier(srv, "R-USER")

@@ -33,9 +33,16 @@
  * up.  Delivery is at least once: a crash between the hook and the
  * record of its verdict calls the hook again for the same event id.
  *
+ * Scanners (ABI 5): an attachment hook may say, besides its verdict,
+ * what it found of the file (struct postdoc_reply's `scan`): clean,
+ * could not scan (with CONT: accept the file and mark it "unscanned"),
+ * or infected (with DENY: the core records the refusal as malware).
+ *
  * ABI history: 1 intake hooks; 2 adds outbound and deliver; 3 adds the
  * host API (submit, log) and the start, stop and command entry points;
- * 4 adds the event and sync hooks.
+ * 4 adds the event and sync hooks; 5 adds the reply's scan field.  The
+ * core still loads ABI 4 plugins: ABI 5 only grows the reply the core
+ * allocates, after the text an ABI 4 plugin writes.
  */
 #ifndef POSTDOC_PLUGIN_H
 #define POSTDOC_PLUGIN_H
@@ -45,7 +52,8 @@
 #include <stdio.h>
 #include <libconfig.h>
 
-#define POSTDOC_PLUGIN_ABI 4
+#define POSTDOC_PLUGIN_ABI 5
+#define POSTDOC_PLUGIN_ABI_MIN 4	/* the oldest ABI the core still loads */
 #define POSTDOC_PLUGIN_SYMBOL "postdoc_plugin"
 #define POSTDOC_PLUGIN_TEXT_MAX 200
 
@@ -57,9 +65,21 @@ enum postdoc_verdict {
 	POSTDOC_DISCONNECT	/* refuse and close the session (421) */
 };
 
-/* Where a hook writes its explanation; `text` is NUL-terminated. */
+/* ABI 5: what a scanner found of one attachment (the attachment hook's
+ * reply; the core ignores it from any other hook). */
+enum postdoc_scan {
+	POSTDOC_SCAN_NONE = 0,	/* not a scanner, or nothing to say */
+	POSTDOC_SCAN_CLEAN,	/* scanned, nothing found: "clean" */
+	POSTDOC_SCAN_UNSCANNED,	/* could not scan; with CONT the file is
+				 * accepted and marked "unscanned" */
+	POSTDOC_SCAN_INFECTED	/* with DENY: malware (text names it) */
+};
+
+/* Where a hook writes its explanation; `text` is NUL-terminated.  The
+ * core zeroes the whole reply before each call. */
 struct postdoc_reply {
 	char text[POSTDOC_PLUGIN_TEXT_MAX];
+	enum postdoc_scan scan;	/* ABI 5, attachment hook only */
 };
 
 struct postdoc_session_info {

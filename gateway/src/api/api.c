@@ -502,9 +502,12 @@ api_start(const struct pd_config *cfg, struct plugin_host *ph,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS,
 	    MHD_OPTION_NOTIFY_COMPLETED, api_done_cb, s,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	    /* Issue 16, defect 5: idle sockets from a few addresses must not
+	     * fill the table; each address gets a share, idle ones go. */
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->api_idle_timeout,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)64,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)cfg->api_conn_per_ip,
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
 		pd_err(err, "api: cannot listen on %s", cfg->api_listen);

@@ -444,12 +444,16 @@ api_msg_json(struct api_ctx *x, const struct store_msg_row *m,
 		if (docs->v[i].message_id == m->id)
 			json_array_append_new(ids, json_integer(docs->v[i].id));
 	{
-		json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
-		    "id", (json_int_t)m->id, "from", api_jstr(m->mail_from),
+		json_t *refused = m->refused[0] ? json_loads(m->refused, 0,
+		    NULL) : NULL;
+		json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+		    " s:o}", "id", (json_int_t)m->id, "from", api_jstr(m->mail_from),
 		    "subject", api_jstr(m->subject), "received",
 		    api_jtime(m->received), "documents", ids, "text",
 		    rc == 1 && text != NULL ? api_jstr(text) : json_null(),
-		    "auth", api_msg_auth(m));
+		    "signed", api_jopt(m->signed_), "refused",
+		    refused != NULL ? refused : json_array(), "auth",
+		    api_msg_auth(m));
 
 		free(text);
 		return j;

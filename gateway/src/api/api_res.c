@@ -200,7 +200,7 @@ json_t *
 api_doc_json(const struct store_doc_row *r)
 {
 	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:s, s:o, s:o,"
-	    " s:s, s:o, s:o, s:o}",
+	    " s:s, s:o, s:o, s:o, s:o}",
 	    "id", (json_int_t)r->id, "dossier_id", (json_int_t)r->dossier_id,
 	    "message_id", r->message_id ? json_integer(r->message_id) :
 	    json_null(), "filename", api_jstr(r->filename), "content_type",
@@ -211,7 +211,7 @@ api_doc_json(const struct store_doc_row *r)
 	    "review", r->review[0] ? r->review : "pending", "review_reason",
 	    api_jopt(r->review_reason), "reviewed_by",
 	    api_jopt(r->reviewed_by), "reviewed_at",
-	    api_jtime(r->reviewed_at));
+	    api_jtime(r->reviewed_at), "scan", api_jopt(r->scan));
 }
 
 static int

@@ -213,6 +213,7 @@ dc_doc_json(const struct store_doc_row *r)
 	    cli_jstr(r->review_reason) : json_null());
 	cli_jset(o, "reviewed_by", r->reviewed_by[0] ?
 	    cli_jstr(r->reviewed_by) : json_null());
+	cli_jset(o, "scan", r->scan[0] ? cli_jstr(r->scan) : json_null());
 	cli_jset(o, "reviewed_at", cli_jtime(r->reviewed_at));
 	return o;
 }
@@ -695,6 +696,34 @@ dc_show_doc_text(const struct store_doc_row *r)
 	    cli_safe(r->sniffed_type), r->size, cli_time(r->received),
 	    r->message_id, r->sha256, cli_safe(r->stored_name),
 	    cli_safe(r->declared_type));
+	if (r->scan[0] != '\0')
+		printf("      malware scan: %s\n", cli_safe(r->scan));
+}
+
+/* messages.refused (drop-file): each file left out, with why. */
+static void
+dc_show_refused_text(const char *refused)
+{
+	json_t *a = refused[0] ? json_loads(refused, 0, NULL) : NULL, *e;
+	size_t i;
+
+	json_array_foreach(a, i, e) {
+		const char *name = json_string_value(json_object_get(e,
+		    "filename"));
+
+		if (name == NULL) {
+			printf("      left out: %" JSON_INTEGER_FORMAT
+			    " more file(s)\n", json_integer_value(
+			    json_object_get(e, "more")));
+			continue;
+		}
+		printf("      left out: \"%s\" (%s, %s)\n", cli_safe(name),
+		    cli_safe(json_string_value(json_object_get(e, "type"))),
+		    cli_safe(json_string_value(json_object_get(e, "kind"))));
+		dc_wrap("        ", cli_safe(json_string_value(
+		    json_object_get(e, "reason"))));
+	}
+	json_decref(a);
 }
 
 /* The d= of the first passing signature in an RFC 8601 value, or "". */
@@ -770,6 +799,10 @@ dc_show_msg_text(struct cli_ctx *c, const struct store_dossier *d,
 	if (r->message_id[0] != '\0')
 		printf("      message-id %s\n", cli_safe(r->message_id));
 	dc_show_msg_auth(r);
+	if (r->signed_[0] != '\0')
+		printf("      signed (%s): the signature is kept with the raw "
+		    "message\n", cli_safe(r->signed_));
+	dc_show_refused_text(r->refused);
 	if (r->sha256[0] == '\0') {
 		printf("      raw copy removed by %s on %s: its text is gone "
 		    "too\n", r->raw_removed[0] ? cli_safe(r->raw_removed) : "?",
@@ -852,7 +885,7 @@ static json_t *
 dc_msg_json(struct cli_ctx *c, const struct store_dossier *d,
     const struct store_msg_row *r)
 {
-	json_t *o = json_object();
+	json_t *o = json_object(), *refused;
 	char *text = NULL, err[PD_ERRLEN];
 
 	cli_jset(o, "id", json_integer(r->id));
@@ -869,6 +902,10 @@ dc_msg_json(struct cli_ctx *c, const struct store_dossier *d,
 	cli_jset(o, "sha256", cli_jstr(r->sha256));
 	cli_jset(o, "parse_status", cli_jstr(r->parse_status));
 	cli_jset(o, "anomalies", cli_jstr(r->anomalies));
+	cli_jset(o, "signed", r->signed_[0] ? cli_jstr(r->signed_) :
+	    json_null());
+	refused = r->refused[0] ? json_loads(r->refused, 0, NULL) : NULL;
+	cli_jset(o, "refused", refused != NULL ? refused : json_array());
 	cli_jset(o, "received", cli_jtime(r->received));
 	cli_jset(o, "auth", dc_msg_auth_json(r));
 	if (r->sha256[0] == '\0') {

@@ -177,6 +177,59 @@ intake_refused(const struct plugin_outcome *o, struct intake_result *r)
 	}
 }
 
+static const struct intake_verdict intake_no_verdict = { 0, NULL, "", "" };
+
+const struct intake_verdict *
+intake_verdict_of(const struct intake_msg *m, size_t r, unsigned i)
+{
+	if (m->verdicts == NULL || r >= m->job->rcpt_count || i >= m->ndocs)
+		return &intake_no_verdict;
+	return &m->verdicts[r * m->ndocs + i];
+}
+
+/* The account's refused_file: drop the file, or (default) the message. */
+static int
+intake_drops_files(const struct intake_msg *m, const struct intake_rcpt *rc)
+{
+	const struct pd_account_conf *a = config_account(m->ctx->cfg,
+	    rc->account);
+
+	return a != NULL && a->refused_file != NULL &&
+	    strcmp(a->refused_file, "drop-file") == 0;
+}
+
+/*
+ * One attachment's chain for one recipient.  A permanent refusal of the
+ * file (its type, or malware) under refused_file = "drop-file" leaves the
+ * file out and the message goes on; any other refusal is the message's.
+ * The scanners' mark goes on the document row: "unscanned" only when a
+ * scanner could not look and let the file through (on_error = accept).
+ */
+static int
+intake_ask_attachment(struct intake_msg *m, const struct intake_rcpt *rc,
+    struct intake_verdict *v, const struct postdoc_attachment_info *ai,
+    struct intake_result *r)
+{
+	struct plugin_outcome o;
+
+	memset(&o, 0, sizeof(o));
+	plugin_run_attachment(m->ctx->ph, ai, &o);
+	if (o.verdict == POSTDOC_DENY && intake_drops_files(m, rc)) {
+		v->refused = 1;
+		v->kind = o.scan == POSTDOC_SCAN_INFECTED ? "malware" : "type";
+		snprintf(v->reason, sizeof(v->reason), "%s", o.text);
+		log_info("%s: %s: attachment %s left out (%s): %s",
+		    m->job->queue_id, rc->dossier_ref, ai->filename, v->kind,
+		    o.text);
+		return 0;
+	}
+	if (intake_refused(&o, r))
+		return -1;
+	v->scan = o.scan == POSTDOC_SCAN_CLEAN ? "clean" :
+	    o.scan == POSTDOC_SCAN_UNSCANNED ? "unscanned" : "";
+	return 0;
+}
+
 static int
 intake_ask_plugins(struct intake_msg *m, const struct intake_rcpt *rc,
     struct intake_result *r)
@@ -185,6 +238,7 @@ intake_ask_plugins(struct intake_msg *m, const struct intake_rcpt *rc,
 	struct postdoc_message_info mi;
 	struct postdoc_attachment_info ai;
 	struct plugin_outcome o;
+	size_t ri = (size_t)(rc - m->job->rcpts);
 	unsigned i;
 
 	if (ph == NULL)
@@ -203,9 +257,15 @@ intake_ask_plugins(struct intake_msg *m, const struct intake_rcpt *rc,
 	plugin_run_message(ph, &mi, &o);
 	if (intake_refused(&o, r))
 		return -1;
+	if (m->verdicts == NULL && m->ndocs > 0)
+		m->verdicts = xcalloc(m->job->rcpt_count * m->ndocs,
+		    sizeof(*m->verdicts));
 	for (i = 0; i < m->ndocs; i++) {
 		const struct intake_doc *d = &m->docs[i];
+		struct intake_verdict *v = &m->verdicts[ri * m->ndocs + i];
 
+		memset(v, 0, sizeof(*v));
+		v->scan = "";
 		ai.account = rc->account;
 		ai.dossier_ref = rc->dossier_ref;
 		ai.filename = d->filename;
@@ -214,9 +274,7 @@ intake_ask_plugins(struct intake_msg *m, const struct intake_rcpt *rc,
 		ai.size = d->size;
 		ai.sha256 = d->sha;
 		ai.path = d->w.tmp_path;
-		memset(&o, 0, sizeof(o));
-		plugin_run_attachment(ph, &ai, &o);
-		if (intake_refused(&o, r))
+		if (intake_ask_attachment(m, rc, v, &ai, r) != 0)
 			return -1;
 	}
 	return 0;
@@ -364,10 +422,17 @@ intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc,
 		return;
 	got = json_array();
 	for (i = 0; i < m->ndocs; i++) {
+		const struct intake_verdict *v = intake_verdict_of(m,
+		    (size_t)(rc - m->job->rcpts), i);
 		json_t *file = json_pack("{s:s, s:I}", "filename",
 		    m->docs[i].filename, "size", (json_int_t)m->docs[i].size);
 
-		if (f->item_id != 0) {
+		if (v->refused) {
+			/* Named with why, never filed (notify.h). */
+			json_object_set_new(file, "refused", json_pack(
+			    "{s:s, s:s, s:s}", "kind", v->kind, "type",
+			    m->docs[i].sniffed, "reason", v->reason));
+		} else if (f->item_id != 0) {
 			json_object_set_new(file, "item", json_string(f->slug));
 			json_object_set_new(file, "item_label",
 			    json_string(f->label));
@@ -425,6 +490,13 @@ intake_cleanup(struct intake_msg *m)
 		free(m->docs[i].filename);
 	}
 	free(m->docs);
+	free(m->verdicts);
+	if (m->signed_inner != NULL)
+		g_object_unref(m->signed_inner);
+	if (m->signed_parser != NULL)
+		g_object_unref(m->signed_parser);
+	if (m->signed_stream != NULL)
+		g_object_unref(m->signed_stream);
 	if (m->msg != NULL)
 		g_object_unref(m->msg);
 	if (m->parser != NULL)

@@ -17,6 +17,7 @@
 #include "intake.h"
 #include "store/blob.h"
 #include "trust/trust.h"
+#include "postdoc/plugin.h"
 
 struct committer;
 struct outq_ctx;
@@ -78,6 +79,19 @@ enum {
 	AN_NO_PARTS = 1 << 3, AN_NAME_CONFLICT = 1 << 4,
 };
 
+/*
+ * What the attachment hooks said of one document for one recipient
+ * (m->verdicts[rcpt * ndocs + doc]): left out under refused_file =
+ * "drop-file" (kind "type" or "malware", the plugin's reason), and the
+ * scanners' mark for the documents row ("clean", "unscanned", "").
+ */
+struct intake_verdict {
+	int refused;
+	const char *kind;		/* "type", "malware" (static) */
+	const char *scan;		/* "clean", "unscanned", "" (static) */
+	char reason[POSTDOC_PLUGIN_TEXT_MAX + 64];
+};
+
 struct intake_msg {
 	struct intake_ctx *ctx;
 	const struct intake_job *job;
@@ -100,12 +114,27 @@ struct intake_msg {
 	void *raw_owned;		/* read from the spool, or NULL */
 	size_t raw_len;
 	struct intake_result fail;	/* why processing stopped */
+	const char *signed_;		/* "smime", "pgp" or "" (static) */
+	/* The content of an opaque S/MIME signed-data part, parsed: its
+	 * documents' parts live in it (intake_mime.c; one level only). */
+	GMimeStream *signed_stream;
+	GMimeParser *signed_parser;
+	GMimeObject *signed_inner;
+	struct intake_verdict *verdicts; /* rcpt_count x ndocs, or NULL */
 	/* Sender authentication (intake_auth.c): the verdict, when
 	 * checked, and per recipient 1 passed, -1 did not, 0 not checked. */
 	int auth_checked;
 	struct trust_verdict auth;
 	int *sender_pass;
 };
+
+/* intake.c: the verdict on document i for recipient r (never NULL). */
+const struct intake_verdict *intake_verdict_of(const struct intake_msg *m,
+    size_t r, unsigned i);
+/* intake_store.c: recipient r's refused files as the JSON of
+ * messages.refused ("" when none), in buf. */
+void intake_refused_json(const struct intake_msg *m, size_t r, char *buf,
+    size_t len);
 
 /* intake.c */
 void intake_reply(struct intake_result *r, int code, const char *enh,

@@ -17,6 +17,7 @@
 
 #include <gmime/gmime.h>
 #include <magic.h>
+#include <openssl/cms.h>
 #include <openssl/evp.h>
 
 #include "store/blob.h"
@@ -260,8 +261,95 @@ intake_declared_type(GMimeObject *o, char *out, size_t outlen)
 }
 
 /*
+ * A signature, not a document (RFC 8551 3.5 application/pkcs7-signature
+ * in multipart/signed, 3.4 application/pkcs7-mime; smime-type=signed-data;
+ * RFC 3156 5 application/pgp-signature; the x- forms older clients
+ * send): "smime" or "pgp", else NULL.  It stays in the raw message, where
+ * it can be verified against the bytes it signs; filing it alone would
+ * make every signed message run into the allow-list (smime.p7s).
+ */
+static const char *
+intake_signature_kind(GMimeObject *o)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(o);
+	const char *type = ct != NULL ?
+	    g_mime_content_type_get_media_type(ct) : NULL;
+	const char *sub = ct != NULL ?
+	    g_mime_content_type_get_media_subtype(ct) : NULL;
+	const char *st;
+
+	if (type == NULL || sub == NULL || strcasecmp(type, "application"))
+		return NULL;
+	if (strcasecmp(sub, "pgp-signature") == 0)
+		return "pgp";
+	if (strcasecmp(sub, "pkcs7-signature") == 0 ||
+	    strcasecmp(sub, "x-pkcs7-signature") == 0)
+		return "smime";
+	if (strcasecmp(sub, "pkcs7-mime") != 0 &&
+	    strcasecmp(sub, "x-pkcs7-mime") != 0)
+		return NULL;
+	st = g_mime_content_type_get_parameter(ct, "smime-type");
+	return st != NULL && strcasecmp(st, "signed-data") == 0 ? "smime" :
+	    NULL;
+}
+
+/*
+ * RFC 8551 3.4.2: an opaque signed-data part (application/pkcs7-mime;
+ * smime-type=signed-data, "smime.p7m") carries the signed entity inside
+ * the CMS structure: a signed invoice is in there, not beside it.  Take
+ * the encapsulated content out (OpenSSL's CMS parser; the signature is
+ * not verified: "signed" says one was carried, not that it is good) and
+ * walk it like any body, so its documents are filed.  One level only: a
+ * signed-data inside it stays a signature envelope, so nesting cannot
+ * recurse past the walk's own depth limit.  The part's bytes are
+ * decoded in memory, at most the message's size (message_size_max).
+ */
+static int
+intake_walk_signed_data(struct intake_msg *m, GMimePart *part,
+    const char *path)
+{
+	GMimeDataWrapper *dw = g_mime_part_get_content(part);
+	GMimeStream *der;
+	GByteArray *ba;
+	CMS_ContentInfo *cms = NULL;
+	ASN1_OCTET_STRING **content;
+	const unsigned char *p;
+	char sub[128];
+
+	if (m->signed_inner != NULL || dw == NULL)
+		return 0;	/* already unwrapped one: kept as is */
+	der = g_mime_stream_mem_new();
+	if (g_mime_data_wrapper_write_to_stream(dw, der) < 0)
+		goto done;
+	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(der));
+	p = ba->data;
+	if (ba->len == 0 || (cms = d2i_CMS_ContentInfo(NULL, &p,
+	    (long)ba->len)) == NULL ||
+	    OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed ||
+	    (content = CMS_get0_content(cms)) == NULL || *content == NULL)
+		goto done;
+	m->signed_stream = g_mime_stream_mem_new_with_buffer(
+	    (const char *)ASN1_STRING_get0_data(*content),
+	    (size_t)ASN1_STRING_length(*content));
+	m->signed_parser = g_mime_parser_new_with_stream(m->signed_stream);
+	m->signed_inner = g_mime_parser_construct_part(m->signed_parser,
+	    NULL);
+done:
+	if (cms != NULL)
+		CMS_ContentInfo_free(cms);
+	g_object_unref(der);
+	if (m->signed_inner == NULL)
+		return 0;	/* not CMS we can read: the raw copy keeps it */
+	snprintf(sub, sizeof(sub), "%s.1", path);
+	/* Below the part: depth 2 at least; the inner walk counts its own
+	 * levels and parts against the same limits. */
+	return intake_walk(m, m->signed_inner, 2, sub);
+}
+
+/*
  * A leaf is a document when it is an attachment, has any name, or is not
- * text; text body parts stay in the raw message only.
+ * text; text body parts stay in the raw message only, and so do
+ * signatures (message.signed says the message carried one).
  */
 static int
 intake_leaf(struct intake_msg *m, GMimePart *part, const char *path)
@@ -272,9 +360,17 @@ intake_leaf(struct intake_msg *m, GMimePart *part, const char *path)
 	GMimeContentType *ct = g_mime_object_get_content_type(o);
 	const char *mt = ct != NULL ? g_mime_content_type_get_media_type(ct) :
 	    NULL;
+	const char *sig;
 	struct intake_doc *d;
 
 	intake_check_names(m, o);
+	if ((sig = intake_signature_kind(o)) != NULL) {
+		m->signed_ = sig;
+		/* signed-data is the one signature with content inside */
+		return strcasestr(g_mime_content_type_get_media_subtype(ct),
+		    "pkcs7-mime") != NULL ? intake_walk_signed_data(m, part,
+		    path) : 0;
+	}
 	if (!(cd != NULL && g_mime_content_disposition_is_attachment(cd)) &&
 	    g_mime_part_get_filename(part) == NULL &&
 	    (mt == NULL || strcasecmp(mt, "text") == 0))

@@ -16,6 +16,7 @@
 
 #include <gmime/gmime.h>
 #include <magic.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "store/blob.h"
@@ -75,8 +76,12 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 	*added_r = 0;
 	for (i = 0; i < m->ndocs; i++) {
 		struct intake_doc *d = &m->docs[i];
+		const struct intake_verdict *v = intake_verdict_of(m,
+		    (size_t)(rc - m->job->rcpts), i);
 
 		d->row_id = -1;
+		if (v->refused)
+			continue;	/* left out: messages.refused says so */
 		if ((r = intake_doc_dup(m, rc, d, msg_id, err)) < 0)
 			return -1;
 		if (r == 1)
@@ -93,6 +98,7 @@ intake_store_docs(struct intake_msg *m, const struct intake_rcpt *rc,
 		sd.sha256 = d->sha;
 		sd.part_path = d->path;
 		sd.item_id = f->item_id;
+		sd.scan = v->scan;
 		if (store_document_add(m->st, &sd, &d->row_id, err) != 0)
 			return -1;
 		(*added_r)++;
@@ -177,6 +183,78 @@ intake_item_events(struct intake_msg *m, const struct intake_rcpt *rc,
 	return 0;
 }
 
+/*
+ * messages.refused: [{filename, type, reason, kind}] of the files left out
+ * for recipient r, in part order.  The store reads back 2047 bytes, so
+ * entries that would not fit are counted in a last {"more": N} entry
+ * rather than cut mid-string.
+ */
+void
+intake_refused_json(const struct intake_msg *m, size_t r, char *buf,
+    size_t len)
+{
+	json_t *a = json_array();
+	size_t used = 2, more = 0;	/* "[]" */
+	unsigned i;
+	char *s;
+
+	buf[0] = '\0';
+	for (i = 0; i < m->ndocs; i++) {
+		const struct intake_verdict *v = intake_verdict_of(m, r, i);
+		json_t *e;
+		char *one;
+
+		if (!v->refused)
+			continue;
+		e = json_pack("{s:s, s:s, s:s, s:s}", "filename",
+		    m->docs[i].filename, "type", m->docs[i].sniffed, "reason",
+		    v->reason, "kind", v->kind);
+		one = json_dumps(e, JSON_COMPACT);
+		if (more == 0 && one != NULL && used + strlen(one) + 1 + 20 <
+		    len && used + strlen(one) + 1 + 20 < 2047) {
+			used += strlen(one) + 1;
+			json_array_append(a, e);
+		} else
+			more++;
+		free(one);
+		json_decref(e);
+	}
+	if (more > 0)
+		json_array_append_new(a, json_pack("{s:I}", "more",
+		    (json_int_t)more));
+	if (json_array_size(a) > 0 && (s = json_dumps(a, JSON_COMPACT)) !=
+	    NULL) {
+		snprintf(buf, len, "%s", s);
+		free(s);
+	}
+	json_decref(a);
+}
+
+/* A history line per file left out (document.refused). */
+static int
+intake_refused_events(struct intake_msg *m, const struct intake_rcpt *rc,
+    char *err)
+{
+	char detail[600];
+	unsigned i;
+
+	for (i = 0; i < m->ndocs; i++) {
+		const struct intake_verdict *v = intake_verdict_of(m,
+		    (size_t)(rc - m->job->rcpts), i);
+
+		if (!v->refused)
+			continue;
+		snprintf(detail, sizeof(detail), "queue_id=%s part=%s "
+		    "kind=%s type=%s filename=%.300s", m->job->queue_id,
+		    m->docs[i].path, v->kind, m->docs[i].sniffed,
+		    m->docs[i].filename);
+		if (store_event_add(m->st, rc->account_id, rc->dossier_id,
+		    "document.refused", detail, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
     const struct intake_filing *f, int64_t msg_id, unsigned added,
@@ -188,7 +266,8 @@ intake_store_events(struct intake_msg *m, const struct intake_rcpt *rc,
 	snprintf(detail, sizeof(detail), "queue_id=%s message=%lld "
 	    "documents=%u", m->job->queue_id, (long long)msg_id, added);
 	if (store_event_add(m->st, rc->account_id, rc->dossier_id,
-	    "message.received", detail, err) != 0)
+	    "message.received", detail, err) != 0 ||
+	    intake_refused_events(m, rc, err) != 0)
 		return -1;
 	for (i = 0; i < m->ndocs; i++) {
 		if (m->docs[i].row_id <= 0)
@@ -218,7 +297,7 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 {
 	const struct intake_job *job = m->job;
 	struct store_message sm;
-	char detail[160];
+	char detail[160], refused[2048];
 	int64_t id;
 	int r;
 
@@ -253,6 +332,10 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 	sm.parse_status = m->parse_status;
 	sm.anomalies = m->anomaly_text;
 	sm.received = pd_now();
+	sm.signed_ = m->signed_;
+	intake_refused_json(m, (size_t)(rc - job->rcpts), refused,
+	    sizeof(refused));
+	sm.refused = refused;
 	if (m->auth_checked) {		/* v9: the verdict, per message */
 		sm.auth_results = m->auth.ar;
 		sm.spf = m->auth.spf;

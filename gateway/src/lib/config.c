@@ -147,6 +147,20 @@ static const struct cf_param cf_params[] = {
 	    "seconds to wait for a command (RFC 5321 4.5.3.2.7)"),
 	INT("limits", "data_timeout", data_timeout, 180, 1, 3600,
 	    "seconds to wait for a DATA block (RFC 5321 4.5.3.2.5)"),
+	/*
+	 * Issue 16, defect 4: a client trickling one byte every few seconds
+	 * resets data_timeout forever.  DATA must also make progress over a
+	 * window (sendmail's DATA_PROGRESS_TIMEOUT is 300 s; Postfix's
+	 * smtpd_min_data_rate is 500 B/s) and end within data_time_max.
+	 * Generous: 500 B/s is 4 kbit/s; 25 MiB in 1200 s is ~180 kbit/s.
+	 */
+	INT("limits", "data_rate_min", data_rate_min, 500, 0, 1073741824,
+	    "octets/s a DATA must average over each data_rate_window, "
+	    "else 421 4.4.2; 0 = no minimum"),
+	INT("limits", "data_rate_window", data_rate_window, 300, 1, 3600,
+	    "seconds over which data_rate_min is measured"),
+	INT("limits", "data_time_max", data_time_max, 1200, 1, 86400,
+	    "seconds from 354 to the final dot, else 421 4.4.2"),
 	INT("limits", "session_timeout", session_timeout, 1800, 10, 86400,
 	    "seconds a connection may last"),
 	INT("limits", "connections_max", connections_max, 500, 1, 100000,
@@ -205,6 +219,12 @@ static const struct cf_param cf_params[] = {
 	    "current key var/keys/unsub-<id>.key; older ones stay valid"),
 	INT("web", "bad_token_limit", web_bad_token_limit, 60, 1, 1000000,
 	    "unknown tokens per client IP per minute, then 429"),
+	/* Issue 16, defect 5: idle sockets from a few addresses filled
+	 * libmicrohttpd's connection table; each listener now bounds them. */
+	INT("web", "connections_per_ip_max", web_conn_per_ip, 8, 1, 10000,
+	    "concurrent connections per client address"),
+	INT("web", "idle_timeout", web_idle_timeout, 15, 1, 3600,
+	    "seconds a connection may stay idle before it is closed"),
 	/* Retention (privacy.c): 0 keeps a class forever. */
 	INT("privacy", "raw_messages_days", keep_raw_messages, 0, 0, 36500,
 	    "days raw received messages (.eml) are kept, 0 = forever"),
@@ -229,6 +249,11 @@ static const struct cf_param cf_params[] = {
 	    "largest request body, octets"),
 	BOOL("api", "metrics", api_metrics, 1,
 	    "answer GET /metrics (Prometheus text) on the API listener"),
+	/* Issue 16, defect 5: as for web above. */
+	INT("api", "connections_per_ip_max", api_conn_per_ip, 16, 1, 10000,
+	    "concurrent connections per client address"),
+	INT("api", "idle_timeout", api_idle_timeout, 30, 1, 3600,
+	    "seconds a connection may stay idle before it is closed"),
 	/* Event delivery to plugins (evq.c): webhooks, storage sync. */
 	INT("events", "retry_base", ev_retry_base, 30, 1, 86400,
 	    "first retry delay, seconds; doubles up to retry_cap"),

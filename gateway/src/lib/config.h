@@ -85,6 +85,9 @@ struct pd_config {
 	int64_t rcpt_reject_limit;
 	int64_t command_timeout;
 	int64_t data_timeout;
+	int64_t data_rate_min;		/* octets/s over data_rate_window */
+	int64_t data_rate_window;	/* seconds */
+	int64_t data_time_max;		/* seconds from 354 to the dot */
 	int64_t session_timeout;
 	int64_t connections_max;
 	int64_t connections_per_ip_max;
@@ -114,6 +117,8 @@ struct pd_config {
 	char *web_list_domain;		/* mailto:u-<token>@here; "" = intake */
 	int64_t web_unsub_kid;		/* current var/keys/unsub-<kid>.key */
 	int64_t web_bad_token_limit;	/* unknown tokens per IP per minute */
+	int64_t web_conn_per_ip;	/* MHD per-address connection limit */
+	int64_t web_idle_timeout;	/* seconds before MHD closes idle */
 	/* privacy: retention per data class, in days (0 = keep), holds */
 	int64_t keep_raw_messages;
 	int64_t keep_documents;		/* after the dossier closed */
@@ -127,6 +132,8 @@ struct pd_config {
 	int64_t api_page_max;
 	int64_t api_body_max;
 	int64_t api_metrics;		/* bool */
+	int64_t api_conn_per_ip;	/* MHD per-address connection limit */
+	int64_t api_idle_timeout;	/* seconds before MHD closes idle */
 	/* events: delivery to event/sync plugins (evq.c) */
 	int64_t ev_retry_base;
 	int64_t ev_retry_cap;

@@ -265,7 +265,7 @@ static size_t
 sanitize_build(const unsigned char *s, const struct sanitize_scan *sc,
     char *out, size_t lim)
 {
-	size_t o, extlen = 0, stem_to = sc->end;
+	size_t o, i, extlen = 0, stem_to = sc->end;
 
 	if (sc->dot != SIZE_MAX) {
 		extlen = sc->out_end - sc->out_dot;
@@ -278,6 +278,12 @@ sanitize_build(const unsigned char *s, const struct sanitize_scan *sc,
 	/* A cut stem may now end in dots or spaces: trim again. */
 	while (o > 0 && (out[o - 1] == '.' || out[o - 1] == ' '))
 		o--;
+	/* A cut that could not keep the last extension must not make one
+	 * up: "A...A.vbs.<20 letters>" would be stored as "A...A.vbs". */
+	if (extlen == 0 && sc->out_end > lim)
+		for (i = 0; i < o; i++)
+			if (out[i] == '.')
+				out[i] = '_';
 	if (extlen > 0 && o > 0)
 		o += sanitize_emit(s, sc->dot, sc->end, out + o, extlen);
 	out[o] = '\0';

@@ -242,14 +242,55 @@ notify_received_json(const struct notify_docs *l, json_t *v,
 	    label != NULL && label[0] != '\0');
 }
 
+/*
+ * The types the dossier asks for, as its items show them to the client
+ * ("PDF, JPEG"), each once; "" when no item names any.
+ */
+static void
+notify_accepted_types(json_t *data, char *out, size_t len)
+{
+	json_t *it;
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	json_array_foreach(json_object_get(data, "items"), i, it) {
+		const char *t = json_string_value(json_object_get(it,
+		    "types"));
+
+		if (t == NULL || t[0] == '\0' || strstr(out, t) != NULL ||
+		    o + strlen(t) + 3 >= len)
+			continue;
+		o += (size_t)snprintf(out + o, len - o, "%s%s", o ? ", " : "",
+		    t);
+	}
+}
+
+/* A file left out under refused_file = "drop-file": its name, its type
+ * and why, for the reader (the plugin's text, in its words, is in
+ * messages.refused and the history). */
+static json_t *
+notify_refused_json(json_t *v, const char *accepts)
+{
+	json_t *r = json_object_get(v, "refused");
+	const char *kind = json_string_value(json_object_get(r, "kind"));
+	const char *type = json_string_value(json_object_get(r, "type"));
+	const char *name = json_string_value(json_object_get(v, "filename"));
+	int malware = kind != NULL && strcmp(kind, "malware") == 0;
+
+	return json_pack("{s:s, s:s, s:b, s:b, s:s, s:b}", "filename",
+	    name ? name : "", "type", type ? type : "", "malware", malware,
+	    "by_type", !malware, "accepts", accepts, "has_accepts",
+	    !malware && accepts[0] != '\0');
+}
+
 int
 notify_receipt(const struct notify_env *env, const struct store_dossier *d,
     const char *sender, json_t *received, char *err)
 {
 	struct notify_docs docs = { NULL, 0, 0 };
 	struct notify_msg nm;
-	json_t *data, *list, *v;
-	char today[64], locale[16], addr[512];
+	json_t *data, *list, *refused, *v;
+	char today[64], locale[16], addr[512], accepts[512];
 	size_t i;
 	int rc = -1, outstanding;
 
@@ -266,17 +307,30 @@ notify_receipt(const struct notify_env *env, const struct store_dossier *d,
 		return -1;
 	}
 	list = json_array();
-	json_array_foreach(received, i, v)
-		json_array_append_new(list, notify_received_json(&docs, v,
-		    locale, today));
+	refused = json_array();
+	notify_accepted_types(data, accepts, sizeof(accepts));
+	json_array_foreach(received, i, v) {
+		if (json_object_get(v, "refused") != NULL)
+			json_array_append_new(refused, notify_refused_json(v,
+			    accepts));
+		else
+			json_array_append_new(list, notify_received_json(
+			    &docs, v, locale, today));
+	}
 	free(docs.v);
 	outstanding = json_is_true(json_object_get(data, "has_outstanding"));
 	/* complete: every required item has something to review (nothing
 	 * is missing); pending: something is.  Neither without items. */
-	json_object_set_new(data, "receipt", json_pack("{s:o, s:I, s:b, s:b}",
-	    "received", list, "count", (json_int_t)json_array_size(received),
-	    "pending", outstanding, "complete", !outstanding &&
-	    json_is_true(json_object_get(data, "has_items"))));
+	json_object_set_new(data, "receipt", json_pack("{s:O, s:I, s:b, s:b,"
+	    " s:O, s:b, s:b, s:b}", "received", list, "count",
+	    (json_int_t)json_array_size(list), "pending", outstanding,
+	    "complete", !outstanding && json_is_true(json_object_get(data,
+	    "has_items")), "refused", refused, "has_refused",
+	    json_array_size(refused) > 0, "has_received",
+	    json_array_size(list) > 0, "nothing_filed",
+	    json_array_size(list) == 0));
+	json_decref(list);
+	json_decref(refused);
 	/* A reply must reach the dossier (it bounced without Reply-To). */
 	notify_dossier_address(env->cfg, d, addr, sizeof(addr));
 	nm = (struct notify_msg){ "receipt", locale, "receipt", sender, addr };

@@ -95,7 +95,11 @@ int notify_vouched(const struct store_dossier *d, const char *sender);
  * Acknowledge documents filed from `sender` into d.  `received` is a
  * JSON array of {"filename", "size"} with, when intake knows them,
  * "item" (slug), "item_label" and "document" (id); without them the
- * dossier's documents say which item each file went to.  Reply-To is the
+ * dossier's documents say which item each file went to.  An entry with
+ * "refused": {"kind" ("type"|"malware"), "type", "reason"} is a file
+ * left out under refused_file = "drop-file": the receipt names it and
+ * why, with the types the dossier's items ask for; a receipt may list
+ * only such files (nothing filed).  Reply-To is the
  * dossier's address; the receipt says what required items are missing.  Sends only when the account's
  * sender policy vouches for the sender (it is the dossier's contact, or
  * the policy names its domain): never backscatter to a forged sender.

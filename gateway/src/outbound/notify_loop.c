@@ -40,8 +40,17 @@ notify_loop_send(const struct notify_env *env, const struct store_dossier *d,
 	}
 	if (part != NULL)
 		json_object_set_new(data, key, part);
+	/* A closed dossier's address refuses mail (550 5.1.1): its message
+	 * names no address and sets no Reply-To, so a reply reaches the
+	 * firm (From:) instead of bouncing. */
+	if (strcmp(d->status, "open") != 0) {
+		json_object_set_new(json_object_get(data, "dossier"), "address",
+		    json_string(""));
+		reply_to = NULL;
+		addr[0] = '\0';
+	}
 	nm = (struct notify_msg){ kind, locale, kind, d->contact,
-	    reply_to != NULL ? reply_to : addr };
+	    reply_to != NULL ? reply_to : addr[0] ? addr : NULL };
 	rc = notify_send(env, d, &nm, data, id_r, err);
 	json_decref(data);
 	return rc;

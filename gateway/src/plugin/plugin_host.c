@@ -117,10 +117,14 @@ plugin_load_one(const struct pd_config *cfg, const struct pd_plugin_conf *pc,
 		    POSTDOC_PLUGIN_SYMBOL);
 		return -1;
 	}
-	if (d->abi != POSTDOC_PLUGIN_ABI || d->size < sizeof(*d)) {
+	/* ABI 4 plugins still load: ABI 5 only grew the reply, which the
+	 * core allocates and zeroes (plugin.h). */
+	if (d->abi < POSTDOC_PLUGIN_ABI_MIN || d->abi > POSTDOC_PLUGIN_ABI ||
+	    d->size < sizeof(*d)) {
 		pd_err(why, "ABI %u (descriptor %u bytes), this postdoc needs "
-		    "ABI %u (%zu bytes): rebuild the plugin", d->abi, d->size,
-		    POSTDOC_PLUGIN_ABI, sizeof(*d));
+		    "ABI %u to %u (%zu bytes): rebuild the plugin", d->abi,
+		    d->size, POSTDOC_PLUGIN_ABI_MIN, POSTDOC_PLUGIN_ABI,
+		    sizeof(*d));
 		return -1;
 	}
 	lp->desc = d;
@@ -222,7 +226,8 @@ plugin_decide(const struct loaded_plugin *lp, enum postdoc_verdict v,
 	(o)->text[0] = '\0';						\
 	for (i_ = 0; (ph) != NULL && i_ < (ph)->count; i_++) {		\
 		const struct loaded_plugin *lp = &(ph)->p[i_];		\
-		struct postdoc_reply r = { { 0 } };			\
+		struct postdoc_reply r;					\
+		memset(&r, 0, sizeof(r));				\
 		if (lp->desc == NULL || lp->desc->hooks.hook == NULL)	\
 			continue;					\
 		if (plugin_decide(lp, (CALL), &r, (o)))			\
@@ -271,12 +276,52 @@ plugin_run_message(struct plugin_host *ph,
 	    &r));
 }
 
+/*
+ * What the scanners found, kept across the chain (a CONT may carry it):
+ * the worst answer wins, so one scanner that could not look makes the
+ * file "unscanned" even when another found it clean.  An unknown value
+ * is a plugin bug and counts as "unscanned" (never as clean).
+ */
+static void
+plugin_note_scan(const struct loaded_plugin *lp, const struct postdoc_reply *r,
+    struct plugin_outcome *o)
+{
+	enum postdoc_scan s = r->scan;
+
+	if (lp->desc->abi < 5)
+		return;		/* an ABI 4 reply has no scan field */
+	if (s > POSTDOC_SCAN_INFECTED)
+		s = POSTDOC_SCAN_UNSCANNED;
+	if (s > o->scan)
+		o->scan = s;
+}
+
 void
 plugin_run_attachment(struct plugin_host *ph,
     const struct postdoc_attachment_info *a, struct plugin_outcome *o)
 {
-	PLUGIN_CHAIN(ph, o, attachment, lp->desc->hooks.attachment(lp->state,
-	    a, &r));
+	int i;
+
+	o->verdict = POSTDOC_CONT;
+	o->text[0] = '\0';
+	o->scan = POSTDOC_SCAN_NONE;
+	for (i = 0; ph != NULL && i < ph->count; i++) {
+		const struct loaded_plugin *lp = &ph->p[i];
+		struct postdoc_reply r;
+		enum postdoc_verdict v;
+
+		if (lp->desc == NULL || lp->desc->hooks.attachment == NULL)
+			continue;
+		memset(&r, 0, sizeof(r));
+		v = lp->desc->hooks.attachment(lp->state, a, &r);
+		plugin_note_scan(lp, &r, o);
+		if (plugin_decide(lp, v, &r, o))
+			break;
+	}
+	/* INFECTED means a refusal: with any other verdict it says
+	 * nothing the file could be marked with. */
+	if (o->scan == POSTDOC_SCAN_INFECTED && o->verdict != POSTDOC_DENY)
+		o->scan = POSTDOC_SCAN_UNSCANNED;
 }
 
 void
@@ -304,9 +349,10 @@ plugin_run_outbound(struct plugin_host *ph,
 		prepend[0] = '\0';
 	for (i = 0; ph != NULL && i < ph->count; i++) {
 		const struct loaded_plugin *lp = &ph->p[i];
-		struct postdoc_reply r = { { 0 } };
+		struct postdoc_reply r;
 		enum postdoc_verdict v;
 
+		memset(&r, 0, sizeof(r));
 		if (lp->desc == NULL || lp->desc->hooks.outbound == NULL)
 			continue;
 		prepend[used] = '\0';
@@ -456,10 +502,11 @@ void
 plugin_run_event(const struct postdoc_plugin *desc, void *state, int sync,
     const struct postdoc_event *ev, struct plugin_outcome *o)
 {
-	struct postdoc_reply r = { { 0 } };
+	struct postdoc_reply r;
 	enum postdoc_verdict v;
 	char clean[POSTDOC_PLUGIN_TEXT_MAX];
 
+	memset(&r, 0, sizeof(r));
 	v = sync ? desc->hooks.sync(state, ev, &r) :
 	    desc->hooks.event(state, ev, &r);
 	if (v == POSTDOC_CONT)

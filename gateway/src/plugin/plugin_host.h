@@ -23,6 +23,8 @@ int plugin_host_count(const struct plugin_host *ph);
 struct plugin_outcome {
 	enum postdoc_verdict verdict;
 	char text[POSTDOC_PLUGIN_TEXT_MAX + 64];
+	/* attachment chain only: the scanners' worst answer (ABI 5) */
+	enum postdoc_scan scan;
 };
 
 void plugin_run_connect(struct plugin_host *ph,

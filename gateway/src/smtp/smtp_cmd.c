@@ -417,6 +417,7 @@ smtp_do_data(struct smtp_session *s, const char *arg)
 	s->state = SS_DATA;
 	smtp_reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
 	smtp_timer_arm(s, s->srv->cfg->data_timeout);
+	smtp_data_clock_start(s);
 }
 
 /* ---- RSET NOOP QUIT HELP and the unimplemented ---- */

@@ -60,6 +60,11 @@ struct data_state {
 	int bol, dot, cr;	/* at line start / line began with '.' / CR seen */
 	int too_big, line_long, nul;
 	int io_error;		/* errno of the spool's failure, 0 */
+	/* The DATA clock (issue 16, defect 4): wire octets in the current
+	 * data_rate_window and when the 354 went out. */
+	uint64_t win_octets;
+	int64_t start_ms;
+	int clock_final;	/* the next tick is data_time_max's */
 	size_t blen, bcap;
 	unsigned char *buf;
 };
@@ -73,6 +78,7 @@ struct smtp_session {
 	struct event *timer;		/* greet, command, data or busy */
 	struct event *life_timer;	/* whole-session cap */
 	struct event *close_timer;	/* TLS flush on close */
+	struct event *data_timer;	/* DATA: rate window, time limit */
 	enum sess_state state;
 	int lmtp, tls, esmtp, close_tries;
 	int direct;	/* plaintext: replies written by smtp_flush, EV_WRITE
@@ -142,6 +148,8 @@ void smtp_process_commands(struct smtp_session *s);
 int smtp_spool_open(struct smtp_session *s);
 void smtp_data_discard(struct smtp_session *s);
 void smtp_process_data(struct smtp_session *s);
+void smtp_data_clock_start(struct smtp_session *s);
+void smtp_data_clock_cb(evutil_socket_t fd, short what, void *arg);
 void smtp_reply_all(struct smtp_session *s, enum metrics_refusal why,
     int code, const char *enh, const char *text);
 

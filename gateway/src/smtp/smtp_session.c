@@ -448,6 +448,7 @@ smtp_free(struct smtp_session *s)
 	event_free(s->timer);
 	event_free(s->life_timer);
 	event_free(s->close_timer);
+	event_free(s->data_timer);
 	bufferevent_free(s->bev);
 	free(s->rcpts);
 	log_info("%s: disconnect from %s", s->sid, s->client_ip);
@@ -558,6 +559,7 @@ smtp_session_start(struct smtp_server_ctx *srv, evutil_socket_t fd,
 	s->timer = evtimer_new(srv->base, smtp_timer_cb, s);
 	s->life_timer = evtimer_new(srv->base, smtp_life_cb, s);
 	s->close_timer = evtimer_new(srv->base, smtp_close_timer_cb, s);
+	s->data_timer = evtimer_new(srv->base, smtp_data_clock_cb, s);
 	smtp_link(srv, s);
 	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb,
 	    s);

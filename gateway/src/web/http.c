@@ -621,9 +621,12 @@ http_start(const struct pd_config *cfg, struct http_server **h_r, char *err)
 	    0, NULL, NULL, http_access_cb, h,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_done_cb, h,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	    /* Issue 16, defect 5: idle sockets from a few addresses must not
+	     * fill the table; each address gets a share, idle ones go. */
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->web_idle_timeout,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)32,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)cfg->web_conn_per_ip,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
 	    MHD_OPTION_END);
 	if (h->d == NULL) {

@@ -358,9 +358,10 @@ START_TEST(test_dump)
 	ck_assert_ptr_nonnull(strstr(buf, "limits.data_line_max = 998\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "plugins[1].path = "
 	    "\"/opt/vs.so\"\n"));
-	/* 80 parameters (57, web: 5, privacy: 7, api: 4, events: 4,
-	 * dns: 2, auth: 1), 3 lines per plugin */
-	ck_assert_int_eq(count_lines(buf), 80 + 2 * 3);
+	/* 77 parameters (57, web: 5, privacy: 7, api: 4, events: 4),
+	 * 3 lines per plugin; issue 16: the DATA clock (3), web and api
+	 * per-address limits and idle timeouts (2 + 2), dns (2), auth (1) */
+	ck_assert_int_eq(count_lines(buf), 77 + 2 * 3 + 7 + 3);
 	ck_assert_ptr_nonnull(strstr(buf, "dns.server = \"\"\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "auth.checks = true\n"));
 	free(buf);
@@ -451,6 +452,65 @@ START_TEST(test_shipped_conf)
 }
 END_TEST
 
+/*
+ * Issue 16, defects 4 and 5: the DATA clock and the HTTP listeners'
+ * per-address limits and idle timeouts; defaults generous enough for a
+ * 25 MiB message over a 256 kbit/s link, bounds refused with file:line.
+ */
+START_TEST(test_trickle_limits)
+{
+	static const struct { const char *text, *want; } rows[] = {
+	    { "limits = {\n  data_rate_window = 0;\n};\n",
+	      "2: limits.data_rate_window = 0 is out of range 1..3600" },
+	    { "limits = { data_time_max = 86401; };\n",
+	      "1: limits.data_time_max = 86401 is out of range 1..86400" },
+	    { "limits = { data_rate_min = -1; };\n",
+	      "1: limits.data_rate_min = -1 is out of range 0..1073741824" },
+	    { "web = {\n\n  connections_per_ip_max = 0;\n};\n",
+	      "3: web.connections_per_ip_max = 0 is out of range 1..10000" },
+	    { "api = { idle_timeout = 0; };\n",
+	      "1: api.idle_timeout = 0 is out of range 1..3600" },
+	};
+	struct pd_config *cfg = NULL;
+	char err[1024], want[512];
+	const char *path;
+	size_t i;
+
+	ck_assert_int_eq(config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg->data_rate_min, 500);
+	ck_assert_int_eq(cfg->data_rate_window, 300);
+	ck_assert_int_eq(cfg->data_time_max, 1200);
+	/* 25 MiB at 256 kbit/s fits; the minimum is 4 kbit/s */
+	ck_assert_int_lt(cfg->message_size_max / (256000 / 8),
+	    cfg->data_time_max);
+	ck_assert_int_le(cfg->data_rate_min * 8, 4000);
+	ck_assert_int_eq(cfg->web_conn_per_ip, 8);
+	ck_assert_int_eq(cfg->web_idle_timeout, 15);
+	ck_assert_int_eq(cfg->api_conn_per_ip, 16);
+	ck_assert_int_eq(cfg->api_idle_timeout, 30);
+	config_free(&cfg);
+	path = write_file("trickle.conf", "limits = { data_rate_min = 0; "
+	    "data_rate_window = 10; data_time_max = 60; };\n"
+	    "web = { connections_per_ip_max = 2; idle_timeout = 5; };\n");
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s",
+	    err);
+	ck_assert_int_eq(cfg->data_rate_min, 0);	/* 0 = no minimum */
+	ck_assert_int_eq(cfg->data_rate_window, 10);
+	ck_assert_int_eq(cfg->data_time_max, 60);
+	ck_assert_int_eq(cfg->web_conn_per_ip, 2);
+	ck_assert_int_eq(cfg->web_idle_timeout, 5);
+	config_free(&cfg);
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		path = write_file("trickle.conf", rows[i].text);
+		ck_assert_int_eq(config_load(path, &cfg, err, sizeof(err)),
+		    -1);
+		snprintf(want, sizeof(want), "%s:%s\n", path, rows[i].want);
+		ck_assert_msg(strstr(err, want) != NULL, "row %zu: want "
+		    "\"%s\" in:\n%s", i, want, err);
+	}
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -467,6 +527,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_dump);
 	tcase_add_test(tc, test_accounts);
 	tcase_add_test(tc, test_shipped_conf);
+	tcase_add_test(tc, test_trickle_limits);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -85,7 +85,8 @@ static const struct name_case name_cases[] = {
 	{ S("\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9.pdf"), 9, "\xC3\xA9\xC3\xA9.pdf" },
 	{ S("abcdefghijkl"), 5, "abcde" },
 	{ S("ab. . .cdefgh.pdf"), 8, "ab.pdf" },
-	{ S("x.abcdefghijklmnopq"), 5, "x.abc" },	/* 17-byte "ext" */
+	/* a 17-byte "ext" is none: the cut must not make up ".abc" */
+	{ S("x.abcdefghijklmnopq"), 5, "x_abc" },
 };
 
 /* Properties every output has, whatever the input. */
@@ -151,6 +152,17 @@ START_TEST(test_filename_overlong)
 	ck_assert_uint_eq(strlen(out), 255);
 	sanitize_filename(in + 2, 2048, ORD, MAX, out, sizeof(out));
 	check_props(out, MAX);
+
+	/* An extension too long to keep: the cut must not make one up
+	 * (A...A.vbs.<20 letters> stored as A...A.vbs got past filters). */
+	memset(in, 'A', 251);
+	memcpy(in + 251, ".vbs.", 5);
+	memset(in + 256, 'x', 20);
+	sanitize_filename(in, 276, ORD, MAX, out, sizeof(out));
+	check_props(out, MAX);
+	ck_assert_uint_eq(strlen(out), 255);
+	ck_assert_ptr_null(strchr(out, '.'));
+	ck_assert_str_eq(out + 251, "_vbs");
 }
 END_TEST
 

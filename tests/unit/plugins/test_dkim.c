@@ -112,7 +112,7 @@ sign(const char *msg, size_t n, size_t *len_r)
 {
 	struct postdoc_outbound_info m = { .from_domain = "Example.ORG",
 	    .path = "msg.eml", .kind = "newsletter", .account = "T" };
-	struct postdoc_reply r = { { 0 } };
+	struct postdoc_reply r = { .text = { 0 } };
 	char pre[16384], *out;
 	size_t plen;
 
@@ -207,7 +207,7 @@ START_TEST(test_no_final_crlf_refused)
 	    "Subject: n\r\n\r\nx";
 	struct postdoc_outbound_info m = { .from_domain = "example.org",
 	    .path = "msg.eml" };
-	struct postdoc_reply r = { { 0 } };
+	struct postdoc_reply r = { .text = { 0 } };
 	char pre[16384];
 
 	write_file("msg.eml", msg, strlen(msg));
