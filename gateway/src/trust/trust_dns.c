@@ -158,7 +158,7 @@ trust_dns_query(struct trust_ctx *c, const char *name, int type,
 
 /* One TXT RR's character-strings, joined (RFC 7208 3.3, RFC 6376
  * 3.6.2.2); a length byte that overruns the RR ends it. */
-static size_t
+size_t
 trust_txt_join(const unsigned char *rd, size_t n, char *out)
 {
 	size_t i = 0, o = 0;

@@ -47,6 +47,10 @@ enum trust_dns trust_dns_answer(struct trust_ctx *c, const char *name,
 enum trust_dns trust_dns_txt(struct trust_ctx *c, const char *name,
     void (*cb)(const char *txt, size_t len, void *arg), void *arg);
 
+/* One TXT RR's character-strings joined into out (n + 1 bytes), NUL
+ * ended; returns the length. */
+size_t trust_txt_join(const unsigned char *rd, size_t n, char *out);
+
 /* trust_spf.c */
 int trust_spf_init(struct trust_ctx *c, char *err);
 void trust_spf_free(struct trust_ctx *c);

@@ -67,18 +67,8 @@ trust_spf_rr(SPF_dns_rr_t *rr, int idx, ns_type t, const unsigned char *d,
 		break;
 	default: {		/* TXT and SPF (99): joined strings */
 		char *txt = xmalloc(n + 1);
-		size_t i = 0, o = 0;
+		size_t o = trust_txt_join(d, n, txt);
 
-		while (i < n) {
-			size_t l = d[i++];
-
-			if (l > n - i)
-				break;
-			memcpy(txt + o, d + i, l);
-			o += l;
-			i += l;
-		}
-		txt[o] = '\0';
 		if (SPF_dns_rr_buf_realloc(rr, idx, o + 1) != 0) {
 			free(txt);
 			return -1;
