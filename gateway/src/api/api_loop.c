@@ -407,6 +407,21 @@ api_msg_cb(const struct store_msg_row *m, void *ctx)
 	return 0;
 }
 
+/* The sender's authentication recorded at intake: null when not
+ * checked; "pass" null when the account checks nothing, else whether
+ * its rule (sender_auth) passed the sender. */
+static json_t *
+api_msg_auth(const struct store_msg_row *m)
+{
+	if (m->auth_results[0] == '\0' && m->sender_pass == 0)
+		return json_null();
+	return json_pack("{s:o, s:o, s:o, s:o, s:o}", "spf", api_jstr(m->spf),
+	    "dkim", api_jstr(m->dkim), "dmarc", api_jstr(m->dmarc), "pass",
+	    m->sender_pass == 0 ? json_null() :
+	    json_boolean(m->sender_pass > 0), "authentication_results",
+	    api_jstr(m->auth_results));
+}
+
 /* One message: what the client wrote (sanitised text of the stored raw
  * message, null once the raw copy is gone) and the documents it
  * brought. */
@@ -431,13 +446,14 @@ api_msg_json(struct api_ctx *x, const struct store_msg_row *m,
 	{
 		json_t *refused = m->refused[0] ? json_loads(m->refused, 0,
 		    NULL) : NULL;
-		json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-		    "id", (json_int_t)m->id, "from", api_jstr(m->mail_from),
+		json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+		    " s:o}", "id", (json_int_t)m->id, "from", api_jstr(m->mail_from),
 		    "subject", api_jstr(m->subject), "received",
 		    api_jtime(m->received), "documents", ids, "text",
 		    rc == 1 && text != NULL ? api_jstr(text) : json_null(),
 		    "signed", api_jopt(m->signed_), "refused",
-		    refused != NULL ? refused : json_array());
+		    refused != NULL ? refused : json_array(), "auth",
+		    api_msg_auth(m));
 
 		free(text);
 		return j;

@@ -39,6 +39,7 @@
 #include "outbound/outq_view.h"
 #include "plugin/plugin_host.h"
 #include "privacy_cli.h"
+#include "trust_cli.h"
 
 static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_ACCOUNT] = { "--account", NULL, 1 },
@@ -171,6 +172,7 @@ cli_usage(FILE *out)
 	cli_family_usage(&api_cli_family, out);
 	cli_family_usage(&privacy_cli_family, out);
 	cli_family_usage(&evq_cli_family, out);
+	cli_family_usage(&trust_cli_family, out);
 	fputs("  postdoc help\n\n"
 	    "SPEC (--item, --optional): \"LABEL[|TYPES][|MAX]\", e.g. "
 	    "\"Proof of address|pdf/jpeg|5MB\";\n"
@@ -882,6 +884,7 @@ static const struct cli_family *const cli_families[] = {
 	&privacy_cli_family,	/* data subjects' rights, retention, audit */
 	&api_cli_family,	/* API tokens and the API's route table */
 	&evq_cli_family,	/* event deliveries to plugins */
+	&trust_cli_family,	/* sender authentication, checked by hand */
 };
 
 int

@@ -730,6 +730,58 @@ dc_show_refused_text(const char *refused)
 	json_decref(a);
 }
 
+/* The d= of the first passing signature in an RFC 8601 value, or "". */
+static void
+dc_ar_dkim_domain(const char *ar, char *out, size_t cap)
+{
+	const char *p = strstr(ar, "dkim=pass header.d=");
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (p == NULL)
+		return;
+	for (p += strlen("dkim=pass header.d="); p[n] != '\0' &&
+	    p[n] != ';' && p[n] != ' '; n++)
+		;
+	snprintf(out, cap, "%.*s", (int)n, p);
+}
+
+/* "auth: spf=pass dkim=pass (example.fr) dmarc=pass", and whether the
+ * account's rule passed the sender, when the message was checked. */
+static void
+dc_show_msg_auth(const struct store_msg_row *r)
+{
+	char d[256];
+
+	if (r->auth_results[0] == '\0')
+		return;
+	dc_ar_dkim_domain(r->auth_results, d, sizeof(d));
+	printf("      auth: spf=%s dkim=%s%s%s%s dmarc=%s%s\n",
+	    cli_safe(r->spf), cli_safe(r->dkim), d[0] ? " (" : "",
+	    cli_safe(d), d[0] ? ")" : "", cli_safe(r->dmarc),
+	    r->sender_pass > 0 ? ", sender passed" : r->sender_pass < 0 ?
+	    ", sender NOT authenticated (marked)" : "");
+}
+
+static json_t *
+dc_msg_auth_json(const struct store_msg_row *r)
+{
+	json_t *o;
+
+	if (r->auth_results[0] == '\0' && r->sender_pass == 0)
+		return json_null();
+	o = json_object();
+	cli_jset(o, "spf", cli_jstr(r->spf));
+	cli_jset(o, "dkim", cli_jstr(r->dkim));
+	cli_jset(o, "dmarc", cli_jstr(r->dmarc));
+	/* true passed the account's rule, false did not (marked), null:
+	 * the account checks nothing. */
+	cli_jset(o, "pass", r->sender_pass == 0 ? json_null() :
+	    json_boolean(r->sender_pass > 0));
+	cli_jset(o, "authentication_results", cli_jstr(r->auth_results));
+	return o;
+}
+
 /* The envelope and what the sender wrote (mailtext: sanitised). */
 static void
 dc_show_msg_text(struct cli_ctx *c, const struct store_dossier *d,
@@ -750,6 +802,7 @@ dc_show_msg_text(struct cli_ctx *c, const struct store_dossier *d,
 	    cli_safe(r->anomalies));
 	if (r->message_id[0] != '\0')
 		printf("      message-id %s\n", cli_safe(r->message_id));
+	dc_show_msg_auth(r);
 	if (r->signed_[0] != '\0')
 		printf("      signed (%s): the signature is kept with the raw "
 		    "message\n", cli_safe(r->signed_));
@@ -858,6 +911,7 @@ dc_msg_json(struct cli_ctx *c, const struct store_dossier *d,
 	refused = r->refused[0] ? json_loads(r->refused, 0, NULL) : NULL;
 	cli_jset(o, "refused", refused != NULL ? refused : json_array());
 	cli_jset(o, "received", cli_jtime(r->received));
+	cli_jset(o, "auth", dc_msg_auth_json(r));
 	if (r->sha256[0] == '\0') {
 		cli_jset(o, "raw_removed", cli_jstr(r->raw_removed));
 		cli_jset(o, "raw_removed_at", cli_jtime(r->raw_removed_at));

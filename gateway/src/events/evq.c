@@ -273,6 +273,20 @@ evq_message_text(struct evq_consumer *c, const char *sha, char **text_r,
 	return r;
 }
 
+/* The sender's authentication as recorded at intake (schema v9): null
+ * when the message was not checked; pass null when its account checks
+ * nothing, else whether the account's rule passed the sender. */
+static json_t *
+evq_auth_json(const struct store_msg_row *m)
+{
+	if (m->auth_results[0] == '\0' && m->sender_pass == 0)
+		return json_null();
+	return json_pack("{s:s, s:s, s:s, s:o, s:s}", "spf", m->spf, "dkim",
+	    m->dkim, "dmarc", m->dmarc, "pass", m->sender_pass == 0 ?
+	    json_null() : json_boolean(m->sender_pass > 0),
+	    "authentication_results", m->auth_results);
+}
+
 /*
  * message.received's data: the detail, and the envelope sender, the
  * subject and the text of the message, so a question sent without a
@@ -300,6 +314,8 @@ evq_message_json(struct evq_consumer *c, const struct store_evq_item *it,
 	json_object_set_new(data, "subject", json_string(m->subject));
 	json_object_set_new(data, "text", json_string(text != NULL ? text :
 	    ""));
+	json_object_set_new(data, "auth", r == 1 ? evq_auth_json(m) :
+	    json_null());
 	free(text);
 	free(m);
 	return data;

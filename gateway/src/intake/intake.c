@@ -142,6 +142,7 @@ intake_ctx_free(struct intake_ctx **ctx)
 	if (c->magic != NULL)
 		magic_close(c->magic);
 	outq_ctx_free(&c->q);
+	trust_ctx_free(&c->trust);
 	commit_release(&c->commit);
 	blob_store_free(&c->bs);
 	store_close(&c->st);
@@ -317,7 +318,10 @@ intake_decide(struct intake_msg *m, char *ok, struct intake_result *res)
 	int any = 0;
 
 	for (i = 0; i < job->rcpt_count; i++) {
-		ok[i] = intake_ask_plugins(m, &job->rcpts[i], &r) == 0;
+		/* The account's sender_auth first: a forged sender gets no
+		 * plugin run, no row, no receipt. */
+		ok[i] = intake_sender_rule(m, i, &r) == 0 &&
+		    intake_ask_plugins(m, &job->rcpts[i], &r) == 0;
 		if (!ok[i] && !job->lmtp) {
 			/* SMTP: one reply for all recipients (RFC 5321 3.3). */
 			res[0] = r;
@@ -403,6 +407,11 @@ intake_receipt(struct intake_msg *m, const struct intake_rcpt *rc,
 	unsigned i;
 
 	if (!c->cfg->receipts || m->ndocs == 0 || m->job->mail_from[0] == '\0')
+		return;
+	/* A sender the account checked and who did not pass gets nothing
+	 * that echoes what was sent (file names): no backscatter to the
+	 * real owner of a forged address. */
+	if (m->sender_pass[rc - m->job->rcpts] < 0)
 		return;
 	if (c->q == NULL && outq_ctx_new(c->cfg, c->ph, &c->q, err) != 0) {
 		log_warn("%s: receipt: %s", m->job->queue_id, err);
@@ -507,6 +516,24 @@ intake_cleanup(struct intake_msg *m)
 	free(m->subject);
 	free(m->message_id);
 	free(m->from);
+	free(m->sender_pass);
+}
+
+/* A parsed message: the sender's verdict (end of data), each
+ * recipient's decision, then the rows. */
+static void
+intake_deliver(struct intake_msg *m, char *ok, int64_t *ids,
+    unsigned *added, struct intake_filing *files,
+    struct intake_result *results)
+{
+	intake_authenticate(m);
+	if (!intake_decide(m, ok, results))
+		return;
+	if (intake_store(m, ok, ids, added, files) == 0)
+		intake_success(m, ok, ids, added, files, results);
+	else
+		intake_reply_accepted(m->job, results, ok, &m->fail);
+	m->fail.code = 0;	/* refused recipients keep their reply */
 }
 
 void
@@ -521,6 +548,7 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 	struct intake_filing *files = xcalloc(n, sizeof(*files));
 
 	memset(&m, 0, sizeof(m));
+	m.sender_pass = xcalloc(n, sizeof(*m.sender_pass));
 	/* Plugins' host->log lines during the hooks carry the queue id. */
 	pd_log_context_set(job->queue_id);
 	m.ctx = ctx;
@@ -537,13 +565,8 @@ intake_process(struct intake_ctx *ctx, const struct intake_job *job,
 	else if (job->rcpts[0].verp_token != NULL) {
 		if (intake_parse(&m) == 0)
 			intake_bounces(&m, results);
-	} else if (intake_parse(&m) == 0 && intake_decide(&m, ok, results)) {
-		if (intake_store(&m, ok, ids, added, files) == 0)
-			intake_success(&m, ok, ids, added, files, results);
-		else
-			intake_reply_accepted(job, results, ok, &m.fail);
-		m.fail.code = 0;	/* refused recipients keep their reply */
-	}
+	} else if (intake_parse(&m) == 0)
+		intake_deliver(&m, ok, ids, added, files, results);
 	if (m.fail.code != 0)
 		intake_reply_all(job, results, &m.fail);
 	intake_cleanup(&m);

@@ -16,6 +16,7 @@
 
 #include "intake.h"
 #include "store/blob.h"
+#include "trust/trust.h"
 #include "postdoc/plugin.h"
 
 struct committer;
@@ -38,6 +39,7 @@ struct intake_ctx {
 	struct outq_ctx *q;		/* receipts; opened on first use */
 	unsigned char *buf;		/* decode chunks */
 	unsigned char *sniff;		/* first INTAKE_BUF decoded bytes */
+	struct trust_ctx *trust;	/* SPF/DKIM/DMARC; opened on first use */
 };
 
 struct intake_doc {
@@ -129,6 +131,11 @@ struct intake_msg {
 	int64_t lost_line_at;		/* the first one's offset */
 	int malformed;			/* GMime lost a part (overlong line) */
 	int cut_short;			/* a multipart ran to the end (m09) */
+	/* Sender authentication (intake_auth.c): the verdict, when
+	 * checked, and per recipient 1 passed, -1 did not, 0 not checked. */
+	int auth_checked;
+	struct trust_verdict auth;
+	int *sender_pass;
 };
 
 /* intake.c: the verdict on document i for recipient r (never NULL). */
@@ -148,6 +155,10 @@ int intake_errno_full(int e);
 void intake_store_error(struct intake_msg *m, const char *what,
     const char *err, int full, int errnum);
 void intake_cleanup(struct intake_msg *m);
+/* intake_auth.c: the verdict once per message, the accounts' rules */
+void intake_authenticate(struct intake_msg *m);
+int intake_sender_rule(struct intake_msg *m, size_t i,
+    struct intake_result *r);
 /* intake_mime.c: parse the spooled message, walk it, decode documents */
 int intake_parse(struct intake_msg *m);
 /* intake_store.c: place blobs, then the rows through the committer */

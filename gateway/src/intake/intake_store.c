@@ -337,6 +337,13 @@ intake_store_rcpt(struct intake_msg *m, const struct intake_rcpt *rc,
 	intake_refused_json(m, (size_t)(rc - job->rcpts), refused,
 	    sizeof(refused));
 	sm.refused = refused;
+	if (m->auth_checked) {		/* v9: the verdict, per message */
+		sm.auth_results = m->auth.ar;
+		sm.spf = m->auth.spf;
+		sm.dkim = m->auth.dkim;
+		sm.dmarc = m->auth.dmarc;
+	}
+	sm.sender_pass = m->sender_pass[rc - job->rcpts];
 	if ((m->raw != NULL && store_raw_put(m->st, job->sha256, m->raw,
 	    m->raw_len, err) != 0) ||
 	    store_message_add(m->st, &sm, id_r, err) != 0 ||

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -45,6 +46,7 @@ static const char *cf_check_addr_or_empty(const char *v);
 static const char *cf_check_days(const char *v);
 static const char *cf_check_name(const char *v);
 static const char *cf_check_url(const char *v);
+static const char *cf_check_dns_server(const char *v);
 
 static const char *const cf_log_levels[] =
     { "err", "warn", "info", "debug", NULL };
@@ -261,12 +263,22 @@ static const struct cf_param cf_params[] = {
 	    "an event still failing after this many seconds is given up"),
 	INT("events", "interval_ms", ev_interval_ms, 1000, 10, 60000,
 	    "how often the event runner looks for new events"),
+	/* Sender authentication (trust/): one resolver for SPF, DKIM and
+	 * DMARC; a query it cannot answer in time is temperror (451). */
+	STR("dns", "server", dns_server, "", cf_check_dns_server,
+	    "resolver for SPF/DKIM/DMARC: \"\" = /etc/resolv.conf, else a "
+	    "forwarder IP or IP@port (\"127.0.0.1@5353\")"),
+	INT("dns", "timeout_ms", dns_timeout_ms, 5000, 100, 60000,
+	    "milliseconds one DNS query may take; then temperror"),
+	BOOL("auth", "checks", auth_checks, 1,
+	    "check SPF, DKIM and DMARC on every inbound message and record "
+	    "the verdict; accounts' sender_auth decides what follows"),
 };
 #define CF_NPARAMS (sizeof(cf_params) / sizeof(cf_params[0]))
 
 static const char *const cf_groups[] =
     { "server", "store", "intake", "limits", "outbound", "web", "privacy",
-    "api", "events", NULL };
+    "api", "events", "dns", "auth", NULL };
 
 /* Error sink: every problem is appended, the buffer is never overrun. */
 struct cf_errs {
@@ -451,6 +463,29 @@ static const char *cf_check_listen(const char *v)
 			return "has a space or control character in the host";
 	if (!cf_port_ok(colon + 1))
 		return "needs a port 1..65535";
+	return NULL;
+}
+
+/* "" or an IP address, optionally @port: what ub_ctx_set_fwd takes. */
+static const char *cf_check_dns_server(const char *v)
+{
+	const char *at = strchr(v, '@');
+	char ip[64];
+	unsigned char buf[16];
+	size_t n = at != NULL ? (size_t)(at - v) : strlen(v);
+
+	if (*v == '\0')
+		return NULL;
+	if (n == 0 || n >= sizeof(ip))
+		return "is not an IP address or IP@port";
+	memcpy(ip, v, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, buf) != 1 &&
+	    inet_pton(AF_INET6, ip, buf) != 1)
+		return "is not an IP address or IP@port (a resolver's "
+		    "address, not a name)";
+	if (at != NULL && !cf_port_ok(at + 1))
+		return "needs a port 1..65535 after @";
 	return NULL;
 }
 

@@ -139,6 +139,10 @@ struct pd_config {
 	int64_t ev_retry_cap;
 	int64_t ev_max_age;
 	int64_t ev_interval_ms;
+	/* dns, auth: sender authentication (trust/) */
+	char *dns_server;		/* "" = resolv.conf, else IP[@port] */
+	int64_t dns_timeout_ms;		/* per query; then temperror */
+	int64_t auth_checks;		/* bool: SPF/DKIM/DMARC on intake */
 	int hold_count;
 	struct pd_hold holds[PD_MAX_HOLDS];
 	/* accounts' outbound identity */

@@ -124,7 +124,8 @@ static const struct {
 	    " WHERE d.id IN (SELECT id FROM dos) ORDER BY d.id" },
 	{ "messages", SUBJ "SELECT id, dossier_id, queue_id, mail_from,"
 	    " rcpt_to, helo, client_ip, tls, lmtp, message_id, subject,"
-	    " from_header, size, sha256, parse_status, anomalies, received"
+	    " from_header, size, sha256, parse_status, anomalies, received,"
+	    " auth_results, spf, dkim, dmarc, sender_pass"
 	    " FROM messages WHERE id IN (SELECT id FROM msgs) ORDER BY id" },
 	{ "documents", SUBJ "SELECT id, dossier_id, message_id, filename,"
 	    " stored_name, declared_type, sniffed_type, size, sha256,"

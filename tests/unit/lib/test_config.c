@@ -211,6 +211,12 @@ static const struct bad_row bad_rows[] = {
 	{ "server = { log_level = \"loud\"; };\n",
 	  { "1: server.log_level = \"loud\" is not one of err, warn, "
 	    "info, debug" } },
+	{ "dns = {\n  server = \"resolver.example\";\n};\n",
+	  { "2: dns.server = \"resolver.example\" is not an IP address or "
+	    "IP@port (a resolver's address, not a name)" } },
+	{ "dns = { server = \"127.0.0.1@0\"; timeout_ms = 5; };\n",
+	  { "1: dns.server = \"127.0.0.1@0\" needs a port 1..65535 after @",
+	    "1: dns.timeout_ms = 5 is out of range 100..60000" } },
 	{ "store = { sync = \"off\"; };\n",
 	  { "1: store.sync = \"off\" is not one of full, normal" } },
 	{ "plugins = (\n  { path = \"x.so\"; },\n  { name = \"../x\"; }\n);\n",
@@ -354,8 +360,10 @@ START_TEST(test_dump)
 	    "\"/opt/vs.so\"\n"));
 	/* 77 parameters (57, web: 5, privacy: 7, api: 4, events: 4),
 	 * 3 lines per plugin; issue 16: the DATA clock (3), web and api
-	 * per-address limits and idle timeouts (2 + 2) */
-	ck_assert_int_eq(count_lines(buf), 77 + 2 * 3 + 7);
+	 * per-address limits and idle timeouts (2 + 2), dns (2), auth (1) */
+	ck_assert_int_eq(count_lines(buf), 77 + 2 * 3 + 7 + 3);
+	ck_assert_ptr_nonnull(strstr(buf, "dns.server = \"\"\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "auth.checks = true\n"));
 	free(buf);
 	config_free(&cfg);
 }
