@@ -51,6 +51,7 @@ setup(void)
 	cfg->attachments_max = 3;
 	cfg->header_count_max = 12;
 	cfg->receipts = 0;
+	cfg->auth_checks = 0;	/* no resolver in unit tests */
 	free(cfg->intake_domain);
 	cfg->intake_domain = xstrdup("intake.example");
 	st = tl_store_open(cfg->db_path, "normal");
