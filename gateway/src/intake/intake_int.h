@@ -129,6 +129,7 @@ struct intake_msg {
 	int64_t lost_line_at;		/* the first one's offset */
 	int malformed;			/* GMime lost a part (overlong line) */
 	int cut_short;			/* a multipart ran to the end (m09) */
+	int signed_cut_short;		/* the same, inside signed_inner */
 };
 
 /* intake.c: the verdict on document i for recipient r (never NULL). */

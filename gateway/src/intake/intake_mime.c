@@ -501,6 +501,29 @@ intake_flag_truncated(struct intake_msg *m, struct intake_doc *d)
 	m->anomalies |= AN_TRUNCATED;
 }
 
+/*
+ * Did the part whose content window is src run to the end of the bytes
+ * it was parsed from, inside a multipart never closed?  Both parses keep
+ * their stream (persistent), so src is a window on the message or on a
+ * signed-data part's content, and measured against that one.
+ */
+static int
+intake_ran_to_end(struct intake_msg *m, GMimeStream *src)
+{
+	int inner = m->signed_stream != NULL &&
+	    src->super_stream == m->signed_stream;
+	GMimeObject *top = inner ? m->signed_inner :
+	    g_mime_message_get_mime_part(m->msg);
+	uint64_t size = inner ? (uint64_t)g_mime_stream_length(
+	    m->signed_stream) : m->job->size;
+
+	if (!(inner ? m->signed_cut_short : m->cut_short) ||
+	    !GMIME_IS_MULTIPART(top))
+		return 0;
+	return src->bound_end < 0 ||
+	    (uint64_t)src->bound_end + 2 >= size;	/* + CRLF */
+}
+
 static int
 intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
 {
@@ -511,9 +534,7 @@ intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
 
 	if (dw == NULL || (src = g_mime_data_wrapper_get_stream(dw)) == NULL)
 		return 0;
-	if (m->cut_short && GMIME_IS_MULTIPART(g_mime_message_get_mime_part(
-	    m->msg)) && (src->bound_end < 0 ||
-	    (uint64_t)src->bound_end + 2 >= m->job->size))	/* + CRLF */
+	if (intake_ran_to_end(m, src))
 		intake_flag_truncated(m, d);
 	if (g_mime_data_wrapper_get_encoding(dw) !=
 	    GMIME_CONTENT_ENCODING_BASE64)
@@ -1032,14 +1053,22 @@ intake_check_lost(struct intake_msg *m, gint64 hend)
 static int
 intake_parse_inner(struct intake_msg *m)
 {
+	int outer_cut_short = m->cut_short;
+
 	m->lost_lines = 0;
 	m->lost_line_at = -1;
 	m->malformed = 0;
+	m->cut_short = 0;
 	m->signed_parser = g_mime_parser_new_with_stream(m->signed_stream);
+	/* parts are windows on the content, as on the message: no copies,
+	 * and their bounds say where each one ended (intake_ran_to_end) */
+	g_mime_parser_set_persist_stream(m->signed_parser, TRUE);
 	intake_parsing = m;
 	m->signed_inner = g_mime_parser_construct_part(m->signed_parser,
 	    intake_popts);
 	intake_parsing = NULL;
+	m->signed_cut_short = m->cut_short;
+	m->cut_short = outer_cut_short;
 	if (m->signed_inner == NULL)
 		return 0;
 	if (!g_mime_parser_eos(m->signed_parser))
