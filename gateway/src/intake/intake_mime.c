@@ -358,8 +358,9 @@ intake_walk_signed_data(struct intake_msg *m, GMimePart *part,
 	if (ba->len == 0 || (cms = d2i_CMS_ContentInfo(NULL, &p,
 	    (long)ba->len)) == NULL ||
 	    OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed ||
-	    (content = CMS_get0_content(cms)) == NULL || *content == NULL)
-		goto done;
+	    (content = CMS_get0_content(cms)) == NULL || *content == NULL ||
+	    ASN1_STRING_length(*content) <= 0)
+		goto done;	/* (an empty source would mean the spool file) */
 	if ((rc = intake_prescan_bytes(m, ASN1_STRING_get0_data(*content),
 	    (uint64_t)ASN1_STRING_length(*content))) != 0)
 		goto done;
