@@ -13,6 +13,7 @@ Signature parts are not documents: a message signed with S/MIME
 (openssl smime -sign, a test key) or PGP (multipart/signed by hand) with a
 PDF files the PDF, under a PDF-only allow-list, and says it was signed.
 """
+import base64
 import email
 import email.policy
 import json
@@ -346,3 +347,59 @@ def test_lmtp_each_recipient_by_its_own_account(srv):
         == ["run.exe"]
     assert srv.query("SELECT count(*) FROM messages WHERE dossier_id = ?",
                      srv.dossier_id(keep)) == [(0,)]
+
+
+def opaque_signed(keys, inner):
+    """smime.p7m (signed-data) carrying `inner` byte for byte (openssl
+    cms -binary: no canonicalisation), in a message of its own."""
+    d, cert, key = keys
+    src = d / ("raw-%d" % next(H._counter))
+    src.write_bytes(inner)
+    der = subprocess.run(["openssl", "cms", "-sign", "-binary",
+                          "-nodetach", "-outform", "DER", "-in", str(src),
+                          "-signer", str(cert), "-inkey", str(key)],
+                         check=True, capture_output=True,
+                         timeout=60).stdout
+    b64 = base64.encodebytes(der).replace(b"\n", b"\r\n")
+    return (b"From: " + SENDER.encode() + b"\r\nTo: d\r\nSubject: p7m\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime;"
+            b" smime-type=signed-data; name=smime.p7m\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + b64)
+
+
+@pytest.mark.parametrize("line", [76, 9000])
+def test_signed_data_with_a_part_without_header_break_refused(strict,
+                                                              smime_key,
+                                                              line):
+    """Issue 16 follow-up: inside a signed-data part, a part whose body
+    follows its headers with no empty line was parsed without the
+    parser's warnings and filed empty (or lost); refused now like the
+    plain one (554 5.6.0), nothing stored."""
+    addr = strict.create_dossier("STRICT")
+    inner = (b"Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n"
+             b"--b0\r\nContent-Type: text/plain\r\n\r\nSee.\r\n"
+             b"--b0\r\nContent-Type: application/pdf\r\n"
+             b"Content-Disposition: attachment; filename=\"x.pdf\"\r\n"
+             + b"TVqQ" + b"A" * (line - 4) + b"\r\nAAAA\r\n--b0--\r\n")
+    r = send(strict, addr, opaque_signed(smime_key, inner))
+    assert (r.code, r.enhanced) == (554, "5.6.0"), r
+    assert docs(strict, addr) == []
+    assert strict.show(addr)["messages"] == []
+
+
+def test_signed_data_with_a_well_formed_part_still_filed(strict,
+                                                         smime_key):
+    """The same envelope with the empty line in place: the PDF is
+    filed (the inner parse's checks refuse only what they should)."""
+    addr = strict.create_dossier("STRICT")
+    pdf = H.make_pdf("inner-ok")
+    inner = (b"Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n"
+             b"--b0\r\nContent-Type: text/plain\r\n\r\nSee.\r\n"
+             b"--b0\r\nContent-Type: application/pdf\r\n"
+             b"Content-Disposition: attachment; filename=\"x.pdf\"\r\n"
+             b"Content-Transfer-Encoding: base64\r\n\r\n"
+             + base64.encodebytes(pdf).replace(b"\n", b"\r\n")
+             + b"--b0--\r\n")
+    r = send(strict, addr, opaque_signed(smime_key, inner))
+    assert r.code == 250, r
+    assert docs(strict, addr) == ["x.pdf"]

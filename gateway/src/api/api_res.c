@@ -194,13 +194,14 @@ api_jopt(const char *s)
 	return s[0] != '\0' ? api_jstr(s) : json_null();
 }
 
-/* A document with the item it is filed under (slug, null: unassigned)
- * and its review. */
+/* A document with the item it is filed under (slug, null: unassigned),
+ * its review, and what intake saw of it: flags ("truncated", "" when
+ * none) and the malware scan. */
 json_t *
 api_doc_json(const struct store_doc_row *r)
 {
 	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:s, s:o, s:o,"
-	    " s:s, s:o, s:o, s:o, s:o}",
+	    " s:s, s:o, s:o, s:o, s:o, s:o}",
 	    "id", (json_int_t)r->id, "dossier_id", (json_int_t)r->dossier_id,
 	    "message_id", r->message_id ? json_integer(r->message_id) :
 	    json_null(), "filename", api_jstr(r->filename), "content_type",
@@ -211,7 +212,8 @@ api_doc_json(const struct store_doc_row *r)
 	    "review", r->review[0] ? r->review : "pending", "review_reason",
 	    api_jopt(r->review_reason), "reviewed_by",
 	    api_jopt(r->reviewed_by), "reviewed_at",
-	    api_jtime(r->reviewed_at), "scan", api_jopt(r->scan));
+	    api_jtime(r->reviewed_at), "scan", api_jopt(r->scan), "flags",
+	    api_jstr(r->flags));
 }
 
 static int

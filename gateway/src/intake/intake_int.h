@@ -136,6 +136,7 @@ struct intake_msg {
 	int auth_checked;
 	struct trust_verdict auth;
 	int *sender_pass;
+	int signed_cut_short;		/* the same, inside signed_inner */
 };
 
 /* intake.c: the verdict on document i for recipient r (never NULL). */

@@ -316,6 +316,10 @@ intake_signature_kind(GMimeObject *o)
 	    NULL;
 }
 
+static int intake_prescan_bytes(struct intake_msg *m,
+    const unsigned char *mem, uint64_t size);
+static int intake_parse_inner(struct intake_msg *m);
+
 /*
  * RFC 8551 3.4.2: an opaque signed-data part (application/pkcs7-mime;
  * smime-type=signed-data, "smime.p7m") carries the signed entity inside
@@ -326,6 +330,10 @@ intake_signature_kind(GMimeObject *o)
  * signed-data inside it stays a signature envelope, so nesting cannot
  * recurse past the walk's own depth limit.  The part's bytes are
  * decoded in memory, at most the message's size (message_size_max).
+ * The content is hostile input like the message around it: the same
+ * pre-scan (a part bomb inside is refused before GMime builds a part)
+ * and the same parser options and warning checks (a part with no
+ * header break inside is refused, 554 5.6.0).
  */
 static int
 intake_walk_signed_data(struct intake_msg *m, GMimePart *part,
@@ -338,6 +346,7 @@ intake_walk_signed_data(struct intake_msg *m, GMimePart *part,
 	ASN1_OCTET_STRING **content;
 	const unsigned char *p;
 	char sub[128];
+	int rc = 0;
 
 	if (m->signed_inner != NULL || dw == NULL)
 		return 0;	/* already unwrapped one: kept as is */
@@ -349,18 +358,22 @@ intake_walk_signed_data(struct intake_msg *m, GMimePart *part,
 	if (ba->len == 0 || (cms = d2i_CMS_ContentInfo(NULL, &p,
 	    (long)ba->len)) == NULL ||
 	    OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed ||
-	    (content = CMS_get0_content(cms)) == NULL || *content == NULL)
+	    (content = CMS_get0_content(cms)) == NULL || *content == NULL ||
+	    ASN1_STRING_length(*content) <= 0)
+		goto done;	/* (an empty source would mean the spool file) */
+	if ((rc = intake_prescan_bytes(m, ASN1_STRING_get0_data(*content),
+	    (uint64_t)ASN1_STRING_length(*content))) != 0)
 		goto done;
 	m->signed_stream = g_mime_stream_mem_new_with_buffer(
 	    (const char *)ASN1_STRING_get0_data(*content),
 	    (size_t)ASN1_STRING_length(*content));
-	m->signed_parser = g_mime_parser_new_with_stream(m->signed_stream);
-	m->signed_inner = g_mime_parser_construct_part(m->signed_parser,
-	    NULL);
+	rc = intake_parse_inner(m);
 done:
 	if (cms != NULL)
 		CMS_ContentInfo_free(cms);
 	g_object_unref(der);
+	if (rc != 0)
+		return -1;
 	if (m->signed_inner == NULL)
 		return 0;	/* not CMS we can read: the raw copy keeps it */
 	snprintf(sub, sizeof(sub), "%s.1", path);
@@ -489,6 +502,29 @@ intake_flag_truncated(struct intake_msg *m, struct intake_doc *d)
 	m->anomalies |= AN_TRUNCATED;
 }
 
+/*
+ * Did the part whose content window is src run to the end of the bytes
+ * it was parsed from, inside a multipart never closed?  Both parses keep
+ * their stream (persistent), so src is a window on the message or on a
+ * signed-data part's content, and measured against that one.
+ */
+static int
+intake_ran_to_end(struct intake_msg *m, GMimeStream *src)
+{
+	int inner = m->signed_stream != NULL &&
+	    src->super_stream == m->signed_stream;
+	GMimeObject *top = inner ? m->signed_inner :
+	    g_mime_message_get_mime_part(m->msg);
+	uint64_t size = inner ? (uint64_t)g_mime_stream_length(
+	    m->signed_stream) : m->job->size;
+
+	if (!(inner ? m->signed_cut_short : m->cut_short) ||
+	    !GMIME_IS_MULTIPART(top))
+		return 0;
+	return src->bound_end < 0 ||
+	    (uint64_t)src->bound_end + 2 >= size;	/* + CRLF */
+}
+
 static int
 intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
 {
@@ -499,9 +535,7 @@ intake_check_truncated(struct intake_msg *m, struct intake_doc *d)
 
 	if (dw == NULL || (src = g_mime_data_wrapper_get_stream(dw)) == NULL)
 		return 0;
-	if (m->cut_short && GMIME_IS_MULTIPART(g_mime_message_get_mime_part(
-	    m->msg)) && (src->bound_end < 0 ||
-	    (uint64_t)src->bound_end + 2 >= m->job->size))	/* + CRLF */
+	if (intake_ran_to_end(m, src))
 		intake_flag_truncated(m, d);
 	if (g_mime_data_wrapper_get_encoding(dw) !=
 	    GMIME_CONTENT_ENCODING_BASE64)
@@ -596,6 +630,8 @@ intake_decode(struct intake_msg *m, struct intake_doc *d, unsigned ordinal)
 
 struct prescan {
 	struct intake_msg *m;
+	const unsigned char *mem;	/* the bytes, or NULL: read m->fd */
+	uint64_t size;
 	GHashTable *bounds;		/* declared boundary values */
 	int in_headers;			/* in a header block */
 	int next_is_message;		/* the block declared message/rfc822 */
@@ -835,23 +871,24 @@ prescan_lines(struct prescan *ps, const unsigned char *p, size_t n)
 }
 
 /*
- * The next chunk of the spooled bytes at off: a window on the session's
- * buffer, or read from the spool file into the worker's buffer (never
- * mapped: a mapped 20 MB file would count 20 MB in the process's RSS).
+ * The next chunk of the bytes at off: a window on bytes in memory (the
+ * session's buffer, a signed-data part's content), or read from the
+ * spool file into the worker's buffer (never mapped: a mapped 20 MB
+ * file would count 20 MB in the process's RSS).
  */
 static ssize_t
-prescan_chunk(struct intake_msg *m, uint64_t off, const unsigned char **p_r)
+prescan_chunk(struct prescan *ps, uint64_t off, const unsigned char **p_r)
 {
-	const struct intake_job *job = m->job;
+	struct intake_msg *m = ps->m;
 	size_t want = INTAKE_BUF;
 	ssize_t n;
 
-	if (job->spool_mem != NULL) {
-		if (off >= job->size)
+	if (ps->mem != NULL) {
+		if (off >= ps->size)
 			return 0;
-		if (job->size - off < want)
-			want = (size_t)(job->size - off);
-		*p_r = (const unsigned char *)job->spool_mem + off;
+		if (ps->size - off < want)
+			want = (size_t)(ps->size - off);
+		*p_r = ps->mem + off;
 		return (ssize_t)want;
 	}
 	do
@@ -873,7 +910,7 @@ prescan_pass(struct prescan *ps, int pass)
 	ssize_t n;
 	int rc = 0;
 
-	while (rc == 0 && (n = prescan_chunk(m, off, &p)) > 0) {
+	while (rc == 0 && (n = prescan_chunk(ps, off, &p)) > 0) {
 		off += (uint64_t)n;
 		if (pass == 2) {
 			rc = prescan_lines(ps, p, (size_t)n);
@@ -900,15 +937,22 @@ prescan_pass(struct prescan *ps, int pass)
 	return ps->hlen > 0 || ps->len > 0 ? prescan_line_end(ps) : 0;
 }
 
-/* 0, or -1 with m->fail set (552 5.3.4, as the walk answers). */
+/*
+ * Any byte source that GMime is about to parse as MIME: mem (size
+ * bytes), or with mem NULL the spool file m->fd.  0, or -1 with m->fail
+ * set (552 5.3.4, as the walk answers).
+ */
 static int
-intake_prescan(struct intake_msg *m)
+intake_prescan_bytes(struct intake_msg *m, const unsigned char *mem,
+    uint64_t size)
 {
 	struct prescan ps;
 	int rc;
 
 	memset(&ps, 0, sizeof(ps));
 	ps.m = m;
+	ps.mem = mem;
+	ps.size = size;
 	ps.in_headers = 1;		/* the message's own header block */
 	ps.bounds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 	    NULL);
@@ -919,6 +963,14 @@ intake_prescan(struct intake_msg *m)
 	free(ps.scratch);
 	g_hash_table_destroy(ps.bounds);
 	return rc;
+}
+
+/* The spooled message: the session's buffer, or the spool file. */
+static int
+intake_prescan(struct intake_msg *m)
+{
+	return intake_prescan_bytes(m, (const unsigned char *)
+	    m->job->spool_mem, m->job->size);
 }
 
 /* ---- what GMime's parser could not place ------------------------------ */
@@ -971,10 +1023,8 @@ intake_popts_init(void)
  * line: the message is kept for review, the line in the raw copy.
  */
 static int
-intake_check_lost(struct intake_msg *m)
+intake_check_lost(struct intake_msg *m, gint64 hend)
 {
-	gint64 hend = g_mime_parser_get_headers_end(m->parser);
-
 	if (m->malformed) {
 		intake_reply(&m->fail, 554, "5.6.0", "malformed MIME "
 		    "structure: a part could not be read");
@@ -990,6 +1040,41 @@ intake_check_lost(struct intake_msg *m)
 	    "a header block holds a line that is not a header field (no "
 	    "empty line before the body?)");
 	return -1;
+}
+
+/*
+ * The content of a signed-data part (m->signed_stream), parsed like the
+ * message: the process's options, the warnings counted afresh (the
+ * message's own were checked already).  It is a MIME entity, not a
+ * message, so no header block of it may lose a line: hend -1.  GMime
+ * warns MALFORMED_MESSAGE only from construct_message, when the parse
+ * stopped short of the end (a line over its scan buffer loses the part
+ * and the rest); construct_part says nothing, so ask the parser.
+ */
+static int
+intake_parse_inner(struct intake_msg *m)
+{
+	int outer_cut_short = m->cut_short;
+
+	m->lost_lines = 0;
+	m->lost_line_at = -1;
+	m->malformed = 0;
+	m->cut_short = 0;
+	m->signed_parser = g_mime_parser_new_with_stream(m->signed_stream);
+	/* parts are windows on the content, as on the message: no copies,
+	 * and their bounds say where each one ended (intake_ran_to_end) */
+	g_mime_parser_set_persist_stream(m->signed_parser, TRUE);
+	intake_parsing = m;
+	m->signed_inner = g_mime_parser_construct_part(m->signed_parser,
+	    intake_popts);
+	intake_parsing = NULL;
+	m->signed_cut_short = m->cut_short;
+	m->cut_short = outer_cut_short;
+	if (m->signed_inner == NULL)
+		return 0;
+	if (!g_mime_parser_eos(m->signed_parser))
+		m->malformed = 1;
+	return intake_check_lost(m, -1);
 }
 
 /*
@@ -1124,7 +1209,8 @@ intake_parse(struct intake_msg *m)
 	}
 	intake_read_meta(m);
 	body = g_mime_message_get_mime_part(m->msg);
-	rc = intake_check_lost(m) != 0 ||
+	rc = intake_check_lost(m, g_mime_parser_get_headers_end(m->parser)) !=
+	    0 ||
 	    intake_check_headers(m, GMIME_OBJECT(m->msg)) != 0 ||
 	    (body != NULL && intake_walk(m, body, 1, "") != 0);
 	intake_trim_later(m);

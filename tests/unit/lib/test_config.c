@@ -484,9 +484,9 @@ START_TEST(test_trickle_limits)
 	ck_assert_int_lt(cfg->message_size_max / (256000 / 8),
 	    cfg->data_time_max);
 	ck_assert_int_le(cfg->data_rate_min * 8, 4000);
-	ck_assert_int_eq(cfg->web_conn_per_ip, 8);
+	ck_assert_int_eq(cfg->web_conn_per_ip, 16);
 	ck_assert_int_eq(cfg->web_idle_timeout, 15);
-	ck_assert_int_eq(cfg->api_conn_per_ip, 16);
+	ck_assert_int_eq(cfg->api_conn_per_ip, 48);
 	ck_assert_int_eq(cfg->api_idle_timeout, 30);
 	config_free(&cfg);
 	path = write_file("trickle.conf", "limits = { data_rate_min = 0; "
