@@ -43,6 +43,9 @@ struct intake_job {
 	uint64_t size;
 	const char *sha256;		/* hex digest of the spool file */
 	int64_t deadline_ms;		/* pd_monotonic_ms() budget end */
+	/* Fetched from a mailbox (IMAP/POP3): client_ip is the mailbox
+	 * server's, not the sender's, so SPF has no client to judge. */
+	int fetched;
 };
 
 struct intake_result {

@@ -63,7 +63,10 @@ static void
 intake_auth_run(struct intake_msg *m, const unsigned char *raw)
 {
 	const struct intake_job *job = m->job;
-	struct trust_input in = { job->client_ip ? job->client_ip : "",
+	/* Fetched mail: the peer is the mailbox server, so no client IP and
+	 * SPF "none" (DKIM must vouch), rather than judging the wrong host. */
+	struct trust_input in = { job->client_ip && !job->fetched ?
+	    job->client_ip : "",
 	    job->helo ? job->helo : "", job->mail_from, raw,
 	    (size_t)job->size, m->ctx->cfg->hostname, job->deadline_ms };
 

@@ -474,6 +474,7 @@ mailhost_intake(struct mailhost_msg *m, struct postdoc_delivery *r)
 	job.queue_id = m->queue_id;
 	job.helo = m->in->source;
 	job.client_ip = m->in->peer != NULL ? m->in->peer : "";
+	job.fetched = 1;
 	job.tls = m->in->tls;
 	job.mail_from = m->mail_from;
 	job.rcpt_count = m->nd;

@@ -88,6 +88,8 @@ sha_hex(const void *p, size_t n, char out[65])
  * Deliver msg (CRLF text) to the dossier, or to the u-<token> address
  * when unsub_token is not NULL; from a spool file when from_file.
  */
+static int next_fetched;	/* the next delivery comes from a mailbox */
+
 static struct intake_result
 deliver_to(const char *msg, int from_file, const char *unsub_token,
     size_t nrcpt, const char *address)
@@ -115,6 +117,7 @@ deliver_to(const char *msg, int from_file, const char *unsub_token,
 	job.helo = "client.example";
 	job.client_ip = "192.0.2.1";
 	job.mail_from = "c@example.org";
+	job.fetched = next_fetched;
 	job.rcpt_count = nrcpt;
 	job.rcpts = &rc;
 	job.size = n;
@@ -154,6 +157,7 @@ struct counts {
 	char kinds[512];
 	char anomalies[256];
 	char flags[128];	/* the last document's */
+	char spf[16];		/* the last message's */
 };
 
 static int
@@ -165,6 +169,7 @@ msg_cb(const struct store_msg_row *r, void *ctx)
 	snprintf(c->parse_status, sizeof(c->parse_status), "%s",
 	    r->parse_status);
 	snprintf(c->anomalies, sizeof(c->anomalies), "%s", r->anomalies);
+	snprintf(c->spf, sizeof(c->spf), "%s", r->spf);
 	return 0;
 }
 
@@ -452,6 +457,38 @@ START_TEST(test_no_rcpt)
 	ck_assert_int_eq(r.code, 503);
 	ck_assert_str_eq(r.enhanced, "5.5.1");
 	ck_assert_int_eq(counts().messages, 0);
+}
+END_TEST
+
+/*
+ * Fetched mail: the peer is the mailbox server, so SPF has no client to
+ * judge ("none", no lookup), where an SMTP client's is looked up (here
+ * against a resolver that does not answer: temperror).
+ */
+START_TEST(test_fetched_spf_none)
+{
+	const char *m = HDR MP("b") TEXT_PART("b") PDF_PART("b", "id.pdf")
+	    END("b");
+	const char *m2 = HDR "X-Fetched: yes\r\n" MP("b") TEXT_PART("b")
+	    PDF_PART("b", "id2.pdf") END("b");
+	struct intake_result r;
+	struct counts c;
+
+	cfg->auth_checks = 1;
+	free(cfg->dns_server);
+	cfg->dns_server = xstrdup("127.0.0.1@9");	/* discard: no DNS */
+	cfg->dns_timeout_ms = 200;
+	r = deliver(m, 0, NULL, 1);
+	ck_assert_int_eq(r.code, 250);
+	c = counts();
+	ck_assert_str_eq(c.spf, "temperror");
+	next_fetched = 1;
+	r = deliver(m2, 0, NULL, 1);
+	next_fetched = 0;
+	ck_assert_int_eq(r.code, 250);
+	c = counts();
+	ck_assert_int_eq(c.messages, 2);
+	ck_assert_str_eq(c.spf, "none");
 }
 END_TEST
 
@@ -892,6 +929,7 @@ intake_suite(void)
 	tcase_add_test(tc, test_signed_data_truncated);
 	tcase_add_test(tc, test_anomaly_names);
 	tcase_add_test(tc, test_duplicate);
+	tcase_add_test(tc, test_fetched_spf_none);
 	tcase_add_loop_test(tc, test_unsubscribe, 0, N(unsubs));
 	tcase_add_loop_test(tc, test_filing, 0, N(filings));
 	tcase_add_test(tc, test_filing_sequence);
