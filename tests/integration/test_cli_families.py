@@ -150,7 +150,7 @@ def test_help_lists_every_family_in_order():
                      "document", "message", "invite", "remind", "queue",
                      "template", "mailbox", "purpose", "consent", "contact",
                      "campaign", "notice", "token", "api", "subject", "purge",
-                     "audit", "events", "help"], order
+                     "audit", "events", "auth", "help"], order
     assert "  postdoc events retry ID   (a failed or expired delivery, sent " \
         "again by serve)" in lines
     assert lines[-1] == "exit status: 0 ok, 1 failure, 2 usage error"
