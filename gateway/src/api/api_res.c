@@ -391,7 +391,7 @@ api_dossier_invite(struct api_ctx *x)
 		    locale, err);
 	if (rc != 0)
 		return api_internal(x, err);
-	req = (struct notify_invite_req){ tmpl, locale, NULL, due };
+	req = (struct notify_invite_req){ tmpl, locale, due };
 	/* Queued only: serve's runner delivers it, as the reminder check. */
 	rc = notify_invite(&env, &d, &req, &oid, err);
 	if (rc != 0) {

@@ -719,7 +719,7 @@ cli_invite(struct cli_ctx *c)
 	/* The documents asked for are the dossier's items now (added
 	 * first, by the dossier service), not the invitation's text. */
 	struct notify_invite_req req = { c->val[OPT_TEMPLATE],
-	    c->val[OPT_LOCALE], NULL, c->val[OPT_DUE] };
+	    c->val[OPT_LOCALE], c->val[OPT_DUE] };
 	struct store_dossier d;
 	int64_t id = 0;
 

@@ -147,8 +147,8 @@ notify_invite(const struct notify_env *env, const struct store_dossier *d,
 		    req->due);
 		return -1;
 	}
-	/* req->documents is ignored: the items are the request now.  Only
-	 * the due date is recorded (requested is kept as it is). */
+	/* The items are the request (callers add them first with
+	 * dossier_items_add); only the due date is recorded here. */
 	if (req->due != NULL) {
 		snprintf(nd.due, sizeof(nd.due), "%s", req->due);
 		if (store_dossier_set_request(env->st, d->account_id, d->id,

@@ -28,9 +28,6 @@ struct notify_env {
 struct notify_invite_req {
 	const char *tmpl;		/* default "invitation" */
 	const char *locale;		/* used when the contact has none */
-	const char *documents;		/* ignored: callers add items first
-					 * (dossier_items_add); removed at
-					 * the merge of issue 14 */
 	const char *due;		/* "YYYY-MM-DD" or NULL */
 };
 

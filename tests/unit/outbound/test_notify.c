@@ -398,8 +398,7 @@ file_doc(const char *name, int64_t item, const char *review,
  * link, the due date in French, signed by the account, never Postdoc. */
 START_TEST(test_invitation_items)
 {
-	struct notify_invite_req req = { NULL, NULL, "ignored,names",
-	    "2026-12-20" };
+	struct notify_invite_req req = { NULL, NULL, "2026-12-20" };
 	int64_t id = 0;
 	char *m, *body;
 
@@ -468,7 +467,7 @@ END_TEST
  * required is missing; never two closer than the gap. */
 START_TEST(test_reminders_outstanding)
 {
-	struct notify_invite_req req = { NULL, NULL, NULL, NULL };
+	struct notify_invite_req req = { NULL, NULL, NULL };
 	int64_t t0 = pd_now(), id;
 	unsigned n = 9;
 	char *m, *body;
@@ -514,7 +513,7 @@ END_TEST
 
 START_TEST(test_reminders_none_when_nothing_missing)
 {
-	struct notify_invite_req req = { NULL, NULL, NULL, NULL };
+	struct notify_invite_req req = { NULL, NULL, NULL };
 	int64_t t0 = pd_now(), id;
 	unsigned n = 9;
 
@@ -584,7 +583,7 @@ END_TEST
  * the default language, English dates. */
 START_TEST(test_english_no_name)
 {
-	struct notify_invite_req req = { NULL, NULL, NULL, "2026-12-20" };
+	struct notify_invite_req req = { NULL, NULL, "2026-12-20" };
 	int64_t id = 0;
 	char *m, *body;
 
