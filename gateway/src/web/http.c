@@ -493,7 +493,8 @@ http_cross_site(struct MHD_Connection *con, const struct http_subject *s)
 	return http_html(con, MHD_HTTP_FORBIDDEN, fr, fr ? "Refus\xc3\xa9" :
 	    "Refused", fr ? "Cette demande vient d'un autre site que le "
 	    "n\xc3\xb4tre : vos pr\xc3\xa9" "f\xc3\xa9rences ne changent que "
-	    "depuis leur propre page. Rien n'a \xc3\xa9t\xc3\xa9 modifi\xc3\xa9."
+	    "depuis leur propre page. Rien n'a \xc3\xa9t\xc3\xa9 "
+	    "modifi\xc3\xa9."
 	    : "This request came from another site than ours: your "
 	    "preferences change only from their own page. Nothing was "
 	    "changed.", s);
@@ -513,9 +514,9 @@ http_prefs_grant(struct http_server *h, struct MHD_Connection *con,
 	int fr = http_french(con);
 
 	if (consent_granted(h->st, s->c.id, pid, err) == 1)
-		return http_html(con, MHD_HTTP_OK, fr, fr ? "D\xc3\xa9j\xc3\xa0 "
-		    "abonn\xc3\xa9" : "Already subscribed", fr ?
-		    "Cet abonnement est d\xc3\xa9j\xc3\xa0 actif." :
+		return http_html(con, MHD_HTTP_OK, fr, fr ?
+		    "D\xc3\xa9j\xc3\xa0 abonn\xc3\xa9" : "Already subscribed",
+		    fr ? "Cet abonnement est d\xc3\xa9j\xc3\xa0 actif." :
 		    "This subscription is already active.", s);
 	if (consent_request(h->cfg, h->st, h->q, s->c.account,
 	    s->c.account_id, s->c.email, purpose, pid, 0, &oid, err) != 0) {
