@@ -41,6 +41,8 @@
 #define HTTP_FIELD_MAX 256
 #define HTTP_RATE_SLOTS 1024
 #define HTTP_PAGE_MAX 32768
+#define HTTP_OPTIN_SLOTS 1024
+#define HTTP_OPTIN_GAP 600	/* seconds between two confirmation mails */
 
 static const char http_not_found[] = "Not found\n";
 
@@ -50,6 +52,11 @@ struct http_rate {
 	int64_t bad;
 };
 
+/* The last confirmation mail the preference centre sent a contact. */
+struct http_optin {
+	int64_t contact_id, purpose_id, sent;
+};
+
 struct http_server {
 	const struct pd_config *cfg;
 	struct MHD_Daemon *d;
@@ -57,6 +64,7 @@ struct http_server {
 	struct outq_ctx *q;	/* double opt-in mail, same thread */
 	pthread_mutex_t mu;	/* rate table and store, to be safe */
 	struct http_rate rate[HTTP_RATE_SLOTS];
+	struct http_optin optin[HTTP_OPTIN_SLOTS];
 };
 
 /* One request, across MHD's calls for its body. */
@@ -505,10 +513,29 @@ http_cross_site(struct MHD_Connection *con, const struct http_subject *s)
  * been forwarded, so the address confirms by mail (double opt-in, the
  * request machinery of `consent request`); nothing is granted here.
  */
+/*
+ * Whoever holds the link could press Subscribe in a loop and mail the
+ * reader a confirmation each time: one mail per contact and purpose per
+ * HTTP_OPTIN_GAP.  The slot to note a sent mail in, or NULL if one went
+ * too recently.
+ */
+static struct http_optin *
+http_optin_slot(struct http_server *h, int64_t contact, int64_t purpose)
+{
+	struct http_optin *o = &h->optin[(uint64_t)(contact * 31 + purpose) %
+	    HTTP_OPTIN_SLOTS];
+
+	if (o->contact_id == contact && o->purpose_id == purpose &&
+	    pd_now() - o->sent < HTTP_OPTIN_GAP)
+		return NULL;
+	return o;
+}
+
 static enum MHD_Result
 http_prefs_grant(struct http_server *h, struct MHD_Connection *con,
     const struct http_subject *s, const char *purpose, int64_t pid)
 {
+	struct http_optin *slot;
 	char err[PD_ERRLEN], msg[512];
 	int64_t oid = 0;
 	int fr = http_french(con);
@@ -518,6 +545,8 @@ http_prefs_grant(struct http_server *h, struct MHD_Connection *con,
 		    "D\xc3\xa9j\xc3\xa0 abonn\xc3\xa9" : "Already subscribed",
 		    fr ? "Cet abonnement est d\xc3\xa9j\xc3\xa0 actif." :
 		    "This subscription is already active.", s);
+	if ((slot = http_optin_slot(h, s->c.id, pid)) == NULL)
+		goto sent;
 	if (consent_request(h->cfg, h->st, h->q, s->c.account,
 	    s->c.account_id, s->c.email, purpose, pid, 0, &oid, err) != 0) {
 		log_err("http: preferences of contact %lld: opt-in request: %s",
@@ -528,6 +557,8 @@ http_prefs_grant(struct http_server *h, struct MHD_Connection *con,
 	log_info("http: contact %lld asked for %s (preferences, outbound "
 	    "%lld): confirmation sent", (long long)s->c.id, purpose,
 	    (long long)oid);
+	*slot = (struct http_optin){ s->c.id, pid, pd_now() };
+sent:
 	snprintf(msg, sizeof(msg), fr ? "Nous avons envoy\xc3\xa9 un message "
 	    "de confirmation \xc3\xa0 %s : l'abonnement commence quand vous "
 	    "cliquez sur son lien." : "We sent a confirmation message to %s: "
