@@ -619,20 +619,12 @@ http_do_confirm(struct http_server *h, struct MHD_Connection *con,
 {
 	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_USER_AGENT);
-	struct consent_act a = { .action = "grant", .basis = "consent",
-	    .source = "double_opt_in", .method = "double-opt-in-confirm",
-	    .ip = ip, .user_agent = ua, .text_id = s->req.text_id };
 	char err[PD_ERRLEN];
-	int rc;
+	int rc = consent_confirm(h->st, &s->req, ip, ua, pd_now(), err);
 
-	if (pd_now() - s->req.created > CONSENT_REQUEST_TTL)
+	if (rc == CONSENT_EXPIRED)
 		return http_text(con, MHD_HTTP_GONE,
 		    "This confirmation link has expired.\n");
-	/* An old link clicked again after a withdrawal grants nothing. */
-	rc = consent_req_confirm(h->st, s->req.id, pd_now(), err);
-	if (rc == 1)
-		rc = consent_apply(h->st, s->c.account_id, s->c.id,
-		    s->purpose_id, &a, err);
 	if (rc < 0) {
 		log_err("http: confirm request %lld: %s", (long long)s->req.id,
 		    err);

@@ -328,17 +328,22 @@ START_TEST(test_double_opt_in)
 	ck_assert_int_eq(unsub_token_parse(b64, &t), 1);
 	ck_assert_int_eq(unsub_token_check(cfg, UNSUB_T_CONFIRM, acme, &t), 1);
 	ck_assert_int_eq(unsub_token_check(cfg, UNSUB_T_UNSUB, acme, &t), 0);
+	/* a stale link grants nothing and is not used up */
+	ck_assert_int_eq(consent_confirm(st, &req, "192.0.2.1", "ua",
+	    req.created + CONSENT_REQUEST_TTL + 1, err), CONSENT_EXPIRED);
+	ck_assert_str_eq(status(c.id, news), "");
 	/* the link clicked twice: confirmed and granted once */
-	for (k = 0; k < 2; k++) {
-		int rc = store_consent_req_confirm(st, req.id, pd_now(), err);
-
-		ck_assert_int_eq(rc, k == 0 ? 1 : 0);
-		if (rc == 1)
-			ck_assert_int_eq(consent_apply(st, acme, c.id, news, &a,
-			    err), 1);
-	}
+	for (k = 0; k < 2; k++)
+		ck_assert_msg(consent_confirm(st, &req, "192.0.2.1", "ua",
+		    pd_now(), err) == (k == 0 ? 1 : 0), "click %d: %s", k, err);
 	ck_assert_str_eq(ledger(acme, c.id), "g");
 	ck_assert_str_eq(status(c.id, news), "grant");
+	/* after a withdrawal, the old link clicked again grants nothing */
+	a.action = "withdraw";
+	ck_assert_int_eq(consent_apply(st, acme, c.id, news, &a, err), 1);
+	ck_assert_int_eq(consent_confirm(st, &req, "192.0.2.1", "ua",
+	    pd_now(), err), 0);
+	ck_assert_str_eq(status(c.id, news), "withdraw");
 }
 END_TEST
 
