@@ -353,6 +353,30 @@ consent_request(const struct pd_config *cfg, struct store *st,
 	return outq_enqueue(q, &it, outbound_id_r, err);
 }
 
+int
+consent_confirm(struct store *st, const struct store_consent_req *req,
+    const char *ip, const char *user_agent, int64_t now, char *err)
+{
+	struct consent_act a = { .action = "grant", .basis = "consent",
+	    .source = "double_opt_in", .method = "double-opt-in-confirm",
+	    .ip = ip, .user_agent = user_agent, .text_id = req->text_id };
+	int rc;
+
+	if (now - req->created > CONSENT_REQUEST_TTL)
+		return CONSENT_EXPIRED;
+	if (store_begin(st, err) != 0)
+		return -1;
+	rc = store_consent_req_confirm(st, req->id, now, err);
+	if (rc == 1)
+		rc = consent_apply(st, req->account_id, req->contact_id,
+		    req->purpose_id, &a, err) < 0 ? -1 : 1;
+	if (rc < 0 || store_commit(st, err) != 0) {
+		store_rollback(st);
+		return -1;
+	}
+	return rc;
+}
+
 /* ---- the mailto: path (RFC 2369) ---- */
 
 int

@@ -15,6 +15,7 @@
 struct pd_config;
 struct store;
 struct outq_ctx;
+struct store_consent_req;
 
 struct consent_act {
 	const char *action;	/* "grant" / "withdraw" */
@@ -69,6 +70,18 @@ int consent_request(const struct pd_config *cfg, struct store *st,
 
 /* Confirmation requests older than this are refused (a stale link). */
 #define CONSENT_REQUEST_TTL (7 * 86400)
+
+/*
+ * The reader confirmed request `req` (the POST behind its link): mark it
+ * confirmed and grant its purpose, one transaction, with the request's
+ * consent text; a->ip and a->user_agent say who (the rest is set here).
+ * 1 granted, 0 already confirmed before (an old link clicked again after
+ * a withdrawal grants nothing), CONSENT_EXPIRED past CONSENT_REQUEST_TTL,
+ * -1 error.
+ */
+#define CONSENT_EXPIRED (-2)
+int consent_confirm(struct store *st, const struct store_consent_req *req,
+    const char *ip, const char *user_agent, int64_t now, char *err);
 
 /*
  * A mail to u-<token>@<list domain> (intake, worker thread): withdraw the

@@ -316,7 +316,8 @@ unsub_token_check(const struct pd_config *cfg, enum unsub_type type,
 
 static int
 unsub_csrf_mac(const struct pd_config *cfg, const char *token,
-    const char *purpose, long long ts, char out[UNSUB_CSRF_MAX])
+    const char *action, const char *purpose, long long ts,
+    char out[UNSUB_CSRF_MAX])
 {
 	const unsigned char *key = unsub_key(cfg, (unsigned)cfg->web_unsub_kid,
 	    1, NULL);
@@ -327,8 +328,8 @@ unsub_csrf_mac(const struct pd_config *cfg, const char *token,
 
 	if (key == NULL)
 		return -1;
-	n = snprintf(msg, sizeof(msg), "csrf\n%s\n%s\n%lld", token, purpose,
-	    ts);
+	n = snprintf(msg, sizeof(msg), "csrf2\n%s\n%s\n%s\n%lld", token,
+	    action, purpose, ts);
 	if (n < 0 || n >= (int)sizeof(msg))
 		return -1;
 	if (HMAC(EVP_sha256(), key, UNSUB_KEY_LEN, (unsigned char *)msg,
@@ -341,14 +342,15 @@ unsub_csrf_mac(const struct pd_config *cfg, const char *token,
 
 int
 unsub_csrf_make(const struct pd_config *cfg, const char *token,
-    const char *purpose, int64_t now, char out[UNSUB_CSRF_MAX])
+    const char *action, const char *purpose, int64_t now,
+    char out[UNSUB_CSRF_MAX])
 {
-	return unsub_csrf_mac(cfg, token, purpose, (long long)now, out);
+	return unsub_csrf_mac(cfg, token, action, purpose, (long long)now, out);
 }
 
 int
 unsub_csrf_check(const struct pd_config *cfg, const char *token,
-    const char *purpose, const char *csrf, int64_t now)
+    const char *action, const char *purpose, const char *csrf, int64_t now)
 {
 	char want[UNSUB_CSRF_MAX], *end;
 	long long ts;
@@ -360,7 +362,7 @@ unsub_csrf_check(const struct pd_config *cfg, const char *token,
 	if (errno != 0 || end == csrf || *end != '.' || ts > now + 60 ||
 	    now - ts > UNSUB_CSRF_TTL)
 		return 0;
-	if (unsub_csrf_mac(cfg, token, purpose, ts, want) != 0 ||
+	if (unsub_csrf_mac(cfg, token, action, purpose, ts, want) != 0 ||
 	    strlen(want) != strlen(csrf))
 		return 0;
 	return CRYPTO_memcmp(want, csrf, strlen(want)) == 0;

@@ -58,14 +58,18 @@ int unsub_token_check(const struct pd_config *cfg, enum unsub_type type,
 void unsub_token_b64(const struct unsub_token *t, char out[UNSUB_TOKEN_MAX]);
 
 /*
- * The preference centre's CSRF field for (token, purpose) at time now:
- * "<now>.<mac>", valid for UNSUB_CSRF_TTL seconds.  check: 1 valid.
+ * The preference centre's CSRF field for (token, action, purpose) at
+ * time now: "<now>.<mac>", valid for UNSUB_CSRF_TTL seconds.  Bound to
+ * the action ("grant" / "withdraw") and the purpose, so the field of a
+ * withdraw button never subscribes, and short-lived, so a field copied
+ * out of a page does not stay a standing permission.  check: 1 valid.
  */
-#define UNSUB_CSRF_TTL 7200
+#define UNSUB_CSRF_TTL 600
 int unsub_csrf_make(const struct pd_config *cfg, const char *token,
-    const char *purpose, int64_t now, char out[UNSUB_CSRF_MAX]);
+    const char *action, const char *purpose, int64_t now,
+    char out[UNSUB_CSRF_MAX]);
 int unsub_csrf_check(const struct pd_config *cfg, const char *token,
-    const char *purpose, const char *csrf, int64_t now);
+    const char *action, const char *purpose, const char *csrf, int64_t now);
 
 /*
  * If addr is "u-<base32 token>@<domain>" (case-insensitive), write the

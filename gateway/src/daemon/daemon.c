@@ -192,7 +192,7 @@ daemon_start_services(struct daemon_ctx *d, char *err)
 		return -1;
 	daemon_sched_start(d);
 	/* Unsubscribe and preferences: MHD's own thread, its own store. */
-	if (http_start(cfg, &d->http, err) != 0)
+	if (http_start(cfg, d->plugins, &d->http, err) != 0)
 		return -1;
 	/* JSON API and /metrics: MHD's own thread, its own store. */
 	if (api_start(cfg, d->plugins, &d->api, err) != 0)

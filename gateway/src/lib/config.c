@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #ifndef PD_PLUGIN_DIR
@@ -47,6 +48,7 @@ static const char *cf_check_days(const char *v);
 static const char *cf_check_name(const char *v);
 static const char *cf_check_url(const char *v);
 static const char *cf_check_dns_server(const char *v);
+static const char *cf_check_cidr_list(const char *v);
 
 static const char *const cf_log_levels[] =
     { "err", "warn", "info", "debug", NULL };
@@ -225,6 +227,11 @@ static const struct cf_param cf_params[] = {
 	    "concurrent connections per client address"),
 	INT("web", "idle_timeout", web_idle_timeout, 15, 1, 3600,
 	    "seconds a connection may stay idle before it is closed"),
+	/* Issue 15: behind a reverse proxy every reader has its address;
+	 * X-Forwarded-For is believed only from these peers. */
+	STR("web", "trusted_proxies", web_trusted_proxies, "",
+	    cf_check_cidr_list,
+	    "proxies (IPs/CIDRs) whose X-Forwarded-For names the client"),
 	/* Retention (privacy.c): 0 keeps a class forever. */
 	INT("privacy", "raw_messages_days", keep_raw_messages, 0, 0, 36500,
 	    "days raw received messages (.eml) are kept, 0 = forever"),
@@ -525,6 +532,72 @@ static const char *cf_check_nonempty(const char *v)
 static const char *cf_check_domain_or_empty(const char *v)
 {
 	return v[0] == '\0' ? NULL : cf_check_domain(v);
+}
+
+/* One "ip" or "ip/len" of a trusted-proxy list against ip (or NULL). */
+static int
+cf_cidr_match(const char *ent, size_t n, const char *ip)
+{
+	unsigned char net[16], a[16];
+	char buf[64], *slash, *end;
+	int fam, bits, full, i;
+	long len;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, ent, n);
+	buf[n] = '\0';
+	slash = strchr(buf, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	fam = strchr(buf, ':') != NULL ? AF_INET6 : AF_INET;
+	bits = fam == AF_INET6 ? 128 : 32;
+	if (inet_pton(fam, buf, net) != 1)
+		return -1;
+	len = bits;
+	if (slash != NULL) {
+		errno = 0;
+		len = strtol(slash + 1, &end, 10);
+		if (errno != 0 || end == slash + 1 || *end != '\0' || len < 0 ||
+		    len > bits)
+			return -1;
+	}
+	if (ip == NULL || inet_pton(fam, ip, a) != 1)
+		return 0;
+	full = (int)len / 8;
+	for (i = 0; i < full; i++)
+		if (a[i] != net[i])
+			return 0;
+	if (len % 8 != 0 && ((a[full] ^ net[full]) &
+	    (0xff << (8 - len % 8)) & 0xff) != 0)
+		return 0;
+	return 1;
+}
+
+int
+config_addr_in_list(const char *list, const char *ip)
+{
+	const char *p = list != NULL ? list : "";
+	int found = 0, r;
+	size_t n;
+
+	for (;;) {
+		p += strspn(p, " ,\t");
+		if (*p == '\0')
+			return found;
+		n = strcspn(p, " ,\t");
+		if ((r = cf_cidr_match(p, n, ip)) < 0)
+			return -1;
+		found = found || r == 1;
+		p += n;
+	}
+}
+
+static const char *cf_check_cidr_list(const char *v)
+{
+	return config_addr_in_list(v, NULL) < 0 ?
+	    "is not a list of IP addresses or CIDRs (\"10.0.0.1 fd00::/8\")" :
+	    NULL;
 }
 
 /* A plain local@domain, ASCII; the message builder re-checks it. */

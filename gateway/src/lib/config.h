@@ -119,6 +119,8 @@ struct pd_config {
 	int64_t web_bad_token_limit;	/* unknown tokens per IP per minute */
 	int64_t web_conn_per_ip;	/* MHD per-address connection limit */
 	int64_t web_idle_timeout;	/* seconds before MHD closes idle */
+	char *web_trusted_proxies;	/* IPs/CIDRs whose X-Forwarded-For
+					 * we believe; "" = none */
 	/* privacy: retention per data class, in days (0 = keep), holds */
 	int64_t keep_raw_messages;
 	int64_t keep_documents;		/* after the dossier closed */
@@ -169,5 +171,12 @@ void config_free(struct pd_config **cfg);
 const struct pd_account_conf *config_account(const struct pd_config *cfg,
     const char *name);
 void config_dump(const struct pd_config *cfg, FILE *out);
+
+/*
+ * Is `ip` (a numeric IPv4 or IPv6 address) in `list`, IPs and CIDRs
+ * separated by spaces or commas (web.trusted_proxies)?  1 yes, 0 no,
+ * -1 the list is malformed.  ip NULL only checks the list.
+ */
+int config_addr_in_list(const char *list, const char *ip);
 
 #endif

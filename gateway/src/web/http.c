@@ -3,8 +3,13 @@
  * unsubscribe, preferences and opt-in confirmation over libmicrohttpd.
  * Every token is checked by unsub.c; an unknown, forged or malformed
  * token gets the same 404 body, and an IP that sends too many of them
- * gets 429 for a minute.  No cookies, no redirects, no authentication
- * headers read: the token in the URL is the whole context (RFC 8058 3.2).
+ * gets 429 for a minute on its bad tokens only: a valid token is never
+ * refused (behind a proxy, readers share an address; the client is the
+ * X-Forwarded-For hop a web.trusted_proxies peer added).  No cookies, no
+ * redirects, no authentication headers read: the token in the URL is the
+ * whole context (RFC 8058 3.2).  The preference centre's POSTs must come
+ * from our own pages (Origin/Referer, a short-lived field bound to the
+ * action and purpose), and subscribing there only mails a confirmation.
  * Never builds SQL or paths from the request, and never calls the store:
  * contacts, purposes and requests come from consent/ (contact.c), the
  * connection from the dossier service; peer bytes are logged escaped.
@@ -30,11 +35,14 @@
 #include "http.h"
 #include "lib/config.h"
 #include "lib/util.h"
+#include "outbound/outq.h"
 
 #define HTTP_BODY_MAX 65536	/* POST bodies are read and dropped past */
 #define HTTP_FIELD_MAX 256
 #define HTTP_RATE_SLOTS 1024
 #define HTTP_PAGE_MAX 32768
+#define HTTP_OPTIN_SLOTS 1024
+#define HTTP_OPTIN_GAP 600	/* seconds between two confirmation mails */
 
 static const char http_not_found[] = "Not found\n";
 
@@ -44,12 +52,19 @@ struct http_rate {
 	int64_t bad;
 };
 
+/* The last confirmation mail the preference centre sent a contact. */
+struct http_optin {
+	int64_t contact_id, purpose_id, sent;
+};
+
 struct http_server {
 	const struct pd_config *cfg;
 	struct MHD_Daemon *d;
 	struct store *st;	/* used only by MHD's one polling thread */
+	struct outq_ctx *q;	/* double opt-in mail, same thread */
 	pthread_mutex_t mu;	/* rate table and store, to be safe */
 	struct http_rate rate[HTTP_RATE_SLOTS];
+	struct http_optin optin[HTTP_OPTIN_SLOTS];
 };
 
 /* One request, across MHD's calls for its body. */
@@ -129,7 +144,10 @@ http_send(struct MHD_Connection *con, unsigned status, const char *ctype,
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(r, "X-Frame-Options", "DENY");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	/* same-origin, not no-referrer: under no-referrer a browser sends
+	 * "Origin: null" with our own forms, and the preference centre
+	 * tells its own POSTs from a cross-site one by Origin. */
+	MHD_add_response_header(r, "Referrer-Policy", "same-origin");
 	MHD_add_response_header(r, "Content-Security-Policy",
 	    "default-src 'none'; style-src 'unsafe-inline'; "
 	    "form-action 'self'; frame-ancestors 'none'");
@@ -145,6 +163,45 @@ http_text(struct MHD_Connection *con, unsigned status, const char *text)
 {
 	return http_send(con, status, "text/plain; charset=utf-8", text,
 	    strlen(text));
+}
+
+/*
+ * The client behind a trusted proxy: walk X-Forwarded-For from its end
+ * while the hop we believe is itself a trusted proxy.  Only a peer in
+ * web.trusted_proxies is believed, so a reader cannot pick the address
+ * its failures are counted against.
+ */
+static void
+http_forwarded_ip(struct http_server *h, struct MHD_Connection *con,
+    char *ip, size_t len)
+{
+	const char *xff = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    "X-Forwarded-For");
+	unsigned char a[16];
+	char hop[64];
+	size_t end, beg, n;
+
+	if (xff == NULL)
+		return;
+	end = strlen(xff);
+	while (config_addr_in_list(h->cfg->web_trusted_proxies, ip) == 1) {
+		while (end > 0 && strchr(" \t,", xff[end - 1]) != NULL)
+			end--;
+		for (beg = end; beg > 0 && xff[beg - 1] != ','; beg--)
+			;
+		while (beg < end && strchr(" \t", xff[beg]) != NULL)
+			beg++;
+		n = end - beg;
+		if (n == 0 || n >= sizeof(hop))
+			return;
+		memcpy(hop, xff + beg, n);
+		hop[n] = '\0';
+		if (inet_pton(strchr(hop, ':') != NULL ? AF_INET6 : AF_INET,
+		    hop, a) != 1)
+			return;		/* garbage: keep the proxy's hop */
+		snprintf(ip, len, "%s", hop);
+		end = beg;
+	}
 }
 
 static void
@@ -285,7 +342,8 @@ http_prefs_row_cb(int64_t id, const char *name, void *ctx)
 	char err[PD_ERRLEN], csrf[UNSUB_CSRF_MAX];
 	int on = consent_granted(p->h->st, p->s->c.id, id, err) == 1;
 
-	if (unsub_csrf_make(p->h->cfg, p->s->token, name, pd_now(), csrf) != 0)
+	if (unsub_csrf_make(p->h->cfg, p->s->token, on ? "withdraw" : "grant",
+	    name, pd_now(), csrf) != 0)
 		return 1;
 	http_printf(p->o, "<li><form method=\"post\" action=\"/prefs/%s\">"
 	    "<strong>", p->s->token);
@@ -390,29 +448,156 @@ http_do_unsub(struct http_server *h, struct MHD_Connection *con,
 	return http_text(con, MHD_HTTP_OK, msg);
 }
 
+/*
+ * A browser names the page a POST comes from (Origin, else Referer).
+ * Either, when sent, must be our own web.base_url: a form on another
+ * site cannot change a reader's preferences, whatever it copied.  A
+ * client that sends neither is no browser a CSRF could ride.
+ */
+static int
+http_same_origin(struct http_server *h, struct MHD_Connection *con)
+{
+	const char *base = h->cfg->web_base_url, *sch = strstr(base, "://");
+	const char *o = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    "Origin");
+	const char *r = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_REFERER);
+	size_t n;
+
+	if (sch == NULL)
+		return 0;
+	n = (size_t)(strchrnul(sch + 3, '/') - base);	/* scheme://host */
+	if (o != NULL)
+		return strlen(o) == n && strncasecmp(o, base, n) == 0;
+	if (r != NULL)
+		return strncasecmp(r, base, n) == 0 &&
+		    (r[n] == '/' || r[n] == '\0');
+	return 1;
+}
+
+static enum MHD_Result
+http_html(struct MHD_Connection *con, unsigned status, int fr,
+    const char *title, const char *text, const struct http_subject *s)
+{
+	static struct http_buf o;	/* one polling thread: not reentrant */
+
+	o.n = 0;
+	http_page_head(&o, fr, title);
+	http_printf(&o, "<h1>");
+	http_esc(&o, title);
+	http_printf(&o, "</h1>\n<p>");
+	http_esc(&o, text);
+	http_printf(&o, "</p>\n<p><a href=\"/prefs/%s\">%s</a></p>\n"
+	    "</body></html>\n", s->token, fr ? "Vos pr&eacute;f&eacute;rences" :
+	    "Your preferences");
+	return http_send(con, status, "text/html; charset=utf-8", o.b, o.n);
+}
+
+static enum MHD_Result
+http_cross_site(struct MHD_Connection *con, const struct http_subject *s)
+{
+	int fr = http_french(con);
+
+	return http_html(con, MHD_HTTP_FORBIDDEN, fr, fr ? "Refus\xc3\xa9" :
+	    "Refused", fr ? "Cette demande vient d'un autre site que le "
+	    "n\xc3\xb4tre : vos pr\xc3\xa9" "f\xc3\xa9rences ne changent que "
+	    "depuis leur propre page. Rien n'a \xc3\xa9t\xc3\xa9 "
+	    "modifi\xc3\xa9."
+	    : "This request came from another site than ours: your "
+	    "preferences change only from their own page. Nothing was "
+	    "changed.", s);
+}
+
+/*
+ * Subscribing from the preference centre: the page's link may have
+ * been forwarded, so the address confirms by mail (double opt-in, the
+ * request machinery of `consent request`); nothing is granted here.
+ */
+/*
+ * Whoever holds the link could press Subscribe in a loop and mail the
+ * reader a confirmation each time: one mail per contact and purpose per
+ * HTTP_OPTIN_GAP.  The slot to note a sent mail in, or NULL if one went
+ * too recently.
+ */
+static struct http_optin *
+http_optin_slot(struct http_server *h, int64_t contact, int64_t purpose)
+{
+	struct http_optin *o = &h->optin[(uint64_t)(contact * 31 + purpose) %
+	    HTTP_OPTIN_SLOTS];
+
+	if (o->contact_id == contact && o->purpose_id == purpose &&
+	    pd_now() - o->sent < HTTP_OPTIN_GAP)
+		return NULL;
+	return o;
+}
+
+static enum MHD_Result
+http_prefs_grant(struct http_server *h, struct MHD_Connection *con,
+    const struct http_subject *s, const char *purpose, int64_t pid)
+{
+	struct http_optin *slot;
+	char err[PD_ERRLEN], msg[512];
+	int64_t oid = 0;
+	int fr = http_french(con);
+
+	if (consent_granted(h->st, s->c.id, pid, err) == 1)
+		return http_html(con, MHD_HTTP_OK, fr, fr ?
+		    "D\xc3\xa9j\xc3\xa0 abonn\xc3\xa9" : "Already subscribed",
+		    fr ? "Cet abonnement est d\xc3\xa9j\xc3\xa0 actif." :
+		    "This subscription is already active.", s);
+	if ((slot = http_optin_slot(h, s->c.id, pid)) == NULL)
+		goto sent;
+	if (consent_request(h->cfg, h->st, h->q, s->c.account,
+	    s->c.account_id, s->c.email, purpose, pid, 0, &oid, err) != 0) {
+		log_err("http: preferences of contact %lld: opt-in request: %s",
+		    (long long)s->c.id, err);
+		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "Temporarily unavailable\n");
+	}
+	log_info("http: contact %lld asked for %s (preferences, outbound "
+	    "%lld): confirmation sent", (long long)s->c.id, purpose,
+	    (long long)oid);
+	*slot = (struct http_optin){ s->c.id, pid, pd_now() };
+sent:
+	snprintf(msg, sizeof(msg), fr ? "Nous avons envoy\xc3\xa9 un message "
+	    "de confirmation \xc3\xa0 %s : l'abonnement commence quand vous "
+	    "cliquez sur son lien." : "We sent a confirmation message to %s: "
+	    "the subscription starts when you click its link.", s->c.email);
+	return http_html(con, MHD_HTTP_OK, fr, fr ? "Confirmez par e-mail" :
+	    "Confirm by email", msg, s);
+}
+
 static enum MHD_Result
 http_do_prefs(struct http_server *h, struct MHD_Connection *con,
     const struct http_subject *s, const struct http_req *rq, const char *ip)
 {
 	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_USER_AGENT);
-	struct consent_act a = { .basis = "consent", .source = "form",
-	    .method = "preference-centre", .ip = ip, .user_agent = ua };
+	struct consent_act a = { .action = "withdraw", .basis = "consent",
+	    .source = "form", .method = "preference-centre", .ip = ip,
+	    .user_agent = ua };
 	char err[PD_ERRLEN];
 	int64_t pid;
 	int rc;
 
-	/* U16: changing preferences, above all subscribing, needs the
-	 * CSRF field of a page we served for this token and purpose. */
-	if (!unsub_csrf_check(h->cfg, s->token, rq->purpose, rq->csrf,
-	    pd_now()) || (strcmp(rq->action, "grant") != 0 &&
-	    strcmp(rq->action, "withdraw") != 0))
+	if (!http_same_origin(h, con)) {
+		log_info("http: preferences of contact %lld: cross-site POST "
+		    "refused (%s)", (long long)s->c.id, ip);
+		return http_cross_site(con, s);
+	}
+	/* U16, issue 15: the field of a page we served minutes ago, for
+	 * this token, this purpose and this very action. */
+	if ((strcmp(rq->action, "grant") != 0 &&
+	    strcmp(rq->action, "withdraw") != 0) ||
+	    !unsub_csrf_check(h->cfg, s->token, rq->action, rq->purpose,
+	    rq->csrf, pd_now()))
 		return http_text(con, MHD_HTTP_FORBIDDEN,
 		    "Forbidden: reload the preferences page\n");
 	if (consent_purpose_get(h->st, s->c.account_id, rq->purpose, &pid,
 	    err) != 1)
 		return http_text(con, MHD_HTTP_FORBIDDEN, "Forbidden\n");
-	a.action = rq->action;
+	if (strcmp(rq->action, "grant") == 0)
+		return http_prefs_grant(h, con, s, rq->purpose, pid);
 	rc = consent_apply(h->st, s->c.account_id, s->c.id, pid, &a, err);
 	if (rc < 0) {
 		log_err("http: preferences of contact %lld: %s",
@@ -420,11 +605,11 @@ http_do_prefs(struct http_server *h, struct MHD_Connection *con,
 		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "Temporarily unavailable\n");
 	}
-	if (rc == 1 && strcmp(rq->action, "withdraw") == 0)
+	if (rc == 1) {
 		metrics_unsubscribe(MU_PREFERENCES);
-	if (rc == 1)
-		log_info("http: contact %lld %s %s (preferences, %s)",
-		    (long long)s->c.id, rq->action, rq->purpose, ip);
+		log_info("http: contact %lld withdrew %s (preferences, %s)",
+		    (long long)s->c.id, rq->purpose, ip);
+	}
 	return http_text(con, MHD_HTTP_OK, "Preferences saved.\n");
 }
 
@@ -434,20 +619,12 @@ http_do_confirm(struct http_server *h, struct MHD_Connection *con,
 {
 	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_USER_AGENT);
-	struct consent_act a = { .action = "grant", .basis = "consent",
-	    .source = "double_opt_in", .method = "double-opt-in-confirm",
-	    .ip = ip, .user_agent = ua, .text_id = s->req.text_id };
 	char err[PD_ERRLEN];
-	int rc;
+	int rc = consent_confirm(h->st, &s->req, ip, ua, pd_now(), err);
 
-	if (pd_now() - s->req.created > CONSENT_REQUEST_TTL)
+	if (rc == CONSENT_EXPIRED)
 		return http_text(con, MHD_HTTP_GONE,
 		    "This confirmation link has expired.\n");
-	/* An old link clicked again after a withdrawal grants nothing. */
-	rc = consent_req_confirm(h->st, s->req.id, pd_now(), err);
-	if (rc == 1)
-		rc = consent_apply(h->st, s->c.account_id, s->c.id,
-		    s->purpose_id, &a, err);
 	if (rc < 0) {
 		log_err("http: confirm request %lld: %s", (long long)s->req.id,
 		    err);
@@ -519,10 +696,13 @@ http_route(struct http_server *h, struct MHD_Connection *con,
 		return http_text(con, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "Request body too large\n");
 	http_client_ip(con, ip, sizeof(ip));
-	if (http_rate_blocked(h, ip))
-		return http_text(con, MHD_HTTP_TOO_MANY_REQUESTS,
-		    "Too many requests\n");
+	http_forwarded_ip(h, con, ip, sizeof(ip));
+	/* Issue 15: only failures are limited; a valid token always works,
+	 * even from an address (a shared proxy) that sent bad ones. */
 	if (!http_resolve(h, type, tok, &s)) {
+		if (http_rate_blocked(h, ip))
+			return http_text(con, MHD_HTTP_TOO_MANY_REQUESTS,
+			    "Too many requests\n");
 		http_rate_bad(h, ip);
 		/* pd_log escapes: %00, CR LF and the like stay visible. */
 		log_info("http: %s %.*s: unknown token (%s)", method, 200,
@@ -592,7 +772,8 @@ http_done_cb(void *cls, struct MHD_Connection *con, void **con_cls,
 /* ---- start and stop ---- */
 
 int
-http_start(const struct pd_config *cfg, struct http_server **h_r, char *err)
+http_start(const struct pd_config *cfg, struct plugin_host *ph,
+    struct http_server **h_r, char *err)
 {
 	struct http_server *h;
 	struct sockaddr_storage ss;
@@ -612,7 +793,8 @@ http_start(const struct pd_config *cfg, struct http_server **h_r, char *err)
 	h = xcalloc(1, sizeof(*h));
 	h->cfg = cfg;
 	pthread_mutex_init(&h->mu, NULL);
-	if (dossier_conn_open(cfg, &h->st, err) != 0) {
+	if (dossier_conn_open(cfg, &h->st, err) != 0 ||
+	    outq_ctx_new(cfg, ph, &h->q, err) != 0) {
 		http_stop(&h);
 		return -1;
 	}
@@ -651,6 +833,7 @@ http_stop(struct http_server **hp)
 	if (h->d != NULL)
 		MHD_stop_daemon(h->d);
 	dossier_conn_close(&h->st);
+	outq_ctx_free(&h->q);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 	*hp = NULL;

@@ -328,17 +328,22 @@ START_TEST(test_double_opt_in)
 	ck_assert_int_eq(unsub_token_parse(b64, &t), 1);
 	ck_assert_int_eq(unsub_token_check(cfg, UNSUB_T_CONFIRM, acme, &t), 1);
 	ck_assert_int_eq(unsub_token_check(cfg, UNSUB_T_UNSUB, acme, &t), 0);
+	/* a stale link grants nothing and is not used up */
+	ck_assert_int_eq(consent_confirm(st, &req, "192.0.2.1", "ua",
+	    req.created + CONSENT_REQUEST_TTL + 1, err), CONSENT_EXPIRED);
+	ck_assert_str_eq(status(c.id, news), "");
 	/* the link clicked twice: confirmed and granted once */
-	for (k = 0; k < 2; k++) {
-		int rc = store_consent_req_confirm(st, req.id, pd_now(), err);
-
-		ck_assert_int_eq(rc, k == 0 ? 1 : 0);
-		if (rc == 1)
-			ck_assert_int_eq(consent_apply(st, acme, c.id, news, &a,
-			    err), 1);
-	}
+	for (k = 0; k < 2; k++)
+		ck_assert_msg(consent_confirm(st, &req, "192.0.2.1", "ua",
+		    pd_now(), err) == (k == 0 ? 1 : 0), "click %d: %s", k, err);
 	ck_assert_str_eq(ledger(acme, c.id), "g");
 	ck_assert_str_eq(status(c.id, news), "grant");
+	/* after a withdrawal, the old link clicked again grants nothing */
+	a.action = "withdraw";
+	ck_assert_int_eq(consent_apply(st, acme, c.id, news, &a, err), 1);
+	ck_assert_int_eq(consent_confirm(st, &req, "192.0.2.1", "ua",
+	    pd_now(), err), 0);
+	ck_assert_str_eq(status(c.id, news), "withdraw");
 }
 END_TEST
 
@@ -599,18 +604,22 @@ END_TEST
 static const struct {
 	const char *name;
 	int64_t made_at;	/* relative to now */
+	const char *action;	/* checked for */
 	const char *purpose;	/* checked for */
 	int tamper;
 	int ok;
 } csrfs[] = {
-	{ "fresh", 0, "newsletter", 0, 1 },
-	{ "an hour old", -3600, "newsletter", 0, 1 },
-	{ "at the limit", -UNSUB_CSRF_TTL, "newsletter", 0, 1 },
-	{ "expired", -UNSUB_CSRF_TTL - 1, "newsletter", 0, 0 },
-	{ "a minute ahead (clock skew)", 60, "newsletter", 0, 1 },
-	{ "from the future", 61, "newsletter", 0, 0 },
-	{ "other purpose", 0, "events", 0, 0 },
-	{ "tampered", 0, "newsletter", 1, 0 },
+	{ "fresh", 0, "grant", "newsletter", 0, 1 },
+	{ "five minutes old", -300, "grant", "newsletter", 0, 1 },
+	{ "an hour old (minutes, not hours)", -3600, "grant", "newsletter",
+	    0, 0 },
+	{ "at the limit", -UNSUB_CSRF_TTL, "grant", "newsletter", 0, 1 },
+	{ "expired", -UNSUB_CSRF_TTL - 1, "grant", "newsletter", 0, 0 },
+	{ "a minute ahead (clock skew)", 60, "grant", "newsletter", 0, 1 },
+	{ "from the future", 61, "grant", "newsletter", 0, 0 },
+	{ "other purpose", 0, "grant", "events", 0, 0 },
+	{ "other action", 0, "withdraw", "newsletter", 0, 0 },
+	{ "tampered", 0, "grant", "newsletter", 1, 0 },
 };
 
 START_TEST(test_csrf)
@@ -620,16 +629,17 @@ START_TEST(test_csrf)
 	int64_t now = 1700000000;
 	size_t n;
 
-	ck_assert_int_eq(unsub_csrf_make(cfg, tok, "newsletter",
+	ck_assert_int_eq(unsub_csrf_make(cfg, tok, "grant", "newsletter",
 	    now + csrfs[_i].made_at, f), 0);
 	if (csrfs[_i].tamper) {
 		n = strlen(f);
 		f[n - 1] = f[n - 1] == 'A' ? 'B' : 'A';
 	}
-	ck_assert_msg(unsub_csrf_check(cfg, tok, csrfs[_i].purpose, f, now) ==
-	    csrfs[_i].ok, "%s: %s", csrfs[_i].name, f);
-	ck_assert_int_eq(unsub_csrf_check(cfg, "other", "newsletter", f, now),
-	    0);
+	ck_assert_msg(unsub_csrf_check(cfg, tok, csrfs[_i].action,
+	    csrfs[_i].purpose, f, now) == csrfs[_i].ok, "%s: %s",
+	    csrfs[_i].name, f);
+	ck_assert_int_eq(unsub_csrf_check(cfg, "other", "grant", "newsletter",
+	    f, now), 0);
 }
 END_TEST
 

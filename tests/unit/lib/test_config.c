@@ -360,8 +360,10 @@ START_TEST(test_dump)
 	    "\"/opt/vs.so\"\n"));
 	/* 77 parameters (57, web: 5, privacy: 7, api: 4, events: 4),
 	 * 3 lines per plugin; issue 16: the DATA clock (3), web and api
-	 * per-address limits and idle timeouts (2 + 2), dns (2), auth (1) */
-	ck_assert_int_eq(count_lines(buf), 77 + 2 * 3 + 7 + 3);
+	 * per-address limits and idle timeouts (2 + 2), dns (2), auth (1);
+	 * issue 15: web.trusted_proxies (1) */
+	ck_assert_int_eq(count_lines(buf), 77 + 2 * 3 + 7 + 3 + 1);
+	ck_assert_ptr_nonnull(strstr(buf, "web.trusted_proxies = \"\"\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "dns.server = \"\"\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "auth.checks = true\n"));
 	free(buf);
@@ -370,6 +372,39 @@ START_TEST(test_dump)
 END_TEST
 
 /* accounts: identity per account, checked like everything else */
+/* web.trusted_proxies: which peers' X-Forwarded-For is believed */
+static const struct {
+	const char *list, *ip;
+	int want;
+} proxies[] = {
+	{ "", "127.0.0.1", 0 },
+	{ "127.0.0.1", "127.0.0.1", 1 },
+	{ "127.0.0.1", "127.0.0.2", 0 },
+	{ "10.0.0.0/8, 192.0.2.1", "10.200.3.4", 1 },
+	{ "10.0.0.0/8, 192.0.2.1", "192.0.2.1", 1 },
+	{ "10.0.0.0/8, 192.0.2.1", "11.0.0.1", 0 },
+	{ "192.0.2.128/25", "192.0.2.200", 1 },
+	{ "192.0.2.128/25", "192.0.2.127", 0 },
+	{ "0.0.0.0/0", "203.0.113.9", 1 },
+	{ "fd00::/8 ::1", "::1", 1 },
+	{ "fd00::/8", "fd12::5", 1 },
+	{ "fd00::/8", "fe80::1", 0 },
+	{ "fd00::/8", "10.0.0.1", 0 },
+	{ "10.0.0.0/33", "10.0.0.1", -1 },
+	{ "10.0.0.0/", "10.0.0.1", -1 },
+	{ "proxy.example", "10.0.0.1", -1 },
+	{ "10.0.0.1/8x", NULL, -1 },
+	{ "10.0.0.1 ::1/128", NULL, 0 },
+};
+
+START_TEST(test_trusted_proxies)
+{
+	ck_assert_msg(config_addr_in_list(proxies[_i].list, proxies[_i].ip) ==
+	    proxies[_i].want, "%s in \"%s\"", proxies[_i].ip,
+	    proxies[_i].list);
+}
+END_TEST
+
 START_TEST(test_accounts)
 {
 	struct pd_config *cfg = NULL;
@@ -526,6 +561,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_err_truncation);
 	tcase_add_test(tc, test_dump);
 	tcase_add_test(tc, test_accounts);
+	tcase_add_loop_test(tc, test_trusted_proxies, 0,
+	    (int)(sizeof(proxies) / sizeof(proxies[0])));
 	tcase_add_test(tc, test_shipped_conf);
 	tcase_add_test(tc, test_trickle_limits);
 	suite_add_tcase(s, tc);
