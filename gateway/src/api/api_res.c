@@ -494,6 +494,7 @@ api_consent_change(struct api_ctx *x, const char *action)
 	const char *email, *purpose, *text;
 	char err[PD_ERRLEN] = "", norm[320], hash[65] = "";
 	enum MHD_Result ret;
+	json_t *j;
 	int64_t pid, cid;
 	int rc;
 
@@ -523,10 +524,12 @@ api_consent_change(struct api_ctx *x, const char *action)
 	    (rc > 0 && api_audit(x, "consent.change", norm, action, purpose,
 	    err) != 0))
 		return api_internal(x, err);
-	return api_json(x, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:b, s:b}",
-	    "email", norm, "purpose", purpose, "status",
-	    strcmp(action, "grant") == 0 ? "granted" : "withdrawn",
-	    "changed", rc > 0, "reconsent", rc > 0 && hash[0] != '\0'));
+	j = json_pack("{s:s, s:s, s:s, s:b}", "email", norm, "purpose",
+	    purpose, "status", strcmp(action, "grant") == 0 ? "granted" :
+	    "withdrawn", "changed", rc > 0);
+	if (rc > 0 && hash[0] != '\0')	/* only when an erasure was lifted */
+		json_object_set_new(j, "reconsent", json_true());
+	return api_json(x, MHD_HTTP_OK, j);
 }
 
 enum MHD_Result
