@@ -3,8 +3,10 @@
  * appended in their own transaction after reading the current status, so
  * replays (a one-click POST sent 100 times, a mailto retried) add
  * nothing; texts are hashed and stored once; imports run in one
- * transaction and skip bad rows with their line number; double opt-in
- * queues a confirmation mail whose link carries a confirm token.
+ * transaction and refuse bad rows with their line number and why; an
+ * erased address is never granted again unless the operator says the
+ * person came back (reconsent); double opt-in queues a confirmation
+ * mail whose link carries a confirm token.
  */
 #include <errno.h>
 #include <fcntl.h>
