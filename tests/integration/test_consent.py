@@ -202,7 +202,8 @@ def test_import_reports_bad_rows_by_line(srv, tmp_path):
                    "\nbad@@client.example,yes\n")
     p = srv.cli("consent", "import", csv, "--account", "ACME", "--purpose",
                 "newsletter", "--source", "import", "--text-file",
-                srv.root / "consent.txt", "--json")
+                srv.root / "consent.txt", "--json", check=False)
+    assert p.returncode == 1    # a refused row; the good ones still go in
     stats = json.loads(p.stdout)
     assert stats == {"rows": 5, "imported": 3, "unchanged": 0, "bad": 2}
     assert "line 3:" in p.stderr and "line 6:" in p.stderr
@@ -213,7 +214,8 @@ def test_import_reports_bad_rows_by_line(srv, tmp_path):
     # again: nothing new
     stats = json.loads(srv.cli("consent", "import", csv, "--account", "ACME",
                                "--purpose", "newsletter", "--text-file",
-                               srv.root / "consent.txt", "--json").stdout)
+                               srv.root / "consent.txt", "--json",
+                               check=False).stdout)
     assert stats["imported"] == 0 and stats["unchanged"] == 3
 
 

@@ -450,13 +450,51 @@ api_consent_act(struct api_ctx *x, struct consent_act *a, enum MHD_Result *r)
 	return 1;
 }
 
+/*
+ * A grant to an erased address: refused (409 erased) unless the body
+ * says "reconsent": true, the person came back on their own; the grant
+ * then lifts the erasure for this account.  1 go on, 0 *ret answered.
+ */
+static int
+api_consent_erased(struct api_ctx *x, struct consent_act *a,
+    const char *norm, char hash[65], enum MHD_Result *ret)
+{
+	json_t *rv = x->body != NULL ? json_object_get(x->body, "reconsent") :
+	    NULL;
+	char err[PD_ERRLEN] = "", why[400];
+	int rc;
+
+	if (rv != NULL && !json_is_null(rv) && !json_is_boolean(rv)) {
+		*ret = api_invalid(x, "reconsent", "true when the person, once "
+		    "erased, came back on their own; false (the default)");
+		return 0;
+	}
+	a->reconsent = json_is_true(rv);
+	rc = consent_erased_gate(x->s->cfg, x->st, x->account_id, norm,
+	    a->reconsent, hash, why, sizeof(why), err);
+	if (rc < 0) {
+		*ret = api_internal(x, err);
+		return 0;
+	}
+	if (rc == 0) {
+		*ret = api_error(x, MHD_HTTP_CONFLICT, "erased", "%s; consent "
+		    "is not granted again silently: send \"reconsent\": true "
+		    "if the person came back on their own", why);
+		return 0;
+	}
+	a->lift_hash = hash[0] != '\0' ? hash : NULL;
+	a->account = x->account;
+	return 1;
+}
+
 static enum MHD_Result
 api_consent_change(struct api_ctx *x, const char *action)
 {
 	struct consent_act a = { .action = action };
 	const char *email, *purpose, *text;
-	char err[PD_ERRLEN] = "", norm[320];
+	char err[PD_ERRLEN] = "", norm[320], hash[65] = "";
 	enum MHD_Result ret;
+	json_t *j;
 	int64_t pid, cid;
 	int rc;
 
@@ -466,6 +504,9 @@ api_consent_change(struct api_ctx *x, const char *action)
 	if (!api_field_str(x, "purpose", 1, 32, &purpose))
 		return api_invalid(x, "purpose", "a purpose name is required");
 	if (!api_consent_act(x, &a, &ret))
+		return ret;
+	if (strcmp(action, "grant") == 0 &&
+	    !api_consent_erased(x, &a, norm, hash, &ret))
 		return ret;
 	if (!api_field_str(x, "text", 0, API_CONSENT_TEXT_MAX, &text) ||
 	    (text != NULL && (text[0] == '\0' ||
@@ -483,10 +524,12 @@ api_consent_change(struct api_ctx *x, const char *action)
 	    (rc > 0 && api_audit(x, "consent.change", norm, action, purpose,
 	    err) != 0))
 		return api_internal(x, err);
-	return api_json(x, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:b}",
-	    "email", norm, "purpose", purpose, "status",
-	    strcmp(action, "grant") == 0 ? "granted" : "withdrawn",
-	    "changed", rc > 0));
+	j = json_pack("{s:s, s:s, s:s, s:b}", "email", norm, "purpose",
+	    purpose, "status", strcmp(action, "grant") == 0 ? "granted" :
+	    "withdrawn", "changed", rc > 0);
+	if (rc > 0 && hash[0] != '\0')	/* only when an erasure was lifted */
+		json_object_set_new(j, "reconsent", json_true());
+	return api_json(x, MHD_HTTP_OK, j);
 }
 
 enum MHD_Result

@@ -31,7 +31,7 @@
 enum cc_opt {
 	CO_ACCOUNT, CO_PURPOSE, CO_BASIS, CO_SOURCE, CO_TEXT, CO_METHOD,
 	CO_ADULT, CO_TEMPLATE, CO_SUBJECT, CO_LOCALE, CO_DAYS, CO_REASON,
-	CO_NO_SEND, CO_COUNT
+	CO_NO_SEND, CO_RECONSENT, CO_COUNT
 };
 
 static const struct cli_optdef cc_opts[CO_COUNT] = {
@@ -42,6 +42,7 @@ static const struct cli_optdef cc_opts[CO_COUNT] = {
 	[CO_SUBJECT] = { "--subject", NULL, 1 }, [CO_LOCALE] = { "--locale", NULL, 1 },
 	[CO_DAYS] = { "--days", NULL, 1 }, [CO_REASON] = { "--reason", NULL, 1 },
 	[CO_NO_SEND] = { "--no-send", NULL, 0 },
+	[CO_RECONSENT] = { "--reconsent", NULL, 0 },
 };
 
 #define O(x) (1u << (x))
@@ -63,24 +64,26 @@ static int cc_notice_send(struct cli_ctx *c);
 
 #define CC_LEDGER O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_BASIS) | \
 	O(CO_SOURCE) | O(CO_TEXT) | O(CO_METHOD)
+#define CC_GRANT (CC_LEDGER | O(CO_RECONSENT))
 
 static const struct cli_cmd cc_cmds[] = {
 	{ "purpose", "add", 2, 0, 0, CC_STORE, cc_purpose_add,
 	    "purpose add ACCOUNT NAME" },
 	{ "purpose", "list", 1, 0, 0, CC_STORE, cc_purpose_list,
 	    "purpose list ACCOUNT [--json]" },
-	{ "consent", "grant", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE),
+	{ "consent", "grant", 1, CC_GRANT, O(CO_ACCOUNT) | O(CO_PURPOSE),
 	    CC_STORE, cc_consent_change, "consent grant EMAIL --account A "
 	    "--purpose P [--basis consent|contract|legitimate_interest] "
-	    "[--source admin] [--text-file F]" },
+	    "[--source admin] [--text-file F] [--reconsent]" },
 	{ "consent", "withdraw", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE),
 	    CC_STORE, cc_consent_change, "consent withdraw EMAIL --account A "
 	    "--purpose P [--source admin]" },
 	{ "consent", "show", 1, O(CO_ACCOUNT), O(CO_ACCOUNT), CC_STORE,
 	    cc_consent_show, "consent show EMAIL --account A [--json]" },
-	{ "consent", "import", 1, CC_LEDGER, O(CO_ACCOUNT) | O(CO_PURPOSE) |
+	{ "consent", "import", 1, CC_GRANT, O(CO_ACCOUNT) | O(CO_PURPOSE) |
 	    O(CO_TEXT), CC_STORE, cc_consent_import, "consent import FILE.csv "
-	    "--account A --purpose P --text-file F [--source import]" },
+	    "--account A --purpose P --text-file F [--source import] "
+	    "[--reconsent]" },
 	{ "consent", "request", 1, O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_TEXT) |
 	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_PURPOSE), CC_OUT,
 	    cc_consent_request, "consent request EMAIL --account A --purpose P "
@@ -234,6 +237,8 @@ cc_act(struct cli_ctx *c, struct consent_act *a, const char *action,
 	a->source = c->val[CO_SOURCE] != NULL ? c->val[CO_SOURCE] : def_source;
 	a->method = c->val[CO_METHOD];
 	a->operator_ = c->actor;
+	a->account = c->val[CO_ACCOUNT];
+	a->reconsent = (c->seen & O(CO_RECONSENT)) != 0;
 	if (!consent_basis_valid(a->basis))
 		return cli_usage_err(c, "--basis is consent, contract or "
 		    "legitimate_interest, not %s", a->basis);
@@ -264,11 +269,37 @@ cc_audit(struct cli_ctx *c, const char *action, const char *email,
 	return rc;
 }
 
+/*
+ * An erased address is granted again only when the operator says the
+ * person came back on their own (--reconsent); the grant then lifts
+ * the erasure for this account (consent_apply, one transaction).
+ */
+static int
+cc_erased_gate(struct cli_ctx *c, struct consent_act *a, const char *email,
+    char hash[65])
+{
+	char why[400];
+	int rc = consent_erased_gate(c->cfg, c->st, c->account_id, email,
+	    a->reconsent, hash, why, sizeof(why), c->err);
+
+	if (rc < 0)
+		return CLI_ERR;
+	if (rc == 0) {
+		pd_err(c->err, "%s from account %s: consent is not granted "
+		    "again silently; if the person came back on their own, "
+		    "run it again with --reconsent (recorded with its source)",
+		    why, c->val[CO_ACCOUNT]);
+		return CLI_ERR;
+	}
+	a->lift_hash = hash[0] != '\0' ? hash : NULL;
+	return CLI_OK;
+}
+
 static int
 cc_consent_change(struct cli_ctx *c)
 {
 	struct consent_act a;
-	char email[320];
+	char email[320], hash[65] = "";
 	int64_t pid, cid;
 	int rc;
 
@@ -278,15 +309,20 @@ cc_consent_change(struct cli_ctx *c)
 		return CLI_ERR;
 	if ((rc = cc_act(c, &a, c->pos[1], "admin")) != 0)
 		return rc;
+	if (strcmp(a.action, "grant") == 0 &&
+	    (rc = cc_erased_gate(c, &a, email, hash)) != CLI_OK)
+		return rc;
 	if (consent_contact_ensure(c->st, c->account_id, email, &cid, c->err)
 	    != 0 || (rc = consent_apply(c->st, c->account_id, cid, pid, &a,
 	    c->err)) < 0)
 		return CLI_ERR;
 	if (rc > 0 && cc_audit(c, "consent.change", email, a.action) != 0)
 		return CLI_ERR;
-	printf("%s %s %s%s\n", email, strcmp(a.action, "grant") == 0 ?
+	printf("%s %s %s%s%s\n", email, strcmp(a.action, "grant") == 0 ?
 	    "granted" : "withdrew", c->val[CO_PURPOSE], rc == 0 ?
-	    " (unchanged: already so)" : "");
+	    " (unchanged: already so)" : "", rc > 0 && hash[0] != '\0' ?
+	    " (re-consent after erasure: recorded; the erasure no longer "
+	    "blocks this account)" : "");
 	return CLI_OK;
 }
 
@@ -395,16 +431,19 @@ cc_consent_import(struct cli_ctx *c)
 		return CLI_ERR;
 	if ((rc = cc_act(c, &a, "grant", "import")) != 0)
 		return rc;
-	if (consent_import(c->st, c->account_id, pid, c->pos[2], &a, stderr,
-	    &s, c->err) != 0)
+	/* Refused lines lead the summary (stdout), or stderr beside JSON. */
+	if (consent_import(c->cfg, c->st, c->account_id, pid, c->pos[2], &a,
+	    c->json ? stderr : stdout, &s, c->err) != 0)
 		return CLI_ERR;
 	if (c->json)
 		printf("{\"rows\": %u, \"imported\": %u, \"unchanged\": %u, "
 		    "\"bad\": %u}\n", s.rows, s.imported, s.unchanged, s.bad);
 	else
-		printf("%u rows: %u imported, %u already granted, %u bad\n",
-		    s.rows, s.imported, s.unchanged, s.bad);
-	return CLI_OK;
+		printf("%u rows: %u imported, %u already granted, %u refused%s"
+		    "\n", s.rows, s.imported, s.unchanged, s.bad, s.bad > 0 ?
+		    " (the lines above; the other rows were imported)" : "");
+	/* A refused row is an error a script must see. */
+	return s.bad > 0 ? CLI_ERR : CLI_OK;
 }
 
 static int

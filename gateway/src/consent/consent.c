@@ -3,8 +3,10 @@
  * appended in their own transaction after reading the current status, so
  * replays (a one-click POST sent 100 times, a mailto retried) add
  * nothing; texts are hashed and stored once; imports run in one
- * transaction and skip bad rows with their line number; double opt-in
- * queues a confirmation mail whose link carries a confirm token.
+ * transaction and refuse bad rows with their line number and why; an
+ * erased address is never granted again unless the operator says the
+ * person came back (reconsent); double opt-in queues a confirmation
+ * mail whose link carries a confirm token.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -24,6 +27,8 @@
 #include "outbound/outmsg.h"
 #include "outbound/outq.h"
 #include "lib/sanitize.h"
+#include "privacy/privacy.h"
+#include "store/store_privacy.h"
 #include "store/store.h"
 #include "store/store_evq.h"
 #include "unsub.h"
@@ -66,6 +71,69 @@ consent_email_norm(const char *in, char *out, size_t outlen)
 }
 
 int
+consent_erased_gate(const struct pd_config *cfg, struct store *st,
+    int64_t account_id, const char *email, int reconsent, char hash_r[65],
+    char *why_r, size_t whylen, char *err)
+{
+	char day[16];
+	int64_t at = 0;
+	time_t t;
+	struct tm tm;
+	int rc = privacy_hash(cfg, email, 0, hash_r, err);
+
+	if (rc != 0) {
+		hash_r[0] = '\0';
+		return rc < 0 ? -1 : 1;	/* no key: nobody was ever erased */
+	}
+	rc = store_erased_at(st, account_id, hash_r, &at, err);
+	if (rc <= 0) {
+		hash_r[0] = '\0';
+		return rc < 0 ? -1 : 1;
+	}
+	if (reconsent)
+		return 1;
+	t = (time_t)at;
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	snprintf(why_r, whylen, "%s was erased on %s", email, day);
+	return 0;
+}
+
+/*
+ * Inside the caller's transaction: the erased hash stops blocking the
+ * account, and the audit trail says who lifted it and why.
+ */
+static int
+consent_lift(struct store *st, int64_t account_id,
+    const struct consent_act *a, char *err)
+{
+	char detail[128];
+
+	snprintf(detail, sizeof(detail), "{\"reconsent\":true,"
+	    "\"source\":\"%s\"}", a->source);
+	if (store_erased_lift(st, account_id, a->lift_hash, err) != 0)
+		return -1;
+	return store_audit_add(st, a->operator_ != NULL ? a->operator_ : "",
+	    "subject.reconsent", a->account != NULL ? a->account : "",
+	    a->lift_hash, detail, err);
+}
+
+/* The ledger's method: a re-consent says so, whatever else it was. */
+static void
+consent_method(char *out, size_t len, const struct consent_act *a,
+    const char *def)
+{
+	const char *m = a->method != NULL && a->method[0] != '\0' ?
+	    a->method : def;
+
+	if (a->lift_hash != NULL && a->lift_hash[0] != '\0')
+		snprintf(out, len, "reconsent%s%s", m[0] != '\0' ? ":" : "",
+		    m);
+	else
+		snprintf(out, len, "%s", m);
+}
+
+int
 consent_apply(struct store *st, int64_t account_id, int64_t contact_id,
     int64_t purpose_id, const struct consent_act *a, char *err)
 {
@@ -81,6 +149,8 @@ consent_apply(struct store *st, int64_t account_id, int64_t contact_id,
 		goto fail;
 	granted = rc == 1 && strcmp(cur, "grant") == 0;
 	if (granted == (strcmp(a->action, "grant") == 0)) {
+		/* Never the case after an erasure (the records went with the
+		 * contact), so nothing to lift either. */
 		store_rollback(st);
 		return 0;
 	}
@@ -91,8 +161,11 @@ consent_apply(struct store *st, int64_t account_id, int64_t contact_id,
 	snprintf(r.basis, sizeof(r.basis), "%s", a->basis != NULL ?
 	    a->basis : "consent");
 	snprintf(r.source, sizeof(r.source), "%s", a->source);
-	snprintf(r.method, sizeof(r.method), "%s", a->method != NULL ?
-	    a->method : "");
+	consent_method(r.method, sizeof(r.method), a, "");
+	if (a->lift_hash != NULL && a->lift_hash[0] != '\0' &&
+	    strcmp(a->action, "grant") == 0 &&
+	    consent_lift(st, account_id, a, err) != 0)
+		goto fail;
 	snprintf(r.ip, sizeof(r.ip), "%s", a->ip != NULL ? a->ip : "");
 	snprintf(r.user_agent, sizeof(r.user_agent), "%s",
 	    a->user_agent != NULL ? a->user_agent : "");
@@ -147,9 +220,22 @@ out:
 
 /* ---- import ---- */
 
+/* One import's state: the file's separator and adult column. */
+struct consent_import_run {
+	const struct pd_config *cfg;
+	struct store *st;
+	int64_t account_id, purpose_id;
+	const struct consent_act *a;
+	FILE *report;
+	struct consent_import_stats *stats;
+	char sep;
+	int adult_col;
+};
+
 /* Field k (0-based) of a CSV line into out; quotes allowed. 1 if there. */
 static int
-consent_csv_field(const char *line, int k, char *out, size_t outlen)
+consent_csv_field(const char *line, char sep, int k, char *out,
+    size_t outlen)
 {
 	const char *p = line;
 	size_t o = 0;
@@ -157,10 +243,10 @@ consent_csv_field(const char *line, int k, char *out, size_t outlen)
 
 	while (f < k) {
 		q = 0;
-		for (; *p != '\0' && (q || *p != ','); p++)
+		for (; *p != '\0' && (q || *p != sep); p++)
 			if (*p == '"')
 				q = !q;
-		if (*p != ',')
+		if (*p != sep)
 			return 0;
 		p++;
 		f++;
@@ -176,7 +262,7 @@ consent_csv_field(const char *line, int k, char *out, size_t outlen)
 			p++;
 		} else if (q && *p == '"')
 			break;
-		else if (!q && (*p == ',' || *p == '\r' || *p == '\n'))
+		else if (!q && (*p == sep || *p == '\r' || *p == '\n'))
 			break;
 		else
 			out[o++] = *p;
@@ -187,87 +273,176 @@ consent_csv_field(const char *line, int k, char *out, size_t outlen)
 	return 1;
 }
 
-static int
-consent_import_row(struct store *st, int64_t account_id, int64_t purpose_id,
-    const char *line, unsigned lineno, int adult_col,
-    const struct consent_act *a, FILE *report,
-    struct consent_import_stats *stats, char *err)
+/*
+ * The separator the first line uses most outside quotes: ',' by
+ * default, ';' from a French spreadsheet, tab from a TSV export.
+ */
+static char
+consent_csv_sep(const char *line)
 {
-	char raw[512], email[320], adult[16], cur[12];
-	int64_t cid;
-	struct store_consent_rec r;
+	static const char seps[] = { ',', ';', '\t' };
+	unsigned n[3] = { 0, 0, 0 }, i, best = 0;
+	int q = 0;
+
+	for (; *line != '\0'; line++) {
+		if (*line == '"')
+			q = !q;
+		for (i = 0; !q && i < 3; i++)
+			n[i] += *line == seps[i];
+	}
+	for (i = 1; i < 3; i++)
+		if (n[i] > n[best])
+			best = i;
+	return seps[best];
+}
+
+/* An adult cell as the ledger's word, or NULL if it is none of ours. */
+static const char *
+consent_adult_word(const char *v)
+{
+	static const char *const yes[] = { "yes", "true", "1", "oui", NULL };
+	static const char *const no[] = { "no", "false", "0", "non", NULL };
+	int i;
+
+	for (i = 0; yes[i] != NULL; i++)
+		if (strcasecmp(v, yes[i]) == 0)
+			return "yes";
+	for (i = 0; no[i] != NULL; i++)
+		if (strcasecmp(v, no[i]) == 0)
+			return "no";
+	return strcasecmp(v, "unknown") == 0 ? "unknown" : NULL;
+}
+
+static int
+consent_import_refuse(struct consent_import_run *r, unsigned lineno,
+    const char *why, const char *raw)
+{
+	char shown[128];
+
+	pd_ascii_clean(shown, sizeof(shown), raw);
+	fprintf(r->report, "line %u: %s \"%s\": refused\n", lineno, why,
+	    shown);
+	r->stats->bad++;
+	return 0;
+}
+
+/* The row's grant, once it passed its checks (lift: the erased hash). */
+static int
+consent_import_grant(struct consent_import_run *r, int64_t cid,
+    const char *lift, char *err)
+{
+	struct consent_act a = *r->a;
+	struct store_consent_rec rec;
+	char cur[12];
 	int rc;
 
-	stats->rows++;
-	if (!consent_csv_field(line, 0, raw, sizeof(raw)) ||
-	    !consent_email_norm(raw, email, sizeof(email))) {
-		char shown[128];
-
-		pd_ascii_clean(shown, sizeof(shown), raw);
-		fprintf(report, "line %u: bad address \"%s\": skipped\n",
-		    lineno, shown);
-		stats->bad++;
-		return 0;
-	}
-	if (store_contact_ensure(st, account_id, email, &cid, err) != 0)
-		return -1;
-	if (adult_col >= 0 && consent_csv_field(line, adult_col, adult,
-	    sizeof(adult)) && (strcmp(adult, "yes") == 0 ||
-	    strcmp(adult, "no") == 0 || strcmp(adult, "unknown") == 0) &&
-	    store_contact_attest(st, account_id, cid, adult, a->operator_,
-	    err) != 0)
-		return -1;
-	rc = store_consent_latest(st, cid, purpose_id, cur, sizeof(cur), err);
+	rc = store_consent_latest(r->st, cid, r->purpose_id, cur, sizeof(cur),
+	    err);
 	if (rc < 0)
 		return -1;
 	if (rc == 1 && strcmp(cur, "grant") == 0) {
-		stats->unchanged++;
+		r->stats->unchanged++;
 		return 0;
 	}
-	memset(&r, 0, sizeof(r));
-	r.contact_id = cid;
-	r.purpose_id = purpose_id;
-	snprintf(r.action, sizeof(r.action), "grant");
-	snprintf(r.basis, sizeof(r.basis), "%s", a->basis);
-	snprintf(r.source, sizeof(r.source), "%s", a->source);
-	snprintf(r.method, sizeof(r.method), "%s", a->method ? a->method :
-	    "csv-import");
-	snprintf(r.operator_, sizeof(r.operator_), "%s", a->operator_ ?
-	    a->operator_ : "");
-	r.text_id = a->text_id;
-	r.at = pd_now();
-	if (store_consent_add(st, account_id, &r, NULL, err) != 0 ||
-	    store_evq_consent_event(st, account_id, cid, purpose_id, "grant",
-	    r.source, err) != 0)
+	a.lift_hash = lift;
+	if (lift[0] != '\0' && consent_lift(r->st, r->account_id, &a, err) != 0)
 		return -1;
-	stats->imported++;
+	memset(&rec, 0, sizeof(rec));
+	rec.contact_id = cid;
+	rec.purpose_id = r->purpose_id;
+	snprintf(rec.action, sizeof(rec.action), "grant");
+	snprintf(rec.basis, sizeof(rec.basis), "%s", a.basis);
+	snprintf(rec.source, sizeof(rec.source), "%s", a.source);
+	consent_method(rec.method, sizeof(rec.method), &a, "csv-import");
+	snprintf(rec.operator_, sizeof(rec.operator_), "%s", a.operator_ ?
+	    a.operator_ : "");
+	rec.text_id = a.text_id;
+	rec.at = pd_now();
+	if (store_consent_add(r->st, r->account_id, &rec, NULL, err) != 0 ||
+	    store_evq_consent_event(r->st, r->account_id, cid, r->purpose_id,
+	    "grant", rec.source, err) != 0)
+		return -1;
+	r->stats->imported++;
 	return 0;
+}
+
+static int
+consent_import_row(struct consent_import_run *r, const char *line,
+    unsigned lineno, char *err)
+{
+	char raw[512], email[320], adult[64], hash[65], why[400];
+	const char *word = NULL;
+	int64_t cid;
+	int rc;
+
+	r->stats->rows++;
+	if (!consent_csv_field(line, r->sep, 0, raw, sizeof(raw)) ||
+	    !consent_email_norm(raw, email, sizeof(email)))
+		return consent_import_refuse(r, lineno, "bad address", raw);
+	if (r->adult_col >= 0 && consent_csv_field(line, r->sep, r->adult_col,
+	    adult, sizeof(adult)) && (word = consent_adult_word(adult)) == NULL)
+		return consent_import_refuse(r, lineno, "adult is yes, no, "
+		    "true, false, 1, 0, oui, non or unknown, not", adult);
+	rc = consent_erased_gate(r->cfg, r->st, r->account_id, email,
+	    r->a->reconsent, hash, why, sizeof(why), err);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		fprintf(r->report, "line %u: %s: refused (--reconsent if the "
+		    "person came back on their own)\n", lineno, why);
+		r->stats->bad++;
+		return 0;
+	}
+	if (store_contact_ensure(r->st, r->account_id, email, &cid, err) != 0)
+		return -1;
+	if (word != NULL && store_contact_attest(r->st, r->account_id, cid,
+	    word, r->a->operator_, err) != 0)
+		return -1;
+	return consent_import_grant(r, cid, hash, err);
 }
 
 /* Column index of "adult" in a header line, or -1. */
 static int
-consent_header_adult(const char *line)
+consent_header_adult(const char *line, char sep)
 {
 	char f[64];
 	int k;
 
-	for (k = 0; k < 32 && consent_csv_field(line, k, f, sizeof(f)); k++)
+	for (k = 0; k < 32 && consent_csv_field(line, sep, k, f, sizeof(f));
+	    k++)
 		if (strcasecmp(f, "adult") == 0)
 			return k;
 	return -1;
 }
 
+/* The first line: its separator, and whether it is a header. 1 if so. */
+static int
+consent_import_first(struct consent_import_run *r, const char *line)
+{
+	char first[64];
+
+	r->sep = consent_csv_sep(line);
+	if (!consent_csv_field(line, r->sep, 0, first, sizeof(first)) ||
+	    strcasecmp(first, "email") != 0)
+		return 0;
+	r->adult_col = consent_header_adult(line, r->sep);
+	return 1;
+}
+
 int
-consent_import(struct store *st, int64_t account_id, int64_t purpose_id,
-    const char *path, const struct consent_act *a, FILE *report,
+consent_import(const struct pd_config *cfg, struct store *st,
+    int64_t account_id, int64_t purpose_id, const char *path,
+    const struct consent_act *a, FILE *report,
     struct consent_import_stats *stats, char *err)
 {
+	struct consent_import_run r = { cfg, st, account_id, purpose_id, a,
+	    report, stats, ',', 1 };
 	FILE *f = fopen(path, "re");
-	char *line = NULL, first[64];
+	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	unsigned lineno = 0;
-	int adult_col = 1, rc = 0;
+	int rc = 0, seen = 0;
 
 	memset(stats, 0, sizeof(*stats));
 	if (f == NULL) {
@@ -282,7 +457,7 @@ consent_import(struct store *st, int64_t account_id, int64_t purpose_id,
 	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		if (n > 4096) {
-			fprintf(report, "line %u: too long: skipped\n", lineno);
+			fprintf(report, "line %u: too long: refused\n", lineno);
 			stats->rows++;
 			stats->bad++;
 			continue;
@@ -291,13 +466,9 @@ consent_import(struct store *st, int64_t account_id, int64_t purpose_id,
 			line[--n] = '\0';
 		if (n == 0)
 			continue;
-		if (lineno == 1 && consent_csv_field(line, 0, first,
-		    sizeof(first)) && strcasecmp(first, "email") == 0) {
-			adult_col = consent_header_adult(line);
+		if (!seen++ && consent_import_first(&r, line))
 			continue;
-		}
-		rc = consent_import_row(st, account_id, purpose_id, line,
-		    lineno, adult_col, a, report, stats, err);
+		rc = consent_import_row(&r, line, lineno, err);
 	}
 	free(line);
 	fclose(f);

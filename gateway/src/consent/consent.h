@@ -27,6 +27,11 @@ struct consent_act {
 	const char *user_agent;
 	const char *operator_;
 	int64_t text_id;	/* 0: none */
+	/* An erased address granting again: the keyed hash to lift (set
+	 * by consent_erased_gate), the account's name for the audit. */
+	const char *lift_hash;
+	const char *account;
+	int reconsent;		/* import: lift erased addresses, not refuse */
 };
 
 /* 1 if v is one of the words the ledger accepts for that field. */
@@ -36,9 +41,23 @@ int consent_source_valid(const char *v);
 int consent_email_norm(const char *in, char *out, size_t outlen);
 
 /*
+ * Privacy erasure keeps a keyed hash of the address (erased_subjects);
+ * a grant for it is refused unless the operator says the person came
+ * back on their own (reconsent).  1: go on (hash_r is then the hash to
+ * put in consent_act.lift_hash, or "" when never erased); 0: refused,
+ * why_r says "ADDR was erased on YYYY-MM-DD"; -1 error.
+ */
+int consent_erased_gate(const struct pd_config *cfg, struct store *st,
+    int64_t account_id, const char *email, int reconsent, char hash_r[65],
+    char *why_r, size_t whylen, char *err);
+
+/*
  * Append a record for (contact, purpose) in its own transaction, unless
  * it would repeat the current status (a withdrawal when not granted, a
- * grant when granted).  Returns 1 recorded, 0 nothing to do, -1 error.
+ * grant when granted).  With a->lift_hash, the same transaction removes
+ * the account's erased_subjects row, writes a subject.reconsent audit
+ * entry and records the grant's method as "reconsent".  Returns 1
+ * recorded, 0 nothing to do, -1 error.
  */
 int consent_apply(struct store *st, int64_t account_id, int64_t contact_id,
     int64_t purpose_id, const struct consent_act *a, char *err);
@@ -52,11 +71,17 @@ struct consent_import_stats {
 };
 /*
  * Import "email[,adult]" rows (a first line starting "email" is a
- * header) as grants for the purpose; rows with a bad address are
- * reported on report, one line each with the line number, and skipped.
+ * header) as grants for the purpose.  The separator (",", ";" or tab)
+ * is the one the first line uses most outside quotes.  adult is
+ * yes/no/true/false/1/0/oui/non/unknown in any case.  A row with a bad
+ * address, a bad adult value or an erased address (unless
+ * a->reconsent: then it is lifted as by consent_apply) is refused and
+ * reported on report, one line each with the line number and why; the
+ * other rows are still imported.
  */
-int consent_import(struct store *st, int64_t account_id, int64_t purpose_id,
-    const char *path, const struct consent_act *a, FILE *report,
+int consent_import(const struct pd_config *cfg, struct store *st,
+    int64_t account_id, int64_t purpose_id, const char *path,
+    const struct consent_act *a, FILE *report,
     struct consent_import_stats *stats, char *err);
 
 /*

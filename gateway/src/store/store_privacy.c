@@ -652,6 +652,38 @@ store_erased_has(struct store *st, int64_t account_id, const char *hash,
 	    "it", account_id, hash), NULL, err, "erased subject");
 }
 
+/* When the address was first erased in the account (or in every
+ * account): 1 with *at_r, 0 if it was not. */
+int
+store_erased_at(struct store *st, int64_t account_id, const char *hash,
+    int64_t *at_r, char *err)
+{
+	return store_cx_int(st, sp_prep(st, "SELECT MIN(created) FROM"
+	    " erased_subjects WHERE (account_id = 0 OR account_id = ?1) AND"
+	    " hash = ?2 HAVING COUNT(*) > 0", err, "it", account_id, hash),
+	    at_r, err, "erased subject");
+}
+
+/*
+ * The person came back to this account on their own: the hash stops
+ * blocking it.  An erasure for every account (account_id 0) is first
+ * split into one row per other account, so it keeps blocking them.
+ */
+int
+store_erased_lift(struct store *st, int64_t account_id, const char *hash,
+    char *err)
+{
+	if (sp_run(st, sp_prep(st, "INSERT OR IGNORE INTO erased_subjects"
+	    " (account_id, hash, created) SELECT a.id, e.hash, e.created FROM"
+	    " accounts a, erased_subjects e WHERE e.account_id = 0 AND"
+	    " e.hash = ?2 AND a.id <> ?1", err, "it", account_id, hash), NULL,
+	    err, "erased subject") != 0)
+		return -1;
+	return sp_run(st, sp_prep(st, "DELETE FROM erased_subjects WHERE"
+	    " hash = ?2 AND account_id IN (0, ?1)", err, "it", account_id,
+	    hash), NULL, err, "erased subject");
+}
+
 int
 store_erasure_add(struct store *st, const char *actor, const char *account,
     const char *hash, const char *detail, char *err)

@@ -92,6 +92,12 @@ int store_erased_add(struct store *st, int64_t account_id, const char *hash,
     char *err);
 int store_erased_has(struct store *st, int64_t account_id, const char *hash,
     char *err);
+/* First erasure time for the account (or every account): 1, 0 none. */
+int store_erased_at(struct store *st, int64_t account_id, const char *hash,
+    int64_t *at_r, char *err);
+/* Stop the hash blocking the account (a re-consent); others stay. */
+int store_erased_lift(struct store *st, int64_t account_id, const char *hash,
+    char *err);
 int store_erasure_add(struct store *st, const char *actor,
     const char *account, const char *hash, const char *detail, char *err);
 

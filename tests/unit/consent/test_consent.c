@@ -19,7 +19,9 @@
 #include "lib/config.h"
 #include "lib/util.h"
 #include "outbound/outq.h"
+#include "privacy/privacy.h"
 #include "store/store.h"
+#include "store/store_privacy.h"
 #include "testlib.h"
 
 static char tmpdir[256];
@@ -194,11 +196,33 @@ static const struct {
 	/* a header without adult: the second column is not read */
 	{ "email,name\nd@example.org,yes\n", 1, 1, 0, 0, "", "d@example.org",
 	    "unknown" },
-	/* an attestation that is not a word we know changes nothing */
-	{ "e@example.org,maybe\n", 1, 1, 0, 0, "", "e@example.org",
-	    "unknown" },
+	/* an attestation that is not a word we know refuses the row */
+	{ "e@example.org,maybe\n", 1, 0, 0, 1, "line 1: adult is yes, no, "
+	    "true, false, 1, 0, oui, non or unknown, not \"maybe\": refused",
+	    NULL, NULL },
+	{ "email,adult\ne@example.org,\n", 1, 0, 0, 1, "line 2: adult is",
+	    NULL, NULL },
+	/* the words, in any case */
+	{ "e@example.org,TRUE\n", 1, 1, 0, 0, "", "e@example.org", "yes" },
+	{ "e@example.org,Non\n", 1, 1, 0, 0, "", "e@example.org", "no" },
+	{ "e@example.org,0\n", 1, 1, 0, 0, "", "e@example.org", "no" },
+	{ "e@example.org,1\n", 1, 1, 0, 0, "", "e@example.org", "yes" },
+	{ "e@example.org,\"Oui\"\n", 1, 1, 0, 0, "", "e@example.org",
+	    "yes" },
+	{ "e@example.org,False\n", 1, 1, 0, 0, "", "e@example.org", "no" },
+	/* a French spreadsheet's ';', a TSV's tab: found from the header */
+	{ "email;adult\nf@example.org;oui\n", 1, 1, 0, 0, "",
+	    "f@example.org", "yes" },
+	{ "Email\tNom\tAdult\nf@example.org\tF, G\tnon\n", 1, 1, 0, 0, "",
+	    "f@example.org", "no" },
+	/* ...and without a header, from the first row */
+	{ "f@example.org;yes\ng@example.org;no\n", 2, 2, 0, 0, "",
+	    "g@example.org", "no" },
+	/* a separator inside quotes does not count */
+	{ "email,\"a;b;c;d\",adult\nf@example.org,\"x;y\",yes\n", 1, 1, 0,
+	    0, "", "f@example.org", "yes" },
 	{ "not-an-address\n", 1, 0, 0, 1,
-	    "line 1: bad address \"not-an-address\": skipped", NULL, NULL },
+	    "line 1: bad address \"not-an-address\": refused", NULL, NULL },
 	{ "a@b@example.org\nf@example.org\n", 2, 1, 0, 1,
 	    "line 1: bad address", "f@example.org", "unknown" },
 	{ "email\n,yes\n", 1, 0, 0, 1, "line 2: bad address \"\"", NULL, NULL },
@@ -236,8 +260,8 @@ START_TEST(test_import)
 	fputs(imports[_i].csv, f);
 	fclose(f);
 	report = open_memstream(&rep, &replen);
-	ck_assert_msg(consent_import(st, acme, news, csv, &a, report, &s, err)
-	    == 0, "%s", err);
+	ck_assert_msg(consent_import(cfg, st, acme, news, csv, &a, report, &s,
+	    err) == 0, "%s", err);
 	fclose(report);
 	ck_assert_uint_eq(s.rows, imports[_i].rows);
 	ck_assert_uint_eq(s.imported, imports[_i].imported);
@@ -278,15 +302,116 @@ START_TEST(test_import_long_line)
 	fputs("@example.org\nok@example.org\n", f);
 	fclose(f);
 	report = open_memstream(&rep, &replen);
-	ck_assert_msg(consent_import(st, acme, news, csv, &a, report, &s, err)
-	    == 0, "%s", err);
+	ck_assert_msg(consent_import(cfg, st, acme, news, csv, &a, report, &s,
+	    err) == 0, "%s", err);
 	fclose(report);
 	ck_assert_uint_eq(s.rows, 2);
 	ck_assert_uint_eq(s.bad, 1);
 	ck_assert_uint_eq(s.imported, 1);
-	ck_assert_msg(strstr(rep, "line 1: too long: skipped") != NULL, "%s",
+	ck_assert_msg(strstr(rep, "line 1: too long: refused") != NULL, "%s",
 	    rep);
 	free(rep);
+}
+END_TEST
+
+/* ---- an erased address is not granted again silently ---- */
+
+static const struct {
+	char where;		/* erased in: a acme, b beta, * every account */
+	int reconsent, import;
+	int gate;		/* consent_erased_gate: 1 go on, 0 refused */
+	int acme_after, beta_after;	/* still erased there afterwards */
+} erased[] = {
+	{ 'a', 0, 0, 0, 1, 0 },
+	{ 'a', 0, 1, 0, 1, 0 },
+	{ '*', 0, 0, 0, 1, 1 },
+	{ 'a', 1, 0, 1, 0, 0 },
+	{ 'a', 1, 1, 1, 0, 0 },
+	/* one account's re-consent leaves every other account blocked */
+	{ '*', 1, 0, 1, 0, 1 },
+	{ '*', 1, 1, 1, 0, 1 },
+	/* erased elsewhere: nothing to refuse, nothing lifted */
+	{ 'b', 0, 0, 1, 0, 1 },
+	{ 'b', 0, 1, 1, 0, 1 },
+};
+
+static int
+method_cb(const struct store_consent_rec *r, void *ctx)
+{
+	snprintf(ctx, 64, "%s", r->method);
+	return 0;
+}
+
+static int
+erased_import(int reconsent, unsigned *bad_r, char **rep)
+{
+	struct consent_act a = { .action = "grant", .basis = "consent",
+	    .source = "import", .operator_ = "op", .account = "acme",
+	    .reconsent = reconsent };
+	struct consent_import_stats s;
+	size_t replen = 0;
+	char csv[600];
+	FILE *f, *report;
+
+	snprintf(csv, sizeof(csv), "%s/in.csv", tmpdir);
+	f = fopen(csv, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("email;adult\nok@example.org;oui\nGone@example.org;oui\n", f);
+	fclose(f);
+	report = open_memstream(rep, &replen);
+	ck_assert_msg(consent_import(cfg, st, acme, news, csv, &a, report, &s,
+	    err) == 0, "%s", err);
+	fclose(report);
+	*bad_r = s.bad;
+	return s.imported;
+}
+
+START_TEST(test_erased)
+{
+	struct consent_act a = { .action = "grant", .basis = "consent",
+	    .source = "admin", .operator_ = "op", .account = "acme" };
+	char h[65], hash[65], why[400], method[64] = "", *rep = NULL;
+	int64_t where = erased[_i].where == 'a' ? acme :
+	    erased[_i].where == 'b' ? beta : 0, cid;
+	unsigned bad;
+	int rc;
+
+	ck_assert_msg(privacy_hash(cfg, "gone@example.org", 1, h, err) == 0,
+	    "%s", err);
+	ck_assert_int_eq(store_erased_add(st, where, h, err), 0);
+	rc = consent_erased_gate(cfg, st, acme, "gone@example.org",
+	    erased[_i].reconsent, hash, why, sizeof(why), err);
+	ck_assert_int_eq(rc, erased[_i].gate);
+	if (rc == 0)
+		ck_assert_msg(strstr(why, "gone@example.org was erased on 20")
+		    != NULL, "%s", why);
+	if (erased[_i].import) {
+		rc = erased_import(erased[_i].reconsent, &bad, &rep);
+		ck_assert_int_eq(rc, 1 + erased[_i].gate);
+		ck_assert_uint_eq(bad, 1 - erased[_i].gate);
+		if (!erased[_i].gate)
+			ck_assert_msg(strstr(rep, "line 3: gone@example.org was "
+			    "erased on") != NULL, "%s", rep);
+		free(rep);
+	} else if (rc == 1) {
+		cid = contact(acme, "gone@example.org");
+		a.lift_hash = hash[0] != '\0' ? hash : NULL;
+		ck_assert_int_eq(consent_apply(st, acme, cid, news, &a, err), 1);
+	}
+	ck_assert_int_eq(store_erased_has(st, acme, h, err),
+	    erased[_i].acme_after);
+	ck_assert_int_eq(store_erased_has(st, beta, h, err),
+	    erased[_i].beta_after);
+	if (erased[_i].gate && erased[_i].where != 'b') {
+		int64_t id = 0;
+
+		ck_assert_int_eq(store_contact_ensure(st, acme,
+		    "gone@example.org", &id, err), 0);
+		ck_assert_int_eq(store_consent_list(st, acme, id, method_cb,
+		    method, err), 0);
+		ck_assert_msg(strncmp(method, "reconsent", 9) == 0, "%s",
+		    method);
+	}
 }
 END_TEST
 
@@ -656,6 +781,7 @@ consent_suite(void)
 	tcase_add_loop_test(tl, test_sequences, 0, N(seqs));
 	tcase_add_loop_test(tl, test_import, 0, N(imports));
 	tcase_add_test(tl, test_import_long_line);
+	tcase_add_loop_test(tl, test_erased, 0, N(erased));
 	tcase_add_test(tl, test_double_opt_in);
 	tcase_add_loop_test(tl, test_unsub_mail, 0, N(mails));
 	suite_add_tcase(s, tl);
