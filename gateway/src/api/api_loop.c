@@ -591,6 +591,22 @@ api_document_assign(struct api_ctx *x)
 	return api_review_reply(x, &d, &r);
 }
 
+/* The service's answer to a review, as HTTP: not found is the path's
+ * document, a refusal names `field`. */
+static enum MHD_Result
+api_review_answer(struct api_ctx *x, const struct store_dossier *d,
+    const struct dossier_review *r, int rc, const char *field,
+    const char *err)
+{
+	if (rc == DOSSIER_ENOTFOUND)
+		return api_not_found(x, "document");
+	if (rc == DOSSIER_EINVAL)
+		return api_invalid(x, field, err);
+	if (rc != 0)
+		return api_internal(x, err);
+	return api_review_reply(x, d, r);
+}
+
 enum MHD_Result
 api_document_accept(struct api_ctx *x)
 {
@@ -614,13 +630,7 @@ api_document_accept(struct api_ctx *x)
 		return api_invalid(x, "item", why);
 	}
 	rc = dossier_document_accept(&env, x->account_id, doc.id, &r, err);
-	if (rc == DOSSIER_ENOTFOUND)
-		return api_not_found(x, "document");
-	if (rc == DOSSIER_EINVAL)
-		return api_invalid(x, "item", err);
-	if (rc != 0)
-		return api_internal(x, err);
-	return api_review_reply(x, &d, &r);
+	return api_review_answer(x, &d, &r, rc, "item", err);
 }
 
 enum MHD_Result
@@ -645,13 +655,7 @@ api_document_reject(struct api_ctx *x)
 		return ret;
 	rc = dossier_document_reject(&env, x->account_id, doc.id, reason, &r,
 	    err);
-	if (rc == DOSSIER_ENOTFOUND)
-		return api_not_found(x, "document");
-	if (rc == DOSSIER_EINVAL)
-		return api_invalid(x, "reason", err);
-	if (rc != 0)
-		return api_internal(x, err);
-	return api_review_reply(x, &d, &r);
+	return api_review_answer(x, &d, &r, rc, "reason", err);
 }
 
 /* ---- checklists ---- */
