@@ -855,7 +855,7 @@ cli_template_render(struct cli_ctx *c)
 		return CLI_ERR;
 	}
 	snprintf(path, sizeof(path), "%s/preview.eml", dir);
-	if (notify_preview(c->cfg, c->pos[2], c->val[OPT_LOCALE],
+	if (notify_preview(c->cfg, c->st, c->pos[2], c->val[OPT_LOCALE],
 	    c->val[OPT_ACCOUNT] ? c->val[OPT_ACCOUNT] : "", data,
 	    c->val[OPT_TO], path, c->err) == 0)
 		rc = cli_cat(c, path);

@@ -102,7 +102,7 @@ campaign_build(struct campaign_run *r, const struct store_campaign_rcpt *rc,
 	    "contact", "email", rc->email, "purpose", "name", r->c->purpose,
 	    "campaign", "id", (json_int_t)r->c->id, "subject", r->c->subject,
 	    "unsubscribe_url", url);
-	m = (struct notify_mail){ .account = r->c->account,
+	m = (struct notify_mail){ .st = r->st, .account = r->c->account,
 	    .tmpl = r->c->tmpl, .locale = r->c->locale[0] ? r->c->locale : NULL,
 	    .to = rc->email, .data = data, .extra = hdr, .n_extra = 2 };
 	ret = notify_build_mail(cfg, &m, b, r->err);
@@ -329,9 +329,9 @@ campaign_notice_cb(const struct store_contact *c, void *ctx)
 		return 0;
 	}
 	data = json_pack("{s:{s:s}}", "contact", "email", c->email);
-	m = (struct notify_mail){ .account = n->account, .tmpl = n->tmpl,
-	    .locale = n->locale, .to = c->email, .data = data,
-	    .extra = &auto_sub, .n_extra = 1 };
+	m = (struct notify_mail){ .st = n->st, .account = n->account,
+	    .tmpl = n->tmpl, .locale = n->locale, .to = c->email,
+	    .data = data, .extra = &auto_sub, .n_extra = 1 };
 	rc = notify_build_mail(n->cfg, &m, &b, n->err);
 	json_decref(data);
 	if (rc == 0) {

@@ -510,9 +510,9 @@ consent_request(const struct pd_config *cfg, struct store *st,
 	snprintf(url, sizeof(url), "%s/c/%s", cfg->web_base_url, tok);
 	data = json_pack("{s:{s:s}, s:{s:s}, s:s}", "contact", "email", email,
 	    "purpose", "name", purpose, "confirm_url", url);
-	m = (struct notify_mail){ .account = account, .tmpl = "consent-request",
-	    .locale = NULL, .to = email, .data = data, .extra = &auto_sub,
-	    .n_extra = 1 };
+	m = (struct notify_mail){ .st = st, .account = account,
+	    .tmpl = "consent-request", .locale = NULL, .to = email,
+	    .data = data, .extra = &auto_sub, .n_extra = 1 };
 	rc = notify_build_mail(cfg, &m, &b, err);
 	json_decref(data);
 	if (rc != 0)

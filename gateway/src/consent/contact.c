@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "contact.h"
+#include "lib/sanitize.h"
 #include "lib/util.h"
 #include "store/store.h"
 
@@ -77,6 +78,84 @@ consent_purpose_name(struct store *st, int64_t account_id, int64_t id,
     char *name_r, size_t len, char *err)
 {
 	return store_purpose_name(st, account_id, id, name_r, len, err);
+}
+
+int
+consent_purpose_label(struct store *st, int64_t account_id, int64_t id,
+    const char *locale, char *label_r, size_t len, char *err)
+{
+	const char *try[2] = { locale, "en" };
+	int i, rc;
+
+	if ((rc = store_purpose_name(st, account_id, id, label_r, len, err))
+	    != 1)
+		return rc;
+	for (i = 0; i < 2; i++) {
+		if (try[i] == NULL || try[i][0] == '\0')
+			continue;
+		rc = store_purpose_label(st, id, try[i], label_r, len, err);
+		if (rc != 0)
+			return rc;
+	}
+	return 1;
+}
+
+/* [a-z0-9_-]{1,15}, as template locales. */
+static int
+consent_locale_ok(const char *l)
+{
+	size_t n = strspn(l, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+
+	return n > 0 && n <= 15 && l[n] == '\0';
+}
+
+/* One line of UTF-8 text, 1 to max bytes, no control characters. */
+static int
+consent_label_ok(const char *s, size_t max)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > max || !sanitize_utf8_valid(s, n))
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+consent_purpose_label_set(struct store *st, int64_t account_id, int64_t id,
+    const char *locale, const char *label, char *err)
+{
+	char name[64];
+	int rc;
+
+	if (!consent_locale_ok(locale)) {
+		pd_err(err, "locale '%.40s' refused: not [a-z0-9_-]{1,15}",
+		    locale);
+		return -1;
+	}
+	if (label != NULL && label[0] != '\0' &&
+	    !consent_label_ok(label, 200)) {
+		pd_err(err, "a purpose label is one line of at most 200 "
+		    "bytes");
+		return -1;
+	}
+	if ((rc = store_purpose_name(st, account_id, id, name, sizeof(name),
+	    err)) != 1) {
+		if (rc == 0)
+			pd_err(err, "no purpose %lld", (long long)id);
+		return -1;
+	}
+	return store_purpose_label_set(st, id, locale,
+	    label != NULL && label[0] != '\0' ? label : NULL, err);
+}
+
+int
+consent_purpose_labels(struct store *st, int64_t id, store_pair_cb cb,
+    void *ctx, char *err)
+{
+	return store_purpose_labels(st, id, cb, ctx, err);
 }
 
 int

@@ -38,6 +38,17 @@ int consent_purpose_name(struct store *st, int64_t account_id, int64_t id,
     char *name_r, size_t len, char *err);
 int consent_purpose_list(struct store *st, int64_t account_id,
     store_purpose_cb cb, void *ctx, char *err);
+/*
+ * What a reader sees for a purpose: its display name in `locale`, else
+ * in English, else its internal name.  1 found, 0 no such purpose.
+ */
+int consent_purpose_label(struct store *st, int64_t account_id, int64_t id,
+    const char *locale, char *label_r, size_t len, char *err);
+/* Set (label NULL or "": remove) a display name; list them by locale. */
+int consent_purpose_label_set(struct store *st, int64_t account_id,
+    int64_t id, const char *locale, const char *label, char *err);
+int consent_purpose_labels(struct store *st, int64_t id, store_pair_cb cb,
+    void *ctx, char *err);
 
 /* The contact's records, oldest first (text borrowed for the call). */
 int consent_records(struct store *st, int64_t account_id,

@@ -109,7 +109,7 @@ dr_completion(const struct dossier_env *env, const struct store_dossier *d,
 	if (dr_event(env, d, "dossier.completed", "", err) != 0)
 		return -1;
 	if (env->cfg == NULL || !notify_wants_completion(env->cfg,
-	    d->account))
+	    env->st, d->account))
 		return 0;
 	/* Announced is for good: without a queue the message would never
 	 * go, so the change that completes the dossier waits for one. */

@@ -1013,16 +1013,16 @@ static void cf_load_plugins(struct cf_load *ld, const config_setting_t *l)
 
 /* accounts = ( { name = "ACME"; legal_name = "..."; ... } ): outbound
  * identity per account; every key is an optional string but name, and
- * the boolean notify_completed (kept apart: it is not a string field). */
+ * the booleans notify_completed and adult_required (kept apart). */
 static const char *const cf_account_keys[] = { "name", "legal_name",
     "legal_address", "locale", "from_name", "from_addr", "sender_auth",
-    "auth_fail", "refused_file", NULL };
+    "auth_fail", "refused_file", "privacy_url", NULL };
 
 static char **cf_account_field(struct pd_account_conf *a, int k)
 {
 	char **f[] = { &a->name, &a->legal_name, &a->legal_address,
 	    &a->locale, &a->from_name, &a->from_addr, &a->sender_auth,
-	    &a->auth_fail, &a->refused_file };
+	    &a->auth_fail, &a->refused_file, &a->privacy_url };
 
 	return f[k];
 }
@@ -1046,6 +1046,25 @@ static const char *cf_check_account_choice(int k, const char *v)
 	    "must be \"reject-message\" or \"drop-file\"";
 }
 
+/* The boolean keys of an account (notify_completed, adult_required):
+ * 1 if s is one of them (loaded or reported), 0 if not. */
+static int cf_account_bool(struct cf_load *ld, const config_setting_t *s,
+    int i, struct pd_account_conf *a)
+{
+	const char *name = config_setting_name(s);
+	int *v = strcmp(name, "notify_completed") == 0 ? &a->notify_completed :
+	    strcmp(name, "adult_required") == 0 ? &a->adult_required : NULL;
+
+	if (v == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		cf_serr(ld->errs, s, "accounts[%d].%s: expected true or false,"
+		    " got %s", i, name, cf_type_name(config_setting_type(s)));
+	else
+		*v = config_setting_get_bool(s);
+	return 1;
+}
+
 static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
     int i)
 {
@@ -1057,18 +1076,12 @@ static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
 		cf_serr(ld->errs, ent, "accounts[%d]: expected a group", i);
 		return;
 	}
+	a->adult_required = 1;
 	for (j = 0; j < n; j++) {
 		const config_setting_t *s = config_setting_get_elem(ent, j);
 
-		if (strcmp(config_setting_name(s), "notify_completed") == 0) {
-			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-				cf_serr(ld->errs, s, "accounts[%d].notify_completed:"
-				    " expected true or false, got %s", i,
-				    cf_type_name(config_setting_type(s)));
-			else
-				a->notify_completed = config_setting_get_bool(s);
+		if (cf_account_bool(ld, s, i, a))
 			continue;
-		}
 		for (k = 0; cf_account_keys[k] != NULL; k++)
 			if (strcmp(config_setting_name(s), cf_account_keys[k])
 			    == 0)
@@ -1084,7 +1097,7 @@ static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
 		    config_setting_get_string(s))) != NULL) ||
 		    (k == 5 && (why = cf_check_addr_or_empty(
 		    config_setting_get_string(s))) != NULL) ||
-		    (k >= 6 && (why = cf_check_account_choice(k,
+		    (k >= 6 && k <= 8 && (why = cf_check_account_choice(k,
 		    config_setting_get_string(s))) != NULL))
 			cf_serr(ld->errs, s, "accounts[%d].%s %s", i,
 			    cf_account_keys[k], why);
@@ -1099,6 +1112,7 @@ static void cf_load_account(struct cf_load *ld, const config_setting_t *ent,
 			*cf_account_field(a, k) = NULL;
 		}
 		a->notify_completed = 0;
+		a->adult_required = 0;
 		return;
 	}
 	ld->cfg->account_count++;
@@ -1466,5 +1480,7 @@ void config_dump(const struct pd_config *cfg, FILE *out)
 		}
 		fprintf(out, "accounts[%d].notify_completed = %s\n", k,
 		    c->accounts[k].notify_completed ? "true" : "false");
+		fprintf(out, "accounts[%d].adult_required = %s\n", k,
+		    c->accounts[k].adult_required ? "true" : "false");
 	}
 }

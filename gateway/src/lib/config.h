@@ -22,6 +22,9 @@ struct pd_account_conf {
 	char *from_name;	/* From: display name, or NULL */
 	char *from_addr;	/* From: address, or NULL (outbound.from_addr) */
 	int notify_completed;	/* tell the contact her dossier is complete */
+	int adult_required;	/* newsletters only to attested adults (1);
+				 * 0: business contacts, age not asked */
+	char *privacy_url;	/* the account's privacy policy, or NULL */
 	/* Inbound trust (NULL: the default in parentheses). */
 	char *sender_auth;	/* ("none"), "spf-or-dkim", "dmarc" */
 	char *auth_fail;	/* ("refuse") with 550 5.7.1, or "mark" */

@@ -82,13 +82,14 @@ notify_send(const struct notify_env *env, const struct store_dossier *d,
 	int rc = -1;
 
 	memset(&out, 0, sizeof(out));
-	notify_identity(cfg, d->account, &id);
+	if (notify_identity(cfg, env->st, d->account, &id, err) != 0)
+		return -1;
 	if (env->q == NULL) {
 		pd_err(err, "no outbound queue to write to %s", nm->to);
 		return -1;
 	}
 	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)),
-	    nm->tmpl, nm->locale, id.locale, data, &out, err) != 0)
+	    nm->tmpl, nm->locale, id.locale[0] ? id.locale : NULL, data, &out, err) != 0)
 		return -1;
 	memset(&spec, 0, sizeof(spec));
 	spec.from_name = id.from_name;
@@ -157,7 +158,7 @@ notify_invite(const struct notify_env *env, const struct store_dossier *d,
 			return -1;
 	}
 	notify_dossier_address(env->cfg, d, addr, sizeof(addr));
-	notify_locale(env->cfg, d, req->locale, locale, sizeof(locale));
+	notify_locale(env->cfg, env->st, d, req->locale, locale, sizeof(locale));
 	nm = (struct notify_msg){ req->tmpl ? req->tmpl : "invitation",
 	    locale, "invitation", d->contact, addr };
 	if ((data = notify_data(env, &nd, locale, pd_now(), err)) == NULL)
@@ -298,7 +299,7 @@ notify_receipt(const struct notify_env *env, const struct store_dossier *d,
 	    !outmsg_addr_valid(sender, 0) || !notify_vouched(d, sender) ||
 	    json_array_size(received) == 0)
 		return 0;
-	notify_locale(env->cfg, d, NULL, locale, sizeof(locale));
+	notify_locale(env->cfg, env->st, d, NULL, locale, sizeof(locale));
 	notify_when_text(pd_now(), locale, today, sizeof(today));
 	if (store_document_list(env->st, d->account_id, d->id, notify_doc_cb,
 	    &docs, err) != 0 ||
@@ -342,7 +343,8 @@ notify_receipt(const struct notify_env *env, const struct store_dossier *d,
 /* ---- preview ---- */
 
 int
-notify_preview(const struct pd_config *cfg, const char *tmpl,
+notify_preview(const struct pd_config *cfg, struct store *st,
+    const char *tmpl,
     const char *locale, const char *account, json_t *data, const char *to,
     const char *path, char *err)
 {
@@ -355,7 +357,8 @@ notify_preview(const struct pd_config *cfg, const char *tmpl,
 	int rc;
 
 	memset(&out, 0, sizeof(out));
-	notify_identity(cfg, account, &id);
+	if (notify_identity(cfg, st, account, &id, err) != 0)
+		return -1;
 	if (to == NULL)
 		to = json_string_value(json_object_get(json_object_get(data,
 		    "contact"), "email"));
@@ -365,7 +368,7 @@ notify_preview(const struct pd_config *cfg, const char *tmpl,
 		return -1;
 	}
 	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)), tmpl,
-	    locale, id.locale, data, &out, err) != 0)
+	    locale, id.locale[0] ? id.locale : NULL, data, &out, err) != 0)
 		return -1;
 	reply_to = json_string_value(json_object_get(json_object_get(data,
 	    "dossier"), "address"));
@@ -395,18 +398,22 @@ notify_build_mail(const struct pd_config *cfg, const struct notify_mail *m,
 
 	memset(&out, 0, sizeof(out));
 	memset(b, 0, sizeof(*b));
-	notify_identity(cfg, m->account, &id);
+	if (notify_identity(cfg, m->st, m->account, &id, err) != 0) {
+		json_decref(data);
+		return -1;
+	}
 	json_object_set_new(data, "account", notify_account_json(m->account,
 	    &id));
 	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)), m->tmpl,
-	    m->locale, id.locale, data, &out, err) != 0)
+	    m->locale, id.locale[0] ? id.locale : NULL, data, &out, err) != 0)
 		goto out;
 	spec = (struct outmsg_spec){ .from_name = id.from_name,
 	    .from_addr = id.from_addr, .to_name = "", .to_addr = m->to,
 	    .reply_to = NULL, .subject = out.subject, .text = out.text,
 	    .html = out.html, .msgid_domain = notify_domain(id.from_addr),
 	    .extra = m->extra, .n_extra = m->n_extra };
-	snprintf(b->from_domain, sizeof(b->from_domain), "%s",
+	/* A domain is at most 255 octets (RFC 1035 2.3.4). */
+	snprintf(b->from_domain, sizeof(b->from_domain), "%.255s",
 	    notify_domain(id.from_addr));
 	if (notify_tmp_path(cfg, b->path, sizeof(b->path), err) == 0 &&
 	    outmsg_build(&spec, b->path, b->message_id,

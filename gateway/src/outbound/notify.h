@@ -129,7 +129,7 @@ int notify_completed(const struct notify_env *env,
     const struct store_dossier *d, int64_t *id_r, char *err);
 int notify_closing(const struct notify_env *env,
     const struct store_dossier *d, int64_t *id_r, char *err);
-int notify_wants_completion(const struct pd_config *cfg,
+int notify_wants_completion(const struct pd_config *cfg, struct store *st,
     const char *account);
 
 /*
@@ -137,7 +137,8 @@ int notify_wants_completion(const struct pd_config *cfg,
  * build the message into path exactly as it would be queued (before the
  * outbound plugins' headers).  to may be NULL (the data's contact.email).
  */
-int notify_preview(const struct pd_config *cfg, const char *tmpl,
+int notify_preview(const struct pd_config *cfg, struct store *st,
+    const char *tmpl,
     const char *locale, const char *account, json_t *data, const char *to,
     const char *path, char *err);
 
@@ -149,7 +150,34 @@ int notify_preview(const struct pd_config *cfg, const char *tmpl,
  * Message-ID.
  */
 struct outmsg_header;
+/*
+ * An account's identity and settings as messages and pages use them:
+ * the config file's account block, then what `account set` or the API
+ * stored (account_settings, which wins), then the defaults.  The keys
+ * `account set` takes are NOTIFY_ACCOUNT_KEYS.
+ */
+struct notify_identity {
+	char legal_name[256];
+	char legal_address[512];
+	char from_name[256];
+	char from_addr[320];
+	char locale[16];	/* "" none */
+	char signer[256];	/* the account's own from_name, else "": a
+				 * message is never signed by the default */
+	char privacy_url[512];	/* "" none */
+	int adult_required;	/* newsletters to attested adults only */
+	int notify_completed;
+};
+#define NOTIFY_ACCOUNT_KEYS { "legal_name", "legal_address", "from_name", \
+	"from_addr", "locale", "privacy_url", "adult_required", \
+	"notify_completed", NULL }
+
+/* st NULL: the config file alone.  0, or -1 with err (store failure). */
+int notify_identity(const struct pd_config *cfg, struct store *st,
+    const char *account, struct notify_identity *id, char *err);
+
 struct notify_mail {
+	struct store *st;		/* account settings; NULL: config only */
 	const char *account;
 	const char *tmpl;
 	const char *locale;		/* NULL: account default, then "en" */

@@ -14,33 +14,89 @@
 #include "notify_int.h"
 #include "store/store.h"
 
-void
-notify_identity(const struct pd_config *cfg, const char *account,
-    struct notify_identity *id)
+/* A stored setting over the config's value (store_pair_cb). */
+static int
+notify_setting_cb(const char *key, const char *value, void *ctx)
+{
+	struct notify_identity *id = ctx;
+	struct { const char *key; char *dst; size_t len; } f[] = {
+		{ "legal_name", id->legal_name, sizeof(id->legal_name) },
+		{ "legal_address", id->legal_address,
+		    sizeof(id->legal_address) },
+		{ "from_name", id->from_name, sizeof(id->from_name) },
+		{ "from_addr", id->from_addr, sizeof(id->from_addr) },
+		{ "locale", id->locale, sizeof(id->locale) },
+		{ "privacy_url", id->privacy_url, sizeof(id->privacy_url) },
+	};
+	size_t i;
+
+	if (strcmp(key, "adult_required") == 0)
+		id->adult_required = strcmp(value, "true") == 0;
+	else if (strcmp(key, "notify_completed") == 0)
+		id->notify_completed = strcmp(value, "true") == 0;
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (strcmp(key, f[i].key) == 0)
+			snprintf(f[i].dst, f[i].len, "%s", value);
+	/* A from_name set here signs the messages, as in the config. */
+	if (strcmp(key, "from_name") == 0)
+		snprintf(id->signer, sizeof(id->signer), "%s", value);
+	return 0;
+}
+
+#define NOTIFY_SET(field, v) snprintf((field), sizeof(field), "%s", (v))
+
+int
+notify_identity(const struct pd_config *cfg, struct store *st,
+    const char *account, struct notify_identity *id, char *err)
 {
 	const struct pd_account_conf *a = config_account(cfg, account);
+	struct store_account acc;
+	int rc;
 
-	id->legal_name = a && a->legal_name ? a->legal_name : account;
-	id->legal_address = a && a->legal_address ? a->legal_address : "";
-	id->from_name = a && a->from_name ? a->from_name :
-	    cfg->from_name[0] != '\0' ? cfg->from_name : id->legal_name;
-	id->from_addr = a && a->from_addr ? a->from_addr : cfg->from_addr;
-	id->locale = a ? a->locale : NULL;
-	id->signer = a && a->from_name && strcmp(a->from_name,
-	    id->legal_name) != 0 ? a->from_name : "";
+	memset(id, 0, sizeof(*id));
+	NOTIFY_SET(id->legal_name, a && a->legal_name ? a->legal_name :
+	    account);
+	NOTIFY_SET(id->legal_address, a && a->legal_address ?
+	    a->legal_address : "");
+	NOTIFY_SET(id->from_name, a && a->from_name ? a->from_name : "");
+	NOTIFY_SET(id->from_addr, a && a->from_addr ? a->from_addr :
+	    cfg->from_addr);
+	NOTIFY_SET(id->locale, a && a->locale ? a->locale : "");
+	NOTIFY_SET(id->signer, a && a->from_name ? a->from_name : "");
+	NOTIFY_SET(id->privacy_url, a && a->privacy_url ? a->privacy_url :
+	    "");
+	id->adult_required = a != NULL ? a->adult_required : 1;
+	id->notify_completed = a != NULL && a->notify_completed;
+	if (st != NULL) {
+		if ((rc = store_account_get(st, account, &acc, err)) < 0)
+			return -1;
+		if (rc == 1 && store_account_settings(st, acc.id,
+		    notify_setting_cb, id, err) != 0)
+			return -1;
+	}
+	if (id->from_name[0] == '\0')
+		NOTIFY_SET(id->from_name, cfg->from_name[0] != '\0' ?
+		    cfg->from_name : id->legal_name);
+	if (strcmp(id->signer, id->legal_name) == 0)
+		id->signer[0] = '\0';
+	return 0;
 }
 
 void
-notify_locale(const struct pd_config *cfg, const struct store_dossier *d,
-    const char *hint, char *out, size_t len)
+notify_locale(const struct pd_config *cfg, struct store *st,
+    const struct store_dossier *d, const char *hint, char *out, size_t len)
 {
-	const struct pd_account_conf *a = config_account(cfg, d->account);
+	struct notify_identity id;
+	char err[PD_ERRLEN];
 	const char *l = d->contact_locale;
 
+	/* A store that cannot be read leaves the config's locale. */
+	if (notify_identity(cfg, st, d->account, &id, err) != 0)
+		(void)notify_identity(cfg, NULL, d->account, &id, err);
 	if (l[0] == '\0')
 		l = hint;
 	if (l == NULL || l[0] == '\0')
-		l = a != NULL ? a->locale : NULL;
+		l = id.locale;
 	if (l == NULL || l[0] == '\0')
 		l = cfg->default_locale;
 	if (l == NULL || l[0] == '\0')
@@ -311,7 +367,13 @@ notify_data(const struct notify_env *env, const struct store_dossier *d,
 		json_decref(c.names);
 		return NULL;
 	}
-	notify_identity(env->cfg, d->account, &id);
+	if (notify_identity(env->cfg, env->st, d->account, &id, err) != 0) {
+		json_decref(c.all);
+		json_decref(c.outstanding);
+		json_decref(c.optional);
+		json_decref(c.names);
+		return NULL;
+	}
 	gmtime_r(&tt, &tm);
 	strftime(today, sizeof(today), "%Y-%m-%d", &tm);
 	notify_time_text(now, locale, today_text, sizeof(today_text));

@@ -16,26 +16,14 @@ struct store_dossier;
 struct store_item;
 
 /* Who an account writes as: config `accounts`, else the defaults. */
-struct notify_identity {
-	const char *legal_name;
-	const char *legal_address;
-	const char *from_name;
-	const char *from_addr;
-	const char *locale;
-	const char *signer;	/* the account's own from_name, else "": a
-				 * message is never signed by the default */
-};
-
-void notify_identity(const struct pd_config *cfg, const char *account,
-    struct notify_identity *id);
 
 /*
  * The language of every message about d: the contact's, else `hint` (an
  * invitation's --locale), else the account's, else the configured
  * default, else "en".  Copied into out (16 bytes).
  */
-void notify_locale(const struct pd_config *cfg, const struct store_dossier *d,
-    const char *hint, char *out, size_t len);
+void notify_locale(const struct pd_config *cfg, struct store *st,
+    const struct store_dossier *d, const char *hint, char *out, size_t len);
 
 /*
  * Everything a template about d may show (templates/README.md, "Data

@@ -33,7 +33,7 @@ notify_loop_send(const struct notify_env *env, const struct store_dossier *d,
 		return -1;
 	}
 	notify_dossier_address(env->cfg, d, addr, sizeof(addr));
-	notify_locale(env->cfg, d, NULL, locale, sizeof(locale));
+	notify_locale(env->cfg, env->st, d, NULL, locale, sizeof(locale));
 	if ((data = notify_data(env, d, locale, pd_now(), err)) == NULL) {
 		json_decref(part);
 		return -1;
@@ -66,7 +66,7 @@ notify_rejection(const struct notify_env *env, const struct store_dossier *d,
 
 	notify_item_address(env->cfg->intake_domain, d, it, addr,
 	    sizeof(addr));
-	notify_locale(env->cfg, d, NULL, locale, sizeof(locale));
+	notify_locale(env->cfg, env->st, d, NULL, locale, sizeof(locale));
 	/* the item as it is now (rejected, asked again), its address; the
 	 * document's name is data, never a link */
 	part = json_pack("{s:s, s:s, s:o, s:b, s:s}", "filename",
@@ -103,9 +103,14 @@ notify_closing(const struct notify_env *env, const struct store_dossier *d,
 }
 
 int
-notify_wants_completion(const struct pd_config *cfg, const char *account)
+notify_wants_completion(const struct pd_config *cfg, struct store *st,
+    const char *account)
 {
-	const struct pd_account_conf *a = config_account(cfg, account);
+	struct notify_identity id;
+	char err[PD_ERRLEN];
 
-	return a != NULL && a->notify_completed;
+	/* Unreadable settings: the config file's answer. */
+	if (notify_identity(cfg, st, account, &id, err) != 0)
+		(void)notify_identity(cfg, NULL, account, &id, err);
+	return id.notify_completed;
 }

@@ -145,7 +145,7 @@ notify_remind_one(const struct notify_env *env, const struct store_dossier *d,
 	int rc;
 
 	notify_dossier_address(env->cfg, d, addr, sizeof(addr));
-	notify_locale(env->cfg, d, NULL, locale, sizeof(locale));
+	notify_locale(env->cfg, env->st, d, NULL, locale, sizeof(locale));
 	nm = (struct notify_msg){ "reminder", locale, "reminder", d->contact,
 	    addr };
 	if ((data = notify_data(env, d, locale, now, err)) == NULL)

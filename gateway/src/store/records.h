@@ -115,6 +115,8 @@ struct store_document {
 	const char *scan;		/* v9: "clean", "unscanned" or NULL */
 };
 
+/* A key and its value (account settings, purpose labels by locale). */
+typedef int (*store_pair_cb)(const char *key, const char *value, void *ctx);
 typedef int (*store_account_cb)(const struct store_account *a, void *ctx);
 typedef int (*store_dossier_cb)(const struct store_dossier *d, void *ctx);
 /* reading back, for `dossier show` and `document get` */
@@ -254,6 +256,7 @@ struct store_campaign {
 	char subject[512];
 	char locale[16];
 	char state[12];			/* draft / sending / queued */
+	char audience[1024];		/* left out by reason (JSON), or "" */
 	int64_t created;
 	int64_t started;
 	int64_t finished;

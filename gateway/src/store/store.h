@@ -16,7 +16,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 /* Open (creating dirs/file), set WAL + synchronous, run migrations. */
 int store_open(const char *db_path, const char *sync_mode,
@@ -51,6 +51,12 @@ int store_account_get(struct store *st, const char *name,
  * they may call other store functions on the same connection. */
 int store_account_list(struct store *st, store_account_cb cb, void *ctx,
     char *err);
+/* An account's settings (`account set`; they win over the config file):
+ * value NULL removes the key; list calls cb(key, value, ctx) by key. */
+int store_account_setting_set(struct store *st, int64_t account_id,
+    const char *key, const char *value, int64_t now, char *err);
+int store_account_settings(struct store *st, int64_t account_id,
+    store_pair_cb cb, void *ctx, char *err);
 
 /* ---- dossiers ---- */
 int store_dossier_create(struct store *st, int64_t account_id,
@@ -217,6 +223,14 @@ int store_purpose_name(struct store *st, int64_t account_id, int64_t id,
     char *name_r, size_t len, char *err);
 int store_purpose_list(struct store *st, int64_t account_id,
     store_purpose_cb cb, void *ctx, char *err);
+/* A purpose's display name in a locale: set (label NULL removes it),
+ * read (1 found, 0 none) and list (cb(locale, label, ctx), by locale). */
+int store_purpose_label_set(struct store *st, int64_t purpose_id,
+    const char *locale, const char *label, char *err);
+int store_purpose_label(struct store *st, int64_t purpose_id,
+    const char *locale, char *label_r, size_t len, char *err);
+int store_purpose_labels(struct store *st, int64_t purpose_id,
+    store_pair_cb cb, void *ctx, char *err);
 
 /* email must already be lower-cased and valid. */
 int store_contact_ensure(struct store *st, int64_t account_id,
@@ -286,6 +300,15 @@ int store_campaign_rcpt_set(struct store *st, int64_t id, const char *state,
 /* The outbound row carrying message_id for the account: 1, or 0. */
 int store_outbound_by_msgid(struct store *st, int64_t account_id,
     const char *message_id, int64_t *id_r, char *err);
+/* The campaign's Markdown body ("" for a template campaign), malloc'd
+ * into *md_r; 1 found, 0 no such campaign. */
+int store_campaign_body(struct store *st, int64_t id, char **md_r,
+    char *err);
+int store_campaign_set_body(struct store *st, int64_t id, const char *md,
+    char *err);
+/* Who was left out when the audience was fixed, by reason (JSON). */
+int store_campaign_set_audience(struct store *st, int64_t id,
+    const char *json, char *err);
 /* Counts for `campaign show`: recipients by state, then their outbound
  * rows by state ("r.pending", "o.sent"...), through cb(name, n). */
 int store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,

@@ -104,3 +104,27 @@ store_account_list(struct store *st, store_account_cb cb, void *ctx,
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
+
+int
+store_account_setting_set(struct store *st, int64_t account_id,
+    const char *key, const char *value, int64_t now, char *err)
+{
+	if (value == NULL)
+		return store_cx_exec(st, store_cx(st, "DELETE FROM"
+		    " account_settings WHERE account_id = ?1 AND key = ?2",
+		    err, "it", account_id, key), NULL, err, "account setting");
+	return store_cx_exec(st, store_cx(st, "INSERT INTO account_settings"
+	    " (account_id, key, value, updated) VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (account_id, key) DO UPDATE SET value ="
+	    " excluded.value, updated = excluded.updated", err, "itti",
+	    account_id, key, value, now), NULL, err, "account setting");
+}
+
+int
+store_account_settings(struct store *st, int64_t account_id,
+    store_pair_cb cb, void *ctx, char *err)
+{
+	return store_pairs(st, store_cx(st, "SELECT key, value FROM"
+	    " account_settings WHERE account_id = ?1 ORDER BY key", err, "i",
+	    account_id), cb, ctx, err, "account settings");
+}

@@ -16,7 +16,8 @@
 #define CAMPAIGN_COLS \
 	"SELECT c.id, c.account_id, a.name, c.purpose_id, p.name," \
 	" c.template, c.subject, c.locale, c.state, c.created," \
-	" COALESCE(c.started, 0), COALESCE(c.finished, 0) FROM campaigns c" \
+	" COALESCE(c.started, 0), COALESCE(c.finished, 0), c.audience" \
+	" FROM campaigns c" \
 	" JOIN accounts a ON a.id = c.account_id" \
 	" JOIN purposes p ON p.id = c.purpose_id "
 
@@ -59,6 +60,7 @@ store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
 		c_r->created = sqlite3_column_int64(s, 9);
 		c_r->started = sqlite3_column_int64(s, 10);
 		c_r->finished = sqlite3_column_int64(s, 11);
+		COPY_COL(c_r->audience, s, 12);
 	}
 	sqlite3_finalize(s);
 	if (rc == SQLITE_ROW)
@@ -224,4 +226,44 @@ store_campaign_rcpt_by_msgid(struct store *st, int64_t account_id,
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "marketing check");
+}
+
+int
+store_campaign_body(struct store *st, int64_t id, char **md_r, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT body_md FROM campaigns"
+	    " WHERE id = ?1", err, "i", id);
+	const unsigned char *t;
+	int rc;
+
+	*md_r = NULL;
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		t = sqlite3_column_text(s, 0);
+		*md_r = xstrdup(t != NULL ? (const char *)t : "");
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign body");
+}
+
+int
+store_campaign_set_body(struct store *st, int64_t id, const char *md,
+    char *err)
+{
+	return store_cx_exec(st, store_cx(st, "UPDATE campaigns SET body_md ="
+	    " ?2 WHERE id = ?1", err, "it", id, md), NULL, err,
+	    "campaign body");
+}
+
+int
+store_campaign_set_audience(struct store *st, int64_t id, const char *json,
+    char *err)
+{
+	return store_cx_exec(st, store_cx(st, "UPDATE campaigns SET audience ="
+	    " ?2 WHERE id = ?1", err, "it", id, json), NULL, err,
+	    "campaign audience");
 }

@@ -405,3 +405,67 @@ store_consent_req_confirm(struct store *st, int64_t id, int64_t now,
 		return -1;
 	return n == 1;
 }
+
+int
+store_purpose_label_set(struct store *st, int64_t purpose_id,
+    const char *locale, const char *label, char *err)
+{
+	if (label == NULL)
+		return store_cx_exec(st, store_cx(st, "DELETE FROM"
+		    " purpose_labels WHERE purpose_id = ?1 AND locale = ?2",
+		    err, "it", purpose_id, locale), NULL, err,
+		    "purpose label");
+	return store_cx_exec(st, store_cx(st, "INSERT INTO purpose_labels"
+	    " (purpose_id, locale, label) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (purpose_id, locale) DO UPDATE SET label ="
+	    " excluded.label", err, "itt", purpose_id, locale, label), NULL,
+	    err, "purpose label");
+}
+
+int
+store_purpose_label(struct store *st, int64_t purpose_id, const char *locale,
+    char *label_r, size_t len, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, "SELECT label FROM purpose_labels"
+	    " WHERE purpose_id = ?1 AND locale = ?2", err, "it", purpose_id,
+	    locale);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		store_col_copy(label_r, len, s, 0);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "purpose label");
+}
+
+/* Shared by the two key/value tables: rows of (key, value) into cb. */
+int
+store_pairs(struct store *st, sqlite3_stmt *s, store_pair_cb cb, void *ctx,
+    char *err, const char *what)
+{
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb((const char *)sqlite3_column_text(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, what);
+}
+
+int
+store_purpose_labels(struct store *st, int64_t purpose_id, store_pair_cb cb,
+    void *ctx, char *err)
+{
+	return store_pairs(st, store_cx(st, "SELECT locale, label FROM"
+	    " purpose_labels WHERE purpose_id = ?1 ORDER BY locale", err, "i",
+	    purpose_id), cb, ctx, err, "purpose labels");
+}

@@ -110,6 +110,9 @@ int store_bind_text(sqlite3_stmt *s, int idx, const char *v);
 int store_bind_id(sqlite3_stmt *s, int idx, int64_t id);
 /* Copy a text column into a fixed buffer, cut at a UTF-8 boundary. */
 void store_col_copy(char *dst, size_t dstlen, sqlite3_stmt *s, int col);
+/* Step s (finalized here) calling cb(col 0, col 1) per row; 0 or -1. */
+int store_pairs(struct store *st, sqlite3_stmt *s, store_pair_cb cb,
+    void *ctx, char *err, const char *what);
 #define COPY_COL(field, s, col) \
 	store_col_copy((field), sizeof(field), (s), (col))
 void store_lower(char *dst, size_t dstlen, const char *src);

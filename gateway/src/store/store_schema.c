@@ -473,6 +473,31 @@ static const char store_v9_trust[] =
 	"ALTER TABLE documents ADD COLUMN flags TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE documents ADD COLUMN scan TEXT NOT NULL DEFAULT '';";
 
+/*
+ * v10: newsletters an editor writes (issue 15).  A campaign carries its
+ * own Markdown body (empty: the template route) and, once its audience
+ * is fixed, the contacts left out by reason as a JSON object
+ * ({"eligible": N, "no consent": N, ...}).  A purpose has a display name
+ * per locale.  An account's identity and settings set with `account
+ * set` or the API live in account_settings (one row per key) and win
+ * over the config file's account block.
+ */
+static const char store_v10_campaigns[] =
+	"ALTER TABLE campaigns ADD COLUMN body_md TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE campaigns ADD COLUMN audience TEXT NOT NULL"
+	" DEFAULT '';"
+	"CREATE TABLE purpose_labels ("
+	" purpose_id INTEGER NOT NULL REFERENCES purposes(id),"
+	" locale TEXT NOT NULL,"
+	" label TEXT NOT NULL,"
+	" PRIMARY KEY (purpose_id, locale));"
+	"CREATE TABLE account_settings ("
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" key TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" PRIMARY KEY (account_id, key));";
+
 /* Entry N brings the schema from version N-1 to N. */
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[1] = store_v1_dossiers,
@@ -484,6 +509,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[7] = store_v7_raw_removed,
 	[8] = store_v8_items,
 	[9] = store_v9_trust,
+	[10] = store_v10_campaigns,
 };
 
 /* What a migration does in C after its SQL, when SQL cannot say it. */

@@ -562,10 +562,10 @@ START_TEST(test_completed_closing)
 	int64_t id = 0;
 	char *m;
 
-	ck_assert_int_eq(notify_wants_completion(cfg, "acme"), 0);
-	ck_assert_int_eq(notify_wants_completion(cfg, "other"), 0);
+	ck_assert_int_eq(notify_wants_completion(cfg, NULL, "acme"), 0);
+	ck_assert_int_eq(notify_wants_completion(cfg, NULL, "other"), 0);
 	cfg->accounts[0].notify_completed = 1;
-	ck_assert_int_eq(notify_wants_completion(cfg, "acme"), 1);
+	ck_assert_int_eq(notify_wants_completion(cfg, NULL, "acme"), 1);
 	ck_assert_msg(notify_completed(&env, &dz, &id, err) == 0, "%s", err);
 	ck_assert_int_eq(queued("completed", &m), 1);
 	HAS(m, "Reply-To: " PLAIN);
