@@ -59,10 +59,10 @@ USAGE = [
     (["consent", "--help"], "postdoc: unknown option --help\n"),
     (["consent", "grant", "a@b.example", "--account", "ACME"],
      "postdoc: option --purpose is required\n"),
-    (["consent", "show", "a@b.example", "--account", "ACME", "--no-send"],
-     "postdoc: option --no-send is not valid here\n"),
-    (["consent", "grant", "a@b.example", "--no-send=1"],
-     "postdoc: option --no-send=1 takes no value\n"),
+    (["consent", "show", "a@b.example", "--account", "ACME", "--queue-only"],
+     "postdoc: option --queue-only is not valid here\n"),
+    (["consent", "grant", "a@b.example", "--queue-only=1"],
+     "postdoc: option --queue-only=1 takes no value\n"),
     (["subject"], "postdoc: unknown subject subcommand\n"),
     (["subject", "export", "a@b.example"],
      "postdoc: option --output is required\n"),
@@ -82,7 +82,7 @@ USAGE = [
      "postdoc: usage: postdoc events list|retry ID\n"),
     (["events", "retry", "1", "--state", "done"],
      "postdoc: events retry takes no options\n"),
-    (["--no-send", "events", "list"], "postdoc: unknown option --no-send\n"),
+    (["--queue-only", "events", "list"], "postdoc: unknown option --queue-only\n"),
     (["checklist", "add", "ACME"], "postdoc: usage: postdoc checklist add "
      "ACCOUNT NAME --item SPEC [--item SPEC]... [--optional SPEC]... "
      "[--json]\n"),
@@ -271,8 +271,8 @@ DATES = [
     (["purge", "--dry-run", "--now", "253402300800"], "--now",
      "253402300800"),
     (["purge", "--dry-run", "--now", "+5"], "--now", "+5"),
-    (["remind", "--no-send", "--now", "2099-02-30"], "--now", "2099-02-30"),
-    (["remind", "--no-send", "--now", "99999999999999999999"], "--now",
+    (["remind", "--queue-only", "--now", "2099-02-30"], "--now", "2099-02-30"),
+    (["remind", "--queue-only", "--now", "99999999999999999999"], "--now",
      "99999999999999999999"),
 ]
 
@@ -296,7 +296,7 @@ def test_real_dates_and_epochs_are_taken(srv):
 
 def test_invite_due_must_be_a_calendar_day(srv):
     p = run("--config", srv.conf, "invite", "1", "--due", "2099-02-30",
-            "--no-send")
+            "--queue-only")
     assert (p.returncode, p.stdout, p.stderr) == \
         (2, "", 'postdoc: invalid --due "2099-02-30": not a calendar day '
          'YYYY-MM-DD\n' + TRY)
@@ -307,7 +307,7 @@ def test_invite_due_must_be_a_calendar_day(srv):
 @pytest.fixture(scope="module")
 def news(servers):
     """Outbound configured (file transport), serve not running: the CLI
-    queues and, without --no-send, delivers itself."""
+    queues and, without --queue-only, delivers itself."""
     s = servers(start=False)
     s.sections["outbound"] = {"transport": "file",
                               "template_dir": str(H.SRCDIR / "templates"),
@@ -357,7 +357,7 @@ def test_campaign_send_counts_only_what_was_committed(news):
     db.execute("CREATE TRIGGER full BEFORE INSERT ON outbound BEGIN "
                "SELECT RAISE(ABORT, 'database or disk is full'); END")
     db.commit()
-    p = run("--config", news.conf, "campaign", "send", cid, "--no-send")
+    p = run("--config", news.conf, "campaign", "send", cid, "--queue-only")
     assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
     assert "queued" not in p.stdout, p.stdout
     assert "database or disk is full" in p.stderr, p.stderr
@@ -367,7 +367,7 @@ def test_campaign_send_counts_only_what_was_committed(news):
     db.execute("DROP TRIGGER full")
     db.commit()
     db.close()
-    p = run("--config", news.conf, "campaign", "send", cid, "--no-send")
+    p = run("--config", news.conf, "campaign", "send", cid, "--queue-only")
     assert (p.returncode, p.stderr) == (0, ""), p.stderr
     assert p.stdout == "queued 20/20\ncampaign %d: 20 recipients, 20 " \
         "queued now, 0 skipped (no longer eligible), 0 found queued\n" % cid

@@ -420,9 +420,9 @@ def test_u13_withdrawal_after_queueing_stops_the_message(srv):
                        "newsletter", "--subject", "U13")["id"]
     # the serve runner would deliver at once: queue while it cannot
     # see it yet is impossible, so withdraw first, queue with the
-    # consent snapshot from before (--no-send), and let the queue decide
+    # consent snapshot from before (--queue-only), and let the queue decide
     before = len(outbox(srv))
-    srv.cli("campaign", "send", cid, "--no-send")
+    srv.cli("campaign", "send", cid, "--queue-only")
     srv.cli("consent", "withdraw", addr, "--account", "ACME", "--purpose",
             "newsletter", "--source", "form")
     srv.cli("queue", "run")
@@ -631,7 +631,7 @@ def test_withdrawal_while_sending_stops_that_contact(servers, sink):
         subscribe(s, p)
     cid = s.cli_json("campaign", "create", "--account", "ACME", "--purpose",
                      "newsletter", "--subject", "Drain test")["id"]
-    s.cli("campaign", "send", cid, "--no-send")     # serve's runner sends
+    s.cli("campaign", "send", cid, "--queue-only")     # serve's runner sends
     last = people[-1]
     _, url, _ = None, None, None
     # the last recipient's link, as it is in the queued message
@@ -674,7 +674,7 @@ def test_sigkill_during_send_then_resume(bulk, sink, tmp_path):
     # audience, which a starved poller on a loaded machine could miss).
     proc = subprocess.Popen(["nice", "-n", "19", H.BIN, "--config",
                              str(bulk.conf), "campaign",
-                             "send", str(cid), "--no-send"],
+                             "send", str(cid), "--queue-only"],
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + T(60)

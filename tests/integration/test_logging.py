@@ -153,7 +153,7 @@ def test_every_line_about_a_message_carries_its_id(srv):
     refused_at_end_of_data(srv.smtp_port, nul_from, dossier)
     contact = "out-%s@client.example" % t
     d2 = srv.create_dossier("ACME", contact=contact)
-    o = srv.cli_json("invite", srv.dossier_id(d2), "--no-send")
+    o = srv.cli_json("invite", srv.dossier_id(d2), "--queue-only")
     assert settled(srv, o["id"])["state"] == "sent"
     wait_for(lambda: any("status=sent" in l and contact in l
                          for l in serve_lines(srv)), "the delivery line")

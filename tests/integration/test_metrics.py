@@ -222,13 +222,13 @@ def test_counters_move_by_exactly_what_happened(srv):
         assert c.reply(T(30)).code == 250
         assert c.cmd("QUIT").code == 221
     # 3. an invitation, delivered by serve (not by the CLI)
-    o = srv.cli_json("invite", srv.dossier_id(dossier), "--no-send")
+    o = srv.cli_json("invite", srv.dossier_id(dossier), "--queue-only")
     settled_sent(srv, o["id"])
     # 4. a newsletter, delivered by serve, then a one-click unsubscribe
     before = outbox(srv)
     cid = srv.cli_json("campaign", "create", "--account", "ACME",
                        "--purpose", "newsletter", "--subject", "News")["id"]
-    srv.cli("campaign", "send", cid, "--no-send")
+    srv.cli("campaign", "send", cid, "--queue-only")
     new = wait_for(lambda: [n for n in outbox(srv) - before
                             if n.endswith("-%s.eml" % sub_addr)],
                    "the newsletter in the outbox")

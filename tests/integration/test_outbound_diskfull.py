@@ -175,7 +175,7 @@ def make_server(srv, transport, peer):
     for i in range(N):
         addr = srv.create_dossier("ACME", contact="c%d@d%d.example"
                                   % (i, i % 3))
-        o = srv.cli_json("invite", srv.dossier_id(addr), "--no-send")
+        o = srv.cli_json("invite", srv.dossier_id(addr), "--queue-only")
         assert o["state"] == "queued", o
     return srv
 

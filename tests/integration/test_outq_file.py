@@ -1,6 +1,6 @@
 """
 The outbound queue across a crash, through the real binary and the file
-transport: invitations queued with `invite --no-send`, delivered by
+transport: invitations queued with `invite --queue-only`, delivered by
 `postdoc serve` at a limited rate, SIGKILLed mid-queue and restarted.  A
 message recorded "sent" before the kill was written once and never again;
 the rest are written after the restart; every .eml is the queued blob
@@ -38,7 +38,7 @@ def queue_invitations(srv, n):
     for i in range(n):
         addr = srv.create_dossier("ACME", contact="c%d@d%d.example"
                                   % (i, i % 3))
-        o = srv.cli_json("invite", srv.dossier_id(addr), "--no-send")
+        o = srv.cli_json("invite", srv.dossier_id(addr), "--queue-only")
         assert o["state"] == "queued", o
 
 

@@ -53,7 +53,8 @@ static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_LOCALE] = { "--locale", NULL, 1 },
 	[OPT_DOCUMENTS] = { "--documents", NULL, 1 },
 	[OPT_DUE] = { "--due", NULL, 1 },
-	[OPT_NO_SEND] = { "--no-send", NULL, 0 },
+	[OPT_QUEUE_ONLY] = { "--queue-only", NULL, 0 },
+	[OPT_DRY_RUN] = { "--dry-run", NULL, 0 },
 	[OPT_NOW] = { "--now", NULL, 1 },
 	[OPT_DATA] = { "--data", NULL, 1 },
 	[OPT_TO] = { "--to", NULL, 1 },
@@ -109,8 +110,8 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "dossier", "show", 1, B(OPT_ACCOUNT), 0, N_STORE, cli_dossier_show,
 	    "dossier show ID|ADDRESS [--account NAME] [--json]" },
 	{ "dossier", "close", 1, B(OPT_ACCOUNT) | B(OPT_NOTIFY) |
-	    B(OPT_NO_SEND), 0, N_STORE, cli_dossier_close,
-	    "dossier close ID|ADDRESS [--notify [--no-send]] [--account NAME] "
+	    B(OPT_QUEUE_ONLY), 0, N_STORE, cli_dossier_close,
+	    "dossier close ID|ADDRESS [--notify [--queue-only]] [--account NAME] "
 	    "[--json]" },
 	{ "document", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), 0,
 	    N_STORE, cli_document_get,
@@ -119,24 +120,24 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "document", "assign", 2, B(OPT_ACCOUNT), 0, N_OUT,
 	    cli_document_assign,
 	    "document assign ID ITEM|none [--account NAME] [--json]" },
-	{ "document", "accept", 1, B(OPT_ACCOUNT) | B(OPT_NO_SEND), 0, N_OUT,
+	{ "document", "accept", 1, B(OPT_ACCOUNT) | B(OPT_QUEUE_ONLY), 0, N_OUT,
 	    cli_document_accept,
-	    "document accept ID [--account NAME] [--no-send] [--json]" },
+	    "document accept ID [--account NAME] [--queue-only] [--json]" },
 	{ "document", "reject", 1, B(OPT_ACCOUNT) | B(OPT_REASON) |
-	    B(OPT_NO_SEND), B(OPT_REASON), N_OUT, cli_document_reject,
-	    "document reject ID --reason TEXT [--account NAME] [--no-send] "
+	    B(OPT_QUEUE_ONLY), B(OPT_REASON), N_OUT, cli_document_reject,
+	    "document reject ID --reason TEXT [--account NAME] [--queue-only] "
 	    "[--json]   (the contact is told why)" },
 	{ "message", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
 	    N_STORE, cli_message_get,
 	    "message get ID [--account NAME] -o FILE|-" },
 	{ "invite", NULL, 1, B(OPT_ACCOUNT) | B(OPT_TEMPLATE) | B(OPT_LOCALE) |
-	    B(OPT_DOCUMENTS) | B(OPT_DUE) | B(OPT_NO_SEND), 0, N_OUT,
+	    B(OPT_DOCUMENTS) | B(OPT_DUE) | B(OPT_QUEUE_ONLY), 0, N_OUT,
 	    cli_invite,
 	    "invite DOSSIER [--account NAME] [--template invitation] "
 	    "[--locale fr] [--documents \"ID card,Proof of address\"] "
-	    "[--due YYYY-MM-DD] [--no-send] [--json]" },
-	{ "remind", NULL, 0, B(OPT_NOW) | B(OPT_NO_SEND), 0, N_OUT, cli_remind,
-	    "remind [--now YYYY-MM-DD|EPOCH] [--no-send]" },
+	    "[--due YYYY-MM-DD] [--queue-only] [--json]" },
+	{ "remind", NULL, 0, B(OPT_NOW) | B(OPT_QUEUE_ONLY), 0, N_OUT, cli_remind,
+	    "remind [--now YYYY-MM-DD|EPOCH] [--queue-only]" },
 	{ "queue", "run", 0, 0, 0, N_OUT, cli_queue_run,
 	    "queue run [--json]" },
 	{ "queue", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, N_STORE,
@@ -700,14 +701,14 @@ cli_print_outbound(struct cli_ctx *c, int64_t id)
 	return CLI_OK;
 }
 
-/* Deliver what is due now, unless --no-send: the queue is the record. */
+/* Deliver what is due now, unless --queue-only: the queue is the record. */
 int
 cli_deliver_now(struct cli_ctx *c)
 {
 	struct outq_stats st;
 
 	memset(&st, 0, sizeof(st));
-	if (c->seen & B(OPT_NO_SEND))
+	if (c->seen & B(OPT_QUEUE_ONLY))
 		return 0;
 	return outq_run_once(c->q, &st, c->err);
 }

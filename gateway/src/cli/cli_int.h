@@ -20,9 +20,9 @@
 enum cli_opt_id {
 	OPT_ACCOUNT, OPT_CONTACT, OPT_REF, OPT_ADDRESS, OPT_STATUS,
 	OPT_OUTPUT, OPT_POLICY, OPT_TEMPLATE, OPT_LOCALE,
-	OPT_DOCUMENTS, OPT_DUE, OPT_NO_SEND, OPT_NOW, OPT_DATA, OPT_TO,
+	OPT_DOCUMENTS, OPT_DUE, OPT_QUEUE_ONLY, OPT_NOW, OPT_DATA, OPT_TO,
 	OPT_ITEM, OPT_OPTIONAL, OPT_CHECKLIST, OPT_REASON, OPT_NOTIFY,
-	OPT_COUNT
+	OPT_DRY_RUN, OPT_COUNT
 };
 #define B(o) (1u << (o))
 
@@ -50,7 +50,7 @@ int cli_account_scope(struct cli_ctx *c, int64_t *id_r);
 /* The dossier by ID or address within --account: 1, 0 (err), -1. */
 int cli_find_dossier(struct cli_ctx *c, const char *spec,
     struct store_dossier *d);
-/* Deliver what is due now, unless --no-send. */
+/* Deliver what is due now, unless --queue-only. */
 int cli_deliver_now(struct cli_ctx *c);
 
 /* ---- the dossier loop's commands (dossier_cli.c) ---- */

@@ -31,7 +31,8 @@
 enum cc_opt {
 	CO_ACCOUNT, CO_PURPOSE, CO_BASIS, CO_SOURCE, CO_TEXT, CO_METHOD,
 	CO_ADULT, CO_TEMPLATE, CO_SUBJECT, CO_LOCALE, CO_DAYS, CO_REASON,
-	CO_NO_SEND, CO_RECONSENT, CO_COUNT
+	CO_QUEUE_ONLY, CO_RECONSENT, CO_DRY_RUN, CO_BODY, CO_TO,
+	CO_LABEL_FR, CO_LABEL_EN, CO_COUNT
 };
 
 static const struct cli_optdef cc_opts[CO_COUNT] = {
@@ -41,8 +42,12 @@ static const struct cli_optdef cc_opts[CO_COUNT] = {
 	[CO_ADULT] = { "--adult", NULL, 1 }, [CO_TEMPLATE] = { "--template", NULL, 1 },
 	[CO_SUBJECT] = { "--subject", NULL, 1 }, [CO_LOCALE] = { "--locale", NULL, 1 },
 	[CO_DAYS] = { "--days", NULL, 1 }, [CO_REASON] = { "--reason", NULL, 1 },
-	[CO_NO_SEND] = { "--no-send", NULL, 0 },
+	[CO_QUEUE_ONLY] = { "--queue-only", NULL, 0 },
 	[CO_RECONSENT] = { "--reconsent", NULL, 0 },
+	[CO_DRY_RUN] = { "--dry-run", NULL, 0 },
+	[CO_BODY] = { "--body", NULL, 1 }, [CO_TO] = { "--to", NULL, 1 },
+	[CO_LABEL_FR] = { "--label-fr", NULL, 1 },
+	[CO_LABEL_EN] = { "--label-en", NULL, 1 },
 };
 
 #define O(x) (1u << (x))
@@ -85,9 +90,9 @@ static const struct cli_cmd cc_cmds[] = {
 	    "--account A --purpose P --text-file F [--source import] "
 	    "[--reconsent]" },
 	{ "consent", "request", 1, O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_TEXT) |
-	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_PURPOSE), CC_OUT,
+	    O(CO_QUEUE_ONLY), O(CO_ACCOUNT) | O(CO_PURPOSE), CC_OUT,
 	    cc_consent_request, "consent request EMAIL --account A --purpose P "
-	    "[--text-file F] [--no-send]" },
+	    "[--text-file F] [--queue-only]" },
 	{ "contact", "attest", 1, O(CO_ACCOUNT) | O(CO_ADULT), O(CO_ACCOUNT) |
 	    O(CO_ADULT), CC_STORE, cc_contact_attest,
 	    "contact attest EMAIL --account A --adult yes|no|unknown" },
@@ -99,15 +104,15 @@ static const struct cli_cmd cc_cmds[] = {
 	    O(CO_PURPOSE) | O(CO_SUBJECT), CC_STORE, cc_campaign_create,
 	    "campaign create --account A --purpose P [--template newsletter] "
 	    "--subject TEXT [--locale fr] [--json]" },
-	{ "campaign", "send", 1, O(CO_NO_SEND), 0, CC_OUT, cc_campaign_send,
-	    "campaign send ID [--no-send]" },
+	{ "campaign", "send", 1, O(CO_QUEUE_ONLY), 0, CC_OUT, cc_campaign_send,
+	    "campaign send ID [--queue-only]" },
 	{ "campaign", "show", 1, 0, 0, CC_STORE, cc_campaign_show,
 	    "campaign show ID [--json]" },
 	{ "notice", "send", 0, O(CO_ACCOUNT) | O(CO_TEMPLATE) | O(CO_LOCALE) |
-	    O(CO_NO_SEND), O(CO_ACCOUNT) | O(CO_TEMPLATE), CC_OUT,
+	    O(CO_QUEUE_ONLY), O(CO_ACCOUNT) | O(CO_TEMPLATE), CC_OUT,
 	    cc_notice_send,
 	    "notice send --account A --template privacy-notice [--locale fr] "
-	    "[--no-send]" },
+	    "[--queue-only]" },
 };
 
 static int cc_open(struct cli_ctx *c);
@@ -158,7 +163,7 @@ cc_deliver(struct cli_ctx *c)
 {
 	struct outq_stats s;
 
-	if (c->seen & O(CO_NO_SEND))
+	if (c->seen & O(CO_QUEUE_ONLY))
 		return 0;
 	if (outq_run_once(c->q, &s, c->err) != 0)
 		return -1;
