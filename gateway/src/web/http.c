@@ -432,9 +432,11 @@ http_page_close(struct http_buf *o, const struct http_view *v)
 	if (v->prefs[0] != '\0') {
 		http_printf(o, "<a id=\"prefs\" href=\"/prefs/%s\">", v->prefs);
 		http_say(o, v, HT_PREFS_LINK);
-		http_printf(o, "</a> ");
+		http_printf(o, "</a>");
 	}
 	if (v->privacy_url[0] != '\0') {
+		if (v->prefs[0] != '\0')
+			http_printf(o, " &middot; ");
 		http_printf(o, "<a id=\"privacy\" href=\"");
 		http_esc(o, v->privacy_url);
 		http_printf(o, "\">");
