@@ -10,6 +10,11 @@
  * whole context (RFC 8058 3.2).  The preference centre's POSTs must come
  * from our own pages (Origin/Referer, a short-lived field bound to the
  * action and purpose), and subscribing there only mails a confirmation.
+ * Every page and answer is HTML in the reader's language (http_text.c:
+ * her contact's, else Accept-Language, else the account's), names the
+ * purpose by its label, never its internal id, and the account by its
+ * legal name; the double opt-in page asks for the adult box when the
+ * account requires it.
  * Never builds SQL or paths from the request, and never calls the store:
  * contacts, purposes and requests come from consent/ (contact.c), the
  * connection from the dossier service; peer bytes are logged escaped.
