@@ -270,7 +270,8 @@ cc_purpose_row(int64_t id, const char *name, void *ctx)
 		    "id", (json_int_t)id, "name", name, "labels", p->labels));
 	else {
 		json_decref(p->labels);
-		printf("%" PRId64 "\t%s\t%s\n", id, name, cli_safe(p->text));
+		printf("%" PRId64 "\t%s\t%s\n", id, name, p->text[0] != '\0' ?
+		    cli_safe(p->text) : "-");
 	}
 	return 0;
 }
