@@ -591,6 +591,17 @@ def test_consent_grant_status_withdraw(srv, acme, other):
     assert st == 404
 
 
+def test_purposes_with_their_labels(srv, acme, other):
+    srv.cli("purpose", "label", "ACME", "newsletter", "fr",
+            "Lettre d'information")
+    d = acme.call("GET", "/api/v1/purposes", expect=200)[2]["data"]
+    assert {"name": "newsletter",
+            "labels": {"fr": "Lettre d'information"}} in d
+    # another account's purpose of the same name keeps its own labels
+    o = other.call("GET", "/api/v1/purposes", expect=200)[2]["data"]
+    assert {"name": "newsletter", "labels": {}} in o
+
+
 def test_consent_refusals(acme):
     st, _, body = acme.call("POST", "/api/v1/consents",
                             {"email": "a@b.example", "purpose": "nope"})

@@ -211,7 +211,7 @@ LISTS = [
     (["account", "list"], "NAME\tSENDER POLICY"),
     (["dossier", "list"], "ID\tACCOUNT\tREF\tSTATUS\tADDRESS\tCONTACT"),
     (["queue", "list"], "ID\tKIND\tRECIPIENT\tSTATE\tUPDATED\tLAST REPLY"),
-    (["purpose", "list", "ACME"], "ID\tNAME"),
+    (["purpose", "list", "ACME"], "ID\tNAME\tLABELS"),
     (["token", "list", "--account", "ACME"],
      "NAME\tPREFIX\tCREATED\tLAST USED\tSTATE"),
     (["audit", "list"], "ID\tTIME\tACTOR\tACTION\tACCOUNT\tSUBJECT\tDETAIL"),

@@ -239,7 +239,7 @@ def test_double_opt_in_confirms_by_post_only(srv):
     st, _, page = curl(url)
     assert st == 200 and b'method="post"' in page
     assert status(srv, addr, "product-updates") is None   # GET changed nothing
-    st, h, _ = curl("-X", "POST", url)
+    st, h, _ = curl("-X", "POST", "--data", "adult=yes", url)
     assert st == 200 and "location" not in h and "set-cookie" not in h
     recs = records(srv, addr, "product-updates")
     assert [(r["action"], r["source"]) for r in recs] == \
@@ -248,7 +248,7 @@ def test_double_opt_in_confirms_by_post_only(srv):
     # the same link after a withdrawal grants nothing
     srv.cli("consent", "withdraw", addr, "--account", "ACME", "--purpose",
             "product-updates")
-    curl("-X", "POST", url)
+    curl("-X", "POST", "--data", "adult=yes", url)
     assert status(srv, addr, "product-updates") == "withdrawn"
 
 
@@ -329,7 +329,7 @@ def test_u04_get_changes_nothing_and_offers_a_post_button(srv, sub):
     assert re.search(rb'<form method="post" action="/u/[^"]+">', page)
     assert b"newsletter" in page and b"product-updates" in page
     st, _, fr = curl("-H", "Accept-Language: fr-FR,fr;q=0.9", sub[1])
-    assert b"D&eacute;sabonnement" in fr and b'lang="fr"' in fr
+    assert "Désabonnement".encode() in fr and b'lang="fr"' in fr
     st, _, _ = curl("-I", sub[1])           # HEAD
     assert st == 200
     for m in ("PUT", "DELETE", "PATCH"):

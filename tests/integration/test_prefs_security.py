@@ -137,7 +137,7 @@ def test_subscribing_from_the_page_is_confirmed_by_mail(srv, reader):
     assert len(mails) == 1, mails
     m = re.search(rb"/c/([A-Za-z0-9_-]{20,})", mails[0].read_bytes())
     assert m, mails[0].read_text()
-    st, _, _ = post(srv, "/c/" + m.group(1).decode())
+    st, _, _ = post(srv, "/c/" + m.group(1).decode(), {"adult": "yes"})
     assert st == 200
     assert status(srv, addr, "product-updates") == "granted"
     r = records(srv, addr, "product-updates")[-1]

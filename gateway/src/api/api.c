@@ -52,6 +52,7 @@ const struct api_route api_routes[] = {
 	{ "POST", "/api/v1/documents/{id}/reject", api_document_reject, 1 },
 	{ "GET", "/api/v1/checklists", api_checklist_list, 1 },
 	{ "POST", "/api/v1/checklists", api_checklist_create, 1 },
+	{ "GET", "/api/v1/purposes", api_purpose_list, 1 },
 	{ "POST", "/api/v1/consents", api_consent_grant, 1 },
 	{ "POST", "/api/v1/consents/withdraw", api_consent_withdraw, 1 },
 	{ "GET", "/api/v1/contacts/{email}/consent", api_contact_consent, 1 },

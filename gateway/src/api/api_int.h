@@ -93,6 +93,7 @@ enum MHD_Result api_dossier_documents(struct api_ctx *x);
 enum MHD_Result api_dossier_invite(struct api_ctx *x);
 enum MHD_Result api_document_get(struct api_ctx *x);
 enum MHD_Result api_document_content(struct api_ctx *x);
+enum MHD_Result api_purpose_list(struct api_ctx *x);
 enum MHD_Result api_consent_grant(struct api_ctx *x);
 enum MHD_Result api_consent_withdraw(struct api_ctx *x);
 enum MHD_Result api_contact_consent(struct api_ctx *x);

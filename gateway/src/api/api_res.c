@@ -585,6 +585,53 @@ api_find_contact(struct api_ctx *x, struct store_contact *c,
 	return 0;
 }
 
+/* ---- purposes ---- */
+
+struct api_purposes {
+	struct store *st;
+	json_t *data;
+	char *err;
+};
+
+static int
+api_label_cb(const char *locale, const char *label, void *ctx)
+{
+	json_object_set_new(ctx, locale, json_string(label));
+	return 0;
+}
+
+static int
+api_purpose_cb(int64_t id, const char *name, void *ctx)
+{
+	struct api_purposes *p = ctx;
+	json_t *labels = json_object();
+
+	if (consent_purpose_labels(p->st, id, api_label_cb, labels, p->err)
+	    != 0) {
+		json_decref(labels);
+		return -1;
+	}
+	json_array_append_new(p->data, json_pack("{s:s, s:o}", "name", name,
+	    "labels", labels));
+	return 0;
+}
+
+/* The account's purposes: the name a form or a grant uses, and what a
+ * reader is shown instead, by locale. */
+enum MHD_Result
+api_purpose_list(struct api_ctx *x)
+{
+	char err[PD_ERRLEN] = "";
+	struct api_purposes p = { x->st, json_array(), err };
+
+	if (consent_purpose_list(x->st, x->account_id, api_purpose_cb, &p,
+	    err) != 0) {
+		json_decref(p.data);
+		return api_internal(x, err);
+	}
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:o}", "data", p.data));
+}
+
 enum MHD_Result
 api_contact_consent(struct api_ctx *x)
 {

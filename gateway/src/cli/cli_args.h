@@ -23,7 +23,7 @@
 #define CLI_OK 0
 #define CLI_ERR 1
 #define CLI_USAGE 2
-#define CLI_MAX_POS 4		/* group, verb, two arguments */
+#define CLI_MAX_POS 6		/* group, verb, four arguments (purpose label) */
 #define CLI_MAX_OPTS 32		/* options are bits of an unsigned */
 #define CLI_MAX_REPEAT 64	/* occurrences of repeatable options */
 #define CLI_DEFAULT_CONFIG "conf/postdoc.conf"

@@ -56,6 +56,7 @@ static const struct cli_optdef cc_opts[CO_COUNT] = {
 
 static int cc_purpose_add(struct cli_ctx *c);
 static int cc_purpose_list(struct cli_ctx *c);
+static int cc_purpose_label(struct cli_ctx *c);
 static int cc_consent_change(struct cli_ctx *c);
 static int cc_consent_show(struct cli_ctx *c);
 static int cc_consent_import(struct cli_ctx *c);
@@ -72,8 +73,11 @@ static int cc_notice_send(struct cli_ctx *c);
 #define CC_GRANT (CC_LEDGER | O(CO_RECONSENT))
 
 static const struct cli_cmd cc_cmds[] = {
-	{ "purpose", "add", 2, 0, 0, CC_STORE, cc_purpose_add,
-	    "purpose add ACCOUNT NAME" },
+	{ "purpose", "add", 2, O(CO_LABEL_FR) | O(CO_LABEL_EN), 0, CC_STORE,
+	    cc_purpose_add, "purpose add ACCOUNT NAME [--label-fr TEXT] "
+	    "[--label-en TEXT]" },
+	{ "purpose", "label", 4, 0, 0, CC_STORE, cc_purpose_label,
+	    "purpose label ACCOUNT NAME LOCALE TEXT   (\"\" removes it)" },
 	{ "purpose", "list", 1, 0, 0, CC_STORE, cc_purpose_list,
 	    "purpose list ACCOUNT [--json]" },
 	{ "consent", "grant", 1, CC_GRANT, O(CO_ACCOUNT) | O(CO_PURPOSE),
@@ -90,9 +94,10 @@ static const struct cli_cmd cc_cmds[] = {
 	    "--account A --purpose P --text-file F [--source import] "
 	    "[--reconsent]" },
 	{ "consent", "request", 1, O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_TEXT) |
-	    O(CO_QUEUE_ONLY), O(CO_ACCOUNT) | O(CO_PURPOSE), CC_OUT,
-	    cc_consent_request, "consent request EMAIL --account A --purpose P "
-	    "[--text-file F] [--queue-only]" },
+	    O(CO_QUEUE_ONLY) | O(CO_LOCALE) | O(CO_RECONSENT), O(CO_ACCOUNT) |
+	    O(CO_PURPOSE), CC_OUT, cc_consent_request, "consent request EMAIL "
+	    "--account A --purpose P [--text-file F] [--locale fr] "
+	    "[--reconsent] [--queue-only]" },
 	{ "contact", "attest", 1, O(CO_ACCOUNT) | O(CO_ADULT), O(CO_ACCOUNT) |
 	    O(CO_ADULT), CC_STORE, cc_contact_attest,
 	    "contact attest EMAIL --account A --adult yes|no|unknown" },
@@ -175,17 +180,24 @@ cc_deliver(struct cli_ctx *c)
 
 /* ---- purposes ---- */
 
+/*
+ * A purpose's internal name is for operators and URLs; readers see its
+ * display name in their language (--label-fr, --label-en, `purpose
+ * label` for any other), the English one else, the name last.
+ */
 static int
 cc_purpose_add(struct cli_ctx *c)
 {
+	const struct consent_label labels[] = {
+		{ "fr", c->val[CO_LABEL_FR] }, { "en", c->val[CO_LABEL_EN] } };
 	int64_t id;
 
 	if (!dossier_valid_word(c->pos[3]))
 		return cli_usage_err(c, "a purpose name is [a-z0-9_-]{1,32}: "
 		    "%s", c->pos[3]);
 	if (cli_ctx_account(c, c->pos[2]) != 0 ||
-	    consent_purpose_add(c->st, c->account_id, c->pos[3], &id, c->err)
-	    != 0)
+	    consent_purpose_add_labelled(c->st, c->account_id, c->pos[3],
+	    labels, 2, &id, c->err) != 0)
 		return CLI_ERR;
 	if (c->json)
 		printf("{\"id\": %" PRId64 ", \"name\": \"%s\"}\n", id,
@@ -197,35 +209,92 @@ cc_purpose_add(struct cli_ctx *c)
 }
 
 static int
+cc_purpose_label(struct cli_ctx *c)
+{
+	const char *locale = c->pos[4], *label = c->pos[5];
+	int64_t id;
+	int rc;
+
+	if (cli_ctx_account(c, c->pos[2]) != 0)
+		return CLI_ERR;
+	rc = consent_purpose_get(c->st, c->account_id, c->pos[3], &id, c->err);
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err), "no purpose \"%.64s\" in "
+		    "account %s (postdoc purpose list %s)", c->pos[3],
+		    c->pos[2], c->pos[2]);
+	if (rc != 1 || consent_purpose_label_set(c->st, c->account_id, id,
+	    locale, label, c->err) != 0)
+		return CLI_ERR;
+	if (label[0] == '\0')
+		printf("purpose %s: %s label removed\n", c->pos[3], locale);
+	else
+		printf("purpose %s: %s label set\n", c->pos[3], locale);
+	return CLI_OK;
+}
+
+struct cc_purposes {
+	struct cli_ctx *c;
+	json_t *arr;
+	json_t *labels;			/* of the row being listed */
+	char text[1024];
+};
+
+static int
+cc_label_row(const char *locale, const char *label, void *ctx)
+{
+	struct cc_purposes *p = ctx;
+	size_t n = strlen(p->text);
+
+	if (p->arr != NULL)
+		json_object_set_new(p->labels, locale, json_string(label));
+	else
+		snprintf(p->text + n, sizeof(p->text) - n, "%s%s=%s",
+		    n > 0 ? "  " : "", locale, label);
+	return 0;
+}
+
+static int
 cc_purpose_row(int64_t id, const char *name, void *ctx)
 {
-	json_t *arr = ctx;
+	struct cc_purposes *p = ctx;
 
-	if (arr != NULL)
-		json_array_append_new(arr, json_pack("{s:I, s:s}", "id",
-		    (json_int_t)id, "name", name));
-	else
-		printf("%" PRId64 "\t%s\n", id, name);
+	p->text[0] = '\0';
+	p->labels = json_object();
+	if (consent_purpose_labels(p->c->st, id, cc_label_row, p, p->c->err)
+	    != 0) {
+		json_decref(p->labels);
+		return -1;
+	}
+	if (p->arr != NULL)
+		json_array_append_new(p->arr, json_pack("{s:I, s:s, s:o}",
+		    "id", (json_int_t)id, "name", name, "labels", p->labels));
+	else {
+		json_decref(p->labels);
+		printf("%" PRId64 "\t%s\t%s\n", id, name, p->text[0] != '\0' ?
+		    cli_safe(p->text) : "-");
+	}
 	return 0;
 }
 
 static int
 cc_purpose_list(struct cli_ctx *c)
 {
-	json_t *arr = c->json ? json_array() : NULL;
+	struct cc_purposes p = { c, c->json ? json_array() : NULL, NULL, "" };
 	int rc;
 
 	if (cli_ctx_account(c, c->pos[2]) != 0) {
-		json_decref(arr);
+		json_decref(p.arr);
 		return CLI_ERR;
 	}
-	cli_list_header(c, "ID\tNAME");
-	rc = consent_purpose_list(c->st, c->account_id, cc_purpose_row, arr,
+	cli_list_header(c, "ID\tNAME\tLABELS");
+	rc = consent_purpose_list(c->st, c->account_id, cc_purpose_row, &p,
 	    c->err);
-	if (arr != NULL) {
-		json_dumpf(arr, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
-		json_decref(arr);
+	if (p.arr != NULL) {
+		if (rc == 0) {
+			json_dumpf(p.arr, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+		}
+		json_decref(p.arr);
 	}
 	return rc == 0 ? CLI_OK : CLI_ERR;
 }
@@ -451,22 +520,47 @@ cc_consent_import(struct cli_ctx *c)
 	return s.bad > 0 ? CLI_ERR : CLI_OK;
 }
 
+/*
+ * Double opt-in by mail.  --locale is the reader's language (the form
+ * she filled in): her mail and pages use it.  An erased address is
+ * refused unless --reconsent, as for `consent grant`.
+ */
 static int
 cc_consent_request(struct cli_ctx *c)
 {
 	char email[320];
-	int64_t pid, tid = 0, oid = 0;
+	int64_t pid, oid = 0;
+	struct consent_optin in = { .account = c->val[CO_ACCOUNT],
+	    .purpose = c->val[CO_PURPOSE], .email = email,
+	    .locale = c->val[CO_LOCALE], .source = "admin",
+	    .operator_ = c->actor,
+	    .reconsent = (c->seen & O(CO_RECONSENT)) != 0 };
+	int rc;
 
+	if (in.locale != NULL && !dossier_valid_word(in.locale))
+		return cli_usage_err(c, "--locale is a language tag such as fr "
+		    "or en, not %s", in.locale);
 	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
 	    cc_purpose(c, &pid) != 0 ||
 	    cc_email(c, c->pos[2], email, sizeof(email)) != 0)
 		return CLI_ERR;
+	in.account_id = c->account_id;
+	in.purpose_id = pid;
 	if (c->val[CO_TEXT] != NULL && consent_text_load(c->st, c->account_id,
-	    c->val[CO_TEXT], &tid, c->err) != 0)
+	    c->val[CO_TEXT], &in.text_id, c->err) != 0)
 		return CLI_ERR;
-	if (consent_request(c->cfg, c->st, c->q, c->val[CO_ACCOUNT],
-	    c->account_id, email, c->val[CO_PURPOSE], pid, tid, &oid, c->err)
-	    != 0)
+	rc = consent_request(c->cfg, c->st, c->q, &in, &oid, c->err);
+	if (rc == CONSENT_ERASED) {
+		char why[PD_ERRLEN];
+
+		memcpy(why, c->err, sizeof(why));
+		pd_err(c->err, "%s from account %s: no confirmation request "
+		    "goes to an erased address; if the person came back on "
+		    "their own, run it again with --reconsent (recorded with "
+		    "its source)", why, c->val[CO_ACCOUNT]);
+		return CLI_ERR;
+	}
+	if (rc != 0)
 		return CLI_ERR;
 	printf("confirmation request queued for %s (outbound %" PRId64 ")\n",
 	    email, oid);

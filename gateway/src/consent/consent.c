@@ -22,6 +22,7 @@
 
 #include "lib/config.h"
 #include "consent.h"
+#include "contact.h"
 #include "events/metrics.h"
 #include "outbound/notify.h"
 #include "outbound/outmsg.h"
@@ -480,56 +481,134 @@ consent_import(const struct pd_config *cfg, struct store *st,
 
 /* ---- double opt-in ---- */
 
+/*
+ * The erased gate of a request: refused unless in->reconsent, and then
+ * the erasure is lifted now, with its audit entry (the operator vouches
+ * that the person came back; the grant itself waits for her click).
+ */
+static int
+consent_request_gate(const struct pd_config *cfg, struct store *st,
+    const struct consent_optin *in, char *err)
+{
+	struct consent_act a = { .action = "grant", .account = in->account,
+	    .source = in->source != NULL ? in->source : "admin",
+	    .operator_ = in->operator_ };
+	char hash[65], why[400];
+	int rc = consent_erased_gate(cfg, st, in->account_id, in->email,
+	    in->reconsent, hash, why, sizeof(why), err);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		pd_err(err, "%s", why);
+		return CONSENT_ERASED;
+	}
+	if (hash[0] == '\0')
+		return 0;
+	a.lift_hash = hash;
+	if (store_begin(st, err) != 0)
+		return -1;
+	if (consent_lift(st, in->account_id, &a, err) != 0 ||
+	    store_commit(st, err) != 0) {
+		store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+/* The message's language: the contact's, else the account's. */
+static void
+consent_request_locale(const struct pd_config *cfg, struct store *st,
+    const struct consent_optin *in, char *out, size_t len)
+{
+	struct notify_identity id;
+	struct store_contact c;
+	char err[PD_ERRLEN];
+
+	out[0] = '\0';
+	if (store_contact_find(st, in->account_id, in->email, &c, err) == 1)
+		snprintf(out, len, "%s", c.locale);
+	if (out[0] == '\0' && notify_identity(cfg, st, in->account, &id,
+	    err) == 0)
+		snprintf(out, len, "%s", id.locale);
+}
+
 int
 consent_request(const struct pd_config *cfg, struct store *st,
-    struct outq_ctx *q, const char *account, int64_t account_id,
-    const char *email, const char *purpose, int64_t purpose_id,
-    int64_t text_id, int64_t *outbound_id_r, char *err)
+    struct outq_ctx *q, const struct consent_optin *in,
+    int64_t *outbound_id_r, char *err)
 {
 	struct store_consent_req req;
 	struct outmsg_header auto_sub = { "Auto-Submitted", "auto-generated" };
 	struct notify_mail m;
 	struct notify_built b;
 	struct outq_item it;
-	char tok[UNSUB_TOKEN_MAX], url[512];
+	char tok[UNSUB_TOKEN_MAX], url[512], locale[16], label[256];
 	int64_t cid, rid;
 	json_t *data;
 	int rc;
 
-	if (store_contact_ensure(st, account_id, email, &cid, err) != 0)
+	if ((rc = consent_request_gate(cfg, st, in, err)) != 0)
+		return rc;
+	if (store_contact_ensure(st, in->account_id, in->email, &cid, err) != 0
+	    || (in->locale != NULL && in->locale[0] != '\0' &&
+	    store_contact_set_person(st, in->account_id, in->email, NULL,
+	    in->locale, err) != 0))
+		return -1;
+	consent_request_locale(cfg, st, in, locale, sizeof(locale));
+	if (consent_purpose_label(st, in->account_id, in->purpose_id, locale,
+	    label, sizeof(label), err) != 1)
 		return -1;
 	memset(&req, 0, sizeof(req));
-	req.account_id = account_id;
+	req.account_id = in->account_id;
 	req.contact_id = cid;
-	req.purpose_id = purpose_id;
-	req.text_id = text_id;
+	req.purpose_id = in->purpose_id;
+	req.text_id = in->text_id;
 	if (store_consent_req_add(st, &req, &rid, err) != 0 ||
-	    unsub_token_make(cfg, UNSUB_T_CONFIRM, account_id, rid, purpose_id,
-	    tok, NULL, err) != 0)
+	    unsub_token_make(cfg, UNSUB_T_CONFIRM, in->account_id, rid,
+	    in->purpose_id, tok, NULL, err) != 0)
 		return -1;
 	snprintf(url, sizeof(url), "%s/c/%s", cfg->web_base_url, tok);
-	data = json_pack("{s:{s:s}, s:{s:s}, s:s}", "contact", "email", email,
-	    "purpose", "name", purpose, "confirm_url", url);
-	m = (struct notify_mail){ .st = st, .account = account,
-	    .tmpl = "consent-request", .locale = NULL, .to = email,
-	    .data = data, .extra = &auto_sub, .n_extra = 1 };
+	/* purpose.name stays for templates written before labels; the
+	 * shipped ones show purpose.label, never the internal id. */
+	data = json_pack("{s:{s:s}, s:{s:s, s:s}, s:s}", "contact", "email",
+	    in->email, "purpose", "name", in->purpose, "label", label,
+	    "confirm_url", url);
+	m = (struct notify_mail){ .st = st, .account = in->account,
+	    .tmpl = "consent-request", .locale = locale[0] ? locale : NULL,
+	    .to = in->email, .data = data, .extra = &auto_sub, .n_extra = 1 };
 	rc = notify_build_mail(cfg, &m, &b, err);
 	json_decref(data);
 	if (rc != 0)
 		return -1;
-	it = (struct outq_item){ .account_id = account_id, .account = account,
-	    .dossier_id = 0, .kind = "consent-request", .rcpt = email,
-	    .from_domain = b.from_domain, .msg_path = b.path,
-	    .message_id = b.message_id };
+	it = (struct outq_item){ .account_id = in->account_id,
+	    .account = in->account, .dossier_id = 0, .kind = "consent-request",
+	    .rcpt = in->email, .from_domain = b.from_domain,
+	    .msg_path = b.path, .message_id = b.message_id };
 	return outq_enqueue(q, &it, outbound_id_r, err);
+}
+
+/* adult_by names the request the reader confirmed on (64 bytes). */
+static int
+consent_confirm_attest(struct store *st, const struct store_consent_req *req,
+    char *err)
+{
+	char by[64];
+
+	snprintf(by, sizeof(by), "double_opt_in request %lld",
+	    (long long)req->id);
+	return store_contact_attest(st, req->account_id, req->contact_id,
+	    "yes", by, err);
 }
 
 int
 consent_confirm(struct store *st, const struct store_consent_req *req,
-    const char *ip, const char *user_agent, int64_t now, char *err)
+    const char *ip, const char *user_agent, int adult, int64_t now,
+    char *err)
 {
 	struct consent_act a = { .action = "grant", .basis = "consent",
-	    .source = "double_opt_in", .method = "double-opt-in-confirm",
+	    .source = "double_opt_in", .method = adult ?
+	    "double-opt-in-confirm+adult-confirmed" : "double-opt-in-confirm",
 	    .ip = ip, .user_agent = user_agent, .text_id = req->text_id };
 	int rc;
 
@@ -538,6 +617,8 @@ consent_confirm(struct store *st, const struct store_consent_req *req,
 	if (store_begin(st, err) != 0)
 		return -1;
 	rc = store_consent_req_confirm(st, req->id, now, err);
+	if (rc == 1 && adult && consent_confirm_attest(st, req, err) != 0)
+		rc = -1;
 	if (rc == 1)
 		rc = consent_apply(st, req->account_id, req->contact_id,
 		    req->purpose_id, &a, err) < 0 ? -1 : 1;

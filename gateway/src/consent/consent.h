@@ -86,12 +86,30 @@ int consent_import(const struct pd_config *cfg, struct store *st,
 
 /*
  * Double opt-in: record a request and queue the confirmation mail
- * (template consent-request) with a link to <base_url>/c/<token>.
+ * (template consent-request, in the contact's language: `locale` when
+ * given is recorded as hers, else what she had, else the account's) with
+ * the purpose's display name in that language and a link to
+ * <base_url>/c/<token>.  An erased address is refused (CONSENT_ERASED,
+ * err "ADDR was erased on DAY") unless reconsent: the operator says the
+ * person came back on their own, and the erasure is lifted for the
+ * account with an audit entry (operator_, source) before the mail goes.
  */
+struct consent_optin {
+	const char *account;
+	int64_t account_id;
+	const char *email;		/* normalised */
+	const char *purpose;
+	int64_t purpose_id;
+	int64_t text_id;		/* 0: none */
+	const char *locale;		/* NULL or "": keep the contact's */
+	int reconsent;
+	const char *source;		/* for the audit: "admin", "api"... */
+	const char *operator_;
+};
+#define CONSENT_ERASED (-3)
 int consent_request(const struct pd_config *cfg, struct store *st,
-    struct outq_ctx *q, const char *account, int64_t account_id,
-    const char *email, const char *purpose, int64_t purpose_id,
-    int64_t text_id, int64_t *outbound_id_r, char *err);
+    struct outq_ctx *q, const struct consent_optin *in,
+    int64_t *outbound_id_r, char *err);
 
 /* Confirmation requests older than this are refused (a stale link). */
 #define CONSENT_REQUEST_TTL (7 * 86400)
@@ -99,14 +117,17 @@ int consent_request(const struct pd_config *cfg, struct store *st,
 /*
  * The reader confirmed request `req` (the POST behind its link): mark it
  * confirmed and grant its purpose, one transaction, with the request's
- * consent text; a->ip and a->user_agent say who (the rest is set here).
- * 1 granted, 0 already confirmed before (an old link clicked again after
- * a withdrawal grants nothing), CONSENT_EXPIRED past CONSENT_REQUEST_TTL,
- * -1 error.
+ * consent text; ip and user_agent say who.  adult: the page asked and
+ * the reader confirmed being an adult (the account requires it): the
+ * same transaction attests the contact adult = "yes", adult_by naming
+ * the request, and the record's method says so.  1 granted, 0 already
+ * confirmed before (an old link clicked again after a withdrawal grants
+ * nothing), CONSENT_EXPIRED past CONSENT_REQUEST_TTL, -1 error.
  */
 #define CONSENT_EXPIRED (-2)
 int consent_confirm(struct store *st, const struct store_consent_req *req,
-    const char *ip, const char *user_agent, int64_t now, char *err);
+    const char *ip, const char *user_agent, int adult, int64_t now,
+    char *err);
 
 /*
  * A mail to u-<token>@<list domain> (intake, worker thread): withdraw the

@@ -152,6 +152,30 @@ consent_purpose_label_set(struct store *st, int64_t account_id, int64_t id,
 }
 
 int
+consent_purpose_add_labelled(struct store *st, int64_t account_id,
+    const char *name, const struct consent_label *labels, size_t n,
+    int64_t *id_r, char *err)
+{
+	size_t i;
+
+	/* One transaction: a refused label leaves no purpose behind. */
+	if (store_begin(st, err) != 0)
+		return -1;
+	if (store_purpose_add(st, account_id, name, id_r, err) != 0)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (labels[i].label != NULL && consent_purpose_label_set(st,
+		    account_id, *id_r, labels[i].locale, labels[i].label,
+		    err) != 0)
+			goto fail;
+	if (store_commit(st, err) == 0)
+		return 0;
+fail:
+	store_rollback(st);
+	return -1;
+}
+
+int
 consent_purpose_labels(struct store *st, int64_t id, store_pair_cb cb,
     void *ctx, char *err)
 {

@@ -49,6 +49,14 @@ int consent_purpose_label_set(struct store *st, int64_t account_id,
     int64_t id, const char *locale, const char *label, char *err);
 int consent_purpose_labels(struct store *st, int64_t id, store_pair_cb cb,
     void *ctx, char *err);
+/* Add a purpose with its display names (label NULL: skipped), all or
+ * nothing. */
+struct consent_label {
+	const char *locale, *label;
+};
+int consent_purpose_add_labelled(struct store *st, int64_t account_id,
+    const char *name, const struct consent_label *labels, size_t n,
+    int64_t *id_r, char *err);
 
 /* The contact's records, oldest first (text borrowed for the call). */
 int consent_records(struct store *st, int64_t account_id,

@@ -214,6 +214,7 @@ struct store_contact {
 	char adult[8];			/* yes / no / unknown */
 	int64_t adult_at;
 	char adult_by[64];
+	char locale[16];		/* the reader's language, "" unknown */
 };
 
 typedef int (*store_contact_cb)(const struct store_contact *c, void *ctx);

@@ -100,7 +100,7 @@ store_purpose_list(struct store *st, int64_t account_id, store_purpose_cb cb,
 
 #define CONTACT_COLS \
 	"SELECT c.id, c.account_id, a.name, c.email, c.adult," \
-	" COALESCE(c.adult_at, 0), c.adult_by FROM contacts c" \
+	" COALESCE(c.adult_at, 0), c.adult_by, c.locale FROM contacts c" \
 	" JOIN accounts a ON a.id = c.account_id "
 
 static void
@@ -114,6 +114,7 @@ store_contact_row(sqlite3_stmt *s, struct store_contact *c)
 	COPY_COL(c->adult, s, 4);
 	c->adult_at = sqlite3_column_int64(s, 5);
 	COPY_COL(c->adult_by, s, 6);
+	COPY_COL(c->locale, s, 7);
 }
 
 static int

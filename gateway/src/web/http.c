@@ -10,6 +10,11 @@
  * whole context (RFC 8058 3.2).  The preference centre's POSTs must come
  * from our own pages (Origin/Referer, a short-lived field bound to the
  * action and purpose), and subscribing there only mails a confirmation.
+ * Every page and answer is HTML in the reader's language (http_text.c:
+ * her contact's, else Accept-Language, else the account's), names the
+ * purpose by its label, never its internal id, and the account by its
+ * legal name; the double opt-in page asks for the adult box when the
+ * account requires it.
  * Never builds SQL or paths from the request, and never calls the store:
  * contacts, purposes and requests come from consent/ (contact.c), the
  * connection from the dossier service; peer bytes are logged escaped.
@@ -35,7 +40,9 @@
 #include "http.h"
 #include "lib/config.h"
 #include "lib/util.h"
+#include "outbound/notify.h"
 #include "outbound/outq.h"
+#include "http_text.h"
 
 #define HTTP_BODY_MAX 65536	/* POST bodies are read and dropped past */
 #define HTTP_FIELD_MAX 256
@@ -76,6 +83,7 @@ struct http_req {
 	char action[HTTP_FIELD_MAX];
 	char csrf[HTTP_FIELD_MAX];
 	char lu[HTTP_FIELD_MAX];	/* List-Unsubscribe=... if sent */
+	char adult[HTTP_FIELD_MAX];	/* "yes": the confirm page's box */
 };
 
 /* What a request is about, once its token checked out. */
@@ -222,18 +230,6 @@ http_client_ip(struct MHD_Connection *con, char *out, size_t len)
 		    (const void *)sa)->sin6_addr, out, (socklen_t)len);
 }
 
-/* French if the first language the client prefers is French. */
-static int
-http_french(struct MHD_Connection *con)
-{
-	const char *al = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_ACCEPT_LANGUAGE);
-
-	while (al != NULL && (*al == ' ' || *al == '\t'))
-		al++;
-	return al != NULL && strncasecmp(al, "fr", 2) == 0;
-}
-
 /* ---- per-IP limit on bad tokens (U10) ---- */
 
 static struct http_rate *
@@ -316,126 +312,314 @@ http_resolve(struct http_server *h, enum unsub_type type, const char *tok,
 
 /* ---- pages ---- */
 
-static void
-http_page_head(struct http_buf *o, int fr, const char *title)
+/*
+ * What a page shows a reader, in her language: the purpose by its
+ * display name, the account by its legal name, its privacy policy, and
+ * the token of her preference centre when the request allows one.
+ */
+struct http_view {
+	const struct http_lang *lang;
+	const char *email;		/* "" without a token */
+	char label[256];		/* the purpose's display name */
+	char account[256];		/* legal name, else the account's */
+	char privacy_url[512];		/* "" none */
+	char prefs[UNSUB_TOKEN_MAX];	/* "" none */
+	const char *confirm;		/* the /c/ token, confirm pages */
+	int adult_required;
+};
+
+static struct http_buf http_page_buf;	/* one polling thread, mutex held */
+
+static const char *
+http_al(struct MHD_Connection *con)
 {
+	return MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_ACCEPT_LANGUAGE);
+}
+
+/* A view with no token behind it: the browser's language, no names. */
+static void
+http_view_anon(struct MHD_Connection *con, struct http_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->lang = http_lang_pick(NULL, http_al(con), NULL);
+	v->email = "";
+}
+
+/*
+ * The view of a resolved token.  The preference centre's token is the
+ * unsubscribe one; a confirmation link (it reached the mailbox) gets one
+ * made for the same contact and purpose.  -1 on a store failure.
+ */
+static int
+http_view_make(struct http_server *h, struct MHD_Connection *con,
+    const struct http_subject *s, struct http_view *v)
+{
+	struct notify_identity id;
+	char err[PD_ERRLEN];
+
+	http_view_anon(con, v);
+	v->email = s->c.email;
+	if (notify_identity(h->cfg, h->st, s->c.account, &id, err) != 0) {
+		log_err("http: account %s: %s", s->c.account, err);
+		return -1;
+	}
+	v->lang = http_lang_pick(s->c.locale, http_al(con), id.locale);
+	snprintf(v->account, sizeof(v->account), "%s", id.legal_name[0] ?
+	    id.legal_name : s->c.account);
+	snprintf(v->privacy_url, sizeof(v->privacy_url), "%s",
+	    id.privacy_url);
+	v->adult_required = id.adult_required;
+	if (consent_purpose_label(h->st, s->c.account_id, s->purpose_id,
+	    v->lang->tag, v->label, sizeof(v->label), err) != 1) {
+		log_err("http: purpose %lld: %s", (long long)s->purpose_id, err);
+		return -1;
+	}
+	if (s->type == UNSUB_T_UNSUB)
+		snprintf(v->prefs, sizeof(v->prefs), "%s", s->token);
+	else {
+		v->confirm = s->token;
+		if (unsub_token_make(h->cfg, UNSUB_T_UNSUB, s->c.account_id,
+		    s->c.id, s->purpose_id, v->prefs, NULL, err) != 0)
+			v->prefs[0] = '\0';	/* the page, without the link */
+	}
+	return 0;
+}
+
+/* Text t of the reader's language, its {email} {purpose} {account}
+ * filled in; all of it HTML-escaped. */
+static void
+http_say(struct http_buf *o, const struct http_view *v, enum http_t t)
+{
+	static const char *const keys[] = { "{email}", "{purpose}",
+	    "{account}" };
+	const char *vals[] = { v->email, v->label, v->account };
+	const char *p = v->lang->t[t];
+	char one[2] = "";
+	size_t i, k;
+
+	while (*p != '\0') {
+		for (i = 0; i < 3; i++) {
+			k = strlen(keys[i]);
+			if (strncmp(p, keys[i], k) == 0)
+				break;
+		}
+		if (i < 3) {
+			http_esc(o, vals[i]);
+			p += k;
+			continue;
+		}
+		one[0] = *p++;
+		http_esc(o, one);
+	}
+}
+
+static void
+http_page_open(struct http_buf *o, const struct http_view *v, enum http_t t)
+{
+	o->n = 0;
 	http_printf(o, "<!DOCTYPE html>\n<html lang=\"%s\"><head>"
 	    "<meta charset=\"utf-8\"><meta name=\"viewport\" content=\""
-	    "width=device-width, initial-scale=1\"><title>", fr ? "fr" : "en");
-	http_esc(o, title);
+	    "width=device-width, initial-scale=1\"><title>", v->lang->tag);
+	http_say(o, v, t);
 	http_printf(o, "</title></head><body style=\"font-family:Arial,"
 	    "sans-serif;max-width:560px;margin:40px auto;padding:0 16px;"
-	    "color:#1f2328\">\n");
+	    "color:#1f2328\">\n<h1>");
+	http_say(o, v, t);
+	http_printf(o, "</h1>\n");
+}
+
+/* The links every page ends with, and who speaks. */
+static void
+http_page_close(struct http_buf *o, const struct http_view *v)
+{
+	http_printf(o, "<p class=\"links\">");
+	if (v->prefs[0] != '\0') {
+		http_printf(o, "<a id=\"prefs\" href=\"/prefs/%s\">", v->prefs);
+		http_say(o, v, HT_PREFS_LINK);
+		http_printf(o, "</a>");
+	}
+	if (v->privacy_url[0] != '\0') {
+		if (v->prefs[0] != '\0')
+			http_printf(o, " &middot; ");
+		http_printf(o, "<a id=\"privacy\" href=\"");
+		http_esc(o, v->privacy_url);
+		http_printf(o, "\">");
+		http_say(o, v, HT_PRIVACY_LINK);
+		http_printf(o, "</a>");
+	}
+	http_printf(o, "</p>\n");
+	if (v->account[0] != '\0') {
+		http_printf(o, "<footer style=\"color:#57606a\">");
+		http_esc(o, v->account);
+		http_printf(o, "</footer>\n");
+	}
+	http_printf(o, "</body></html>\n");
+}
+
+static enum MHD_Result
+http_page_send(struct MHD_Connection *con, unsigned status,
+    const struct http_buf *o)
+{
+	return http_send(con, status, "text/html; charset=utf-8", o->b, o->n);
+}
+
+/* An answer: a title, one paragraph, the links. */
+static enum MHD_Result
+http_answer(struct MHD_Connection *con, unsigned status,
+    const struct http_view *v, enum http_t title, enum http_t text)
+{
+	struct http_buf *o = &http_page_buf;
+
+	http_page_open(o, v, title);
+	http_printf(o, "<p id=\"message\">");
+	http_say(o, v, text);
+	http_printf(o, "</p>\n");
+	if (v->confirm != NULL && text == HT_NOADULT_TEXT) {
+		http_printf(o, "<p><a id=\"back\" href=\"/c/%s\">", v->confirm);
+		http_say(o, v, HT_BACK_TO_CONFIRM);
+		http_printf(o, "</a></p>\n");
+	}
+	http_page_close(o, v);
+	return http_page_send(con, status, o);
+}
+
+/* No token to speak of (a bad link, too many of them). */
+static enum MHD_Result
+http_answer_anon(struct MHD_Connection *con, unsigned status,
+    enum http_t title, enum http_t text)
+{
+	struct http_view v;
+
+	http_view_anon(con, &v);
+	return http_answer(con, status, &v, title, text);
+}
+
+static enum MHD_Result
+http_unavailable(struct MHD_Connection *con, const struct http_view *v)
+{
+	struct http_view anon;
+
+	if (v == NULL) {
+		http_view_anon(con, &anon);
+		v = &anon;
+	}
+	return http_answer(con, MHD_HTTP_SERVICE_UNAVAILABLE, v,
+	    HT_UNAVAIL_TITLE, HT_UNAVAIL_TEXT);
 }
 
 struct http_prefs {
 	struct http_server *h;
 	const struct http_subject *s;
+	const struct http_view *v;
 	struct http_buf *o;
-	int fr;
 };
 
 static int
 http_prefs_row_cb(int64_t id, const char *name, void *ctx)
 {
 	struct http_prefs *p = ctx;
-	char err[PD_ERRLEN], csrf[UNSUB_CSRF_MAX];
+	char err[PD_ERRLEN], csrf[UNSUB_CSRF_MAX], label[256];
 	int on = consent_granted(p->h->st, p->s->c.id, id, err) == 1;
 
 	if (unsub_csrf_make(p->h->cfg, p->s->token, on ? "withdraw" : "grant",
-	    name, pd_now(), csrf) != 0)
+	    name, pd_now(), csrf) != 0 ||
+	    consent_purpose_label(p->h->st, p->s->c.account_id, id,
+	    p->v->lang->tag, label, sizeof(label), err) != 1)
 		return 1;
 	http_printf(p->o, "<li><form method=\"post\" action=\"/prefs/%s\">"
-	    "<strong>", p->s->token);
-	http_esc(p->o, name);
-	http_printf(p->o, "</strong>: <span class=\"status\">%s</span> "
-	    "<input type=\"hidden\" name=\"purpose\" value=\"", on ?
-	    (p->fr ? "abonn&eacute;" : "subscribed") :
-	    (p->fr ? "non abonn&eacute;" : "not subscribed"));
+	    "<strong class=\"purpose\">", p->s->token);
+	http_esc(p->o, label);
+	http_printf(p->o, "</strong>: <span class=\"status\">");
+	http_say(p->o, p->v, on ? HT_SUBSCRIBED : HT_NOT_SUBSCRIBED);
+	/* The internal name goes back in the form, never on screen. */
+	http_printf(p->o, "</span> <input type=\"hidden\" name=\"purpose\" "
+	    "value=\"");
 	http_esc(p->o, name);
 	http_printf(p->o, "\"><input type=\"hidden\" name=\"action\" "
 	    "value=\"%s\"><input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-	    "<button type=\"submit\">%s</button></form></li>\n",
-	    on ? "withdraw" : "grant", csrf, on ?
-	    (p->fr ? "Se d&eacute;sabonner" : "Unsubscribe") :
-	    (p->fr ? "S'abonner" : "Subscribe"));
+	    "<button type=\"submit\">", on ? "withdraw" : "grant", csrf);
+	http_say(p->o, p->v, on ? HT_BTN_WITHDRAW : HT_BTN_GRANT);
+	http_printf(p->o, "</button></form></li>\n");
 	return 0;
 }
 
 static enum MHD_Result
 http_unsub_page(struct http_server *h, struct MHD_Connection *con,
-    const struct http_subject *s)
+    const struct http_subject *s, const struct http_view *v)
 {
-	static struct http_buf o;	/* one polling thread: not reentrant */
-	struct http_prefs p = { h, s, &o, http_french(con) };
+	struct http_buf *o = &http_page_buf;
+	struct http_prefs p = { h, s, v, o };
 	char err[PD_ERRLEN];
 
-	o.n = 0;
-	http_page_head(&o, p.fr, p.fr ? "D\xc3\xa9sabonnement" : "Unsubscribe");
-	http_printf(&o, "<h1>%s</h1>\n<p>", p.fr ? "D&eacute;sabonnement" :
-	    "Unsubscribe");
-	http_esc(&o, s->c.email);
-	http_printf(&o, " &mdash; %s <strong>", p.fr ? "liste" : "list");
-	http_esc(&o, s->purpose);
-	http_printf(&o, "</strong> (");
-	http_esc(&o, s->c.account);
-	http_printf(&o, ")</p>\n<form method=\"post\" action=\"/u/%s\">"
+	http_page_open(o, v, HT_UNSUB_TITLE);
+	http_printf(o, "<p id=\"intro\">");
+	http_say(o, v, HT_UNSUB_INTRO);
+	http_printf(o, "</p>\n<form method=\"post\" action=\"/u/%s\">"
 	    "<input type=\"hidden\" name=\"List-Unsubscribe\" value=\""
-	    "One-Click\"><button id=\"unsubscribe\" type=\"submit\">%s"
-	    "</button></form>\n<h2>%s</h2>\n<ul>\n", s->token,
-	    p.fr ? "Me d&eacute;sabonner" : "Unsubscribe me",
-	    p.fr ? "Vos pr&eacute;f&eacute;rences" : "Your preferences");
+	    "One-Click\"><button id=\"unsubscribe\" type=\"submit\">",
+	    s->token);
+	http_say(o, v, HT_UNSUB_BUTTON);
+	http_printf(o, "</button></form>\n<h2>");
+	http_say(o, v, HT_PREFS_TITLE);
+	http_printf(o, "</h2>\n<ul>\n");
 	if (consent_purpose_list(h->st, s->c.account_id, http_prefs_row_cb, &p,
-	    err) != 0)
-		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "Temporarily unavailable\n");
-	http_printf(&o, "</ul>\n</body></html>\n");
-	return http_send(con, MHD_HTTP_OK, "text/html; charset=utf-8", o.b,
-	    o.n);
+	    err) != 0) {
+		log_err("http: preferences of contact %lld: %s",
+		    (long long)s->c.id, err);
+		return http_unavailable(con, v);
+	}
+	http_printf(o, "</ul>\n");
+	http_page_close(o, v);
+	return http_page_send(con, MHD_HTTP_OK, o);
 }
 
+/* The double opt-in page; the adult box when the account requires it
+ * (`required`: a browser will not submit without it, and the POST
+ * checks again). */
 static enum MHD_Result
-http_confirm_page(struct MHD_Connection *con, const struct http_subject *s)
+http_confirm_page(struct MHD_Connection *con, const struct http_subject *s,
+    const struct http_view *v)
 {
-	static struct http_buf o;
-	int fr = http_french(con);
+	struct http_buf *o = &http_page_buf;
 
-	o.n = 0;
-	http_page_head(&o, fr, fr ? "Confirmation" : "Confirm");
-	http_printf(&o, "<h1>%s</h1>\n<p>", fr ? "Confirmer l'abonnement" :
-	    "Confirm your subscription");
-	http_esc(&o, s->c.email);
-	http_printf(&o, " &mdash; <strong>");
-	http_esc(&o, s->purpose);
-	http_printf(&o, "</strong> (");
-	http_esc(&o, s->c.account);
-	http_printf(&o, ")</p>\n<form method=\"post\" action=\"/c/%s\">"
-	    "<button id=\"confirm\" type=\"submit\">%s</button></form>\n"
-	    "</body></html>\n", s->token, fr ? "Je confirme" : "Confirm");
-	return http_send(con, MHD_HTTP_OK, "text/html; charset=utf-8", o.b,
-	    o.n);
+	http_page_open(o, v, HT_CONFIRM_TITLE);
+	http_printf(o, "<p id=\"intro\">");
+	http_say(o, v, HT_CONFIRM_INTRO);
+	http_printf(o, "</p>\n<form method=\"post\" action=\"/c/%s\">",
+	    s->token);
+	if (v->adult_required) {
+		http_printf(o, "<p><label><input type=\"checkbox\" id=\"adult\""
+		    " name=\"adult\" value=\"yes\" required> ");
+		http_say(o, v, HT_ADULT_BOX);
+		http_printf(o, "</label></p>");
+	}
+	http_printf(o, "<button id=\"confirm\" type=\"submit\">");
+	http_say(o, v, HT_CONFIRM_BUTTON);
+	http_printf(o, "</button></form>\n");
+	http_page_close(o, v);
+	return http_page_send(con, MHD_HTTP_OK, o);
 }
 
 /* ---- actions ---- */
 
 static enum MHD_Result
 http_do_unsub(struct http_server *h, struct MHD_Connection *con,
-    const struct http_subject *s, const char *ip)
+    const struct http_subject *s, const struct http_view *v, const char *ip)
 {
 	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_USER_AGENT);
 	struct consent_act a = { .action = "withdraw", .basis = "consent",
 	    .source = "one_click", .method = "rfc8058-one-click", .ip = ip,
 	    .user_agent = ua, .operator_ = "" };
-	char err[PD_ERRLEN], msg[256];
+	char err[PD_ERRLEN];
 	int rc = consent_apply(h->st, s->c.account_id, s->c.id, s->purpose_id,
 	    &a, err);
 
 	if (rc < 0) {
 		log_err("http: unsubscribe contact %lld: %s",
 		    (long long)s->c.id, err);
-		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "Temporarily unavailable, please try again\n");
+		return http_unavailable(con, v);
 	}
 	/* Replays are answered the same but logged once (U09). */
 	if (rc == 1) {
@@ -443,9 +627,8 @@ http_do_unsub(struct http_server *h, struct MHD_Connection *con,
 		log_info("http: contact %lld withdrew %s (one-click, %s)",
 		    (long long)s->c.id, s->purpose, ip);
 	}
-	snprintf(msg, sizeof(msg), "Unsubscribed: you will receive no more "
-	    "\"%s\" mail.\n", s->purpose);
-	return http_text(con, MHD_HTTP_OK, msg);
+	return http_answer(con, MHD_HTTP_OK, v, HT_UNSUBSCRIBED_TITLE,
+	    HT_UNSUBSCRIBED_TEXT);
 }
 
 /*
@@ -475,39 +658,6 @@ http_same_origin(struct http_server *h, struct MHD_Connection *con)
 	return 1;
 }
 
-static enum MHD_Result
-http_html(struct MHD_Connection *con, unsigned status, int fr,
-    const char *title, const char *text, const struct http_subject *s)
-{
-	static struct http_buf o;	/* one polling thread: not reentrant */
-
-	o.n = 0;
-	http_page_head(&o, fr, title);
-	http_printf(&o, "<h1>");
-	http_esc(&o, title);
-	http_printf(&o, "</h1>\n<p>");
-	http_esc(&o, text);
-	http_printf(&o, "</p>\n<p><a href=\"/prefs/%s\">%s</a></p>\n"
-	    "</body></html>\n", s->token, fr ? "Vos pr&eacute;f&eacute;rences" :
-	    "Your preferences");
-	return http_send(con, status, "text/html; charset=utf-8", o.b, o.n);
-}
-
-static enum MHD_Result
-http_cross_site(struct MHD_Connection *con, const struct http_subject *s)
-{
-	int fr = http_french(con);
-
-	return http_html(con, MHD_HTTP_FORBIDDEN, fr, fr ? "Refus\xc3\xa9" :
-	    "Refused", fr ? "Cette demande vient d'un autre site que le "
-	    "n\xc3\xb4tre : vos pr\xc3\xa9" "f\xc3\xa9rences ne changent que "
-	    "depuis leur propre page. Rien n'a \xc3\xa9t\xc3\xa9 "
-	    "modifi\xc3\xa9."
-	    : "This request came from another site than ours: your "
-	    "preferences change only from their own page. Nothing was "
-	    "changed.", s);
-}
-
 /*
  * Subscribing from the preference centre: the page's link may have
  * been forwarded, so the address confirms by mail (double opt-in, the
@@ -533,43 +683,55 @@ http_optin_slot(struct http_server *h, int64_t contact, int64_t purpose)
 
 static enum MHD_Result
 http_prefs_grant(struct http_server *h, struct MHD_Connection *con,
-    const struct http_subject *s, const char *purpose, int64_t pid)
+    const struct http_subject *s, struct http_view *v, const char *purpose,
+    int64_t pid)
 {
 	struct http_optin *slot;
-	char err[PD_ERRLEN], msg[512];
+	struct consent_optin in = { .account = s->c.account,
+	    .account_id = s->c.account_id, .email = s->c.email,
+	    .purpose = purpose, .purpose_id = pid, .source = "form",
+	    .operator_ = "",
+	    /* her browser's language becomes hers if she had none */
+	    .locale = s->c.locale[0] == '\0' ? v->lang->tag : NULL };
+	char err[PD_ERRLEN];
 	int64_t oid = 0;
-	int fr = http_french(con);
+	int rc;
 
+	/* The answer names the purpose asked for, not the page's. */
+	if (consent_purpose_label(h->st, s->c.account_id, pid, v->lang->tag,
+	    v->label, sizeof(v->label), err) != 1)
+		return http_unavailable(con, v);
 	if (consent_granted(h->st, s->c.id, pid, err) == 1)
-		return http_html(con, MHD_HTTP_OK, fr, fr ?
-		    "D\xc3\xa9j\xc3\xa0 abonn\xc3\xa9" : "Already subscribed",
-		    fr ? "Cet abonnement est d\xc3\xa9j\xc3\xa0 actif." :
-		    "This subscription is already active.", s);
+		return http_answer(con, MHD_HTTP_OK, v, HT_ALREADY_TITLE,
+		    HT_ALREADY_TEXT);
 	if ((slot = http_optin_slot(h, s->c.id, pid)) == NULL)
 		goto sent;
-	if (consent_request(h->cfg, h->st, h->q, s->c.account,
-	    s->c.account_id, s->c.email, purpose, pid, 0, &oid, err) != 0) {
-		log_err("http: preferences of contact %lld: opt-in request: %s",
-		    (long long)s->c.id, err);
-		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "Temporarily unavailable\n");
+	rc = consent_request(h->cfg, h->st, h->q, &in, &oid, err);
+	if (rc == CONSENT_ERASED) {
+		log_info("http: preferences of contact %lld: %s refused (%s)",
+		    (long long)s->c.id, purpose, err);
+		return http_answer(con, MHD_HTTP_CONFLICT, v, HT_ERASED_TITLE,
+		    HT_ERASED_TEXT);
+	}
+	if (rc != 0) {
+		log_err("http: preferences of contact %lld: the confirmation "
+		    "for %s was not queued: %s", (long long)s->c.id, purpose,
+		    err);
+		return http_answer(con, MHD_HTTP_SERVICE_UNAVAILABLE, v,
+		    HT_NOMAIL_TITLE, HT_NOMAIL_TEXT);
 	}
 	log_info("http: contact %lld asked for %s (preferences, outbound "
 	    "%lld): confirmation sent", (long long)s->c.id, purpose,
 	    (long long)oid);
 	*slot = (struct http_optin){ s->c.id, pid, pd_now() };
 sent:
-	snprintf(msg, sizeof(msg), fr ? "Nous avons envoy\xc3\xa9 un message "
-	    "de confirmation \xc3\xa0 %s : l'abonnement commence quand vous "
-	    "cliquez sur son lien." : "We sent a confirmation message to %s: "
-	    "the subscription starts when you click its link.", s->c.email);
-	return http_html(con, MHD_HTTP_OK, fr, fr ? "Confirmez par e-mail" :
-	    "Confirm by email", msg, s);
+	return http_answer(con, MHD_HTTP_OK, v, HT_SENT_TITLE, HT_SENT_TEXT);
 }
 
 static enum MHD_Result
 http_do_prefs(struct http_server *h, struct MHD_Connection *con,
-    const struct http_subject *s, const struct http_req *rq, const char *ip)
+    const struct http_subject *s, struct http_view *v,
+    const struct http_req *rq, const char *ip)
 {
 	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_USER_AGENT);
@@ -583,58 +745,75 @@ http_do_prefs(struct http_server *h, struct MHD_Connection *con,
 	if (!http_same_origin(h, con)) {
 		log_info("http: preferences of contact %lld: cross-site POST "
 		    "refused (%s)", (long long)s->c.id, ip);
-		return http_cross_site(con, s);
+		return http_answer(con, MHD_HTTP_FORBIDDEN, v, HT_CROSS_TITLE,
+		    HT_CROSS_TEXT);
 	}
 	/* U16, issue 15: the field of a page we served minutes ago, for
 	 * this token, this purpose and this very action. */
 	if ((strcmp(rq->action, "grant") != 0 &&
 	    strcmp(rq->action, "withdraw") != 0) ||
 	    !unsub_csrf_check(h->cfg, s->token, rq->action, rq->purpose,
-	    rq->csrf, pd_now()))
-		return http_text(con, MHD_HTTP_FORBIDDEN,
-		    "Forbidden: reload the preferences page\n");
-	if (consent_purpose_get(h->st, s->c.account_id, rq->purpose, &pid,
+	    rq->csrf, pd_now()) ||
+	    consent_purpose_get(h->st, s->c.account_id, rq->purpose, &pid,
 	    err) != 1)
-		return http_text(con, MHD_HTTP_FORBIDDEN, "Forbidden\n");
+		return http_answer(con, MHD_HTTP_FORBIDDEN, v, HT_STALE_TITLE,
+		    HT_STALE_TEXT);
 	if (strcmp(rq->action, "grant") == 0)
-		return http_prefs_grant(h, con, s, rq->purpose, pid);
-	rc = consent_apply(h->st, s->c.account_id, s->c.id, pid, &a, err);
-	if (rc < 0) {
+		return http_prefs_grant(h, con, s, v, rq->purpose, pid);
+	if (consent_purpose_label(h->st, s->c.account_id, pid, v->lang->tag,
+	    v->label, sizeof(v->label), err) != 1 ||
+	    (rc = consent_apply(h->st, s->c.account_id, s->c.id, pid, &a,
+	    err)) < 0) {
 		log_err("http: preferences of contact %lld: %s",
 		    (long long)s->c.id, err);
-		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "Temporarily unavailable\n");
+		return http_unavailable(con, v);
 	}
 	if (rc == 1) {
 		metrics_unsubscribe(MU_PREFERENCES);
 		log_info("http: contact %lld withdrew %s (preferences, %s)",
 		    (long long)s->c.id, rq->purpose, ip);
 	}
-	return http_text(con, MHD_HTTP_OK, "Preferences saved.\n");
+	return http_answer(con, MHD_HTTP_OK, v, HT_SAVED_TITLE, HT_SAVED_TEXT);
 }
 
+/*
+ * The reader pressed Confirm.  Where the account asks adults only, the
+ * box must have been ticked (a browser enforces `required`; a script
+ * is checked here): unticked, nothing is recorded and the page says why
+ * and how to come back.
+ */
 static enum MHD_Result
 http_do_confirm(struct http_server *h, struct MHD_Connection *con,
-    const struct http_subject *s, const char *ip)
+    const struct http_subject *s, const struct http_view *v,
+    const struct http_req *rq, const char *ip)
 {
 	const char *ua = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_USER_AGENT);
 	char err[PD_ERRLEN];
-	int rc = consent_confirm(h->st, &s->req, ip, ua, pd_now(), err);
+	int rc;
 
+	if (v->adult_required && strcmp(rq->adult, "yes") != 0) {
+		log_info("http: confirm request %lld: adult not confirmed, "
+		    "nothing recorded (%s)", (long long)s->req.id, ip);
+		return http_answer(con, MHD_HTTP_OK, v, HT_NOADULT_TITLE,
+		    HT_NOADULT_TEXT);
+	}
+	rc = consent_confirm(h->st, &s->req, ip, ua, v->adult_required,
+	    pd_now(), err);
 	if (rc == CONSENT_EXPIRED)
-		return http_text(con, MHD_HTTP_GONE,
-		    "This confirmation link has expired.\n");
+		return http_answer(con, MHD_HTTP_GONE, v, HT_EXPIRED_TITLE,
+		    HT_EXPIRED_TEXT);
 	if (rc < 0) {
 		log_err("http: confirm request %lld: %s", (long long)s->req.id,
 		    err);
-		return http_text(con, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "Temporarily unavailable\n");
+		return http_unavailable(con, v);
 	}
 	if (rc == 1)
-		log_info("http: contact %lld confirmed %s (double opt-in, %s)",
-		    (long long)s->c.id, s->purpose, ip);
-	return http_text(con, MHD_HTTP_OK, "Subscription confirmed.\n");
+		log_info("http: contact %lld confirmed %s (double opt-in%s, %s)",
+		    (long long)s->c.id, s->purpose, v->adult_required ?
+		    ", adult confirmed" : "", ip);
+	return http_answer(con, MHD_HTTP_OK, v, HT_CONFIRMED_TITLE,
+	    HT_CONFIRMED_TEXT);
 }
 
 /* ---- routing ---- */
@@ -657,6 +836,8 @@ http_post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
 		dst = rq->csrf;
 	else if (strcmp(key, "List-Unsubscribe") == 0)
 		dst = rq->lu;
+	else if (strcmp(key, "adult") == 0)
+		dst = rq->adult;
 	if (dst == NULL || size == 0)
 		return MHD_YES;
 	have = strlen(dst);
@@ -672,6 +853,7 @@ http_route(struct http_server *h, struct MHD_Connection *con,
     const char *url, const char *method, struct http_req *rq)
 {
 	struct http_subject s;
+	struct http_view v;
 	char ip[64];
 	const char *tok = NULL;
 	enum unsub_type type = UNSUB_T_UNSUB;
@@ -701,25 +883,28 @@ http_route(struct http_server *h, struct MHD_Connection *con,
 	 * even from an address (a shared proxy) that sent bad ones. */
 	if (!http_resolve(h, type, tok, &s)) {
 		if (http_rate_blocked(h, ip))
-			return http_text(con, MHD_HTTP_TOO_MANY_REQUESTS,
-			    "Too many requests\n");
+			return http_answer_anon(con,
+			    MHD_HTTP_TOO_MANY_REQUESTS, HT_TOOMANY_TITLE,
+			    HT_TOOMANY_TEXT);
 		http_rate_bad(h, ip);
 		/* pd_log escapes: %00, CR LF and the like stay visible. */
 		log_info("http: %s %.*s: unknown token (%s)", method, 200,
 		    url, ip);
-		return http_text(con, MHD_HTTP_NOT_FOUND, http_not_found);
+		return http_answer_anon(con, MHD_HTTP_NOT_FOUND,
+		    HT_BADLINK_TITLE, HT_BADLINK_TEXT);
 	}
+	if (http_view_make(h, con, &s, &v) != 0)
+		return http_unavailable(con, NULL);
 	if (!post)
-		return prefs ? http_unsub_page(h, con, &s) :
-		    type == UNSUB_T_CONFIRM ? http_confirm_page(con, &s) :
-		    http_unsub_page(h, con, &s);
+		return type == UNSUB_T_CONFIRM ? http_confirm_page(con, &s, &v) :
+		    http_unsub_page(h, con, &s, &v);
 	if (prefs)
-		return http_do_prefs(h, con, &s, rq, ip);
+		return http_do_prefs(h, con, &s, &v, rq, ip);
 	if (type == UNSUB_T_CONFIRM)
-		return http_do_confirm(h, con, &s, ip);
+		return http_do_confirm(h, con, &s, &v, rq, ip);
 	/* RFC 8058: the body should say List-Unsubscribe=One-Click; we
 	 * accept the valid token alone (U11), the body is only noted. */
-	return http_do_unsub(h, con, &s, ip);
+	return http_do_unsub(h, con, &s, &v, ip);
 }
 
 static enum MHD_Result

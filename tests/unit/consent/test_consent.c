@@ -429,10 +429,12 @@ START_TEST(test_double_opt_in)
 	char b64[UNSUB_TOKEN_MAX];
 	int64_t oid = 0;
 	int k;
+	struct consent_optin in = { .account = "acme", .account_id = acme,
+	    .email = "new@example.org", .purpose = "newsletter",
+	    .purpose_id = news, .locale = "fr" };
 
 	ck_assert_msg(outq_ctx_new(cfg, NULL, &q, err) == 0, "%s", err);
-	ck_assert_msg(consent_request(cfg, st, q, "acme", acme,
-	    "new@example.org", "newsletter", news, 0, &oid, err) == 0, "%s",
+	ck_assert_msg(consent_request(cfg, st, q, &in, &oid, err) == 0, "%s",
 	    err);
 	outq_ctx_free(&q);
 	/* a confirmation mail is queued, and nothing is granted yet */
@@ -442,6 +444,8 @@ START_TEST(test_double_opt_in)
 	ck_assert_str_eq(o.state, "queued");
 	ck_assert_int_eq(store_contact_find(st, acme, "new@example.org", &c,
 	    err), 1);
+	ck_assert_str_eq(c.locale, "fr");	/* the reader's language, kept */
+	ck_assert_str_eq(c.adult, "unknown");
 	ck_assert_str_eq(status(c.id, news), "");
 	ck_assert_int_eq(store_consent_req_get(st, 1, &req, err), 1);
 	ck_assert_int_eq(req.contact_id, c.id);
@@ -454,19 +458,24 @@ START_TEST(test_double_opt_in)
 	ck_assert_int_eq(unsub_token_check(cfg, UNSUB_T_CONFIRM, acme, &t), 1);
 	ck_assert_int_eq(unsub_token_check(cfg, UNSUB_T_UNSUB, acme, &t), 0);
 	/* a stale link grants nothing and is not used up */
-	ck_assert_int_eq(consent_confirm(st, &req, "192.0.2.1", "ua",
+	ck_assert_int_eq(consent_confirm(st, &req, "192.0.2.1", "ua", 1,
 	    req.created + CONSENT_REQUEST_TTL + 1, err), CONSENT_EXPIRED);
 	ck_assert_str_eq(status(c.id, news), "");
-	/* the link clicked twice: confirmed and granted once */
+	/* the link clicked twice: confirmed and granted once; the reader
+	 * confirmed being an adult, recorded with the grant */
 	for (k = 0; k < 2; k++)
-		ck_assert_msg(consent_confirm(st, &req, "192.0.2.1", "ua",
+		ck_assert_msg(consent_confirm(st, &req, "192.0.2.1", "ua", 1,
 		    pd_now(), err) == (k == 0 ? 1 : 0), "click %d: %s", k, err);
 	ck_assert_str_eq(ledger(acme, c.id), "g");
+	ck_assert_int_eq(store_contact_find(st, acme, "new@example.org", &c,
+	    err), 1);
+	ck_assert_str_eq(c.adult, "yes");
+	ck_assert_str_eq(c.adult_by, "double_opt_in request 1");
 	ck_assert_str_eq(status(c.id, news), "grant");
 	/* after a withdrawal, the old link clicked again grants nothing */
 	a.action = "withdraw";
 	ck_assert_int_eq(consent_apply(st, acme, c.id, news, &a, err), 1);
-	ck_assert_int_eq(consent_confirm(st, &req, "192.0.2.1", "ua",
+	ck_assert_int_eq(consent_confirm(st, &req, "192.0.2.1", "ua", 0,
 	    pd_now(), err), 0);
 	ck_assert_str_eq(status(c.id, news), "withdraw");
 }
