@@ -57,7 +57,8 @@ struct cli_args_out {
 int cli_args_find(const struct cli_optdef *defs, int ndefs, const char *a,
     size_t len);
 
-/* Parse argv[1..]; 0, or -1 with a usage message in err. */
+/* Parse argv[1..]; 0, or -1 with a usage message in err, or -2 for an
+ * option that is gone (--no-send): an error, not a usage slip. */
 int cli_args_parse(const struct cli_optdef *defs, int ndefs, int argc,
     char **argv, const struct cli_args_out *out, char *err, size_t errlen);
 
