@@ -295,11 +295,18 @@ cli_ctx_open(struct cli_ctx *c, const struct cli_cmd *cmd)
 	    c->err) != 0)
 		return -1;
 	/* Outbound commands queue (DKIM signs) and deliver. */
-	if ((cmd->needs & CLI_NEED_OUTBOUND) && (plugin_host_load(c->cfg,
-	    &c->ph, c->err) != 0 || outq_ctx_new(c->cfg, c->ph, &c->q,
-	    c->err) != 0))
+	if ((cmd->needs & CLI_NEED_OUTBOUND) && cli_ctx_open_outbound(c) != 0)
 		return -1;
 	return c->fam->open != NULL ? c->fam->open(c) : 0;
+}
+
+int
+cli_ctx_open_outbound(struct cli_ctx *c)
+{
+	if (c->q != NULL)
+		return 0;
+	return plugin_host_load(c->cfg, &c->ph, c->err) != 0 ||
+	    outq_ctx_new(c->cfg, c->ph, &c->q, c->err) != 0 ? -1 : 0;
 }
 
 static void

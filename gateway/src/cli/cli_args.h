@@ -128,6 +128,11 @@ struct cli_ctx {
 	char err[PD_ERRLEN];		/* printed once, by the runner */
 };
 
+/* The plugins and the outbound queue, for a row that needs them only
+ * sometimes (a dry run loads no plugin and opens no queue): 0, or -1
+ * with c->err.  Closed with the rest by the runner. */
+int cli_ctx_open_outbound(struct cli_ctx *c);
+
 /* 1 if argv's command group is one of the family's rows. */
 int cli_family_handles(const struct cli_family *f, int argc, char **argv);
 

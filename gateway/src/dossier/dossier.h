@@ -197,6 +197,12 @@ int dossier_items_parse_csv(const char *csv, struct store_item **v_r,
 int dossier_items_add(struct store *st, int64_t account_id,
     int64_t dossier_id, const struct store_item *v, size_t n,
     unsigned *added_r, char *err);
+/* What dossier_items_add would add, by the same rules, writing
+ * nothing (a dry run): the new items into *new_r (the caller frees).
+ * 0, DOSSIER_EINVAL (err names the collision), -1. */
+int dossier_items_plan(struct store *st, int64_t account_id,
+    int64_t dossier_id, const struct store_item *v, size_t n,
+    struct store_item **new_r, size_t *n_new_r, char *err);
 int dossier_items(struct store *st, int64_t account_id, int64_t dossier_id,
     store_item_cb cb, void *ctx, char *err);
 /* By slug (any case), else by id (a slug of digits, "2024", is its

@@ -352,12 +352,21 @@ json_t *
 notify_data(const struct notify_env *env, const struct store_dossier *d,
     const char *locale, int64_t now, char *err)
 {
+	return notify_data_with(env, d, locale, now, NULL, 0, err);
+}
+
+json_t *
+notify_data_with(const struct notify_env *env, const struct store_dossier *d,
+    const char *locale, int64_t now, const struct store_item *extra,
+    size_t n_extra, char *err)
+{
 	struct notify_identity id;
 	struct notify_items c = { env->cfg, d, locale, json_array(),
 	    json_array(), json_array(), json_array() };
 	char today[16], today_text[64];
 	time_t tt = (time_t)now;
 	struct tm tm;
+	size_t i;
 
 	if (store_item_list(env->st, d->account_id, d->id, notify_item_cb, &c,
 	    err) != 0) {
@@ -367,6 +376,8 @@ notify_data(const struct notify_env *env, const struct store_dossier *d,
 		json_decref(c.names);
 		return NULL;
 	}
+	for (i = 0; i < n_extra; i++)
+		(void)notify_item_cb(&extra[i], &c);
 	if (notify_identity(env->cfg, env->st, d->account, &id, err) != 0) {
 		json_decref(c.all);
 		json_decref(c.outstanding);
