@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +64,36 @@ static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_CHECKLIST] = { "--checklist", NULL, 1 },
 	[OPT_REASON] = { "--reason", NULL, 1 },
 	[OPT_NOTIFY] = { "--notify", NULL, 0 },
+	[OPT_LEGAL_NAME] = { "--legal-name", NULL, 1 },
+	[OPT_LEGAL_ADDRESS] = { "--legal-address", NULL, 1 },
+	[OPT_FROM_NAME] = { "--from-name", NULL, 1 },
+	[OPT_FROM_ADDR] = { "--from-addr", NULL, 1 },
+	[OPT_PRIVACY_URL] = { "--privacy-url", NULL, 1 },
+	[OPT_ADULT_REQUIRED] = { "--adult-required", NULL, 1 },
+	[OPT_NOTIFY_COMPLETED] = { "--notify-completed", NULL, 1 },
 };
+
+/* account set: each option and the setting it writes. */
+static const struct { int opt; const char *key; } cli_account_opts[] = {
+	{ OPT_LEGAL_NAME, "legal_name" },
+	{ OPT_LEGAL_ADDRESS, "legal_address" },
+	{ OPT_FROM_NAME, "from_name" },
+	{ OPT_FROM_ADDR, "from_addr" },
+	{ OPT_LOCALE, "locale" },
+	{ OPT_PRIVACY_URL, "privacy_url" },
+	{ OPT_ADULT_REQUIRED, "adult_required" },
+	{ OPT_NOTIFY_COMPLETED, "notify_completed" },
+};
+#define CLI_ACCOUNT_SET_OPTS (B(OPT_LEGAL_NAME) | B(OPT_LEGAL_ADDRESS) | \
+	B(OPT_FROM_NAME) | B(OPT_FROM_ADDR) | B(OPT_LOCALE) | \
+	B(OPT_PRIVACY_URL) | B(OPT_ADULT_REQUIRED) | B(OPT_NOTIFY_COMPLETED))
 
 static int cli_serve(struct cli_ctx *c);
 static int cli_check_config(struct cli_ctx *c);
 static int cli_account_add(struct cli_ctx *c);
 static int cli_account_list(struct cli_ctx *c);
+static int cli_account_set(struct cli_ctx *c);
+static int cli_account_show(struct cli_ctx *c);
 static int cli_dossier_list(struct cli_ctx *c);
 static int cli_document_get(struct cli_ctx *c);
 static int cli_message_get(struct cli_ctx *c);
@@ -88,6 +113,16 @@ static const struct cli_cmd cli_cmds[] = {
 	    "account add NAME [--sender-policy any|contact|domains:D1,D2]" },
 	{ "account", "list", 0, 0, 0, N_STORE, cli_account_list,
 	    "account list [--json]" },
+	{ "account", "set", 1, CLI_ACCOUNT_SET_OPTS, 0, N_CFG | CLI_NEED_STORE,
+	    cli_account_set,
+	    "account set ACCOUNT [--legal-name TEXT] [--legal-address TEXT] "
+	    "[--from-name TEXT] [--from-addr ADDR] [--locale fr] "
+	    "[--privacy-url URL] [--adult-required yes|no] "
+	    "[--notify-completed yes|no]   (\"\" removes one: back to the "
+	    "config file)" },
+	{ "account", "show", 1, 0, 0, N_CFG | CLI_NEED_STORE, cli_account_show,
+	    "account show ACCOUNT [--json]   (the identity messages use, and "
+	    "where each value comes from)" },
 	{ "checklist", "add", 2, B(OPT_ITEM) | B(OPT_OPTIONAL), 0, N_STORE,
 	    cli_checklist_add,
 	    "checklist add ACCOUNT NAME --item SPEC [--item SPEC]... "
@@ -354,6 +389,105 @@ cli_account_list(struct cli_ctx *c)
 	}
 	if (arr != NULL)
 		cli_json_print(arr);
+	return CLI_OK;
+}
+
+/* Who acts, for the audit trail: "cli:<login name>". */
+static void
+cli_actor(struct cli_ctx *c)
+{
+	struct passwd *pw = getpwuid(getuid());
+	char who[48];
+
+	if (pw != NULL)
+		pd_ascii_clean(who, sizeof(who), pw->pw_name);
+	else
+		snprintf(who, sizeof(who), "uid%u", (unsigned)getuid());
+	snprintf(c->actor, sizeof(c->actor), "cli:%s", who);
+}
+
+static int
+cli_account_set(struct cli_ctx *c)
+{
+	struct dossier_setting v[NELEM(cli_account_opts)];
+	struct dossier_env env;
+	struct store_account a;
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < NELEM(cli_account_opts); i++)
+		if (c->seen & B(cli_account_opts[i].opt))
+			v[n++] = (struct dossier_setting){
+			    cli_account_opts[i].key,
+			    c->val[cli_account_opts[i].opt] };
+	if (n == 0)
+		return cli_usage_err(c, "account set: name at least one "
+		    "setting (postdoc help)");
+	if ((rc = dossier_account_get(c->st, c->pos[2], &a, c->err)) != 1) {
+		if (rc == 0)
+			snprintf(c->err, sizeof(c->err), "account \"%s\" not "
+			    "found", cli_safe(c->pos[2]));
+		return CLI_ERR;
+	}
+	cli_actor(c);
+	env = (struct dossier_env){ c->cfg, c->st, NULL, c->actor };
+	if (dossier_account_set(&env, a.id, a.name, v, n, c->err) != 0)
+		return CLI_ERR;
+	return cli_account_show(c);
+}
+
+static int
+cli_account_show(struct cli_ctx *c)
+{
+	static const char *const keys[] = NOTIFY_ACCOUNT_KEYS;
+	const char *src[NOTIFY_ACCOUNT_NKEYS];
+	struct notify_identity id;
+	struct store_account a;
+	char vals[NOTIFY_ACCOUNT_NKEYS][512];
+	json_t *o, *srcs;
+	size_t i;
+	int rc;
+
+	if ((rc = dossier_account_get(c->st, c->pos[2], &a, c->err)) != 1) {
+		if (rc == 0)
+			snprintf(c->err, sizeof(c->err), "account \"%s\" not "
+			    "found", cli_safe(c->pos[2]));
+		return CLI_ERR;
+	}
+	if (notify_identity_sources(c->cfg, c->st, a.name, &id, src,
+	    c->err) != 0)
+		return CLI_ERR;
+	snprintf(vals[0], sizeof(vals[0]), "%s", id.legal_name);
+	snprintf(vals[1], sizeof(vals[1]), "%s", id.legal_address);
+	snprintf(vals[2], sizeof(vals[2]), "%s", id.from_name);
+	snprintf(vals[3], sizeof(vals[3]), "%s", id.from_addr);
+	snprintf(vals[4], sizeof(vals[4]), "%s", id.locale);
+	snprintf(vals[5], sizeof(vals[5]), "%s", id.privacy_url);
+	snprintf(vals[6], sizeof(vals[6]), "%s", id.adult_required ? "yes" :
+	    "no");
+	snprintf(vals[7], sizeof(vals[7]), "%s", id.notify_completed ? "yes" :
+	    "no");
+	if (!c->json) {
+		printf("account %s\n", cli_safe(a.name));
+		for (i = 0; i < NOTIFY_ACCOUNT_NKEYS; i++)
+			printf("  %-17s %-8s %s\n", keys[i], src[i],
+			    vals[i][0] ? cli_safe(vals[i]) : "-");
+		return CLI_OK;
+	}
+	o = json_object();
+	srcs = json_object();
+	cli_jset(o, "account", cli_jstr(a.name));
+	for (i = 0; i < NOTIFY_ACCOUNT_NKEYS; i++) {
+		if (i >= 6)
+			cli_jset(o, keys[i], json_boolean(strcmp(vals[i],
+			    "yes") == 0));
+		else
+			cli_jset(o, keys[i], vals[i][0] ? cli_jstr(vals[i]) :
+			    json_null());
+		cli_jset(srcs, keys[i], json_string(src[i]));
+	}
+	cli_jset(o, "source", srcs);
+	cli_json_print(o);
 	return CLI_OK;
 }
 

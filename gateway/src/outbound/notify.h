@@ -231,6 +231,13 @@ struct notify_identity {
 /* st NULL: the config file alone.  0, or -1 with err (store failure). */
 int notify_identity(const struct pd_config *cfg, struct store *st,
     const char *account, struct notify_identity *id, char *err);
+/* The same, and where each value comes from, src[i] for the i-th of
+ * NOTIFY_ACCOUNT_KEYS: "set" (account_settings: `account set`, the
+ * API), "config" (the account's block) or "default". */
+#define NOTIFY_ACCOUNT_NKEYS 8
+int notify_identity_sources(const struct pd_config *cfg, struct store *st,
+    const char *account, struct notify_identity *id,
+    const char *src[NOTIFY_ACCOUNT_NKEYS], char *err);
 
 struct notify_mail {
 	struct store *st;		/* account settings; NULL: config only */

@@ -82,6 +82,47 @@ notify_identity(const struct pd_config *cfg, struct store *st,
 	return 0;
 }
 
+/* A stored key marks its source "set". */
+static int
+notify_source_cb(const char *key, const char *value, void *ctx)
+{
+	static const char *const keys[] = NOTIFY_ACCOUNT_KEYS;
+	const char **src = ctx;
+	size_t i;
+
+	(void)value;
+	for (i = 0; keys[i] != NULL && i < NOTIFY_ACCOUNT_NKEYS; i++)
+		if (strcmp(key, keys[i]) == 0)
+			src[i] = "set";
+	return 0;
+}
+
+int
+notify_identity_sources(const struct pd_config *cfg, struct store *st,
+    const char *account, struct notify_identity *id,
+    const char *src[NOTIFY_ACCOUNT_NKEYS], char *err)
+{
+	const struct pd_account_conf *a = config_account(cfg, account);
+	/* NOTIFY_ACCOUNT_KEYS' order; booleans: the block's value when it
+	 * is not the default (the block cannot say it left one out). */
+	int conf[NOTIFY_ACCOUNT_NKEYS] = { a && a->legal_name,
+	    a && a->legal_address, a && a->from_name, a && a->from_addr,
+	    a && a->locale, a && a->privacy_url, a && !a->adult_required,
+	    a && a->notify_completed };
+	struct store_account acc;
+	size_t i;
+	int rc;
+
+	if (notify_identity(cfg, st, account, id, err) != 0)
+		return -1;
+	for (i = 0; i < NOTIFY_ACCOUNT_NKEYS; i++)
+		src[i] = conf[i] ? "config" : "default";
+	if ((rc = store_account_get(st, account, &acc, err)) < 0)
+		return -1;
+	return rc == 1 ? store_account_settings(st, acc.id, notify_source_cb,
+	    src, err) : 0;
+}
+
 void
 notify_locale(const struct pd_config *cfg, struct store *st,
     const struct store_dossier *d, const char *hint, char *out, size_t len)
