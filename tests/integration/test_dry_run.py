@@ -232,3 +232,24 @@ def test_help_says_what_each_option_does(srv):
         "to whom, change nothing." in out
     assert "--queue-only: queue only; the running server delivers." in out
     assert "--no-send" not in out
+
+
+def test_dry_runs_say_when_the_queue_would_refuse_the_contact(srv):
+    """Last in the file: it adds a dossier the others do not expect."""
+    addr, did = dossier(srv, "gone@client.example", "ID card")
+    srv.cli("contact", "suppress", "gone@client.example", "--account",
+            "ACME", "--reason", "asked us to stop")
+    before = snapshot(srv)
+    out = srv.cli("remind", "--dry-run", "--now", when(4)).stdout
+    line = line_of(out, did)
+    assert "reminder 1 is due but the queue refuses the contact" in line
+    assert "asked us to stop" in line
+    p = srv.cli("invite", did, "--dry-run", check=False)
+    assert p.returncode == 1
+    assert "refuses gone@client.example" in p.stderr, p.stderr
+    assert_unchanged(before, snapshot(srv))
+    # the real run skips it too
+    p = srv.cli("remind", "--now", when(4))
+    assert "gone@client.example" in p.stderr       # warned, not queued
+    assert [r for r in srv.cli_json("queue", "list", "--account", "ACME")
+            if r["kind"] == "reminder" and r["dossier_id"] == did] == []
