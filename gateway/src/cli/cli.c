@@ -1109,7 +1109,7 @@ cli_remind_dry(struct cli_ctx *c, int64_t now)
 	if (!c->json)
 		printf("dry run at %s: nothing queued, nothing changed\n",
 		    cli_time(now));
-	if (notify_reminders_plan(&env, now, cli_remind_dry_cb, &r,
+	if (notify_reminders_plan(&env, now, 1, cli_remind_dry_cb, &r,
 	    c->err) != 0) {
 		json_decref(r.arr);
 		return CLI_ERR;

@@ -77,7 +77,7 @@ int notify_has_locale(const struct pd_config *cfg, const char *locale);
 
 /*
  * What `remind` decides at `now` for each dossier of every account, open
- * or closed, changing nothing: `remind --dry-run` prints it and
+ * (and closed ones too with with_closed), changing nothing: `remind --dry-run` prints it and
  * notify_reminders acts on it.  number > 0: reminder `number` is due
  * (its schedule entry `days`), unless `refused` says the queue would
  * refuse the contact (suppressed...).  number 0: `why` not ("closed",
@@ -100,7 +100,7 @@ struct notify_remind_plan {
 typedef int (*notify_remind_cb)(const struct notify_remind_plan *p,
     void *ctx);
 int notify_reminders_plan(const struct notify_env *env, int64_t now,
-    notify_remind_cb cb, void *ctx, char *err);
+    int with_closed, notify_remind_cb cb, void *ctx, char *err);
 
 /*
  * The reminder schedule as a rule, without the store: the number

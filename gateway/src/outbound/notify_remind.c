@@ -41,7 +41,7 @@ notify_collect_account_cb(const struct store_account *a, void *ctx)
 	char err[PD_ERRLEN];
 	void **args = ctx;
 
-	return store_dossier_list(args[0], a->id, NULL, notify_collect_cb,
+	return store_dossier_list(args[0], a->id, args[2], notify_collect_cb,
 	    args[1], err) != 0 ? -1 : 0;
 }
 
@@ -246,11 +246,11 @@ notify_remind_one(const struct notify_env *env, const struct store_dossier *d,
 
 int
 notify_reminders_plan(const struct notify_env *env, int64_t now,
-    notify_remind_cb cb, void *ctx, char *err)
+    int with_closed, notify_remind_cb cb, void *ctx, char *err)
 {
 	struct notify_dossiers l = { NULL, 0, 0 };
 	struct notify_remind_plan p;
-	void *args[2] = { env->st, &l };
+	void *args[3] = { env->st, &l, with_closed ? NULL : (void *)"open" };
 	size_t i;
 	int rc = 0;
 
@@ -315,7 +315,9 @@ notify_reminders(const struct notify_env *env, int64_t now,
 	*queued_r = 0;
 	if (env->cfg->reminder_days[0] == '\0')
 		return 0;
-	rc = notify_reminders_plan(env, now, notify_remind_act_cb, &r, err);
+	/* serve runs this each minute: the closed dossiers, which only a
+	 * dry run shows, are not read. */
+	rc = notify_reminders_plan(env, now, 0, notify_remind_act_cb, &r, err);
 	*queued_r = r.queued;
 	return rc;
 }
