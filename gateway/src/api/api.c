@@ -62,6 +62,8 @@ const struct api_route api_routes[] = {
 	{ "POST", "/api/v1/campaigns/{id}/send", api_campaign_send, 1 },
 	{ "POST", "/api/v1/subjects/export", api_subject_export, 1 },
 	{ "POST", "/api/v1/subjects/erase", api_subject_erase, 1 },
+	{ "GET", "/api/v1/account", api_account_get, 1 },
+	{ "PATCH", "/api/v1/account", api_account_patch, 1 },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 
@@ -413,8 +415,8 @@ api_dispatch(struct api_server *s, struct MHD_Connection *con,
 		    allow);
 	if (r->auth && ((ret = api_auth(&x, &ok)) != MHD_YES || !ok))
 		return ret;
-	if (strcmp(method, "POST") == 0 && ((ret = api_body(&x, rq)) !=
-	    MHD_YES || x.body == NULL))
+	if ((strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0) &&
+	    ((ret = api_body(&x, rq)) != MHD_YES || x.body == NULL))
 		return ret;
 	ret = r->fn(&x);
 	json_decref(x.body);

@@ -44,7 +44,7 @@ struct api_ctx {
 	char actor[80];		/* "api:<token name>", for ledgers */
 	int64_t id;		/* the {id} of the path, if any */
 	char key[320];		/* the {email} of the path, if any */
-	json_t *body;		/* POST: a JSON object (maybe empty) */
+	json_t *body;		/* POST, PATCH: a JSON object (maybe empty) */
 };
 
 typedef enum MHD_Result (*api_handler)(struct api_ctx *x);
@@ -103,6 +103,10 @@ enum MHD_Result api_campaign_get(struct api_ctx *x);
 enum MHD_Result api_campaign_send(struct api_ctx *x);
 enum MHD_Result api_subject_export(struct api_ctx *x);
 enum MHD_Result api_subject_erase(struct api_ctx *x);
+
+/* api_account.c: the token's own account's identity. */
+enum MHD_Result api_account_get(struct api_ctx *x);
+enum MHD_Result api_account_patch(struct api_ctx *x);
 
 /* Shared by api_res.c and api_loop.c. */
 struct store_dossier;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +64,36 @@ static const struct cli_optdef cli_opts[OPT_COUNT] = {
 	[OPT_CHECKLIST] = { "--checklist", NULL, 1 },
 	[OPT_REASON] = { "--reason", NULL, 1 },
 	[OPT_NOTIFY] = { "--notify", NULL, 0 },
+	[OPT_LEGAL_NAME] = { "--legal-name", NULL, 1 },
+	[OPT_LEGAL_ADDRESS] = { "--legal-address", NULL, 1 },
+	[OPT_FROM_NAME] = { "--from-name", NULL, 1 },
+	[OPT_FROM_ADDR] = { "--from-addr", NULL, 1 },
+	[OPT_PRIVACY_URL] = { "--privacy-url", NULL, 1 },
+	[OPT_ADULT_REQUIRED] = { "--adult-required", NULL, 1 },
+	[OPT_NOTIFY_COMPLETED] = { "--notify-completed", NULL, 1 },
 };
+
+/* account set: each option and the setting it writes. */
+static const struct { int opt; const char *key; } cli_account_opts[] = {
+	{ OPT_LEGAL_NAME, "legal_name" },
+	{ OPT_LEGAL_ADDRESS, "legal_address" },
+	{ OPT_FROM_NAME, "from_name" },
+	{ OPT_FROM_ADDR, "from_addr" },
+	{ OPT_LOCALE, "locale" },
+	{ OPT_PRIVACY_URL, "privacy_url" },
+	{ OPT_ADULT_REQUIRED, "adult_required" },
+	{ OPT_NOTIFY_COMPLETED, "notify_completed" },
+};
+#define CLI_ACCOUNT_SET_OPTS (B(OPT_LEGAL_NAME) | B(OPT_LEGAL_ADDRESS) | \
+	B(OPT_FROM_NAME) | B(OPT_FROM_ADDR) | B(OPT_LOCALE) | \
+	B(OPT_PRIVACY_URL) | B(OPT_ADULT_REQUIRED) | B(OPT_NOTIFY_COMPLETED))
 
 static int cli_serve(struct cli_ctx *c);
 static int cli_check_config(struct cli_ctx *c);
 static int cli_account_add(struct cli_ctx *c);
 static int cli_account_list(struct cli_ctx *c);
+static int cli_account_set(struct cli_ctx *c);
+static int cli_account_show(struct cli_ctx *c);
 static int cli_dossier_list(struct cli_ctx *c);
 static int cli_document_get(struct cli_ctx *c);
 static int cli_message_get(struct cli_ctx *c);
@@ -88,6 +113,16 @@ static const struct cli_cmd cli_cmds[] = {
 	    "account add NAME [--sender-policy any|contact|domains:D1,D2]" },
 	{ "account", "list", 0, 0, 0, N_STORE, cli_account_list,
 	    "account list [--json]" },
+	{ "account", "set", 1, CLI_ACCOUNT_SET_OPTS, 0, N_CFG | CLI_NEED_STORE,
+	    cli_account_set,
+	    "account set ACCOUNT [--legal-name TEXT] [--legal-address TEXT] "
+	    "[--from-name TEXT] [--from-addr ADDR] [--locale fr] "
+	    "[--privacy-url URL] [--adult-required yes|no] "
+	    "[--notify-completed yes|no]   (\"\" removes one: back to the "
+	    "config file)" },
+	{ "account", "show", 1, 0, 0, N_CFG | CLI_NEED_STORE, cli_account_show,
+	    "account show ACCOUNT [--json]   (the identity messages use, and "
+	    "where each value comes from)" },
 	{ "checklist", "add", 2, B(OPT_ITEM) | B(OPT_OPTIONAL), 0, N_STORE,
 	    cli_checklist_add,
 	    "checklist add ACCOUNT NAME --item SPEC [--item SPEC]... "
@@ -130,14 +165,18 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "message", "get", 1, B(OPT_ACCOUNT) | B(OPT_OUTPUT), B(OPT_OUTPUT),
 	    N_STORE, cli_message_get,
 	    "message get ID [--account NAME] -o FILE|-" },
+	/* N_STORE: a dry run loads no plugin and opens no queue; the real
+	 * run opens them itself (cli_ctx_open_outbound). */
 	{ "invite", NULL, 1, B(OPT_ACCOUNT) | B(OPT_TEMPLATE) | B(OPT_LOCALE) |
-	    B(OPT_DOCUMENTS) | B(OPT_DUE) | B(OPT_QUEUE_ONLY), 0, N_OUT,
-	    cli_invite,
+	    B(OPT_DOCUMENTS) | B(OPT_DUE) | B(OPT_QUEUE_ONLY) | B(OPT_DRY_RUN),
+	    0, N_STORE, cli_invite,
 	    "invite DOSSIER [--account NAME] [--template invitation] "
 	    "[--locale fr] [--documents \"ID card,Proof of address\"] "
-	    "[--due YYYY-MM-DD] [--queue-only] [--json]" },
-	{ "remind", NULL, 0, B(OPT_NOW) | B(OPT_QUEUE_ONLY), 0, N_OUT, cli_remind,
-	    "remind [--now YYYY-MM-DD|EPOCH] [--queue-only]" },
+	    "[--due YYYY-MM-DD] [--queue-only | --dry-run] [--json]" },
+	{ "remind", NULL, 0, B(OPT_NOW) | B(OPT_QUEUE_ONLY) | B(OPT_DRY_RUN), 0,
+	    N_STORE, cli_remind,
+	    "remind [--now YYYY-MM-DD|EPOCH] [--queue-only | --dry-run] "
+	    "[--json]" },
 	{ "queue", "run", 0, 0, 0, N_OUT, cli_queue_run,
 	    "queue run [--json]" },
 	{ "queue", "list", 0, B(OPT_ACCOUNT) | B(OPT_STATUS), 0, N_STORE,
@@ -183,6 +222,9 @@ cli_usage(FILE *out)
 	    "if that file is absent).\n"
 	    "-v, --verbose: INFO log lines too (plugins loaded, batches "
 	    "queued); errors\nand warnings are always printed.\n"
+	    "--dry-run (invite, remind): print what would be queued and to "
+	    "whom, change nothing.\n"
+	    "--queue-only: queue only; the running server delivers.\n"
 	    "A list prints a header row when its output is a terminal.\n"
 	    "exit status: 0 ok, 1 failure, 2 usage error\n", out);
 }
@@ -347,6 +389,105 @@ cli_account_list(struct cli_ctx *c)
 	}
 	if (arr != NULL)
 		cli_json_print(arr);
+	return CLI_OK;
+}
+
+/* Who acts, for the audit trail: "cli:<login name>". */
+static void
+cli_actor(struct cli_ctx *c)
+{
+	struct passwd *pw = getpwuid(getuid());
+	char who[48];
+
+	if (pw != NULL)
+		pd_ascii_clean(who, sizeof(who), pw->pw_name);
+	else
+		snprintf(who, sizeof(who), "uid%u", (unsigned)getuid());
+	snprintf(c->actor, sizeof(c->actor), "cli:%s", who);
+}
+
+static int
+cli_account_set(struct cli_ctx *c)
+{
+	struct dossier_setting v[NELEM(cli_account_opts)];
+	struct dossier_env env;
+	struct store_account a;
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < NELEM(cli_account_opts); i++)
+		if (c->seen & B(cli_account_opts[i].opt))
+			v[n++] = (struct dossier_setting){
+			    cli_account_opts[i].key,
+			    c->val[cli_account_opts[i].opt] };
+	if (n == 0)
+		return cli_usage_err(c, "account set: name at least one "
+		    "setting (postdoc help)");
+	if ((rc = dossier_account_get(c->st, c->pos[2], &a, c->err)) != 1) {
+		if (rc == 0)
+			snprintf(c->err, sizeof(c->err), "account \"%s\" not "
+			    "found", cli_safe(c->pos[2]));
+		return CLI_ERR;
+	}
+	cli_actor(c);
+	env = (struct dossier_env){ c->cfg, c->st, NULL, c->actor };
+	if (dossier_account_set(&env, a.id, a.name, v, n, c->err) != 0)
+		return CLI_ERR;
+	return cli_account_show(c);
+}
+
+static int
+cli_account_show(struct cli_ctx *c)
+{
+	static const char *const keys[] = NOTIFY_ACCOUNT_KEYS;
+	const char *src[NOTIFY_ACCOUNT_NKEYS];
+	struct notify_identity id;
+	struct store_account a;
+	char vals[NOTIFY_ACCOUNT_NKEYS][512];
+	json_t *o, *srcs;
+	size_t i;
+	int rc;
+
+	if ((rc = dossier_account_get(c->st, c->pos[2], &a, c->err)) != 1) {
+		if (rc == 0)
+			snprintf(c->err, sizeof(c->err), "account \"%s\" not "
+			    "found", cli_safe(c->pos[2]));
+		return CLI_ERR;
+	}
+	if (notify_identity_sources(c->cfg, c->st, a.name, &id, src,
+	    c->err) != 0)
+		return CLI_ERR;
+	snprintf(vals[0], sizeof(vals[0]), "%s", id.legal_name);
+	snprintf(vals[1], sizeof(vals[1]), "%s", id.legal_address);
+	snprintf(vals[2], sizeof(vals[2]), "%s", id.from_name);
+	snprintf(vals[3], sizeof(vals[3]), "%s", id.from_addr);
+	snprintf(vals[4], sizeof(vals[4]), "%s", id.locale);
+	snprintf(vals[5], sizeof(vals[5]), "%s", id.privacy_url);
+	snprintf(vals[6], sizeof(vals[6]), "%s", id.adult_required ? "yes" :
+	    "no");
+	snprintf(vals[7], sizeof(vals[7]), "%s", id.notify_completed ? "yes" :
+	    "no");
+	if (!c->json) {
+		printf("account %s\n", cli_safe(a.name));
+		for (i = 0; i < NOTIFY_ACCOUNT_NKEYS; i++)
+			printf("  %-17s %-8s %s\n", keys[i], src[i],
+			    vals[i][0] ? cli_safe(vals[i]) : "-");
+		return CLI_OK;
+	}
+	o = json_object();
+	srcs = json_object();
+	cli_jset(o, "account", cli_jstr(a.name));
+	for (i = 0; i < NOTIFY_ACCOUNT_NKEYS; i++) {
+		if (i >= 6)
+			cli_jset(o, keys[i], json_boolean(strcmp(vals[i],
+			    "yes") == 0));
+		else
+			cli_jset(o, keys[i], vals[i][0] ? cli_jstr(vals[i]) :
+			    json_null());
+		cli_jset(srcs, keys[i], json_string(src[i]));
+	}
+	cli_jset(o, "source", srcs);
+	cli_json_print(o);
 	return CLI_OK;
 }
 
@@ -713,10 +854,154 @@ cli_deliver_now(struct cli_ctx *c)
 	return outq_run_once(c->q, &st, c->err);
 }
 
+/* ---- invite and remind, and their dry runs ---- */
+
+/* A message's text for a terminal: each line through cli_safe. */
+static void
+cli_put_text(const char *s)
+{
+	char line[2048];
+	size_t n;
+
+	while (*s != '\0') {
+		n = strcspn(s, "\n");
+		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ?
+		    n : sizeof(line) - 1), s);
+		if (n > 0 && line[strlen(line) - 1] == '\r')
+			line[strlen(line) - 1] = '\0';
+		printf("%s\n", cli_safe(line));
+		s += n + (s[n] == '\n');
+	}
+}
+
+/* The items --documents would add, by the dossier service's rules. */
+static int
+cli_invite_new_items(struct cli_ctx *c, const struct store_dossier *d,
+    struct store_item **new_r, size_t *n_r)
+{
+	struct store_item *v = NULL;
+	int rc = 0;
+	size_t n = 0;
+
+	*new_r = NULL;
+	*n_r = 0;
+	if (c->val[OPT_DOCUMENTS] == NULL)
+		return 0;
+	rc = dossier_items_parse_csv(c->val[OPT_DOCUMENTS], &v, &n, c->err);
+	if (rc == 0 && n > 0)
+		rc = dossier_items_plan(c->st, d->account_id, d->id, v, n,
+		    new_r, n_r, c->err);
+	free(v);
+	return rc == 0 ? 0 : -1;
+}
+
+static int
+cli_item_is_new(const struct store_item *v, size_t n, const char *slug)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].slug, slug) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+cli_draft_text(const struct notify_draft *dr, const struct store_item *nv,
+    size_t nn)
+{
+	json_t *it;
+	size_t i;
+
+	printf("dry run: nothing queued, nothing recorded\n"
+	    "From: %s <%s>\nTo: %s%s%s%s\nReply-To: %s\nSubject: %s\n"
+	    "Language: %s\n", cli_safe(dr->from_name),
+	    cli_safe(dr->from_addr), cli_safe(dr->to_name),
+	    dr->to_name[0] ? " <" : "", cli_safe(dr->to),
+	    dr->to_name[0] ? ">" : "", cli_safe(dr->reply_to),
+	    cli_safe(dr->subject), dr->locale);
+	if (json_array_size(dr->items) > 0)
+		printf("Items, each to its own address:\n");
+	json_array_foreach(dr->items, i, it) {
+		const char *slug = json_string_value(json_object_get(it,
+		    "slug"));
+
+		printf("  %s (%s): %s%s\n", cli_safe(json_string_value(
+		    json_object_get(it, "label"))), json_is_true(
+		    json_object_get(it, "required")) ? "required" : "optional",
+		    cli_safe(json_string_value(json_object_get(it,
+		    "address"))), cli_item_is_new(nv, nn, slug ? slug : "") ?
+		    "  (new: --documents adds it)" : "");
+	}
+	printf("\n");
+	cli_put_text(dr->text);
+}
+
+static json_t *
+cli_draft_json(const struct notify_draft *dr, const struct store_item *nv,
+    size_t nn)
+{
+	json_t *o = json_object(), *arr = json_array(), *it;
+	size_t i;
+
+	json_array_foreach(dr->items, i, it) {
+		const char *slug = json_string_value(json_object_get(it,
+		    "slug"));
+
+		json_array_append_new(arr, json_pack("{s:O, s:O, s:O, s:b}",
+		    "label", json_object_get(it, "label"), "address",
+		    json_object_get(it, "address"), "required",
+		    json_object_get(it, "required"), "new",
+		    cli_item_is_new(nv, nn, slug ? slug : "")));
+	}
+	cli_jset(o, "dry_run", json_true());
+	cli_jset(o, "from_name", cli_jstr(dr->from_name));
+	cli_jset(o, "from_addr", cli_jstr(dr->from_addr));
+	cli_jset(o, "to", cli_jstr(dr->to));
+	cli_jset(o, "to_name", cli_jstr(dr->to_name));
+	cli_jset(o, "reply_to", cli_jstr(dr->reply_to));
+	cli_jset(o, "subject", cli_jstr(dr->subject));
+	cli_jset(o, "locale", cli_jstr(dr->locale));
+	cli_jset(o, "items", arr);
+	cli_jset(o, "text", cli_jstr(dr->text));
+	return o;
+}
+
+/* Everything the real run checks, and the message it would queue. */
+static int
+cli_invite_dry(struct cli_ctx *c, const struct store_dossier *d,
+    const struct notify_invite_req *req)
+{
+	struct notify_env env = { c->cfg, c->st, NULL };
+	struct notify_draft dr;
+	struct store_item *nv = NULL;
+	size_t nn = 0;
+
+	if (cli_invite_new_items(c, d, &nv, &nn) != 0 ||
+	    notify_invite_draft(&env, d, req, nv, nn, &dr, c->err) != 0) {
+		free(nv);
+		return CLI_ERR;
+	}
+	if (dr.refused[0] != '\0') {
+		snprintf(c->err, sizeof(c->err), "invite would fail: the queue "
+		    "refuses %s (%s)", cli_safe(dr.to), cli_safe(dr.refused));
+		notify_draft_free(&dr);
+		free(nv);
+		return CLI_ERR;
+	}
+	if (c->json)
+		cli_json_print(cli_draft_json(&dr, nv, nn));
+	else
+		cli_draft_text(&dr, nv, nn);
+	notify_draft_free(&dr);
+	free(nv);
+	return CLI_OK;
+}
+
 static int
 cli_invite(struct cli_ctx *c)
 {
-	struct notify_env env = { c->cfg, c->st, c->q };
+	struct notify_env env = { c->cfg, c->st, NULL };
 	/* The documents asked for are the dossier's items now (added
 	 * first, by the dossier service), not the invitation's text. */
 	struct notify_invite_req req = { c->val[OPT_TEMPLATE],
@@ -724,6 +1009,9 @@ cli_invite(struct cli_ctx *c)
 	struct store_dossier d;
 	int64_t id = 0;
 
+	if ((c->seen & B(OPT_DRY_RUN)) && (c->seen & B(OPT_QUEUE_ONLY)))
+		return cli_usage_err(c, "--dry-run queues nothing: it does "
+		    "not go with --queue-only");
 	if (c->val[OPT_DUE] != NULL && !dossier_valid_due(c->val[OPT_DUE]))
 		return cli_usage_err(c, "invalid --due \"%s\": not a calendar "
 		    "day YYYY-MM-DD", cli_safe(c->val[OPT_DUE]));
@@ -731,26 +1019,136 @@ cli_invite(struct cli_ctx *c)
 	    !dossier_valid_locale(c->val[OPT_LOCALE]))
 		return cli_usage_err(c, "invalid --locale \"%s\": a language "
 		    "tag like fr or en", cli_safe(c->val[OPT_LOCALE]));
-	if (cli_find_dossier(c, c->pos[1], &d) != 1 ||
-	    cli_invite_prepare(c, &d) != 0)
+	if (c->val[OPT_TEMPLATE] != NULL &&
+	    !dossier_valid_word(c->val[OPT_TEMPLATE]))
+		return cli_usage_err(c, "invalid --template \"%s\" (1-32 of "
+		    "a-z 0-9 _ -)", cli_safe(c->val[OPT_TEMPLATE]));
+	if (cli_find_dossier(c, c->pos[1], &d) != 1)
 		return CLI_ERR;
+	if (c->seen & B(OPT_DRY_RUN))
+		return cli_invite_dry(c, &d, &req);
+	if (cli_ctx_open_outbound(c) != 0 || cli_invite_prepare(c, &d) != 0)
+		return CLI_ERR;
+	env.q = c->q;
 	if (notify_invite(&env, &d, &req, &id, c->err) != 0 ||
 	    cli_deliver_now(c) != 0)
 		return CLI_ERR;
 	return cli_print_outbound(c, id);
 }
 
+struct cli_remind_dry {
+	struct cli_ctx *c;
+	json_t *arr;			/* --json: one object per dossier */
+	unsigned would, closed;
+};
+
+static void
+cli_remind_line(const struct notify_remind_plan *p, const char *labels)
+{
+	const struct store_dossier *d = p->d;
+
+	printf("dossier %" PRId64 " %s/%s %s: ", d->id, cli_safe(d->account),
+	    cli_safe(d->ref), cli_safe(d->contact));
+	if (p->number > 0 && p->refused[0] != '\0')
+		printf("reminder %d is due but the queue refuses the contact "
+		    "(%s)\n", p->number, cli_safe(p->refused));
+	else if (p->number > 0)
+		printf("reminder %d would be queued (%" PRId64 " days after "
+		    "the invitation); outstanding: %s\n", p->number, p->days,
+		    labels);
+	else if (p->next > 0)
+		printf("not reminded: not due until %s; outstanding: %s\n",
+		    cli_time(p->next), labels);
+	else
+		printf("not reminded: %s\n", p->why);
+}
+
+static int
+cli_remind_dry_cb(const struct notify_remind_plan *p, void *ctx)
+{
+	struct cli_remind_dry *r = ctx;
+	char labels[1024] = "";
+	size_t i, o = 0;
+	json_t *v;
+
+	if (p->number > 0 && p->refused[0] == '\0')
+		r->would++;
+	json_array_foreach(p->labels, i, v)
+		if (o < sizeof(labels))
+			o += (size_t)snprintf(labels + o, sizeof(labels) - o,
+			    "%s%s", i ? ", " : "", json_string_value(v));
+	if (o == 0)
+		snprintf(labels, sizeof(labels), p->outstanding > 0 ?
+		    "(no items: a document)" : "none");
+	if (r->arr != NULL) {
+		json_t *j = cli_dossier_json(r->c, p->d);
+
+		cli_jset(j, "remind", json_boolean(p->number > 0 &&
+		    p->refused[0] == '\0'));
+		cli_jset(j, "number", json_integer(p->number));
+		cli_jset(j, "reason", p->number > 0 ? json_null() :
+		    cli_jstr(p->why));
+		cli_jset(j, "refused", p->refused[0] ? cli_jstr(p->refused) :
+		    json_null());
+		cli_jset(j, "next_due", cli_jtime(p->next));
+		cli_jset(j, "outstanding", json_deep_copy(p->labels));
+		json_array_append_new(r->arr, j);
+	} else if (strcmp(p->d->status, "open") != 0)
+		r->closed++;	/* one line for them all, below */
+	else
+		cli_remind_line(p, labels);
+	return 0;
+}
+
+static int
+cli_remind_dry(struct cli_ctx *c, int64_t now)
+{
+	struct notify_env env = { c->cfg, c->st, NULL };
+	struct cli_remind_dry r = { c, c->json ? json_array() : NULL, 0, 0 };
+
+	if (!c->json)
+		printf("dry run at %s: nothing queued, nothing changed\n",
+		    cli_time(now));
+	if (notify_reminders_plan(&env, now, 1, cli_remind_dry_cb, &r,
+	    c->err) != 0) {
+		json_decref(r.arr);
+		return CLI_ERR;
+	}
+	if (c->json) {
+		cli_json_print(json_pack("{s:b, s:I, s:i, s:o}", "dry_run", 1,
+		    "now", (json_int_t)now, "would_queue", (int)r.would,
+		    "dossiers", r.arr));
+		return CLI_OK;
+	}
+	if (r.closed > 0)
+		printf("%u closed dossier%s: never reminded\n", r.closed,
+		    r.closed == 1 ? "" : "s");
+	if (c->cfg->reminder_days[0] == '\0')
+		printf("reminders are off: outbound.reminder_days is empty\n");
+	printf("%u reminder%s would be queued\n", r.would,
+	    r.would == 1 ? "" : "s");
+	return CLI_OK;
+}
+
 static int
 cli_remind(struct cli_ctx *c)
 {
-	struct notify_env env = { c->cfg, c->st, c->q };
+	struct notify_env env = { c->cfg, c->st, NULL };
 	unsigned n = 0;
 	int64_t now = pd_now();
 	int rc;
 
+	if ((c->seen & B(OPT_DRY_RUN)) && (c->seen & B(OPT_QUEUE_ONLY)))
+		return cli_usage_err(c, "--dry-run queues nothing: it does "
+		    "not go with --queue-only");
 	if (c->val[OPT_NOW] != NULL &&
 	    (rc = cli_parse_when(c, "--now", c->val[OPT_NOW], &now)) != 0)
 		return rc;
+	if (c->seen & B(OPT_DRY_RUN))
+		return cli_remind_dry(c, now);
+	if (cli_ctx_open_outbound(c) != 0)
+		return CLI_ERR;
+	env.q = c->q;
 	if (notify_reminders(&env, now, &n, c->err) != 0 ||
 	    cli_deliver_now(c) != 0)
 		return CLI_ERR;

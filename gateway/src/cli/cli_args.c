@@ -84,6 +84,14 @@ cli_args_option(const struct cli_optdef *defs, int ndefs, int argc,
 		return -1;
 	}
 	o = cli_args_find(defs, ndefs, a, len);
+	/* The old name queued what the running server then delivered: it
+	 * never meant "send nothing", so it is refused, not mapped. */
+	if (o < 0 && len == 9 && strncmp(a, "--no-send", 9) == 0) {
+		snprintf(err, errlen, "--no-send is gone: use --dry-run to "
+		    "change nothing, or --queue-only to leave delivery to the "
+		    "running server");
+		return -2;
+	}
 	if (o < 0 && !(len == 8 && strncmp(a, "--config", 8) == 0)) {
 		snprintf(err, errlen, "unknown option %s", a);
 		return -1;
@@ -113,7 +121,7 @@ int
 cli_args_parse(const struct cli_optdef *defs, int ndefs, int argc,
     char **argv, const struct cli_args_out *out, char *err, size_t errlen)
 {
-	int i, opts_done = 0;
+	int i, rc, opts_done = 0;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -130,9 +138,9 @@ cli_args_parse(const struct cli_optdef *defs, int ndefs, int argc,
 			out->pos[(*out->npos)++] = a;
 			continue;
 		}
-		if (cli_args_option(defs, ndefs, argc, argv, &i, out, err,
-		    errlen) != 0)
-			return -1;
+		if ((rc = cli_args_option(defs, ndefs, argc, argv, &i, out,
+		    err, errlen)) != 0)
+			return rc;
 	}
 	return 0;
 }
@@ -287,11 +295,18 @@ cli_ctx_open(struct cli_ctx *c, const struct cli_cmd *cmd)
 	    c->err) != 0)
 		return -1;
 	/* Outbound commands queue (DKIM signs) and deliver. */
-	if ((cmd->needs & CLI_NEED_OUTBOUND) && (plugin_host_load(c->cfg,
-	    &c->ph, c->err) != 0 || outq_ctx_new(c->cfg, c->ph, &c->q,
-	    c->err) != 0))
+	if ((cmd->needs & CLI_NEED_OUTBOUND) && cli_ctx_open_outbound(c) != 0)
 		return -1;
 	return c->fam->open != NULL ? c->fam->open(c) : 0;
+}
+
+int
+cli_ctx_open_outbound(struct cli_ctx *c)
+{
+	if (c->q != NULL)
+		return 0;
+	return plugin_host_load(c->cfg, &c->ph, c->err) != 0 ||
+	    outq_ctx_new(c->cfg, c->ph, &c->q, c->err) != 0 ? -1 : 0;
 }
 
 static void
@@ -354,7 +369,8 @@ cli_family_run(const struct cli_family *f, int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	c.fam = f;
 	rc = cli_args_parse(f->opts, f->nopts, argc, argv, &out, c.err,
-	    sizeof(c.err)) != 0 ? CLI_USAGE : 0;
+	    sizeof(c.err));
+	rc = rc == -2 ? CLI_ERR : rc != 0 ? CLI_USAGE : 0;
 	if (rc == 0 && (help = cli_family_help(&c)) >= 0)
 		return help;
 	if (rc == 0)

@@ -57,7 +57,8 @@ struct cli_args_out {
 int cli_args_find(const struct cli_optdef *defs, int ndefs, const char *a,
     size_t len);
 
-/* Parse argv[1..]; 0, or -1 with a usage message in err. */
+/* Parse argv[1..]; 0, or -1 with a usage message in err, or -2 for an
+ * option that is gone (--no-send): an error, not a usage slip. */
 int cli_args_parse(const struct cli_optdef *defs, int ndefs, int argc,
     char **argv, const struct cli_args_out *out, char *err, size_t errlen);
 
@@ -126,6 +127,11 @@ struct cli_ctx {
 	char actor[64];			/* who runs it, for ledger and audit */
 	char err[PD_ERRLEN];		/* printed once, by the runner */
 };
+
+/* The plugins and the outbound queue, for a row that needs them only
+ * sometimes (a dry run loads no plugin and opens no queue): 0, or -1
+ * with c->err.  Closed with the rest by the runner. */
+int cli_ctx_open_outbound(struct cli_ctx *c);
 
 /* 1 if argv's command group is one of the family's rows. */
 int cli_family_handles(const struct cli_family *f, int argc, char **argv);

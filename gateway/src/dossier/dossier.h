@@ -73,6 +73,36 @@ int dossier_account_get(struct store *st, const char *name,
 int dossier_account_list(struct store *st, store_account_cb cb, void *ctx,
     char *err);
 
+/* ---- an account's identity (dossier_account.c) ----
+ * The keys `account set` and PATCH /api/v1/account take
+ * (NOTIFY_ACCOUNT_KEYS, NULL-terminated); they win over the config
+ * file's account block (notify_identity_sources says where each value
+ * comes from). */
+extern const char *const dossier_account_keys[];
+int dossier_account_key_valid(const char *key);
+/*
+ * One value for key: from_addr an address we send from, locale one the
+ * templates have (notify_has_locale), privacy_url http(s), the names
+ * and legal_address one line of text of at most 200 bytes, the booleans
+ * yes/no/true/false/on/off/1/0.  The stored form into norm ("true",
+ * "false" for booleans; "" or NULL value: "", the key is removed).
+ * 1 valid, 0 not with err "KEY: why".
+ */
+int dossier_account_setting_check(const struct pd_config *cfg,
+    const char *key, const char *value, char *norm, size_t len, char *err);
+struct dossier_setting {
+	const char *key;
+	const char *value;		/* NULL or "": back to config/default */
+};
+struct dossier_env;
+/* Every value checked, then all written in one transaction, each with
+ * an "account.set" line in the audit trail (env->actor, {"key",
+ * "value"}).  0, DOSSIER_EINVAL (err names the key; nothing written),
+ * -1. */
+int dossier_account_set(const struct dossier_env *env, int64_t account_id,
+    const char *account, const struct dossier_setting *v, size_t n,
+    char *err);
+
 /* ---- dossiers ---- */
 
 /*
@@ -197,6 +227,12 @@ int dossier_items_parse_csv(const char *csv, struct store_item **v_r,
 int dossier_items_add(struct store *st, int64_t account_id,
     int64_t dossier_id, const struct store_item *v, size_t n,
     unsigned *added_r, char *err);
+/* What dossier_items_add would add, by the same rules, writing
+ * nothing (a dry run): the new items into *new_r (the caller frees).
+ * 0, DOSSIER_EINVAL (err names the collision), -1. */
+int dossier_items_plan(struct store *st, int64_t account_id,
+    int64_t dossier_id, const struct store_item *v, size_t n,
+    struct store_item **new_r, size_t *n_new_r, char *err);
 int dossier_items(struct store *st, int64_t account_id, int64_t dossier_id,
     store_item_cb cb, void *ctx, char *err);
 /* By slug (any case), else by id (a slug of digits, "2024", is its

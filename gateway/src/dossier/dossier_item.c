@@ -381,6 +381,41 @@ dossier_items_add(struct store *st, int64_t account_id, int64_t dossier_id,
 }
 
 int
+dossier_items_plan(struct store *st, int64_t account_id, int64_t dossier_id,
+    const struct store_item *v, size_t n, struct store_item **new_r,
+    size_t *n_new_r, char *err)
+{
+	struct di_list have = { NULL, 0 };
+	size_t k;
+	int rc = 0;
+
+	*new_r = NULL;
+	*n_new_r = 0;
+	if (store_item_list(st, account_id, dossier_id, di_collect_cb, &have,
+	    err) != 0)
+		return -1;
+	for (k = 0; k < n && rc >= 0; k++) {
+		rc = di_check_one(&have, v, k, err);
+		if (rc == 1 && have.n + *n_new_r >= DOSSIER_ITEMS_MAX) {
+			pd_err(err, "a dossier asks for at most %d items",
+			    DOSSIER_ITEMS_MAX);
+			rc = DOSSIER_EINVAL;
+		} else if (rc == 1) {
+			*new_r = xrealloc(*new_r, (*n_new_r + 1) *
+			    sizeof(**new_r));
+			(*new_r)[(*n_new_r)++] = v[k];
+		}
+	}
+	free(have.v);
+	if (rc < 0) {
+		free(*new_r);
+		*new_r = NULL;
+		*n_new_r = 0;
+	}
+	return rc < 0 ? rc : 0;
+}
+
+int
 dossier_items(struct store *st, int64_t account_id, int64_t dossier_id,
     store_item_cb cb, void *ctx, char *err)
 {

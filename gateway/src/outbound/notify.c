@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "eligible.h"
 #include "lib/config.h"
 #include "notify_int.h"
 #include "outmsg.h"
@@ -67,6 +68,37 @@ notify_template_dir(const struct pd_config *cfg, char *buf, size_t len)
 	    cfg->template_dir;
 }
 
+int
+notify_has_locale(const struct pd_config *cfg, const char *locale)
+{
+	char tdir[4096], path[4200];
+
+	if (locale[0] == '\0' || strlen(locale) > 15 ||
+	    strspn(locale, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+	    strlen(locale))
+		return 0;
+	snprintf(path, sizeof(path), "%s/invitation/%s",
+	    notify_template_dir(cfg, tdir, sizeof(tdir)), locale);
+	return access(path, F_OK) == 0;
+}
+
+/* The account's identity and the rendered template: what every message
+ * about a dossier is made of, written nowhere. */
+static int
+notify_render(const struct notify_env *env, const struct store_dossier *d,
+    const struct notify_msg *nm, json_t *data, struct notify_identity *id,
+    struct tmpl_output *out, char *err)
+{
+	char tdir[4096];
+
+	memset(out, 0, sizeof(*out));
+	if (notify_identity(env->cfg, env->st, d->account, id, err) != 0)
+		return -1;
+	return tmpl_render(notify_template_dir(env->cfg, tdir, sizeof(tdir)),
+	    nm->tmpl, nm->locale, id->locale[0] ? id->locale : NULL, data, out,
+	    err);
+}
+
 /* Render, build, queue. */
 int
 notify_send(const struct notify_env *env, const struct store_dossier *d,
@@ -78,19 +110,15 @@ notify_send(const struct notify_env *env, const struct store_dossier *d,
 	struct outmsg_header auto_sub = { "Auto-Submitted", "auto-generated" };
 	struct outmsg_spec spec;
 	struct outq_item it;
-	char path[4200], msgid[256], tdir[4096];
+	char path[4200], msgid[256];
 	int rc = -1;
 
-	memset(&out, 0, sizeof(out));
-	if (notify_identity(cfg, env->st, d->account, &id, err) != 0)
-		return -1;
 	if (env->q == NULL) {
 		pd_err(err, "no outbound queue to write to %s", nm->to);
 		return -1;
 	}
-	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)),
-	    nm->tmpl, nm->locale, id.locale[0] ? id.locale : NULL, data, &out, err) != 0)
-		return -1;
+	if (notify_render(env, d, nm, data, &id, &out, err) != 0)
+		goto out;
 	memset(&spec, 0, sizeof(spec));
 	spec.from_name = id.from_name;
 	spec.from_addr = id.from_addr;
@@ -128,16 +156,23 @@ notify_valid_due(const char *due)
 	return pd_parse_day(due, &t) == 0;
 }
 
-int
-notify_invite(const struct notify_env *env, const struct store_dossier *d,
-    const struct notify_invite_req *req, int64_t *outbound_id_r, char *err)
-{
-	struct store_dossier nd = *d;
-	struct notify_msg nm;
+/* What an invitation is, decided before anything is written: the
+ * dossier as it will be (its due date, the language asked for), the
+ * message and its data (the dossier's items and `extra`, items about
+ * to be added). */
+struct notify_invite_plan {
+	struct store_dossier nd;
 	char addr[512], locale[16];
+	struct notify_msg nm;
 	json_t *data;
-	int rc;
+};
 
+static int
+notify_invite_plan(const struct notify_env *env, const struct store_dossier *d,
+    const struct notify_invite_req *req, const struct store_item *extra,
+    size_t n_extra, struct notify_invite_plan *p, char *err)
+{
+	memset(p, 0, sizeof(*p));
 	if (strcmp(d->status, "open") != 0) {
 		pd_err(err, "dossier %s is closed", d->ref);
 		return -1;
@@ -148,24 +183,109 @@ notify_invite(const struct notify_env *env, const struct store_dossier *d,
 		    req->due);
 		return -1;
 	}
+	p->nd = *d;
+	if (req->due != NULL)
+		snprintf(p->nd.due, sizeof(p->nd.due), "%s", req->due);
+	/* --locale is recorded as the contact's language (invite's front
+	 * end does it first): this invitation already speaks it. */
+	if (req->locale != NULL && req->locale[0] != '\0')
+		snprintf(p->nd.contact_locale, sizeof(p->nd.contact_locale),
+		    "%s", req->locale);
+	notify_dossier_address(env->cfg, d, p->addr, sizeof(p->addr));
+	notify_locale(env->cfg, env->st, &p->nd, req->locale, p->locale,
+	    sizeof(p->locale));
+	p->nm = (struct notify_msg){ req->tmpl ? req->tmpl : "invitation",
+	    p->locale, "invitation", d->contact, p->addr };
+	p->data = notify_data_with(env, &p->nd, p->locale, pd_now(), extra,
+	    n_extra, err);
+	return p->data != NULL ? 0 : -1;
+}
+
+int
+notify_invite(const struct notify_env *env, const struct store_dossier *d,
+    const struct notify_invite_req *req, int64_t *outbound_id_r, char *err)
+{
+	struct notify_invite_plan p;
+	int rc;
+
+	if (notify_invite_plan(env, d, req, NULL, 0, &p, err) != 0)
+		return -1;
 	/* The items are the request (callers add them first with
 	 * dossier_items_add); only the due date is recorded here. */
-	if (req->due != NULL) {
-		snprintf(nd.due, sizeof(nd.due), "%s", req->due);
-		if (store_dossier_set_request(env->st, d->account_id, d->id,
-		    d->requested[0] != '\0' ? d->requested : "[]", nd.due,
-		    err) != 0)
-			return -1;
-	}
-	notify_dossier_address(env->cfg, d, addr, sizeof(addr));
-	notify_locale(env->cfg, env->st, d, req->locale, locale, sizeof(locale));
-	nm = (struct notify_msg){ req->tmpl ? req->tmpl : "invitation",
-	    locale, "invitation", d->contact, addr };
-	if ((data = notify_data(env, &nd, locale, pd_now(), err)) == NULL)
-		return -1;
-	rc = notify_send(env, &nd, &nm, data, outbound_id_r, err);
-	json_decref(data);
+	rc = req->due == NULL ? 0 : store_dossier_set_request(env->st,
+	    d->account_id, d->id, d->requested[0] != '\0' ? d->requested :
+	    "[]", p.nd.due, err);
+	if (rc == 0)
+		rc = notify_send(env, &p.nd, &p.nm, p.data, outbound_id_r, err);
+	json_decref(p.data);
 	return rc;
+}
+
+/* The queue's answer for the recipient, asked without queuing. */
+static int
+notify_draft_eligible(const struct notify_env *env,
+    const struct store_dossier *d, struct notify_draft *dr, char *err)
+{
+	struct eligible_ask a = { .kind = ELIGIBLE_DOSSIER,
+	    .when = ELIGIBLE_QUEUE, .account_id = d->account_id,
+	    .rcpt = d->contact, .now = pd_now() };
+	struct eligible_verdict v;
+	int rc = eligible_check(env->cfg, env->st, &a, &v, err);
+
+	if (rc == 0)
+		snprintf(dr->refused, sizeof(dr->refused), "%s%s%s", v.reason,
+		    v.detail[0] ? ": " : "", v.detail);
+	return rc < 0 ? -1 : 0;
+}
+
+int
+notify_invite_draft(const struct notify_env *env,
+    const struct store_dossier *d, const struct notify_invite_req *req,
+    const struct store_item *extra, size_t n_extra, struct notify_draft *dr,
+    char *err)
+{
+	struct notify_invite_plan p;
+	struct notify_identity id;
+	struct tmpl_output out;
+	int rc;
+
+	memset(dr, 0, sizeof(*dr));
+	if (notify_invite_plan(env, d, req, extra, n_extra, &p, err) != 0)
+		return -1;
+	rc = notify_render(env, &p.nd, &p.nm, p.data, &id, &out, err);
+	if (rc == 0 && !outmsg_addr_valid(d->contact, 0)) {
+		pd_err(err, "the contact's address %s cannot be written to",
+		    d->contact);
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = notify_draft_eligible(env, d, dr, err);
+	if (rc == 0) {
+		snprintf(dr->from_name, sizeof(dr->from_name), "%s",
+		    id.from_name);
+		snprintf(dr->from_addr, sizeof(dr->from_addr), "%s",
+		    id.from_addr);
+		snprintf(dr->to, sizeof(dr->to), "%s", d->contact);
+		snprintf(dr->to_name, sizeof(dr->to_name), "%s",
+		    d->contact_name);
+		snprintf(dr->reply_to, sizeof(dr->reply_to), "%s", p.addr);
+		snprintf(dr->locale, sizeof(dr->locale), "%s", out.locale);
+		dr->subject = xstrdup(out.subject);
+		dr->text = xstrdup(out.text);
+		dr->items = json_incref(json_object_get(p.data, "items"));
+	}
+	tmpl_output_free(&out);
+	json_decref(p.data);
+	return rc;
+}
+
+void
+notify_draft_free(struct notify_draft *dr)
+{
+	free(dr->subject);
+	free(dr->text);
+	json_decref(dr->items);
+	memset(dr, 0, sizeof(*dr));
 }
 
 /* ---- receipts ---- */

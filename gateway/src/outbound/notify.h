@@ -47,6 +47,62 @@ int notify_reminders(const struct notify_env *env, int64_t now,
     unsigned *queued_r, char *err);
 
 /*
+ * The invitation notify_invite would queue, validated and rendered but
+ * written nowhere (`invite --dry-run`): the dossier's items and `extra`
+ * (items the caller is about to add, dossier_items_plan), the due date
+ * and language of req as if recorded.  refused: the queue would refuse
+ * the recipient (suppressed...), "" when it would take it.  0, or -1
+ * with err (closed dossier, bad due date, a template that does not
+ * render...).  notify_draft_free releases it.
+ */
+struct store_item;
+struct notify_draft {
+	char from_name[256], from_addr[320];
+	char to[320], to_name[256], reply_to[512];
+	char locale[16];		/* the template's locale used */
+	char refused[320];
+	char *subject, *text;
+	json_t *items;			/* the items as the template saw them */
+};
+int notify_invite_draft(const struct notify_env *env,
+    const struct store_dossier *d, const struct notify_invite_req *req,
+    const struct store_item *extra, size_t n_extra, struct notify_draft *dr,
+    char *err);
+void notify_draft_free(struct notify_draft *dr);
+
+/* 1 when the templates have messages in `locale` ([a-z0-9_-]{1,15} and
+ * an invitation/<locale> folder), else 0: what `account set --locale`
+ * may name. */
+int notify_has_locale(const struct pd_config *cfg, const char *locale);
+
+/*
+ * What `remind` decides at `now` for each dossier of every account, open
+ * (and closed ones too with with_closed), changing nothing: `remind --dry-run` prints it and
+ * notify_reminders acts on it.  number > 0: reminder `number` is due
+ * (its schedule entry `days`), unless `refused` says the queue would
+ * refuse the contact (suppressed...).  number 0: `why` not ("closed",
+ * "not invited yet", "nothing outstanding", "not due yet" with `next`
+ * the time it will be, "every reminder of the schedule was sent",
+ * "reminders are off ...").  labels: the required items still missing
+ * (strings); borrowed for the callback only, as is d.  A callback's
+ * non-zero return stops the walk and is returned.
+ */
+struct notify_remind_plan {
+	const struct store_dossier *d;
+	int number;
+	int64_t days;
+	const char *why;
+	int64_t next;
+	int64_t outstanding;
+	json_t *labels;
+	char refused[320];
+};
+typedef int (*notify_remind_cb)(const struct notify_remind_plan *p,
+    void *ctx);
+int notify_reminders_plan(const struct notify_env *env, int64_t now,
+    int with_closed, notify_remind_cb cb, void *ctx, char *err);
+
+/*
  * The reminder schedule as a rule, without the store: the number
  * (1-based) of the reminder due at now, or 0; *days_r its schedule entry.
  * Reminder n is due when something required is outstanding, now >=
@@ -175,6 +231,13 @@ struct notify_identity {
 /* st NULL: the config file alone.  0, or -1 with err (store failure). */
 int notify_identity(const struct pd_config *cfg, struct store *st,
     const char *account, struct notify_identity *id, char *err);
+/* The same, and where each value comes from, src[i] for the i-th of
+ * NOTIFY_ACCOUNT_KEYS: "set" (account_settings: `account set`, the
+ * API), "config" (the account's block) or "default". */
+#define NOTIFY_ACCOUNT_NKEYS 8
+int notify_identity_sources(const struct pd_config *cfg, struct store *st,
+    const char *account, struct notify_identity *id,
+    const char *src[NOTIFY_ACCOUNT_NKEYS], char *err);
 
 struct notify_mail {
 	struct store *st;		/* account settings; NULL: config only */

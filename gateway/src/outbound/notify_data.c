@@ -82,6 +82,47 @@ notify_identity(const struct pd_config *cfg, struct store *st,
 	return 0;
 }
 
+/* A stored key marks its source "set". */
+static int
+notify_source_cb(const char *key, const char *value, void *ctx)
+{
+	static const char *const keys[] = NOTIFY_ACCOUNT_KEYS;
+	const char **src = ctx;
+	size_t i;
+
+	(void)value;
+	for (i = 0; keys[i] != NULL && i < NOTIFY_ACCOUNT_NKEYS; i++)
+		if (strcmp(key, keys[i]) == 0)
+			src[i] = "set";
+	return 0;
+}
+
+int
+notify_identity_sources(const struct pd_config *cfg, struct store *st,
+    const char *account, struct notify_identity *id,
+    const char *src[NOTIFY_ACCOUNT_NKEYS], char *err)
+{
+	const struct pd_account_conf *a = config_account(cfg, account);
+	/* NOTIFY_ACCOUNT_KEYS' order; booleans: the block's value when it
+	 * is not the default (the block cannot say it left one out). */
+	int conf[NOTIFY_ACCOUNT_NKEYS] = { a && a->legal_name,
+	    a && a->legal_address, a && a->from_name, a && a->from_addr,
+	    a && a->locale, a && a->privacy_url, a && !a->adult_required,
+	    a && a->notify_completed };
+	struct store_account acc;
+	size_t i;
+	int rc;
+
+	if (notify_identity(cfg, st, account, id, err) != 0)
+		return -1;
+	for (i = 0; i < NOTIFY_ACCOUNT_NKEYS; i++)
+		src[i] = conf[i] ? "config" : "default";
+	if ((rc = store_account_get(st, account, &acc, err)) < 0)
+		return -1;
+	return rc == 1 ? store_account_settings(st, acc.id, notify_source_cb,
+	    src, err) : 0;
+}
+
 void
 notify_locale(const struct pd_config *cfg, struct store *st,
     const struct store_dossier *d, const char *hint, char *out, size_t len)
@@ -352,12 +393,21 @@ json_t *
 notify_data(const struct notify_env *env, const struct store_dossier *d,
     const char *locale, int64_t now, char *err)
 {
+	return notify_data_with(env, d, locale, now, NULL, 0, err);
+}
+
+json_t *
+notify_data_with(const struct notify_env *env, const struct store_dossier *d,
+    const char *locale, int64_t now, const struct store_item *extra,
+    size_t n_extra, char *err)
+{
 	struct notify_identity id;
 	struct notify_items c = { env->cfg, d, locale, json_array(),
 	    json_array(), json_array(), json_array() };
 	char today[16], today_text[64];
 	time_t tt = (time_t)now;
 	struct tm tm;
+	size_t i;
 
 	if (store_item_list(env->st, d->account_id, d->id, notify_item_cb, &c,
 	    err) != 0) {
@@ -367,6 +417,8 @@ notify_data(const struct notify_env *env, const struct store_dossier *d,
 		json_decref(c.names);
 		return NULL;
 	}
+	for (i = 0; i < n_extra; i++)
+		(void)notify_item_cb(&extra[i], &c);
 	if (notify_identity(env->cfg, env->st, d->account, &id, err) != 0) {
 		json_decref(c.all);
 		json_decref(c.outstanding);

@@ -33,6 +33,11 @@ void notify_locale(const struct pd_config *cfg, struct store *st,
 json_t *notify_data(const struct notify_env *env,
     const struct store_dossier *d, const char *locale, int64_t now,
     char *err);
+/* The same with `extra` items after the dossier's own (a dry run's
+ * items not yet added). */
+json_t *notify_data_with(const struct notify_env *env,
+    const struct store_dossier *d, const char *locale, int64_t now,
+    const struct store_item *extra, size_t n_extra, char *err);
 
 /* account: {name, legal_name, legal_address, from_name, from_addr}. */
 json_t *notify_account_json(const char *account,

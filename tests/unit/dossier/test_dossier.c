@@ -4,15 +4,21 @@
  * contacts, names, words, dates, sender policies, intake addresses), as
  * tables of input and verdict, and its rules over a fresh store: create
  * then get, a taken ref, another account's dossier is not found, closing
- * twice is fine, pages walk one account only.
+ * twice is fine, pages walk one account only; an account's identity
+ * (`account set`): each key's check as a table, all or nothing, ""
+ * removes, the audit trail, where each value comes from.
  */
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "dossier/dossier.h"
+#include "lib/config.h"
 #include "lib/util.h"
+#include "outbound/notify.h"
+#include "privacy/privacy_audit.h"
 #include "testlib.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -337,6 +343,149 @@ START_TEST(test_list_and_page)
 }
 END_TEST
 
+/* ---- an account's identity (dossier_account.c) ---- */
+
+static struct pd_config *
+test_cfg(void)
+{
+	struct pd_config *cfg = NULL;
+	char e[4096];
+
+	ck_assert_msg(config_load(NULL, &cfg, e, sizeof(e)) == 0, "%s", e);
+	free(cfg->template_dir);
+	cfg->template_dir = xstrdup(TOP_SRCDIR "/templates");
+	return cfg;
+}
+
+START_TEST(test_account_setting_check)
+{
+	static const struct {
+		const char *key, *value, *norm;	/* norm NULL: refused */
+	} t[] = {
+		{ "from_addr", "onboarding@acme.example",
+		    "onboarding@acme.example" },
+		{ "from_addr", "no-at-sign", NULL },
+		{ "from_addr", "a@b@c.example", NULL },
+		{ "from_addr", "a b@c.example", NULL },
+		{ "from_addr", "a@c.example\r\nBcc: x@y.example", NULL },
+		{ "locale", "fr", "fr" },
+		{ "locale", "en", "en" },
+		{ "locale", "de", NULL },		/* no such templates */
+		{ "locale", "../fr", NULL },
+		{ "locale", "FR", NULL },
+		{ "locale", "abcdefghijklmnop", NULL },	/* 16 bytes */
+		{ "privacy_url", "https://acme.example/privacy",
+		    "https://acme.example/privacy" },
+		{ "privacy_url", "http://acme.example", "http://acme.example" },
+		{ "privacy_url", "https://", NULL },
+		{ "privacy_url", "https:///path", NULL },
+		{ "privacy_url", "ftp://acme.example", NULL },
+		{ "privacy_url", "javascript:alert(1)", NULL },
+		{ "privacy_url", "https://a.example/a b", NULL },
+		{ "privacy_url", "https://a.example/\xc3\xa9", NULL },
+		{ "legal_name", "ACME Conseil SARL", "ACME Conseil SARL" },
+		{ "legal_name", "Soci\xc3\xa9t\xc3\xa9 G\xc3\xa9n\xc3\xa9rale",
+		    "Soci\xc3\xa9t\xc3\xa9 G\xc3\xa9n\xc3\xa9rale" },
+		{ "legal_name", "two\nlines", NULL },
+		{ "legal_address", "tab\there", NULL },
+		{ "from_name", "\xe9t\xe9", NULL },		/* not UTF-8 */
+		{ "adult_required", "yes", "true" },
+		{ "adult_required", "No", "false" },
+		{ "adult_required", "1", "true" },
+		{ "adult_required", "off", "false" },
+		{ "adult_required", "maybe", NULL },
+		{ "notify_completed", "true", "true" },
+		{ "notify_completed", "2", NULL },
+		{ "from_name", "", "" },		/* removes */
+		{ "privacy_url", "", "" },
+		{ "signer", "me", NULL },		/* not a key */
+		{ "var_dir", "/tmp", NULL },
+	};
+	struct pd_config *cfg = test_cfg();
+	char norm[512], name201[202];
+	size_t i;
+
+	for (i = 0; i < NELEM(t); i++) {
+		int ok = dossier_account_setting_check(cfg, t[i].key,
+		    t[i].value, norm, sizeof(norm), err);
+
+		ck_assert_msg(ok == (t[i].norm != NULL), "%s=\"%s\": %d (%s)",
+		    t[i].key, t[i].value, ok, err);
+		if (ok)
+			ck_assert_str_eq(norm, t[i].norm);
+		else	/* the error names the key */
+			ck_assert_int_eq(strncmp(err, t[i].key,
+			    strlen(t[i].key)), 0);
+	}
+	memset(name201, 'x', 201);
+	name201[201] = '\0';
+	ck_assert_int_eq(dossier_account_setting_check(cfg, "from_name",
+	    name201, norm, sizeof(norm), err), 0);
+	name201[200] = '\0';
+	ck_assert_int_eq(dossier_account_setting_check(cfg, "from_name",
+	    name201, norm, sizeof(norm), err), 1);
+	config_free(&cfg);
+}
+END_TEST
+
+static int
+audit_count_cb(const struct store_audit_row *r, void *ctx)
+{
+	int *n = ctx;
+
+	if (strcmp(r->action, "account.set") == 0)
+		(*n)++;
+	return 0;
+}
+
+START_TEST(test_account_set_all_or_nothing)
+{
+	struct pd_config *cfg = test_cfg();
+	struct dossier_env env = { cfg, st, NULL, "test" };
+	const struct dossier_setting bad[] = { { "from_name", "Claire" },
+	    { "locale", "de" } };
+	const struct dossier_setting good[] = { { "from_name", "Claire" },
+	    { "adult_required", "no" } };
+	const struct dossier_setting rm[] = { { "from_name", "" } };
+	const char *src[NOTIFY_ACCOUNT_NKEYS];
+	struct notify_identity id;
+	int audits = 0;
+
+	ck_assert_int_eq(dossier_account_set(&env, acme, "ACME", bad, 2, err),
+	    DOSSIER_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "locale"));
+	ck_assert_int_eq(notify_identity_sources(cfg, st, "ACME", &id, src,
+	    err), 0);
+	ck_assert_str_eq(src[2], "default");	/* from_name: nothing written */
+	ck_assert_int_eq(dossier_account_set(&env, acme, "ACME", good, 2, err),
+	    0);
+	ck_assert_int_eq(notify_identity_sources(cfg, st, "ACME", &id, src,
+	    err), 0);
+	ck_assert_str_eq(id.from_name, "Claire");
+	ck_assert_str_eq(src[2], "set");
+	ck_assert_int_eq(id.adult_required, 0);
+	ck_assert_str_eq(src[6], "set");
+	/* the other account is untouched */
+	ck_assert_int_eq(notify_identity_sources(cfg, st, "OTHER", &id, src,
+	    err), 0);
+	ck_assert_str_eq(src[2], "default");
+	ck_assert_int_eq(id.adult_required, 1);
+	/* "" removes: back to the default (the legal name) */
+	ck_assert_int_eq(dossier_account_set(&env, acme, "ACME", rm, 1, err),
+	    0);
+	ck_assert_int_eq(notify_identity_sources(cfg, st, "ACME", &id, src,
+	    err), 0);
+	ck_assert_str_eq(id.from_name, "ACME");
+	ck_assert_str_eq(src[2], "default");
+	ck_assert_int_eq(dossier_account_set(&env, acme, "ACME", rm, 0, err),
+	    DOSSIER_EINVAL);
+	ck_assert_int_eq(privacy_audit_list(st, audit_count_cb, &audits, err),
+	    0);
+	ck_assert_int_eq(audits, 3);		/* two set, one removed */
+	config_free(&cfg);
+}
+END_TEST
+
 static Suite *
 dossier_suite(void)
 {
@@ -353,6 +502,8 @@ dossier_suite(void)
 	tcase_add_test(tc, test_create_refuses_invalid);
 	tcase_add_test(tc, test_close_twice);
 	tcase_add_test(tc, test_list_and_page);
+	tcase_add_test(tc, test_account_setting_check);
+	tcase_add_test(tc, test_account_set_all_or_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }

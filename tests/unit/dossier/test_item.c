@@ -402,6 +402,30 @@ START_TEST(test_items_add_collision)
 }
 END_TEST
 
+/* A dry run's items: what add would add, by its rules, writing none. */
+START_TEST(test_items_plan)
+{
+	struct store_item v[3] = { item("ID card", 1), item("Payslip", 1),
+	    item("ID-card", 1) }, *nv = NULL;
+	size_t n = 99;
+
+	ck_assert_int_eq(dossier_items_add(st, acme, d1, v, 1, NULL, err), 0);
+	ck_assert_msg(dossier_items_plan(st, acme, d1, v, 2, &nv, &n, err) ==
+	    0, "%s", err);
+	ck_assert_uint_eq(n, 1);		/* ID card is there already */
+	ck_assert_str_eq(nv[0].slug, "payslip");
+	free(nv);
+	ck_assert_uint_eq(items_of(acme, d1).n, 1);	/* nothing written */
+	/* the collision add refuses, named the same way */
+	ck_assert_int_eq(dossier_items_plan(st, acme, d1, &v[2], 1, &nv, &n,
+	    err), DOSSIER_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "\"ID-card\""));
+	ck_assert_ptr_null(nv);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(items_of(acme, d1).n, 1);
+}
+END_TEST
+
 START_TEST(test_items_add_max)
 {
 	struct store_item v[DOSSIER_ITEMS_MAX + 1];
@@ -825,6 +849,7 @@ item_suite(void)
 	tcase_add_test(tc, test_items_parse_csv);
 	tcase_add_test(tc, test_items_add);
 	tcase_add_test(tc, test_items_add_collision);
+	tcase_add_test(tc, test_items_plan);
 	tcase_add_test(tc, test_items_add_max);
 	tcase_add_test(tc, test_items_add_other_account);
 	tcase_add_test(tc, test_item_find);

@@ -428,6 +428,53 @@ START_TEST(test_invitation_items)
 }
 END_TEST
 
+/* The dry run's draft: the invitation as it would go, with an item the
+ * caller is about to add and the due date as if recorded, written
+ * nowhere (no row, no due date, no spool file). */
+START_TEST(test_invitation_draft)
+{
+	struct notify_invite_req req = { NULL, "en", "2026-12-20" };
+	struct store_item extra;
+	struct notify_draft dr;
+	json_t *it;
+	size_t i;
+	int found = 0;
+
+	memset(&extra, 0, sizeof(extra));
+	snprintf(extra.label, sizeof(extra.label), "Payslip");
+	snprintf(extra.slug, sizeof(extra.slug), "payslip");
+	snprintf(extra.state, sizeof(extra.state), "requested");
+	extra.required = 1;
+	ck_assert_msg(notify_invite_draft(&env, &dz, &req, &extra, 1, &dr,
+	    err) == 0, "%s", err);
+	ck_assert_str_eq(dr.to, "zoe@example.fr");
+	ck_assert_str_eq(dr.reply_to, PLAIN);
+	ck_assert_str_eq(dr.locale, "en");	/* --locale wins */
+	ck_assert_str_eq(dr.refused, "");
+	HAS(dr.text, "20 December 2026");
+	HAS(dr.text, "Payslip");
+	json_array_foreach(dr.items, i, it)
+		if (strcmp(json_string_value(json_object_get(it, "slug")),
+		    "payslip") == 0)
+			found = 1;
+	ck_assert_int_eq(found, 1);
+	ck_assert_uint_eq(json_array_size(dr.items), 4);
+	notify_draft_free(&dr);
+	ck_assert_int_eq(queued("invitation", NULL), 0);
+	reload();
+	ck_assert_str_eq(dz.due, "");
+	/* what the real run refuses, the draft refuses */
+	req.due = "2026-02-30";
+	ck_assert_int_eq(notify_invite_draft(&env, &dz, &req, NULL, 0, &dr,
+	    err), -1);
+	HAS(err, "2026-02-30");
+	req = (struct notify_invite_req){ "no-such", NULL, NULL };
+	ck_assert_int_eq(notify_invite_draft(&env, &dz, &req, NULL, 0, &dr,
+	    err), -1);
+	HAS(err, "no-such");
+}
+END_TEST
+
 /* Rejection: her name, the file, the item, the reason, the item's address
  * (Reply-To too, so that a reply files the new version under it). */
 START_TEST(test_rejection)
@@ -527,6 +574,81 @@ START_TEST(test_reminders_none_when_nothing_missing)
 }
 END_TEST
 
+/* The plan `remind --dry-run` prints and the real run acts on: one
+ * decision for the dossier, why not now and until when, and nothing
+ * written while deciding. */
+struct plan_seen {
+	int n, number;
+	char why[64];
+	int64_t next;
+	size_t labels;
+};
+
+static int
+plan_cb(const struct notify_remind_plan *p, void *ctx)
+{
+	struct plan_seen *s = ctx;
+
+	s->n++;
+	s->number = p->number;
+	snprintf(s->why, sizeof(s->why), "%s", p->why ? p->why : "");
+	s->next = p->next;
+	s->labels = json_array_size(p->labels);
+	return 0;
+}
+
+static struct plan_seen
+plan_at(int64_t now)
+{
+	struct plan_seen s;
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_msg(notify_reminders_plan(&env, now, 1, plan_cb, &s, err) ==
+	    0, "%s", err);
+	ck_assert_int_eq(s.n, 1);
+	return s;
+}
+
+START_TEST(test_reminders_plan)
+{
+	struct notify_invite_req req = { NULL, NULL, NULL };
+	int64_t t0 = pd_now(), id, clock;
+	unsigned n = 9;
+	struct plan_seen s;
+
+	s = plan_at(t0 + 30 * DAY);
+	ck_assert_str_eq(s.why, "not invited yet");
+	ck_assert_msg(notify_invite(&env, &dz, &req, &id, err) == 0, "%s",
+	    err);
+	s = plan_at(t0 + DAY);
+	ck_assert_int_eq(s.number, 0);
+	ck_assert_str_eq(s.why, "not due yet");
+	ck_assert_int_ge(s.next, t0 + 3 * DAY);
+	ck_assert_int_le(s.next, t0 + 3 * DAY + 60);
+	ck_assert_uint_eq(s.labels, 2);		/* the two required */
+	s = plan_at(t0 + 3 * DAY + 60);
+	ck_assert_int_eq(s.number, 1);
+	ck_assert_uint_eq(s.labels, 2);
+	/* deciding wrote nothing: no reminder, the clock where it was */
+	clock = dz.reminded_at;
+	reload();
+	ck_assert_int_eq(dz.reminded_at, clock);
+	ck_assert_int_eq(queued("reminder", NULL), 0);
+	/* the real run does what the plan said, and moves the clock */
+	ck_assert_int_eq(notify_reminders(&env, t0 + 3 * DAY + 60, &n, err),
+	    0);
+	ck_assert_uint_eq(n, 1);
+	s = plan_at(t0 + 4 * DAY);
+	ck_assert_str_eq(s.why, "not due yet");
+	ck_assert_int_eq(s.next, t0 + 3 * DAY + 60 + 4 * DAY);
+	file_doc("cni.pdf", piece, "accepted", NULL);
+	file_doc("facture.pdf", domicile, NULL, NULL);
+	s = plan_at(t0 + 30 * DAY);
+	ck_assert_str_eq(s.why, "nothing outstanding");
+	ck_assert_uint_eq(s.labels, 0);
+}
+END_TEST
+
 /* The receipt: Reply-To the dossier, each file's item, what is missing;
  * only to a sender the policy vouches for. */
 START_TEST(test_receipt_items)
@@ -615,9 +737,11 @@ notify_suite(void)
 	tcase_add_checked_fixture(tc, msg_setup, msg_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_invitation_items);
+	tcase_add_test(tc, test_invitation_draft);
 	tcase_add_test(tc, test_rejection);
 	tcase_add_test(tc, test_reminders_outstanding);
 	tcase_add_test(tc, test_reminders_none_when_nothing_missing);
+	tcase_add_test(tc, test_reminders_plan);
 	tcase_add_test(tc, test_receipt_items);
 	tcase_add_test(tc, test_completed_closing);
 	tcase_add_test(tc, test_english_no_name);
