@@ -419,6 +419,46 @@ md_text_render(cmark_node *doc)
 	return t.out.p;
 }
 
+/*
+ * A link or image whose URL cmark's safe mode would blank ("javascript:")
+ * becomes its text: an <a href=""> would still look like a link, and an
+ * <img src=""> like a broken picture.  Collected first, then replaced, so
+ * the iterator never walks a tree being changed.
+ */
+static void
+md_defuse(cmark_node *doc)
+{
+	cmark_iter *it = cmark_iter_new(doc);
+	cmark_node **bad = NULL, *n, *ch;
+	size_t nbad = 0, cap = 0, i;
+	cmark_event_type ev;
+
+	if (it == NULL)
+		pd_fatal("markdown: out of memory");
+	while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
+		n = cmark_iter_get_node(it);
+		if (ev != CMARK_EVENT_ENTER ||
+		    (cmark_node_get_type(n) != CMARK_NODE_LINK &&
+		    cmark_node_get_type(n) != CMARK_NODE_IMAGE) ||
+		    md_url_safe(cmark_node_get_url(n) ?
+		    cmark_node_get_url(n) : ""))
+			continue;
+		if (nbad == cap) {
+			cap = cap ? cap * 2 : 16;
+			bad = xrealloc(bad, cap * sizeof(*bad));
+		}
+		bad[nbad++] = n;
+	}
+	cmark_iter_free(it);
+	/* Innermost last: an image inside a link moves with its text. */
+	for (i = nbad; i-- > 0;) {
+		while ((ch = cmark_node_first_child(bad[i])) != NULL)
+			cmark_node_insert_before(bad[i], ch);
+		cmark_node_free(bad[i]);
+	}
+	free(bad);
+}
+
 int
 markdown_check(const char *md, size_t len, char *err)
 {
@@ -459,6 +499,7 @@ markdown_render(const char *md, size_t len, char **html_r, char **text_r,
 	 * was omitted, javascript:/vbscript:/file:/data: URLs become "". */
 	if ((doc = cmark_parse_document(md, len, CMARK_OPT_DEFAULT)) == NULL)
 		pd_fatal("markdown: out of memory");
+	md_defuse(doc);
 	*html_r = cmark_render_html(doc, CMARK_OPT_DEFAULT);
 	if (*html_r == NULL)
 		pd_fatal("markdown: out of memory");

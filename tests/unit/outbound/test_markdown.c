@@ -121,6 +121,10 @@ START_TEST(test_html_safe)
 	ck_assert_ptr_null(strstr(html, "data:"));
 	ck_assert_ptr_null(strstr(html, "onerror"));
 	ck_assert_ptr_null(strstr(html, "<img src=x"));
+	/* a blanked link is no link: its text stays, as text */
+	ck_assert_ptr_null(strstr(html, "href=\"\""));
+	ck_assert_ptr_null(strstr(html, "src=\"\""));
+	ck_assert_ptr_nonnull(strstr(html, "<p>a b c d e i "));
 	ck_assert_ptr_nonnull(strstr(html, "<h1>Hi</h1>"));
 	ck_assert_ptr_nonnull(strstr(html, "<em>em</em>"));
 	ck_assert_ptr_nonnull(strstr(html, "<strong>strong</strong>"));
