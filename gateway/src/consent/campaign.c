@@ -89,17 +89,21 @@ campaign_create_body(struct store *st, int64_t account_id,
 }
 
 int
-campaign_body_load(struct store *st, int64_t id, struct campaign_body *b,
-    char *err)
+campaign_body_load(const struct pd_config *cfg, struct store *st,
+    const struct store_campaign *c, struct campaign_body *b, char *err)
 {
 	char *md = NULL;
 	size_t n;
 	int rc;
 
 	memset(b, 0, sizeof(*b));
-	if ((rc = store_campaign_body(st, id, &md, err)) != 1) {
+	if (campaign_locale(cfg, st, c, b->locale, sizeof(b->locale), err)
+	    != 0 || consent_purpose_label(st, c->account_id, c->purpose_id,
+	    b->locale, b->label, sizeof(b->label), err) < 0)
+		return -1;
+	if ((rc = store_campaign_body(st, c->id, &md, err)) != 1) {
 		if (rc == 0)
-			pd_err(err, "no campaign %lld", (long long)id);
+			pd_err(err, "no campaign %lld", (long long)c->id);
 		return -1;
 	}
 	if (md[0] == '\0') {
@@ -150,15 +154,15 @@ campaign_locale(const struct pd_config *cfg, struct store *st,
  */
 static json_t *
 campaign_data(const struct store_campaign *c, const struct campaign_body *body,
-    const char *email, const char *label, const char *locale,
-    const char *url)
+    const char *email, const char *url)
 {
 	json_t *data = json_pack("{s:{s:s}, s:{s:s, s:s}, s:{s:I, s:s},"
 	    " s:s, s:s}", "contact", "email", email, "purpose", "name",
-	    c->purpose, "label", label, "campaign", "id", (json_int_t)c->id,
-	    "subject", c->subject, "unsubscribe_url", url, "locale", locale);
+	    c->purpose, "label", body->label, "campaign", "id",
+	    (json_int_t)c->id, "subject", c->subject, "unsubscribe_url", url,
+	    "locale", body->locale);
 
-	if (body != NULL && body->html != NULL) {
+	if (body->html != NULL) {
 		json_object_set_new(data, "body_html",
 		    json_string(body->html));
 		json_object_set_new(data, "body_text",
@@ -173,16 +177,11 @@ campaign_message(const struct pd_config *cfg, struct store *st,
     const struct campaign_to *to, struct notify_built *b, char *err)
 {
 	char tok[UNSUB_TOKEN_MAX], tok32[UNSUB_TOKEN_MAX], url[512], lu[700];
-	char locale[16], label[256];
 	struct outmsg_header hdr[2];
 	struct notify_mail m;
 	json_t *data;
 	int ret;
 
-	if (campaign_locale(cfg, st, c, locale, sizeof(locale), err) != 0 ||
-	    consent_purpose_label(st, c->account_id, c->purpose_id, locale,
-	    label, sizeof(label), err) < 0)
-		return -1;
 	if (unsub_token_make(cfg, UNSUB_T_UNSUB, c->account_id,
 	    to->contact_id, c->purpose_id, tok, tok32, err) != 0)
 		return -1;
@@ -193,9 +192,10 @@ campaign_message(const struct pd_config *cfg, struct store *st,
 	hdr[0] = (struct outmsg_header){ "List-Unsubscribe", lu };
 	hdr[1] = (struct outmsg_header){ "List-Unsubscribe-Post",
 	    "List-Unsubscribe=One-Click" };
-	data = campaign_data(c, body, to->email, label, locale, url);
+	data = campaign_data(c, body, to->email, url);
 	m = (struct notify_mail){ .st = st, .account = c->account,
-	    .tmpl = c->tmpl, .locale = locale, .to = to->email, .data = data,
+	    .tmpl = c->tmpl, .locale = body->locale, .to = to->email,
+	    .data = data,
 	    .extra = hdr, .n_extra = 2,
 	    .subject_prefix = to->test ? "[TEST] " : NULL,
 	    .keep_parts = to->keep_parts };
@@ -422,7 +422,7 @@ campaign_send(const struct pd_config *cfg, struct store *st,
 	r = (struct campaign_run){ .cfg = cfg, .st = st, .q = q, .c = &c,
 	    .stats = stats, .progress = progress, .pctx = ctx,
 	    .base = counts[1], .done = counts[1], .err = err };
-	if (campaign_body_load(st, id, &r.body, err) != 0)
+	if (campaign_body_load(cfg, st, &c, &r.body, err) != 0)
 		return -1;
 	rc = campaign_run_all(&r, id, err);
 	campaign_body_free(&r.body);

@@ -15,14 +15,20 @@ struct pd_config;
 struct store;
 struct notify_built;
 
-/* A Markdown campaign's parts (both NULL for a template campaign). */
+/*
+ * What every message of a campaign shares, worked out once per run: its
+ * language, the purpose's display name in it, and a Markdown campaign's
+ * parts (both NULL for a template campaign).
+ */
 struct campaign_body {
+	char locale[16];
+	char label[256];
 	char *html;
 	char *text;		/* without its last line end */
 };
 
-int campaign_body_load(struct store *st, int64_t id, struct campaign_body *b,
-    char *err);
+int campaign_body_load(const struct pd_config *cfg, struct store *st,
+    const struct store_campaign *c, struct campaign_body *b, char *err);
 void campaign_body_free(struct campaign_body *b);
 
 struct campaign_to {

@@ -71,9 +71,9 @@ campaign_preview(const struct pd_config *cfg, struct store *st,
 		return rc;
 	p_r->sample = t.contact_id == 0;
 	t.email = p_r->to;
-	if (campaign_locale(cfg, st, &c, p_r->locale, sizeof(p_r->locale),
-	    err) != 0 || campaign_body_load(st, c.id, &body, err) != 0)
+	if (campaign_body_load(cfg, st, &c, &body, err) != 0)
 		return -1;
+	snprintf(p_r->locale, sizeof(p_r->locale), "%s", body.locale);
 	rc = campaign_message(cfg, st, &c, &body, &t, &b, err);
 	campaign_body_free(&body);
 	if (rc != 0)
@@ -149,7 +149,7 @@ campaign_test(const struct pd_config *cfg, struct store *st,
 	if ((rc = campaign_test_allowed(cfg, st, &c, norm, err)) != 1)
 		return rc == 0 ? 1 : -1;
 	t.email = norm;
-	if (campaign_body_load(st, c.id, &body, err) != 0)
+	if (campaign_body_load(cfg, st, &c, &body, err) != 0)
 		return -1;
 	rc = campaign_message(cfg, st, &c, &body, &t, &b, err);
 	campaign_body_free(&body);
