@@ -450,3 +450,16 @@ def test_chromium_renders_the_html_part(srv, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_template_newsletter_names_the_purpose_by_its_label(srv):
+    """The shipped `newsletter` template showed the purpose's internal id;
+    it now shows its display name in the message's language."""
+    for locale in ("fr", "en"):
+        cid = srv.cli_json("campaign", "create", "--account", "ACME",
+                           "--purpose", "monthly", "--subject", "Tmpl",
+                           "--locale", locale)["id"]
+        j = srv.cli_json("campaign", "preview", cid)
+        assert "(%s)" % LABELS[locale] in j["text"], j["text"]
+        assert "(%s)" % LABELS[locale] in j["html"]
+        assert "(monthly)" not in j["text"] + j["html"]
