@@ -22,7 +22,8 @@ fi
 
 # The packages of shared/notes/libraries.md, plus the test tools:
 # python3-pytest (integration suite), valgrind (make check-valgrind) and
-# file (the tests ask libmagic's CLI what a test document is), the DKIM
+# file (the tests ask libmagic's CLI what a test document is), cmark
+# (libcmark-dev: campaign bodies written in Markdown), the DKIM
 # library and an independent verifier, and swaks's TLS support;
 # headless Chromium and python3-websocket (DevTools protocol) click the
 # unsubscribe page like a person would; libcurl for the webhook and
@@ -37,7 +38,7 @@ fi
 # offline, with a signature file the test writes).
 PKGS="build-essential autoconf automake libtool pkg-config libesmtp-dev
 libgmime-3.0-dev libetpan-dev libsqlite3-dev libconfig-dev libevent-dev
-libmicrohttpd-dev libssl-dev libjansson-dev libmagic-dev check openssl
+libmicrohttpd-dev libssl-dev libjansson-dev libmagic-dev libcmark-dev check openssl
 curl swaks dovecot-imapd dovecot-pop3d postfix python3-aiosmtpd sqlite3
 python3 python3-pytest valgrind file libopendkim-dev python3-dkim opendkim-tools
 libnet-ssleay-perl libio-socket-ssl-perl

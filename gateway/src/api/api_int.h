@@ -101,6 +101,8 @@ enum MHD_Result api_contact_attest(struct api_ctx *x);
 enum MHD_Result api_campaign_create(struct api_ctx *x);
 enum MHD_Result api_campaign_get(struct api_ctx *x);
 enum MHD_Result api_campaign_send(struct api_ctx *x);
+enum MHD_Result api_campaign_list(struct api_ctx *x);
+enum MHD_Result api_campaign_test(struct api_ctx *x);
 enum MHD_Result api_subject_export(struct api_ctx *x);
 enum MHD_Result api_subject_erase(struct api_ctx *x);
 

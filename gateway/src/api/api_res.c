@@ -31,6 +31,7 @@
 #include "lib/config.h"
 #include "lib/sanitize.h"
 #include "lib/util.h"
+#include "outbound/markdown.h"
 #include "outbound/notify.h"
 #include "privacy/privacy.h"
 
@@ -699,9 +700,10 @@ api_campaign_reply(struct api_ctx *x, unsigned status)
 		return api_not_found(x, "campaign");
 	if (rc < 0)
 		return api_internal(x, err);
-	j = json_pack("{s:I, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:{},"
-	    " s:{}}", "id", (json_int_t)k.id, "purpose", k.purpose, "template",
-	    k.tmpl, "subject", api_jstr(k.subject), "locale", k.locale[0] ?
+	j = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o,"
+	    " s:{}, s:{}}", "id", (json_int_t)k.id, "purpose", k.purpose,
+	    "template", k.tmpl, "body", k.has_body ? "markdown" : "template",
+	    "subject", api_jstr(k.subject), "locale", k.locale[0] ?
 	    json_string(k.locale) : json_null(), "state", k.state, "created",
 	    api_jtime(k.created), "started", api_jtime(k.started), "finished",
 	    api_jtime(k.finished), "recipients", "messages");
@@ -715,7 +717,7 @@ api_campaign_reply(struct api_ctx *x, unsigned status)
 enum MHD_Result
 api_campaign_create(struct api_ctx *x)
 {
-	const char *purpose, *subject, *tmpl, *locale;
+	const char *purpose, *subject, *tmpl, *locale, *md;
 	char err[PD_ERRLEN] = "";
 	int64_t pid;
 	int rc;
@@ -731,14 +733,90 @@ api_campaign_create(struct api_ctx *x)
 	if (!api_field_str(x, "locale", 0, 32, &locale) ||
 	    (locale && !dossier_valid_word(locale)))
 		return api_invalid(x, "locale", "a name of [a-z0-9_-]{1,32}");
+	if (!api_field_str(x, "body_markdown", 0, MARKDOWN_MAX, &md) ||
+	    (md != NULL && markdown_check(md, strlen(md), err) != 0))
+		return api_invalid(x, "body_markdown", "Markdown text, 1 byte "
+		    "to 256 KiB, not blank");
+	if (md != NULL && tmpl != NULL)
+		return api_invalid(x, "body_markdown", "give body_markdown or "
+		    "template, not both");
 	rc = consent_purpose_get(x->st, x->account_id, purpose, &pid, err);
 	if (rc == 0)
 		return api_invalid(x, "purpose", "no such purpose in this "
 		    "account");
-	if (rc < 0 || campaign_create(x->st, x->account_id, pid,
-	    tmpl ? tmpl : "newsletter", subject, locale, &x->id, err) != 0)
+	if (rc < 0)
+		return api_internal(x, err);
+	if (md != NULL)
+		rc = campaign_create_body(x->st, x->account_id, pid, md,
+		    strlen(md), subject, locale, &x->id, err);
+	else
+		rc = campaign_create(x->st, x->account_id, pid,
+		    tmpl ? tmpl : "newsletter", subject, locale, &x->id, err);
+	if (rc != 0)
 		return api_internal(x, err);
 	return api_campaign_reply(x, MHD_HTTP_CREATED);
+}
+
+static int
+api_campaign_row_cb(const struct store_campaign *k, const char *label,
+    json_t *counts, void *ctx)
+{
+	json_array_append_new(ctx, json_pack("{s:I, s:s, s:o, s:s, s:s, s:o,"
+	    " s:o, s:s, s:o, s:o, s:o, s:O, s:O}", "id", (json_int_t)k->id,
+	    "purpose", k->purpose, "purpose_label", api_jstr(label),
+	    "template", k->tmpl, "body", k->has_body ? "markdown" : "template",
+	    "subject", api_jstr(k->subject), "locale", k->locale[0] ?
+	    json_string(k->locale) : json_null(), "state", k->state,
+	    "created", api_jtime(k->created), "started",
+	    api_jtime(k->started), "finished", api_jtime(k->finished),
+	    "recipients", json_object_get(counts, "recipients"), "messages",
+	    json_object_get(counts, "messages")));
+	return 0;
+}
+
+/* The token's account's campaigns, newest first. */
+enum MHD_Result
+api_campaign_list(struct api_ctx *x)
+{
+	char err[PD_ERRLEN] = "";
+	json_t *arr = json_array();
+
+	if (campaign_view_list(x->s->cfg, x->st, x->account_id,
+	    api_campaign_row_cb, arr, err) != 0) {
+		json_decref(arr);
+		return api_internal(x, err);
+	}
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:o}", "campaigns", arr));
+}
+
+/*
+ * One copy to "to", marked as a test (campaign.h): 202 with the
+ * outbound id; 409 suppressed_or_erased when the address may not be
+ * written to, before anything is queued.
+ */
+enum MHD_Result
+api_campaign_test(struct api_ctx *x)
+{
+	const char *to;
+	char err[PD_ERRLEN] = "", norm[320];
+	int64_t oid = 0;
+	int rc;
+
+	if (!api_field_str(x, "to", 1, 254, &to) ||
+	    !consent_email_norm(to, norm, sizeof(norm)))
+		return api_invalid(x, "to", "an e-mail address is required");
+	rc = campaign_test(x->s->cfg, x->st, x->q, x->account_id, x->id, norm,
+	    &oid, err);
+	if (rc == -2)
+		return api_not_found(x, "campaign");
+	if (rc == 1)
+		return api_error(x, MHD_HTTP_CONFLICT, "not_deliverable", "%s",
+		    err);
+	if (rc != 0)
+		return api_internal(x, err);
+	return api_json(x, MHD_HTTP_ACCEPTED, json_pack("{s:I, s:s, s:I,"
+	    " s:s}", "campaign", (json_int_t)x->id, "to", norm, "outbound",
+	    (json_int_t)oid, "kind", CAMPAIGN_TEST_KIND));
 }
 
 enum MHD_Result

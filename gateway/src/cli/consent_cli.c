@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "cli_args.h"
+#include "cli_int.h"
 #include "consent/campaign.h"
 #include "consent/campaign_view.h"
 #include "consent/consent.h"
@@ -25,6 +26,7 @@
 #include "consent_cli.h"
 #include "dossier/dossier.h"
 #include "lib/util.h"
+#include "outbound/markdown.h"
 #include "outbound/outq.h"
 #include "privacy/privacy.h"
 
@@ -66,6 +68,9 @@ static int cc_contact_suppress(struct cli_ctx *c);
 static int cc_campaign_create(struct cli_ctx *c);
 static int cc_campaign_send(struct cli_ctx *c);
 static int cc_campaign_show(struct cli_ctx *c);
+static int cc_campaign_preview(struct cli_ctx *c);
+static int cc_campaign_test(struct cli_ctx *c);
+static int cc_campaign_list(struct cli_ctx *c);
 static int cc_notice_send(struct cli_ctx *c);
 
 #define CC_LEDGER O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_BASIS) | \
@@ -105,10 +110,19 @@ static const struct cli_cmd cc_cmds[] = {
 	    O(CO_ACCOUNT), CC_STORE, cc_contact_suppress,
 	    "contact suppress EMAIL --account A [--days N] [--reason TEXT]" },
 	{ "campaign", "create", 0, O(CO_ACCOUNT) | O(CO_PURPOSE) |
-	    O(CO_TEMPLATE) | O(CO_SUBJECT) | O(CO_LOCALE), O(CO_ACCOUNT) |
-	    O(CO_PURPOSE) | O(CO_SUBJECT), CC_STORE, cc_campaign_create,
-	    "campaign create --account A --purpose P [--template newsletter] "
-	    "--subject TEXT [--locale fr] [--json]" },
+	    O(CO_TEMPLATE) | O(CO_BODY) | O(CO_SUBJECT) | O(CO_LOCALE),
+	    O(CO_ACCOUNT) | O(CO_PURPOSE) | O(CO_SUBJECT), CC_STORE,
+	    cc_campaign_create,
+	    "campaign create --account A --purpose P --subject TEXT "
+	    "--body FILE.md|--template newsletter [--locale fr] [--json]" },
+	{ "campaign", "preview", 1, O(CO_TO), 0, CC_STORE,
+	    cc_campaign_preview, "campaign preview ID [--to EMAIL] [--json]   "
+	    "(the message one reader gets; nothing stored)" },
+	{ "campaign", "test", 1, O(CO_TO) | O(CO_QUEUE_ONLY), O(CO_TO), CC_OUT,
+	    cc_campaign_test, "campaign test ID --to EMAIL [--queue-only]   "
+	    "(one copy, subject \"[TEST] ...\", not counted)" },
+	{ "campaign", "list", 0, O(CO_ACCOUNT), O(CO_ACCOUNT), CC_STORE,
+	    cc_campaign_list, "campaign list --account A [--json]" },
 	{ "campaign", "send", 1, O(CO_QUEUE_ONLY), 0, CC_OUT, cc_campaign_send,
 	    "campaign send ID [--queue-only]" },
 	{ "campaign", "show", 1, 0, 0, CC_STORE, cc_campaign_show,
@@ -610,21 +624,78 @@ cc_contact_suppress(struct cli_ctx *c)
 
 /* ---- campaigns ---- */
 
+/*
+ * A body file, whole: its errors name it (missing, unreadable, too big,
+ * not UTF-8, empty), so the editor knows which file to fix.
+ */
+static int
+cc_body_read(struct cli_ctx *c, const char *path, char **md_r, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	char *md;
+	size_t n;
+	int bad;
+
+	if (f == NULL) {
+		snprintf(c->err, sizeof(c->err), "%s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	md = xmalloc(MARKDOWN_MAX + 2);
+	n = fread(md, 1, MARKDOWN_MAX + 1, f);
+	bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		snprintf(c->err, sizeof(c->err), "%s: cannot be read (a "
+		    "directory?)", path);
+		free(md);
+		return -1;
+	}
+	md[n] = '\0';
+	if (markdown_check(md, n, c->err) != 0) {
+		char why[PD_ERRLEN];
+
+		snprintf(why, sizeof(why), "%s", c->err);
+		snprintf(c->err, sizeof(c->err), "%.200s: %.250s", path,
+		    n > MARKDOWN_MAX ? "the body is more than 256 KiB" : why);
+		free(md);
+		return -1;
+	}
+	*md_r = md;
+	*len_r = n;
+	return 0;
+}
+
 static int
 cc_campaign_create(struct cli_ctx *c)
 {
 	const char *tmpl = c->val[CO_TEMPLATE] ? c->val[CO_TEMPLATE] :
 	    "newsletter";
+	char *md = NULL;
+	size_t len = 0;
 	int64_t pid, id;
+	int rc;
 
+	if (c->val[CO_TEMPLATE] != NULL && c->val[CO_BODY] != NULL)
+		return cli_usage_err(c, "--body (the campaign's own Markdown) "
+		    "and --template (a template folder) exclude each other");
 	if (!dossier_valid_word(tmpl) || (c->val[CO_LOCALE] != NULL &&
 	    !dossier_valid_word(c->val[CO_LOCALE])))
 		return cli_usage_err(c, "template and locale names are "
 		    "[a-z0-9_-]{1,32}");
 	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
-	    cc_purpose(c, &pid) != 0 || campaign_create(c->st,
-	    c->account_id, pid, tmpl, c->val[CO_SUBJECT], c->val[CO_LOCALE],
-	    &id, c->err) != 0)
+	    cc_purpose(c, &pid) != 0)
+		return CLI_ERR;
+	if (c->val[CO_BODY] != NULL) {
+		if (cc_body_read(c, c->val[CO_BODY], &md, &len) != 0)
+			return CLI_ERR;
+		rc = campaign_create_body(c->st, c->account_id, pid, md, len,
+		    c->val[CO_SUBJECT], c->val[CO_LOCALE], &id, c->err);
+		free(md);
+	} else
+		rc = campaign_create(c->st, c->account_id, pid, tmpl,
+		    c->val[CO_SUBJECT], c->val[CO_LOCALE], &id, c->err);
+	if (rc != 0)
 		return CLI_ERR;
 	if (c->json)
 		printf("{\"id\": %" PRId64 "}\n", id);
@@ -781,4 +852,167 @@ cc_notice_send(struct cli_ctx *c)
 	    " skipped (suppressed or bounced)\n", c->val[CO_TEMPLATE],
 	    s.total, s.queued, s.skipped);
 	return cc_deliver(c) == 0 ? CLI_OK : CLI_ERR;
+}
+
+/* ---- trying a campaign: preview, test copy; the list ---- */
+
+/* The built message, whole (it is at most a few times the 256 KiB body). */
+static char *
+cc_slurp(struct cli_ctx *c, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0, cap = 0, got;
+
+	if (f == NULL) {
+		snprintf(c->err, sizeof(c->err), "%.300s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	do {
+		if (cap - n < 65536) {
+			cap = cap ? cap * 2 : 131072;
+			buf = xrealloc(buf, cap + 1);
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+	} while (got > 0);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static int
+cc_campaign_preview(struct cli_ctx *c)
+{
+	struct campaign_preview p;
+	int64_t id;
+	json_t *j;
+	char *raw;
+	int rc;
+
+	if ((rc = cc_id(c, c->pos[2], &id)) != 0)
+		return rc;
+	if ((rc = campaign_preview(c->cfg, c->st, 0, id, c->val[CO_TO], &p,
+	    c->err)) != 1) {
+		if (rc == 0)
+			snprintf(c->err, sizeof(c->err), "no campaign %lld",
+			    (long long)id);
+		return CLI_ERR;
+	}
+	if (p.sample)
+		fprintf(stderr, "note: %s is no contact of the account: its "
+		    "unsubscribe link names nobody and unsubscribes nobody\n",
+		    p.to);
+	raw = cc_slurp(c, p.path);
+	if (raw == NULL || !c->json) {
+		if (raw != NULL)
+			fputs(raw, stdout);
+		free(raw);
+		campaign_preview_free(&p);
+		return raw != NULL ? CLI_OK : CLI_ERR;
+	}
+	j = json_pack("{s:I, s:s, s:s, s:b, s:s, s:s, s:s?, s:s?}", "id",
+	    (json_int_t)id, "to", p.to, "locale", p.locale, "sample",
+	    p.sample, "subject", p.subject, "text", p.text, "html", p.html,
+	    "message", raw);
+	json_dumpf(j, stdout, JSON_INDENT(2));
+	fputc('\n', stdout);
+	json_decref(j);
+	free(raw);
+	campaign_preview_free(&p);
+	return CLI_OK;
+}
+
+static int
+cc_campaign_test(struct cli_ctx *c)
+{
+	int64_t id, oid;
+	int rc;
+
+	if ((rc = cc_id(c, c->pos[2], &id)) != 0)
+		return rc;
+	rc = campaign_test(c->cfg, c->st, c->q, 0, id, c->val[CO_TO], &oid,
+	    c->err);
+	if (rc == -2)
+		snprintf(c->err, sizeof(c->err), "no campaign %lld",
+		    (long long)id);
+	if (rc != 0)
+		return CLI_ERR;
+	if (c->json)
+		printf("{\"campaign\": %" PRId64 ", \"outbound\": %" PRId64
+		    "}\n", id, oid);
+	else
+		printf("campaign %" PRId64 ": test copy queued to %s (out-%"
+		    PRId64 "), not counted in the campaign\n", id,
+		    c->val[CO_TO], oid);
+	fflush(stdout);
+	return cc_deliver(c) == 0 ? CLI_OK : CLI_ERR;
+}
+
+/* "sent=2 queued=1": a group of counts on one line. */
+static void
+cc_counts_line(json_t *grp)
+{
+	const char *key;
+	json_t *v;
+	int first = 1;
+
+	json_object_foreach(grp, key, v) {
+		printf("%s%s=%" JSON_INTEGER_FORMAT, first ? "" : " ", key,
+		    json_integer_value(v));
+		first = 0;
+	}
+	if (first)
+		fputs("-", stdout);
+}
+
+static int
+cc_campaign_row(const struct store_campaign *k, const char *label,
+    json_t *counts, void *ctx)
+{
+	json_t *arr = ctx;
+
+	if (arr != NULL) {
+		json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s,"
+		    " s:s, s:s, s:I, s:O, s:O}", "id", (json_int_t)k->id,
+		    "purpose", k->purpose, "purpose_label", label, "subject",
+		    k->subject, "state", k->state, "body", k->has_body ?
+		    "markdown" : "template", "template", k->tmpl, "created",
+		    (json_int_t)k->created, "recipients", json_object_get(counts,
+		    "recipients"), "messages", json_object_get(counts,
+		    "messages")));
+		return 0;
+	}
+	printf("%" PRId64 "\t%s\t%s\t%s\t%s\t", k->id, label, k->state,
+	    cli_time(k->created), k->subject);
+	cc_counts_line(json_object_get(counts, "recipients"));
+	putchar('\t');
+	cc_counts_line(json_object_get(counts, "messages"));
+	putchar('\n');
+	return 0;
+}
+
+static int
+cc_campaign_list(struct cli_ctx *c)
+{
+	json_t *arr = c->json ? json_array() : NULL;
+	int rc;
+
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0) {
+		json_decref(arr);
+		return CLI_ERR;
+	}
+	cli_list_header(c, "ID\tPURPOSE\tSTATE\tCREATED\tSUBJECT\t"
+	    "RECIPIENTS\tMESSAGES");
+	rc = campaign_view_list(c->cfg, c->st, c->account_id,
+	    cc_campaign_row, arr, c->err);
+	if (arr != NULL) {
+		if (rc == 0) {
+			json_dumpf(arr, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+		}
+		json_decref(arr);
+	}
+	return rc == 0 ? CLI_OK : CLI_ERR;
 }

@@ -13,8 +13,11 @@
 #include <jansson.h>
 
 #include "campaign.h"
+#include "campaign_int.h"
+#include "contact.h"
 #include "lib/config.h"
 #include "outbound/eligible.h"
+#include "outbound/markdown.h"
 #include "outbound/notify.h"
 #include "outbound/outmsg.h"
 #include "outbound/outq.h"
@@ -56,11 +59,157 @@ campaign_create(struct store *st, int64_t account_id, int64_t purpose_id,
 	return rc;
 }
 
+/*
+ * The body is checked (markdown_check: UTF-8, no NUL, not empty, at most
+ * 256 KiB) and stored with the campaign in one transaction: a campaign
+ * row without its body would send the layout alone.
+ */
+int
+campaign_create_body(struct store *st, int64_t account_id,
+    int64_t purpose_id, const char *md, size_t len, const char *subject,
+    const char *locale, int64_t *id_r, char *err)
+{
+	char *copy;
+
+	if (markdown_check(md, len, err) != 0)
+		return -1;
+	if (store_begin(st, err) != 0)
+		return -1;
+	copy = xstrndup(md, len);
+	if (campaign_create(st, account_id, purpose_id, CAMPAIGN_BODY_TMPL,
+	    subject, locale, id_r, err) != 0 ||
+	    store_campaign_set_body(st, *id_r, copy, err) != 0 ||
+	    store_commit(st, err) != 0) {
+		store_rollback(st);
+		free(copy);
+		return -1;
+	}
+	free(copy);
+	return 0;
+}
+
+int
+campaign_body_load(const struct pd_config *cfg, struct store *st,
+    const struct store_campaign *c, struct campaign_body *b, char *err)
+{
+	char *md = NULL;
+	size_t n;
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	if (campaign_locale(cfg, st, c, b->locale, sizeof(b->locale), err)
+	    != 0 || consent_purpose_label(st, c->account_id, c->purpose_id,
+	    b->locale, b->label, sizeof(b->label), err) < 0)
+		return -1;
+	if ((rc = store_campaign_body(st, c->id, &md, err)) != 1) {
+		if (rc == 0)
+			pd_err(err, "no campaign %lld", (long long)c->id);
+		return -1;
+	}
+	if (md[0] == '\0') {
+		free(md);
+		return 0;
+	}
+	rc = markdown_render(md, strlen(md), &b->html, &b->text, err);
+	free(md);
+	if (rc != 0)
+		return -1;
+	/* The layout puts its own line end after the body. */
+	n = strlen(b->text);
+	while (n > 0 && b->text[n - 1] == '\n')
+		b->text[--n] = '\0';
+	return 0;
+}
+
+void
+campaign_body_free(struct campaign_body *b)
+{
+	free(b->html);
+	free(b->text);
+	b->html = b->text = NULL;
+}
+
+int
+campaign_locale(const struct pd_config *cfg, struct store *st,
+    const struct store_campaign *c, char *out, size_t len, char *err)
+{
+	struct notify_identity id;
+
+	if (c->locale[0] != '\0') {
+		snprintf(out, len, "%s", c->locale);
+		return 0;
+	}
+	if (notify_identity(cfg, st, c->account, &id, err) != 0)
+		return -1;
+	snprintf(out, len, "%s", id.locale[0] ? id.locale :
+	    cfg->default_locale != NULL && cfg->default_locale[0] ?
+	    cfg->default_locale : "en");
+	return 0;
+}
+
+/*
+ * The template's data: the reader, the purpose by its display name in
+ * the message's language (never its internal id), the campaign, her
+ * unsubscribe link and, for a Markdown campaign, the body's two parts.
+ */
+static json_t *
+campaign_data(const struct store_campaign *c, const struct campaign_body *body,
+    const char *email, const char *url)
+{
+	json_t *data = json_pack("{s:{s:s}, s:{s:s, s:s}, s:{s:I, s:s},"
+	    " s:s, s:s}", "contact", "email", email, "purpose", "name",
+	    c->purpose, "label", body->label, "campaign", "id",
+	    (json_int_t)c->id, "subject", c->subject, "unsubscribe_url", url,
+	    "locale", body->locale);
+
+	if (body->html != NULL) {
+		json_object_set_new(data, "body_html",
+		    json_string(body->html));
+		json_object_set_new(data, "body_text",
+		    json_string(body->text));
+	}
+	return data;
+}
+
+int
+campaign_message(const struct pd_config *cfg, struct store *st,
+    const struct store_campaign *c, const struct campaign_body *body,
+    const struct campaign_to *to, struct notify_built *b, char *err)
+{
+	char tok[UNSUB_TOKEN_MAX], tok32[UNSUB_TOKEN_MAX], url[512], lu[700];
+	struct outmsg_header hdr[2];
+	struct notify_mail m;
+	json_t *data;
+	int ret;
+
+	if (unsub_token_make(cfg, UNSUB_T_UNSUB, c->account_id,
+	    to->contact_id, c->purpose_id, tok, tok32, err) != 0)
+		return -1;
+	snprintf(url, sizeof(url), "%s/u/%s", cfg->web_base_url, tok);
+	/* Exactly one https (or http) URI, then the mailto (RFC 8058 3.1). */
+	snprintf(lu, sizeof(lu), "<%s>, <mailto:u-%s@%s>", url, tok32,
+	    unsub_list_domain(cfg));
+	hdr[0] = (struct outmsg_header){ "List-Unsubscribe", lu };
+	hdr[1] = (struct outmsg_header){ "List-Unsubscribe-Post",
+	    "List-Unsubscribe=One-Click" };
+	data = campaign_data(c, body, to->email, url);
+	m = (struct notify_mail){ .st = st, .account = c->account,
+	    .tmpl = c->tmpl, .locale = body->locale, .to = to->email,
+	    .data = data,
+	    .extra = hdr, .n_extra = 2,
+	    .subject_prefix = to->test ? "[TEST] " : NULL,
+	    .keep_parts = to->keep_parts };
+	ret = notify_build_mail(cfg, &m, b, err);
+	json_decref(data);
+	return ret;
+}
+
 struct campaign_run {
 	const struct pd_config *cfg;
 	struct store *st;
 	struct outq_ctx *q;
 	const struct store_campaign *c;
+	struct campaign_body body;	/* rendered once per run */
 	struct campaign_stats *stats;
 	campaign_progress_fn progress;
 	void *pctx;
@@ -81,33 +230,11 @@ static int
 campaign_build(struct campaign_run *r, const struct store_campaign_rcpt *rc,
     struct notify_built *b)
 {
-	const struct pd_config *cfg = r->cfg;
-	char tok[UNSUB_TOKEN_MAX], tok32[UNSUB_TOKEN_MAX], url[512], lu[700];
-	struct outmsg_header hdr[2];
-	struct notify_mail m;
-	json_t *data;
-	int ret;
+	struct campaign_to to = { .contact_id = rc->contact_id,
+	    .email = rc->email };
 
-	if (unsub_token_make(cfg, UNSUB_T_UNSUB, r->c->account_id,
-	    rc->contact_id, r->c->purpose_id, tok, tok32, r->err) != 0)
-		return -1;
-	snprintf(url, sizeof(url), "%s/u/%s", cfg->web_base_url, tok);
-	/* Exactly one https (or http) URI, then the mailto (RFC 8058 3.1). */
-	snprintf(lu, sizeof(lu), "<%s>, <mailto:u-%s@%s>", url, tok32,
-	    unsub_list_domain(cfg));
-	hdr[0] = (struct outmsg_header){ "List-Unsubscribe", lu };
-	hdr[1] = (struct outmsg_header){ "List-Unsubscribe-Post",
-	    "List-Unsubscribe=One-Click" };
-	data = json_pack("{s:{s:s}, s:{s:s}, s:{s:I, s:s}, s:s}",
-	    "contact", "email", rc->email, "purpose", "name", r->c->purpose,
-	    "campaign", "id", (json_int_t)r->c->id, "subject", r->c->subject,
-	    "unsubscribe_url", url);
-	m = (struct notify_mail){ .st = r->st, .account = r->c->account,
-	    .tmpl = r->c->tmpl, .locale = r->c->locale[0] ? r->c->locale : NULL,
-	    .to = rc->email, .data = data, .extra = hdr, .n_extra = 2 };
-	ret = notify_build_mail(cfg, &m, b, r->err);
-	json_decref(data);
-	return ret;
+	return campaign_message(r->cfg, r->st, r->c, &r->body, &to, b,
+	    r->err);
 }
 
 /* Inside the batch's transaction: the recipient and its row together. */
@@ -237,6 +364,37 @@ campaign_count_cb(const char *name, int64_t n, void *ctx)
 	return 0;
 }
 
+/* Queue every recipient not yet settled, page by page, then finish. */
+static int
+campaign_run_all(struct campaign_run *r, int64_t id, char *err)
+{
+	int rc;
+
+	for (;;) {
+		rc = store_campaign_rcpt_next(r->st, id, r->last_id,
+		    CAMPAIGN_PAGE, campaign_rcpt_cb, r, err);
+		if (rc < 0 || r->failed) {
+			/* Keep what was built before the failure; err stays
+			 * the first failure's. */
+			char err2[PD_ERRLEN];
+
+			if (campaign_flush(r, err2) != 0)
+				log_warn("campaign %lld: %s", (long long)id,
+				    err2);
+			campaign_progress(r);
+			return -1;
+		}
+		if (rc == 0)
+			break;
+	}
+	if (campaign_flush(r, err) != 0) {
+		campaign_progress(r);
+		return -1;
+	}
+	campaign_progress(r);
+	return store_campaign_finish(r->st, id, pd_now(), err);
+}
+
 int
 campaign_send(const struct pd_config *cfg, struct store *st,
     struct outq_ctx *q, int64_t id, campaign_progress_fn progress,
@@ -264,29 +422,11 @@ campaign_send(const struct pd_config *cfg, struct store *st,
 	r = (struct campaign_run){ .cfg = cfg, .st = st, .q = q, .c = &c,
 	    .stats = stats, .progress = progress, .pctx = ctx,
 	    .base = counts[1], .done = counts[1], .err = err };
-	for (;;) {
-		rc = store_campaign_rcpt_next(st, id, r.last_id, CAMPAIGN_PAGE,
-		    campaign_rcpt_cb, &r, err);
-		if (rc < 0 || r.failed) {
-			/* Keep what was built before the failure; err stays
-			 * the first failure's. */
-			char err2[PD_ERRLEN];
-
-			if (campaign_flush(&r, err2) != 0)
-				log_warn("campaign %lld: %s", (long long)id,
-				    err2);
-			campaign_progress(&r);
-			return -1;
-		}
-		if (rc == 0)
-			break;
-	}
-	if (campaign_flush(&r, err) != 0) {
-		campaign_progress(&r);
+	if (campaign_body_load(cfg, st, &c, &r.body, err) != 0)
 		return -1;
-	}
-	campaign_progress(&r);
-	return store_campaign_finish(st, id, pd_now(), err);
+	rc = campaign_run_all(&r, id, err);
+	campaign_body_free(&r.body);
+	return rc;
 }
 
 /* ---- notices ---- */

@@ -527,6 +527,12 @@ notify_build_mail(const struct pd_config *cfg, const struct notify_mail *m,
 	if (tmpl_render(notify_template_dir(cfg, tdir, sizeof(tdir)), m->tmpl,
 	    m->locale, id.locale[0] ? id.locale : NULL, data, &out, err) != 0)
 		goto out;
+	if (m->subject_prefix != NULL) {
+		char *s = xasprintf("%s%s", m->subject_prefix, out.subject);
+
+		free(out.subject);
+		out.subject = s;
+	}
 	spec = (struct outmsg_spec){ .from_name = id.from_name,
 	    .from_addr = id.from_addr, .to_name = "", .to_addr = m->to,
 	    .reply_to = NULL, .subject = out.subject, .text = out.text,
@@ -541,8 +547,22 @@ notify_build_mail(const struct pd_config *cfg, const struct notify_mail *m,
 		rc = 0;
 	else if (b->path[0] != '\0')
 		unlink(b->path);
+	if (rc == 0 && m->keep_parts) {
+		b->subject = xstrdup(out.subject);
+		b->text = xstrdup(out.text);
+		b->html = out.html != NULL ? xstrdup(out.html) : NULL;
+	}
 out:
 	tmpl_output_free(&out);
 	json_decref(data);
 	return rc;
+}
+
+void
+notify_built_free(struct notify_built *b)
+{
+	free(b->subject);
+	free(b->text);
+	free(b->html);
+	b->subject = b->text = b->html = NULL;
 }

@@ -248,13 +248,19 @@ struct notify_mail {
 	json_t *data;			/* borrowed */
 	const struct outmsg_header *extra;
 	size_t n_extra;
+	const char *subject_prefix;	/* NULL, or "[TEST] " before the
+					 * rendered subject */
+	int keep_parts;			/* a preview: b->subject, text, html */
 };
 struct notify_built {
 	char path[4200];
 	char message_id[256];
 	char from_domain[256];
+	char *subject, *text, *html;	/* keep_parts only (html may be
+					 * NULL): notify_built_free */
 };
 int notify_build_mail(const struct pd_config *cfg, const struct notify_mail *m,
     struct notify_built *b, char *err);
+void notify_built_free(struct notify_built *b);
 
 #endif

@@ -294,10 +294,11 @@ notify_dossier_address(const struct pd_config *cfg,
 json_t *
 notify_account_json(const char *account, const struct notify_identity *id)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", account,
-	    "legal_name", id->legal_name, "legal_address", id->legal_address,
-	    "from_name", id->from_name, "from_addr", id->from_addr,
-	    "signer", id->signer);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "name",
+	    account, "legal_name", id->legal_name, "legal_address",
+	    id->legal_address, "from_name", id->from_name, "from_addr",
+	    id->from_addr, "signer", id->signer, "privacy_url",
+	    id->privacy_url, "has_privacy_url", id->privacy_url[0] != '\0');
 }
 
 json_t *

@@ -258,6 +258,7 @@ struct store_campaign {
 	char locale[16];
 	char state[12];			/* draft / sending / queued */
 	char audience[1024];		/* left out by reason (JSON), or "" */
+	int has_body;			/* its own Markdown body (body_md) */
 	int64_t created;
 	int64_t started;
 	int64_t finished;
@@ -276,6 +277,7 @@ struct store_campaign_rcpt {
 typedef int (*store_campaign_rcpt_cb)(const struct store_campaign_rcpt *r,
     void *ctx);
 typedef int (*store_count_cb)(const char *name, int64_t n, void *ctx);
+typedef int (*store_campaign_cb)(const struct store_campaign *c, void *ctx);
 
 /* API bearer tokens (store_api.c): only a prefix and a hash are kept. */
 struct store_api_token {

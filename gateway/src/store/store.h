@@ -309,6 +309,9 @@ int store_campaign_set_body(struct store *st, int64_t id, const char *md,
 /* Who was left out when the audience was fixed, by reason (JSON). */
 int store_campaign_set_audience(struct store *st, int64_t id,
     const char *json, char *err);
+/* The account's campaigns, newest first (cb returns non-zero: stop). */
+int store_campaign_list(struct store *st, int64_t account_id,
+    store_campaign_cb cb, void *ctx, char *err);
 /* Counts for `campaign show`: recipients by state, then their outbound
  * rows by state ("r.pending", "o.sent"...), through cb(name, n). */
 int store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,

@@ -16,7 +16,8 @@
 #define CAMPAIGN_COLS \
 	"SELECT c.id, c.account_id, a.name, c.purpose_id, p.name," \
 	" c.template, c.subject, c.locale, c.state, c.created," \
-	" COALESCE(c.started, 0), COALESCE(c.finished, 0), c.audience" \
+	" COALESCE(c.started, 0), COALESCE(c.finished, 0), c.audience," \
+	" c.body_md <> ''" \
 	" FROM campaigns c" \
 	" JOIN accounts a ON a.id = c.account_id" \
 	" JOIN purposes p ON p.id = c.purpose_id "
@@ -35,6 +36,26 @@ store_campaign_add(struct store *st, const struct store_campaign *c,
 	return 0;
 }
 
+static void
+store_campaign_row(sqlite3_stmt *s, struct store_campaign *c_r)
+{
+	memset(c_r, 0, sizeof(*c_r));
+	c_r->id = sqlite3_column_int64(s, 0);
+	c_r->account_id = sqlite3_column_int64(s, 1);
+	COPY_COL(c_r->account, s, 2);
+	c_r->purpose_id = sqlite3_column_int64(s, 3);
+	COPY_COL(c_r->purpose, s, 4);
+	COPY_COL(c_r->tmpl, s, 5);
+	COPY_COL(c_r->subject, s, 6);
+	COPY_COL(c_r->locale, s, 7);
+	COPY_COL(c_r->state, s, 8);
+	c_r->created = sqlite3_column_int64(s, 9);
+	c_r->started = sqlite3_column_int64(s, 10);
+	c_r->finished = sqlite3_column_int64(s, 11);
+	COPY_COL(c_r->audience, s, 12);
+	c_r->has_body = sqlite3_column_int(s, 13) != 0;
+}
+
 int
 store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
     char *err)
@@ -46,22 +67,8 @@ store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
 	if (s == NULL)
 		return -1;
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		memset(c_r, 0, sizeof(*c_r));
-		c_r->id = sqlite3_column_int64(s, 0);
-		c_r->account_id = sqlite3_column_int64(s, 1);
-		COPY_COL(c_r->account, s, 2);
-		c_r->purpose_id = sqlite3_column_int64(s, 3);
-		COPY_COL(c_r->purpose, s, 4);
-		COPY_COL(c_r->tmpl, s, 5);
-		COPY_COL(c_r->subject, s, 6);
-		COPY_COL(c_r->locale, s, 7);
-		COPY_COL(c_r->state, s, 8);
-		c_r->created = sqlite3_column_int64(s, 9);
-		c_r->started = sqlite3_column_int64(s, 10);
-		c_r->finished = sqlite3_column_int64(s, 11);
-		COPY_COL(c_r->audience, s, 12);
-	}
+	if (rc == SQLITE_ROW)
+		store_campaign_row(s, c_r);
 	sqlite3_finalize(s);
 	if (rc == SQLITE_ROW)
 		return 1;
@@ -266,4 +273,26 @@ store_campaign_set_audience(struct store *st, int64_t id, const char *json,
 	return store_cx_exec(st, store_cx(st, "UPDATE campaigns SET audience ="
 	    " ?2 WHERE id = ?1", err, "it", id, json), NULL, err,
 	    "campaign audience");
+}
+
+int
+store_campaign_list(struct store *st, int64_t account_id,
+    store_campaign_cb cb, void *ctx, char *err)
+{
+	sqlite3_stmt *s = store_cx(st, CAMPAIGN_COLS "WHERE c.account_id = ?1"
+	    " ORDER BY c.id DESC", err, "i", account_id);
+	struct store_campaign c;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_campaign_row(s, &c);
+		if (cb(&c, ctx) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign list");
 }
