@@ -459,6 +459,72 @@ md_defuse(cmark_node *doc)
 	free(bad);
 }
 
+/*
+ * An image becomes a link to it, its alt text the link's text (the URL
+ * when there is none): a newsletter loads nothing from elsewhere when it
+ * is opened, so it neither reveals who read it nor breaks in a client
+ * that blocks remote content (templates/README.md: no images).  Runs
+ * before md_defuse, which then treats the link as any other.
+ */
+static int
+md_in_link(cmark_node *n)
+{
+	while ((n = cmark_node_parent(n)) != NULL)
+		if (cmark_node_get_type(n) == CMARK_NODE_LINK)
+			return 1;
+	return 0;
+}
+
+static void
+md_unimage(cmark_node *doc)
+{
+	cmark_iter *it = cmark_iter_new(doc);
+	cmark_node **img = NULL, *n, *ln, *ch;
+	size_t nimg = 0, cap = 0, i;
+	const char *url, *title;
+
+	if (it == NULL)
+		pd_fatal("markdown: out of memory");
+	while (cmark_iter_next(it) != CMARK_EVENT_DONE) {
+		n = cmark_iter_get_node(it);
+		if (cmark_node_get_type(n) != CMARK_NODE_IMAGE ||
+		    cmark_iter_get_event_type(it) != CMARK_EVENT_ENTER)
+			continue;
+		if (nimg == cap) {
+			cap = cap ? cap * 2 : 16;
+			img = xrealloc(img, cap * sizeof(*img));
+		}
+		img[nimg++] = n;
+	}
+	cmark_iter_free(it);
+	for (i = nimg; i-- > 0;) {
+		url = cmark_node_get_url(img[i]);
+		title = cmark_node_get_title(img[i]);
+		if (md_in_link(img[i])) {
+			/* A link's picture: its alt text, in the link. */
+			while ((ch = cmark_node_first_child(img[i])) != NULL)
+				cmark_node_insert_before(img[i], ch);
+			cmark_node_free(img[i]);
+			continue;
+		}
+		if ((ln = cmark_node_new(CMARK_NODE_LINK)) == NULL)
+			pd_fatal("markdown: out of memory");
+		cmark_node_set_url(ln, url != NULL ? url : "");
+		cmark_node_set_title(ln, title != NULL ? title : "");
+		while ((ch = cmark_node_first_child(img[i])) != NULL)
+			cmark_node_append_child(ln, ch);
+		if (cmark_node_first_child(ln) == NULL) {
+			if ((ch = cmark_node_new(CMARK_NODE_TEXT)) == NULL)
+				pd_fatal("markdown: out of memory");
+			cmark_node_set_literal(ch, url != NULL ? url : "");
+			cmark_node_append_child(ln, ch);
+		}
+		cmark_node_insert_before(img[i], ln);
+		cmark_node_free(img[i]);
+	}
+	free(img);
+}
+
 int
 markdown_check(const char *md, size_t len, char *err)
 {
@@ -499,6 +565,7 @@ markdown_render(const char *md, size_t len, char **html_r, char **text_r,
 	 * was omitted, javascript:/vbscript:/file:/data: URLs become "". */
 	if ((doc = cmark_parse_document(md, len, CMARK_OPT_DEFAULT)) == NULL)
 		pd_fatal("markdown: out of memory");
+	md_unimage(doc);
 	md_defuse(doc);
 	*html_r = cmark_render_html(doc, CMARK_OPT_DEFAULT);
 	if (*html_r == NULL)

@@ -40,7 +40,9 @@ static const struct {
 	{ "<https://example.org/>\n", "<https://example.org/>\n" },
 	{ "<someone@example.org>\n", "<mailto:someone@example.org>\n" },
 	{ "![a logo](https://example.org/l.png)\n",
-	    "[a logo] <https://example.org/l.png>\n" },
+	    "a logo <https://example.org/l.png>\n" },
+	{ "[![badge](https://example.org/b.png)](https://example.org/)\n",
+	    "badge <https://example.org/>\n" },
 	{ "[click](javascript:alert(1))\n", "click\n" },
 	{ "[x](vbscript:msgbox)\n", "x\n" },
 	{ "[f](file:///etc/passwd)\n", "f\n" },
@@ -151,6 +153,28 @@ static const struct {
 	{ "\xc0\xaf\n", 3, "UTF-8" },		/* overlong '/' */
 };
 
+/* Images become links: opening a newsletter loads nothing remote. */
+START_TEST(test_no_images)
+{
+	const char *md = "![a logo](https://example.org/l.png \"Logo\")\n\n"
+	    "![](https://example.org/e.png)\n\n"
+	    "[![badge](https://example.org/b.png)](https://example.org/)\n";
+	char *html, *text;
+
+	ck_assert_int_eq(markdown_render(md, strlen(md), &html, &text, err),
+	    0);
+	ck_assert_ptr_null(strstr(html, "<img"));
+	ck_assert_ptr_nonnull(strstr(html, "<a href=\"https://example.org/l.png\""
+	    " title=\"Logo\">a logo</a>"));
+	ck_assert_ptr_nonnull(strstr(html, "<a href=\"https://example.org/e.png\">"
+	    "https://example.org/e.png</a>"));
+	ck_assert_ptr_nonnull(strstr(html, "<a href=\"https://example.org/\">"
+	    "badge</a>"));
+	free(html);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_refused)
 {
 	char *html = (char *)1, *text = (char *)1;
@@ -223,6 +247,7 @@ markdown_suite(void)
 	tcase_add_loop_test(tc, test_refused, 0,
 	    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, test_size);
+	tcase_add_test(tc, test_no_images);
 	tcase_add_test(tc, test_deep);
 	suite_add_tcase(s, tc);
 	return s;
