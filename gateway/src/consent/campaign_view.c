@@ -1,8 +1,12 @@
 /*
  * campaign_view.c - a campaign as the front ends show it: the row, only
- * to its own account, and the counts of its recipients and messages.
+ * to its own account, its true state from its recipients and messages,
+ * the outcomes counted, and the audience as explained when it was fixed.
  * Reads only; never queues (campaign.c).
  */
+#include <string.h>
+
+#include "campaign.h"
 #include "campaign_view.h"
 #include "store/store.h"
 
@@ -22,4 +26,87 @@ campaign_view_counts(struct store *st, int64_t id, store_count_cb cb,
     void *ctx, char *err)
 {
 	return store_campaign_counts(st, id, cb, ctx, err);
+}
+
+const char *
+campaign_view_state(const char *row_state, const struct campaign_outcomes *o)
+{
+	if (strcmp(row_state, "draft") == 0)
+		return "draft";
+	if (o->pending > 0 || o->waiting > 0 || o->deferred > 0)
+		return "sending";
+	return "sent";
+}
+
+struct campaign_view_acc {
+	struct campaign_outcomes o;
+	json_t *recipients, *messages, *skipped;
+};
+
+/* The counts' names are the store's states: r. recipients, o. their
+ * outbound rows, s. skips by reason. */
+static int
+campaign_view_count_cb(const char *name, int64_t n, void *ctx)
+{
+	struct campaign_view_acc *a = ctx;
+	const char *v = name + 2;
+
+	if (strncmp(name, "r.", 2) == 0) {
+		json_object_set_new(a->recipients, v, json_integer(n));
+		a->o.recipients += n;
+		if (strcmp(v, "pending") == 0 || strcmp(v, "queuing") == 0)
+			a->o.pending += n;
+		else if (strcmp(v, "skipped") == 0)
+			a->o.skipped += n;
+	} else if (strncmp(name, "o.", 2) == 0) {
+		json_object_set_new(a->messages, v, json_integer(n));
+		if (strcmp(v, "queued") == 0 || strcmp(v, "sending") == 0)
+			a->o.waiting += n;
+		else if (strcmp(v, "sent") == 0)
+			a->o.delivered += n;
+		else if (strcmp(v, "deferred") == 0)
+			a->o.deferred += n;
+		else if (strcmp(v, "bounced") == 0)
+			a->o.bounced += n;
+		else if (strcmp(v, "failed") == 0)
+			a->o.failed += n;
+	} else if (strncmp(name, "s.", 2) == 0) {
+		json_object_set_new(a->skipped, v[0] != '\0' ? v : "other",
+		    json_integer(n));
+	}
+	return 0;
+}
+
+json_t *
+campaign_view_report(struct store *st, const struct store_campaign *k,
+    char *err)
+{
+	struct campaign_view_acc a;
+	struct campaign_audience aud;
+	const struct campaign_outcomes *o = &a.o;
+	json_t *out;
+
+	memset(&a, 0, sizeof(a));
+	a.recipients = json_object();
+	a.messages = json_object();
+	a.skipped = json_object();
+	if (store_campaign_counts(st, k->id, campaign_view_count_cb, &a, err)
+	    != 0) {
+		json_decref(a.recipients);
+		json_decref(a.messages);
+		json_decref(a.skipped);
+		return NULL;
+	}
+	out = json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+	    " s:o}, s:o, s:o, s:o}", "state", campaign_view_state(k->state, o),
+	    "outcomes", "recipients", (json_int_t)o->recipients, "pending",
+	    (json_int_t)o->pending, "waiting", (json_int_t)o->waiting,
+	    "delivered", (json_int_t)o->delivered, "deferred",
+	    (json_int_t)o->deferred, "bounced", (json_int_t)o->bounced,
+	    "failed", (json_int_t)o->failed, "skipped",
+	    (json_int_t)o->skipped, "skipped_by_reason", a.skipped,
+	    "audience", campaign_audience_load(k->audience, &aud) == 0 ?
+	    campaign_audience_json(&aud) : json_null(), "recipients",
+	    a.recipients, "messages", a.messages);
+	return out;
 }
