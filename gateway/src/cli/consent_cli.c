@@ -111,15 +111,16 @@ static const struct cli_cmd cc_cmds[] = {
 	    "nothing; --queue-only: queue only, the running server "
 	    "delivers)" },
 	{ "campaign", "show", 1, 0, 0, CC_STORE, cc_campaign_show,
-	    "campaign show ID [--json]" },
+	    "campaign show ID [--json]   (state draft, sending or sent; "
+	    "outcomes; who was left out and why)" },
 	{ "notice", "send", 0, O(CO_ACCOUNT) | O(CO_TEMPLATE) | O(CO_LOCALE) |
 	    O(CO_QUEUE_ONLY) | O(CO_DRY_RUN), O(CO_ACCOUNT) | O(CO_TEMPLATE),
 	    CC_OUT, cc_notice_send,
 	    "notice send --account A --template privacy-notice [--locale fr] "
 	    "[--dry-run [--json]] [--queue-only]   (to every contact but "
-	    "suppressed, bounced and invalid addresses; --dry-run: who would "
-	    "get it, changes nothing; --queue-only: queue only, the running "
-	    "server delivers)" },
+	    "suppressed, bounced, erased and invalid addresses; --dry-run: "
+	    "who would get it, changes nothing; --queue-only: queue only, "
+	    "the running server delivers)" },
 };
 
 static int cc_open(struct cli_ctx *c);
@@ -862,13 +863,13 @@ cc_notice_send(struct cli_ctx *c)
 		return CLI_ERR;
 	}
 	if (dry && c->json) {
-		json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:{s:I, s:I, s:I},"
-		    " s:o}", "template", c->val[CO_TEMPLATE], "dry_run", 1,
+		json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:{s:I, s:I, s:I,"
+		    " s:I}, s:o}", "template", c->val[CO_TEMPLATE], "dry_run", 1,
 		    "contacts", (json_int_t)s.total, "would_send",
 		    (json_int_t)s.queued, "left_out", "suppressed",
 		    (json_int_t)s.suppressed, "bounced", (json_int_t)s.bounced,
-		    "invalid_address", (json_int_t)s.invalid, "recipients",
-		    l.all);
+		    "erased", (json_int_t)s.erased, "invalid_address",
+		    (json_int_t)s.invalid, "recipients", l.all);
 
 		json_dumpf(j, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
@@ -876,10 +877,10 @@ cc_notice_send(struct cli_ctx *c)
 		return CLI_OK;
 	}
 	printf("notice %s: %" PRId64 " contacts, %" PRId64 " %s; left out: %"
-	    PRId64 " suppressed, %" PRId64 " bounced, %" PRId64
-	    " invalid address\n", c->val[CO_TEMPLATE], s.total, s.queued,
-	    dry ? "would get it" : "queued", s.suppressed, s.bounced,
-	    s.invalid);
+	    PRId64 " suppressed, %" PRId64 " bounced, %" PRId64 " erased, %"
+	    PRId64 " invalid address\n", c->val[CO_TEMPLATE], s.total,
+	    s.queued, dry ? "would get it" : "queued", s.suppressed, s.bounced,
+	    s.erased, s.invalid);
 	if (dry)
 		return CLI_OK;
 	return cc_deliver(c) == 0 ? CLI_OK : CLI_ERR;

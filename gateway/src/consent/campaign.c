@@ -348,6 +348,8 @@ campaign_notice_why(struct campaign_notice_run *n,
 	if (ok == 0) {
 		if (v.why == EW_BOUNCED)
 			n->stats->bounced++;
+		else if (v.why == EW_ERASED)
+			n->stats->erased++;
 		else
 			n->stats->suppressed++;
 		return eligible_why_name(v.why);

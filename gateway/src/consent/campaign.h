@@ -97,16 +97,16 @@ int campaign_send(const struct pd_config *cfg, struct store *st,
 
 /*
  * A transactional notice (template tmpl, kind "notice") to every contact
- * of the account, whatever their marketing consent, except suppressed
- * and bounced addresses and addresses that are not valid.  q NULL: a dry
- * run, which queues nothing and writes nothing.  each (may be NULL) is
- * told every contact: why NULL for one who gets it, else the reason
- * ("suppressed", "bounced", "invalid address").
+ * of the account, whatever their marketing consent, except suppressed,
+ * bounced and erased addresses and addresses that are not valid.  q
+ * NULL: a dry run, which queues nothing and writes nothing.  each (may
+ * be NULL) is told every contact: why NULL for one who gets it, else the
+ * reason ("suppressed", "bounced", "erased", "invalid address").
  */
 struct campaign_notice_stats {
 	int64_t total;		/* contacts */
 	int64_t queued;		/* or, in a dry run, would be */
-	int64_t suppressed, bounced, invalid;
+	int64_t suppressed, bounced, erased, invalid;
 };
 typedef int (*campaign_notice_fn)(const char *email, const char *why,
     void *ctx);

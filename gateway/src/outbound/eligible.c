@@ -35,16 +35,16 @@ enum eligible_rule {
  * A newsletter leaving the queue checks suppression twice for that
  * reason.  Erasure is checked as mail about no dossier leaves (a
  * subject's own dossiers may still write to it) and, last, as a
- * newsletter's recipients are chosen: erasure deletes the contact
- * unless a legal hold keeps its consent records, and such a contact
- * must be left out of the audience as "erased", not found eligible and
- * refused later.  Last, so no other verdict changed.
+ * newsletter's or a notice's recipients are chosen: erasure deletes the
+ * contact unless a legal hold keeps its consent records, and such a
+ * contact must be left out as "erased" (and a dry run say so), not
+ * chosen and refused later.  Last, so no other verdict changed.
  */
 static const enum eligible_rule
 eligible_table[3][3][ER_MAX] = {
 	[ELIGIBLE_CHOOSE] = {
 		[ELIGIBLE_DOSSIER] = { ER_SUPPRESSED },
-		[ELIGIBLE_NOTICE] = { ER_SUPPRESSED, ER_BOUNCED },
+		[ELIGIBLE_NOTICE] = { ER_SUPPRESSED, ER_BOUNCED, ER_ERASED },
 		[ELIGIBLE_NEWSLETTER] = { ER_CONTACT, ER_ADULT, ER_CONSENT,
 		    ER_SUPPRESSED, ER_BOUNCED, ER_ERASED },
 	},
