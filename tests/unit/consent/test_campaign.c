@@ -276,19 +276,28 @@ END_TEST
 static const struct {
 	const char *name;
 	int change;		/* after the start, before the queueing */
+	const char *why;	/* the skip's reason, in the audience's words */
 } rechecks[] = {
-	{ "withdrawn", 'w' },
-	{ "attested a minor", 'm' },
-	{ "suppressed", 's' },
-	{ "bounced", 'b' },
-	{ "nothing changed", 0 },
+	{ "withdrawn", 'w', "s.withdrawn" },
+	{ "attested a minor", 'm', "s.minor" },
+	{ "suppressed", 's', "s.suppressed" },
+	{ "bounced", 'b', "s.bounced" },
+	{ "nothing changed", 0, NULL },
 };
 
+static int recheck_i;
+
+/* r.skipped, and the skips by reason: only the expected one. */
 static int
 count_cb(const char *name, int64_t n, void *ctx)
 {
 	if (strcmp(name, "r.skipped") == 0)
 		*(int64_t *)ctx = n;
+	if (strncmp(name, "s.", 2) == 0) {
+		ck_assert_ptr_nonnull(rechecks[recheck_i].why);
+		ck_assert_str_eq(name, rechecks[recheck_i].why);
+		ck_assert_int_eq(n, 1);
+	}
 	return 0;
 }
 
@@ -327,6 +336,7 @@ START_TEST(test_recheck)
 	ck_assert_int_eq(s.queued, 2 - out);
 	o = sent();
 	ck_assert_int_eq(sent_to(&o, who), !out);
+	recheck_i = _i;
 	ck_assert_int_eq(store_campaign_counts(st, id, count_cb, &skipped,
 	    err), 0);
 	ck_assert_int_eq(skipped, out);
