@@ -600,6 +600,8 @@ cc_progress(int64_t done, int64_t total, void *ctx)
 
 /* Recipients a dry run names without --json (which lists them all). */
 #define CC_SHOW_MAX 20
+/* A campaign started before the audience was explained (store v10). */
+#define CC_UNEXPLAINED "fixed before Postdoc kept who was left out and why"
 
 /* "2 of 9 contacts eligible; left out: 1 no consent, 2 age unknown" */
 static void
@@ -694,7 +696,10 @@ cc_campaign_dry(struct cli_ctx *c, int64_t id)
 	} else {
 		printf("campaign %" PRId64 " dry run, nothing changed%s\n", id,
 		    fixed ? "; audience fixed when sending started:" : ":");
-		cc_audience_print(&a, k.account);
+		if (!fixed || k.audience[0] != '\0')
+			cc_audience_print(&a, k.account);
+		else
+			printf("%s\n", CC_UNEXPLAINED);
 		cc_names_print(l, fixed ? "still pending (would be queued)" :
 		    "would be queued");
 	}
@@ -725,7 +730,10 @@ cc_campaign_send(struct cli_ctx *c)
 	    campaign_view_get(c->st, 0, id, &k, c->err) != 1)
 		return CLI_ERR;
 	printf("campaign %" PRId64 ": ", id);
-	cc_audience_print(&a, k.account);
+	if (k.audience[0] != '\0')
+		cc_audience_print(&a, k.account);
+	else
+		printf("%s\n", CC_UNEXPLAINED);
 	fflush(stdout);
 	if (campaign_send(c->cfg, c->st, c->q, id, cc_progress, &p, &s,
 	    c->err) != 0)
@@ -798,13 +806,16 @@ cc_campaign_show(struct cli_ctx *c)
 		printf("campaign %" PRId64 " (%s/%s) template=%s state=%s\n"
 		    "subject: %s\n", k.id, k.account, k.purpose, k.tmpl,
 		    json_string_value(json_object_get(j, "state")), k.subject);
-		if (campaign_audience_load(k.audience, &a) == 0) {
-			printf("audience: ");
-			cc_audience_print(&a, k.account);
-			cc_outcomes_print(json_object_get(j, "outcomes"));
-		} else
+		if (strcmp(k.state, "draft") == 0)
 			printf("audience: not fixed yet (`postdoc campaign "
 			    "send %" PRId64 " --dry-run` shows it now)\n", id);
+		else if (campaign_audience_load(k.audience, &a) == 0) {
+			printf("audience: ");
+			cc_audience_print(&a, k.account);
+		} else
+			printf("audience: %s\n", CC_UNEXPLAINED);
+		if (strcmp(k.state, "draft") != 0)
+			cc_outcomes_print(json_object_get(j, "outcomes"));
 	}
 	json_decref(j);
 	return CLI_OK;

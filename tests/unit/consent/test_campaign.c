@@ -572,6 +572,53 @@ START_TEST(test_dry_run_changes_nothing)
 }
 END_TEST
 
+static int
+any_sent_cb(const struct store_outbound *o, void *ctx)
+{
+	(void)o;
+	(void)ctx;
+	ck_abort_msg("a dry run queued %s", o->rcpt);
+	return 0;
+}
+
+static int
+notice_cb(const char *email, const char *why, void *ctx)
+{
+	char *buf = ctx;
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, 512 - n, "%s=%s;", email, why != NULL ? why : "");
+	return 0;
+}
+
+/* A notice's dry run (q NULL): who and why, nothing queued. */
+START_TEST(test_notice_dry_run)
+{
+	struct campaign_notice_stats ns;
+	char names[512] = "";
+	int64_t id = 0;
+
+	contact(acme, "a@example.org", news, "", "unknown");
+	contact(acme, "s@example.org", news, "", "unknown");
+	ck_assert_int_eq(store_contact_ensure(st, acme, "no address", &id,
+	    err), 0);
+	ck_assert_int_eq(store_suppression_add(st, acme, "s@example.org",
+	    "test", pd_now() + 3600, err), 0);
+	ck_assert_msg(campaign_notice(cfg, st, NULL, "acme", acme,
+	    "privacy-notice", NULL, notice_cb, names, &ns, err) == 0, "%s",
+	    err);
+	ck_assert_int_eq(ns.total, 3);
+	ck_assert_int_eq(ns.queued, 1);
+	ck_assert_int_eq(ns.suppressed, 1);
+	ck_assert_int_eq(ns.invalid, 1);
+	ck_assert_str_eq(names, "a@example.org=;s@example.org=suppressed;"
+	    "no address=invalid address;");
+	ck_assert_int_eq(sent().n, 0);
+	ck_assert_int_eq(store_outbound_list(st, 0, 0, NULL, any_sent_cb,
+	    &id, err), 0);
+}
+END_TEST
+
 /* The true state from the row and the outcomes (campaign_view.c). */
 static const struct {
 	const char *row;
@@ -616,6 +663,7 @@ campaign_suite(void)
 	tcase_add_test(tc, test_resume_queuing);
 	tcase_add_test(tc, test_age_unknown_explained);
 	tcase_add_test(tc, test_dry_run_changes_nothing);
+	tcase_add_test(tc, test_notice_dry_run);
 	tcase_add_loop_test(tc, test_state_rule, 0, N(states));
 	suite_add_tcase(s, tc);
 	return s;
