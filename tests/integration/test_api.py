@@ -638,10 +638,33 @@ def test_campaign_create_send_progress(srv, acme, other):
     st, _, body = other.call("POST", "/api/v1/campaigns/%d/send" % c["id"],
                              {})
     assert st == 404
+    assert c["audience"] is None and c["outcomes"]["recipients"] == 0
     before = set(outbox(srv))
+    # a dry run (query or body) says who and why, and changes nothing
+    d = acme.call("POST", "/api/v1/campaigns/%d/send?dry_run=1" % c["id"],
+                  {}, expect=200)[2]
+    assert d["dry_run"] and not d["fixed"]
+    assert sorted(d["recipients"]) == sorted(people)
+    assert d["audience"]["eligible"] == 3
+    # kid@ and the module's other contacts: each counted once, with why
+    assert d["audience"]["left_out"]["age_unknown"] >= 1
+    assert d["audience"]["contacts"] == 3 + sum(
+        d["audience"]["left_out"].values())
+    assert acme.call("POST", "/api/v1/campaigns/%d/send" % c["id"],
+                     {"dry_run": True}, expect=200)[2] == d
+    st, _, body = acme.call("POST", "/api/v1/campaigns/%d/send?dry_run=2"
+                            % c["id"], {})
+    assert st == 422 and body["error"]["field"] == "dry_run"
+    st, _, body = acme.call("POST", "/api/v1/campaigns/%d/send" % c["id"],
+                            {"dry_run": "yes"})
+    assert st == 422 and body["error"]["field"] == "dry_run"
+    g = acme.call("GET", "/api/v1/campaigns/%d" % c["id"], expect=200)[2]
+    assert g["state"] == "draft" and g["audience"] is None
+    assert set(outbox(srv)) == before
     s = acme.call("POST", "/api/v1/campaigns/%d/send" % c["id"], {},
                   expect=202)[2]
     assert s["total"] == 3 and s["queued"] == 3
+    assert s["audience"] == d["audience"]
     new = wait_for(lambda: (lambda n: n if len(n) >= 3 else None)(
         [p for p in outbox(srv) if p not in before]), "3 newsletters")
     rcpts = sorted(p.name.split("-", 1)[1][:-4] for p in new)
@@ -651,7 +674,10 @@ def test_campaign_create_send_progress(srv, acme, other):
                               "GET", "/api/v1/campaigns/%d" % c["id"],
                               expect=200)[2]), "progress: 3 sent")
     assert g["recipients"].get("queued") == 3
-    assert g["state"] in ("queued", "sending")
+    # the true state: every message settled by the queue
+    assert g["state"] == "sent", g
+    assert g["outcomes"]["delivered"] == 3 and g["outcomes"]["waiting"] == 0
+    assert g["audience"] == d["audience"]
 
 
 # ------------------------------------------------------ subjects

@@ -369,7 +369,9 @@ def test_campaign_send_counts_only_what_was_committed(news):
     db.close()
     p = run("--config", news.conf, "campaign", "send", cid, "--queue-only")
     assert (p.returncode, p.stderr) == (0, ""), p.stderr
-    assert p.stdout == "queued 20/20\ncampaign %d: 20 recipients, 20 " \
-        "queued now, 0 skipped (no longer eligible), 0 found queued\n" % cid
+    assert p.stdout == "campaign %d: 20 of 20 contacts eligible; left " \
+        "out: none\nqueued 20/20\ncampaign %d: 20 recipients, 20 " \
+        "queued now, 0 skipped (no longer eligible), 0 found queued\n" % (
+            cid, cid)
     show = news.cli_json("campaign", "show", cid)
     assert show["recipients"] == {"queued": 20}, show

@@ -677,40 +677,29 @@ api_contact_attest(struct api_ctx *x)
 
 /* ---- campaigns ---- */
 
-static int
-api_count_cb(const char *name, int64_t n, void *ctx)
-{
-	json_t *grp = json_object_get(ctx, name[0] == 'r' ? "recipients" :
-	    "messages");
-
-	json_object_set_new(grp, name + 2, json_integer(n));
-	return 0;
-}
-
-/* The campaign x->id of the token's account, with its progress. */
+/* The campaign x->id of the token's account: its row, true state,
+ * outcomes and audience (campaign_view_report). */
 static enum MHD_Result
 api_campaign_reply(struct api_ctx *x, unsigned status)
 {
 	struct store_campaign k;
 	char err[PD_ERRLEN] = "";
-	json_t *j;
+	json_t *j, *r;
 	int rc = campaign_view_get(x->st, x->account_id, x->id, &k, err);
 
 	if (rc == 0)
 		return api_not_found(x, "campaign");
-	if (rc < 0)
+	if (rc < 0 || (r = campaign_view_report(x->st, &k, err)) == NULL)
 		return api_internal(x, err);
-	j = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o,"
-	    " s:{}, s:{}}", "id", (json_int_t)k.id, "purpose", k.purpose,
-	    "template", k.tmpl, "body", k.has_body ? "markdown" : "template",
+	j = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id",
+	    (json_int_t)k.id, "purpose", k.purpose, "template", k.tmpl,
+	    "body", k.has_body ? "markdown" : "template",
 	    "subject", api_jstr(k.subject), "locale", k.locale[0] ?
-	    json_string(k.locale) : json_null(), "state", k.state, "created",
+	    json_string(k.locale) : json_null(), "created",
 	    api_jtime(k.created), "started", api_jtime(k.started), "finished",
-	    api_jtime(k.finished), "recipients", "messages");
-	if (campaign_view_counts(x->st, k.id, api_count_cb, j, err) != 0) {
-		json_decref(j);
-		return api_internal(x, err);
-	}
+	    api_jtime(k.finished));
+	json_object_update(j, r);
+	json_decref(r);
 	return api_json(x, status, j);
 }
 
@@ -757,20 +746,23 @@ api_campaign_create(struct api_ctx *x)
 	return api_campaign_reply(x, MHD_HTTP_CREATED);
 }
 
+/* A row of the list: the campaign and its report (the true state,
+ * outcomes, audience), as GET /campaigns/{id} gives them. */
 static int
 api_campaign_row_cb(const struct store_campaign *k, const char *label,
-    json_t *counts, void *ctx)
+    json_t *report, void *ctx)
 {
-	json_array_append_new(ctx, json_pack("{s:I, s:s, s:o, s:s, s:s, s:o,"
-	    " s:o, s:s, s:o, s:o, s:o, s:O, s:O}", "id", (json_int_t)k->id,
-	    "purpose", k->purpose, "purpose_label", api_jstr(label),
-	    "template", k->tmpl, "body", k->has_body ? "markdown" : "template",
-	    "subject", api_jstr(k->subject), "locale", k->locale[0] ?
-	    json_string(k->locale) : json_null(), "state", k->state,
-	    "created", api_jtime(k->created), "started",
-	    api_jtime(k->started), "finished", api_jtime(k->finished),
-	    "recipients", json_object_get(counts, "recipients"), "messages",
-	    json_object_get(counts, "messages")));
+	json_t *row = json_pack("{s:I, s:s, s:o, s:s, s:s, s:o, s:o, s:o,"
+	    " s:o, s:o}", "id", (json_int_t)k->id, "purpose", k->purpose,
+	    "purpose_label", api_jstr(label), "template", k->tmpl, "body",
+	    k->has_body ? "markdown" : "template", "subject",
+	    api_jstr(k->subject), "locale", k->locale[0] ?
+	    json_string(k->locale) : json_null(), "created",
+	    api_jtime(k->created), "started", api_jtime(k->started),
+	    "finished", api_jtime(k->finished));
+
+	json_object_update(row, report);
+	json_array_append_new(ctx, row);
 	return 0;
 }
 
@@ -825,31 +817,88 @@ api_campaign_get(struct api_ctx *x)
 	return api_campaign_reply(x, MHD_HTTP_OK);
 }
 
+/* ?dry_run=1 or {"dry_run": true}: 1 yes, 0 no, -1 neither (answered). */
+static int
+api_dry_run(struct api_ctx *x, enum MHD_Result *ret)
+{
+	const char *q = api_query(x, "dry_run");
+	json_t *v = x->body != NULL ? json_object_get(x->body, "dry_run") :
+	    NULL;
+
+	if (q != NULL && strcmp(q, "1") != 0 && strcmp(q, "0") != 0 &&
+	    strcmp(q, "true") != 0 && strcmp(q, "false") != 0) {
+		*ret = api_invalid(x, "dry_run", "1 or true: show the audience "
+		    "a send would fix, change nothing; 0 or false");
+		return -1;
+	}
+	if (v != NULL && !json_is_null(v) && !json_is_boolean(v)) {
+		*ret = api_invalid(x, "dry_run", "true: show the audience a "
+		    "send would fix, change nothing; false (the default)");
+		return -1;
+	}
+	return json_is_true(v) || (q != NULL && (strcmp(q, "1") == 0 ||
+	    strcmp(q, "true") == 0));
+}
+
+static int
+api_rcpt_cb(int64_t contact_id, const char *email, void *ctx)
+{
+	(void)contact_id;
+	return json_array_append_new(ctx, json_string(email));
+}
+
+/* Who a send would reach now; nothing is written. */
+static enum MHD_Result
+api_campaign_dry(struct api_ctx *x, const struct store_campaign *k)
+{
+	struct campaign_audience a;
+	char err[PD_ERRLEN] = "";
+	json_t *rcpts = json_array();
+	int fixed = 0;
+
+	if (campaign_dry_run(x->s->cfg, x->st, k, api_rcpt_cb, rcpts, &a,
+	    &fixed, err) != 0) {
+		json_decref(rcpts);
+		return api_internal(x, err);
+	}
+	return api_json(x, MHD_HTTP_OK, json_pack("{s:I, s:b, s:b, s:o, s:s,"
+	    " s:o}", "id", (json_int_t)k->id, "dry_run", 1, "fixed", fixed,
+	    "audience", campaign_audience_json(&a), "recipients_are", fixed ?
+	    "pending" : "eligible", "recipients", rcpts));
+}
+
 /*
  * Fixes the audience and queues every recipient before answering (the
  * queue, not this request, delivers).  Resumable like the CLI's: sending
- * again queues whoever is still pending.
+ * again queues whoever is still pending.  A dry run answers 200 with
+ * the audience and changes nothing.
  */
 enum MHD_Result
 api_campaign_send(struct api_ctx *x)
 {
 	struct store_campaign k;
 	struct campaign_stats st;
+	enum MHD_Result ret;
 	char err[PD_ERRLEN] = "";
-	int rc = campaign_view_get(x->st, x->account_id, x->id, &k, err);
+	int dry, rc = campaign_view_get(x->st, x->account_id, x->id, &k, err);
 
 	if (rc == 0)
 		return api_not_found(x, "campaign");
 	if (rc < 0)
 		return api_internal(x, err);
+	if ((dry = api_dry_run(x, &ret)) < 0)
+		return ret;
+	if (dry)
+		return api_campaign_dry(x, &k);
 	memset(&st, 0, sizeof(st));
 	if (campaign_send(x->s->cfg, x->st, x->q, k.id, NULL, NULL, &st,
 	    err) != 0)
 		return api_internal(x, err);
 	return api_json(x, MHD_HTTP_ACCEPTED, json_pack("{s:I, s:I, s:I, s:I,"
-	    " s:I}", "id", (json_int_t)k.id, "total", (json_int_t)st.total,
-	    "queued", (json_int_t)st.queued, "skipped", (json_int_t)st.skipped,
-	    "resumed", (json_int_t)st.resumed));
+	    " s:I, s:o}", "id", (json_int_t)k.id, "total",
+	    (json_int_t)st.total, "queued", (json_int_t)st.queued, "skipped",
+	    (json_int_t)st.skipped, "resumed", (json_int_t)st.resumed,
+	    "audience", campaign_audience_json(&st.audience)));
 }
 
 /* ---- data subjects ---- */

@@ -123,15 +123,23 @@ static const struct cli_cmd cc_cmds[] = {
 	    "(one copy, subject \"[TEST] ...\", not counted)" },
 	{ "campaign", "list", 0, O(CO_ACCOUNT), O(CO_ACCOUNT), CC_STORE,
 	    cc_campaign_list, "campaign list --account A [--json]" },
-	{ "campaign", "send", 1, O(CO_QUEUE_ONLY), 0, CC_OUT, cc_campaign_send,
-	    "campaign send ID [--queue-only]" },
+	{ "campaign", "send", 1, O(CO_QUEUE_ONLY) | O(CO_DRY_RUN), 0, CC_OUT,
+	    cc_campaign_send, "campaign send ID [--dry-run [--json]] "
+	    "[--queue-only]   (fixes the audience, says who is left out and "
+	    "why, queues and delivers; --dry-run: who would get it, changes "
+	    "nothing; --queue-only: queue only, the running server "
+	    "delivers)" },
 	{ "campaign", "show", 1, 0, 0, CC_STORE, cc_campaign_show,
-	    "campaign show ID [--json]" },
+	    "campaign show ID [--json]   (state draft, sending or sent; "
+	    "outcomes; who was left out and why)" },
 	{ "notice", "send", 0, O(CO_ACCOUNT) | O(CO_TEMPLATE) | O(CO_LOCALE) |
-	    O(CO_QUEUE_ONLY), O(CO_ACCOUNT) | O(CO_TEMPLATE), CC_OUT,
-	    cc_notice_send,
+	    O(CO_QUEUE_ONLY) | O(CO_DRY_RUN), O(CO_ACCOUNT) | O(CO_TEMPLATE),
+	    CC_OUT, cc_notice_send,
 	    "notice send --account A --template privacy-notice [--locale fr] "
-	    "[--queue-only]" },
+	    "[--dry-run [--json]] [--queue-only]   (to every contact but "
+	    "suppressed, bounced, erased and invalid addresses; --dry-run: "
+	    "who would get it, changes nothing; --queue-only: queue only, "
+	    "the running server delivers)" },
 };
 
 static int cc_open(struct cli_ctx *c);
@@ -755,16 +763,143 @@ cc_progress(int64_t done, int64_t total, void *ctx)
 	}
 }
 
+/* Recipients a dry run names without --json (which lists them all). */
+#define CC_SHOW_MAX 20
+/* A campaign started before the audience was explained (store v10). */
+#define CC_UNEXPLAINED "fixed before Postdoc kept who was left out and why"
+
+/* "2 of 9 contacts eligible; left out: 1 no consent, 2 age unknown" */
+static void
+cc_audience_print(const struct campaign_audience *a, const char *account)
+{
+	const char *name;
+	int i, any = 0;
+
+	printf("%" PRId64 " of %" PRId64 " contacts eligible; left out:",
+	    a->eligible, a->contacts);
+	for (i = 1; (name = campaign_why_name(i)) != NULL; i++)
+		if (campaign_why_count(a, i) > 0) {
+			printf("%s %" PRId64 " %s", any ? "," : "",
+			    campaign_why_count(a, i), name);
+			any = 1;
+		}
+	printf("%s\n", any ? "" : " none");
+	/* campaign_why_name(1) is "age unknown": the silent zero */
+	if (campaign_why_count(a, 1) > 0)
+		printf("age unknown: account %s sends newsletters to attested "
+		    "adults only; attest with `postdoc contact attest EMAIL "
+		    "--account %s --adult yes`, or set adult_required = false "
+		    "for an audience of business contacts\n", account, account);
+}
+
+/* The addresses a dry run names: all in JSON, else the first few. */
+struct cc_names {
+	json_t *all;		/* --json */
+	int64_t n;
+	char first[CC_SHOW_MAX][320];
+};
+
+static int
+cc_name_cb(int64_t contact_id, const char *email, void *ctx)
+{
+	struct cc_names *l = ctx;
+
+	(void)contact_id;
+	if (l->all != NULL)
+		json_array_append_new(l->all, json_string(email));
+	else if (l->n < CC_SHOW_MAX)
+		snprintf(l->first[l->n], sizeof(l->first[0]), "%s", email);
+	l->n++;
+	return 0;
+}
+
+static void
+cc_names_print(const struct cc_names *l, const char *what)
+{
+	int64_t i;
+
+	printf("%s: %" PRId64 "\n", what, l->n);
+	for (i = 0; i < l->n && i < CC_SHOW_MAX; i++)
+		printf("  %s\n", l->first[i]);
+	if (l->n > CC_SHOW_MAX)
+		printf("  ... and %" PRId64 " more (--json lists them all)\n",
+		    l->n - CC_SHOW_MAX);
+}
+
+/* `campaign send ID --dry-run`: reads only, whatever the state. */
+static int
+cc_campaign_dry(struct cli_ctx *c, int64_t id)
+{
+	struct store_campaign k;
+	struct campaign_audience a;
+	struct cc_names *l = xcalloc(1, sizeof(*l));
+	int fixed = 0, rc;
+
+	if ((rc = campaign_view_get(c->st, 0, id, &k, c->err)) != 1) {
+		if (rc == 0)
+			snprintf(c->err, sizeof(c->err), "no campaign %lld",
+			    (long long)id);
+		free(l);
+		return CLI_ERR;
+	}
+	l->all = c->json ? json_array() : NULL;
+	if (campaign_dry_run(c->cfg, c->st, &k, cc_name_cb, l, &a, &fixed,
+	    c->err) != 0) {
+		json_decref(l->all);
+		free(l);
+		return CLI_ERR;
+	}
+	if (c->json) {
+		json_t *j = json_pack("{s:I, s:b, s:b, s:o, s:s, s:o}", "id",
+		    (json_int_t)id, "dry_run", 1, "fixed", fixed, "audience",
+		    campaign_audience_json(&a), "recipients_are", fixed ?
+		    "pending" : "eligible", "recipients", l->all);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(j);
+	} else {
+		printf("campaign %" PRId64 " dry run, nothing changed%s\n", id,
+		    fixed ? "; audience fixed when sending started:" : ":");
+		if (!fixed || k.audience[0] != '\0')
+			cc_audience_print(&a, k.account);
+		else
+			printf("%s\n", CC_UNEXPLAINED);
+		cc_names_print(l, fixed ? "still pending (would be queued)" :
+		    "would be queued");
+	}
+	free(l);
+	return CLI_OK;
+}
+
 static int
 cc_campaign_send(struct cli_ctx *c)
 {
 	struct campaign_stats s;
+	struct campaign_audience a;
+	struct store_campaign k;
 	struct cc_progress p = { isatty(STDERR_FILENO) && !c->json, -1, 0 };
 	int64_t id;
 	int rc;
 
 	if ((rc = cc_id(c, c->pos[2], &id)) != 0)
 		return rc;
+	if (c->seen & O(CO_DRY_RUN)) {
+		if (c->seen & O(CO_QUEUE_ONLY))
+			return cli_usage_err(c, "--dry-run queues nothing: "
+			    "drop --queue-only");
+		return cc_campaign_dry(c, id);
+	}
+	/* The audience explained before anything is queued. */
+	if (campaign_start(c->cfg, c->st, id, &a, c->err) < 0 ||
+	    campaign_view_get(c->st, 0, id, &k, c->err) != 1)
+		return CLI_ERR;
+	printf("campaign %" PRId64 ": ", id);
+	if (k.audience[0] != '\0')
+		cc_audience_print(&a, k.account);
+	else
+		printf("%s\n", CC_UNEXPLAINED);
+	fflush(stdout);
 	if (campaign_send(c->cfg, c->st, c->q, id, cc_progress, &p, &s,
 	    c->err) != 0)
 		return CLI_ERR;
@@ -775,23 +910,41 @@ cc_campaign_send(struct cli_ctx *c)
 	return cc_deliver(c) == 0 ? CLI_OK : CLI_ERR;
 }
 
-static int
-cc_count_cb(const char *name, int64_t n, void *ctx)
+/* "1 delivered, 2 waiting in the queue, 1 skipped (withdrawn 1)" */
+static void
+cc_outcomes_print(json_t *o)
 {
-	json_t *j = ctx;
-	json_t *grp = json_object_get(j, name[0] == 'r' ? "recipients" :
-	    "messages");
+	const char *key;
+	json_t *v;
+	int any = 0;
 
-	json_object_set_new(grp, name + 2, json_integer(n));
-	return 0;
+	printf("outcomes: %" JSON_INTEGER_FORMAT " delivered, %"
+	    JSON_INTEGER_FORMAT " deferred, %" JSON_INTEGER_FORMAT
+	    " bounced, %" JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT
+	    " waiting in the queue, %" JSON_INTEGER_FORMAT " not queued yet, %"
+	    JSON_INTEGER_FORMAT " skipped at send time",
+	    json_integer_value(json_object_get(o, "delivered")),
+	    json_integer_value(json_object_get(o, "deferred")),
+	    json_integer_value(json_object_get(o, "bounced")),
+	    json_integer_value(json_object_get(o, "failed")),
+	    json_integer_value(json_object_get(o, "waiting")),
+	    json_integer_value(json_object_get(o, "pending")),
+	    json_integer_value(json_object_get(o, "skipped")));
+	json_object_foreach(json_object_get(o, "skipped_by_reason"), key, v) {
+		printf("%s%s %" JSON_INTEGER_FORMAT, any ? ", " : " (", key,
+		    json_integer_value(v));
+		any = 1;
+	}
+	printf("%s\n", any ? ")" : "");
 }
 
 static int
 cc_campaign_show(struct cli_ctx *c)
 {
 	struct store_campaign k;
+	struct campaign_audience a;
 	int64_t id;
-	json_t *j;
+	json_t *j, *r;
 	int rc;
 
 	if ((rc = cc_id(c, c->pos[2], &id)) != 0)
@@ -802,55 +955,110 @@ cc_campaign_show(struct cli_ctx *c)
 			    (long long)id);
 		return CLI_ERR;
 	}
-	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I,"
-	    " s:{}, s:{}}", "id", (json_int_t)k.id, "account", k.account,
-	    "purpose", k.purpose, "template", k.tmpl, "subject", k.subject,
-	    "locale", k.locale, "state", k.state, "created",
-	    (json_int_t)k.created, "started", (json_int_t)k.started,
-	    "finished", (json_int_t)k.finished, "recipients", "messages");
-	if (campaign_view_counts(c->st, id, cc_count_cb, j, c->err) != 0) {
-		json_decref(j);
+	if ((r = campaign_view_report(c->st, &k, c->err)) == NULL)
 		return CLI_ERR;
-	}
+	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id",
+	    (json_int_t)k.id, "account", k.account, "purpose", k.purpose,
+	    "template", k.tmpl, "subject", k.subject, "locale", k.locale,
+	    "created", (json_int_t)k.created, "started", (json_int_t)k.started,
+	    "finished", (json_int_t)k.finished);
+	json_object_update(j, r);
+	json_decref(r);
 	if (c->json) {
 		json_dumpf(j, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 	} else {
-		const char *key;
-		json_t *v;
-
 		printf("campaign %" PRId64 " (%s/%s) template=%s state=%s\n"
-		    "subject: %s\nrecipients:", k.id, k.account, k.purpose,
-		    k.tmpl, k.state, k.subject);
-		json_object_foreach(json_object_get(j, "recipients"), key, v)
-			printf(" %s=%" JSON_INTEGER_FORMAT, key,
-			    json_integer_value(v));
-		printf("\nmessages:");
-		json_object_foreach(json_object_get(j, "messages"), key, v)
-			printf(" %s=%" JSON_INTEGER_FORMAT, key,
-			    json_integer_value(v));
-		putchar('\n');
+		    "subject: %s\n", k.id, k.account, k.purpose, k.tmpl,
+		    json_string_value(json_object_get(j, "state")), k.subject);
+		if (strcmp(k.state, "draft") == 0)
+			printf("audience: not fixed yet (`postdoc campaign "
+			    "send %" PRId64 " --dry-run` shows it now)\n", id);
+		else if (campaign_audience_load(k.audience, &a) == 0) {
+			printf("audience: ");
+			cc_audience_print(&a, k.account);
+		} else
+			printf("audience: %s\n", CC_UNEXPLAINED);
+		if (strcmp(k.state, "draft") != 0)
+			cc_outcomes_print(json_object_get(j, "outcomes"));
 	}
 	json_decref(j);
 	return CLI_OK;
 }
 
+struct cc_notice_names {
+	json_t *all;		/* --json: [{email, left_out}] */
+	int64_t shown;
+};
+
+/* A dry run names each contact: who gets it, who is left out and why. */
+static int
+cc_notice_cb(const char *email, const char *why, void *ctx)
+{
+	struct cc_notice_names *l = ctx;
+
+	if (l->all != NULL) {
+		json_array_append_new(l->all, json_pack("{s:s, s:o}", "email",
+		    email, "left_out", why != NULL ? json_string(why) :
+		    json_null()));
+		return 0;
+	}
+	if (l->shown++ < CC_SHOW_MAX)
+		printf("  %s%s%s%s\n", email, why != NULL ? " (left out: " :
+		    "", why != NULL ? why : "", why != NULL ? ")" : "");
+	else if (l->shown == CC_SHOW_MAX + 1)
+		printf("  ... (--json lists every contact)\n");
+	return 0;
+}
+
 static int
 cc_notice_send(struct cli_ctx *c)
 {
-	struct campaign_stats s;
+	struct campaign_notice_stats s;
+	struct cc_notice_names l = { NULL, 0 };
+	int dry = (c->seen & O(CO_DRY_RUN)) != 0;
 
 	if (!dossier_valid_word(c->val[CO_TEMPLATE]))
 		return cli_usage_err(c, "not a template name: %s",
 		    c->val[CO_TEMPLATE]);
-	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
-	    campaign_notice(c->cfg, c->st, c->q, c->val[CO_ACCOUNT],
-	    c->account_id, c->val[CO_TEMPLATE], c->val[CO_LOCALE], &s, c->err)
-	    != 0)
+	if (dry && (c->seen & O(CO_QUEUE_ONLY)))
+		return cli_usage_err(c, "--dry-run queues nothing: drop "
+		    "--queue-only");
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0)
 		return CLI_ERR;
-	printf("notice %s: %" PRId64 " contacts, %" PRId64 " queued, %" PRId64
-	    " skipped (suppressed or bounced)\n", c->val[CO_TEMPLATE],
-	    s.total, s.queued, s.skipped);
+	if (dry && c->json)
+		l.all = json_array();
+	else if (dry)
+		printf("notice %s dry run, nothing changed; contacts:\n",
+		    c->val[CO_TEMPLATE]);
+	if (campaign_notice(c->cfg, c->st, dry ? NULL : c->q,
+	    c->val[CO_ACCOUNT], c->account_id, c->val[CO_TEMPLATE],
+	    c->val[CO_LOCALE], dry ? cc_notice_cb : NULL, &l, &s, c->err)
+	    != 0) {
+		json_decref(l.all);
+		return CLI_ERR;
+	}
+	if (dry && c->json) {
+		json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:{s:I, s:I, s:I,"
+		    " s:I}, s:o}", "template", c->val[CO_TEMPLATE], "dry_run", 1,
+		    "contacts", (json_int_t)s.total, "would_send",
+		    (json_int_t)s.queued, "left_out", "suppressed",
+		    (json_int_t)s.suppressed, "bounced", (json_int_t)s.bounced,
+		    "erased", (json_int_t)s.erased, "invalid_address",
+		    (json_int_t)s.invalid, "recipients", l.all);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(j);
+		return CLI_OK;
+	}
+	printf("notice %s: %" PRId64 " contacts, %" PRId64 " %s; left out: %"
+	    PRId64 " suppressed, %" PRId64 " bounced, %" PRId64 " erased, %"
+	    PRId64 " invalid address\n", c->val[CO_TEMPLATE], s.total,
+	    s.queued, dry ? "would get it" : "queued", s.suppressed, s.bounced,
+	    s.erased, s.invalid);
+	if (dry)
+		return CLI_OK;
 	return cc_deliver(c) == 0 ? CLI_OK : CLI_ERR;
 }
 
@@ -967,28 +1175,32 @@ cc_counts_line(json_t *grp)
 		fputs("-", stdout);
 }
 
+/* One campaign of the list, with its true state and its counts (the
+ * report campaign_view_report makes, as `campaign show` has it). */
 static int
 cc_campaign_row(const struct store_campaign *k, const char *label,
-    json_t *counts, void *ctx)
+    json_t *report, void *ctx)
 {
-	json_t *arr = ctx;
+	json_t *arr = ctx, *row;
+	const char *state = json_string_value(json_object_get(report,
+	    "state"));
 
 	if (arr != NULL) {
-		json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s,"
-		    " s:s, s:s, s:I, s:O, s:O}", "id", (json_int_t)k->id,
-		    "purpose", k->purpose, "purpose_label", label, "subject",
-		    k->subject, "state", k->state, "body", k->has_body ?
+		row = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I}", "id",
+		    (json_int_t)k->id, "purpose", k->purpose, "purpose_label",
+		    label, "subject", k->subject, "body", k->has_body ?
 		    "markdown" : "template", "template", k->tmpl, "created",
-		    (json_int_t)k->created, "recipients", json_object_get(counts,
-		    "recipients"), "messages", json_object_get(counts,
-		    "messages")));
+		    (json_int_t)k->created);
+		json_object_update(row, report);
+		json_array_append_new(arr, row);
 		return 0;
 	}
-	printf("%" PRId64 "\t%s\t%s\t%s\t%s\t", k->id, label, k->state,
-	    cli_time(k->created), k->subject);
-	cc_counts_line(json_object_get(counts, "recipients"));
+	printf("%" PRId64 "\t%s\t%s\t%s\t%s\t", k->id, label,
+	    state != NULL ? state : k->state, cli_time(k->created),
+	    k->subject);
+	cc_counts_line(json_object_get(report, "recipients"));
 	putchar('\t');
-	cc_counts_line(json_object_get(counts, "messages"));
+	cc_counts_line(json_object_get(report, "messages"));
 	putchar('\n');
 	return 0;
 }

@@ -315,9 +315,11 @@ campaign_one(struct campaign_run *r, const struct store_campaign_rcpt *rc)
 	if (ok < 0)
 		return -1;
 	if (ok == 0) {
+		/* The audience's word, so `campaign show` counts skips by
+		 * the reasons it explains the audience with. */
 		r->stats->skipped++;
 		return store_campaign_rcpt_set(r->st, rc->id, "skipped", NULL, 0,
-		    v.reason, r->err);
+		    eligible_why_name(v.why), r->err);
 	}
 	if (campaign_build(r, rc, &b) != 0)
 		return -1;
@@ -402,19 +404,17 @@ campaign_send(const struct pd_config *cfg, struct store *st,
 {
 	struct store_campaign c;
 	struct campaign_run r;
-	int64_t n = 0, counts[2] = { 0, 0 };
+	int64_t counts[2] = { 0, 0 };
 	int rc;
 
 	memset(stats, 0, sizeof(*stats));
+	if (campaign_start(cfg, st, id, &stats->audience, err) < 0)
+		return -1;
 	if ((rc = store_campaign_get(st, id, &c, err)) != 1) {
 		if (rc == 0)
 			pd_err(err, "no campaign %lld", (long long)id);
 		return -1;
 	}
-	if (strcmp(c.state, "draft") == 0 &&
-	    (store_campaign_start(st, id, pd_now(), &n, err) != 0 ||
-	    store_campaign_get(st, id, &c, err) != 1))
-		return -1;
 	if (store_campaign_counts(st, id, campaign_count_cb, counts, err) != 0)
 		return -1;
 	stats->total = counts[0];
@@ -433,70 +433,104 @@ campaign_send(const struct pd_config *cfg, struct store *st,
 
 struct campaign_notice_run {
 	const struct pd_config *cfg;
-	struct outq_ctx *q;
+	struct outq_ctx *q;		/* NULL: a dry run */
 	struct store *st;
 	const char *account;
 	int64_t account_id;
 	const char *tmpl;
 	const char *locale;
-	struct campaign_stats *stats;
+	campaign_notice_fn each;
+	void *ctx;
+	struct campaign_notice_stats *stats;
 	char *err;
 	int failed;
 };
 
 static int
-campaign_notice_cb(const struct store_contact *c, void *ctx)
+campaign_notice_queue(struct campaign_notice_run *n, const char *email)
 {
-	struct campaign_notice_run *n = ctx;
 	struct outmsg_header auto_sub = { "Auto-Submitted", "auto-generated" };
 	struct notify_mail m;
 	struct notify_built b;
 	struct outq_item it;
+	json_t *data = json_pack("{s:{s:s}}", "contact", "email", email);
+	int rc;
+
+	m = (struct notify_mail){ .st = n->st, .account = n->account,
+	    .tmpl = n->tmpl, .locale = n->locale, .to = email,
+	    .data = data, .extra = &auto_sub, .n_extra = 1 };
+	rc = notify_build_mail(n->cfg, &m, &b, n->err);
+	json_decref(data);
+	if (rc != 0)
+		return -1;
+	it = (struct outq_item){ .account_id = n->account_id,
+	    .account = n->account, .kind = "notice", .rcpt = email,
+	    .from_domain = b.from_domain, .msg_path = b.path,
+	    .message_id = b.message_id };
+	return outq_enqueue(n->q, &it, NULL, n->err);
+}
+
+/* Why this contact gets no notice: NULL (it does), or the reason. */
+static const char *
+campaign_notice_why(struct campaign_notice_run *n,
+    const struct store_contact *c, int *failed)
+{
 	struct eligible_ask a = { .kind = ELIGIBLE_NOTICE,
 	    .when = ELIGIBLE_CHOOSE, .account_id = n->account_id,
 	    .rcpt = c->email, .now = pd_now() };
 	struct eligible_verdict v;
-	json_t *data;
-	int ok, rc;
+	int ok = eligible_check(n->cfg, n->st, &a, &v, n->err);
+
+	if (ok < 0) {
+		*failed = 1;
+		return NULL;
+	}
+	if (ok == 0) {
+		if (v.why == EW_BOUNCED)
+			n->stats->bounced++;
+		else if (v.why == EW_ERASED)
+			n->stats->erased++;
+		else
+			n->stats->suppressed++;
+		return eligible_why_name(v.why);
+	}
+	if (!outmsg_addr_valid(c->email, 0)) {
+		n->stats->invalid++;
+		return "invalid address";
+	}
+	return NULL;
+}
+
+static int
+campaign_notice_cb(const struct store_contact *c, void *ctx)
+{
+	struct campaign_notice_run *n = ctx;
+	const char *why;
+	int failed = 0;
 
 	n->stats->total++;
-	if ((ok = eligible_check(n->cfg, n->st, &a, &v, n->err)) < 0) {
-		n->failed = 1;
-		return 1;
-	}
-	if (ok == 0 || !outmsg_addr_valid(c->email, 0)) {
-		n->stats->skipped++;
+	why = campaign_notice_why(n, c, &failed);
+	if (failed || (n->each != NULL && n->each(c->email, why, n->ctx) != 0))
+		goto fail;
+	if (why != NULL)
 		return 0;
-	}
-	data = json_pack("{s:{s:s}}", "contact", "email", c->email);
-	m = (struct notify_mail){ .st = n->st, .account = n->account,
-	    .tmpl = n->tmpl, .locale = n->locale, .to = c->email,
-	    .data = data, .extra = &auto_sub, .n_extra = 1 };
-	rc = notify_build_mail(n->cfg, &m, &b, n->err);
-	json_decref(data);
-	if (rc == 0) {
-		it = (struct outq_item){ .account_id = n->account_id,
-		    .account = n->account, .kind = "notice", .rcpt = c->email,
-		    .from_domain = b.from_domain, .msg_path = b.path,
-		    .message_id = b.message_id };
-		rc = outq_enqueue(n->q, &it, NULL, n->err);
-	}
-	if (rc != 0) {
-		n->failed = 1;
-		return 1;
-	}
+	if (n->q != NULL && campaign_notice_queue(n, c->email) != 0)
+		goto fail;
 	n->stats->queued++;
 	return 0;
+fail:
+	n->failed = 1;
+	return 1;
 }
 
 int
 campaign_notice(const struct pd_config *cfg, struct store *st,
     struct outq_ctx *q, const char *account, int64_t account_id,
-    const char *tmpl, const char *locale, struct campaign_stats *stats,
-    char *err)
+    const char *tmpl, const char *locale, campaign_notice_fn each,
+    void *ctx, struct campaign_notice_stats *stats, char *err)
 {
 	struct campaign_notice_run n = { cfg, q, st, account, account_id, tmpl,
-	    locale, stats, err, 0 };
+	    locale, each, ctx, stats, err, 0 };
 
 	memset(stats, 0, sizeof(*stats));
 	if (store_contact_list(st, account_id, campaign_notice_cb, &n, err) != 0

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "eligible.h"
+#include "notify.h"
 #include "privacy/privacy.h"
 #include "store/store.h"
 #include "lib/util.h"
@@ -19,7 +20,7 @@ enum eligible_rule {
 	ER_ERASED,	/* the address's keyed hash in erased_subjects */
 	ER_CAMPAIGN,	/* a campaign recipient with the Message-ID */
 	ER_CONTACT,	/* the contact exists, in the account */
-	ER_ADULT,	/* adult attested "yes" (not "no", not "unknown") */
+	ER_ADULT,	/* adult attested "yes", or the account asks no age */
 	ER_CONSENT,	/* the latest consent record is a grant */
 	ER_BOUNCED,	/* no message to the address ever bounced */
 };
@@ -32,17 +33,20 @@ enum eligible_rule {
  * address looks at the recipient until the contact is known, then at
  * the contact's current address (rectification may have changed it).
  * A newsletter leaving the queue checks suppression twice for that
- * reason.  Erasure is checked only as mail about no dossier leaves: a
- * subject's own dossiers may still write to it, and a campaign chooses
- * only from contacts, which erasure deletes.
+ * reason.  Erasure is checked as mail about no dossier leaves (a
+ * subject's own dossiers may still write to it) and, last, as a
+ * newsletter's or a notice's recipients are chosen: erasure deletes the
+ * contact unless a legal hold keeps its consent records, and such a
+ * contact must be left out as "erased" (and a dry run say so), not
+ * chosen and refused later.  Last, so no other verdict changed.
  */
 static const enum eligible_rule
 eligible_table[3][3][ER_MAX] = {
 	[ELIGIBLE_CHOOSE] = {
 		[ELIGIBLE_DOSSIER] = { ER_SUPPRESSED },
-		[ELIGIBLE_NOTICE] = { ER_SUPPRESSED, ER_BOUNCED },
+		[ELIGIBLE_NOTICE] = { ER_SUPPRESSED, ER_BOUNCED, ER_ERASED },
 		[ELIGIBLE_NEWSLETTER] = { ER_CONTACT, ER_ADULT, ER_CONSENT,
-		    ER_SUPPRESSED, ER_BOUNCED },
+		    ER_SUPPRESSED, ER_BOUNCED, ER_ERASED },
 	},
 	[ELIGIBLE_QUEUE] = {
 		[ELIGIBLE_DOSSIER] = { ER_SUPPRESSED },
@@ -111,11 +115,25 @@ eligible_contact(struct eligible_run *r, char *err)
 	return 1;
 }
 
+/*
+ * The one age rule, for choosing and for leaving alike.  An account
+ * whose audience is business contacts (adult_required false) asks no
+ * age: "unknown" and "no" pass.  The identity is read only for a
+ * contact not attested adult, so an adult costs no lookup.
+ */
 static int
 eligible_adult(struct eligible_run *r, char *err)
 {
-	(void)err;
-	return strcmp(r->c.adult, "yes") == 0;
+	struct notify_identity id;
+
+	if (strcmp(r->c.adult, "yes") == 0)
+		return 1;
+	if (notify_identity(r->cfg, r->st, r->c.account, &id, err) != 0)
+		return -1;
+	if (!id.adult_required)
+		return 1;
+	r->v->why = strcmp(r->c.adult, "no") == 0 ? EW_MINOR : EW_AGE_UNKNOWN;
+	return 0;
 }
 
 /* No record at all counts as withdrawn: consent is never presumed. */
@@ -126,7 +144,12 @@ eligible_consent(struct eligible_run *r, char *err)
 	int rc = store_consent_latest(r->st, r->contact_id, r->purpose_id,
 	    action, sizeof(action), err);
 
-	return rc < 0 ? -1 : rc == 1 && strcmp(action, "grant") == 0;
+	if (rc < 0)
+		return -1;
+	if (rc == 1 && strcmp(action, "grant") == 0)
+		return 1;
+	r->v->why = rc == 1 ? EW_WITHDRAWN : EW_NO_CONSENT;
+	return 0;
 }
 
 static int
@@ -137,19 +160,38 @@ eligible_bounced(struct eligible_run *r, char *err)
 	return rc < 0 ? -1 : !rc;
 }
 
-/* The reasons are the texts rows and logs have always shown. */
+/* The reasons are the texts rows and logs have always shown; why is
+ * the audience's word, unless the rule said a finer one. */
 static const struct {
 	int (*fn)(struct eligible_run *r, char *err);
 	const char *reason;
+	enum eligible_why why;
 } eligible_rules[] = {
-	[ER_SUPPRESSED] = { eligible_suppressed, "suppressed" },
-	[ER_ERASED] = { eligible_erased, "erased subject" },
-	[ER_CAMPAIGN] = { eligible_campaign, "no campaign recipient" },
-	[ER_CONTACT] = { eligible_contact, "no such contact" },
-	[ER_ADULT] = { eligible_adult, "not attested adult" },
-	[ER_CONSENT] = { eligible_consent, "consent withdrawn" },
-	[ER_BOUNCED] = { eligible_bounced, "bounced" },
+	[ER_SUPPRESSED] = { eligible_suppressed, "suppressed", EW_SUPPRESSED },
+	[ER_ERASED] = { eligible_erased, "erased subject", EW_ERASED },
+	[ER_CAMPAIGN] = { eligible_campaign, "no campaign recipient",
+	    EW_NO_CONTACT },
+	[ER_CONTACT] = { eligible_contact, "no such contact", EW_NO_CONTACT },
+	[ER_ADULT] = { eligible_adult, "not attested adult", EW_AGE_UNKNOWN },
+	[ER_CONSENT] = { eligible_consent, "consent withdrawn", EW_NO_CONSENT },
+	[ER_BOUNCED] = { eligible_bounced, "bounced", EW_BOUNCED },
 };
+
+static const char *const eligible_why_names[EW_COUNT] = {
+	[EW_NONE] = "", [EW_NO_CONSENT] = "no consent",
+	[EW_WITHDRAWN] = "withdrawn", [EW_AGE_UNKNOWN] = "age unknown",
+	[EW_MINOR] = "minor", [EW_SUPPRESSED] = "suppressed",
+	[EW_BOUNCED] = "bounced", [EW_ERASED] = "erased",
+	[EW_NO_CONTACT] = "no such contact",
+};
+
+const char *
+eligible_why_name(enum eligible_why why)
+{
+	if ((unsigned)why >= EW_COUNT)
+		pd_fatal("eligible_why_name: %d", (int)why);
+	return eligible_why_names[why];
+}
 
 int
 eligible_check(const struct pd_config *cfg, struct store *st,
@@ -169,8 +211,11 @@ eligible_check(const struct pd_config *cfg, struct store *st,
 	for (i = 0; i < ER_MAX && rule[i] != ER_END; i++) {
 		memset(v_r, 0, sizeof(*v_r));
 		if ((rc = eligible_rules[rule[i]].fn(&r, err)) != 1) {
-			if (rc == 0)
+			if (rc == 0) {
 				v_r->reason = eligible_rules[rule[i]].reason;
+				if (v_r->why == EW_NONE)
+					v_r->why = eligible_rules[rule[i]].why;
+			}
 			return rc;
 		}
 	}

@@ -4,6 +4,8 @@
  * of these rules apply depends on the kind of message and on who asks
  * (a sender choosing recipients, the queue taking a message, the queue
  * letting one leave); the table in eligible.c says which, in what order.
+ * Age counts only where the account requires adults (adult_required,
+ * notify_identity): a business audience is not asked its age.
  */
 #ifndef PD_ELIGIBLE_H
 #define PD_ELIGIBLE_H
@@ -36,8 +38,28 @@ struct eligible_ask {
 	int64_t now;
 };
 
+/*
+ * Why a contact is left out, in the words a newsletter's audience is
+ * explained in (campaign show, campaign send --dry-run).  Finer than
+ * the reason: age unknown and minor are both "not attested adult", no
+ * consent and withdrawn both "consent withdrawn".
+ */
+enum eligible_why {
+	EW_NONE,		/* eligible */
+	EW_NO_CONSENT,		/* never granted */
+	EW_WITHDRAWN,		/* the latest record is a withdrawal */
+	EW_AGE_UNKNOWN,		/* adult "unknown", and the account asks */
+	EW_MINOR,		/* adult "no", and the account asks */
+	EW_SUPPRESSED,
+	EW_BOUNCED,
+	EW_ERASED,
+	EW_NO_CONTACT,		/* no such contact, or no campaign recipient */
+	EW_COUNT
+};
+
 struct eligible_verdict {
 	const char *reason;	/* NULL, or "suppressed", "bounced", ... */
+	enum eligible_why why;	/* EW_NONE when eligible */
 	char detail[256];	/* suppressed: the entry's own reason */
 	int64_t until;		/* suppressed: when the entry ends */
 };
@@ -45,6 +67,9 @@ struct eligible_verdict {
 /* 1 may send, 0 may not (v_r->reason says why), -1 error in err. */
 int eligible_check(const struct pd_config *cfg, struct store *st,
     const struct eligible_ask *a, struct eligible_verdict *v_r, char *err);
+
+/* "no consent", "age unknown"...; "" for EW_NONE. */
+const char *eligible_why_name(enum eligible_why why);
 
 /* The kind of a queued row from its kind and dossier. */
 enum eligible_kind eligible_kind_of(const char *kind, int64_t dossier_id);

@@ -281,12 +281,15 @@ int store_campaign_add(struct store *st, const struct store_campaign *c,
 int store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
     char *err);
 /*
- * A draft campaign becomes "sending": its audience (eligible contacts at
- * this moment) is written as one "pending" recipient row each, in the
- * same transaction.  n_r: recipients (0 if it was not a draft).
+ * A draft campaign becomes "sending" at now: 1, or 0 if it was not a
+ * draft.  Called inside the caller's transaction, which also adds the
+ * audience's recipients (campaign.c decides who: eligible.c's rules).
  */
 int store_campaign_start(struct store *st, int64_t id, int64_t now,
-    int64_t *n_r, char *err);
+    char *err);
+/* One "pending" recipient of the campaign. */
+int store_campaign_rcpt_add(struct store *st, int64_t campaign_id,
+    int64_t contact_id, const char *email, int64_t now, char *err);
 int store_campaign_finish(struct store *st, int64_t id, int64_t now,
     char *err);
 
@@ -313,7 +316,8 @@ int store_campaign_set_audience(struct store *st, int64_t id,
 int store_campaign_list(struct store *st, int64_t account_id,
     store_campaign_cb cb, void *ctx, char *err);
 /* Counts for `campaign show`: recipients by state, then their outbound
- * rows by state ("r.pending", "o.sent"...), through cb(name, n). */
+ * rows by state ("r.pending", "o.sent"...), then the recipients skipped
+ * at send time by their detail ("s.withdrawn"), through cb(name, n). */
 int store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
     void *ctx, char *err);
 

@@ -1,7 +1,8 @@
 /*
  * store_campaign.c - the SQL of campaigns and their recipients: add,
- * start (the audience fixed in one transaction), pages of recipients,
- * counts.  Never sends; campaign.c queues through outq.
+ * start, a recipient, pages of recipients, counts.  Never decides who is
+ * eligible (eligible.c does, for campaign.c, which fixes the audience in
+ * its transaction) and never sends; campaign.c queues through outq.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,52 +76,26 @@ store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
 	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign get");
 }
 
-/* The audience: outbound/eligible.c's rules for choosing a newsletter's
- * recipients, as one query. */
-#define STORE_AUDIENCE_SQL \
-	"INSERT INTO campaign_recipients (campaign_id, contact_id, email," \
-	" state, updated) SELECT ?3, c.id, c.email, 'pending', ?4" \
-	" FROM contacts c WHERE c.account_id = ?1 AND c.adult = 'yes'" \
-	" AND (SELECT r.action FROM consent_records r WHERE r.contact_id =" \
-	" c.id AND r.purpose_id = ?2 ORDER BY r.id DESC LIMIT 1) = 'grant'" \
-	" AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.account_id =" \
-	" ?1 AND s.email = lower(c.email) AND s.expires > ?4)" \
-	" AND NOT EXISTS (SELECT 1 FROM outbound o WHERE o.account_id = ?1" \
-	" AND o.rcpt = c.email COLLATE NOCASE AND o.state = 'bounced')" \
-	" ORDER BY c.id"
+int
+store_campaign_start(struct store *st, int64_t id, int64_t now, char *err)
+{
+	int n = 0;
+
+	if (store_cx_exec(st, store_cx(st, "UPDATE campaigns SET state ="
+	    " 'sending', started = ?2 WHERE id = ?1 AND state = 'draft'", err,
+	    "ii", id, now), &n, err, "campaign start") != 0)
+		return -1;
+	return n > 0;
+}
 
 int
-store_campaign_start(struct store *st, int64_t id, int64_t now, int64_t *n_r,
-    char *err)
+store_campaign_rcpt_add(struct store *st, int64_t campaign_id,
+    int64_t contact_id, const char *email, int64_t now, char *err)
 {
-	struct store_campaign c;
-	int n = 0, rc;
-
-	*n_r = 0;
-	if (store_begin(st, err) != 0)
-		return -1;
-	if ((rc = store_campaign_get(st, id, &c, err)) != 1) {
-		if (rc == 0)
-			pd_err(err, "no campaign %lld", (long long)id);
-		goto fail;
-	}
-	if (strcmp(c.state, "draft") != 0) {
-		store_rollback(st);
-		return 0;
-	}
-	if (store_cx_exec(st, store_cx(st, STORE_AUDIENCE_SQL, err, "iiii",
-	    c.account_id, c.purpose_id, id, now), &n, err,
-	    "campaign audience") != 0 ||
-	    store_cx_exec(st, store_cx(st, "UPDATE campaigns SET state ="
-	    " 'sending', started = ?2 WHERE id = ?1", err, "ii", id, now),
-	    NULL, err, "campaign start") != 0 ||
-	    store_commit(st, err) != 0)
-		goto fail;
-	*n_r = n;
-	return 0;
-fail:
-	store_rollback(st);
-	return -1;
+	return store_cx_exec(st, store_cx(st, "INSERT INTO campaign_recipients"
+	    " (campaign_id, contact_id, email, state, updated) VALUES (?1, ?2,"
+	    " ?3, 'pending', ?4)", err, "iiti", campaign_id, contact_id, email,
+	    now), NULL, err, "campaign recipient");
 }
 
 int
@@ -196,7 +171,10 @@ store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
 	    " campaign_recipients WHERE campaign_id = ?1 GROUP BY state"
 	    " UNION ALL SELECT 'o.' || o.state, COUNT(*) FROM"
 	    " campaign_recipients r JOIN outbound o ON o.id = r.outbound_id"
-	    " WHERE r.campaign_id = ?1 GROUP BY o.state", err, "i", id);
+	    " WHERE r.campaign_id = ?1 GROUP BY o.state"
+	    " UNION ALL SELECT 's.' || detail, COUNT(*) FROM"
+	    " campaign_recipients WHERE campaign_id = ?1 AND state = 'skipped'"
+	    " GROUP BY detail", err, "i", id);
 	int rc;
 
 	if (s == NULL)

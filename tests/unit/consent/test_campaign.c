@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "consent/campaign.h"
+#include "consent/campaign_view.h"
 #include "consent/consent.h"
 #include "lib/config.h"
 #include "lib/util.h"
@@ -178,24 +179,58 @@ static const struct {
 	const char *earlier;	/* state of an earlier mail to them */
 	int other_account;
 	int in;
+	const char *why;	/* left out: the reason the audience gives */
 } audience[] = {
-	{ "granted adult", "g", "", "yes", SUPP_NONE, NULL, 0, 1 },
-	{ "granted minor", "g", "", "no", SUPP_NONE, NULL, 0, 0 },
-	{ "granted, age unknown", "g", "", "unknown", SUPP_NONE, NULL, 0, 0 },
-	{ "no consent", "", "", "yes", SUPP_NONE, NULL, 0, 0 },
-	{ "withdrawn", "gw", "", "yes", SUPP_NONE, NULL, 0, 0 },
-	{ "granted again", "gwg", "", "yes", SUPP_NONE, NULL, 0, 1 },
-	{ "granted another purpose", "", "g", "yes", SUPP_NONE, NULL, 0, 0 },
-	{ "withdrawn, other granted", "gw", "g", "yes", SUPP_NONE, NULL, 0, 0 },
-	{ "suppressed", "g", "", "yes", SUPP_NOW, NULL, 0, 0 },
-	{ "suppression expired", "g", "", "yes", SUPP_EXPIRED, NULL, 0, 1 },
-	{ "bounced", "g", "", "yes", SUPP_NONE, "bounced", 0, 0 },
-	{ "earlier mail failed", "g", "", "yes", SUPP_NONE, "failed", 0, 1 },
-	{ "earlier mail sent", "g", "", "yes", SUPP_NONE, "sent", 0, 1 },
+	{ "granted adult", "g", "", "yes", SUPP_NONE, NULL, 0, 1, "" },
+	{ "granted minor", "g", "", "no", SUPP_NONE, NULL, 0, 0, "minor" },
+	{ "granted, age unknown", "g", "", "unknown", SUPP_NONE, NULL, 0, 0,
+	    "age unknown" },
+	{ "no consent", "", "", "yes", SUPP_NONE, NULL, 0, 0, "no consent" },
+	{ "withdrawn", "gw", "", "yes", SUPP_NONE, NULL, 0, 0, "withdrawn" },
+	{ "granted again", "gwg", "", "yes", SUPP_NONE, NULL, 0, 1, "" },
+	{ "granted another purpose", "", "g", "yes", SUPP_NONE, NULL, 0, 0,
+	    "no consent" },
+	{ "withdrawn, other granted", "gw", "g", "yes", SUPP_NONE, NULL, 0, 0,
+	    "withdrawn" },
+	{ "suppressed", "g", "", "yes", SUPP_NOW, NULL, 0, 0, "suppressed" },
+	{ "suppression expired", "g", "", "yes", SUPP_EXPIRED, NULL, 0, 1,
+	    "" },
+	{ "bounced", "g", "", "yes", SUPP_NONE, "bounced", 0, 0, "bounced" },
+	{ "earlier mail failed", "g", "", "yes", SUPP_NONE, "failed", 0, 1,
+	    "" },
+	{ "earlier mail sent", "g", "", "yes", SUPP_NONE, "sent", 0, 1, "" },
 	{ "minor, withdrawn, bounced", "gw", "", "no", SUPP_NONE, "bounced", 0,
-	    0 },
-	{ "another account's contact", "g", "", "yes", SUPP_NONE, NULL, 1, 0 },
+	    0, "minor" },
+	{ "another account's contact", "g", "", "yes", SUPP_NONE, NULL, 1, 0,
+	    "" },
 };
+
+/* The count of the reason called name in a's explanation. */
+static int64_t
+left_out(const struct campaign_audience *a, const char *name)
+{
+	const char *n;
+	int i;
+
+	for (i = 1; (n = campaign_why_name(i)) != NULL; i++)
+		if (strcmp(n, name) == 0)
+			return campaign_why_count(a, i);
+	ck_abort_msg("no reason %s", name);
+	return -1;
+}
+
+/* Every reason's count but one (name, or none for ""), which is 1. */
+static void
+explained(const struct campaign_audience *a, const char *name,
+    const char *row)
+{
+	const char *n;
+	int i;
+
+	for (i = 1; (n = campaign_why_name(i)) != NULL; i++)
+		ck_assert_msg(campaign_why_count(a, i) == (strcmp(n, name) == 0),
+		    "%s: %s %lld", row, n, (long long)campaign_why_count(a, i));
+}
 
 START_TEST(test_audience)
 {
@@ -228,6 +263,11 @@ START_TEST(test_audience)
 	ck_assert_int_eq(out.n, 1 + in);
 	ck_assert_int_eq(sent_to(&out, "control@example.org"), 1);
 	ck_assert_msg(sent_to(&out, who) == in, "%s", audience[_i].name);
+	/* and the explanation: everyone counted once, for one reason */
+	ck_assert_int_eq(s.audience.contacts,
+	    audience[_i].other_account ? 1 : 2);
+	ck_assert_int_eq(s.audience.eligible, 1 + in);
+	explained(&s.audience, audience[_i].why, audience[_i].name);
 }
 END_TEST
 
@@ -236,19 +276,28 @@ END_TEST
 static const struct {
 	const char *name;
 	int change;		/* after the start, before the queueing */
+	const char *why;	/* the skip's reason, in the audience's words */
 } rechecks[] = {
-	{ "withdrawn", 'w' },
-	{ "attested a minor", 'm' },
-	{ "suppressed", 's' },
-	{ "bounced", 'b' },
-	{ "nothing changed", 0 },
+	{ "withdrawn", 'w', "s.withdrawn" },
+	{ "attested a minor", 'm', "s.minor" },
+	{ "suppressed", 's', "s.suppressed" },
+	{ "bounced", 'b', "s.bounced" },
+	{ "nothing changed", 0, NULL },
 };
 
+static int recheck_i;
+
+/* r.skipped, and the skips by reason: only the expected one. */
 static int
 count_cb(const char *name, int64_t n, void *ctx)
 {
 	if (strcmp(name, "r.skipped") == 0)
 		*(int64_t *)ctx = n;
+	if (strncmp(name, "s.", 2) == 0) {
+		ck_assert_ptr_nonnull(rechecks[recheck_i].why);
+		ck_assert_str_eq(name, rechecks[recheck_i].why);
+		ck_assert_int_eq(n, 1);
+	}
 	return 0;
 }
 
@@ -256,15 +305,15 @@ START_TEST(test_recheck)
 {
 	const char *who = "who@example.org";
 	int64_t cid = contact(acme, who, news, "g", "yes");
-	int64_t id = campaign(), n = 0, skipped = 0;
+	int64_t id = campaign(), skipped = 0;
 	int out = rechecks[_i].change != 0;
+	struct campaign_audience aud;
 	struct campaign_stats s;
 	struct sent o;
 
 	contact(acme, "control@example.org", news, "g", "yes");
-	ck_assert_msg(store_campaign_start(st, id, pd_now(), &n, err) == 0,
-	    "%s", err);
-	ck_assert_int_eq(n, 2);
+	ck_assert_msg(campaign_start(cfg, st, id, &aud, err) == 1, "%s", err);
+	ck_assert_int_eq(aud.eligible, 2);
 	switch (rechecks[_i].change) {
 	case 'w':
 		act(acme, cid, news, 'w');
@@ -287,6 +336,7 @@ START_TEST(test_recheck)
 	ck_assert_int_eq(s.queued, 2 - out);
 	o = sent();
 	ck_assert_int_eq(sent_to(&o, who), !out);
+	recheck_i = _i;
 	ck_assert_int_eq(store_campaign_counts(st, id, count_cb, &skipped,
 	    err), 0);
 	ck_assert_int_eq(skipped, out);
@@ -299,7 +349,8 @@ START_TEST(test_start_once)
 {
 	struct campaign_stats s;
 	struct store_campaign c;
-	int64_t id = campaign(), n = -1;
+	struct campaign_audience aud;
+	int64_t id = campaign();
 
 	contact(acme, "a@example.org", news, "g", "yes");
 	contact(acme, "b@example.org", news, "g", "yes");
@@ -310,8 +361,8 @@ START_TEST(test_start_once)
 	ck_assert_str_ne(c.state, "draft");
 	/* someone who consents later is not added to a started campaign */
 	contact(acme, "late@example.org", news, "g", "yes");
-	ck_assert_int_eq(store_campaign_start(st, id, pd_now(), &n, err), 0);
-	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(campaign_start(cfg, st, id, &aud, err), 0);
+	ck_assert_int_eq(aud.eligible, 2);	/* as it was fixed */
 	run(id, &s);
 	ck_assert_int_eq(s.total, 2);
 	ck_assert_int_eq(s.queued, 0);
@@ -390,7 +441,8 @@ START_TEST(test_resume_queuing)
 	struct campaign_stats s;
 	struct sent out;
 	char msg[600];
-	int64_t id = campaign(), n = 0, oid = 0;
+	int64_t id = campaign(), oid = 0;
+	struct campaign_audience aud;
 	FILE *f;
 	struct outq_item it = { .account_id = acme, .account = "acme",
 	    .kind = "newsletter", .rcpt = "a@example.org",
@@ -400,8 +452,8 @@ START_TEST(test_resume_queuing)
 	contact(acme, "a@example.org", news, "g", "yes");
 	contact(acme, "b@example.org", news, "g", "yes");
 	contact(acme, "c@example.org", news, "g", "yes");
-	ck_assert_int_eq(store_campaign_start(st, id, pd_now(), &n, err), 0);
-	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(campaign_start(cfg, st, id, &aud, err), 1);
+	ck_assert_int_eq(aud.eligible, 3);
 	/* recipients are rows 1..3 of a fresh store, in contact order */
 	/* a: queuing, and its message was queued before the crash */
 	snprintf(msg, sizeof(msg), "%s/half.eml", tmpdir);
@@ -427,6 +479,174 @@ START_TEST(test_resume_queuing)
 }
 END_TEST
 
+/* ---- the audience explained (issue 15) ---- */
+
+static int
+name_cb(int64_t contact_id, const char *email, void *ctx)
+{
+	int *n = ctx;
+
+	(void)contact_id;
+	(void)email;
+	(*n)++;
+	return 0;
+}
+
+static int
+any_cb(const char *name, int64_t n, void *ctx)
+{
+	(void)name;
+	*(int64_t *)ctx += n;
+	return 0;
+}
+
+/*
+ * The issue's case: two contacts with consent and no age attestation
+ * made a campaign of 0 recipients with no word of why.  The audience
+ * now says "age unknown: 2", fixed with the campaign; an account of
+ * business contacts (adult_required false) reaches them.
+ */
+START_TEST(test_age_unknown_explained)
+{
+	struct campaign_audience a, back;
+	struct store_campaign c;
+	int64_t id = campaign();
+
+	contact(acme, "one@example.org", news, "g", "unknown");
+	contact(acme, "two@example.org", news, "g", "unknown");
+	ck_assert_msg(campaign_start(cfg, st, id, &a, err) == 1, "%s", err);
+	ck_assert_int_eq(a.contacts, 2);
+	ck_assert_int_eq(a.eligible, 0);
+	ck_assert_int_eq(left_out(&a, "age unknown"), 2);
+	ck_assert_int_eq(store_campaign_get(st, id, &c, err), 1);
+	ck_assert_int_eq(campaign_audience_load(c.audience, &back), 0);
+	ck_assert_int_eq(memcmp(&a, &back, sizeof(a)), 0);
+
+	ck_assert_int_eq(store_account_setting_set(st, acme, "adult_required",
+	    "false", pd_now(), err), 0);
+	id = campaign();
+	ck_assert_msg(campaign_start(cfg, st, id, &a, err) == 1, "%s", err);
+	ck_assert_int_eq(a.eligible, 2);
+	ck_assert_int_eq(left_out(&a, "age unknown"), 0);
+}
+END_TEST
+
+/* A dry run names who a send would reach and writes nothing. */
+START_TEST(test_dry_run_changes_nothing)
+{
+	struct campaign_audience a, fixed;
+	struct store_campaign c;
+	struct campaign_stats s;
+	int64_t id = campaign(), rows = 0;
+	int n = 0, was_fixed = -1;
+
+	contact(acme, "in@example.org", news, "g", "yes");
+	contact(acme, "kid@example.org", news, "g", "no");
+	contact(acme, "out@example.org", news, "gw", "yes");
+	ck_assert_int_eq(store_campaign_get(st, id, &c, err), 1);
+	ck_assert_msg(campaign_dry_run(cfg, st, &c, name_cb, &n, &a,
+	    &was_fixed, err) == 0, "%s", err);
+	ck_assert_int_eq(was_fixed, 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(a.eligible, 1);
+	ck_assert_int_eq(left_out(&a, "minor"), 1);
+	ck_assert_int_eq(left_out(&a, "withdrawn"), 1);
+	ck_assert_int_eq(store_campaign_get(st, id, &c, err), 1);
+	ck_assert_str_eq(c.state, "draft");
+	ck_assert_str_eq(c.audience, "");
+	ck_assert_int_eq(store_campaign_counts(st, id, any_cb, &rows, err), 0);
+	ck_assert_int_eq(rows, 0);
+	ck_assert_int_eq(sent().n, 0);
+	/* the real send fixes what the dry run said */
+	run(id, &s);
+	ck_assert_int_eq(memcmp(&a, &s.audience, sizeof(a)), 0);
+	/* once fixed, a dry run reports the stored audience and the
+	 * recipients still pending (none) */
+	ck_assert_int_eq(store_campaign_get(st, id, &c, err), 1);
+	n = 0;
+	ck_assert_int_eq(campaign_dry_run(cfg, st, &c, name_cb, &n, &fixed,
+	    &was_fixed, err), 0);
+	ck_assert_int_eq(was_fixed, 1);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(memcmp(&a, &fixed, sizeof(a)), 0);
+}
+END_TEST
+
+static int
+any_sent_cb(const struct store_outbound *o, void *ctx)
+{
+	(void)o;
+	(void)ctx;
+	ck_abort_msg("a dry run queued %s", o->rcpt);
+	return 0;
+}
+
+static int
+notice_cb(const char *email, const char *why, void *ctx)
+{
+	char *buf = ctx;
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, 512 - n, "%s=%s;", email, why != NULL ? why : "");
+	return 0;
+}
+
+/* A notice's dry run (q NULL): who and why, nothing queued. */
+START_TEST(test_notice_dry_run)
+{
+	struct campaign_notice_stats ns;
+	char names[512] = "";
+	int64_t id = 0;
+
+	contact(acme, "a@example.org", news, "", "unknown");
+	contact(acme, "s@example.org", news, "", "unknown");
+	ck_assert_int_eq(store_contact_ensure(st, acme, "no address", &id,
+	    err), 0);
+	ck_assert_int_eq(store_suppression_add(st, acme, "s@example.org",
+	    "test", pd_now() + 3600, err), 0);
+	ck_assert_msg(campaign_notice(cfg, st, NULL, "acme", acme,
+	    "privacy-notice", NULL, notice_cb, names, &ns, err) == 0, "%s",
+	    err);
+	ck_assert_int_eq(ns.total, 3);
+	ck_assert_int_eq(ns.queued, 1);
+	ck_assert_int_eq(ns.suppressed, 1);
+	ck_assert_int_eq(ns.invalid, 1);
+	ck_assert_str_eq(names, "a@example.org=;s@example.org=suppressed;"
+	    "no address=invalid address;");
+	ck_assert_int_eq(sent().n, 0);
+	ck_assert_int_eq(store_outbound_list(st, 0, 0, NULL, any_sent_cb,
+	    &id, err), 0);
+}
+END_TEST
+
+/* The true state from the row and the outcomes (campaign_view.c). */
+static const struct {
+	const char *row;
+	struct campaign_outcomes o;
+	const char *want;
+} states[] = {
+	{ "draft", { 0 }, "draft" },
+	{ "sending", { .recipients = 3, .pending = 3 }, "sending" },
+	{ "sending", { .recipients = 3, .pending = 1, .waiting = 2 },
+	    "sending" },
+	{ "queued", { .recipients = 3, .waiting = 3 }, "sending" },
+	{ "queued", { .recipients = 3, .delivered = 2, .deferred = 1 },
+	    "sending" },
+	{ "queued", { .recipients = 3, .delivered = 1, .bounced = 1,
+	    .failed = 1 }, "sent" },
+	{ "queued", { .recipients = 3, .delivered = 2, .skipped = 1 },
+	    "sent" },
+	{ "queued", { 0 }, "sent" },		/* nobody was eligible */
+	{ "sending", { .recipients = 2, .delivered = 2 }, "sent" },
+};
+
+START_TEST(test_state_rule)
+{
+	ck_assert_str_eq(campaign_view_state(states[_i].row, &states[_i].o),
+	    states[_i].want);
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *
@@ -441,6 +661,10 @@ campaign_suite(void)
 	tcase_add_test(tc, test_start_once);
 	tcase_add_loop_test(tc, test_resume, 0, N(stops));
 	tcase_add_test(tc, test_resume_queuing);
+	tcase_add_test(tc, test_age_unknown_explained);
+	tcase_add_test(tc, test_dry_run_changes_nothing);
+	tcase_add_test(tc, test_notice_dry_run);
+	tcase_add_loop_test(tc, test_state_rule, 0, N(states));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -48,10 +48,10 @@ static const struct {
 	enum eligible_when when;
 	const char *order;
 } orders[] = {
-	{ ELIGIBLE_NEWSLETTER, ELIGIBLE_CHOOSE, "ACSB" },
+	{ ELIGIBLE_NEWSLETTER, ELIGIBLE_CHOOSE, "ACSBE" },
 	{ ELIGIBLE_NEWSLETTER, ELIGIBLE_QUEUE, "S" },
 	{ ELIGIBLE_NEWSLETTER, ELIGIBLE_LEAVE, "SEACSB" },
-	{ ELIGIBLE_NOTICE, ELIGIBLE_CHOOSE, "SB" },
+	{ ELIGIBLE_NOTICE, ELIGIBLE_CHOOSE, "SBE" },
 	{ ELIGIBLE_NOTICE, ELIGIBLE_QUEUE, "S" },
 	{ ELIGIBLE_NOTICE, ELIGIBLE_LEAVE, "SE" },
 	{ ELIGIBLE_DOSSIER, ELIGIBLE_CHOOSE, "S" },
@@ -123,6 +123,7 @@ setup(void)
 	st = tl_store_open(dbpath, "full");
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.var_dir = tmpdir;		/* privacy.c's key: var/keys/ */
+	cfg.from_name = cfg.from_addr = (char *)"";	/* notify_identity */
 	ck_assert_msg(store_account_add(st, "acme", "any", &acct, err) == 0,
 	    "%s", err);
 	ck_assert_msg(store_purpose_add(st, acct, "news", &purpose, err) == 0,
@@ -399,6 +400,58 @@ START_TEST(test_newsletter_contact)
 }
 END_TEST
 
+/*
+ * The audience's words (why): finer than the reason, one per fact, and
+ * an account whose audience is business contacts (adult_required false,
+ * here from its settings row) asks no age, as it is chosen and as it
+ * leaves, while the other rules still hold.
+ */
+START_TEST(test_why_and_business_audience)
+{
+	static const struct {
+		struct facts f;
+		int business;		/* adult_required = false */
+		const char *why;	/* "": eligible */
+	} rows[] = {
+		{ { "grant", 0, 0, "unknown", 0 }, 0, "age unknown" },
+		{ { "grant", 0, 0, "no", 0 }, 0, "minor" },
+		{ { NULL, 0, 0, "yes", 0 }, 0, "no consent" },
+		{ { "withdraw", 0, 0, "yes", 0 }, 0, "withdrawn" },
+		{ { "grant", 1, 0, "yes", 0 }, 0, "suppressed" },
+		{ { "grant", 0, 0, "yes", 1 }, 0, "bounced" },
+		{ { "grant", 0, 1, "yes", 0 }, 0, "erased" },
+		{ { "grant", 0, 0, "yes", 0 }, 0, "" },
+		{ { "grant", 0, 0, "unknown", 0 }, 1, "" },
+		{ { "grant", 0, 0, "no", 0 }, 1, "" },
+		{ { NULL, 0, 0, "unknown", 0 }, 1, "no consent" },
+		{ { "grant", 1, 0, "unknown", 0 }, 1, "suppressed" },
+	};
+	char email[64], msgid[64];
+	struct eligible_verdict v;
+	size_t i;
+	int64_t id;
+	int rc;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ck_assert_int_eq(store_account_setting_set(st, acct,
+		    "adult_required", rows[i].business ? "false" : "true", pd_now(),
+		    err),
+		    0);
+		snprintf(email, sizeof(email), "w%zu@x.example", i);
+		snprintf(msgid, sizeof(msgid), "<w%zu@acme.example>", i);
+		id = add_subject(email, msgid, &rows[i].f);
+		rc = ask(ELIGIBLE_NEWSLETTER, ELIGIBLE_CHOOSE, email, id, NULL,
+		    &v);
+		ck_assert_msg(rc == (rows[i].why[0] == '\0'), "row %zu: %d %s",
+		    i, rc, eligible_why_name(v.why));
+		ck_assert_str_eq(eligible_why_name(v.why), rows[i].why);
+		if (!rows[i].f.erased && rows[i].f.supp == 0)
+			ck_assert_int_eq(ask(ELIGIBLE_NEWSLETTER, ELIGIBLE_LEAVE,
+			    email, 0, msgid, &v), rows[i].why[0] == '\0');
+	}
+}
+END_TEST
+
 START_TEST(test_kind_of_row)
 {
 	static const struct {
@@ -435,6 +488,7 @@ eligible_suite(void)
 	tcase_add_test(tc, test_suppression_detail);
 	tcase_add_test(tc, test_newsletter_contact);
 	tcase_add_test(tc, test_kind_of_row);
+	tcase_add_test(tc, test_why_and_business_audience);
 	suite_add_tcase(s, tc);
 	return s;
 }
