@@ -253,3 +253,45 @@ def test_dry_runs_say_when_the_queue_would_refuse_the_contact(srv):
     assert "gone@client.example" in p.stderr       # warned, not queued
     assert [r for r in srv.cli_json("queue", "list", "--account", "ACME")
             if r["kind"] == "reminder" and r["dossier_id"] == did] == []
+
+
+def test_newsletter_dry_runs_load_no_plugin_and_leave_no_file(servers):
+    """A fresh deployment with DKIM: `campaign send --dry-run` and
+    `notice send --dry-run` come first.  They must not load the plugins
+    (DKIM makes its key when it loads) nor open the queue: var/ holds
+    the same files after as before, and the first real send is the one
+    that makes the key."""
+    s = servers(start=False)
+    s.sections["outbound"] = {
+        "transport": "file", "template_dir": str(H.SRCDIR / "templates"),
+        "retry_base": 1, "rate": 0}
+    s.sections["accounts"] = H.LcList([
+        {"name": "ACME", "legal_name": "ACME SAS", "from_addr": FROM}])
+    s.sections["plugins"] = H.LcList(list(s.sections["plugins"]) + [
+        {"name": "file", "settings": {"dir": str(s.var / "outbox")}},
+        {"name": "dkim", "settings": {"key_dir": str(s.var / "dkim"),
+                                      "selector": "news"}}])
+    s.write_config()
+    s.add_account("ACME")
+    body = s.root / "news.md"
+    body.write_text("# News\n\nHello.\n")
+    s.cli("purpose", "add", "ACME", "newsletter")
+    s.cli("consent", "grant", "anne@client.example", "--account", "ACME",
+          "--purpose", "newsletter")
+    s.cli("contact", "attest", "anne@client.example", "--account", "ACME",
+          "--adult", "yes")
+    cid = s.cli_json("campaign", "create", "--account", "ACME", "--purpose",
+                     "newsletter", "--subject", "News", "--body",
+                     body)["id"]
+    before = snapshot(s)
+    out = s.cli("campaign", "send", cid, "--dry-run").stdout
+    assert "anne@client.example" in out
+    out = s.cli("notice", "send", "--account", "ACME", "--template",
+                "privacy-notice", "--dry-run").stdout
+    assert "anne@client.example" in out
+    assert_unchanged(before, snapshot(s))
+    assert not (s.var / "dkim").exists()
+    assert not (s.var / "outbox").exists()
+    s.cli("campaign", "send", cid)
+    assert list((s.var / "dkim").glob("*.key"))
+    assert len(list((s.var / "outbox").glob("*.eml"))) == 1

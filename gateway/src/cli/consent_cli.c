@@ -123,7 +123,7 @@ static const struct cli_cmd cc_cmds[] = {
 	    "(one copy, subject \"[TEST] ...\", not counted)" },
 	{ "campaign", "list", 0, O(CO_ACCOUNT), O(CO_ACCOUNT), CC_STORE,
 	    cc_campaign_list, "campaign list --account A [--json]" },
-	{ "campaign", "send", 1, O(CO_QUEUE_ONLY) | O(CO_DRY_RUN), 0, CC_OUT,
+	{ "campaign", "send", 1, O(CO_QUEUE_ONLY) | O(CO_DRY_RUN), 0, CC_STORE,
 	    cc_campaign_send, "campaign send ID [--dry-run [--json]] "
 	    "[--queue-only]   (fixes the audience, says who is left out and "
 	    "why, queues and delivers; --dry-run: who would get it, changes "
@@ -134,7 +134,7 @@ static const struct cli_cmd cc_cmds[] = {
 	    "outcomes; who was left out and why)" },
 	{ "notice", "send", 0, O(CO_ACCOUNT) | O(CO_TEMPLATE) | O(CO_LOCALE) |
 	    O(CO_QUEUE_ONLY) | O(CO_DRY_RUN), O(CO_ACCOUNT) | O(CO_TEMPLATE),
-	    CC_OUT, cc_notice_send,
+	    CC_STORE, cc_notice_send,
 	    "notice send --account A --template privacy-notice [--locale fr] "
 	    "[--dry-run [--json]] [--queue-only]   (to every contact but "
 	    "suppressed, bounced, erased and invalid addresses; --dry-run: "
@@ -890,6 +890,10 @@ cc_campaign_send(struct cli_ctx *c)
 			    "drop --queue-only");
 		return cc_campaign_dry(c, id);
 	}
+	/* Only a real run loads the plugins (DKIM may make its key) and
+	 * opens the queue: a dry run leaves no file behind. */
+	if (cli_ctx_open_outbound(c) != 0)
+		return CLI_ERR;
 	/* The audience explained before anything is queued. */
 	if (campaign_start(c->cfg, c->st, id, &a, c->err) < 0 ||
 	    campaign_view_get(c->st, 0, id, &k, c->err) != 1)
@@ -1024,7 +1028,8 @@ cc_notice_send(struct cli_ctx *c)
 	if (dry && (c->seen & O(CO_QUEUE_ONLY)))
 		return cli_usage_err(c, "--dry-run queues nothing: drop "
 		    "--queue-only");
-	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0)
+	if (cli_ctx_account(c, c->val[CO_ACCOUNT]) != 0 ||
+	    (!dry && cli_ctx_open_outbound(c) != 0))
 		return CLI_ERR;
 	if (dry && c->json)
 		l.all = json_array();
