@@ -222,8 +222,8 @@ cli_usage(FILE *out)
 	    "if that file is absent).\n"
 	    "-v, --verbose: INFO log lines too (plugins loaded, batches "
 	    "queued); errors\nand warnings are always printed.\n"
-	    "--dry-run (invite, remind): print what would be queued and to "
-	    "whom, change nothing.\n"
+	    "--dry-run (invite, remind, campaign send, notice send): print "
+	    "what would be\nqueued and to whom, change nothing.\n"
 	    "--queue-only: queue only; the running server delivers.\n"
 	    "A list prints a header row when its output is a terminal.\n"
 	    "exit status: 0 ok, 1 failure, 2 usage error\n", out);
