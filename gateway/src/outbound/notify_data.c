@@ -60,7 +60,7 @@ notify_identity(const struct pd_config *cfg, struct store *st,
 	    a->legal_address : "");
 	NOTIFY_SET(id->from_name, a && a->from_name ? a->from_name : "");
 	NOTIFY_SET(id->from_addr, a && a->from_addr ? a->from_addr :
-	    cfg->from_addr);
+	    cfg->from_addr != NULL ? cfg->from_addr : "");
 	NOTIFY_SET(id->locale, a && a->locale ? a->locale : "");
 	NOTIFY_SET(id->signer, a && a->from_name ? a->from_name : "");
 	NOTIFY_SET(id->privacy_url, a && a->privacy_url ? a->privacy_url :
@@ -75,8 +75,9 @@ notify_identity(const struct pd_config *cfg, struct store *st,
 			return -1;
 	}
 	if (id->from_name[0] == '\0')
-		NOTIFY_SET(id->from_name, cfg->from_name[0] != '\0' ?
-		    cfg->from_name : id->legal_name);
+		NOTIFY_SET(id->from_name, cfg->from_name != NULL &&
+		    cfg->from_name[0] != '\0' ? cfg->from_name :
+		    id->legal_name);
 	if (strcmp(id->signer, id->legal_name) == 0)
 		id->signer[0] = '\0';
 	return 0;
