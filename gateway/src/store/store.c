@@ -12,8 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -23,8 +21,8 @@
 
 /* One connection and its cache of prepared single-row statements. */
 struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[S_COUNT];
+	struct db *db;
+	struct db_stmt *stmt[S_COUNT];
 	int nest;		/* store_begin calls inside an open transaction */
 };
 
@@ -32,36 +30,35 @@ struct store {
 
 /* The cached statement of slot id, prepared from sql[id] (the calling
  * domain's table) on first use; reset and with no bindings. */
-sqlite3_stmt *
+struct db_stmt *
 store_stmt(struct store *st, enum store_stmt_id id, const char *const *sql,
     char *err)
 {
-	sqlite3_stmt *s = st->stmt[id];
+	struct db_stmt *s = st->stmt[id];
 
 	if (s == NULL) {
 		/* A slot of another domain's table: our bug, not the data's. */
 		if (sql[id] == NULL)
 			pd_fatal("store_stmt: no SQL for statement %d",
 			    (int)id);
-		if (sqlite3_prepare_v2(st->db, sql[id], -1, &s,
-		    NULL) != SQLITE_OK) {
+		if (db_prepare(st->db, sql[id], &s) != DB_OK) {
 			store_fail(st, err, "prepare");
 			return NULL;
 		}
 		st->stmt[id] = s;
 	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	db_reset(s);
+	db_clear_bindings(s);
 	return s;
 }
 
 /* Prepare a one-off statement (lists: callbacks may re-enter the store). */
-sqlite3_stmt *
+struct db_stmt *
 store_stmt_once(struct store *st, const char *sql, char *err)
 {
-	sqlite3_stmt *s = NULL;
+	struct db_stmt *s = NULL;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+	if (db_prepare(st->db, sql, &s) != DB_OK) {
 		store_fail(st, err, "prepare");
 		return NULL;
 	}
@@ -71,7 +68,7 @@ store_stmt_once(struct store *st, const char *sql, char *err)
 /* Bind parameter idx (of the statement's n) by its format letter; the
  * argument of a parameter past n is consumed and skipped. */
 static int
-store_cx_bind(sqlite3_stmt *s, int idx, int n, char f, va_list *ap)
+store_cx_bind(struct db_stmt *s, int idx, int n, char f, va_list *ap)
 {
 	int64_t v;
 	const char *t;
@@ -79,12 +76,12 @@ store_cx_bind(sqlite3_stmt *s, int idx, int n, char f, va_list *ap)
 	if (f == 'i' || f == 'I') {
 		v = va_arg(*ap, int64_t);
 		if (idx > n)
-			return SQLITE_OK;
-		return f == 'i' ? sqlite3_bind_int64(s, idx, v) :
+			return DB_OK;
+		return f == 'i' ? db_bind_int64(s, idx, v) :
 		    store_bind_id(s, idx, v);
 	}
 	t = va_arg(*ap, const char *);
-	return idx > n ? SQLITE_OK : store_bind_text(s, idx, t);
+	return idx > n ? DB_OK : store_bind_text(s, idx, t);
 }
 
 /*
@@ -92,23 +89,23 @@ store_cx_bind(sqlite3_stmt *s, int idx, int n, char f, va_list *ap)
  * is that of people clicking, and campaigns prepare a handful per
  * recipient.
  */
-sqlite3_stmt *
+struct db_stmt *
 store_cx(struct store *st, const char *sql, char *err, const char *fmt, ...)
 {
-	sqlite3_stmt *s = store_stmt_once(st, sql, err);
+	struct db_stmt *s = store_stmt_once(st, sql, err);
 	va_list ap;
-	int i, n, rc = SQLITE_OK;
+	int i, n, rc = DB_OK;
 
 	if (s == NULL)
 		return NULL;
-	n = sqlite3_bind_parameter_count(s);
+	n = db_param_count(s);
 	va_start(ap, fmt);
-	for (i = 0; fmt[i] != '\0' && rc == SQLITE_OK; i++)
+	for (i = 0; fmt[i] != '\0' && rc == DB_OK; i++)
 		rc = store_cx_bind(s, i + 1, n, fmt[i], &ap);
 	va_end(ap);
-	if (rc != SQLITE_OK) {
+	if (rc != DB_OK) {
 		store_fail(st, err, "bind");
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return NULL;
 	}
 	return s;
@@ -116,39 +113,39 @@ store_cx(struct store *st, const char *sql, char *err, const char *fmt, ...)
 
 /* Run to completion; 0 or -1.  changes_r: rows changed. */
 int
-store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r, char *err,
+store_cx_exec(struct store *st, struct db_stmt *s, int *changes_r, char *err,
     const char *what)
 {
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = db_step(s)) == DB_ROW)
 		;
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return store_fail(st, err, what);
 	if (changes_r != NULL)
-		*changes_r = sqlite3_changes(st->db);
+		*changes_r = db_changes(st->db);
 	return 0;
 }
 
 /* First column of the first row as an int64: 1 found, 0 none, -1. */
 int
-store_cx_int(struct store *st, sqlite3_stmt *s, int64_t *v_r, char *err,
+store_cx_int(struct store *st, struct db_stmt *s, int64_t *v_r, char *err,
     const char *what)
 {
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && v_r != NULL)
-		*v_r = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW && v_r != NULL)
+		*v_r = db_col_int64(s, 0);
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 0;
 	return store_fail(st, err, what);
 }
@@ -158,59 +155,59 @@ store_cx_int(struct store *st, sqlite3_stmt *s, int64_t *v_r, char *err,
  * reset it, so no cached statement holds a WAL read snapshot open.
  */
 int
-store_exec_stmt(struct store *st, sqlite3_stmt *s, char *err,
+store_exec_stmt(struct store *st, struct db_stmt *s, char *err,
     const char *what)
 {
-	int rc = sqlite3_step(s);
+	int rc = db_step(s);
 
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		pd_err(err, "%s: %s", what, sqlite3_errmsg(st->db));
-		sqlite3_reset(s);
+	if (rc != DB_DONE && rc != DB_ROW) {
+		pd_err(err, "%s: %s", what, db_errmsg(st->db));
+		db_reset(s);
 		return -1;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	return 0;
 }
 
 /* Run a single-id lookup: 1 found (*id_r set), 0 not found, -1 error. */
 int
-store_lookup_id(struct store *st, sqlite3_stmt *s, int64_t *id_r, char *err,
+store_lookup_id(struct store *st, struct db_stmt *s, int64_t *id_r, char *err,
     const char *what)
 {
-	int rc = sqlite3_step(s);
+	int rc = db_step(s);
 
-	if (rc == SQLITE_ROW) {
+	if (rc == DB_ROW) {
 		if (id_r != NULL)
-			*id_r = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
+			*id_r = db_col_int64(s, 0);
+		db_reset(s);
 		return 1;
 	}
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
+	if (rc == DB_DONE) {
+		db_reset(s);
 		return 0;
 	}
-	pd_err(err, "%s: %s", what, sqlite3_errmsg(st->db));
-	sqlite3_reset(s);
+	pd_err(err, "%s: %s", what, db_errmsg(st->db));
+	db_reset(s);
 	return -1;
 }
 
 /* Step a statement whose single row holds up to three integers. */
 int
-store_ints(struct store *st, sqlite3_stmt *s, int64_t *a, int64_t *b,
+store_ints(struct store *st, struct db_stmt *s, int64_t *a, int64_t *b,
     int64_t *c, char *err, const char *what)
 {
-	int rc = sqlite3_step(s);
+	int rc = db_step(s);
 
-	if (rc == SQLITE_ROW) {
+	if (rc == DB_ROW) {
 		if (a != NULL)
-			*a = sqlite3_column_int64(s, 0);
+			*a = db_col_int64(s, 0);
 		if (b != NULL)
-			*b = sqlite3_column_int64(s, 1);
+			*b = db_col_int64(s, 1);
 		if (c != NULL)
-			*c = sqlite3_column_int64(s, 2);
+			*c = db_col_int64(s, 2);
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW)
+	db_reset(s);
+	if (rc != DB_ROW)
 		return store_fail(st, err, what);
 	return 0;
 }
@@ -218,12 +215,8 @@ store_ints(struct store *st, sqlite3_stmt *s, int64_t *a, int64_t *b,
 int
 store_exec(struct store *st, const char *sql, char *err, const char *what)
 {
-	char *msg = NULL;
-
-	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		pd_err(err, "%s: %s", what, msg != NULL ? msg :
-		    sqlite3_errmsg(st->db));
-		sqlite3_free(msg);
+	if (db_exec(st->db, sql) != DB_OK) {
+		pd_err(err, "%s: %s", what, db_errmsg(st->db));
 		return -1;
 	}
 	return 0;
@@ -234,22 +227,22 @@ store_exec(struct store *st, const char *sql, char *err, const char *what)
 int
 store_fail(struct store *st, char *err, const char *what)
 {
-	pd_err(err, "%s: %s", what, sqlite3_errmsg(st->db));
+	pd_err(err, "%s: %s", what, db_errmsg(st->db));
 	return -1;
 }
 
 /* Copy a text column into a fixed buffer, cut at a UTF-8 boundary. */
 void
-store_col_copy(char *dst, size_t dstlen, sqlite3_stmt *s, int col)
+store_col_copy(char *dst, size_t dstlen, struct db_stmt *s, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const char *t = db_col_text(s, col);
 	size_t n;
 
 	if (t == NULL) {
 		dst[0] = '\0';
 		return;
 	}
-	n = (size_t)sqlite3_column_bytes(s, col);
+	n = (size_t)db_col_bytes(s, col);
 	if (n >= dstlen) {
 		n = dstlen - 1;
 		while (n > 0 && (t[n] & 0xc0) == 0x80)
@@ -260,20 +253,20 @@ store_col_copy(char *dst, size_t dstlen, sqlite3_stmt *s, int col)
 }
 
 int
-store_bind_text(sqlite3_stmt *s, int idx, const char *v)
+store_bind_text(struct db_stmt *s, int idx, const char *v)
 {
 	if (v == NULL)
-		return sqlite3_bind_null(s, idx);
-	return sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT);
+		return db_bind_null(s, idx);
+	return db_bind_text(s, idx, v, -1);
 }
 
 /* Ids of 0 mean "none" to callers; in SQL that is NULL. */
 int
-store_bind_id(sqlite3_stmt *s, int idx, int64_t id)
+store_bind_id(struct db_stmt *s, int idx, int64_t id)
 {
 	if (id == 0)
-		return sqlite3_bind_null(s, idx);
-	return sqlite3_bind_int64(s, idx, id);
+		return db_bind_null(s, idx);
+	return db_bind_int64(s, idx, id);
 }
 
 void
@@ -308,17 +301,17 @@ store_sha_valid(const char *sha)
 static int
 store_set_wal(struct store *st, char *err)
 {
-	sqlite3_stmt *s = store_stmt_once(st, "PRAGMA journal_mode=WAL", err);
+	struct db_stmt *s = store_stmt_once(st, "PRAGMA journal_mode=WAL", err);
 	char mode[16] = "";
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		COPY_COL(mode, s, 0);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW)
+	db_finalize(s);
+	if (rc != DB_ROW)
 		return store_fail(st, err, "PRAGMA journal_mode");
 	if (strcmp(mode, "wal") != 0) {
 		pd_err(err, "PRAGMA journal_mode: got \"%s\", need wal", mode);
@@ -336,8 +329,7 @@ store_configure(struct store *st, const char *sync_mode, char *err)
 	 * is only used when the operator asked for it explicitly. */
 	if (sync_mode != NULL && strcmp(sync_mode, "normal") == 0)
 		sync = "PRAGMA synchronous=NORMAL";
-	sqlite3_extended_result_codes(st->db, 1);
-	if (sqlite3_busy_timeout(st->db, STORE_BUSY_MS) != SQLITE_OK)
+	if (db_sqlite_busy_timeout(st->db, STORE_BUSY_MS) != DB_OK)
 		return store_fail(st, err, "busy_timeout");
 	if (store_exec(st, "PRAGMA busy_timeout=10000", err, "busy_timeout")
 	    != 0 || store_set_wal(st, err) != 0 ||
@@ -380,12 +372,10 @@ store_open(const char *db_path, const char *sync_mode, struct store **st_r,
 	if (store_make_parent(db_path, err) != 0)
 		return -1;
 	st = xcalloc(1, sizeof(*st));
-	/* One connection per thread: SQLite's own mutexes are not needed. */
-	rc = sqlite3_open_v2(db_path, &st->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
+	rc = db_sqlite_open(db_path, &st->db);
+	if (rc != DB_OK) {
 		pd_err(err, "%s: %s", db_path, st->db != NULL ?
-		    sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		    db_errmsg(st->db) : db_codestr(rc));
 		store_close(&st);
 		return -1;
 	}
@@ -411,8 +401,8 @@ store_close(struct store **stp)
 		return;
 	st = *stp;
 	for (i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(st->stmt[i]);
-	sqlite3_close(st->db);
+		db_finalize(st->stmt[i]);
+	db_close(st->db);
 	free(st);
 	*stp = NULL;
 }
@@ -441,26 +431,24 @@ store_wal_truncate(struct store *st, char *err)
 {
 	int nlog = 0, nckpt = 0, rc;
 
-	rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
-	    SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
-	if ((rc & 0xff) == SQLITE_BUSY || (rc == SQLITE_OK && nckpt < nlog))
+	rc = db_sqlite_checkpoint(st->db, 0, &nlog, &nckpt);
+	if ((rc & 0xff) == DB_BUSY || (rc == DB_OK && nckpt < nlog))
 		return 1;	/* a reader holds frames back */
-	if (rc != SQLITE_OK)
+	if (rc != DB_OK)
 		return store_fail(st, err, "wal_checkpoint(PASSIVE)");
-	sqlite3_busy_timeout(st->db, 0);
-	rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
-	    SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
-	if ((rc & 0xff) == SQLITE_BUSY)
+	db_sqlite_busy_timeout(st->db, 0);
+	rc = db_sqlite_checkpoint(st->db, 1, &nlog, &nckpt);
+	db_sqlite_busy_timeout(st->db, STORE_BUSY_MS);
+	if ((rc & 0xff) == DB_BUSY)
 		return 1;
-	if (rc != SQLITE_OK)
+	if (rc != DB_OK)
 		return store_fail(st, err, "wal_checkpoint(TRUNCATE)");
 	return 0;
 }
 
 /* For store_privacy.c (store_int.h): the same connection, same thread. */
-sqlite3 *
-store_sqlite(struct store *st)
+struct db *
+store_db(struct store *st)
 {
 	return st->db;
 }
@@ -476,14 +464,14 @@ store_sqlite(struct store *st)
 int
 store_begin(struct store *st, char *err)
 {
-	if (!sqlite3_get_autocommit(st->db)) {
+	if (db_in_transaction(st->db)) {
 		if (store_exec(st, "SAVEPOINT store_nest", err, "begin") != 0)
 			return -1;
 		st->nest++;
 		return 0;
 	}
 	/* IMMEDIATE takes the write lock now, so a delivery never fails
-	 * half-way with SQLITE_BUSY on its first write. */
+	 * half-way with DB_BUSY on its first write. */
 	return store_exec(st, "BEGIN IMMEDIATE", err, "begin");
 }
 
@@ -508,22 +496,21 @@ store_rollback(struct store *st)
 {
 	if (st->nest > 0) {
 		st->nest--;
-		sqlite3_exec(st->db, "ROLLBACK TO store_nest; RELEASE "
-		    "store_nest", NULL, NULL, NULL);
+		db_exec(st->db, "ROLLBACK TO store_nest; RELEASE store_nest");
 		return;
 	}
-	if (!sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	if (db_in_transaction(st->db))
+		db_exec(st->db, "ROLLBACK");
 }
 
 int
 store_full(struct store *st)
 {
-	int code = sqlite3_extended_errcode(st->db) & 0xff;
-	int e = sqlite3_system_errno(st->db);
+	int code = db_errcode(st->db) & 0xff;
+	int e = db_is_sqlite(st->db) ? db_sqlite_system_errno(st->db) : 0;
 
-	/* A write error SQLite did not map to SQLITE_FULL (fsync, say). */
-	return code == SQLITE_FULL || (code == SQLITE_IOERR &&
+	/* A write error SQLite did not map to DB_FULL (fsync, say). */
+	return code == DB_FULL || (code == DB_IOERR &&
 	    (e == ENOSPC || e == EDQUOT));
 }
 
@@ -540,8 +527,7 @@ store_delivery_end(struct store *st, int ok, char *err)
 {
 	if (ok)
 		return store_exec(st, "RELEASE delivery", err, "release");
-	sqlite3_exec(st->db, "ROLLBACK TO delivery; RELEASE delivery",
-	    NULL, NULL, NULL);
+	db_exec(st->db, "ROLLBACK TO delivery; RELEASE delivery");
 	return 0;
 }
 
@@ -560,7 +546,6 @@ store_sp_end(struct store *st, int ok, char *err)
 {
 	if (ok)
 		return store_exec(st, "RELEASE store_op", err, "release");
-	sqlite3_exec(st->db, "ROLLBACK TO store_op; RELEASE store_op",
-	    NULL, NULL, NULL);
+	db_exec(st->db, "ROLLBACK TO store_op; RELEASE store_op");
 	return -1;
 }

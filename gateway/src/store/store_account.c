@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -27,56 +25,56 @@ int
 store_account_add(struct store *st, const char *name,
     const char *sender_policy, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_ACCOUNT_ADD, store_account_sql, err);
+	struct db_stmt *s = store_stmt(st, S_ACCOUNT_ADD, store_account_sql, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
 	if (store_bind_text(s, 1, name) || store_bind_text(s, 2,
 	    sender_policy != NULL ? sender_policy : "any") ||
-	    sqlite3_bind_int64(s, 3, pd_now()))
+	    db_bind_int64(s, 3, pd_now()))
 		return store_fail(st, err, "account add: bind");
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+	rc = db_step(s);
+	db_reset(s);
+	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "account \"%s\" already exists", name);
 		return -1;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return store_fail(st, err, "account add");
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
 static void
-store_account_row(sqlite3_stmt *s, struct store_account *a)
+store_account_row(struct db_stmt *s, struct store_account *a)
 {
 	memset(a, 0, sizeof(*a));
-	a->id = sqlite3_column_int64(s, 0);
+	a->id = db_col_int64(s, 0);
 	COPY_COL(a->name, s, 1);
 	COPY_COL(a->sender_policy, s, 2);
-	a->created = sqlite3_column_int64(s, 3);
+	a->created = db_col_int64(s, 3);
 }
 
 int
 store_account_get(struct store *st, const char *name,
     struct store_account *a_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_ACCOUNT_GET, store_account_sql, err);
+	struct db_stmt *s = store_stmt(st, S_ACCOUNT_GET, store_account_sql, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
 	if (store_bind_text(s, 1, name))
 		return store_fail(st, err, "account get: bind");
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_account_row(s, a_r);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	db_reset(s);
+	if (rc == DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 0;
 	return store_fail(st, err, "account get");
 }
@@ -85,24 +83,24 @@ int
 store_account_list(struct store *st, store_account_cb cb, void *ctx,
     char *err)
 {
-	sqlite3_stmt *s = store_stmt_once(st, ACCOUNT_COLS "ORDER BY name",
+	struct db_stmt *s = store_stmt_once(st, ACCOUNT_COLS "ORDER BY name",
 	    err);
 	struct store_account a;
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		store_account_row(s, &a);
 		if (cb(&a, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		store_fail(st, err, "account list");
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : -1;
 }
 
 int

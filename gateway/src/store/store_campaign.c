@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -33,47 +31,47 @@ store_campaign_add(struct store *st, const struct store_campaign *c,
 	    c->tmpl, c->subject, c->locale, pd_now()), NULL, err,
 	    "campaign add") != 0)
 		return -1;
-	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+	*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
 static void
-store_campaign_row(sqlite3_stmt *s, struct store_campaign *c_r)
+store_campaign_row(struct db_stmt *s, struct store_campaign *c_r)
 {
 	memset(c_r, 0, sizeof(*c_r));
-	c_r->id = sqlite3_column_int64(s, 0);
-	c_r->account_id = sqlite3_column_int64(s, 1);
+	c_r->id = db_col_int64(s, 0);
+	c_r->account_id = db_col_int64(s, 1);
 	COPY_COL(c_r->account, s, 2);
-	c_r->purpose_id = sqlite3_column_int64(s, 3);
+	c_r->purpose_id = db_col_int64(s, 3);
 	COPY_COL(c_r->purpose, s, 4);
 	COPY_COL(c_r->tmpl, s, 5);
 	COPY_COL(c_r->subject, s, 6);
 	COPY_COL(c_r->locale, s, 7);
 	COPY_COL(c_r->state, s, 8);
-	c_r->created = sqlite3_column_int64(s, 9);
-	c_r->started = sqlite3_column_int64(s, 10);
-	c_r->finished = sqlite3_column_int64(s, 11);
+	c_r->created = db_col_int64(s, 9);
+	c_r->started = db_col_int64(s, 10);
+	c_r->finished = db_col_int64(s, 11);
 	COPY_COL(c_r->audience, s, 12);
-	c_r->has_body = sqlite3_column_int(s, 13) != 0;
+	c_r->has_body = db_col_int(s, 13) != 0;
 }
 
 int
 store_campaign_get(struct store *st, int64_t id, struct store_campaign *c_r,
     char *err)
 {
-	sqlite3_stmt *s = store_cx(st, CAMPAIGN_COLS "WHERE c.id = ?1", err,
+	struct db_stmt *s = store_cx(st, CAMPAIGN_COLS "WHERE c.id = ?1", err,
 	    "i", id);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_campaign_row(s, c_r);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign get");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "campaign get");
 }
 
 int
@@ -111,7 +109,7 @@ store_campaign_rcpt_next(struct store *st, int64_t campaign_id,
     int64_t after_id, int max, store_campaign_rcpt_cb cb, void *ctx,
     char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT id, contact_id, email, state,"
+	struct db_stmt *s = store_cx(st, "SELECT id, contact_id, email, state,"
 	    " COALESCE(message_id, ''), COALESCE(outbound_id, 0), detail"
 	    " FROM campaign_recipients WHERE campaign_id = ?1 AND id > ?2"
 	    " AND state IN ('pending', 'queuing') ORDER BY id LIMIT ?3", err,
@@ -123,24 +121,24 @@ store_campaign_rcpt_next(struct store *st, int64_t campaign_id,
 		return -1;
 	/* Read the page first: callbacks write to the same tables. */
 	rows = xcalloc((size_t)(max > 0 ? max : 1), sizeof(*rows));
-	while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while (n < max && (rc = db_step(s)) == DB_ROW) {
 		struct store_campaign_rcpt *r = &rows[n++];
 
-		r->id = sqlite3_column_int64(s, 0);
-		r->contact_id = sqlite3_column_int64(s, 1);
+		r->id = db_col_int64(s, 0);
+		r->contact_id = db_col_int64(s, 1);
 		COPY_COL(r->email, s, 2);
 		COPY_COL(r->state, s, 3);
 		COPY_COL(r->message_id, s, 4);
-		r->outbound_id = sqlite3_column_int64(s, 5);
+		r->outbound_id = db_col_int64(s, 5);
 		COPY_COL(r->detail, s, 6);
 	}
-	if (n < max && rc != SQLITE_DONE) {
+	if (n < max && rc != DB_DONE) {
 		store_fail(st, err, "campaign recipients");
-		sqlite3_finalize(s);
+		db_finalize(s);
 		free(rows);
 		return -1;
 	}
-	sqlite3_finalize(s);
+	db_finalize(s);
 	for (i = 0; i < n; i++)
 		if (cb(&rows[i], ctx) != 0)
 			break;
@@ -167,7 +165,7 @@ int
 store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
     void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT 'r.' || state, COUNT(*) FROM"
+	struct db_stmt *s = store_cx(st, "SELECT 'r.' || state, COUNT(*) FROM"
 	    " campaign_recipients WHERE campaign_id = ?1 GROUP BY state"
 	    " UNION ALL SELECT 'o.' || o.state, COUNT(*) FROM"
 	    " campaign_recipients r JOIN outbound o ON o.id = r.outbound_id"
@@ -179,14 +177,14 @@ store_campaign_counts(struct store *st, int64_t id, store_count_cb cb,
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb((const char *)sqlite3_column_text(s, 0),
-		    sqlite3_column_int64(s, 1), ctx) != 0) {
-			rc = SQLITE_DONE;
+	while ((rc = db_step(s)) == DB_ROW)
+		if (cb(db_col_text(s, 0),
+		    db_col_int64(s, 1), ctx) != 0) {
+			rc = DB_DONE;
 			break;
 		}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign counts");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, "campaign counts");
 }
 
 int
@@ -194,7 +192,7 @@ store_campaign_rcpt_by_msgid(struct store *st, int64_t account_id,
     const char *message_id, int64_t *contact_r, int64_t *purpose_r,
     char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT r.contact_id, c.purpose_id"
+	struct db_stmt *s = store_cx(st, "SELECT r.contact_id, c.purpose_id"
 	    " FROM campaign_recipients r JOIN campaigns c ON c.id ="
 	    " r.campaign_id WHERE r.message_id = ?1 AND c.account_id = ?2"
 	    " LIMIT 1", err, "ti", message_id, account_id);
@@ -202,37 +200,37 @@ store_campaign_rcpt_by_msgid(struct store *st, int64_t account_id,
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*contact_r = sqlite3_column_int64(s, 0);
-		*purpose_r = sqlite3_column_int64(s, 1);
+	rc = db_step(s);
+	if (rc == DB_ROW) {
+		*contact_r = db_col_int64(s, 0);
+		*purpose_r = db_col_int64(s, 1);
 	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "marketing check");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "marketing check");
 }
 
 int
 store_campaign_body(struct store *st, int64_t id, char **md_r, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT body_md FROM campaigns"
+	struct db_stmt *s = store_cx(st, "SELECT body_md FROM campaigns"
 	    " WHERE id = ?1", err, "i", id);
-	const unsigned char *t;
+	const char *t;
 	int rc;
 
 	*md_r = NULL;
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		t = sqlite3_column_text(s, 0);
-		*md_r = xstrdup(t != NULL ? (const char *)t : "");
+	rc = db_step(s);
+	if (rc == DB_ROW) {
+		t = db_col_text(s, 0);
+		*md_r = xstrdup(t != NULL ? t : "");
 	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign body");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "campaign body");
 }
 
 int
@@ -257,20 +255,20 @@ int
 store_campaign_list(struct store *st, int64_t account_id,
     store_campaign_cb cb, void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, CAMPAIGN_COLS "WHERE c.account_id = ?1"
+	struct db_stmt *s = store_cx(st, CAMPAIGN_COLS "WHERE c.account_id = ?1"
 	    " ORDER BY c.id DESC", err, "i", account_id);
 	struct store_campaign c;
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		store_campaign_row(s, &c);
 		if (cb(&c, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "campaign list");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, "campaign list");
 }

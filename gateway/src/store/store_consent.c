@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -28,23 +26,23 @@ int
 store_purpose_add(struct store *st, int64_t account_id, const char *name,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "INSERT INTO purposes (account_id,"
+	struct db_stmt *s = store_cx(st, "INSERT INTO purposes (account_id,"
 	    " name, created) VALUES (?1, ?2, ?3)", err, "iti", account_id,
 	    name, pd_now());
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+	rc = db_step(s);
+	db_finalize(s);
+	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "purpose \"%s\" already exists", name);
 		return -1;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return store_fail(st, err, "purpose add");
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -61,39 +59,39 @@ int
 store_purpose_name(struct store *st, int64_t account_id, int64_t id,
     char *name_r, size_t len, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT name FROM purposes"
+	struct db_stmt *s = store_cx(st, "SELECT name FROM purposes"
 	    " WHERE id = ?1 AND account_id = ?2", err, "ii", id, account_id);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_col_copy(name_r, len, s, 0);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "purpose name");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "purpose name");
 }
 
 int
 store_purpose_list(struct store *st, int64_t account_id, store_purpose_cb cb,
     void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT id, name FROM purposes"
+	struct db_stmt *s = store_cx(st, "SELECT id, name FROM purposes"
 	    " WHERE account_id = ?1 ORDER BY name", err, "i", account_id);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb(sqlite3_column_int64(s, 0),
-		    (const char *)sqlite3_column_text(s, 1), ctx) != 0) {
-			rc = SQLITE_DONE;
+	while ((rc = db_step(s)) == DB_ROW)
+		if (cb(db_col_int64(s, 0),
+		    db_col_text(s, 1), ctx) != 0) {
+			rc = DB_DONE;
 			break;
 		}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "purpose list");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, "purpose list");
 }
 
 /* ---- contacts ---- */
@@ -104,34 +102,34 @@ store_purpose_list(struct store *st, int64_t account_id, store_purpose_cb cb,
 	" JOIN accounts a ON a.id = c.account_id "
 
 static void
-store_contact_row(sqlite3_stmt *s, struct store_contact *c)
+store_contact_row(struct db_stmt *s, struct store_contact *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->id = sqlite3_column_int64(s, 0);
-	c->account_id = sqlite3_column_int64(s, 1);
+	c->id = db_col_int64(s, 0);
+	c->account_id = db_col_int64(s, 1);
 	COPY_COL(c->account, s, 2);
 	COPY_COL(c->email, s, 3);
 	COPY_COL(c->adult, s, 4);
-	c->adult_at = sqlite3_column_int64(s, 5);
+	c->adult_at = db_col_int64(s, 5);
 	COPY_COL(c->adult_by, s, 6);
 	COPY_COL(c->locale, s, 7);
 }
 
 static int
-store_contact_fetch(struct store *st, sqlite3_stmt *s,
+store_contact_fetch(struct store *st, struct db_stmt *s,
     struct store_contact *c_r, char *err)
 {
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_contact_row(s, c_r);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "contact get");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "contact get");
 }
 
 /* Find or create the contact row for (account, lower-cased email). */
@@ -139,19 +137,19 @@ int
 store_contact_id(struct store *st, int64_t account_id, const char *email,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_CONTACT_ADD, store_consent_sql, err);
+	struct db_stmt *s = store_stmt(st, S_CONTACT_ADD, store_consent_sql, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, account_id) ||
-	    store_bind_text(s, 2, email) || sqlite3_bind_int64(s, 3, pd_now()))
+	if (db_bind_int64(s, 1, account_id) ||
+	    store_bind_text(s, 2, email) || db_bind_int64(s, 3, pd_now()))
 		return store_fail(st, err, "contact add: bind");
 	if (store_exec_stmt(st, s, err, "contact add") != 0)
 		return -1;
 	if ((s = store_stmt(st, S_CONTACT_GET, store_consent_sql, err)) == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, account_id) || store_bind_text(s, 2, email))
+	if (db_bind_int64(s, 1, account_id) || store_bind_text(s, 2, email))
 		return store_fail(st, err, "contact get: bind");
 	rc = store_lookup_id(st, s, id_r, err, "contact get");
 	if (rc == 0)
@@ -211,22 +209,22 @@ int
 store_contact_list(struct store *st, int64_t account_id, store_contact_cb cb,
     void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, CONTACT_COLS "WHERE c.account_id = ?1"
+	struct db_stmt *s = store_cx(st, CONTACT_COLS "WHERE c.account_id = ?1"
 	    " ORDER BY c.id", err, "i", account_id);
 	struct store_contact c;
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		store_contact_row(s, &c);
 		if (cb(&c, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "contact list");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, "contact list");
 }
 
 #define STORE_BOUNCED_SQL \
@@ -284,7 +282,7 @@ store_consent_add(struct store *st, int64_t account_id,
 	    r->text_id), NULL, err, "consent add") != 0)
 		return -1;
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -292,27 +290,27 @@ int
 store_consent_latest(struct store *st, int64_t contact_id, int64_t purpose_id,
     char *action_r, size_t len, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT action FROM consent_records"
+	struct db_stmt *s = store_cx(st, "SELECT action FROM consent_records"
 	    " WHERE contact_id = ?1 AND purpose_id = ?2 ORDER BY id DESC"
 	    " LIMIT 1", err, "ii", contact_id, purpose_id);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_col_copy(action_r, len, s, 0);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "consent latest");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "consent latest");
 }
 
 int
 store_consent_list(struct store *st, int64_t account_id, int64_t contact_id,
     store_consent_cb cb, void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT r.id, r.contact_id,"
+	struct db_stmt *s = store_cx(st, "SELECT r.id, r.contact_id,"
 	    " r.purpose_id, p.name, r.action, r.basis, r.source, r.method,"
 	    " r.at, r.ip, r.user_agent, r.operator, COALESCE(r.text_id, 0),"
 	    " COALESCE(t.sha256, ''), t.body FROM consent_records r"
@@ -325,30 +323,30 @@ store_consent_list(struct store *st, int64_t account_id, int64_t contact_id,
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		memset(&r, 0, sizeof(r));
-		r.id = sqlite3_column_int64(s, 0);
-		r.contact_id = sqlite3_column_int64(s, 1);
-		r.purpose_id = sqlite3_column_int64(s, 2);
+		r.id = db_col_int64(s, 0);
+		r.contact_id = db_col_int64(s, 1);
+		r.purpose_id = db_col_int64(s, 2);
 		COPY_COL(r.purpose, s, 3);
 		COPY_COL(r.action, s, 4);
 		COPY_COL(r.basis, s, 5);
 		COPY_COL(r.source, s, 6);
 		COPY_COL(r.method, s, 7);
-		r.at = sqlite3_column_int64(s, 8);
+		r.at = db_col_int64(s, 8);
 		COPY_COL(r.ip, s, 9);
 		COPY_COL(r.user_agent, s, 10);
 		COPY_COL(r.operator_, s, 11);
-		r.text_id = sqlite3_column_int64(s, 12);
+		r.text_id = db_col_int64(s, 12);
 		COPY_COL(r.text_sha256, s, 13);
-		r.text = (char *)sqlite3_column_text(s, 14);
+		r.text = (char *)db_col_text(s, 14);
 		if (cb(&r, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "consent list");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, "consent list");
 }
 
 /* ---- double opt-in requests ---- */
@@ -363,7 +361,7 @@ store_consent_req_add(struct store *st, const struct store_consent_req *r,
 	    r->contact_id, r->purpose_id, r->text_id, pd_now()), NULL, err,
 	    "consent request add") != 0)
 		return -1;
-	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+	*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -371,27 +369,27 @@ int
 store_consent_req_get(struct store *st, int64_t id,
     struct store_consent_req *r_r, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT id, account_id, contact_id,"
+	struct db_stmt *s = store_cx(st, "SELECT id, account_id, contact_id,"
 	    " purpose_id, COALESCE(text_id, 0), created, COALESCE(confirmed,"
 	    " 0) FROM consent_requests WHERE id = ?1", err, "i", id);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		r_r->id = sqlite3_column_int64(s, 0);
-		r_r->account_id = sqlite3_column_int64(s, 1);
-		r_r->contact_id = sqlite3_column_int64(s, 2);
-		r_r->purpose_id = sqlite3_column_int64(s, 3);
-		r_r->text_id = sqlite3_column_int64(s, 4);
-		r_r->created = sqlite3_column_int64(s, 5);
-		r_r->confirmed = sqlite3_column_int64(s, 6);
+	rc = db_step(s);
+	if (rc == DB_ROW) {
+		r_r->id = db_col_int64(s, 0);
+		r_r->account_id = db_col_int64(s, 1);
+		r_r->contact_id = db_col_int64(s, 2);
+		r_r->purpose_id = db_col_int64(s, 3);
+		r_r->text_id = db_col_int64(s, 4);
+		r_r->created = db_col_int64(s, 5);
+		r_r->confirmed = db_col_int64(s, 6);
 	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "consent request");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "consent request");
 }
 
 int
@@ -427,39 +425,39 @@ int
 store_purpose_label(struct store *st, int64_t purpose_id, const char *locale,
     char *label_r, size_t len, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT label FROM purpose_labels"
+	struct db_stmt *s = store_cx(st, "SELECT label FROM purpose_labels"
 	    " WHERE purpose_id = ?1 AND locale = ?2", err, "it", purpose_id,
 	    locale);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_col_copy(label_r, len, s, 0);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "purpose label");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "purpose label");
 }
 
 /* Shared by the two key/value tables: rows of (key, value) into cb. */
 int
-store_pairs(struct store *st, sqlite3_stmt *s, store_pair_cb cb, void *ctx,
+store_pairs(struct store *st, struct db_stmt *s, store_pair_cb cb, void *ctx,
     char *err, const char *what)
 {
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb((const char *)sqlite3_column_text(s, 0),
-		    (const char *)sqlite3_column_text(s, 1), ctx) != 0) {
-			rc = SQLITE_DONE;
+	while ((rc = db_step(s)) == DB_ROW)
+		if (cb(db_col_text(s, 0),
+		    db_col_text(s, 1), ctx) != 0) {
+			rc = DB_DONE;
 			break;
 		}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, what);
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, what);
 }
 
 int

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -74,16 +72,16 @@ static int
 store_dossier_insert_error(struct store *st, int rc, const char *ref,
     const char *local, char *err)
 {
-	const char *msg = sqlite3_errmsg(store_sqlite(st));
+	const char *msg = db_errmsg(store_db(st));
 
-	if ((rc & 0xff) == SQLITE_CONSTRAINT &&
+	if ((rc & 0xff) == DB_CONSTRAINT &&
 	    strstr(msg, "intake_local") != NULL)
 		pd_err(err, "intake address \"%s\" is already in use", local);
-	else if ((rc & 0xff) == SQLITE_CONSTRAINT &&
+	else if ((rc & 0xff) == DB_CONSTRAINT &&
 	    strstr(msg, "dossiers.ref") != NULL)
 		pd_err(err, "dossier ref \"%s\" already exists in this account",
 		    ref);
-	else if ((rc & 0xff) == SQLITE_CONSTRAINT)
+	else if ((rc & 0xff) == DB_CONSTRAINT)
 		pd_err(err, "dossier create: no such account (%s)", msg);
 	else
 		pd_err(err, "dossier create: %s", msg);
@@ -94,21 +92,21 @@ static int
 store_dossier_insert(struct store *st, int64_t account_id, int64_t contact_id,
     const char *ref, const char *local, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_ADD, store_dossier_sql, err);
+	struct db_stmt *s = store_stmt(st, S_DOSSIER_ADD, store_dossier_sql, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, account_id) ||
-	    sqlite3_bind_int64(s, 2, contact_id) ||
+	if (db_bind_int64(s, 1, account_id) ||
+	    db_bind_int64(s, 2, contact_id) ||
 	    store_bind_text(s, 3, ref) || store_bind_text(s, 4, local) ||
-	    sqlite3_bind_int64(s, 5, pd_now()))
+	    db_bind_int64(s, 5, pd_now()))
 		return store_fail(st, err, "dossier create: bind");
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_reset(s);
+	if (rc != DB_DONE)
 		return store_dossier_insert_error(st, rc, ref, local, err);
-	*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+	*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -166,39 +164,39 @@ store_dossier_create(struct store *st, int64_t account_id,
 }
 
 static void
-store_dossier_row(sqlite3_stmt *s, struct store_dossier *d)
+store_dossier_row(struct db_stmt *s, struct store_dossier *d)
 {
 	memset(d, 0, sizeof(*d));
-	d->id = sqlite3_column_int64(s, 0);
-	d->account_id = sqlite3_column_int64(s, 1);
+	d->id = db_col_int64(s, 0);
+	d->account_id = db_col_int64(s, 1);
 	COPY_COL(d->account, s, 2);
 	COPY_COL(d->sender_policy, s, 3);
 	COPY_COL(d->ref, s, 4);
 	COPY_COL(d->contact, s, 5);
 	COPY_COL(d->intake_local, s, 6);
 	COPY_COL(d->status, s, 7);
-	d->created = sqlite3_column_int64(s, 8);
-	d->closed = sqlite3_column_int64(s, 9);
+	d->created = db_col_int64(s, 8);
+	d->closed = db_col_int64(s, 9);
 	COPY_COL(d->requested, s, 10);
 	COPY_COL(d->due, s, 11);
 	COPY_COL(d->contact_name, s, 12);
 	COPY_COL(d->contact_locale, s, 13);
-	d->reminded_at = sqlite3_column_int64(s, 14);
+	d->reminded_at = db_col_int64(s, 14);
 }
 
 /* Step a bound dossier query: 1 found, 0 not found, -1 error. */
 static int
-store_dossier_fetch(struct store *st, sqlite3_stmt *s,
+store_dossier_fetch(struct store *st, struct db_stmt *s,
     struct store_dossier *d_r, char *err)
 {
-	int rc = sqlite3_step(s);
+	int rc = db_step(s);
 
-	if (rc == SQLITE_ROW)
+	if (rc == DB_ROW)
 		store_dossier_row(s, d_r);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	db_reset(s);
+	if (rc == DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 0;
 	return store_fail(st, err, "dossier lookup");
 }
@@ -207,11 +205,11 @@ int
 store_dossier_get(struct store *st, int64_t account_id, int64_t id,
     struct store_dossier *d_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_GET, store_dossier_sql, err);
+	struct db_stmt *s = store_stmt(st, S_DOSSIER_GET, store_dossier_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2, account_id))
+	if (db_bind_int64(s, 1, id) || db_bind_int64(s, 2, account_id))
 		return store_fail(st, err, "dossier get: bind");
 	return store_dossier_fetch(st, s, d_r, err);
 }
@@ -220,12 +218,12 @@ int
 store_dossier_by_ref(struct store *st, int64_t account_id, const char *ref,
     struct store_dossier *d_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_BY_REF,
+	struct db_stmt *s = store_stmt(st, S_DOSSIER_BY_REF,
 	    store_dossier_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, account_id) || store_bind_text(s, 2, ref))
+	if (db_bind_int64(s, 1, account_id) || store_bind_text(s, 2, ref))
 		return store_fail(st, err, "dossier by ref: bind");
 	return store_dossier_fetch(st, s, d_r, err);
 }
@@ -234,7 +232,7 @@ int
 store_dossier_by_local(struct store *st, const char *intake_local,
     struct store_dossier *d_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOSSIER_BY_LOCAL,
+	struct db_stmt *s = store_stmt(st, S_DOSSIER_BY_LOCAL,
 	    store_dossier_sql, err);
 	char local[80];
 
@@ -253,7 +251,7 @@ static int
 store_dossier_close_sp(struct store *st, int64_t account_id, int64_t id,
     char *err)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	struct store_dossier d;
 	int rc;
 
@@ -265,12 +263,12 @@ store_dossier_close_sp(struct store *st, int64_t account_id, int64_t id,
 	if ((s = store_stmt(st, S_DOSSIER_CLOSE,
 	    store_dossier_sql, err)) == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2,
-	    account_id) || sqlite3_bind_int64(s, 3, pd_now()))
+	if (db_bind_int64(s, 1, id) || db_bind_int64(s, 2,
+	    account_id) || db_bind_int64(s, 3, pd_now()))
 		return store_fail(st, err, "dossier close: bind");
 	if (store_exec_stmt(st, s, err, "dossier close") != 0)
 		return -1;
-	if (sqlite3_changes(store_sqlite(st)) == 1)
+	if (db_changes(store_db(st)) == 1)
 		return store_event_add(st, account_id, id, "dossier.closed",
 		    "", err);
 	/* Nothing changed: closing twice is fine, a missing id is not. */
@@ -296,7 +294,7 @@ int
 store_dossier_list(struct store *st, int64_t account_id, const char *status,
     store_dossier_cb cb, void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_stmt_once(st, DOSSIER_COLS
+	struct db_stmt *s = store_stmt_once(st, DOSSIER_COLS
 	    "WHERE d.account_id = ?1 AND (?2 IS NULL OR d.status = ?2) "
 	    "ORDER BY d.id", err);
 	struct store_dossier d;
@@ -304,22 +302,22 @@ store_dossier_list(struct store *st, int64_t account_id, const char *status,
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, account_id) ||
+	if (db_bind_int64(s, 1, account_id) ||
 	    store_bind_text(s, 2, status)) {
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return store_fail(st, err, "dossier list: bind");
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		store_dossier_row(s, &d);
 		if (cb(&d, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		store_fail(st, err, "dossier list");
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : -1;
 }
 
 /* ---- document requests ---- */
@@ -345,7 +343,7 @@ store_dossier_set_request(struct store *st, int64_t account_id,
     int64_t dossier_id, const char *requested_json, const char *due,
     char *err)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	const char *req = requested_json != NULL ? requested_json : "";
 
 	if (due == NULL)
@@ -364,13 +362,13 @@ store_dossier_set_request(struct store *st, int64_t account_id,
 	if ((s = store_stmt(st, S_DOSSIER_SET_REQUEST,
 	    store_dossier_sql, err)) == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, dossier_id) ||
-	    sqlite3_bind_int64(s, 2, account_id) ||
+	if (db_bind_int64(s, 1, dossier_id) ||
+	    db_bind_int64(s, 2, account_id) ||
 	    store_bind_text(s, 3, req) || store_bind_text(s, 4, due))
 		return store_fail(st, err, "dossier request: bind");
 	if (store_exec_stmt(st, s, err, "dossier request") != 0)
 		return -1;
-	if (sqlite3_changes(store_sqlite(st)) != 1) {
+	if (db_changes(store_db(st)) != 1) {
 		pd_err(err, "dossier %lld not found", (long long)dossier_id);
 		return -1;
 	}

@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store_evq.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -33,9 +31,9 @@ const char *const store_evq_public[STORE_EVQ_NPUBLIC] = {
 #define se_fail store_fail	/* store_int.h */
 
 static void
-se_col(char *dst, size_t len, sqlite3_stmt *s, int col)
+se_col(char *dst, size_t len, struct db_stmt *s, int col)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
+	const char *t = db_col_text(s, col);
 
 	snprintf(dst, len, "%s", t != NULL ? (const char *)t : "");
 }
@@ -120,17 +118,17 @@ store_evq_fanout(struct store *st, const char *consumer, const char *hook,
 /* ---- claim and verdict ---- */
 
 static void
-se_item(sqlite3_stmt *s, struct store_evq_item *it)
+se_item(struct db_stmt *s, struct store_evq_item *it)
 {
 	memset(it, 0, sizeof(*it));
-	it->id = sqlite3_column_int64(s, 0);
-	it->event_id = sqlite3_column_int64(s, 1);
-	it->attempts = (unsigned)sqlite3_column_int64(s, 2);
-	it->gone = sqlite3_column_int(s, 3);
-	it->at = sqlite3_column_int64(s, 4);
-	it->account_id = sqlite3_column_int64(s, 5);
+	it->id = db_col_int64(s, 0);
+	it->event_id = db_col_int64(s, 1);
+	it->attempts = (unsigned)db_col_int64(s, 2);
+	it->gone = db_col_int(s, 3);
+	it->at = db_col_int64(s, 4);
+	it->account_id = db_col_int64(s, 5);
 	se_col(it->account, sizeof(it->account), s, 6);
-	it->dossier_id = sqlite3_column_int64(s, 7);
+	it->dossier_id = db_col_int64(s, 7);
 	se_col(it->dossier_ref, sizeof(it->dossier_ref), s, 8);
 	se_col(it->kind, sizeof(it->kind), s, 9);
 	se_col(it->detail, sizeof(it->detail), s, 10);
@@ -143,7 +141,7 @@ store_evq_due(struct store *st, const char *consumer, const char *hook,
 {
 	/* Strict order per stream: only a stream's lowest pending row may
 	 * run; a failing head keeps the rest of its stream waiting. */
-	sqlite3_stmt *s = se_prep(st, "SELECT d.id, d.event_id, d.attempts,"
+	struct db_stmt *s = se_prep(st, "SELECT d.id, d.event_id, d.attempts,"
 	    " e.id IS NULL, COALESCE(e.at, d.created),"
 	    " COALESCE(e.account_id, 0), COALESCE(a.name, ''),"
 	    " COALESCE(e.dossier_id, 0), COALESCE(x.ref, ''),"
@@ -158,19 +156,19 @@ store_evq_due(struct store *st, const char *consumer, const char *hook,
 	    " h.hook = d.hook AND h.state = 'pending' AND"
 	    " h.stream = d.stream) ORDER BY d.id LIMIT ?4", err, "ttii",
 	    consumer, hook, now, (int64_t)max);
-	int rc = SQLITE_DONE;
+	int rc = DB_DONE;
 
 	*n_r = 0;
 	if (s == NULL)
 		return -1;
-	while (*n_r < max && (rc = sqlite3_step(s)) == SQLITE_ROW)
+	while (*n_r < max && (rc = db_step(s)) == DB_ROW)
 		se_item(s, &items[(*n_r)++]);
-	if (*n_r < max && rc != SQLITE_DONE) {
+	if (*n_r < max && rc != DB_DONE) {
 		se_fail(st, err, "evq due");
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return -1;
 	}
-	sqlite3_finalize(s);
+	db_finalize(s);
 	return 0;
 }
 
@@ -190,7 +188,7 @@ int
 store_evq_document(struct store *st, int64_t account_id, int64_t doc_id,
     struct store_evq_doc *d, char *err)
 {
-	sqlite3_stmt *s = se_prep(st, "SELECT id, filename, stored_name,"
+	struct db_stmt *s = se_prep(st, "SELECT id, filename, stored_name,"
 	    " COALESCE(sniffed_type, declared_type, ''), size, sha256,"
 	    " created FROM documents WHERE id = ?1 AND account_id = ?2", err,
 	    "ii", doc_id, account_id);
@@ -198,21 +196,21 @@ store_evq_document(struct store *st, int64_t account_id, int64_t doc_id,
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		memset(d, 0, sizeof(*d));
-		d->id = sqlite3_column_int64(s, 0);
+		d->id = db_col_int64(s, 0);
 		se_col(d->filename, sizeof(d->filename), s, 1);
 		se_col(d->stored_name, sizeof(d->stored_name), s, 2);
 		se_col(d->content_type, sizeof(d->content_type), s, 3);
-		d->size = (uint64_t)sqlite3_column_int64(s, 4);
+		d->size = (uint64_t)db_col_int64(s, 4);
 		se_col(d->sha256, sizeof(d->sha256), s, 5);
-		d->received = sqlite3_column_int64(s, 6);
+		d->received = db_col_int64(s, 6);
 	}
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : se_fail(st, err, "evq document");
+	return rc == DB_DONE ? 0 : se_fail(st, err, "evq document");
 }
 
 int
@@ -220,7 +218,7 @@ store_evq_consent_event(struct store *st, int64_t account_id,
     int64_t contact_id, int64_t purpose_id, const char *action,
     const char *source, char *err)
 {
-	sqlite3_stmt *s = se_prep(st, "SELECT c.email, p.name FROM contacts c,"
+	struct db_stmt *s = se_prep(st, "SELECT c.email, p.name FROM contacts c,"
 	    " purposes p WHERE c.id = ?1 AND p.id = ?2", err, "ii", contact_id,
 	    purpose_id);
 	char email[320] = "", purpose[128] = "", detail[640];
@@ -228,12 +226,12 @@ store_evq_consent_event(struct store *st, int64_t account_id,
 
 	if (s == NULL)
 		return -1;
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	if ((rc = db_step(s)) == DB_ROW) {
 		se_col(email, sizeof(email), s, 0);
 		se_col(purpose, sizeof(purpose), s, 1);
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	db_finalize(s);
+	if (rc != DB_ROW && rc != DB_DONE)
 		return se_fail(st, err, "consent event");
 	/* The address is in the detail so an erasure finds and deletes the
 	 * event (store_privacy.c matches details on the address). */
@@ -249,37 +247,37 @@ int
 store_evq_list(struct store *st, const char *consumer, const char *state,
     struct store_evq_row *rows, size_t max, size_t *n_r, char *err)
 {
-	sqlite3_stmt *s = se_prep(st, "SELECT d.id, d.event_id, d.consumer,"
+	struct db_stmt *s = se_prep(st, "SELECT d.id, d.event_id, d.consumer,"
 	    " d.hook, d.stream, d.state, COALESCE(e.kind, '(gone)'),"
 	    " d.attempts, d.next_attempt, d.created, d.updated, d.last_error"
 	    " FROM event_deliveries d LEFT JOIN events e ON e.id = d.event_id"
 	    " WHERE (?1 IS NULL OR d.consumer = ?1) AND (?2 IS NULL OR"
 	    " d.state = ?2) ORDER BY d.id DESC LIMIT ?3", err, "tti",
 	    consumer, state, (int64_t)max);
-	int rc = SQLITE_DONE;
+	int rc = DB_DONE;
 
 	*n_r = 0;
 	if (s == NULL)
 		return -1;
-	while (*n_r < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while (*n_r < max && (rc = db_step(s)) == DB_ROW) {
 		struct store_evq_row *r = &rows[(*n_r)++];
 
 		memset(r, 0, sizeof(*r));
-		r->id = sqlite3_column_int64(s, 0);
-		r->event_id = sqlite3_column_int64(s, 1);
+		r->id = db_col_int64(s, 0);
+		r->event_id = db_col_int64(s, 1);
 		se_col(r->consumer, sizeof(r->consumer), s, 2);
 		se_col(r->hook, sizeof(r->hook), s, 3);
 		se_col(r->stream, sizeof(r->stream), s, 4);
 		se_col(r->state, sizeof(r->state), s, 5);
 		se_col(r->kind, sizeof(r->kind), s, 6);
-		r->attempts = (unsigned)sqlite3_column_int64(s, 7);
-		r->next_attempt = sqlite3_column_int64(s, 8);
-		r->created = sqlite3_column_int64(s, 9);
-		r->updated = sqlite3_column_int64(s, 10);
+		r->attempts = (unsigned)db_col_int64(s, 7);
+		r->next_attempt = db_col_int64(s, 8);
+		r->created = db_col_int64(s, 9);
+		r->updated = db_col_int64(s, 10);
 		se_col(r->last_error, sizeof(r->last_error), s, 11);
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	db_finalize(s);
+	if (rc != DB_ROW && rc != DB_DONE)
 		return se_fail(st, err, "evq list");
 	return 0;
 }

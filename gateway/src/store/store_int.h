@@ -11,8 +11,7 @@
 #ifndef PD_STORE_INT_H
 #define PD_STORE_INT_H
 
-#include <sqlite3.h>
-
+#include "db.h"
 #include "store.h"
 
 /*
@@ -58,44 +57,45 @@ enum store_stmt_id {
 	S_COUNT
 };
 
-/* The SQLite handle behind a struct store (same connection, same thread). */
-sqlite3 *store_sqlite(struct store *st);
+/* The driver connection behind a struct store (same connection, same
+ * thread). */
+struct db *store_db(struct store *st);
 
 /* ---- statements (store.c) ---- */
 
 /* The cached statement of slot id, prepared from sql[id] (the calling
  * domain's table) on first use; reset and with no bindings. */
-sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id,
+struct db_stmt *store_stmt(struct store *st, enum store_stmt_id id,
     const char *const *sql, char *err);
 /* Prepare a one-off statement (lists: callbacks may re-enter the store). */
-sqlite3_stmt *store_stmt_once(struct store *st, const char *sql, char *err);
+struct db_stmt *store_stmt_once(struct store *st, const char *sql, char *err);
 
 /* Prepare a one-off statement and bind its parameters by a format: 'i'
  * an int64_t, 'I' an id (int64_t, 0 binds NULL), 't' a text (NULL binds
  * NULL); parameters the statement does not use are skipped.  NULL with
  * err set on failure. */
-sqlite3_stmt *store_cx(struct store *st, const char *sql, char *err,
+struct db_stmt *store_cx(struct store *st, const char *sql, char *err,
     const char *fmt, ...);
 /* The name store_api.c, store_evq.c and store_privacy.c call it by. */
 #define store_cx_prep store_cx
 /* Step a one-off statement to completion and finalize it; 0 or -1 with
  * err naming `what`.  changes_r (may be NULL): rows changed. */
-int store_cx_exec(struct store *st, sqlite3_stmt *s, int *changes_r,
+int store_cx_exec(struct store *st, struct db_stmt *s, int *changes_r,
     char *err, const char *what);
 /* Step a one-off statement once and finalize it: its first column as an
  * int64 in *v_r (may be NULL); 1 found, 0 no row, -1 error. */
-int store_cx_int(struct store *st, sqlite3_stmt *s, int64_t *v_r, char *err,
+int store_cx_int(struct store *st, struct db_stmt *s, int64_t *v_r, char *err,
     const char *what);
 
 /* Step a cached statement that returns no rows (or whose rows we ignore)
  * and reset it; 0 or -1. */
-int store_exec_stmt(struct store *st, sqlite3_stmt *s, char *err,
+int store_exec_stmt(struct store *st, struct db_stmt *s, char *err,
     const char *what);
 /* Step a cached single-id lookup: 1 found (*id_r set), 0 not, -1 error. */
-int store_lookup_id(struct store *st, sqlite3_stmt *s, int64_t *id_r,
+int store_lookup_id(struct store *st, struct db_stmt *s, int64_t *id_r,
     char *err, const char *what);
 /* Step a cached statement whose single row holds up to three integers. */
-int store_ints(struct store *st, sqlite3_stmt *s, int64_t *a, int64_t *b,
+int store_ints(struct store *st, struct db_stmt *s, int64_t *a, int64_t *b,
     int64_t *c, char *err, const char *what);
 /* Run SQL text without parameters (pragmas, BEGIN, SAVEPOINT). */
 int store_exec(struct store *st, const char *sql, char *err,
@@ -105,13 +105,13 @@ int store_exec(struct store *st, const char *sql, char *err,
 
 /* err = "what: <SQLite's message>"; returns -1. */
 int store_fail(struct store *st, char *err, const char *what);
-int store_bind_text(sqlite3_stmt *s, int idx, const char *v);
+int store_bind_text(struct db_stmt *s, int idx, const char *v);
 /* Ids of 0 mean "none" to callers; in SQL that is NULL. */
-int store_bind_id(sqlite3_stmt *s, int idx, int64_t id);
+int store_bind_id(struct db_stmt *s, int idx, int64_t id);
 /* Copy a text column into a fixed buffer, cut at a UTF-8 boundary. */
-void store_col_copy(char *dst, size_t dstlen, sqlite3_stmt *s, int col);
+void store_col_copy(char *dst, size_t dstlen, struct db_stmt *s, int col);
 /* Step s (finalized here) calling cb(col 0, col 1) per row; 0 or -1. */
-int store_pairs(struct store *st, sqlite3_stmt *s, store_pair_cb cb,
+int store_pairs(struct store *st, struct db_stmt *s, store_pair_cb cb,
     void *ctx, char *err, const char *what);
 #define COPY_COL(field, s, col) \
 	store_col_copy((field), sizeof(field), (s), (col))

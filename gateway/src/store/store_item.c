@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -21,38 +19,38 @@
 	"max_size, state, reason, updated FROM dossier_items "
 
 static void
-store_item_row(sqlite3_stmt *s, struct store_item *it)
+store_item_row(struct db_stmt *s, struct store_item *it)
 {
 	memset(it, 0, sizeof(*it));
-	it->id = sqlite3_column_int64(s, 0);
-	it->dossier_id = sqlite3_column_int64(s, 1);
-	it->position = sqlite3_column_int(s, 2);
+	it->id = db_col_int64(s, 0);
+	it->dossier_id = db_col_int64(s, 1);
+	it->position = db_col_int(s, 2);
 	COPY_COL(it->slug, s, 3);
 	COPY_COL(it->label, s, 4);
-	it->required = sqlite3_column_int(s, 5);
+	it->required = db_col_int(s, 5);
 	COPY_COL(it->types, s, 6);
-	it->max_size = sqlite3_column_int64(s, 7);
+	it->max_size = db_col_int64(s, 7);
 	COPY_COL(it->state, s, 8);
 	COPY_COL(it->reason, s, 9);
-	it->updated = sqlite3_column_int64(s, 10);
+	it->updated = db_col_int64(s, 10);
 }
 
 /* Step a one-off item query once: 1 found, 0 not, -1 error. */
 static int
-store_item_fetch(struct store *st, sqlite3_stmt *s, struct store_item *it,
+store_item_fetch(struct store *st, struct db_stmt *s, struct store_item *it,
     char *err)
 {
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_item_row(s, it);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "item lookup");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "item lookup");
 }
 
 int
@@ -60,7 +58,7 @@ store_item_add(struct store *st, int64_t account_id, int64_t dossier_id,
     const struct store_item *it, int64_t *id_r, char *err)
 {
 	int64_t now = pd_now();
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if (account_id <= 0) {
@@ -76,17 +74,17 @@ store_item_add(struct store *st, int64_t account_id, int64_t dossier_id,
 	    now);
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+	rc = db_step(s);
+	db_finalize(s);
+	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "dossier %lld already has an item \"%s\"",
 		    (long long)dossier_id, it->slug);
 		return -1;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return store_fail(st, err, "item add");
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -94,7 +92,7 @@ int
 store_item_list(struct store *st, int64_t account_id, int64_t dossier_id,
     store_item_cb cb, void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, ITEM_COLS "WHERE dossier_id = ?1 AND"
+	struct db_stmt *s = store_cx(st, ITEM_COLS "WHERE dossier_id = ?1 AND"
 	    " account_id = ?2 ORDER BY position, id", err, "ii", dossier_id,
 	    account_id);
 	struct store_item it;
@@ -102,15 +100,15 @@ store_item_list(struct store *st, int64_t account_id, int64_t dossier_id,
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		store_item_row(s, &it);
 		if (cb(&it, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "item list");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, "item list");
 }
 
 int
@@ -247,7 +245,7 @@ int
 store_dossier_completion(struct store *st, int64_t dossier_id,
     int *complete_r, int *announced_r, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "SELECT"
+	struct db_stmt *s = store_cx(st, "SELECT"
 	    " EXISTS (SELECT 1 FROM dossier_items WHERE dossier_id = ?1 AND"
 	    "  required = 1) AND NOT EXISTS (SELECT 1 FROM dossier_items"
 	    "  WHERE dossier_id = ?1 AND required = 1 AND state <> 'accepted'),"
@@ -258,13 +256,13 @@ store_dossier_completion(struct store *st, int64_t dossier_id,
 	*complete_r = *announced_r = 0;
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*complete_r = sqlite3_column_int(s, 0);
-		*announced_r = sqlite3_column_int(s, 1);
+	rc = db_step(s);
+	if (rc == DB_ROW) {
+		*complete_r = db_col_int(s, 0);
+		*announced_r = db_col_int(s, 1);
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : store_fail(st, err, "completion");
+	db_finalize(s);
+	return rc == DB_ROW ? 0 : store_fail(st, err, "completion");
 }
 
 /* ---- checklists ---- */
@@ -273,24 +271,24 @@ int
 store_checklist_add(struct store *st, int64_t account_id, const char *name,
     const char *items_json, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, "INSERT INTO checklists (account_id,"
+	struct db_stmt *s = store_cx(st, "INSERT INTO checklists (account_id,"
 	    " name, items, created) VALUES (?1, ?2, ?3, ?4)", err, "itti",
 	    account_id, name, items_json, pd_now());
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+	rc = db_step(s);
+	db_finalize(s);
+	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "checklist \"%s\" already exists in this account",
 		    name);
 		return -1;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return store_fail(st, err, "checklist add");
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -298,40 +296,40 @@ store_checklist_add(struct store *st, int64_t account_id, const char *name,
 	"FROM checklists "
 
 static void
-store_checklist_row(sqlite3_stmt *s, struct store_checklist *c)
+store_checklist_row(struct db_stmt *s, struct store_checklist *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->id = sqlite3_column_int64(s, 0);
-	c->account_id = sqlite3_column_int64(s, 1);
+	c->id = db_col_int64(s, 0);
+	c->account_id = db_col_int64(s, 1);
 	COPY_COL(c->name, s, 2);
 	COPY_COL(c->items, s, 3);
-	c->created = sqlite3_column_int64(s, 4);
+	c->created = db_col_int64(s, 4);
 }
 
 int
 store_checklist_get(struct store *st, int64_t account_id, const char *name,
     struct store_checklist *c_r, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, CHECKLIST_COLS "WHERE account_id = ?1"
+	struct db_stmt *s = store_cx(st, CHECKLIST_COLS "WHERE account_id = ?1"
 	    " AND name = ?2", err, "it", account_id, name);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_checklist_row(s, c_r);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	db_finalize(s);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "checklist get");
+	return rc == DB_DONE ? 0 : store_fail(st, err, "checklist get");
 }
 
 int
 store_checklist_list(struct store *st, int64_t account_id,
     store_checklist_cb cb, void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_cx(st, CHECKLIST_COLS "WHERE account_id = ?1"
+	struct db_stmt *s = store_cx(st, CHECKLIST_COLS "WHERE account_id = ?1"
 	    " ORDER BY name", err, "i", account_id);
 	struct store_checklist *c;
 	int rc;
@@ -339,16 +337,16 @@ store_checklist_list(struct store *st, int64_t account_id,
 	if (s == NULL)
 		return -1;
 	c = xmalloc(sizeof(*c));	/* 8 KB: not on a thread's stack */
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		store_checklist_row(s, c);
 		if (cb(c, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
 	free(c);
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "checklist list");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, "checklist list");
 }
 
 /* ---- the contact as a person; the reminder clock ---- */

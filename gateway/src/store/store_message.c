@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -69,11 +67,11 @@ static int
 store_find_dup(struct store *st, enum store_stmt_id id, int64_t dossier_id,
     const char *sha256, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, id, store_message_sql, err);
+	struct db_stmt *s = store_stmt(st, id, store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, dossier_id) ||
+	if (db_bind_int64(s, 1, dossier_id) ||
 	    store_bind_text(s, 2, sha256))
 		return store_fail(st, err, "find duplicate: bind");
 	return store_lookup_id(st, s, id_r, err, "find duplicate");
@@ -96,43 +94,43 @@ int
 store_document_find_dup(struct store *st, int64_t dossier_id,
     int64_t message_id, const char *sha256, int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_DUP,
+	struct db_stmt *s = store_stmt(st, S_DOCUMENT_DUP,
 	    store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, dossier_id) ||
+	if (db_bind_int64(s, 1, dossier_id) ||
 	    store_bind_text(s, 2, sha256) ||
-	    sqlite3_bind_int64(s, 3, message_id))
+	    db_bind_int64(s, 3, message_id))
 		return store_fail(st, err, "find duplicate: bind");
 	return store_lookup_id(st, s, id_r, err, "find duplicate");
 }
 
 static int
-store_message_bind(sqlite3_stmt *s, const struct store_message *m)
+store_message_bind(struct db_stmt *s, const struct store_message *m)
 {
-	return sqlite3_bind_int64(s, 1, m->account_id) ||
-	    sqlite3_bind_int64(s, 2, m->dossier_id) ||
+	return db_bind_int64(s, 1, m->account_id) ||
+	    db_bind_int64(s, 2, m->dossier_id) ||
 	    store_bind_text(s, 3, m->queue_id ? m->queue_id : "") ||
 	    store_bind_text(s, 4, m->mail_from ? m->mail_from : "") ||
 	    store_bind_text(s, 5, m->rcpt_to ? m->rcpt_to : "") ||
 	    store_bind_text(s, 6, m->helo) ||
 	    store_bind_text(s, 7, m->client_ip) ||
-	    sqlite3_bind_int(s, 8, m->tls != 0) ||
-	    sqlite3_bind_int(s, 9, m->lmtp != 0) ||
+	    db_bind_int64(s, 8, m->tls != 0) ||
+	    db_bind_int64(s, 9, m->lmtp != 0) ||
 	    store_bind_text(s, 10, m->message_id) ||
 	    store_bind_text(s, 11, m->subject) ||
 	    store_bind_text(s, 12, m->from_header) ||
-	    sqlite3_bind_int64(s, 13, (sqlite3_int64)m->size) ||
+	    db_bind_int64(s, 13, (int64_t)m->size) ||
 	    store_bind_text(s, 14, m->sha256) ||
 	    store_bind_text(s, 15, m->parse_status ? m->parse_status : "ok") ||
 	    store_bind_text(s, 16, m->anomalies ? m->anomalies : "") ||
-	    sqlite3_bind_int64(s, 17, m->received ? m->received : pd_now()) ||
+	    db_bind_int64(s, 17, m->received ? m->received : pd_now()) ||
 	    store_bind_text(s, 18, m->auth_results ? m->auth_results : "") ||
 	    store_bind_text(s, 19, m->spf ? m->spf : "") ||
 	    store_bind_text(s, 20, m->dkim ? m->dkim : "") ||
 	    store_bind_text(s, 21, m->dmarc ? m->dmarc : "") ||
-	    sqlite3_bind_int(s, 22, m->sender_pass) ||
+	    db_bind_int64(s, 22, m->sender_pass) ||
 	    store_bind_text(s, 23, m->signed_ ? m->signed_ : "") ||
 	    store_bind_text(s, 24, m->refused ? m->refused : "");
 }
@@ -141,7 +139,7 @@ int
 store_message_add(struct store *st, const struct store_message *m,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_MESSAGE_ADD, store_message_sql, err);
+	struct db_stmt *s = store_stmt(st, S_MESSAGE_ADD, store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -150,24 +148,24 @@ store_message_add(struct store *st, const struct store_message *m,
 	if (store_exec_stmt(st, s, err, "message add") != 0)
 		return -1;
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
 static int
-store_document_bind(sqlite3_stmt *s, const struct store_document *d)
+store_document_bind(struct db_stmt *s, const struct store_document *d)
 {
-	return sqlite3_bind_int64(s, 1, d->account_id) ||
-	    sqlite3_bind_int64(s, 2, d->dossier_id) ||
+	return db_bind_int64(s, 1, d->account_id) ||
+	    db_bind_int64(s, 2, d->dossier_id) ||
 	    store_bind_id(s, 3, d->message_id) ||
 	    store_bind_text(s, 4, d->filename ? d->filename : "") ||
 	    store_bind_text(s, 5, d->stored_name ? d->stored_name : "") ||
 	    store_bind_text(s, 6, d->declared_type) ||
 	    store_bind_text(s, 7, d->sniffed_type) ||
-	    sqlite3_bind_int64(s, 8, (sqlite3_int64)d->size) ||
+	    db_bind_int64(s, 8, (int64_t)d->size) ||
 	    store_bind_text(s, 9, d->sha256) ||
 	    store_bind_text(s, 10, d->part_path) ||
-	    sqlite3_bind_int64(s, 11, pd_now()) ||
+	    db_bind_int64(s, 11, pd_now()) ||
 	    store_bind_id(s, 12, d->item_id) ||
 	    store_bind_text(s, 13, d->flags ? d->flags : "") ||
 	    store_bind_text(s, 14, d->scan ? d->scan : "");
@@ -177,7 +175,7 @@ int
 store_document_add(struct store *st, const struct store_document *d,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_ADD,
+	struct db_stmt *s = store_stmt(st, S_DOCUMENT_ADD,
 	    store_message_sql, err);
 
 	if (s == NULL)
@@ -187,7 +185,7 @@ store_document_add(struct store *st, const struct store_document *d,
 	if (store_exec_stmt(st, s, err, "document add") != 0)
 		return -1;
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -195,12 +193,12 @@ int
 store_event_add(struct store *st, int64_t account_id, int64_t dossier_id,
     const char *kind, const char *detail, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_EVENT_ADD, store_message_sql, err);
+	struct db_stmt *s = store_stmt(st, S_EVENT_ADD, store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
 	if (store_bind_id(s, 1, account_id) || store_bind_id(s, 2, dossier_id)
-	    || sqlite3_bind_int64(s, 3, pd_now()) ||
+	    || db_bind_int64(s, 3, pd_now()) ||
 	    store_bind_text(s, 4, kind) ||
 	    store_bind_text(s, 5, detail ? detail : ""))
 		return store_fail(st, err, "event add: bind");
@@ -213,12 +211,12 @@ int
 store_raw_put(struct store *st, const char *sha256, const void *data,
     size_t len, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_RAW_PUT, store_message_sql, err);
+	struct db_stmt *s = store_stmt(st, S_RAW_PUT, store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
 	if (store_bind_text(s, 1, sha256) ||
-	    sqlite3_bind_blob64(s, 2, data, len, SQLITE_STATIC))
+	    db_bind_blob(s, 2, data, len))
 		return store_fail(st, err, "raw put: bind");
 	return store_exec_stmt(st, s, err, "raw put");
 }
@@ -227,7 +225,7 @@ int
 store_raw_get(struct store *st, const char *sha256, void **data_r,
     size_t *len_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt_once(st, "SELECT data FROM raw_inline"
+	struct db_stmt *s = store_stmt_once(st, "SELECT data FROM raw_inline"
 	    " WHERE sha256 = ?1", err);
 	int rc;
 
@@ -236,31 +234,31 @@ store_raw_get(struct store *st, const char *sha256, void **data_r,
 	if (s == NULL)
 		return -1;
 	if (store_bind_text(s, 1, sha256) != 0) {
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return store_fail(st, err, "raw get: bind");
 	}
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*len_r = (size_t)sqlite3_column_bytes(s, 0);
+	rc = db_step(s);
+	if (rc == DB_ROW) {
+		*len_r = (size_t)db_col_bytes(s, 0);
 		*data_r = xmalloc(*len_r + 1);	/* +1: never malloc(0) */
 		if (*len_r > 0)
-			memcpy(*data_r, sqlite3_column_blob(s, 0), *len_r);
-	} else if (rc != SQLITE_DONE)
+			memcpy(*data_r, db_col_blob(s, 0), *len_r);
+	} else if (rc != DB_DONE)
 		store_fail(st, err, "raw get");
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	db_finalize(s);
+	return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1;
 }
 
 int
 store_raw_delete(struct store *st, const char *sha256, char *err)
 {
-	sqlite3_stmt *s = store_stmt_once(st, "DELETE FROM raw_inline"
+	struct db_stmt *s = store_stmt_once(st, "DELETE FROM raw_inline"
 	    " WHERE sha256 = ?1", err);
 
 	if (s == NULL)
 		return -1;
 	if (store_bind_text(s, 1, sha256) != 0) {
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return store_fail(st, err, "raw delete: bind");
 	}
 	return store_cx_exec(st, s, NULL, err, "raw delete");
@@ -269,66 +267,66 @@ store_raw_delete(struct store *st, const char *sha256, char *err)
 /* ---- reading back ---- */
 
 static void
-store_doc_row(sqlite3_stmt *s, struct store_doc_row *r)
+store_doc_row(struct db_stmt *s, struct store_doc_row *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->id = sqlite3_column_int64(s, 0);
-	r->dossier_id = sqlite3_column_int64(s, 1);
-	r->message_id = sqlite3_column_int64(s, 2);
+	r->id = db_col_int64(s, 0);
+	r->dossier_id = db_col_int64(s, 1);
+	r->message_id = db_col_int64(s, 2);
 	COPY_COL(r->filename, s, 3);
 	COPY_COL(r->stored_name, s, 4);
 	COPY_COL(r->declared_type, s, 5);
 	COPY_COL(r->sniffed_type, s, 6);
-	r->size = (uint64_t)sqlite3_column_int64(s, 7);
+	r->size = (uint64_t)db_col_int64(s, 7);
 	COPY_COL(r->sha256, s, 8);
-	r->received = sqlite3_column_int64(s, 9);
-	r->item_id = sqlite3_column_int64(s, 10);
+	r->received = db_col_int64(s, 9);
+	r->item_id = db_col_int64(s, 10);
 	COPY_COL(r->item_slug, s, 11);
 	COPY_COL(r->item_label, s, 12);
 	COPY_COL(r->review, s, 13);
 	COPY_COL(r->review_reason, s, 14);
 	COPY_COL(r->reviewed_by, s, 15);
-	r->reviewed_at = sqlite3_column_int64(s, 16);
+	r->reviewed_at = db_col_int64(s, 16);
 	COPY_COL(r->flags, s, 17);
 	COPY_COL(r->scan, s, 18);
 }
 
 static void
-store_msg_row(sqlite3_stmt *s, struct store_msg_row *r)
+store_msg_row(struct db_stmt *s, struct store_msg_row *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->id = sqlite3_column_int64(s, 0);
+	r->id = db_col_int64(s, 0);
 	COPY_COL(r->queue_id, s, 1);
 	COPY_COL(r->mail_from, s, 2);
 	COPY_COL(r->rcpt_to, s, 3);
 	COPY_COL(r->client_ip, s, 4);
 	COPY_COL(r->helo, s, 5);
-	r->tls = sqlite3_column_int(s, 6);
-	r->lmtp = sqlite3_column_int(s, 7);
+	r->tls = db_col_int(s, 6);
+	r->lmtp = db_col_int(s, 7);
 	COPY_COL(r->message_id, s, 8);
 	COPY_COL(r->subject, s, 9);
-	r->size = (uint64_t)sqlite3_column_int64(s, 10);
+	r->size = (uint64_t)db_col_int64(s, 10);
 	COPY_COL(r->sha256, s, 11);
 	COPY_COL(r->parse_status, s, 12);
 	COPY_COL(r->anomalies, s, 13);
-	r->received = sqlite3_column_int64(s, 14);
+	r->received = db_col_int64(s, 14);
 	COPY_COL(r->raw_removed, s, 15);
-	r->raw_removed_at = sqlite3_column_int64(s, 16);
+	r->raw_removed_at = db_col_int64(s, 16);
 	COPY_COL(r->auth_results, s, 17);
 	COPY_COL(r->spf, s, 18);
 	COPY_COL(r->dkim, s, 19);
 	COPY_COL(r->dmarc, s, 20);
-	r->sender_pass = sqlite3_column_int(s, 21);
+	r->sender_pass = db_col_int(s, 21);
 	COPY_COL(r->signed_, s, 22);
 	COPY_COL(r->refused, s, 23);
 }
 
 static void
-store_event_row(sqlite3_stmt *s, struct store_event_row *r)
+store_event_row(struct db_stmt *s, struct store_event_row *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->id = sqlite3_column_int64(s, 0);
-	r->at = sqlite3_column_int64(s, 1);
+	r->id = db_col_int64(s, 0);
+	r->at = db_col_int64(s, 1);
 	COPY_COL(r->kind, s, 2);
 	COPY_COL(r->detail, s, 3);
 }
@@ -337,7 +335,7 @@ store_event_row(sqlite3_stmt *s, struct store_event_row *r)
 enum store_list_kind { L_DOC, L_MSG, L_EVENT };
 
 static int
-store_list_emit(sqlite3_stmt *s, enum store_list_kind k, void *cb,
+store_list_emit(struct db_stmt *s, enum store_list_kind k, void *cb,
     void *ctx)
 {
 	struct store_doc_row dr;
@@ -370,25 +368,25 @@ store_list(struct store *st, enum store_list_kind k, int64_t account_id,
 		[L_EVENT] = "SELECT id, at, kind, detail FROM events "
 		    "WHERE dossier_id = ?1 AND account_id = ?2 ORDER BY at, id",
 	};
-	sqlite3_stmt *s = store_stmt_once(st, sql[k], err);
+	struct db_stmt *s = store_stmt_once(st, sql[k], err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, dossier_id) ||
-	    sqlite3_bind_int64(s, 2, account_id)) {
-		sqlite3_finalize(s);
+	if (db_bind_int64(s, 1, dossier_id) ||
+	    db_bind_int64(s, 2, account_id)) {
+		db_finalize(s);
 		return store_fail(st, err, "list: bind");
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = db_step(s)) == DB_ROW)
 		if (store_list_emit(s, k, cb, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		store_fail(st, err, "list");
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : -1;
 }
 
 int
@@ -419,21 +417,21 @@ int
 store_document_get(struct store *st, int64_t account_id, int64_t id,
     struct store_doc_row *r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_GET,
+	struct db_stmt *s = store_stmt(st, S_DOCUMENT_GET,
 	    store_message_sql, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2, account_id))
+	if (db_bind_int64(s, 1, id) || db_bind_int64(s, 2, account_id))
 		return store_fail(st, err, "document get: bind");
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_doc_row(s, r);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	db_reset(s);
+	if (rc == DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 0;
 	return store_fail(st, err, "document get");
 }
@@ -442,20 +440,20 @@ int
 store_message_get(struct store *st, int64_t account_id, int64_t id,
     struct store_msg_row *r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_MESSAGE_GET, store_message_sql, err);
+	struct db_stmt *s = store_stmt(st, S_MESSAGE_GET, store_message_sql, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2, account_id))
+	if (db_bind_int64(s, 1, id) || db_bind_int64(s, 2, account_id))
 		return store_fail(st, err, "message get: bind");
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		store_msg_row(s, r);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	db_reset(s);
+	if (rc == DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 0;
 	return store_fail(st, err, "message get");
 }
@@ -464,13 +462,13 @@ int
 store_document_count_since(struct store *st, int64_t dossier_id,
     int64_t since, int64_t *n_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DOCUMENT_COUNT_SINCE,
+	struct db_stmt *s = store_stmt(st, S_DOCUMENT_COUNT_SINCE,
 	    store_message_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, dossier_id) ||
-	    sqlite3_bind_int64(s, 2, since))
+	if (db_bind_int64(s, 1, dossier_id) ||
+	    db_bind_int64(s, 2, since))
 		return store_fail(st, err, "document count: bind");
 	return store_ints(st, s, n_r, NULL, NULL, err, "document count");
 }

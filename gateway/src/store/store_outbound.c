@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/util.h"
@@ -58,12 +56,12 @@ static const char *const store_outbound_sql[S_COUNT] = {
 /* ---- outbound queue ---- */
 
 static void
-store_outbound_row(sqlite3_stmt *s, struct store_outbound *o)
+store_outbound_row(struct db_stmt *s, struct store_outbound *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->id = sqlite3_column_int64(s, 0);
-	o->account_id = sqlite3_column_int64(s, 1);
-	o->dossier_id = sqlite3_column_int64(s, 2);
+	o->id = db_col_int64(s, 0);
+	o->account_id = db_col_int64(s, 1);
+	o->dossier_id = db_col_int64(s, 2);
 	COPY_COL(o->account, s, 3);
 	COPY_COL(o->kind, s, 4);
 	COPY_COL(o->rcpt, s, 5);
@@ -73,22 +71,22 @@ store_outbound_row(sqlite3_stmt *s, struct store_outbound *o)
 	COPY_COL(o->message_id, s, 9);
 	COPY_COL(o->from_domain, s, 10);
 	COPY_COL(o->sha256, s, 11);
-	o->size = (uint64_t)sqlite3_column_int64(s, 12);
+	o->size = (uint64_t)db_col_int64(s, 12);
 	COPY_COL(o->state, s, 13);
-	o->attempts = sqlite3_column_int(s, 14);
-	o->next_attempt = sqlite3_column_int64(s, 15);
-	o->created = sqlite3_column_int64(s, 16);
-	o->updated = sqlite3_column_int64(s, 17);
-	o->last_code = sqlite3_column_int(s, 18);
+	o->attempts = db_col_int(s, 14);
+	o->next_attempt = db_col_int64(s, 15);
+	o->created = db_col_int64(s, 16);
+	o->updated = db_col_int64(s, 17);
+	o->last_code = db_col_int(s, 18);
 	COPY_COL(o->last_enhanced, s, 19);
 	COPY_COL(o->last_text, s, 20);
 }
 
 static int
-store_outbound_bind(sqlite3_stmt *s, const struct store_outbound *o,
+store_outbound_bind(struct db_stmt *s, const struct store_outbound *o,
     int64_t now)
 {
-	return sqlite3_bind_int64(s, 1, o->account_id) ||
+	return db_bind_int64(s, 1, o->account_id) ||
 	    store_bind_id(s, 2, o->dossier_id) ||
 	    store_bind_text(s, 3, o->kind) ||
 	    store_bind_text(s, 4, o->rcpt) ||
@@ -98,17 +96,17 @@ store_outbound_bind(sqlite3_stmt *s, const struct store_outbound *o,
 	    store_bind_text(s, 8, o->message_id) ||
 	    store_bind_text(s, 9, o->from_domain) ||
 	    store_bind_text(s, 10, o->sha256) ||
-	    sqlite3_bind_int64(s, 11, (sqlite3_int64)o->size) ||
+	    db_bind_int64(s, 11, (int64_t)o->size) ||
 	    store_bind_text(s, 12, o->state[0] != '\0' ? o->state : "queued") ||
-	    sqlite3_bind_int64(s, 13, o->next_attempt) ||
-	    sqlite3_bind_int64(s, 14, o->created != 0 ? o->created : now);
+	    db_bind_int64(s, 13, o->next_attempt) ||
+	    db_bind_int64(s, 14, o->created != 0 ? o->created : now);
 }
 
 int
 store_outbound_add(struct store *st, const struct store_outbound *o,
     int64_t *id_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_ADD,
+	struct db_stmt *s = store_stmt(st, S_OUTBOUND_ADD,
 	    store_outbound_sql, err);
 	int rc;
 
@@ -121,28 +119,28 @@ store_outbound_add(struct store *st, const struct store_outbound *o,
 	}
 	if (store_outbound_bind(s, o, pd_now()) != 0)
 		return store_fail(st, err, "outbound add: bind");
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
+	rc = db_step(s);
+	db_reset(s);
+	if (rc != DB_DONE)
 		return store_fail(st, err, "outbound add");
 	if (id_r != NULL)
-		*id_r = sqlite3_last_insert_rowid(store_sqlite(st));
+		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
 /* Step a bound outbound query: 1 found, 0 not found, -1 error. */
 static int
-store_outbound_fetch(struct store *st, sqlite3_stmt *s,
+store_outbound_fetch(struct store *st, struct db_stmt *s,
     struct store_outbound *o_r, char *err)
 {
-	int rc = sqlite3_step(s);
+	int rc = db_step(s);
 
-	if (rc == SQLITE_ROW)
+	if (rc == DB_ROW)
 		store_outbound_row(s, o_r);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	db_reset(s);
+	if (rc == DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 0;
 	return store_fail(st, err, "outbound lookup");
 }
@@ -151,12 +149,12 @@ int
 store_outbound_get(struct store *st, int64_t account_id, int64_t id,
     struct store_outbound *o_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_GET,
+	struct db_stmt *s = store_stmt(st, S_OUTBOUND_GET,
 	    store_outbound_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, id) || sqlite3_bind_int64(s, 2, account_id))
+	if (db_bind_int64(s, 1, id) || db_bind_int64(s, 2, account_id))
 		return store_fail(st, err, "outbound get: bind");
 	return store_outbound_fetch(st, s, o_r, err);
 }
@@ -165,7 +163,7 @@ int
 store_outbound_by_verp(struct store *st, const char *token,
     struct store_outbound *o_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_BY_VERP,
+	struct db_stmt *s = store_stmt(st, S_OUTBOUND_BY_VERP,
 	    store_outbound_sql, err);
 	char tok[64];
 
@@ -185,21 +183,21 @@ static int
 store_outbound_due(struct store *st, int64_t now, int max,
     struct store_outbound *rows, int *n_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_DUE,
+	struct db_stmt *s = store_stmt(st, S_OUTBOUND_DUE,
 	    store_outbound_sql, err);
-	int rc = SQLITE_DONE, n = 0;
+	int rc = DB_DONE, n = 0;
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, now) || sqlite3_bind_int(s, 2, max))
+	if (db_bind_int64(s, 1, now) || db_bind_int64(s, 2, max))
 		return store_fail(st, err, "outbound claim: bind");
-	while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW)
+	while (n < max && (rc = db_step(s)) == DB_ROW)
 		store_outbound_row(s, &rows[n++]);
-	if (n < max && rc != SQLITE_DONE) {
-		sqlite3_reset(s);
+	if (n < max && rc != DB_DONE) {
+		db_reset(s);
 		return store_fail(st, err, "outbound claim");
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	*n_r = n;
 	return 0;
 }
@@ -208,18 +206,18 @@ static int
 store_outbound_take(struct store *st, struct store_outbound *o, int64_t now,
     char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_TAKE,
+	struct db_stmt *s = store_stmt(st, S_OUTBOUND_TAKE,
 	    store_outbound_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, o->id) || sqlite3_bind_int64(s, 2, now))
+	if (db_bind_int64(s, 1, o->id) || db_bind_int64(s, 2, now))
 		return store_fail(st, err, "outbound claim: bind");
 	if (store_exec_stmt(st, s, err, "outbound claim") != 0)
 		return -1;
 	/* The write lock is ours since BEGIN IMMEDIATE: nobody else can
 	 * have taken the row between our SELECT and this UPDATE. */
-	if (sqlite3_changes(store_sqlite(st)) != 1)
+	if (db_changes(store_db(st)) != 1)
 		pd_fatal("outbound claim: row %lld changed under the write lock",
 		    (long long)o->id);
 	snprintf(o->state, sizeof(o->state), "sending");
@@ -274,7 +272,7 @@ store_outbound_update(struct store *st, int64_t id, const char *state,
     int code, const char *enhanced, const char *text, int64_t next_attempt,
     char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_UPDATE,
+	struct db_stmt *s = store_stmt(st, S_OUTBOUND_UPDATE,
 	    store_outbound_sql, err);
 	char clean[256];
 
@@ -282,16 +280,16 @@ store_outbound_update(struct store *st, int64_t id, const char *state,
 		return -1;
 	/* Relay text is peer data: keep it printable and bounded. */
 	pd_ascii_clean(clean, sizeof(clean), text != NULL ? text : "");
-	if (sqlite3_bind_int64(s, 1, id) || store_bind_text(s, 2, state) ||
-	    sqlite3_bind_int(s, 3, code) ||
+	if (db_bind_int64(s, 1, id) || store_bind_text(s, 2, state) ||
+	    db_bind_int64(s, 3, code) ||
 	    store_bind_text(s, 4, enhanced != NULL ? enhanced : "") ||
 	    store_bind_text(s, 5, clean) ||
-	    sqlite3_bind_int64(s, 6, next_attempt) ||
-	    sqlite3_bind_int64(s, 7, pd_now()))
+	    db_bind_int64(s, 6, next_attempt) ||
+	    db_bind_int64(s, 7, pd_now()))
 		return store_fail(st, err, "outbound update: bind");
 	if (store_exec_stmt(st, s, err, "outbound update") != 0)
 		return -1;
-	if (sqlite3_changes(store_sqlite(st)) != 1) {
+	if (db_changes(store_db(st)) != 1) {
 		pd_err(err, "outbound %lld not found", (long long)id);
 		return -1;
 	}
@@ -301,17 +299,17 @@ store_outbound_update(struct store *st, int64_t id, const char *state,
 int
 store_outbound_recover(struct store *st, int64_t now, int *n_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_RECOVER,
+	struct db_stmt *s = store_stmt(st, S_OUTBOUND_RECOVER,
 	    store_outbound_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, now))
+	if (db_bind_int64(s, 1, now))
 		return store_fail(st, err, "outbound recover: bind");
 	if (store_exec_stmt(st, s, err, "outbound recover") != 0)
 		return -1;
 	if (n_r != NULL)
-		*n_r = sqlite3_changes(store_sqlite(st));
+		*n_r = db_changes(store_db(st));
 	return 0;
 }
 
@@ -319,7 +317,7 @@ int
 store_outbound_list(struct store *st, int64_t account_id, int64_t dossier_id,
     const char *state, store_outbound_cb cb, void *ctx, char *err)
 {
-	sqlite3_stmt *s = store_stmt_once(st, OUTBOUND_COLS
+	struct db_stmt *s = store_stmt_once(st, OUTBOUND_COLS
 	    "WHERE (?1 = 0 OR o.account_id = ?1) AND"
 	    " (?2 = 0 OR o.dossier_id = ?2) AND (?3 IS NULL OR o.state = ?3)"
 	    " ORDER BY o.id", err);
@@ -328,35 +326,35 @@ store_outbound_list(struct store *st, int64_t account_id, int64_t dossier_id,
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, account_id) ||
-	    sqlite3_bind_int64(s, 2, dossier_id) ||
+	if (db_bind_int64(s, 1, account_id) ||
+	    db_bind_int64(s, 2, dossier_id) ||
 	    store_bind_text(s, 3, state)) {
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return store_fail(st, err, "outbound list: bind");
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		store_outbound_row(s, &o);
 		if (cb(&o, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		store_fail(st, err, "outbound list");
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : -1;
 }
 
 int
 store_outbound_count(struct store *st, int64_t dossier_id, const char *kind,
     int64_t *n_r, int64_t *first_r, int64_t *last_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_OUTBOUND_COUNT,
+	struct db_stmt *s = store_stmt(st, S_OUTBOUND_COUNT,
 	    store_outbound_sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, dossier_id) || store_bind_text(s, 2, kind))
+	if (db_bind_int64(s, 1, dossier_id) || store_bind_text(s, 2, kind))
 		return store_fail(st, err, "outbound count: bind");
 	return store_ints(st, s, n_r, first_r, last_r, err, "outbound count");
 }
@@ -376,7 +374,7 @@ int
 store_suppression_add(struct store *st, int64_t account_id,
     const char *email, const char *reason, int64_t expires, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SUPPRESSION_ADD,
+	struct db_stmt *s = store_stmt(st, S_SUPPRESSION_ADD,
 	    store_outbound_sql, err);
 	char addr[320], clean[256];
 
@@ -388,10 +386,10 @@ store_suppression_add(struct store *st, int64_t account_id,
 	}
 	store_lower(addr, sizeof(addr), email);
 	pd_ascii_clean(clean, sizeof(clean), reason != NULL ? reason : "");
-	if (sqlite3_bind_int64(s, 1, account_id) ||
+	if (db_bind_int64(s, 1, account_id) ||
 	    store_bind_text(s, 2, addr) || store_bind_text(s, 3, clean) ||
-	    sqlite3_bind_int64(s, 4, pd_now()) ||
-	    sqlite3_bind_int64(s, 5, expires))
+	    db_bind_int64(s, 4, pd_now()) ||
+	    db_bind_int64(s, 5, expires))
 		return store_fail(st, err, "suppression add: bind");
 	return store_exec_stmt(st, s, err, "suppression add");
 }
@@ -401,7 +399,7 @@ store_suppression_get(struct store *st, int64_t account_id,
     const char *email, int64_t now, char *reason_r, size_t reason_len,
     int64_t *expires_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SUPPRESSION_GET,
+	struct db_stmt *s = store_stmt(st, S_SUPPRESSION_GET,
 	    store_outbound_sql, err);
 	char addr[320];
 	int rc;
@@ -411,20 +409,20 @@ store_suppression_get(struct store *st, int64_t account_id,
 	if (email == NULL || strlen(email) >= sizeof(addr))
 		return 0;
 	store_lower(addr, sizeof(addr), email);
-	if (sqlite3_bind_int64(s, 1, account_id) ||
-	    store_bind_text(s, 2, addr) || sqlite3_bind_int64(s, 3, now))
+	if (db_bind_int64(s, 1, account_id) ||
+	    store_bind_text(s, 2, addr) || db_bind_int64(s, 3, now))
 		return store_fail(st, err, "suppression get: bind");
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		if (reason_r != NULL && reason_len > 0)
 			store_col_copy(reason_r, reason_len, s, 0);
 		if (expires_r != NULL)
-			*expires_r = sqlite3_column_int64(s, 1);
+			*expires_r = db_col_int64(s, 1);
 	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	db_reset(s);
+	if (rc == DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return 0;
 	return store_fail(st, err, "suppression get");
 }

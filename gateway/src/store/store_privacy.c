@@ -11,8 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "store_int.h"
 #include "store_privacy.h"
 #include "lib/util.h"
@@ -32,7 +30,7 @@ const char *const store_erase_names[STORE_ERASE_NCOUNTS] = {
 
 /* Run to completion; changes_r (may be NULL): rows changed. */
 static int
-sp_run(struct store *st, sqlite3_stmt *s, int64_t *changes_r, char *err,
+sp_run(struct store *st, struct db_stmt *s, int64_t *changes_r, char *err,
     const char *what)
 {
 	int n = 0;
@@ -47,12 +45,8 @@ sp_run(struct store *st, sqlite3_stmt *s, int64_t *changes_r, char *err,
 static int
 sp_exec(struct store *st, const char *sql, char *err)
 {
-	char *msg = NULL;
-
-	if (sqlite3_exec(store_sqlite(st), sql, NULL, NULL, &msg) !=
-	    SQLITE_OK) {
-		pd_err(err, "%s", msg != NULL ? msg : "sqlite error");
-		sqlite3_free(msg);
+	if (db_exec(store_db(st), sql) != DB_OK) {
+		pd_err(err, "%s", db_errmsg(store_db(st)));
 		return -1;
 	}
 	return 0;
@@ -60,31 +54,30 @@ sp_exec(struct store *st, const char *sql, char *err)
 
 /* Each row as an object keyed by column name, appended to arr. */
 static int
-sp_rows_json(struct store *st, sqlite3_stmt *s, json_t *arr, char *err)
+sp_rows_json(struct store *st, struct db_stmt *s, json_t *arr, char *err)
 {
 	int rc, i, n;
 
 	if (s == NULL)
 		return -1;
-	n = sqlite3_column_count(s);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	n = db_col_count(s);
+	while ((rc = db_step(s)) == DB_ROW) {
 		json_t *o = json_object();
 
 		for (i = 0; i < n; i++) {
-			const char *k = sqlite3_column_name(s, i);
+			const char *k = db_col_name(s, i);
 			json_t *v;
 
-			switch (sqlite3_column_type(s, i)) {
-			case SQLITE_INTEGER:
-				v = json_integer(sqlite3_column_int64(s, i));
+			switch (db_col_type(s, i)) {
+			case DB_INTEGER:
+				v = json_integer(db_col_int64(s, i));
 				break;
-			case SQLITE_NULL:
+			case DB_NULL:
 				v = json_null();
 				break;
 			default:
-				v = json_stringn((const char *)
-				    sqlite3_column_text(s, i),
-				    (size_t)sqlite3_column_bytes(s, i));
+				v = json_stringn(db_col_text(s, i),
+				    (size_t)db_col_bytes(s, i));
 				if (v == NULL)	/* not UTF-8: keep it visible */
 					v = json_string("(invalid UTF-8)");
 			}
@@ -92,8 +85,8 @@ sp_rows_json(struct store *st, sqlite3_stmt *s, json_t *arr, char *err)
 		}
 		json_array_append_new(arr, o);
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	db_finalize(s);
+	if (rc != DB_DONE)
 		return sp_fail(st, err, "export");
 	return 0;
 }
@@ -193,7 +186,7 @@ int
 store_subject_accounts(struct store *st, int64_t account_id,
     const char *email, store_subject_acct_cb cb, void *ctx, char *err)
 {
-	sqlite3_stmt *s = sp_prep(st, "SELECT a.id, a.name FROM accounts a"
+	struct db_stmt *s = sp_prep(st, "SELECT a.id, a.name FROM accounts a"
 	    " WHERE (?1 = 0 OR a.id = ?1) AND (EXISTS (SELECT 1 FROM contacts"
 	    " c WHERE c.account_id = a.id AND lower(c.email) = ?2) OR EXISTS"
 	    " (SELECT 1 FROM outbound o WHERE o.account_id = a.id AND"
@@ -207,14 +200,14 @@ store_subject_accounts(struct store *st, int64_t account_id,
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb(sqlite3_column_int64(s, 0),
-		    (const char *)sqlite3_column_text(s, 1), ctx) != 0) {
-			rc = SQLITE_DONE;
+	while ((rc = db_step(s)) == DB_ROW)
+		if (cb(db_col_int64(s, 0),
+		    db_col_text(s, 1), ctx) != 0) {
+			rc = DB_DONE;
 			break;
 		}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : sp_fail(st, err, "subject accounts");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : sp_fail(st, err, "subject accounts");
 }
 
 /* ---- erasure ---- */
@@ -321,7 +314,7 @@ sp_erase_held(struct store *st, const struct store_erase_holds *h,
 static int
 sp_erase_blobs(struct store *st, store_sha_cb cb, void *ctx, char *err)
 {
-	sqlite3_stmt *s = sp_prep(st, "SELECT sha256 FROM messages WHERE id IN"
+	struct db_stmt *s = sp_prep(st, "SELECT sha256 FROM messages WHERE id IN"
 	    " (SELECT id FROM temp.pe_m) UNION SELECT sha256 FROM documents"
 	    " WHERE id IN (SELECT id FROM temp.pe_doc) UNION SELECT sha256"
 	    " FROM outbound WHERE id IN (SELECT id FROM temp.pe_o)", err, "");
@@ -329,14 +322,14 @@ sp_erase_blobs(struct store *st, store_sha_cb cb, void *ctx, char *err)
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *sha = (const char *)sqlite3_column_text(s, 0);
+	while ((rc = db_step(s)) == DB_ROW) {
+		const char *sha = db_col_text(s, 0);
 
 		if (sha != NULL && sha[0] != '\0' && cb != NULL)
 			cb(sha, ctx);
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : sp_fail(st, err, "erase blobs");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : sp_fail(st, err, "erase blobs");
 }
 
 int
@@ -380,7 +373,7 @@ store_subject_rectify(struct store *st, int64_t account_id, const char *email,
     const char *name, const char *new_email, int *n_r, char *err)
 {
 	int64_t n = 0;
-	sqlite3_stmt *s = sp_prep(st, "UPDATE contacts SET name ="
+	struct db_stmt *s = sp_prep(st, "UPDATE contacts SET name ="
 	    " COALESCE(?3, name), email = COALESCE(?4, email) WHERE"
 	    " (?1 = 0 OR account_id = ?1) AND lower(email) = ?2", err, "itt",
 	    account_id, email, name);
@@ -389,19 +382,19 @@ store_subject_rectify(struct store *st, int64_t account_id, const char *email,
 	if (s == NULL)
 		return -1;
 	if (new_email != NULL)
-		sqlite3_bind_text(s, 4, new_email, -1, SQLITE_TRANSIENT);
+		db_bind_text(s, 4, new_email, -1);
 	else
-		sqlite3_bind_null(s, 4);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		db_bind_null(s, 4);
+	rc = db_step(s);
+	db_finalize(s);
+	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "%s is already a contact of that account",
 		    new_email != NULL ? new_email : "?");
 		return -1;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return sp_fail(st, err, "rectify");
-	n = sqlite3_changes(store_sqlite(st));
+	n = db_changes(store_db(st));
 	if (new_email != NULL && n > 0 && sp_run(st, sp_prep(st,
 	    "UPDATE campaign_recipients SET email = ?3 WHERE state IN"
 	    " ('pending', 'queuing') AND contact_id IN (SELECT id FROM"
@@ -424,27 +417,27 @@ store_blob_referenced(struct store *st, const char *sha, char *err)
 
 /* Each text of column 0 to cb; the statement is finalised. */
 static int
-sp_each_sha(struct store *st, sqlite3_stmt *s, store_sha_cb cb, void *ctx,
+sp_each_sha(struct store *st, struct db_stmt *s, store_sha_cb cb, void *ctx,
     char *err, const char *what)
 {
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *sha = (const char *)sqlite3_column_text(s, 0);
+	while ((rc = db_step(s)) == DB_ROW) {
+		const char *sha = db_col_text(s, 0);
 
 		if (sha != NULL && sha[0] != '\0' && cb(sha, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != DB_DONE) {
 		sp_fail(st, err, what);
-		sqlite3_finalize(s);
+		db_finalize(s);
 		return -1;
 	}
-	sqlite3_finalize(s);
+	db_finalize(s);
 	return 0;
 }
 
@@ -483,16 +476,16 @@ store_secure_delete(struct store *st, char *err)
 static int
 sp_checkpoint(struct store *st, int *busy_r, char *err)
 {
-	sqlite3_stmt *s = sp_prep(st, "PRAGMA wal_checkpoint(TRUNCATE)", err,
+	struct db_stmt *s = sp_prep(st, "PRAGMA wal_checkpoint(TRUNCATE)", err,
 	    "");
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	*busy_r = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 1;
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : sp_fail(st, err, "wal_checkpoint");
+	rc = db_step(s);
+	*busy_r = rc == DB_ROW ? db_col_int(s, 0) : 1;
+	db_finalize(s);
+	return rc == DB_ROW ? 0 : sp_fail(st, err, "wal_checkpoint");
 }
 
 /*
@@ -575,7 +568,7 @@ store_purge_class(struct store *st, int64_t account_id, const char *cls,
     int64_t *n_r, store_sha_cb blob_cb, void *ctx, char *err)
 {
 	size_t i;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	for (i = 0; i < sizeof(sp_purge) / sizeof(sp_purge[0]); i++)
@@ -597,15 +590,14 @@ store_purge_class(struct store *st, int64_t account_id, const char *cls,
 	if (sp_purge[i].shas != NULL) {
 		if ((s = sp_prep(st, sp_purge[i].shas, err, "")) == NULL)
 			return -1;
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-			const char *sha = (const char *)
-			    sqlite3_column_text(s, 0);
+		while ((rc = db_step(s)) == DB_ROW) {
+			const char *sha = db_col_text(s, 0);
 
 			if (sha != NULL && sha[0] != '\0' && blob_cb != NULL)
 				blob_cb(sha, ctx);
 		}
-		sqlite3_finalize(s);
-		if (rc != SQLITE_DONE)
+		db_finalize(s);
+		if (rc != DB_DONE)
 			return sp_fail(st, err, cls);
 	}
 	return sp_exec(st, sp_purge[i].apply, err);
@@ -615,21 +607,21 @@ int
 store_minors(struct store *st, int64_t account_id, store_minor_cb cb,
     void *ctx, char *err)
 {
-	sqlite3_stmt *s = sp_prep(st, "SELECT account_id, email FROM contacts"
+	struct db_stmt *s = sp_prep(st, "SELECT account_id, email FROM contacts"
 	    " WHERE adult = 'no' AND (?1 = 0 OR account_id = ?1) ORDER BY id",
 	    err, "i", account_id);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb(sqlite3_column_int64(s, 0),
-		    (const char *)sqlite3_column_text(s, 1), ctx) != 0) {
-			rc = SQLITE_DONE;
+	while ((rc = db_step(s)) == DB_ROW)
+		if (cb(db_col_int64(s, 0),
+		    db_col_text(s, 1), ctx) != 0) {
+			rc = DB_DONE;
 			break;
 		}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : sp_fail(st, err, "minors");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : sp_fail(st, err, "minors");
 }
 
 /* ---- erased addresses, erasure records, audit ---- */
@@ -707,9 +699,9 @@ store_audit_add(struct store *st, const char *actor, const char *action,
 }
 
 static void
-sp_copy(char *dst, size_t len, sqlite3_stmt *s, int col)
+sp_copy(char *dst, size_t len, struct db_stmt *s, int col)
 {
-	const char *t = (const char *)sqlite3_column_text(s, col);
+	const char *t = db_col_text(s, col);
 
 	snprintf(dst, len, "%s", t != NULL ? t : "");
 }
@@ -718,28 +710,28 @@ static int
 sp_audit_rows(struct store *st, const char *sql, store_audit_cb cb,
     void *ctx, char *err)
 {
-	sqlite3_stmt *s = sp_prep(st, sql, err, "");
+	struct db_stmt *s = sp_prep(st, sql, err, "");
 	struct store_audit_row r;
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		memset(&r, 0, sizeof(r));
-		r.id = sqlite3_column_int64(s, 0);
-		r.at = sqlite3_column_int64(s, 1);
+		r.id = db_col_int64(s, 0);
+		r.at = db_col_int64(s, 1);
 		sp_copy(r.actor, sizeof(r.actor), s, 2);
 		sp_copy(r.action, sizeof(r.action), s, 3);
 		sp_copy(r.account, sizeof(r.account), s, 4);
 		sp_copy(r.subject_hash, sizeof(r.subject_hash), s, 5);
 		sp_copy(r.detail, sizeof(r.detail), s, 6);
 		if (cb(&r, ctx) != 0) {
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 			break;
 		}
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : sp_fail(st, err, "audit list");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : sp_fail(st, err, "audit list");
 }
 
 int

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store.h"
 #include "store_int.h"
 #include "lib/smtp_addr.h"
@@ -415,37 +413,37 @@ static const char store_v8_items[] =
 static int
 store_v8_slugs(struct store *st, char *err)
 {
-	sqlite3_stmt *s = store_stmt_once(st, "SELECT id, dossier_id, label"
+	struct db_stmt *s = store_stmt_once(st, "SELECT id, dossier_id, label"
 	    " FROM dossier_items WHERE slug LIKE 'v8+%' ORDER BY id", err);
-	sqlite3_stmt *u;
+	struct db_stmt *u;
 	char slug[SMTP_ADDR_SLUG_MAX + 1], try[SMTP_ADDR_SLUG_MAX + 8];
 	int rc, n, urc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		smtp_addr_slug((const char *)sqlite3_column_text(s, 2), slug,
+	while ((rc = db_step(s)) == DB_ROW) {
+		smtp_addr_slug(db_col_text(s, 2), slug,
 		    sizeof(slug));
 		snprintf(try, sizeof(try), "%s", slug);
-		for (n = 2, urc = SQLITE_CONSTRAINT; n < 100 &&
-		    (urc & 0xff) == SQLITE_CONSTRAINT; n++) {
+		for (n = 2, urc = DB_CONSTRAINT; n < 100 &&
+		    (urc & 0xff) == DB_CONSTRAINT; n++) {
 			u = store_cx(st, "UPDATE dossier_items SET slug = ?1"
 			    " WHERE id = ?2", err, "ti", try,
-			    sqlite3_column_int64(s, 0));
+			    db_col_int64(s, 0));
 			if (u == NULL)
 				break;
-			urc = sqlite3_step(u);
-			sqlite3_finalize(u);
+			urc = db_step(u);
+			db_finalize(u);
 			snprintf(try, sizeof(try), "%.*s-%d",
 			    SMTP_ADDR_SLUG_MAX - 3, slug, n);
 		}
-		if (urc != SQLITE_DONE) {
-			sqlite3_finalize(s);
+		if (urc != DB_DONE) {
+			db_finalize(s);
 			return store_fail(st, err, "migration 8: item slugs");
 		}
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : store_fail(st, err, "migration 8");
+	db_finalize(s);
+	return rc == DB_DONE ? 0 : store_fail(st, err, "migration 8");
 }
 
 /*
@@ -521,16 +519,16 @@ static int (*const store_migration_fn[STORE_SCHEMA_VERSION + 1])(
 static int
 store_pragma_int(struct store *st, const char *sql, int *v_r, char *err)
 {
-	sqlite3_stmt *s = store_stmt_once(st, sql, err);
+	struct db_stmt *s = store_stmt_once(st, sql, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*v_r = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
+		*v_r = db_col_int(s, 0);
+	db_finalize(s);
+	if (rc != DB_ROW)
 		return store_fail(st, err, sql);
 	return 0;
 }
@@ -579,7 +577,7 @@ store_migrate(struct store *st, char *err)
 		goto fail;
 	return 0;
 fail:
-	sqlite3_exec(store_sqlite(st), "ROLLBACK", NULL, NULL, NULL);
+	db_exec(store_db(st), "ROLLBACK");
 	return -1;
 }
 

@@ -5,8 +5,6 @@
  */
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "store_int.h"
 #include "store_stats.h"
 #include "lib/util.h"
@@ -20,37 +18,37 @@ const char *const store_stats_queue_states[STORE_STATS_NQUEUE] = {
 static int
 store_stats_outbound(struct store *st, struct store_stats *r, char *err)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	const char *state;
 	int rc, i;
 
-	if (sqlite3_prepare_v2(store_sqlite(st), "SELECT state, count(*)"
+	if (db_prepare(store_db(st), "SELECT state, count(*)"
 	    " FROM outbound WHERE state IN ('queued', 'sending', 'deferred')"
-	    " GROUP BY state", -1, &s, NULL) != SQLITE_OK)
+	    " GROUP BY state", &s) != DB_OK)
 		return store_stats_fail(st, err, "outbound depth");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		state = (const char *)sqlite3_column_text(s, 0);
+	while ((rc = db_step(s)) == DB_ROW) {
+		state = db_col_text(s, 0);
 		for (i = 0; i < STORE_STATS_NQUEUE; i++)
 			if (state != NULL &&
 			    strcmp(state, store_stats_queue_states[i]) == 0)
-				r->outbound[i] = sqlite3_column_int64(s, 1);
+				r->outbound[i] = db_col_int64(s, 1);
 	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 :
+	db_finalize(s);
+	return rc == DB_DONE ? 0 :
 	    store_stats_fail(st, err, "outbound depth");
 }
 
 int
 store_stats_read(struct store *st, struct store_stats *r, char *err)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
 	memset(r, 0, sizeof(*r));
 	if (store_stats_outbound(st, r, err) != 0)
 		return -1;
-	if (sqlite3_prepare_v2(store_sqlite(st), "SELECT count(*) FROM"
-	    " event_deliveries WHERE state = 'pending'", -1, &s, NULL)
-	    != SQLITE_OK)
+	if (db_prepare(store_db(st), "SELECT count(*) FROM"
+	    " event_deliveries WHERE state = 'pending'", &s)
+	    != DB_OK)
 		return store_stats_fail(st, err, "event deliveries");
 	return store_cx_int(st, s, &r->events_pending, err,
 	    "event deliveries") < 0 ? -1 : 0;

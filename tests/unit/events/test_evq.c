@@ -51,7 +51,7 @@ ev(int64_t dossier, const char *kind, const char *detail)
 {
 	ck_assert_msg(store_event_add(st, acct_id, dossier, kind, detail, err)
 	    == 0, "%s", err);
-	return sqlite3_last_insert_rowid(store_sqlite(st));
+	return db_last_insert_id(store_db(st));
 }
 
 static int
@@ -106,8 +106,8 @@ START_TEST(test_ids_never_reused)
 	a = ev(d1, "document.received", "document=1");
 	ck_assert_int_eq(fanout("event"), 1);
 	/* an erasure deletes the newest rows, then records its own event */
-	ck_assert_int_eq(sqlite3_exec(store_sqlite(st), "DELETE FROM events",
-	    NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(db_exec(store_db(st), "DELETE FROM events"),
+	    DB_OK);
 	b = ev(0, "subject.erased", "subject_hash=00");
 	ck_assert_int_gt(b, a);
 	ck_assert_int_eq(fanout("event"), 1);
@@ -144,8 +144,8 @@ START_TEST(test_stream_heads)
 	ck_assert_int_eq(it[0].event_id, e2);
 	ck_assert_int_eq(it[0].gone, 0);
 	/* erased before delivery: gone */
-	ck_assert_int_eq(sqlite3_exec(store_sqlite(st), "DELETE FROM events",
-	    NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(db_exec(store_db(st), "DELETE FROM events"),
+	    DB_OK);
 	ck_assert_uint_eq(due(it, 8, pd_now()), 1);
 	ck_assert_int_eq(it[0].gone, 1);
 }
@@ -173,13 +173,13 @@ static int64_t
 count_rows(void)
 {
 	int64_t n = -1;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 
-	ck_assert_int_eq(sqlite3_prepare_v2(store_sqlite(st), "SELECT count(*)"
-	    " FROM event_deliveries", -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	ck_assert_int_eq(db_prepare(store_db(st), "SELECT count(*)"
+	    " FROM event_deliveries", &s), DB_OK);
+	if (db_step(s) == DB_ROW)
+		n = db_col_int64(s, 0);
+	db_finalize(s);
 	return n;
 }
 
