@@ -30,6 +30,7 @@
 #define PG_INT8OID	20
 #define PG_INT2OID	21
 #define PG_INT4OID	23
+#define PG_TEXTOID	25
 #define PG_OIDOID	26
 #define PG_FLOAT4OID	700
 #define PG_FLOAT8OID	701
@@ -68,6 +69,7 @@ struct db_pg_stmt {
 	char *sql;		/* ?N rewritten to $N */
 	int nparams;
 	struct pg_bind *binds;	/* [nparams] */
+	unsigned char *used;	/* [nparams]: 1 if the SQL names $i+1 */
 	enum pg_state state;
 	PGresult *res;		/* the executed statement's rows */
 	PGresult *desc;		/* columns described before the first step */
@@ -206,10 +208,13 @@ db_pg_close(struct db *db)
  * where a '?' is text.  A bare '?' is refused: PostgreSQL reads it as a
  * jsonb operator, and the store never writes one.  Dollar-quoted bodies
  * are not looked into: the store sends those through exec only.
+ * *used_r[i]: 1 if ?i+1 appears (SQLite lets ?1 and ?3 go without ?2).
  */
 static int
-pg_rewrite(char *sql, int *nparams_r, char *msg, size_t msglen)
+pg_rewrite(char *sql, int *nparams_r, unsigned char **used_r, char *msg,
+    size_t msglen)
 {
+	unsigned char *used = NULL;
 	char *p = sql, q;
 	int max = 0, depth;
 	long n;
@@ -233,6 +238,7 @@ pg_rewrite(char *sql, int *nparams_r, char *msg, size_t msglen)
 			if (!isdigit((unsigned char)p[1])) {
 				snprintf(msg, msglen, "bare '?' at offset %td: "
 				    "parameters are numbered (?N)", p - sql);
+				free(used);
 				return DB_ERROR;
 			}
 			*p++ = '$';
@@ -241,14 +247,20 @@ pg_rewrite(char *sql, int *nparams_r, char *msg, size_t msglen)
 			if (n < 1 || n > 65535) {
 				snprintf(msg, msglen, "parameter ?%ld out of "
 				    "range", n);
+				free(used);
 				return DB_ERROR;
 			}
-			if (n > max)
+			if (n > max) {
+				used = xrealloc(used, (size_t)n);
+				memset(used + max, 0, (size_t)(n - max));
 				max = (int)n;
+			}
+			used[n - 1] = 1;
 		} else
 			p++;
 	}
 	*nparams_r = max;
+	*used_r = used;
 	return DB_OK;
 }
 
@@ -258,10 +270,12 @@ db_pg_prepare(struct db *db, const char *sql, struct db_stmt **s_r)
 	struct db_pg *d = DB(db);
 	struct db_pg_stmt *s;
 	char *text = xstrdup(sql);
+	unsigned char *used = NULL;
 	int n, rc;
 
 	*s_r = NULL;
-	if ((rc = pg_rewrite(text, &n, d->msg, sizeof(d->msg))) != DB_OK) {
+	rc = pg_rewrite(text, &n, &used, d->msg, sizeof(d->msg));
+	if (rc != DB_OK) {
 		free(text);
 		return d->code = rc;
 	}
@@ -270,6 +284,7 @@ db_pg_prepare(struct db *db, const char *sql, struct db_stmt **s_r)
 	s->db = d;
 	s->sql = text;
 	s->nparams = n;
+	s->used = used;
 	s->binds = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*s->binds));
 	s->state = PS_READY;
 	*s_r = &s->base;
@@ -356,7 +371,8 @@ pg_result_clear(struct db_pg_stmt *s)
  * format but blobs (bytea in binary: no escaping, and a NUL byte is
  * data); int64 says int8 so a comparison or LIMIT needs no cast; text
  * and NULL leave the type to the server, which infers it from where the
- * parameter stands (docs 34.3.1, paramTypes). */
+ * parameter stands (docs 34.3.1, paramTypes).  A number the SQL skips
+ * has nowhere to infer from: it is sent as text, unused. */
 static PGresult *
 pg_run(struct db_pg_stmt *s, int describe_only)
 {
@@ -372,7 +388,8 @@ pg_run(struct db_pg_stmt *s, int describe_only)
 
 		vals[i] = b->kind == PG_NULL ? NULL : b->val;
 		types[i] = b->kind == PG_INT ? PG_INT8OID :
-		    b->kind == PG_BLOB ? PG_BYTEAOID : 0;
+		    b->kind == PG_BLOB ? PG_BYTEAOID :
+		    !s->used[i] ? PG_TEXTOID : 0;
 		lens[i] = b->kind == PG_BLOB ? b->len : 0;
 		fmts[i] = b->kind == PG_BLOB;
 	}
@@ -445,6 +462,7 @@ db_pg_finalize(struct db_stmt *st)
 	PQclear(s->desc);
 	db_pg_clear_bindings(st);
 	free(s->binds);
+	free(s->used);
 	free(s->sql);
 	free(s);
 	return DB_OK;

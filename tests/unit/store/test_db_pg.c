@@ -121,6 +121,14 @@ START_TEST(test_rewrite)
 	ck_assert_msg(strstr(db_errmsg(db), "bare '?'") != NULL, "%s",
 	    db_errmsg(db));
 	ck_assert_int_eq(db_errcode(db), DB_ERROR);
+	/* A number the SQL skips (SQLite allows it) is bound, unused. */
+	s = prep("SELECT ?1, ?3");
+	ck_assert_int_eq(db_param_count(s), 3);
+	ck_assert_int_eq(db_bind_text(s, 1, "a", -1), DB_OK);
+	ck_assert_int_eq(db_bind_text(s, 3, "c", -1), DB_OK);
+	step_is(s, DB_ROW);
+	ck_assert_str_eq(db_col_text(s, 1), "c");
+	db_finalize(s);
 	/* A bind beyond the statement's parameters is refused. */
 	s = prep("SELECT ?1");
 	ck_assert_int_eq(db_bind_int64(s, 2, 1), DB_ERROR);
