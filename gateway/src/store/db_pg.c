@@ -818,6 +818,12 @@ db_pg_open(const char *dsn, struct db **db_r, char *err)
 	if (d->conn == NULL)
 		pd_fatal("db_pg: out of memory connecting");
 	PQsetNoticeProcessor(d->conn, pg_notice, NULL);
+	/* Errors in one line without DETAIL, HINT or CONTEXT (docs 34.11,
+	 * PQsetErrorVerbosity): those quote the row ("Key (email)=(...)
+	 * already exists"), and the store's messages reach logs and API
+	 * answers.  The primary text names the constraint; the server's own
+	 * log keeps the rest for whoever debugs. */
+	PQsetErrorVerbosity(d->conn, PQERRORS_TERSE);
 	if (PQstatus(d->conn) != CONNECTION_OK)
 		rc = pg_fail(d, DB_IOERR, PQerrorMessage(d->conn));
 	else

@@ -325,8 +325,11 @@ START_TEST(test_constraint)
 	ck_assert_int_eq(db_bind_int64(s, 2, 1), DB_OK);
 	ck_assert_int_eq(db_step(s), DB_CONSTRAINT);
 	ck_assert_int_eq(db_errcode(db), DB_CONSTRAINT);
+	/* One line, the constraint named, the row's values not quoted. */
 	ck_assert_msg(strstr(db_errmsg(db), "duplicate key") != NULL &&
+	    strstr(db_errmsg(db), "u_pkey") != NULL &&
 	    strstr(db_errmsg(db), "[23505]") != NULL &&
+	    strstr(db_errmsg(db), "(a)") == NULL &&
 	    strchr(db_errmsg(db), '\n') == NULL, "%s", db_errmsg(db));
 	db_reset(s);
 	ck_assert_int_eq(db_bind_text(s, 1, "b", -1), DB_OK);
