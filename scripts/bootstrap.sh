@@ -35,7 +35,11 @@ fi
 # libspf2, libopendmarc and libunbound check SPF and DMARC and resolve
 # (DKIM is libopendkim's); the tests start their own nsd (zones on
 # loopback, read back with python3-dnspython) and clamd (clamav-daemon,
-# offline, with a signature file the test writes).
+# offline, with a signature file the test writes).  PostgreSQL, the
+# second store backend (issue 18): libpq-dev to build db_pg.c, and the
+# server (postgresql) whose initdb/pg_ctl tests/pg-server runs in a
+# temporary directory per test; the cluster the package makes is never
+# started (the policy below) nor used.
 PKGS="build-essential autoconf automake libtool pkg-config libesmtp-dev
 libgmime-3.0-dev libetpan-dev libsqlite3-dev libconfig-dev libevent-dev
 libmicrohttpd-dev libssl-dev libjansson-dev libmagic-dev libcmark-dev check openssl
@@ -46,7 +50,8 @@ chromium python3-websocket clang
 libcurl4-gnutls-dev nginx-extras python3-jsonschema python3-yaml
 iproute2
 libspf2-dev libopendmarc-dev libunbound-dev nsd python3-dnspython
-clamav-daemon"
+clamav-daemon
+postgresql libpq-dev"
 
 missing=""
 for p in $PKGS; do

@@ -36,7 +36,7 @@ struct db;
 struct db_stmt;
 
 struct db_ops {
-	const char *name;			/* "sqlite" */
+	const char *name;			/* "sqlite", "postgresql" */
 	void (*close)(struct db *db);
 	int (*prepare)(struct db *db, const char *sql, struct db_stmt **s_r);
 	int (*exec)(struct db *db, const char *sql);
@@ -89,6 +89,28 @@ int db_sqlite_system_errno(struct db *db);
 int db_is_sqlite(const struct db *db);
 /* The message of a code (sqlite3_errstr), for failures with no db. */
 const char *db_codestr(int code);
+
+/* ---- PostgreSQL (db_pg.c, issue 18) ---- */
+
+/*
+ * Connect with a libpq connection string or URI ("host=/run/pg
+ * dbname=postdoc", "postgresql://u@db1/postdoc"): DB_OK and *db_r, or
+ * DB_ERROR (the DSN does not parse) or DB_IOERR (no server there, or it
+ * refused us) with *db_r NULL and err (PD_ERRLEN) naming the host or
+ * socket and libpq's reason, never the DSN (it may hold a password).
+ * What differs from SQLite behind the same calls: SQL errors surface at
+ * the first db_step, not at db_prepare (nothing is sent before);
+ * db_last_insert_id is -1 (use INSERT ... RETURNING id); a bare '?' is
+ * refused (only ?N); booleans read as 0/1, bytea as blobs; errcode is
+ * db.h's code mapped from the SQLSTATE, and errmsg ends in [SQLSTATE].
+ */
+int db_pg_open(const char *dsn, struct db **db_r, char *err);
+/* A PostgreSQL connection that failed with DB_IOERR, connected again
+ * with the same parameters: DB_OK, or DB_IOERR with err as db_pg_open's.
+ * A transaction open when it broke is gone: the server rolled it back. */
+int db_pg_reconnect(struct db *db, char *err);
+/* 1 if db is a PostgreSQL connection. */
+int db_is_pg(const struct db *db);
 
 /* ---- dispatch: the calls the store's files make ---- */
 
