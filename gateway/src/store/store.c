@@ -169,6 +169,24 @@ store_exec_stmt(struct store *st, struct db_stmt *s, char *err,
 	return 0;
 }
 
+/*
+ * Step an INSERT ... RETURNING id once: DB_DONE with *id_r set (may be
+ * NULL) when the row went in, else the step's code.  RETURNING, not the
+ * connection's last insert id, so one text serves both engines (SQLite
+ * 3.35+, PostgreSQL).  The caller resets or finalizes s.
+ */
+int
+store_step_id(struct db_stmt *s, int64_t *id_r)
+{
+	int rc = db_step(s);
+
+	if (rc != DB_ROW)
+		return rc;
+	if (id_r != NULL)
+		*id_r = db_col_int64(s, 0);
+	return DB_DONE;
+}
+
 /* Run a single-id lookup: 1 found (*id_r set), 0 not found, -1 error. */
 int
 store_lookup_id(struct store *st, struct db_stmt *s, int64_t *id_r, char *err,
@@ -446,6 +464,13 @@ store_wal_truncate(struct store *st, char *err)
 	return 0;
 }
 
+/* The one place the store asks which engine runs (store_int.h). */
+int
+store_on_pg(struct store *st)
+{
+	return strcmp(st->db->ops->name, "postgresql") == 0;
+}
+
 /* For store_privacy.c (store_int.h): the same connection, same thread. */
 struct db *
 store_db(struct store *st)
@@ -471,8 +496,12 @@ store_begin(struct store *st, char *err)
 		return 0;
 	}
 	/* IMMEDIATE takes the write lock now, so a delivery never fails
-	 * half-way with DB_BUSY on its first write. */
-	return store_exec(st, "BEGIN IMMEDIATE", err, "begin");
+	 * half-way with DB_BUSY on its first write.  PostgreSQL has no
+	 * database write lock: its writers take row locks as they go, and
+	 * where the store relied on the write lock to exclude the others
+	 * (docs/postgresql-plan.md, step 4) it must lock rows itself. */
+	return store_exec(st, store_on_pg(st) ? "BEGIN" : "BEGIN IMMEDIATE",
+	    err, "begin");
 }
 
 int
