@@ -618,6 +618,33 @@ store_pg_migrate_from(struct store *st, int v, char *err)
 }
 
 /*
+ * The store compares and sorts text byte by byte and lower() folds ASCII
+ * only, as SQLite does (BINARY collation, no ICU).  A database whose
+ * collation or character classes are a locale's would sort names
+ * otherwise and, worse, fold a non-ASCII capital in lower(email) where
+ * the C code folded only ASCII: an erasure could miss the subject's
+ * rows.  So the database must be created C (PostgreSQL 15 docs, 24.1
+ * "Locale Support": LC_COLLATE and LC_CTYPE are fixed per database).
+ */
+static int
+store_pg_locale(struct store *st, char *err)
+{
+	int ok = 0;
+
+	if (store_pragma_int(st, "SELECT CASE WHEN datcollate IN ('C',"
+	    " 'POSIX') AND datctype IN ('C', 'POSIX') THEN 1 ELSE 0 END FROM"
+	    " pg_database WHERE datname = current_database()", &ok, err) != 0)
+		return -1;
+	if (!ok) {
+		pd_err(err, "the PostgreSQL database must use the C locale "
+		    "(CREATE DATABASE ... TEMPLATE template0 LOCALE 'C'): the "
+		    "store compares text byte by byte, as SQLite does");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * PostgreSQL: DDL is transactional, so a migration is all or nothing;
  * two gateways starting together queue on the advisory lock, and the
  * second reads the version the first committed and does nothing.
@@ -629,7 +656,8 @@ store_migrate_pg(struct store *st, char *err)
 
 	if (store_exec(st, "BEGIN", err, "migrations: begin") != 0)
 		return -1;
-	if (store_exec(st, "SELECT pg_advisory_xact_lock("
+	if (store_pg_locale(st, err) != 0 ||
+	    store_exec(st, "SELECT pg_advisory_xact_lock("
 	    STORE_PG_MIGRATE_LOCK ")", err, "migrations: lock") != 0 ||
 	    store_pg_version(st, &v, err) != 0)
 		goto fail;
