@@ -24,6 +24,8 @@ struct store {
 	struct db *db;
 	struct db_stmt *stmt[S_COUNT];
 	int nest;		/* store_begin calls inside an open transaction */
+	int sp_depth;		/* store_sp_begin calls not yet ended */
+	int sp_began;		/* the depth whose sp_begin said BEGIN (0: none) */
 };
 
 /* ---- statements ---- */
@@ -563,16 +565,37 @@ store_delivery_end(struct store *st, int ok, char *err)
 /*
  * Multi-statement operations (dossier create, close) run in a savepoint:
  * atomic on their own, and nested correctly inside a caller's BEGIN.
+ * Outside a transaction SQLite's SAVEPOINT begins one; PostgreSQL's is
+ * refused (25P01, "SAVEPOINT can only be used in transaction blocks"),
+ * so there the outermost one is a BEGIN and its end a COMMIT.
  */
 int
 store_sp_begin(struct store *st, char *err)
 {
-	return store_exec(st, "SAVEPOINT store_op", err, "savepoint");
+	if (store_on_pg(st) && !db_in_transaction(st->db)) {
+		if (store_exec(st, "BEGIN", err, "savepoint") != 0)
+			return -1;
+		st->sp_began = ++st->sp_depth;
+		return 0;
+	}
+	if (store_exec(st, "SAVEPOINT store_op", err, "savepoint") != 0)
+		return -1;
+	st->sp_depth++;
+	return 0;
 }
 
 int
 store_sp_end(struct store *st, int ok, char *err)
 {
+	if (st->sp_began > 0 && st->sp_began == st->sp_depth) {
+		st->sp_began = 0;
+		st->sp_depth--;
+		if (ok && store_exec(st, "COMMIT", err, "commit") == 0)
+			return 0;
+		db_exec(st->db, "ROLLBACK");
+		return -1;
+	}
+	st->sp_depth--;
 	if (ok)
 		return store_exec(st, "RELEASE store_op", err, "release");
 	db_exec(st->db, "ROLLBACK TO store_op; RELEASE store_op");
