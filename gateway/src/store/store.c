@@ -24,6 +24,8 @@ struct store {
 	struct db *db;
 	struct db_stmt *stmt[S_COUNT];
 	int nest;		/* store_begin calls inside an open transaction */
+	int sp_depth;		/* store_sp_begin calls not yet ended */
+	int sp_began;		/* the depth whose sp_begin said BEGIN (0: none) */
 };
 
 /* ---- statements ---- */
@@ -167,6 +169,24 @@ store_exec_stmt(struct store *st, struct db_stmt *s, char *err,
 	}
 	db_reset(s);
 	return 0;
+}
+
+/*
+ * Step an INSERT ... RETURNING id once: DB_DONE with *id_r set (may be
+ * NULL) when the row went in, else the step's code.  RETURNING, not the
+ * connection's last insert id, so one text serves both engines (SQLite
+ * 3.35+, PostgreSQL).  The caller resets or finalizes s.
+ */
+int
+store_step_id(struct db_stmt *s, int64_t *id_r)
+{
+	int rc = db_step(s);
+
+	if (rc != DB_ROW)
+		return rc;
+	if (id_r != NULL)
+		*id_r = db_col_int64(s, 0);
+	return DB_DONE;
 }
 
 /* Run a single-id lookup: 1 found (*id_r set), 0 not found, -1 error. */
@@ -446,6 +466,13 @@ store_wal_truncate(struct store *st, char *err)
 	return 0;
 }
 
+/* The one place the store asks which engine runs (store_int.h). */
+int
+store_on_pg(struct store *st)
+{
+	return strcmp(st->db->ops->name, "postgresql") == 0;
+}
+
 /* For store_privacy.c (store_int.h): the same connection, same thread. */
 struct db *
 store_db(struct store *st)
@@ -471,8 +498,12 @@ store_begin(struct store *st, char *err)
 		return 0;
 	}
 	/* IMMEDIATE takes the write lock now, so a delivery never fails
-	 * half-way with DB_BUSY on its first write. */
-	return store_exec(st, "BEGIN IMMEDIATE", err, "begin");
+	 * half-way with DB_BUSY on its first write.  PostgreSQL has no
+	 * database write lock: its writers take row locks as they go, and
+	 * where the store relied on the write lock to exclude the others
+	 * (docs/postgresql-plan.md, step 4) it must lock rows itself. */
+	return store_exec(st, store_on_pg(st) ? "BEGIN" : "BEGIN IMMEDIATE",
+	    err, "begin");
 }
 
 int
@@ -534,16 +565,37 @@ store_delivery_end(struct store *st, int ok, char *err)
 /*
  * Multi-statement operations (dossier create, close) run in a savepoint:
  * atomic on their own, and nested correctly inside a caller's BEGIN.
+ * Outside a transaction SQLite's SAVEPOINT begins one; PostgreSQL's is
+ * refused (25P01, "SAVEPOINT can only be used in transaction blocks"),
+ * so there the outermost one is a BEGIN and its end a COMMIT.
  */
 int
 store_sp_begin(struct store *st, char *err)
 {
-	return store_exec(st, "SAVEPOINT store_op", err, "savepoint");
+	if (store_on_pg(st) && !db_in_transaction(st->db)) {
+		if (store_exec(st, "BEGIN", err, "savepoint") != 0)
+			return -1;
+		st->sp_began = ++st->sp_depth;
+		return 0;
+	}
+	if (store_exec(st, "SAVEPOINT store_op", err, "savepoint") != 0)
+		return -1;
+	st->sp_depth++;
+	return 0;
 }
 
 int
 store_sp_end(struct store *st, int ok, char *err)
 {
+	if (st->sp_began > 0 && st->sp_began == st->sp_depth) {
+		st->sp_began = 0;
+		st->sp_depth--;
+		if (ok && store_exec(st, "COMMIT", err, "commit") == 0)
+			return 0;
+		db_exec(st->db, "ROLLBACK");
+		return -1;
+	}
+	st->sp_depth--;
 	if (ok)
 		return store_exec(st, "RELEASE store_op", err, "release");
 	db_exec(st->db, "ROLLBACK TO store_op; RELEASE store_op");

@@ -16,7 +16,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 /* Open (creating dirs/file), set WAL + synchronous, run migrations. */
 int store_open(const char *db_path, const char *sync_mode,

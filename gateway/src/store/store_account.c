@@ -15,7 +15,7 @@
 /* This file's cached statements (their slots: store_int.h). */
 static const char *const store_account_sql[S_COUNT] = {
 	[S_ACCOUNT_ADD] = "INSERT INTO accounts (name, sender_policy, created)"
-	    " VALUES (?1, ?2, ?3)",
+	    " VALUES (?1, ?2, ?3) RETURNING id",
 	[S_ACCOUNT_GET] = ACCOUNT_COLS "WHERE name = ?1",
 };
 
@@ -34,7 +34,7 @@ store_account_add(struct store *st, const char *name,
 	    sender_policy != NULL ? sender_policy : "any") ||
 	    db_bind_int64(s, 3, pd_now()))
 		return store_fail(st, err, "account add: bind");
-	rc = db_step(s);
+	rc = store_step_id(s, id_r);
 	db_reset(s);
 	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "account \"%s\" already exists", name);
@@ -42,8 +42,6 @@ store_account_add(struct store *st, const char *name,
 	}
 	if (rc != DB_DONE)
 		return store_fail(st, err, "account add");
-	if (id_r != NULL)
-		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 

@@ -48,13 +48,14 @@ store_api_token_add(struct store *st, int64_t account_id, const char *name,
     const char *prefix, const char *hash, int64_t *id_r, char *err)
 {
 	struct db_stmt *s = sa_prep(st, "INSERT INTO api_tokens (account_id,"
-	    " name, prefix, hash, created) VALUES (?1, ?2, ?3, ?4, ?5)", err,
+	    " name, prefix, hash, created) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " RETURNING id", err,
 	    "itt" "ti", account_id, name, prefix, hash, pd_now());
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = db_step(s);
+	rc = store_step_id(s, id_r);
 	db_finalize(s);
 	if ((rc & 0xff) == DB_CONSTRAINT) {
 		/* Names stay taken after a revoke: list shows who was who. */
@@ -63,7 +64,6 @@ store_api_token_add(struct store *st, int64_t account_id, const char *name,
 	}
 	if (rc != DB_DONE)
 		return sa_fail(st, err, "token add");
-	*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -141,9 +141,9 @@ store_api_dossier_page(struct store *st, int64_t account_id,
 	struct db_stmt *s = sa_prep(st, "SELECT d.id FROM dossiers d"
 	    " JOIN contacts c ON c.id = d.contact_id"
 	    " WHERE d.account_id = ?1 AND d.id > ?2"
-	    " AND (?3 IS NULL OR d.status = ?3)"
-	    " AND (?4 IS NULL OR lower(c.email) = lower(?4))"
-	    " AND (?5 IS NULL OR d.ref = ?5)"
+	    " AND (CAST(?3 AS TEXT) IS NULL OR d.status = ?3)"
+	    " AND (CAST(?4 AS TEXT) IS NULL OR lower(c.email) = lower(?4))"
+	    " AND (CAST(?5 AS TEXT) IS NULL OR d.ref = ?5)"
 	    " ORDER BY d.id LIMIT ?6", err, "iittti", account_id, after,
 	    f->status, f->contact, f->ref, (int64_t)max);
 	int rc;

@@ -16,7 +16,7 @@
 	"SELECT c.id, c.account_id, a.name, c.purpose_id, p.name," \
 	" c.template, c.subject, c.locale, c.state, c.created," \
 	" COALESCE(c.started, 0), COALESCE(c.finished, 0), c.audience," \
-	" c.body_md <> ''" \
+	" CASE WHEN c.body_md <> '' THEN 1 ELSE 0 END" \
 	" FROM campaigns c" \
 	" JOIN accounts a ON a.id = c.account_id" \
 	" JOIN purposes p ON p.id = c.purpose_id "
@@ -25,14 +25,11 @@ int
 store_campaign_add(struct store *st, const struct store_campaign *c,
     int64_t *id_r, char *err)
 {
-	if (store_cx_exec(st, store_cx(st, "INSERT INTO campaigns (account_id,"
-	    " purpose_id, template, subject, locale, created) VALUES (?1, ?2,"
-	    " ?3, ?4, ?5, ?6)", err, "iitttI", c->account_id, c->purpose_id,
-	    c->tmpl, c->subject, c->locale, pd_now()), NULL, err,
-	    "campaign add") != 0)
-		return -1;
-	*id_r = db_last_insert_id(store_db(st));
-	return 0;
+	return store_cx_int(st, store_cx(st, "INSERT INTO campaigns"
+	    " (account_id, purpose_id, template, subject, locale, created)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id", err, "iitttI",
+	    c->account_id, c->purpose_id, c->tmpl, c->subject, c->locale,
+	    pd_now()), id_r, err, "campaign add") == 1 ? 0 : -1;
 }
 
 static void

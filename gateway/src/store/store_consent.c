@@ -14,8 +14,9 @@
 
 /* This file's cached statements (their slots: store_int.h). */
 static const char *const store_consent_sql[S_COUNT] = {
-	[S_CONTACT_ADD] = "INSERT OR IGNORE INTO contacts"
-	    " (account_id, email, created) VALUES (?1, ?2, ?3)",
+	[S_CONTACT_ADD] = "INSERT INTO contacts"
+	    " (account_id, email, created) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT DO NOTHING",
 	[S_CONTACT_GET] = "SELECT id FROM contacts"
 	    " WHERE account_id = ?1 AND email = ?2",
 };
@@ -27,13 +28,13 @@ store_purpose_add(struct store *st, int64_t account_id, const char *name,
     int64_t *id_r, char *err)
 {
 	struct db_stmt *s = store_cx(st, "INSERT INTO purposes (account_id,"
-	    " name, created) VALUES (?1, ?2, ?3)", err, "iti", account_id,
-	    name, pd_now());
+	    " name, created) VALUES (?1, ?2, ?3) RETURNING id", err, "iti",
+	    account_id, name, pd_now());
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = db_step(s);
+	rc = store_step_id(s, id_r);
 	db_finalize(s);
 	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "purpose \"%s\" already exists", name);
@@ -41,8 +42,6 @@ store_purpose_add(struct store *st, int64_t account_id, const char *name,
 	}
 	if (rc != DB_DONE)
 		return store_fail(st, err, "purpose add");
-	if (id_r != NULL)
-		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -161,8 +160,9 @@ int
 store_contact_ensure(struct store *st, int64_t account_id, const char *email,
     int64_t *id_r, char *err)
 {
-	if (store_cx_exec(st, store_cx(st, "INSERT OR IGNORE INTO contacts"
-	    " (account_id, email, created) VALUES (?1, ?2, ?3)", err, "iti",
+	if (store_cx_exec(st, store_cx(st, "INSERT INTO contacts"
+	    " (account_id, email, created) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT DO NOTHING", err, "iti",
 	    account_id, email, pd_now()), NULL, err, "contact add") != 0)
 		return -1;
 	if (store_cx_int(st, store_cx(st, "SELECT id FROM contacts WHERE"
@@ -227,9 +227,12 @@ store_contact_list(struct store *st, int64_t account_id, store_contact_cb cb,
 	return rc == DB_DONE ? 0 : store_fail(st, err, "contact list");
 }
 
+/* Served by outbound_rcpt_lower (account_id, lower(rcpt)); an integer,
+ * not a boolean, for both engines. */
 #define STORE_BOUNCED_SQL \
-	"EXISTS (SELECT 1 FROM outbound o WHERE o.account_id = ?1" \
-	" AND o.rcpt = ?2 COLLATE NOCASE AND o.state = 'bounced')"
+	"CASE WHEN EXISTS (SELECT 1 FROM outbound o WHERE o.account_id = ?1" \
+	" AND lower(o.rcpt) = lower(?2) AND o.state = 'bounced')" \
+	" THEN 1 ELSE 0 END"
 
 int
 store_contact_bounced(struct store *st, int64_t account_id, const char *email,
@@ -253,10 +256,11 @@ store_consent_text_put(struct store *st, int64_t account_id,
 		pd_err(err, "consent text: bad sha256");
 		return -1;
 	}
-	if (store_cx_exec(st, store_cx(st, "INSERT OR IGNORE INTO"
+	if (store_cx_exec(st, store_cx(st, "INSERT INTO"
 	    " consent_texts (account_id, sha256, body, created) VALUES"
-	    " (?1, ?2, ?3, ?4)", err, "itti", account_id, sha256, body,
-	    pd_now()), NULL, err, "consent text add") != 0)
+	    " (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING", err, "itti",
+	    account_id, sha256, body, pd_now()), NULL, err,
+	    "consent text add") != 0)
 		return -1;
 	return store_cx_int(st, store_cx(st, "SELECT id FROM consent_texts"
 	    " WHERE account_id = ?1 AND sha256 = ?2", err, "it", account_id,
@@ -273,17 +277,14 @@ store_consent_add(struct store *st, int64_t account_id,
 	pd_ascii_clean(ip, sizeof(ip), r->ip);
 	pd_ascii_clean(ua, sizeof(ua), r->user_agent);
 	pd_ascii_clean(op, sizeof(op), r->operator_);
-	if (store_cx_exec(st, store_cx(st, "INSERT INTO consent_records"
+	return store_cx_int(st, store_cx(st, "INSERT INTO consent_records"
 	    " (account_id, contact_id, purpose_id, action, basis, source,"
 	    " method, at, ip, user_agent, operator, text_id) VALUES (?1, ?2,"
-	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", err, "iiittttittt"
-	    "I", account_id, r->contact_id, r->purpose_id, r->action, r->basis,
-	    r->source, method, r->at != 0 ? r->at : pd_now(), ip, ua, op,
-	    r->text_id), NULL, err, "consent add") != 0)
-		return -1;
-	if (id_r != NULL)
-		*id_r = db_last_insert_id(store_db(st));
-	return 0;
+	    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id", err,
+	    "iiittttittt" "I", account_id, r->contact_id, r->purpose_id,
+	    r->action, r->basis, r->source, method, r->at != 0 ? r->at :
+	    pd_now(), ip, ua, op, r->text_id), id_r, err, "consent add") == 1 ?
+	    0 : -1;
 }
 
 int
@@ -355,14 +356,11 @@ int
 store_consent_req_add(struct store *st, const struct store_consent_req *r,
     int64_t *id_r, char *err)
 {
-	if (store_cx_exec(st, store_cx(st, "INSERT INTO consent_requests"
+	return store_cx_int(st, store_cx(st, "INSERT INTO consent_requests"
 	    " (account_id, contact_id, purpose_id, text_id, created) VALUES"
-	    " (?1, ?2, ?3, ?4, ?5)", err, "iiiIi", r->account_id,
-	    r->contact_id, r->purpose_id, r->text_id, pd_now()), NULL, err,
-	    "consent request add") != 0)
-		return -1;
-	*id_r = db_last_insert_id(store_db(st));
-	return 0;
+	    " (?1, ?2, ?3, ?4, ?5) RETURNING id", err, "iiiIi", r->account_id,
+	    r->contact_id, r->purpose_id, r->text_id, pd_now()), id_r, err,
+	    "consent request add") == 1 ? 0 : -1;
 }
 
 int

@@ -23,7 +23,7 @@
 static const char *const store_dossier_sql[S_COUNT] = {
 	[S_DOSSIER_ADD] = "INSERT INTO dossiers (account_id, contact_id, ref,"
 	    " intake_local, status, created)"
-	    " VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
+	    " VALUES (?1, ?2, ?3, ?4, 'open', ?5) RETURNING id",
 	[S_DOSSIER_GET] = DOSSIER_COLS
 	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
 	[S_DOSSIER_BY_REF] = DOSSIER_COLS
@@ -67,7 +67,9 @@ store_gen_local(char *out, size_t outlen, char *err)
 	return 0;
 }
 
-/* Turn a UNIQUE failure on dossiers into a message an operator can act on. */
+/* Turn a UNIQUE failure on dossiers into a message an operator can act on:
+ * SQLite names the columns ("dossiers.ref"), PostgreSQL the constraint
+ * (store_schema_pg.c names it dossiers_ref_key). */
 static int
 store_dossier_insert_error(struct store *st, int rc, const char *ref,
     const char *local, char *err)
@@ -78,7 +80,8 @@ store_dossier_insert_error(struct store *st, int rc, const char *ref,
 	    strstr(msg, "intake_local") != NULL)
 		pd_err(err, "intake address \"%s\" is already in use", local);
 	else if ((rc & 0xff) == DB_CONSTRAINT &&
-	    strstr(msg, "dossiers.ref") != NULL)
+	    (strstr(msg, "dossiers.ref") != NULL ||
+	    strstr(msg, "dossiers_ref_key") != NULL))
 		pd_err(err, "dossier ref \"%s\" already exists in this account",
 		    ref);
 	else if ((rc & 0xff) == DB_CONSTRAINT)
@@ -102,11 +105,10 @@ store_dossier_insert(struct store *st, int64_t account_id, int64_t contact_id,
 	    store_bind_text(s, 3, ref) || store_bind_text(s, 4, local) ||
 	    db_bind_int64(s, 5, pd_now()))
 		return store_fail(st, err, "dossier create: bind");
-	rc = db_step(s);
+	rc = store_step_id(s, id_r);
 	db_reset(s);
 	if (rc != DB_DONE)
 		return store_dossier_insert_error(st, rc, ref, local, err);
-	*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -295,7 +297,8 @@ store_dossier_list(struct store *st, int64_t account_id, const char *status,
     store_dossier_cb cb, void *ctx, char *err)
 {
 	struct db_stmt *s = store_stmt_once(st, DOSSIER_COLS
-	    "WHERE d.account_id = ?1 AND (?2 IS NULL OR d.status = ?2) "
+	    "WHERE d.account_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR "
+	    "d.status = ?2) "
 	    "ORDER BY d.id", err);
 	struct store_dossier d;
 	int rc;

@@ -58,25 +58,27 @@ se_fanout_tx(struct store *st, const char *key, const char *consumer,
 		    " COALESCE((SELECT MAX(id) FROM events), 0))", err, "t",
 		    key), NULL, err, "evq cursor add");
 	if (store_cx_exec(st, se_prep(st, sync ?
-	    "INSERT OR IGNORE INTO event_deliveries (consumer, hook,"
+	    "INSERT INTO event_deliveries (consumer, hook,"
 	    " event_id, stream, next_attempt, created, updated)"
 	    " SELECT ?1, ?2, e.id, CASE WHEN e.dossier_id IS NULL"
 	    " THEN 'a' || COALESCE(e.account_id, 0) ELSE 'd' || e.dossier_id"
 	    " END, ?3, ?3, ?3 FROM events e WHERE e.id > ?4 AND e.kind IN "
-	    EVQ_SYNC_IN " ORDER BY e.id" :
-	    "INSERT OR IGNORE INTO event_deliveries (consumer, hook,"
+	    EVQ_SYNC_IN " ORDER BY e.id ON CONFLICT DO NOTHING" :
+	    "INSERT INTO event_deliveries (consumer, hook,"
 	    " event_id, stream, next_attempt, created, updated)"
 	    " SELECT ?1, ?2, e.id, CASE WHEN e.dossier_id IS NULL"
 	    " THEN 'a' || COALESCE(e.account_id, 0) ELSE 'd' || e.dossier_id"
 	    " END, ?3, ?3, ?3 FROM events e WHERE e.id > ?4 AND e.kind IN "
-	    EVQ_PUBLIC_IN " ORDER BY e.id", err, "ttii", consumer, hook, now,
-	    cursor), &n, err, "evq fan-out") != 0)
+	    EVQ_PUBLIC_IN " ORDER BY e.id ON CONFLICT DO NOTHING", err,
+	    "ttii", consumer, hook, now, cursor), &n, err, "evq fan-out") != 0)
 		return -1;
 	*added_r = n;
+	/* Only forward: no scalar max() both engines know (PostgreSQL says
+	 * GREATEST), so the newer id is a condition. */
 	return store_cx_exec(st, se_prep(st, "UPDATE event_cursors SET"
-	    " last_event = max(last_event, COALESCE((SELECT MAX(id) FROM"
-	    " events), 0)) WHERE consumer = ?1", err, "t", key), NULL, err,
-	    "evq cursor advance");
+	    " last_event = (SELECT MAX(id) FROM events) WHERE consumer = ?1"
+	    " AND last_event < (SELECT MAX(id) FROM events)", err, "t", key),
+	    NULL, err, "evq cursor advance");
 }
 
 /* 1 when the cursor exists and no event is newer: no write lock then. */
@@ -84,9 +86,10 @@ static int
 se_idle(struct store *st, const char *key, char *err)
 {
 	int64_t v = 0;
-	int r = store_cx_int(st, se_prep(st, "SELECT (SELECT last_event FROM"
-	    " event_cursors WHERE consumer = ?1) >= (SELECT COALESCE(MAX(id),"
-	    " 0) FROM events)", err, "t", key), &v, err, "evq idle");
+	int r = store_cx_int(st, se_prep(st, "SELECT CASE WHEN (SELECT"
+	    " last_event FROM event_cursors WHERE consumer = ?1) >= (SELECT"
+	    " COALESCE(MAX(id), 0) FROM events) THEN 1 ELSE 0 END", err, "t",
+	    key), &v, err, "evq idle");
 
 	return r < 0 ? -1 : r == 1 && v == 1;
 }
@@ -142,7 +145,8 @@ store_evq_due(struct store *st, const char *consumer, const char *hook,
 	/* Strict order per stream: only a stream's lowest pending row may
 	 * run; a failing head keeps the rest of its stream waiting. */
 	struct db_stmt *s = se_prep(st, "SELECT d.id, d.event_id, d.attempts,"
-	    " e.id IS NULL, COALESCE(e.at, d.created),"
+	    " CASE WHEN e.id IS NULL THEN 1 ELSE 0 END,"
+	    " COALESCE(e.at, d.created),"
 	    " COALESCE(e.account_id, 0), COALESCE(a.name, ''),"
 	    " COALESCE(e.dossier_id, 0), COALESCE(x.ref, ''),"
 	    " COALESCE(e.kind, ''), COALESCE(e.detail, '')"
@@ -251,8 +255,9 @@ store_evq_list(struct store *st, const char *consumer, const char *state,
 	    " d.hook, d.stream, d.state, COALESCE(e.kind, '(gone)'),"
 	    " d.attempts, d.next_attempt, d.created, d.updated, d.last_error"
 	    " FROM event_deliveries d LEFT JOIN events e ON e.id = d.event_id"
-	    " WHERE (?1 IS NULL OR d.consumer = ?1) AND (?2 IS NULL OR"
-	    " d.state = ?2) ORDER BY d.id DESC LIMIT ?3", err, "tti",
+	    " WHERE (CAST(?1 AS TEXT) IS NULL OR d.consumer = ?1) AND"
+	    " (CAST(?2 AS TEXT) IS NULL OR d.state = ?2)"
+	    " ORDER BY d.id DESC LIMIT ?3", err, "tti",
 	    consumer, state, (int64_t)max);
 	int rc = DB_DONE;
 

@@ -91,6 +91,9 @@ int store_cx_int(struct store *st, struct db_stmt *s, int64_t *v_r, char *err,
  * and reset it; 0 or -1. */
 int store_exec_stmt(struct store *st, struct db_stmt *s, char *err,
     const char *what);
+/* Step an INSERT ... RETURNING id once: DB_DONE and *id_r (may be NULL),
+ * or the step's code; the caller resets or finalizes s. */
+int store_step_id(struct db_stmt *s, int64_t *id_r);
 /* Step a cached single-id lookup: 1 found (*id_r set), 0 not, -1 error. */
 int store_lookup_id(struct store *st, struct db_stmt *s, int64_t *id_r,
     char *err, const char *what);
@@ -131,6 +134,15 @@ int store_sp_end(struct store *st, int ok, char *err);
 
 /* store_schema.c: bring the schema up to STORE_SCHEMA_VERSION. */
 int store_migrate(struct store *st, char *err);
+/* store_schema_pg.c: the PostgreSQL schema at version STORE_PG_BASE, and
+ * the PostgreSQL text of each migration after it. */
+#define STORE_PG_BASE 11
+extern const char store_schema_pg[];
+extern const char *const store_pg_migrations[STORE_SCHEMA_VERSION + 1];
+/* store.c: 1 on a PostgreSQL connection.  The one place the store asks
+ * which engine runs, for the few statements each engine spells its own
+ * way (docs/postgresql-plan.md, step 2). */
+int store_on_pg(struct store *st);
 /* store_consent.c: find or create the contact row for (account,
  * lower-cased email); dossier create calls it. */
 int store_contact_id(struct store *st, int64_t account_id, const char *email,

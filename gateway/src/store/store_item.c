@@ -69,12 +69,12 @@ store_item_add(struct store *st, int64_t account_id, int64_t dossier_id,
 	    " position, slug, label, required, types, max_size, created,"
 	    " updated) VALUES (?1, ?2, 1 + (SELECT COALESCE(MAX(position), 0)"
 	    " FROM dossier_items WHERE dossier_id = ?2), ?3, ?4, ?5, ?6, ?7,"
-	    " ?8, ?8)", err, "iittitii", account_id, dossier_id, it->slug,
-	    it->label, (int64_t)(it->required != 0), it->types, it->max_size,
-	    now);
+	    " ?8, ?8) RETURNING id", err, "iittitii", account_id, dossier_id,
+	    it->slug, it->label, (int64_t)(it->required != 0), it->types,
+	    it->max_size, now);
 	if (s == NULL)
 		return -1;
-	rc = db_step(s);
+	rc = store_step_id(s, id_r);
 	db_finalize(s);
 	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "dossier %lld already has an item \"%s\"",
@@ -83,8 +83,6 @@ store_item_add(struct store *st, int64_t account_id, int64_t dossier_id,
 	}
 	if (rc != DB_DONE)
 		return store_fail(st, err, "item add");
-	if (id_r != NULL)
-		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -161,8 +159,7 @@ store_item_outstanding(struct store *st, int64_t dossier_id, int64_t *n_r,
  * if one waits for review, else rejected (reason: the latest) if it has
  * any, else requested.  Only a rejected item keeps a reason.  *changed_r:
  * 1 when the state or the reason moved.  One UPDATE with a WITH clause
- * rather than UPDATE ... FROM, which needs SQLite 3.33: the rest of the
- * store runs on 3.24.
+ * rather than UPDATE ... FROM, whose forms differ between the engines.
  */
 int
 store_item_refresh(struct store *st, int64_t item_id, int *changed_r,
@@ -203,7 +200,8 @@ store_document_set_item(struct store *st, int64_t account_id, int64_t doc_id,
 	/* Only under an item of the document's own dossier: the foreign key
 	 * names an item, not whose it is. */
 	if (store_cx_exec(st, store_cx(st, "UPDATE documents SET item_id = ?3"
-	    " WHERE id = ?1 AND account_id = ?2 AND (?3 IS NULL OR EXISTS"
+	    " WHERE id = ?1 AND account_id = ?2 AND (CAST(?3 AS BIGINT) IS NULL"
+	    " OR EXISTS"
 	    " (SELECT 1 FROM dossier_items i WHERE i.id = ?3 AND"
 	    " i.dossier_id = documents.dossier_id AND i.account_id = ?2))",
 	    err, "iiI", doc_id, account_id, item_id), &changes, err,
@@ -245,12 +243,15 @@ int
 store_dossier_completion(struct store *st, int64_t dossier_id,
     int *complete_r, int *announced_r, char *err)
 {
-	struct db_stmt *s = store_cx(st, "SELECT"
+	/* CASE: integers, where PostgreSQL would answer booleans. */
+	struct db_stmt *s = store_cx(st, "SELECT CASE WHEN"
 	    " EXISTS (SELECT 1 FROM dossier_items WHERE dossier_id = ?1 AND"
 	    "  required = 1) AND NOT EXISTS (SELECT 1 FROM dossier_items"
-	    "  WHERE dossier_id = ?1 AND required = 1 AND state <> 'accepted'),"
-	    " EXISTS (SELECT 1 FROM events WHERE dossier_id = ?1 AND"
-	    "  kind = 'dossier.completed')", err, "i", dossier_id);
+	    "  WHERE dossier_id = ?1 AND required = 1 AND state <> 'accepted')"
+	    " THEN 1 ELSE 0 END,"
+	    " CASE WHEN EXISTS (SELECT 1 FROM events WHERE dossier_id = ?1 AND"
+	    "  kind = 'dossier.completed') THEN 1 ELSE 0 END", err, "i",
+	    dossier_id);
 	int rc;
 
 	*complete_r = *announced_r = 0;
@@ -272,13 +273,14 @@ store_checklist_add(struct store *st, int64_t account_id, const char *name,
     const char *items_json, int64_t *id_r, char *err)
 {
 	struct db_stmt *s = store_cx(st, "INSERT INTO checklists (account_id,"
-	    " name, items, created) VALUES (?1, ?2, ?3, ?4)", err, "itti",
+	    " name, items, created) VALUES (?1, ?2, ?3, ?4) RETURNING id", err,
+	    "itti",
 	    account_id, name, items_json, pd_now());
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	rc = db_step(s);
+	rc = store_step_id(s, id_r);
 	db_finalize(s);
 	if ((rc & 0xff) == DB_CONSTRAINT) {
 		pd_err(err, "checklist \"%s\" already exists in this account",
@@ -287,8 +289,6 @@ store_checklist_add(struct store *st, int64_t account_id, const char *name,
 	}
 	if (rc != DB_DONE)
 		return store_fail(st, err, "checklist add");
-	if (id_r != NULL)
-		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 

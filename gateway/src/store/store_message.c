@@ -37,7 +37,7 @@ static const char *const store_message_sql[S_COUNT] = {
 	    " anomalies, received, auth_results, spf, dkim, dmarc,"
 	    " sender_pass, signed, refused) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
 	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
-	    " ?20, ?21, ?22, ?23, ?24)",
+	    " ?20, ?21, ?22, ?23, ?24) RETURNING id",
 	[S_MESSAGE_GET] = MSG_COLS
 	    "WHERE id = ?1 AND (?2 = 0 OR account_id = ?2)",
 	[S_DOCUMENT_DUP] = "SELECT id FROM documents WHERE dossier_id = ?1"
@@ -45,20 +45,23 @@ static const char *const store_message_sql[S_COUNT] = {
 	[S_DOCUMENT_ADD] = "INSERT INTO documents (account_id, dossier_id,"
 	    " message_id, filename, stored_name, declared_type, sniffed_type,"
 	    " size, sha256, part_path, created, item_id, flags, scan) VALUES"
-	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+	    " RETURNING id",
 	[S_DOCUMENT_GET] = DOC_COLS
 	    "WHERE d.id = ?1 AND (?2 = 0 OR d.account_id = ?2)",
 	[S_DOCUMENT_COUNT_SINCE] = "SELECT COUNT(*) FROM documents"
 	    " WHERE dossier_id = ?1 AND created >= ?2",
 	/* Ids never go back, even after an erasure or a purge deleted the
-	 * newest rows: evq's cursors (event_cursors) would skip a reused id. */
+	 * newest rows: evq's cursors (event_cursors) would skip a reused id.
+	 * The larger of the two through the aggregate MAX: the scalar form
+	 * is max() in SQLite, GREATEST in PostgreSQL. */
 	[S_EVENT_ADD] = "INSERT INTO events (id, account_id, dossier_id, at,"
-	    " kind, detail) VALUES (1 + max(COALESCE((SELECT MAX(id) FROM"
-	    " events), 0), COALESCE((SELECT MAX(last_event) FROM"
-	    " event_cursors), 0)), ?1, ?2, ?3, ?4, ?5)",
+	    " kind, detail) VALUES ((SELECT 1 + MAX(n) FROM (SELECT MAX(id)"
+	    " AS n FROM events UNION ALL SELECT MAX(last_event) FROM"
+	    " event_cursors UNION ALL SELECT 0) AS m), ?1, ?2, ?3, ?4, ?5)",
 	/* content-addressed: a second message with the same bytes shares it */
-	[S_RAW_PUT] = "INSERT OR IGNORE INTO raw_inline (sha256, data)"
-	    " VALUES (?1, ?2)",
+	[S_RAW_PUT] = "INSERT INTO raw_inline (sha256, data)"
+	    " VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 };
 
 /* ---- intake: messages, documents, events ---- */
@@ -145,11 +148,7 @@ store_message_add(struct store *st, const struct store_message *m,
 		return -1;
 	if (store_message_bind(s, m) != 0)
 		return store_fail(st, err, "message add: bind");
-	if (store_exec_stmt(st, s, err, "message add") != 0)
-		return -1;
-	if (id_r != NULL)
-		*id_r = db_last_insert_id(store_db(st));
-	return 0;
+	return store_lookup_id(st, s, id_r, err, "message add") == 1 ? 0 : -1;
 }
 
 static int
@@ -182,11 +181,8 @@ store_document_add(struct store *st, const struct store_document *d,
 		return -1;
 	if (store_document_bind(s, d) != 0)
 		return store_fail(st, err, "document add: bind");
-	if (store_exec_stmt(st, s, err, "document add") != 0)
-		return -1;
-	if (id_r != NULL)
-		*id_r = db_last_insert_id(store_db(st));
-	return 0;
+	return store_lookup_id(st, s, id_r, err, "document add") == 1 ? 0 :
+	    -1;
 }
 
 int

@@ -24,7 +24,7 @@ static const char *const store_outbound_sql[S_COUNT] = {
 	    " kind, rcpt, rcpt_domain, mail_from, verp_token, message_id,"
 	    " from_domain, sha256, size, state, attempts, next_attempt,"
 	    " created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-	    " ?10, ?11, ?12, 0, ?13, ?14, ?14)",
+	    " ?10, ?11, ?12, 0, ?13, ?14, ?14) RETURNING id",
 	[S_OUTBOUND_GET] = OUTBOUND_COLS
 	    "WHERE o.id = ?1 AND (?2 = 0 OR o.account_id = ?2)",
 	[S_OUTBOUND_BY_VERP] = OUTBOUND_COLS "WHERE o.verp_token = ?1",
@@ -42,7 +42,7 @@ static const char *const store_outbound_sql[S_COUNT] = {
 	    " next_attempt = ?1, updated = ?1 WHERE state = 'sending'",
 	[S_OUTBOUND_COUNT] = "SELECT COUNT(*), COALESCE(MIN(created), 0),"
 	    " COALESCE(MAX(created), 0) FROM outbound WHERE dossier_id = ?1"
-	    " AND (?2 IS NULL OR kind = ?2)",
+	    " AND (CAST(?2 AS TEXT) IS NULL OR kind = ?2)",
 	/* Adding an address again refreshes the reason and the expiry: a
 	 * new hard bounce restarts the quarantine. */
 	[S_SUPPRESSION_ADD] = "INSERT INTO suppressions (account_id, email,"
@@ -119,12 +119,10 @@ store_outbound_add(struct store *st, const struct store_outbound *o,
 	}
 	if (store_outbound_bind(s, o, pd_now()) != 0)
 		return store_fail(st, err, "outbound add: bind");
-	rc = db_step(s);
+	rc = store_step_id(s, id_r);
 	db_reset(s);
 	if (rc != DB_DONE)
 		return store_fail(st, err, "outbound add");
-	if (id_r != NULL)
-		*id_r = db_last_insert_id(store_db(st));
 	return 0;
 }
 
@@ -319,7 +317,8 @@ store_outbound_list(struct store *st, int64_t account_id, int64_t dossier_id,
 {
 	struct db_stmt *s = store_stmt_once(st, OUTBOUND_COLS
 	    "WHERE (?1 = 0 OR o.account_id = ?1) AND"
-	    " (?2 = 0 OR o.dossier_id = ?2) AND (?3 IS NULL OR o.state = ?3)"
+	    " (?2 = 0 OR o.dossier_id = ?2) AND"
+	    " (CAST(?3 AS TEXT) IS NULL OR o.state = ?3)"
 	    " ORDER BY o.id", err);
 	struct store_outbound o;
 	int rc;

@@ -223,64 +223,77 @@ store_subject_accounts(struct store *st, int64_t account_id,
 	"(?5 > 0 AND EXISTS (SELECT 1 FROM consent_records r WHERE" \
 	" r.contact_id = " c " AND r.at >= ?5))"
 
+/*
+ * The working tables, per engine: SQLite's INTEGER PRIMARY KEY is the
+ * rowid itself (no second index), PostgreSQL's integer is 32 bits.
+ * Named without "temp.": both engines look in the session's temporary
+ * tables first (PostgreSQL: pg_temp heads search_path).
+ */
+#define SP_ERASE_TABLES(id) \
+	"CREATE TEMP TABLE IF NOT EXISTS pe_c (id " id " PRIMARY KEY);" \
+	"CREATE TEMP TABLE IF NOT EXISTS pe_cc (id " id " PRIMARY KEY);" \
+	"CREATE TEMP TABLE IF NOT EXISTS pe_d (id " id " PRIMARY KEY);" \
+	"CREATE TEMP TABLE IF NOT EXISTS pe_h (id " id " PRIMARY KEY);" \
+	"CREATE TEMP TABLE IF NOT EXISTS pe_m (id " id " PRIMARY KEY);" \
+	"CREATE TEMP TABLE IF NOT EXISTS pe_doc (id " id " PRIMARY KEY);" \
+	"CREATE TEMP TABLE IF NOT EXISTS pe_o (id " id " PRIMARY KEY)"
+#define SP_PURGE_TABLE(id) \
+	"CREATE TEMP TABLE IF NOT EXISTS pp (id " id " PRIMARY KEY)"
+
+static const char sp_erase_tables_sqlite[] = SP_ERASE_TABLES("INTEGER");
+static const char sp_erase_tables_pg[] = SP_ERASE_TABLES("BIGINT");
+
 static const char *const sp_erase_setup[] = {
-	"CREATE TEMP TABLE IF NOT EXISTS pe_c (id INTEGER PRIMARY KEY)",
-	"CREATE TEMP TABLE IF NOT EXISTS pe_cc (id INTEGER PRIMARY KEY)",
-	"CREATE TEMP TABLE IF NOT EXISTS pe_d (id INTEGER PRIMARY KEY)",
-	"CREATE TEMP TABLE IF NOT EXISTS pe_h (id INTEGER PRIMARY KEY)",
-	"CREATE TEMP TABLE IF NOT EXISTS pe_m (id INTEGER PRIMARY KEY)",
-	"CREATE TEMP TABLE IF NOT EXISTS pe_doc (id INTEGER PRIMARY KEY)",
-	"CREATE TEMP TABLE IF NOT EXISTS pe_o (id INTEGER PRIMARY KEY)",
-	"DELETE FROM temp.pe_c", "DELETE FROM temp.pe_cc",
-	"DELETE FROM temp.pe_d", "DELETE FROM temp.pe_h",
-	"DELETE FROM temp.pe_m", "DELETE FROM temp.pe_doc",
-	"DELETE FROM temp.pe_o",
-	"INSERT INTO temp.pe_c SELECT id FROM contacts WHERE account_id = ?1"
+	"DELETE FROM pe_c", "DELETE FROM pe_cc",
+	"DELETE FROM pe_d", "DELETE FROM pe_h",
+	"DELETE FROM pe_m", "DELETE FROM pe_doc",
+	"DELETE FROM pe_o",
+	"INSERT INTO pe_c SELECT id FROM contacts WHERE account_id = ?1"
 	" AND lower(email) = ?2",
 	/* contacts whose consent ledger goes (no hold keeps it) */
-	"INSERT INTO temp.pe_cc SELECT id FROM temp.pe_c WHERE NOT "
-	CONSENT_HELD("temp.pe_c.id"),
-	"INSERT INTO temp.pe_h SELECT id FROM dossiers WHERE account_id = ?1"
+	"INSERT INTO pe_cc SELECT id FROM pe_c WHERE NOT "
+	CONSENT_HELD("pe_c.id"),
+	"INSERT INTO pe_h SELECT id FROM dossiers WHERE account_id = ?1"
 	" AND " HELD_D,
-	"INSERT INTO temp.pe_d SELECT id FROM dossiers WHERE account_id = ?1"
-	" AND contact_id IN (SELECT id FROM temp.pe_c)"
-	" AND id NOT IN (SELECT id FROM temp.pe_h)",
-	"INSERT INTO temp.pe_m SELECT id FROM messages WHERE account_id = ?1"
-	" AND (dossier_id IN (SELECT id FROM temp.pe_d) OR"
+	"INSERT INTO pe_d SELECT id FROM dossiers WHERE account_id = ?1"
+	" AND contact_id IN (SELECT id FROM pe_c)"
+	" AND id NOT IN (SELECT id FROM pe_h)",
+	"INSERT INTO pe_m SELECT id FROM messages WHERE account_id = ?1"
+	" AND (dossier_id IN (SELECT id FROM pe_d) OR"
 	" ((lower(mail_from) = ?2 OR"
 	" instr(lower(COALESCE(from_header, '')), ?2) > 0)"
-	" AND dossier_id NOT IN (SELECT id FROM temp.pe_h)))",
-	"INSERT INTO temp.pe_doc SELECT id FROM documents WHERE account_id = ?1"
-	" AND (dossier_id IN (SELECT id FROM temp.pe_d) OR"
-	" message_id IN (SELECT id FROM temp.pe_m))",
-	"INSERT INTO temp.pe_o SELECT id FROM outbound WHERE account_id = ?1"
-	" AND (dossier_id IN (SELECT id FROM temp.pe_d) OR"
+	" AND dossier_id NOT IN (SELECT id FROM pe_h)))",
+	"INSERT INTO pe_doc SELECT id FROM documents WHERE account_id = ?1"
+	" AND (dossier_id IN (SELECT id FROM pe_d) OR"
+	" message_id IN (SELECT id FROM pe_m))",
+	"INSERT INTO pe_o SELECT id FROM outbound WHERE account_id = ?1"
+	" AND (dossier_id IN (SELECT id FROM pe_d) OR"
 	" (lower(rcpt) = ?2 AND NOT (?4 > 0 AND created >= ?4)"
 	" AND (dossier_id IS NULL OR"
-	" dossier_id NOT IN (SELECT id FROM temp.pe_h))))",
+	" dossier_id NOT IN (SELECT id FROM pe_h))))",
 };
 
 /* In store_erase_names order (but "blobs", counted by the caller). */
 static const char *const sp_erase_del[STORE_ERASE_NCOUNTS - 1] = {
-	"DELETE FROM documents WHERE id IN (SELECT id FROM temp.pe_doc)",
-	"DELETE FROM messages WHERE id IN (SELECT id FROM temp.pe_m)",
+	"DELETE FROM documents WHERE id IN (SELECT id FROM pe_doc)",
+	"DELETE FROM messages WHERE id IN (SELECT id FROM pe_m)",
 	"DELETE FROM events WHERE account_id = ?1 AND (dossier_id IN"
-	" (SELECT id FROM temp.pe_d) OR ((dossier_id IS NULL OR dossier_id"
-	" NOT IN (SELECT id FROM temp.pe_h)) AND (instr(lower(detail), ?2)"
+	" (SELECT id FROM pe_d) OR ((dossier_id IS NULL OR dossier_id"
+	" NOT IN (SELECT id FROM pe_h)) AND (instr(lower(detail), ?2)"
 	" > 0 OR EXISTS (SELECT 1 FROM contacts c WHERE c.id IN (SELECT id"
-	" FROM temp.pe_c) AND COALESCE(c.name, '') <> '' AND"
+	" FROM pe_c) AND COALESCE(c.name, '') <> '' AND"
 	" instr(lower(detail), lower(c.name)) > 0))))",
-	"DELETE FROM outbound WHERE id IN (SELECT id FROM temp.pe_o)",
+	"DELETE FROM outbound WHERE id IN (SELECT id FROM pe_o)",
 	"DELETE FROM campaign_recipients WHERE contact_id IN"
-	" (SELECT id FROM temp.pe_cc)",
+	" (SELECT id FROM pe_cc)",
 	/* The append-only trigger lets through privacy_erasing's rows. */
 	"DELETE FROM consent_records WHERE contact_id IN"
 	" (SELECT contact_id FROM privacy_erasing)",
 	"DELETE FROM consent_requests WHERE contact_id IN"
-	" (SELECT id FROM temp.pe_cc)",
-	"DELETE FROM dossiers WHERE id IN (SELECT id FROM temp.pe_d)",
+	" (SELECT id FROM pe_cc)",
+	"DELETE FROM dossiers WHERE id IN (SELECT id FROM pe_d)",
 	"DELETE FROM suppressions WHERE account_id = ?1 AND lower(email) = ?2",
-	"DELETE FROM contacts WHERE id IN (SELECT id FROM temp.pe_c) AND"
+	"DELETE FROM contacts WHERE id IN (SELECT id FROM pe_c) AND"
 	" NOT EXISTS (SELECT 1 FROM dossiers d WHERE d.contact_id ="
 	" contacts.id) AND NOT EXISTS (SELECT 1 FROM consent_records r WHERE"
 	" r.contact_id = contacts.id) AND NOT EXISTS (SELECT 1 FROM"
@@ -295,19 +308,19 @@ sp_erase_held(struct store *st, const struct store_erase_holds *h,
     char *err)
 {
 	if (store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM dossiers WHERE"
-	    " contact_id IN (SELECT id FROM temp.pe_c) AND id IN"
-	    " (SELECT id FROM temp.pe_h)", err, ""), &c->held_dossiers, err,
+	    " contact_id IN (SELECT id FROM pe_c) AND id IN"
+	    " (SELECT id FROM pe_h)", err, ""), &c->held_dossiers, err,
 	    "held dossiers") < 0)
 		return -1;
 	if (store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM outbound WHERE"
 	    " account_id = ?1 AND lower(rcpt) = ?2 AND id NOT IN"
-	    " (SELECT id FROM temp.pe_o)", err, "it", account_id, email),
+	    " (SELECT id FROM pe_o)", err, "it", account_id, email),
 	    &c->held_outbound, err, "held outbound") < 0)
 		return -1;
 	(void)h;
 	return store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM consent_records"
-	    " WHERE contact_id IN (SELECT id FROM temp.pe_c) AND contact_id"
-	    " NOT IN (SELECT id FROM temp.pe_cc)", err, ""),
+	    " WHERE contact_id IN (SELECT id FROM pe_c) AND contact_id"
+	    " NOT IN (SELECT id FROM pe_cc)", err, ""),
 	    &c->held_consent, err, "held consent") < 0 ? -1 : 0;
 }
 
@@ -315,9 +328,9 @@ static int
 sp_erase_blobs(struct store *st, store_sha_cb cb, void *ctx, char *err)
 {
 	struct db_stmt *s = sp_prep(st, "SELECT sha256 FROM messages WHERE id IN"
-	    " (SELECT id FROM temp.pe_m) UNION SELECT sha256 FROM documents"
-	    " WHERE id IN (SELECT id FROM temp.pe_doc) UNION SELECT sha256"
-	    " FROM outbound WHERE id IN (SELECT id FROM temp.pe_o)", err, "");
+	    " (SELECT id FROM pe_m) UNION SELECT sha256 FROM documents"
+	    " WHERE id IN (SELECT id FROM pe_doc) UNION SELECT sha256"
+	    " FROM outbound WHERE id IN (SELECT id FROM pe_o)", err, "");
 	int rc;
 
 	if (s == NULL)
@@ -341,6 +354,9 @@ store_subject_erase(struct store *st, int64_t account_id, const char *email,
 	size_t i;
 
 	memset(c, 0, sizeof(*c));
+	if (sp_exec(st, store_on_pg(st) ? sp_erase_tables_pg :
+	    sp_erase_tables_sqlite, err) != 0)
+		return -1;
 	for (i = 0; i < sizeof(sp_erase_setup) / sizeof(sp_erase_setup[0]);
 	    i++)
 		if (sp_run(st, sp_prep(st, sp_erase_setup[i], err, "itiii",
@@ -350,11 +366,11 @@ store_subject_erase(struct store *st, int64_t account_id, const char *email,
 	if (sp_erase_held(st, h, account_id, email, c, err) != 0 ||
 	    sp_erase_blobs(st, blob_cb, ctx, err) != 0)
 		return -1;
-	if (store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM temp.pe_c", err, ""),
+	if (store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM pe_c", err, ""),
 	    &before, err, "erase: contacts") < 0)
 		return -1;
 	if (sp_exec(st, "INSERT INTO privacy_erasing SELECT id FROM"
-	    " temp.pe_cc", err) != 0)
+	    " pe_cc", err) != 0)
 		return -1;
 	for (i = 0; i < STORE_ERASE_NCOUNTS - 1; i++) {
 		if (sp_run(st, sp_prep(st, sp_erase_del[i], err, "it",
@@ -396,10 +412,10 @@ store_subject_rectify(struct store *st, int64_t account_id, const char *email,
 		return sp_fail(st, err, "rectify");
 	n = db_changes(store_db(st));
 	if (new_email != NULL && n > 0 && sp_run(st, sp_prep(st,
-	    "UPDATE campaign_recipients SET email = ?3 WHERE state IN"
+	    "UPDATE campaign_recipients SET email = ?2 WHERE state IN"
 	    " ('pending', 'queuing') AND contact_id IN (SELECT id FROM"
-	    " contacts WHERE (?1 = 0 OR account_id = ?1) AND email = ?3)",
-	    err, "itt", account_id, email, new_email), NULL, err,
+	    " contacts WHERE (?1 = 0 OR account_id = ?1) AND email = ?2)",
+	    err, "it", account_id, new_email), NULL, err,
 	    "rectify campaigns") != 0)
 		return -1;
 	*n_r = (int)n;
@@ -453,22 +469,32 @@ store_blob_names(struct store *st, store_sha_cb cb, void *ctx, char *err)
  * One pass over each table whatever the number of hashes: "x IN
  * (SELECT ...)" is evaluated once into a temporary index, where asking
  * per hash (store_blob_referenced) scans the tables each time (sha256
- * alone is not indexed).
+ * alone is not indexed).  The JSON array's elements: json_each in SQLite,
+ * jsonb_array_elements_text in PostgreSQL (15 docs, 9.16.1).
  */
+#define SP_UNNAMED(from) "SELECT value FROM " from \
+	" WHERE value NOT IN (SELECT sha256 FROM messages) AND value NOT" \
+	" IN (SELECT sha256 FROM documents) AND value NOT IN (SELECT" \
+	" sha256 FROM outbound)"
+
 int
 store_blobs_unnamed(struct store *st, const char *json_shas,
     store_sha_cb cb, void *ctx, char *err)
 {
-	return sp_each_sha(st, sp_prep(st, "SELECT value FROM json_each(?1)"
-	    " WHERE value NOT IN (SELECT sha256 FROM messages) AND value NOT"
-	    " IN (SELECT sha256 FROM documents) AND value NOT IN (SELECT"
-	    " sha256 FROM outbound)", err, "t", json_shas), cb, ctx, err,
+	return sp_each_sha(st, sp_prep(st, store_on_pg(st) ?
+	    SP_UNNAMED("jsonb_array_elements_text(CAST(?1 AS jsonb))"
+	    " AS j (value)") :
+	    SP_UNNAMED("json_each(?1)"), err, "t", json_shas), cb, ctx, err,
 	    "unnamed blobs");
 }
 
+/* PostgreSQL has no such setting: a deleted row's bytes stay in its page
+ * until VACUUM reuses the space (store_compact). */
 int
 store_secure_delete(struct store *st, char *err)
 {
+	if (store_on_pg(st))
+		return 0;
 	return sp_exec(st, "PRAGMA secure_delete = ON", err);
 }
 
@@ -499,6 +525,11 @@ store_compact(struct store *st, int vacuum, char *err)
 {
 	int busy = 1, tries;
 
+	/* PostgreSQL recycles its own WAL (a CHECKPOINT needs a privileged
+	 * role); VACUUM FULL would lock every table against intake, so a
+	 * plain VACUUM marks the deleted rows' space for reuse. */
+	if (store_on_pg(st))
+		return vacuum ? sp_exec(st, "VACUUM", err) : 0;
 	if (sp_checkpoint(st, &busy, err) != 0 ||
 	    (vacuum && sp_exec(st, "VACUUM", err) != 0))
 		return -1;
@@ -517,49 +548,51 @@ store_compact(struct store *st, int vacuum, char *err)
 /* ---- retention ---- */
 
 /* A message whose raw copy retention takes says so, and since when
- * (the purge's wall clock, not its --now: the day it happened). */
-#define RAW_BY_RETENTION "raw_removed = 'retention', raw_removed_at =" \
-	" CAST(strftime('%s', 'now') AS INTEGER)"
+ * (the purge's wall clock, not its --now: the day it happened): ?1. */
+#define RAW_BY_RETENTION "raw_removed = 'retention', raw_removed_at = ?1"
+
+static const char sp_purge_table_sqlite[] = SP_PURGE_TABLE("INTEGER");
+static const char sp_purge_table_pg[] = SP_PURGE_TABLE("BIGINT");
 
 static const struct {
 	const char *cls;
-	const char *select;	/* ids into temp.pp */
-	const char *shas;	/* blob hashes of temp.pp's rows */
-	const char *apply;
+	const char *select;	/* ids into pp */
+	const char *shas;	/* blob hashes of pp's rows */
+	const char *apply[2];	/* in turn, ?1 the wall clock */
 } sp_purge[] = {
 	{ "raw_messages",
-	  "INSERT INTO temp.pp SELECT id FROM messages WHERE"
+	  "INSERT INTO pp SELECT id FROM messages WHERE"
 	  " (?1 = 0 OR account_id = ?1) AND received < ?2 AND sha256 <> ''"
 	  " AND dossier_id NOT IN (SELECT id FROM dossiers WHERE " HELD_D ")",
-	  "SELECT sha256 FROM messages WHERE id IN (SELECT id FROM temp.pp)",
-	  "UPDATE messages SET sha256 = '', " RAW_BY_RETENTION " WHERE id IN"
-	  " (SELECT id FROM temp.pp)" },
+	  "SELECT sha256 FROM messages WHERE id IN (SELECT id FROM pp)",
+	  { "UPDATE messages SET sha256 = '', " RAW_BY_RETENTION " WHERE id IN"
+	  " (SELECT id FROM pp)" } },
 	{ "documents",
-	  "INSERT INTO temp.pp SELECT id FROM documents WHERE"
+	  "INSERT INTO pp SELECT id FROM documents WHERE"
 	  " (?1 = 0 OR account_id = ?1) AND dossier_id IN (SELECT id FROM"
 	  " dossiers WHERE status = 'closed' AND closed < ?2 AND NOT " HELD_D
 	  ")",
-	  "SELECT sha256 FROM documents WHERE id IN (SELECT id FROM temp.pp)"
+	  "SELECT sha256 FROM documents WHERE id IN (SELECT id FROM pp)"
 	  " UNION SELECT m.sha256 FROM messages m JOIN documents d ON"
-	  " d.message_id = m.id WHERE d.id IN (SELECT id FROM temp.pp)",
+	  " d.message_id = m.id WHERE d.id IN (SELECT id FROM pp)",
 	  /* the raw message carries the same bytes: it goes too */
-	  "UPDATE messages SET sha256 = '', " RAW_BY_RETENTION " WHERE id IN"
+	  { "UPDATE messages SET sha256 = '', " RAW_BY_RETENTION " WHERE id IN"
 	  " (SELECT message_id FROM documents WHERE id IN"
-	  " (SELECT id FROM temp.pp));"
-	  "DELETE FROM documents WHERE id IN (SELECT id FROM temp.pp)" },
+	  " (SELECT id FROM pp))",
+	  "DELETE FROM documents WHERE id IN (SELECT id FROM pp)" } },
 	{ "outbound_bodies",
-	  "INSERT INTO temp.pp SELECT id FROM outbound WHERE"
+	  "INSERT INTO pp SELECT id FROM outbound WHERE"
 	  " (?1 = 0 OR account_id = ?1) AND created < ?2 AND sha256 <> ''"
 	  " AND state IN ('sent', 'bounced', 'failed')",
-	  "SELECT sha256 FROM outbound WHERE id IN (SELECT id FROM temp.pp)",
-	  "UPDATE outbound SET sha256 = '' WHERE id IN"
-	  " (SELECT id FROM temp.pp)" },
+	  "SELECT sha256 FROM outbound WHERE id IN (SELECT id FROM pp)",
+	  { "UPDATE outbound SET sha256 = '' WHERE id IN"
+	  " (SELECT id FROM pp)" } },
 	{ "history",
-	  "INSERT INTO temp.pp SELECT id FROM events WHERE"
+	  "INSERT INTO pp SELECT id FROM events WHERE"
 	  " (?1 = 0 OR account_id = ?1) AND at < ?2 AND (dossier_id IS NULL"
 	  " OR dossier_id NOT IN (SELECT id FROM dossiers WHERE " HELD_D "))",
 	  NULL,
-	  "DELETE FROM events WHERE id IN (SELECT id FROM temp.pp)" },
+	  { "DELETE FROM events WHERE id IN (SELECT id FROM pp)" } },
 };
 
 int
@@ -567,7 +600,7 @@ store_purge_class(struct store *st, int64_t account_id, const char *cls,
     int64_t cutoff, const struct store_erase_holds *h, int dry_run,
     int64_t *n_r, store_sha_cb blob_cb, void *ctx, char *err)
 {
-	size_t i;
+	size_t i, j;
 	struct db_stmt *s;
 	int rc;
 
@@ -578,11 +611,12 @@ store_purge_class(struct store *st, int64_t account_id, const char *cls,
 		pd_err(err, "unknown data class %s", cls);
 		return -1;
 	}
-	if (sp_exec(st, "CREATE TEMP TABLE IF NOT EXISTS pp (id INTEGER"
-	    " PRIMARY KEY); DELETE FROM temp.pp", err) != 0 ||
+	if (sp_exec(st, store_on_pg(st) ? sp_purge_table_pg :
+	    sp_purge_table_sqlite, err) != 0 ||
+	    sp_exec(st, "DELETE FROM pp", err) != 0 ||
 	    sp_run(st, sp_prep(st, sp_purge[i].select, err, "iii", account_id,
 	    cutoff, h->dossiers), NULL, err, cls) != 0 ||
-	    store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM temp.pp", err, ""),
+	    store_cx_int(st, sp_prep(st, "SELECT COUNT(*) FROM pp", err, ""),
 	    n_r, err, cls) < 0)
 		return -1;
 	if (dry_run)
@@ -600,7 +634,11 @@ store_purge_class(struct store *st, int64_t account_id, const char *cls,
 		if (rc != DB_DONE)
 			return sp_fail(st, err, cls);
 	}
-	return sp_exec(st, sp_purge[i].apply, err);
+	for (j = 0; j < 2 && sp_purge[i].apply[j] != NULL; j++)
+		if (sp_run(st, sp_prep(st, sp_purge[i].apply[j], err, "i",
+		    pd_now()), NULL, err, cls) != 0)
+			return -1;
+	return 0;
 }
 
 int
@@ -630,8 +668,9 @@ int
 store_erased_add(struct store *st, int64_t account_id, const char *hash,
     char *err)
 {
-	return sp_run(st, sp_prep(st, "INSERT OR IGNORE INTO erased_subjects"
-	    " (account_id, hash, created) VALUES (?1, ?2, ?3)", err, "iti",
+	return sp_run(st, sp_prep(st, "INSERT INTO erased_subjects"
+	    " (account_id, hash, created) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT DO NOTHING", err, "iti",
 	    account_id, hash, pd_now()), NULL, err, "erased subject");
 }
 
@@ -665,11 +704,11 @@ int
 store_erased_lift(struct store *st, int64_t account_id, const char *hash,
     char *err)
 {
-	if (sp_run(st, sp_prep(st, "INSERT OR IGNORE INTO erased_subjects"
+	if (sp_run(st, sp_prep(st, "INSERT INTO erased_subjects"
 	    " (account_id, hash, created) SELECT a.id, e.hash, e.created FROM"
 	    " accounts a, erased_subjects e WHERE e.account_id = 0 AND"
-	    " e.hash = ?2 AND a.id <> ?1", err, "it", account_id, hash), NULL,
-	    err, "erased subject") != 0)
+	    " e.hash = ?2 AND a.id <> ?1 ON CONFLICT DO NOTHING", err, "it",
+	    account_id, hash), NULL, err, "erased subject") != 0)
 		return -1;
 	return sp_run(st, sp_prep(st, "DELETE FROM erased_subjects WHERE"
 	    " hash = ?2 AND account_id IN (0, ?1)", err, "it", account_id,

@@ -2,6 +2,11 @@
  * store_schema.c - the schema and its migrations (PRAGMA user_version):
  * one entry per version, each named by what it adds.  Never edits a
  * shipped entry; a change to the schema is a new entry.
+ *
+ * Two engines: the SQLite texts below, and store_schema_pg.c for
+ * PostgreSQL (one base text at version STORE_PG_BASE, then one entry per
+ * later version).  A future migration is written twice, here and in
+ * store_pg_migrations, and checked with scripts/check-pg-sql.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,6 +501,16 @@ static const char store_v10_campaigns[] =
 	" updated INTEGER NOT NULL,"
 	" PRIMARY KEY (account_id, key));";
 
+/*
+ * v11: addresses compare as lower(x) = lower(?), which both engines can
+ * serve from an index on the expression; COLLATE NOCASE was SQLite's
+ * alone.
+ */
+static const char store_v11_rcpt_lower[] =
+	"DROP INDEX outbound_rcpt;"
+	"CREATE INDEX outbound_rcpt_lower ON outbound (account_id,"
+	" lower(rcpt));";
+
 /* Entry N brings the schema from version N-1 to N. */
 static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[1] = store_v1_dossiers,
@@ -508,6 +523,7 @@ static const char *const store_migrations[STORE_SCHEMA_VERSION + 1] = {
 	[8] = store_v8_items,
 	[9] = store_v9_trust,
 	[10] = store_v10_campaigns,
+	[11] = store_v11_rcpt_lower,
 };
 
 /* What a migration does in C after its SQL, when SQL cannot say it. */
@@ -550,6 +566,118 @@ store_migrate_one(struct store *st, int v, char *err)
 	return store_exec(st, sql, err, what);
 }
 
+/* ---- PostgreSQL ---- */
+
+/*
+ * The advisory lock every gateway takes to migrate ("postdoc" in ASCII):
+ * a transaction-level lock (PostgreSQL 15 docs, 9.27.10 "Advisory Lock
+ * Functions"), released by the COMMIT or ROLLBACK that ends the
+ * migration, even when the connection dies.
+ */
+#define STORE_PG_MIGRATE_LOCK "31647739056254819"	/* 0x706f7374646f63 */
+
+/* The version in schema_version, 0 for a database the store never saw. */
+static int
+store_pg_version(struct store *st, int *v_r, char *err)
+{
+	if (store_exec(st, "CREATE TABLE IF NOT EXISTS schema_version"
+	    " (version BIGINT NOT NULL)", err, "schema_version") != 0)
+		return -1;
+	return store_pragma_int(st, "SELECT COALESCE(MAX(version), 0) FROM"
+	    " schema_version", v_r, err);
+}
+
+/* Inside the caller's transaction: the base text or the later entries,
+ * then the version (one row, rewritten). */
+static int
+store_pg_migrate_from(struct store *st, int v, char *err)
+{
+	char what[64];
+
+	if (v == 0) {
+		if (store_exec(st, store_schema_pg, err, "postgresql schema")
+		    != 0)
+			return -1;
+		v = STORE_PG_BASE;
+	}
+	for (v = v + 1; v <= STORE_SCHEMA_VERSION; v++) {
+		snprintf(what, sizeof(what), "postgresql migration %d", v);
+		if (store_pg_migrations[v] == NULL) {
+			pd_err(err, "%s: no PostgreSQL text", what);
+			return -1;
+		}
+		if (store_exec(st, store_pg_migrations[v], err, what) != 0)
+			return -1;
+	}
+	if (store_exec(st, "DELETE FROM schema_version", err,
+	    "schema_version") != 0)
+		return -1;
+	return store_cx_exec(st, store_cx(st, "INSERT INTO schema_version"
+	    " (version) VALUES (?1)", err, "i", (int64_t)STORE_SCHEMA_VERSION),
+	    NULL, err, "schema_version");
+}
+
+/*
+ * The store compares and sorts text byte by byte and lower() folds ASCII
+ * only, as SQLite does (BINARY collation, no ICU).  A database whose
+ * collation or character classes are a locale's would sort names
+ * otherwise and, worse, fold a non-ASCII capital in lower(email) where
+ * the C code folded only ASCII: an erasure could miss the subject's
+ * rows.  So the database must be created C (PostgreSQL 15 docs, 24.1
+ * "Locale Support": LC_COLLATE and LC_CTYPE are fixed per database).
+ */
+static int
+store_pg_locale(struct store *st, char *err)
+{
+	int ok = 0;
+
+	if (store_pragma_int(st, "SELECT CASE WHEN datcollate IN ('C',"
+	    " 'POSIX') AND datctype IN ('C', 'POSIX') THEN 1 ELSE 0 END FROM"
+	    " pg_database WHERE datname = current_database()", &ok, err) != 0)
+		return -1;
+	if (!ok) {
+		pd_err(err, "the PostgreSQL database must use the C locale "
+		    "(CREATE DATABASE ... TEMPLATE template0 LOCALE 'C'): the "
+		    "store compares text byte by byte, as SQLite does");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * PostgreSQL: DDL is transactional, so a migration is all or nothing;
+ * two gateways starting together queue on the advisory lock, and the
+ * second reads the version the first committed and does nothing.
+ */
+static int
+store_migrate_pg(struct store *st, char *err)
+{
+	int v;
+
+	if (store_exec(st, "BEGIN", err, "migrations: begin") != 0)
+		return -1;
+	if (store_pg_locale(st, err) != 0 ||
+	    store_exec(st, "SELECT pg_advisory_xact_lock("
+	    STORE_PG_MIGRATE_LOCK ")", err, "migrations: lock") != 0 ||
+	    store_pg_version(st, &v, err) != 0)
+		goto fail;
+	if (v > STORE_SCHEMA_VERSION) {
+		pd_err(err, "database schema version %d is newer than this "
+		    "postdoc (%d)", v, STORE_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (v < STORE_SCHEMA_VERSION && store_pg_migrate_from(st, v, err) != 0)
+		goto fail;
+	if (store_exec(st, "COMMIT", err, "migrations: commit") != 0)
+		goto fail;
+	return 0;
+fail:
+	db_exec(store_db(st), "ROLLBACK");
+	return -1;
+}
+
+/* ---- both ---- */
+
 /*
  * Bring the schema up to STORE_SCHEMA_VERSION.  The version is re-read
  * after BEGIN IMMEDIATE so several connections opening at once (worker
@@ -561,6 +689,8 @@ store_migrate(struct store *st, char *err)
 {
 	int v;
 
+	if (store_on_pg(st))
+		return store_migrate_pg(st, err);
 	if (store_exec(st, "BEGIN IMMEDIATE", err, "migrations: begin") != 0)
 		return -1;
 	if (store_pragma_int(st, "PRAGMA user_version", &v, err) != 0)
@@ -586,7 +716,9 @@ store_schema_version(struct store *st)
 {
 	int v = -1;
 
-	if (store_pragma_int(st, "PRAGMA user_version", &v, NULL) != 0)
+	if (store_pragma_int(st, store_on_pg(st) ? "SELECT"
+	    " COALESCE(MAX(version), 0) FROM schema_version" :
+	    "PRAGMA user_version", &v, NULL) != 0)
 		return -1;
 	return v;
 }

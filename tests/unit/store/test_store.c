@@ -751,6 +751,38 @@ START_TEST(test_outbound_rows)
 }
 END_TEST
 
+/* v11: addresses compare as lower(x) = lower(?) in both engines, and an
+ * index on the expression still serves the bounce check. */
+START_TEST(test_bounced_rcpt_lower)
+{
+	int64_t acct = add_account("acme"), other = add_account("other");
+	int64_t id = add_outbound(acct, 0, "tok1", "Client@Example.org", 10);
+	sqlite3 *rd = NULL;
+	sqlite3_stmt *q = NULL;
+	int used = 0;
+
+	ck_assert_int_eq(store_contact_bounced(st, acct, "client@example.ORG",
+	    err), 0);
+	ck_assert_msg(store_outbound_update(st, id, "bounced", 550, "5.1.1",
+	    "no such user", 99, err) == 0, "%s", err);
+	ck_assert_int_eq(store_contact_bounced(st, acct, "client@example.ORG",
+	    err), 1);
+	ck_assert_int_eq(store_contact_bounced(st, other, "client@example.org",
+	    err), 0);
+	ck_assert_int_eq(sqlite3_open_v2(dbpath, &rd, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(rd, "EXPLAIN QUERY PLAN SELECT 1"
+	    " FROM outbound o WHERE o.account_id = ?1 AND lower(o.rcpt) ="
+	    " lower(?2) AND o.state = 'bounced'", -1, &q, NULL), SQLITE_OK);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		used |= strstr((const char *)sqlite3_column_text(q, 3),
+		    "outbound_rcpt_lower") != NULL;
+	sqlite3_finalize(q);
+	sqlite3_close(rd);
+	ck_assert_msg(used, "the bounce check does not use outbound_rcpt_lower");
+}
+END_TEST
+
 struct claim_ctx {
 	int n;
 	int64_t ids[64];
@@ -1511,6 +1543,7 @@ store_suite(void)
 	tcase_add_test(tc, test_migrate_v7_to_v8);
 	tcase_add_test(tc, test_dossier_request);
 	tcase_add_test(tc, test_outbound_rows);
+	tcase_add_test(tc, test_bounced_rcpt_lower);
 	tcase_add_test(tc, test_outbound_claim);
 	tcase_add_test(tc, test_outbound_claim_processes);
 	tcase_add_test(tc, test_suppressions);
